@@ -1,0 +1,435 @@
+//! The REST API under `/api/v3` (GitHub Enterprise Server layout).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::hub::{Hub, IssuedToken, JwtCheck, Mint, TokenCheck, level_covers};
+use crate::{Body, json_response, json as docs};
+
+enum Auth {
+    None,
+    Jwt(String),
+    Token(String),
+}
+
+fn auth_of(req: &Request<Incoming>) -> Auth {
+    let Some(v) = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Auth::None;
+    };
+    let cred = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .or_else(|| v.strip_prefix("token "))
+        .unwrap_or("")
+        .trim();
+    if cred.is_empty() {
+        Auth::None
+    } else if cred.starts_with("ghs_") {
+        Auth::Token(cred.to_owned())
+    } else {
+        Auth::Jwt(cred.to_owned())
+    }
+}
+
+fn err(status: StatusCode, msg: &str) -> Response<Body> {
+    json_response(status, &docs::error(msg))
+}
+
+fn not_found() -> Response<Body> {
+    err(StatusCode::NOT_FOUND, "Not Found")
+}
+
+pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Response<Body> {
+    let delay = hub.knobs.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let method = req.method().clone();
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let route = route_name(&method, &s);
+    hub.count(&route);
+
+    // Rate-limit knob: answer the next N API requests with 403/429 and Retry-After.
+    if hub
+        .knobs
+        .rate_limit
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        let status = StatusCode::from_u16(hub.knobs.rate_limit_status.load(Ordering::Relaxed) as u16)
+            .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+        let mut r = err(
+            status,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        );
+        let ra = hub.knobs.retry_after.load(Ordering::Relaxed).to_string();
+        r.headers_mut()
+            .insert("retry-after", ra.parse().expect("digits"));
+        return r;
+    }
+
+    let auth = auth_of(&req);
+    let jwt = |auth: &Auth| -> Result<(), Response<Body>> {
+        match auth {
+            Auth::Jwt(j) => match hub.check_jwt(j) {
+                JwtCheck::Ok => Ok(()),
+                JwtCheck::Rejected(m) => Err(err(StatusCode::UNAUTHORIZED, m)),
+            },
+            Auth::Token(_) => Err(err(
+                StatusCode::FORBIDDEN,
+                "This endpoint requires you to authenticate as a GitHub App (JWT).",
+            )),
+            Auth::None => Err(err(
+                StatusCode::UNAUTHORIZED,
+                "A JSON web token could not be decoded",
+            )),
+        }
+    };
+    let token = |auth: &Auth| -> Result<IssuedToken, Response<Body>> {
+        match auth {
+            Auth::Token(t) => match hub.check_token(t) {
+                TokenCheck::Valid(t) => Ok(t),
+                _ => Err(err(StatusCode::UNAUTHORIZED, "Bad credentials")),
+            },
+            Auth::Jwt(_) => Err(err(
+                StatusCode::FORBIDDEN,
+                "This endpoint requires an installation access token.",
+            )),
+            Auth::None => Err(err(StatusCode::UNAUTHORIZED, "Requires authentication")),
+        }
+    };
+    let base = hub.base_url.clone();
+    let app_json = || app_doc(&hub);
+
+    let result: Result<Response<Body>, Response<Body>> = (async {
+        match (method.clone(), s.as_slice()) {
+            (Method::GET, ["app"]) => {
+                jwt(&auth)?;
+                Ok(json_response(StatusCode::OK, &app_json()))
+            }
+            (Method::GET, ["app", "installations"]) => {
+                jwt(&auth)?;
+                let list: Vec<Value> = hub
+                    .installations
+                    .iter()
+                    .map(|i| installation_doc(&hub, i))
+                    .collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+            }
+            (Method::GET, ["app", "installations", id]) => {
+                jwt(&auth)?;
+                let inst = id.parse().ok().and_then(|id| hub.installation(id));
+                match inst {
+                    Some(i) => Ok(json_response(StatusCode::OK, &installation_doc(&hub, i))),
+                    None => Ok(not_found()),
+                }
+            }
+            (Method::POST, ["app", "installations", id, "access_tokens"]) => {
+                jwt(&auth)?;
+                let id: u64 = id.parse().unwrap_or(0);
+                Ok(mint(&hub, id, req).await)
+            }
+            (Method::GET, ["repos", owner, repo, "installation"]) => {
+                jwt(&auth)?;
+                match hub.installation_for_repo(owner, repo) {
+                    Some(i) => Ok(json_response(StatusCode::OK, &installation_doc(&hub, i))),
+                    None => Ok(not_found()),
+                }
+            }
+            (Method::GET, ["users" | "orgs", owner, "installation"]) => {
+                jwt(&auth)?;
+                match hub
+                    .installations
+                    .iter()
+                    .find(|i| i.account.eq_ignore_ascii_case(owner))
+                {
+                    Some(i) => Ok(json_response(StatusCode::OK, &installation_doc(&hub, i))),
+                    None => Ok(not_found()),
+                }
+            }
+            (Method::GET, ["installation", "repositories"]) => {
+                let t = token(&auth)?;
+                let inst = hub.installation(t.installation_id).ok_or_else(not_found)?;
+                let repos: Vec<Value> = hub
+                    .installation_repos(inst)
+                    .into_iter()
+                    .filter(|r| hub.token_covers(&t, &r.owner, &r.name))
+                    .map(|r| repo_doc(&hub, &r, None))
+                    .collect();
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "total_count": repos.len(),
+                        "repository_selection": if t.repositories.is_some() { "selected" } else { "all" },
+                        "repositories": repos
+                    }),
+                ))
+            }
+            (Method::DELETE, ["installation", "token"]) => {
+                let Auth::Token(raw) = &auth else {
+                    return Err(err(StatusCode::UNAUTHORIZED, "Requires authentication"));
+                };
+                token(&auth)?;
+                let mut tokens = hub.tokens.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(t) = tokens.get_mut(raw) {
+                    t.revoked = true;
+                }
+                Ok(crate::empty(StatusCode::NO_CONTENT))
+            }
+            (Method::GET, ["repos", owner, repo]) => {
+                let t = token(&auth)?;
+                match hub.find_repo(owner, repo) {
+                    Some(r) if hub.token_covers(&t, &r.owner, &r.name) => {
+                        let push = t
+                            .permissions
+                            .get("contents")
+                            .is_some_and(|l| level_covers(l, "write"));
+                        Ok(json_response(StatusCode::OK, &repo_doc(&hub, &r, Some((true, push)))))
+                    }
+                    _ => Ok(not_found()),
+                }
+            }
+            (Method::GET, ["rate_limit"]) => {
+                let now = hub.now();
+                let core = json!({"limit": 5000, "used": 0, "remaining": 5000, "reset": now + 3600});
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"resources": {"core": core, "search": core}, "rate": core}),
+                ))
+            }
+            _ => {
+                let _ = &base;
+                Ok(not_found())
+            }
+        }
+    })
+    .await;
+    result.unwrap_or_else(|r| r)
+}
+
+/// A stable label for counting: ids and names replaced by `{…}`.
+fn route_name(method: &Method, s: &[&str]) -> String {
+    let pattern = match s {
+        ["app", "installations", _] => "/app/installations/{id}".into(),
+        ["app", "installations", _, "access_tokens"] => {
+            "/app/installations/{id}/access_tokens".into()
+        }
+        ["repos", _, _, "installation"] => "/repos/{owner}/{repo}/installation".into(),
+        ["users", _, "installation"] => "/users/{user}/installation".into(),
+        ["orgs", _, "installation"] => "/orgs/{org}/installation".into(),
+        ["repos", _, _] => "/repos/{owner}/{repo}".into(),
+        other => format!("/{}", other.join("/")),
+    };
+    format!("{method} {pattern}")
+}
+
+pub fn app_doc(hub: &Hub) -> Value {
+    let app = &hub.app;
+    json!({
+        "id": app.id,
+        "slug": app.slug,
+        "node_id": format!("A_kwDO{}", app.id),
+        "client_id": app.client_id,
+        "owner": docs::simple_user(&hub.base_url, &app.owner, 9000, "Organization"),
+        "name": app.name,
+        "description": "The GitHub App emulated by fakehub",
+        "external_url": "https://example.invalid/ghapp",
+        "html_url": format!("{}/apps/{}", hub.base_url, app.slug),
+        "created_at": docs::CREATED,
+        "updated_at": docs::CREATED,
+        "permissions": app.permissions,
+        "events": [],
+        "installations_count": hub.installations.len()
+    })
+}
+
+pub fn installation_doc(hub: &Hub, i: &crate::hub::Installation) -> Value {
+    let api = format!("{}/api/v3", hub.base_url);
+    json!({
+        "id": i.id,
+        "account": docs::simple_user(&hub.base_url, &i.account, i.account_id, i.account_type),
+        "repository_selection": if i.repositories.is_some() { "selected" } else { "all" },
+        "access_tokens_url": format!("{api}/app/installations/{}/access_tokens", i.id),
+        "repositories_url": format!("{api}/installation/repositories"),
+        "html_url": format!("{}/organizations/{}/settings/installations/{}", hub.base_url, i.account, i.id),
+        "app_id": hub.app.id,
+        "client_id": hub.app.client_id,
+        "app_slug": hub.app.slug,
+        "target_id": i.account_id,
+        "target_type": i.account_type,
+        "permissions": i.permissions,
+        "events": [],
+        "created_at": docs::CREATED,
+        "updated_at": docs::CREATED,
+        "single_file_name": null,
+        "has_multiple_single_files": false,
+        "single_file_paths": [],
+        "suspended_by": null,
+        "suspended_at": null
+    })
+}
+
+pub fn repo_doc(hub: &Hub, r: &crate::hub::Repo, perms: Option<(bool, bool)>) -> Value {
+    let kind = hub
+        .installations
+        .iter()
+        .find(|i| i.account.eq_ignore_ascii_case(&r.owner))
+        .map(|i| (i.account_id, i.account_type))
+        .unwrap_or((7000, "User"));
+    let owner = docs::simple_user(&hub.base_url, &r.owner, kind.0, kind.1);
+    docs::repository(&hub.base_url, &owner, &r.name, r.id, &r.default_branch, perms)
+}
+
+/// `POST /app/installations/{id}/access_tokens`, with GitHub's narrowing rules.
+async fn mint(hub: &Arc<Hub>, id: u64, req: Request<Incoming>) -> Response<Body> {
+    let Some(inst) = hub.installation(id).cloned() else {
+        return not_found();
+    };
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return err(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+    };
+    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return err(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+        }
+    };
+    // Fault knob: fail the next N mints.
+    if hub
+        .knobs
+        .fail_mints
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        let status = StatusCode::from_u16(hub.knobs.fail_status.load(Ordering::Relaxed) as u16)
+            .unwrap_or(StatusCode::BAD_GATEWAY);
+        return err(status, "Server Error");
+    }
+    let reachable = hub.installation_repos(&inst);
+    let repositories: Option<Vec<String>> = match v.get("repositories") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => {
+            let mut names = Vec::new();
+            for n in a {
+                let Some(n) = n.as_str() else {
+                    return err(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid request. For 'properties/repositories', items must be strings.",
+                    );
+                };
+                names.push(n.to_owned());
+            }
+            if names.len() > 500 {
+                return err(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Too many repositories requested: at most 500.",
+                );
+            }
+            for n in &names {
+                if !reachable.iter().any(|r| r.name.eq_ignore_ascii_case(n)) {
+                    return err(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                    );
+                }
+            }
+            Some(names.iter().map(|n| n.to_ascii_lowercase()).collect())
+        }
+        Some(_) => {
+            return err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid request. For 'properties/repositories', must be an array.",
+            );
+        }
+    };
+    let permissions: BTreeMap<String, String> = match v.get("permissions") {
+        None | Some(Value::Null) => inst.permissions.clone(),
+        Some(Value::Object(m)) => {
+            let mut out = BTreeMap::new();
+            for (k, lvl) in m {
+                let lvl = lvl.as_str().unwrap_or("");
+                let granted = inst.permissions.get(k).map(String::as_str).unwrap_or("");
+                if !level_covers(granted, lvl) {
+                    return err(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "The permissions requested are not granted to this installation.",
+                    );
+                }
+                out.insert(k.clone(), lvl.to_owned());
+            }
+            out
+        }
+        Some(_) => {
+            return err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid request. For 'properties/permissions', must be an object.",
+            );
+        }
+    };
+    let ttl = hub.knobs.token_ttl.load(Ordering::Relaxed) as i64;
+    let expires_at = hub.now() + ttl;
+    let token = hub.new_token();
+    hub.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        token.clone(),
+        IssuedToken {
+            installation_id: id,
+            repositories: repositories.clone(),
+            permissions: permissions.clone(),
+            expires_at,
+            revoked: false,
+        },
+    );
+    hub.issued
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(token.clone());
+    hub.with_counters(|c| {
+        c.mints.push(Mint {
+            installation_id: id,
+            repositories: repositories.clone(),
+            permissions: permissions.clone(),
+        })
+    });
+    let listed: Vec<Value> = reachable
+        .iter()
+        .filter(|r| match &repositories {
+            None => true,
+            Some(list) => list.iter().any(|n| n.eq_ignore_ascii_case(&r.name)),
+        })
+        .map(|r| repo_doc(hub, r, None))
+        .collect();
+    let expires = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_secs(expires_at.max(0) as u64),
+    )
+    .to_string();
+    json_response(
+        StatusCode::CREATED,
+        &json!({
+            "token": token,
+            "expires_at": expires,
+            "permissions": permissions,
+            "repository_selection": if repositories.is_some() || inst.repositories.is_some() { "selected" } else { "all" },
+            "repositories": listed,
+        }),
+    )
+}

@@ -1,0 +1,254 @@
+//! Git smart HTTP through the real `git http-backend` (CGI), behind GitHub's auth rules:
+//! no credentials -> 401 with `WWW-Authenticate: Basic realm="GitHub"`; an unknown, revoked or
+//! expired token -> 401; a token that does not cover the repository -> 404 "Repository not
+//! found."; a push without `contents: write` -> 403.
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use base64::Engine;
+use futures_util::TryStreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::hub::{Hub, TokenCheck, level_covers};
+use crate::{Body, text};
+
+pub struct GitRoute {
+    pub owner: String,
+    pub repo: String,
+    /// `info/refs`, `git-upload-pack` or `git-receive-pack`.
+    pub tail: &'static str,
+}
+
+/// `/{owner}/{repo}[.git]/{info/refs|git-upload-pack|git-receive-pack}`.
+pub fn parse_path(path: &str) -> Option<GitRoute> {
+    let rest = path.strip_prefix('/')?;
+    let mut parts = rest.splitn(3, '/');
+    let owner = parts.next()?;
+    let repo = parts.next()?;
+    let tail = match parts.next()? {
+        "info/refs" => "info/refs",
+        "git-upload-pack" => "git-upload-pack",
+        "git-receive-pack" => "git-receive-pack",
+        _ => return None,
+    };
+    let repo = repo.strip_suffix(".git").unwrap_or(repo);
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    (ok(owner) && ok(repo)).then(|| GitRoute {
+        owner: owner.to_owned(),
+        repo: repo.to_owned(),
+        tail,
+    })
+}
+
+fn unauthorized(msg: &str) -> Response<Body> {
+    let mut r = text(StatusCode::UNAUTHORIZED, msg);
+    r.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"GitHub\""),
+    );
+    r
+}
+
+fn basic_password(req: &Request<Incoming>) -> Option<String> {
+    let v = req.headers().get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
+    let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (_user, pass) = s.split_once(':')?;
+    Some(pass.to_owned())
+}
+
+pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Response<Body> {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let service = match route.tail {
+        "info/refs" => {
+            let svc = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("service="))
+                .unwrap_or("");
+            match svc {
+                "git-upload-pack" | "git-receive-pack" => svc.to_owned(),
+                _ => {
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        "fakehub serves only the smart HTTP protocol: upgrade your git client\n",
+                    );
+                }
+            }
+        }
+        t => t.to_owned(),
+    };
+    hub.count(&format!(
+        "git {} {}",
+        if route.tail == "info/refs" { "info/refs" } else { "POST" },
+        service
+    ));
+    let Some(token) = basic_password(&req) else {
+        return unauthorized("");
+    };
+    let t = match hub.check_token(&token) {
+        TokenCheck::Valid(t) => t,
+        TokenCheck::Expired => {
+            return unauthorized("Invalid username or token. The token has expired.\n");
+        }
+        TokenCheck::Unknown => {
+            return unauthorized(
+                "Invalid username or token. Password authentication is not supported for Git operations.\n",
+            );
+        }
+    };
+    let Some(repo) = hub.find_repo(&route.owner, &route.repo) else {
+        return text(StatusCode::NOT_FOUND, "Repository not found.\n");
+    };
+    if !hub.token_covers(&t, &repo.owner, &repo.name) {
+        return text(StatusCode::NOT_FOUND, "Repository not found.\n");
+    }
+    let contents = t.permissions.get("contents").map(String::as_str).unwrap_or("");
+    let needed = if service == "git-receive-pack" { "write" } else { "read" };
+    if !level_covers(contents, needed) {
+        if needed == "read" {
+            return text(StatusCode::NOT_FOUND, "Repository not found.\n");
+        }
+        return text(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "Permission to {}/{}.git denied to x-access-token.\n",
+                repo.owner, repo.name
+            ),
+        );
+    }
+    let is_push = req.method() == hyper::Method::POST && service == "git-receive-pack";
+    match cgi(&hub, req, &repo.owner, &repo.name, route.tail, &query).await {
+        Ok(r) => {
+            if is_push && r.status() == StatusCode::OK {
+                hub.with_counters(|c| c.pushes += 1);
+            }
+            r
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("git http-backend failed: {e}\n"),
+        ),
+    }
+}
+
+/// Runs `git http-backend` with the request streamed to its stdin and its stdout streamed back.
+async fn cgi(
+    hub: &Hub,
+    req: Request<Incoming>,
+    owner: &str,
+    name: &str,
+    tail: &str,
+    query: &str,
+) -> std::io::Result<Response<Body>> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env("GIT_PROJECT_ROOT", &hub.repos_root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env(
+            "PATH_INFO",
+            format!(
+                "/{}/{}.git/{tail}",
+                owner.to_ascii_lowercase(),
+                name.to_ascii_lowercase()
+            ),
+        )
+        .env("REQUEST_METHOD", req.method().as_str())
+        .env("QUERY_STRING", query)
+        // REMOTE_USER enables receive-pack in http-backend.
+        .env("REMOTE_USER", "x-access-token")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+        .env("GIT_PROTOCOL", header("git-protocol"))
+        .env("HOME", &hub.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let cl = header("content-length");
+    if !cl.is_empty() {
+        cmd.env("CONTENT_LENGTH", cl);
+    }
+    let mut child = cmd.spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+
+    // Request body -> stdin, streamed frame by frame.
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { break };
+            if let Ok(data) = frame.into_data()
+                && stdin.write_all(&data).await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = stdin.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf).await;
+        if !buf.is_empty() {
+            tracing::debug!(stderr = %String::from_utf8_lossy(&buf), "git http-backend");
+        }
+        let _ = child.wait().await;
+    });
+
+    // CGI headers, then the body.
+    let mut reader = BufReader::new(stdout);
+    let mut builder = Response::builder();
+    let mut status = StatusCode::OK;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            break;
+        }
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("Status") {
+            status = v
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse().ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        } else {
+            builder = builder.header(k, v);
+        }
+    }
+    let stream = tokio_util::io::ReaderStream::new(reader).map_ok(Frame::data);
+    let body = BodyExt::boxed(StreamBody::new(stream));
+    builder
+        .status(status)
+        .body(body)
+        .map_err(std::io::Error::other)
+}

@@ -1,0 +1,356 @@
+//! fakehub's state: the app, its installations, repositories, tokens, counters and fault knobs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rand::Rng;
+use serde::Serialize;
+
+/// The emulated app.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub id: u64,
+    pub client_id: String,
+    pub slug: String,
+    pub name: String,
+    pub owner: String,
+    pub permissions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Installation {
+    pub id: u64,
+    pub account: String,
+    pub account_id: u64,
+    pub account_type: &'static str,
+    /// `None`: every repository of the account ("all").
+    pub repositories: Option<Vec<String>>,
+    pub permissions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub id: u64,
+    pub owner: String,
+    pub name: String,
+    pub default_branch: String,
+}
+
+#[derive(Clone)]
+pub struct IssuedToken {
+    pub installation_id: u64,
+    /// Lowercased names; `None`: all of the installation's repositories.
+    pub repositories: Option<Vec<String>>,
+    pub permissions: BTreeMap<String, String>,
+    pub expires_at: i64,
+    pub revoked: bool,
+}
+
+/// A counted mint, for tests.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Mint {
+    pub installation_id: u64,
+    pub repositories: Option<Vec<String>>,
+    pub permissions: BTreeMap<String, String>,
+}
+
+/// What fakehub has seen. Cloned out by [`crate::FakeHub::counters`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// Successful mints, in order.
+    pub mints: Vec<Mint>,
+    /// Requests per route, e.g. `POST /app/installations/{id}/access_tokens`, `git-upload-pack`.
+    pub requests: BTreeMap<String, u64>,
+    /// Requests that presented a token after its expiry.
+    pub expired_token_uses: u64,
+    /// Requests refused for a bad JWT.
+    pub jwt_rejections: u64,
+    /// Successful pushes (receive-pack POSTs answered 200).
+    pub pushes: u64,
+}
+
+/// Fault knobs. Set through [`crate::FakeHub`] or `POST /_fakehub/knobs`.
+#[derive(Debug, Default)]
+pub struct Knobs {
+    /// Fail this many following mints with `fail_status`.
+    pub fail_mints: AtomicU64,
+    pub fail_status: AtomicU64,
+    /// Answer this many following API requests with `rate_limit_status` and `Retry-After`.
+    pub rate_limit: AtomicU64,
+    pub rate_limit_status: AtomicU64,
+    pub retry_after: AtomicU64,
+    /// Seconds added to fakehub's clock (negative: behind).
+    pub clock_skew: AtomicI64,
+    /// Lifetime of minted tokens, seconds.
+    pub token_ttl: AtomicU64,
+    /// Delay before every API answer, milliseconds.
+    pub delay_ms: AtomicU64,
+    /// 0: stateless tokens (~520 characters with dots), 1: classic `ghs_` + 36.
+    pub classic_tokens: AtomicU64,
+}
+
+pub struct Hub {
+    pub base_url: String,
+    pub repos_root: PathBuf,
+    pub home: PathBuf,
+    pub app: App,
+    pub decoding_key: DecodingKey,
+    pub installations: Vec<Installation>,
+    pub repos: Mutex<Vec<Repo>>,
+    pub tokens: Mutex<HashMap<String, IssuedToken>>,
+    pub counters: Mutex<Counters>,
+    /// Every token ever issued, for leak scans.
+    pub issued: Mutex<Vec<String>>,
+    pub knobs: Knobs,
+}
+
+pub enum JwtCheck {
+    Ok,
+    Rejected(&'static str),
+}
+
+pub enum TokenCheck {
+    Valid(IssuedToken),
+    Expired,
+    Unknown,
+}
+
+impl Hub {
+    /// fakehub's clock: real time plus the skew knob.
+    pub fn now(&self) -> i64 {
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        real + self.knobs.clock_skew.load(Ordering::Relaxed)
+    }
+
+    pub fn count(&self, route: &str) {
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        *c.requests.entry(route.to_owned()).or_default() += 1;
+    }
+
+    pub fn with_counters<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> T {
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut c)
+    }
+
+    /// Checks an app JWT as GitHub documents it: RS256 signed by the app's key, `iss` the app id
+    /// or client id, `iat` in the past, `exp` in the future and at most 10 minutes ahead.
+    pub fn check_jwt(&self, jwt: &str) -> JwtCheck {
+        let r = self.check_jwt_inner(jwt);
+        if let JwtCheck::Rejected(_) = r {
+            self.with_counters(|c| c.jwt_rejections += 1);
+        }
+        r
+    }
+
+    fn check_jwt_inner(&self, jwt: &str) -> JwtCheck {
+        const UNDECODABLE: &str = "A JSON web token could not be decoded";
+        let header = match jsonwebtoken::decode_header(jwt) {
+            Ok(h) => h,
+            Err(_) => return JwtCheck::Rejected(UNDECODABLE),
+        };
+        if header.alg != Algorithm::RS256 {
+            return JwtCheck::Rejected(UNDECODABLE);
+        }
+        let mut v = Validation::new(Algorithm::RS256);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        v.leeway = 0;
+        let data = match jsonwebtoken::decode::<serde_json::Value>(jwt, &self.decoding_key, &v) {
+            Ok(d) => d,
+            Err(_) => return JwtCheck::Rejected(UNDECODABLE),
+        };
+        let claims = data.claims;
+        let iss_ok = match &claims["iss"] {
+            serde_json::Value::Number(n) => n.as_u64() == Some(self.app.id),
+            serde_json::Value::String(s) => {
+                *s == self.app.client_id || s.parse::<u64>().ok() == Some(self.app.id)
+            }
+            _ => false,
+        };
+        if !iss_ok {
+            return JwtCheck::Rejected("'Issuer' claim ('iss') must be an Integer");
+        }
+        let now = self.now();
+        let Some(iat) = claims["iat"].as_i64() else {
+            return JwtCheck::Rejected(
+                "'Issued at' claim ('iat') must be an Integer representing a time in the past",
+            );
+        };
+        let Some(exp) = claims["exp"].as_i64() else {
+            return JwtCheck::Rejected(
+                "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+            );
+        };
+        if iat > now {
+            return JwtCheck::Rejected(
+                "'Issued at' claim ('iat') must be an Integer representing a time in the past",
+            );
+        }
+        if exp <= now {
+            return JwtCheck::Rejected(
+                "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+            );
+        }
+        if exp > now + 600 || exp - iat > 600 {
+            return JwtCheck::Rejected("'Expiration time' claim ('exp') is too far in the future");
+        }
+        JwtCheck::Ok
+    }
+
+    pub fn check_token(&self, token: &str) -> TokenCheck {
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        match tokens.get(token) {
+            Some(t) if t.revoked => TokenCheck::Unknown,
+            Some(t) if t.expires_at <= self.now() => {
+                drop(tokens);
+                self.with_counters(|c| c.expired_token_uses += 1);
+                TokenCheck::Expired
+            }
+            Some(t) => TokenCheck::Valid(t.clone()),
+            None => TokenCheck::Unknown,
+        }
+    }
+
+    pub fn installation(&self, id: u64) -> Option<&Installation> {
+        self.installations.iter().find(|i| i.id == id)
+    }
+
+    pub fn find_repo(&self, owner: &str, name: &str) -> Option<Repo> {
+        let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+        repos
+            .iter()
+            .find(|r| r.owner.eq_ignore_ascii_case(owner) && r.name.eq_ignore_ascii_case(name))
+            .cloned()
+    }
+
+    /// Repositories an installation can reach.
+    pub fn installation_repos(&self, inst: &Installation) -> Vec<Repo> {
+        let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+        repos
+            .iter()
+            .filter(|r| r.owner.eq_ignore_ascii_case(&inst.account))
+            .filter(|r| match &inst.repositories {
+                None => true,
+                Some(list) => list.iter().any(|n| n.eq_ignore_ascii_case(&r.name)),
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub fn installation_for_repo(&self, owner: &str, name: &str) -> Option<&Installation> {
+        self.find_repo(owner, name)?;
+        self.installations.iter().find(|i| {
+            i.account.eq_ignore_ascii_case(owner)
+                && self
+                    .installation_repos(i)
+                    .iter()
+                    .any(|r| r.name.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// Whether `token` reaches `repo` (owner/name) at all.
+    pub fn token_covers(&self, t: &IssuedToken, owner: &str, name: &str) -> bool {
+        let Some(inst) = self.installation(t.installation_id) else {
+            return false;
+        };
+        let in_installation = self
+            .installation_repos(inst)
+            .iter()
+            .any(|r| r.owner.eq_ignore_ascii_case(owner) && r.name.eq_ignore_ascii_case(name));
+        in_installation
+            && match &t.repositories {
+                None => true,
+                Some(list) => list.iter().any(|n| n.eq_ignore_ascii_case(name)),
+            }
+    }
+
+    pub fn new_token(&self) -> String {
+        let mut rng = rand::rng();
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        const B64URL: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut pick = |alphabet: &[u8], n: usize| -> String {
+            (0..n)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+                .collect()
+        };
+        if self.knobs.classic_tokens.load(Ordering::Relaxed) == 1 {
+            format!("ghs_{}", pick(ALNUM, 36))
+        } else {
+            // GitHub's stateless format: several hundred characters, dot-separated parts.
+            format!(
+                "ghs_{}.{}.{}",
+                pick(B64URL, 60),
+                pick(B64URL, 400),
+                pick(B64URL, 54)
+            )
+        }
+    }
+}
+
+/// Whether `granted` (read|write|admin) covers `wanted`.
+pub fn level_covers(granted: &str, wanted: &str) -> bool {
+    let rank = |l: &str| match l {
+        "read" => 1,
+        "write" => 2,
+        "admin" => 3,
+        _ => 0,
+    };
+    rank(wanted) > 0 && rank(granted) >= rank(wanted)
+}
+
+/// Creates a bare repository with one commit on `main`, with git's plumbing only.
+pub fn create_repo(root: &Path, home: &Path, owner: &str, name: &str) -> std::io::Result<()> {
+    let dir = root
+        .join(owner.to_ascii_lowercase())
+        .join(format!("{}.git", name.to_ascii_lowercase()));
+    std::fs::create_dir_all(&dir)?;
+    let git = |args: &[&str], stdin: Option<&str>| -> std::io::Result<String> {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(args)
+            .current_dir(&dir)
+            .env("GIT_DIR", &dir)
+            .env("HOME", home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "fakehub")
+            .env("GIT_AUTHOR_EMAIL", "fakehub@example.invalid")
+            .env("GIT_AUTHOR_DATE", "2026-01-05T10:00:00Z")
+            .env("GIT_COMMITTER_NAME", "fakehub")
+            .env("GIT_COMMITTER_EMAIL", "fakehub@example.invalid")
+            .env("GIT_COMMITTER_DATE", "2026-01-05T10:00:00Z")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn()?;
+        if let Some(s) = stdin {
+            child.stdin.take().expect("piped").write_all(s.as_bytes())?;
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "git {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    git(&["init", "--bare", "--quiet", "--initial-branch=main"], None)?;
+    let readme = format!("# {owner}/{name}\n\nAn emulated repository served by fakehub.\n");
+    let blob = git(&["hash-object", "-w", "--stdin"], Some(&readme))?;
+    let tree = git(&["mktree"], Some(&format!("100644 blob {blob}\tREADME.md\n")))?;
+    let commit = git(&["commit-tree", &tree, "-m", "Initial commit"], None)?;
+    git(&["update-ref", "refs/heads/main", &commit], None)?;
+    Ok(())
+}

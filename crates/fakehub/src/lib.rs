@@ -1,0 +1,545 @@
+//! fakehub: a strict GitHub emulator for ghapp's tests, `ghapp emulator` and `ghapp demo`.
+//!
+//! One HTTPS port (a throwaway CA made at start) in the GitHub Enterprise Server layout: REST
+//! under `/api/v3`, git at `/{owner}/{repo}.git`. Strict, because a lenient emulator hides bugs.
+//!
+//! | route | auth | rules |
+//! |---|---|---|
+//! | `GET /api/v3/app` | app JWT | RS256 by the app key; `iss` app id or client id; `iat` not in the future; `exp` in the future, at most 600 s ahead and 600 s after `iat`; else 401 with GitHub's message |
+//! | `GET /api/v3/app/installations[/{id}]` | app JWT | |
+//! | `POST /api/v3/app/installations/{id}/access_tokens` | app JWT | `repositories` must be reachable by the installation, `permissions` within its grant (else 422); TTL from the knob (3600 s) |
+//! | `GET /api/v3/repos/{o}/{r}/installation`, `/users/{u}/installation`, `/orgs/{o}/installation` | app JWT | 404 when not installed |
+//! | `GET /api/v3/installation/repositories`, `GET /api/v3/repos/{o}/{r}` | token | 401 for expired, revoked or unknown tokens |
+//! | `DELETE /api/v3/installation/token` | token | revokes it (204) |
+//! | `GET /api/v3/rate_limit` | any | |
+//! | `GET /{o}/{r}[.git]/info/refs?service=…`, `POST …/git-upload-pack`, `POST …/git-receive-pack` | Basic, token as password | real `git http-backend`; no credentials: 401 `WWW-Authenticate: Basic realm="GitHub"`; bad or expired token: 401; repository outside the token: 404 "Repository not found."; push without `contents: write`: 403 |
+//! | `GET /_fakehub/state`, `POST /_fakehub/knobs` | none (loopback only) | counters as JSON; set knobs from JSON |
+//!
+//! Seed: app 4242 (`client_id` `Iv1.fakehub4242`, slug `ghapp-fakehub`). Installation 101 on
+//! organization `octo-org` selects `widgets` and `gadgets` (contents write, metadata read,
+//! pull_requests write); installation 102 on user `octo-user` covers all its repositories
+//! (`dotfiles`) with contents read and metadata read. `lonely/island` exists but has no
+//! installation.
+//!
+//! Fault knobs: fail the next N mints with a status; answer the next N API requests with a rate
+//! limit (403 or 429 with `Retry-After`); clock skew; token TTL; a delay before API answers;
+//! classic or stateless token format.
+//!
+//! ```no_run
+//! let hub = fakehub::FakeHub::start(fakehub::Options::default()).unwrap();
+//! println!("{} {}", hub.api_url(), hub.ca_path().display());
+//! ```
+
+// serde_json::json! of a full repository document nests deeper than the default 128.
+#![recursion_limit = "256"]
+
+mod api;
+mod git;
+mod hub;
+mod json;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::DecodingKey;
+use serde_json::Value;
+
+pub use hub::{Counters, Mint};
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+pub const APP_ID: u64 = 4242;
+pub const CLIENT_ID: &str = "Iv1.fakehub4242";
+pub const ORG: &str = "octo-org";
+pub const ORG_INSTALLATION: u64 = 101;
+pub const USER: &str = "octo-user";
+pub const USER_INSTALLATION: u64 = 102;
+
+/// How to start fakehub.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// 0: any free port.
+    pub port: u16,
+    /// Where repositories, the CA and the key are written; `None`: a temporary directory removed
+    /// when the handle drops.
+    pub dir: Option<PathBuf>,
+    /// Lifetime of minted tokens, seconds.
+    pub token_ttl: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            dir: None,
+            token_ttl: 3600,
+        }
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct FakeHub {
+    hub: Arc<hub::Hub>,
+    port: u16,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    key_pem: String,
+    ca_path: PathBuf,
+    key_path: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeHub").field("url", &self.url()).finish_non_exhaustive()
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl FakeHub {
+    pub fn start(opts: Options) -> std::io::Result<FakeHub> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+        let (tmp, dir) = match &opts.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                (None, d.clone())
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix("fakehub-").tempdir()?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let repos_root = dir.join("repos");
+        let home = dir.join("home");
+        std::fs::create_dir_all(&repos_root)?;
+        std::fs::create_dir_all(&home)?;
+
+        let tls = tls::make().map_err(io_err)?;
+        let app_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(io_err)?;
+        let key_pem = pkcs1_pem(&app_key.serialize_der()).map_err(io_err)?;
+        let decoding_key =
+            DecodingKey::from_rsa_pem(app_key.public_key_pem().as_bytes()).map_err(io_err)?;
+
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", opts.port))?;
+        std_listener.set_nonblocking(true)?;
+        let port = std_listener.local_addr()?.port();
+        let base_url = format!("https://127.0.0.1:{port}");
+
+        let perms = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let app_perms = perms(&[
+            ("contents", "write"),
+            ("metadata", "read"),
+            ("pull_requests", "write"),
+        ]);
+        let repos = vec![
+            (ORG, "widgets", 501),
+            (ORG, "gadgets", 502),
+            (USER, "dotfiles", 503),
+            ("lonely", "island", 504),
+        ];
+        for (o, n, _) in &repos {
+            let existing = repos_root.join(o).join(format!("{n}.git"));
+            if !existing.exists() {
+                hub::create_repo(&repos_root, &home, o, n)?;
+            }
+        }
+        let hub = Arc::new(hub::Hub {
+            base_url,
+            repos_root,
+            home,
+            app: hub::App {
+                id: APP_ID,
+                client_id: CLIENT_ID.into(),
+                slug: "ghapp-fakehub".into(),
+                name: "ghapp fakehub".into(),
+                owner: ORG.into(),
+                permissions: app_perms.clone(),
+            },
+            decoding_key,
+            installations: vec![
+                hub::Installation {
+                    id: ORG_INSTALLATION,
+                    account: ORG.into(),
+                    account_id: 9000,
+                    account_type: "Organization",
+                    repositories: Some(vec!["widgets".into(), "gadgets".into()]),
+                    permissions: app_perms,
+                },
+                hub::Installation {
+                    id: USER_INSTALLATION,
+                    account: USER.into(),
+                    account_id: 9001,
+                    account_type: "User",
+                    repositories: None,
+                    permissions: perms(&[("contents", "read"), ("metadata", "read")]),
+                },
+            ],
+            repos: Mutex::new(
+                repos
+                    .into_iter()
+                    .map(|(o, n, id)| hub::Repo {
+                        id,
+                        owner: o.into(),
+                        name: n.into(),
+                        default_branch: "main".into(),
+                    })
+                    .collect(),
+            ),
+            tokens: Mutex::new(Default::default()),
+            counters: Mutex::new(Default::default()),
+            issued: Mutex::new(Vec::new()),
+            knobs: Default::default(),
+        });
+        hub.knobs.token_ttl.store(opts.token_ttl, Ordering::Relaxed);
+        hub.knobs.fail_status.store(502, Ordering::Relaxed);
+        hub.knobs.rate_limit_status.store(429, Ordering::Relaxed);
+        hub.knobs.retry_after.store(1, Ordering::Relaxed);
+
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, &tls.ca_pem)?;
+        let key_path = dir.join("app-key.pem");
+        write_private(&key_path, key_pem.as_bytes())?;
+
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let server_hub = hub.clone();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+        let thread = std::thread::Builder::new()
+            .name("fakehub".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                rt.block_on(serve(server_hub, std_listener, acceptor, rx));
+                rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            })?;
+        Ok(FakeHub {
+            hub,
+            port,
+            dir,
+            _tmp: tmp,
+            key_pem,
+            ca_path,
+            key_path,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.hub.base_url.clone()
+    }
+    /// `https://127.0.0.1:PORT/api/v3`.
+    pub fn api_url(&self) -> String {
+        format!("{}/api/v3", self.hub.base_url)
+    }
+    /// `127.0.0.1:PORT`, what git sends as `host=`.
+    pub fn git_host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The throwaway CA, PEM; also written to [`FakeHub::ca_path`].
+    pub fn ca_path(&self) -> &Path {
+        &self.ca_path
+    }
+    /// The app's private key, PKCS#1 PEM as GitHub downloads it (0600 file).
+    pub fn key_path(&self) -> &Path {
+        &self.key_path
+    }
+    pub fn private_key_pem(&self) -> &str {
+        &self.key_pem
+    }
+    pub fn app_id(&self) -> u64 {
+        APP_ID
+    }
+    pub fn repo_url(&self, owner: &str, repo: &str) -> String {
+        format!("{}/{owner}/{repo}.git", self.hub.base_url)
+    }
+    /// The bare repository on disk.
+    pub fn repo_dir(&self, owner: &str, repo: &str) -> PathBuf {
+        self.hub
+            .repos_root
+            .join(owner.to_ascii_lowercase())
+            .join(format!("{}.git", repo.to_ascii_lowercase()))
+    }
+
+    /// A copy of the counters.
+    pub fn counters(&self) -> Counters {
+        self.hub.with_counters(|c| c.clone())
+    }
+    pub fn mint_count(&self) -> usize {
+        self.counters().mints.len()
+    }
+    /// Every token issued so far (for leak scans).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.hub
+            .issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    // ----- fault knobs -----
+
+    /// Fail the next `n` mints with `status` (e.g. 502).
+    pub fn fail_next_mints(&self, n: u64, status: u16) {
+        self.hub.knobs.fail_status.store(status.into(), Ordering::SeqCst);
+        self.hub.knobs.fail_mints.store(n, Ordering::SeqCst);
+    }
+    /// Answer the next `n` API requests with `status` (403 or 429) and `Retry-After: secs`.
+    pub fn rate_limit_next(&self, n: u64, status: u16, retry_after_secs: u64) {
+        self.hub
+            .knobs
+            .rate_limit_status
+            .store(status.into(), Ordering::SeqCst);
+        self.hub
+            .knobs
+            .retry_after
+            .store(retry_after_secs, Ordering::SeqCst);
+        self.hub.knobs.rate_limit.store(n, Ordering::SeqCst);
+    }
+    /// fakehub's clock runs `secs` ahead (negative: behind) of the machine's.
+    pub fn set_clock_skew(&self, secs: i64) {
+        self.hub.knobs.clock_skew.store(secs, Ordering::SeqCst);
+    }
+    pub fn set_token_ttl(&self, secs: u64) {
+        self.hub.knobs.token_ttl.store(secs, Ordering::SeqCst);
+    }
+    pub fn set_api_delay_ms(&self, ms: u64) {
+        self.hub.knobs.delay_ms.store(ms, Ordering::SeqCst);
+    }
+    /// Issue classic 40-character tokens instead of the long stateless format.
+    pub fn set_classic_tokens(&self, classic: bool) {
+        self.hub
+            .knobs
+            .classic_tokens
+            .store(classic as u64, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FakeHub {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+/// PKCS#8 `PrivateKeyInfo` DER -> PKCS#1 `RSA PRIVATE KEY` PEM (the form GitHub hands out).
+/// PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING }.
+fn pkcs1_pem(pkcs8: &[u8]) -> Result<String, String> {
+    fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
+        let tag = *b.first().ok_or("short DER")?;
+        let l0 = *b.get(1).ok_or("short DER")? as usize;
+        let (len, hdr) = if l0 < 0x80 {
+            (l0, 2)
+        } else {
+            let n = l0 & 0x7f;
+            let mut len = 0usize;
+            for i in 0..n {
+                len = (len << 8) | *b.get(2 + i).ok_or("short DER")? as usize;
+            }
+            (len, 2 + n)
+        };
+        let body = b.get(hdr..hdr + len).ok_or("short DER")?;
+        Ok((tag, body, &b[hdr + len..]))
+    }
+    let (_, seq, _) = tlv(pkcs8)?;
+    let (_, _version, rest) = tlv(seq)?;
+    let (_, _alg, rest) = tlv(rest)?;
+    let (tag, key, _) = tlv(rest)?;
+    if tag != 0x04 {
+        return Err("unexpected PKCS#8 layout".into());
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let mut pem = String::from("-----BEGIN RSA PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).map_err(|e| e.to_string())?);
+        pem.push('\n');
+    }
+    pem.push_str("-----END RSA PRIVATE KEY-----\n");
+    Ok(pem)
+}
+
+/// A fresh RSA key in PKCS#8 PEM, for tests that need a key that is not the app's.
+pub fn generate_rsa_key_pem() -> String {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
+        .map(|k| k.serialize_pem())
+        .unwrap_or_default()
+}
+
+async fn serve(
+    hub: Arc<hub::Hub>,
+    listener: std::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("fakehub cannot listen: {e}");
+            return;
+        }
+    };
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(_) => continue,
+            },
+        };
+        let acceptor = acceptor.clone();
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(move |req| route(hub.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), svc)
+                .await;
+        });
+    }
+}
+
+async fn route(hub: Arc<hub::Hub>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let mut resp = if let Some(rest) = path.strip_prefix("/api/v3") {
+        api::handle(hub.clone(), req, rest).await
+    } else if path.starts_with("/_fakehub/") {
+        control(&hub, req, &path).await
+    } else if let Some(g) = git::parse_path(&path) {
+        git::handle(hub.clone(), req, g).await
+    } else {
+        text(StatusCode::NOT_FOUND, "Not Found\n")
+    };
+    let date = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(hub.now().max(0) as u64),
+    );
+    if let Ok(v) = date.parse() {
+        resp.headers_mut().insert(hyper::header::DATE, v);
+    }
+    Ok(resp)
+}
+
+async fn control(hub: &hub::Hub, req: Request<Incoming>, path: &str) -> Response<Body> {
+    match (req.method().clone(), path) {
+        (hyper::Method::GET, "/_fakehub/state") => {
+            let c = hub.with_counters(|c| serde_json::to_value(&*c).unwrap_or_default());
+            json_response(StatusCode::OK, &c)
+        }
+        (hyper::Method::POST, "/_fakehub/knobs") => {
+            let body = match http_body_util::Limited::new(req.into_body(), 16 * 1024)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return text(StatusCode::BAD_REQUEST, "body too large\n"),
+            };
+            let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&body) else {
+                return text(StatusCode::BAD_REQUEST, "expected a JSON object\n");
+            };
+            let k = &hub.knobs;
+            for (name, v) in &m {
+                let n = v.as_i64().unwrap_or(0);
+                let u = n.max(0) as u64;
+                match name.as_str() {
+                    "fail_mints" => k.fail_mints.store(u, Ordering::SeqCst),
+                    "fail_status" => k.fail_status.store(u, Ordering::SeqCst),
+                    "rate_limit" => k.rate_limit.store(u, Ordering::SeqCst),
+                    "rate_limit_status" => k.rate_limit_status.store(u, Ordering::SeqCst),
+                    "retry_after" => k.retry_after.store(u, Ordering::SeqCst),
+                    "clock_skew" => k.clock_skew.store(n, Ordering::SeqCst),
+                    "token_ttl" => k.token_ttl.store(u, Ordering::SeqCst),
+                    "delay_ms" => k.delay_ms.store(u, Ordering::SeqCst),
+                    "classic_tokens" => k.classic_tokens.store(u, Ordering::SeqCst),
+                    other => {
+                        return text(
+                            StatusCode::BAD_REQUEST,
+                            &format!("unknown knob {other:?}\n"),
+                        );
+                    }
+                }
+            }
+            empty(StatusCode::NO_CONTENT)
+        }
+        _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
+    }
+}
+
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-github-api-version-selected", "2022-11-28")
+        .header("x-ratelimit-limit", "5000")
+        .header("x-ratelimit-remaining", "4999")
+        .body(full(body))
+        .expect("valid response")
+}
+
+pub(crate) fn text(status: StatusCode, s: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(full(s.as_bytes().to_vec()))
+        .expect("valid response")
+}
+
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(Empty::new().map_err(|e: Infallible| match e {}).boxed())
+        .expect("valid response")
+}
+
+fn full(v: Vec<u8>) -> Body {
+    Full::new(Bytes::from(v))
+        .map_err(|e: Infallible| match e {})
+        .boxed()
+}

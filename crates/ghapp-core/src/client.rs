@@ -1,0 +1,394 @@
+//! The GitHub REST client: reqwest over rustls (aws-lc-rs), trust roots from the system or the
+//! PEM bundle in `SSL_CERT_FILE`, and GitHub's retry rules: 5xx, 429 and a secondary-rate-limit
+//! 403 are retried with a capped backoff (or the server's `Retry-After`) under an overall deadline;
+//! 401, 404 and 422 are never retried.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const USER_AGENT: &str = concat!("ghapp/", env!("CARGO_PKG_VERSION"));
+pub const API_VERSION: &str = "2022-11-28";
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+const TRANSPORT_ATTEMPTS: u32 = 3;
+
+/// An answer read whole (GitHub's API answers are small JSON documents).
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    /// GitHub's `message` field, or a short description of the body.
+    pub fn message(&self) -> String {
+        #[derive(Deserialize)]
+        struct M {
+            message: String,
+        }
+        match serde_json::from_slice::<M>(&self.body) {
+            Ok(m) => m.message.replace('\n', " "),
+            Err(_) if self.body.is_empty() => "(empty body)".into(),
+            Err(_) => "(not a JSON error body)".into(),
+        }
+    }
+
+    /// The server's clock, from `Date`.
+    pub fn date(&self) -> Option<SystemTime> {
+        let v = self.headers.get(reqwest::header::DATE)?.to_str().ok()?;
+        httpdate::parse_http_date(v).ok()
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::BadResponse {
+            what: what.into(),
+            detail: format!("{e}"),
+        })
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        let v = self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+        if let Ok(secs) = v.trim().parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        let at = httpdate::parse_http_date(v).ok()?;
+        Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    /// `Authorization: Bearer <app JWT>`.
+    Jwt(&'a crate::secret::AppJwt),
+    /// `Authorization: Bearer <installation token>`.
+    Token(&'a crate::secret::InstallationToken),
+    None,
+}
+
+#[derive(Clone)]
+pub struct GitHubClient {
+    http: reqwest::Client,
+    api: Arc<str>,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for GitHubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubClient").field("api", &self.api).finish()
+    }
+}
+
+/// A rustls client config trusting the system's roots, or only `SSL_CERT_FILE` when it is set.
+pub fn tls_config() -> Result<rustls::ClientConfig> {
+    crate::jwt::install_crypto_providers();
+    let loaded = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        let hint = match std::env::var("SSL_CERT_FILE") {
+            Ok(f) => format!("SSL_CERT_FILE={f} holds no usable certificate"),
+            Err(_) => "no system CA certificates were found".into(),
+        };
+        return Err(Error::Config(format!(
+            "{hint}: install ca-certificates or set SSL_CERT_FILE to a PEM bundle"
+        )));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+impl GitHubClient {
+    pub fn new(api_url: &str) -> Result<Self> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert("X-GitHub-Api-Version", HeaderValue::from_static(API_VERSION));
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config()?)
+            .user_agent(USER_AGENT)
+            .default_headers(headers)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            // Never follow redirects with credentials attached.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            api: api_url.trim_end_matches('/').into(),
+            deadline: DEFAULT_DEADLINE,
+        })
+    }
+
+    /// Overall time allowed for retries of one request.
+    pub fn with_deadline(mut self, d: Duration) -> Self {
+        self.deadline = d;
+        self
+    }
+
+    pub fn api_url(&self) -> &str {
+        &self.api
+    }
+
+    /// Sends a request, retrying as GitHub asks. `path` starts with `/`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<ApiResponse> {
+        let url = format!("{}{}", self.api, path);
+        let what = format!("{method} {path}");
+        let start = Instant::now();
+        let mut attempt: u32 = 0;
+        let mut transport_failures = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.http.request(method.clone(), &url);
+            match auth {
+                Auth::Jwt(j) => req = req.bearer_auth(j.expose()),
+                Auth::Token(t) => req = req.bearer_auth(t.expose()),
+                Auth::None => {}
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    transport_failures += 1;
+                    let reason = transport_reason(&e);
+                    tracing::debug!(%what, attempt, %reason, "request failed");
+                    if transport_failures >= TRANSPORT_ATTEMPTS || start.elapsed() > self.deadline
+                    {
+                        return Err(Error::Unreachable {
+                            url: self.api.to_string(),
+                            reason,
+                        });
+                    }
+                    tokio::time::sleep(backoff(transport_failures)).await;
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = match resp.bytes().await {
+                Ok(b) => b.to_vec(),
+                Err(e) => {
+                    transport_failures += 1;
+                    if transport_failures >= TRANSPORT_ATTEMPTS {
+                        return Err(Error::Unreachable {
+                            url: self.api.to_string(),
+                            reason: transport_reason(&e),
+                        });
+                    }
+                    tokio::time::sleep(backoff(transport_failures)).await;
+                    continue;
+                }
+            };
+            let r = ApiResponse {
+                status,
+                headers,
+                body,
+            };
+            let wait = match retry_wait(&r, attempt) {
+                Some(w) => w,
+                None => return Ok(r),
+            };
+            let elapsed = start.elapsed();
+            if elapsed + wait > self.deadline {
+                return Err(Error::GaveUp {
+                    status: status.as_u16(),
+                    what,
+                    message: r.message(),
+                    waited_secs: elapsed.as_secs(),
+                    deadline_secs: self.deadline.as_secs(),
+                });
+            }
+            tracing::info!(
+                %what,
+                status = status.as_u16(),
+                wait_ms = wait.as_millis() as u64,
+                "GitHub asked to retry"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+    ) -> Result<(ApiResponse, Option<T>)> {
+        let r = self.request(Method::GET, path, auth, None).await?;
+        let v = if r.status.is_success() {
+            Some(r.json(path)?)
+        } else {
+            None
+        };
+        Ok((r, v))
+    }
+}
+
+/// How long to wait before retrying, or `None` when the answer is final.
+fn retry_wait(r: &ApiResponse, attempt: u32) -> Option<Duration> {
+    let s = r.status;
+    let secondary = s == StatusCode::FORBIDDEN
+        && (r.headers.contains_key(reqwest::header::RETRY_AFTER)
+            || r.headers
+                .get("x-ratelimit-remaining")
+                .is_some_and(|v| v.as_bytes() == b"0"));
+    if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS || secondary {
+        if let Some(ra) = r.retry_after() {
+            return Some(ra.max(Duration::from_millis(100)));
+        }
+        if let Some(reset) = r
+            .headers
+            .get("x-ratelimit-reset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            let now = crate::jwt::unix_now() as u64;
+            return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+        }
+        return Some(backoff(attempt));
+    }
+    None
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let ms = 250u64.saturating_mul(1 << attempt.min(6).saturating_sub(1));
+    Duration::from_millis(ms).min(MAX_BACKOFF)
+}
+
+fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    // The innermost cause says most ("Connection refused", "certificate not trusted").
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(s) = inner.source() {
+        inner = s;
+    }
+    let msg = inner.to_string();
+    if e.is_connect() && !msg.is_empty() {
+        return format!("connection failed: {msg}");
+    }
+    msg
+}
+
+// ----- GitHub's documents (the subset ghapp reads) -----
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Account {
+    pub login: String,
+    #[serde(default)]
+    pub id: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Installation {
+    pub id: u64,
+    pub account: Option<Account>,
+    #[serde(default)]
+    pub app_id: u64,
+    #[serde(default)]
+    pub repository_selection: String,
+    #[serde(default)]
+    pub permissions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AppInfo {
+    pub id: u64,
+    pub slug: Option<String>,
+    pub name: String,
+    pub html_url: String,
+    #[serde(default)]
+    pub permissions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RepoRef {
+    pub name: String,
+    #[serde(default)]
+    pub full_name: String,
+}
+
+/// The 201 answer of `POST /app/installations/{id}/access_tokens`.
+#[derive(Deserialize)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_at: String,
+    #[serde(default)]
+    pub permissions: BTreeMap<String, String>,
+    #[serde(default)]
+    pub repository_selection: Option<String>,
+    #[serde(default)]
+    pub repositories: Option<Vec<RepoRef>>,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"****")
+            .field("expires_at", &self.expires_at)
+            .field("permissions", &self.permissions)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, headers: &[(&'static str, &'static str)]) -> ApiResponse {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        ApiResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: h,
+            body: br#"{"message":"m"}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn retry_rules() {
+        assert_eq!(retry_wait(&resp(401, &[]), 1), None);
+        assert_eq!(retry_wait(&resp(404, &[]), 1), None);
+        assert_eq!(retry_wait(&resp(422, &[]), 1), None);
+        assert_eq!(retry_wait(&resp(403, &[]), 1), None);
+        assert_eq!(retry_wait(&resp(502, &[]), 1), Some(Duration::from_millis(250)));
+        assert_eq!(retry_wait(&resp(502, &[]), 3), Some(Duration::from_millis(1000)));
+        assert_eq!(retry_wait(&resp(502, &[]), 30), Some(MAX_BACKOFF));
+        assert_eq!(
+            retry_wait(&resp(403, &[("retry-after", "3")]), 1),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            retry_wait(&resp(429, &[("retry-after", "2")]), 1),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(resp(500, &[]).message(), "m");
+    }
+}

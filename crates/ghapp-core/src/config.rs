@@ -1,0 +1,577 @@
+//! The one configuration loader shared by every binary.
+//!
+//! Precedence: command-line flag, then environment, then the config file (`$GHAPP_CONFIG`, else
+//! `config.toml` in the user config dir), then defaults. Flags and environment describe one app
+//! and override the first `[[app]]` of the file (or stand alone when the file has none); further
+//! `[[app]]` tables serve other hosts or owners.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `GHAPP_API_URL` | REST base; default `https://api.github.com`; GHES `https://HOST/api/v3` |
+//! | `GHAPP_GIT_HOST` | git host, when it cannot be derived from the API URL |
+//! | `GHAPP_APP_ID` / `GHAPP_CLIENT_ID` | the app (the client id is used as the JWT issuer when given) |
+//! | `GHAPP_PRIVATE_KEY_FILE` | PEM file (PKCS#1 as GitHub downloads it, or PKCS#8) |
+//! | `GHAPP_PRIVATE_KEY` | PEM text; `\n` escapes accepted |
+//! | `GHAPP_PRIVATE_KEY_COMMAND` | shell command whose stdout is the PEM or the credentials JSON |
+//! | `GHAPP_PRIVATE_KEY_KEYRING` | `SERVICE/USER` entry of the OS keyring holding the PEM |
+//! | `GHAPP_CREDENTIALS_FILE` | `{"AppID":..,"InstallationID":..,"PrivateKeyPEM":..}` |
+//! | `GHAPP_INSTALLATION_ID` | skip installation discovery |
+//! | `GHAPP_CONFIG` | config file path |
+//! | `GHAPP_CACHE_DIR` | token cache directory |
+//! | `GHAPP_REFRESH_MARGIN` | seconds before expiry at which a cached token is replaced (600) |
+//! | `GHAPP_LOG` | log filter for stderr, e.g. `debug` |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::keys::{Credentials, KeySource};
+
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
+
+/// Every environment variable ghapp reads, for docs and `doctor`.
+pub const ENV_VARS: &[&str] = &[
+    "GHAPP_API_URL",
+    "GHAPP_GIT_HOST",
+    "GHAPP_APP_ID",
+    "GHAPP_CLIENT_ID",
+    "GHAPP_PRIVATE_KEY_FILE",
+    "GHAPP_PRIVATE_KEY",
+    "GHAPP_PRIVATE_KEY_COMMAND",
+    "GHAPP_PRIVATE_KEY_KEYRING",
+    "GHAPP_CREDENTIALS_FILE",
+    "GHAPP_INSTALLATION_ID",
+    "GHAPP_CONFIG",
+    "GHAPP_CACHE_DIR",
+    "GHAPP_REFRESH_MARGIN",
+    "GHAPP_LOG",
+];
+
+/// How the app identifies itself in the JWT's `iss`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppIdent {
+    pub app_id: Option<u64>,
+    pub client_id: Option<String>,
+}
+
+impl AppIdent {
+    /// The JWT issuer: the client id if given, else the app id (GitHub accepts both).
+    pub fn issuer(&self) -> String {
+        match (&self.client_id, self.app_id) {
+            (Some(c), _) => c.clone(),
+            (None, Some(id)) => id.to_string(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for AppIdent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.issuer())
+    }
+}
+
+/// One configured GitHub App.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// REST base without a trailing slash.
+    pub api_url: String,
+    /// `HOST[:PORT]` that git talks to.
+    pub git_host: String,
+    pub ident: AppIdent,
+    pub installation_id: Option<u64>,
+    pub key: KeySource,
+    /// Owners this app serves; empty: any owner on its host.
+    pub owners: Vec<String>,
+}
+
+impl AppConfig {
+    pub fn serves(&self, host: &str, owner: Option<&str>) -> bool {
+        if !self.git_host.eq_ignore_ascii_case(host) {
+            return false;
+        }
+        match owner {
+            Some(o) if !self.owners.is_empty() => {
+                self.owners.iter().any(|x| x.eq_ignore_ascii_case(o))
+            }
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub apps: Vec<AppConfig>,
+    pub refresh_margin: Duration,
+    pub cache_dir: PathBuf,
+    /// The file the configuration came from, if any.
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    /// The app that serves `host` (and `owner`, when known).
+    pub fn app_for(&self, host: &str, owner: Option<&str>) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.serves(host, owner))
+    }
+
+    /// The first app, or an error that says how to configure one.
+    pub fn primary(&self) -> Result<&AppConfig> {
+        self.apps.first().ok_or_else(|| Error::Config(not_configured(self.file.as_deref())))
+    }
+}
+
+pub(crate) fn not_configured(file: Option<&Path>) -> String {
+    let file = file
+        .map(|p| p.display().to_string())
+        .or_else(|| default_config_path().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| "$GHAPP_CONFIG".into());
+    format!(
+        "no GitHub App configured: set GHAPP_APP_ID and GHAPP_PRIVATE_KEY_FILE (or GHAPP_CREDENTIALS_FILE), or add an [[app]] table to {file}"
+    )
+}
+
+/// Command-line overrides; `None` leaves the lower layers in charge.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub api_url: Option<String>,
+    pub app_id: Option<u64>,
+    pub client_id: Option<String>,
+    pub installation_id: Option<u64>,
+    pub private_key_file: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The config file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    refresh_margin: Option<u64>,
+    cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    app: Vec<FileApp>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileApp {
+    api_url: Option<String>,
+    git_host: Option<String>,
+    app_id: Option<u64>,
+    client_id: Option<String>,
+    installation_id: Option<u64>,
+    private_key_file: Option<PathBuf>,
+    private_key_command: Option<String>,
+    private_key_keyring: Option<String>,
+    credentials_file: Option<PathBuf>,
+    #[serde(default)]
+    owners: Vec<String>,
+}
+
+/// The default config file: `config.toml` in the user config dir.
+pub fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "ghapp").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// The default cache dir: the runtime dir (tmpfs, cleared at logout) when there is one, else
+/// the user cache dir (`directories` has no runtime dir without `XDG_RUNTIME_DIR`).
+pub fn default_cache_dir() -> PathBuf {
+    match directories::ProjectDirs::from("", "", "ghapp") {
+        Some(d) => d
+            .runtime_dir()
+            .map(|r| r.join("tokens"))
+            .unwrap_or_else(|| d.cache_dir().join("tokens")),
+        None => std::env::temp_dir().join("ghapp-tokens"),
+    }
+}
+
+/// `api.github.com` -> `github.com`; `https://HOST[:PORT]/api/v3` -> `HOST[:PORT]`.
+pub fn git_host_from_api(api_url: &str) -> Result<String> {
+    let url = reqwest::Url::parse(api_url).map_err(|e| {
+        Error::Config(format!(
+            "GHAPP_API_URL {api_url:?} is not a URL ({e}): use https://api.github.com or https://HOST/api/v3"
+        ))
+    })?;
+    if url.scheme() != "https" {
+        return Err(Error::Config(format!(
+            "API URL {api_url:?} is not https: ghapp sends a signed JWT and tokens, so only https is allowed"
+        )));
+    }
+    let host = url.host_str().ok_or_else(|| {
+        Error::Config(format!("API URL {api_url:?} has no host: use https://HOST/api/v3"))
+    })?;
+    if host.eq_ignore_ascii_case("api.github.com") {
+        return Ok("github.com".into());
+    }
+    let host = host.strip_prefix("api.").unwrap_or(host);
+    Ok(match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    })
+}
+
+fn normalize_api_url(s: &str) -> String {
+    s.trim().trim_end_matches('/').to_owned()
+}
+
+/// Reads variables: the real environment, or a map in tests.
+pub trait Env {
+    /// The value as set, empty included.
+    fn raw(&self, name: &str) -> Option<String>;
+    /// The value; an empty value counts as unset.
+    fn var(&self, name: &str) -> Option<String> {
+        self.raw(name).filter(|v| !v.is_empty())
+    }
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn raw(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn raw(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+impl Config {
+    /// Loads from the process environment and the config file.
+    pub fn load(overrides: &Overrides) -> Result<Config> {
+        Self::load_from(&ProcessEnv, overrides)
+    }
+
+    /// Loads with an explicit environment (tests).
+    pub fn load_from(env: &dyn Env, ov: &Overrides) -> Result<Config> {
+        // GHAPP_CONFIG set but empty: no config file at all (tests, hermetic CI jobs).
+        let no_file = ov.config_file.is_none() && env.raw("GHAPP_CONFIG").as_deref() == Some("");
+        let explicit_file = ov
+            .config_file
+            .clone()
+            .or_else(|| env.var("GHAPP_CONFIG").map(PathBuf::from));
+        let (file_cfg, file) = match &explicit_file {
+            Some(p) => (read_file(p, true)?, Some(p.clone())),
+            None if no_file => (FileConfig::default(), None),
+            None => match default_config_path() {
+                Some(p) if p.exists() => (read_file(&p, false)?, Some(p)),
+                _ => (FileConfig::default(), None),
+            },
+        };
+
+        let refresh_margin = match env.var("GHAPP_REFRESH_MARGIN") {
+            Some(v) => Duration::from_secs(v.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "GHAPP_REFRESH_MARGIN={v:?} is not a whole number of seconds: use e.g. 600"
+                ))
+            })?),
+            None => file_cfg
+                .refresh_margin
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_REFRESH_MARGIN),
+        };
+        let cache_dir = ov
+            .cache_dir
+            .clone()
+            .or_else(|| env.var("GHAPP_CACHE_DIR").map(PathBuf::from))
+            .or(file_cfg.cache_dir.clone())
+            .unwrap_or_else(default_cache_dir);
+
+        // Layer env and flags over the first file app.
+        let mut file_apps = file_cfg.app.clone();
+        let mut primary = if file_apps.is_empty() {
+            FileApp::default()
+        } else {
+            file_apps.remove(0)
+        };
+        let had_file_app = !file_cfg.app.is_empty();
+        let mut layered = false;
+        macro_rules! layer {
+            ($field:ident, $val:expr) => {
+                if let Some(v) = $val {
+                    primary.$field = Some(v);
+                    layered = true;
+                }
+            };
+        }
+        layer!(api_url, env.var("GHAPP_API_URL"));
+        layer!(git_host, env.var("GHAPP_GIT_HOST"));
+        layer!(app_id, parse_u64(env, "GHAPP_APP_ID")?);
+        layer!(client_id, env.var("GHAPP_CLIENT_ID"));
+        layer!(installation_id, parse_u64(env, "GHAPP_INSTALLATION_ID")?);
+        layer!(credentials_file, env.var("GHAPP_CREDENTIALS_FILE").map(PathBuf::from));
+        layer!(private_key_command, env.var("GHAPP_PRIVATE_KEY_COMMAND"));
+        layer!(private_key_keyring, env.var("GHAPP_PRIVATE_KEY_KEYRING"));
+        let mut env_key_pem = None;
+        if let Some(pem) = env.var("GHAPP_PRIVATE_KEY") {
+            env_key_pem = Some(pem);
+            layered = true;
+        }
+        layer!(private_key_file, env.var("GHAPP_PRIVATE_KEY_FILE").map(PathBuf::from));
+        layer!(api_url, ov.api_url.clone());
+        layer!(app_id, ov.app_id);
+        layer!(client_id, ov.client_id.clone());
+        layer!(installation_id, ov.installation_id);
+        layer!(private_key_file, ov.private_key_file.clone());
+        // A more specific layer's key source replaces the file's: a flag or variable naming a key
+        // file wins over a keyring entry written in the file.
+        if env_key_pem.is_some() || ov.private_key_file.is_some() {
+            if env_key_pem.is_some() && ov.private_key_file.is_none() {
+                primary.private_key_file = None;
+            }
+            primary.private_key_command = None;
+            primary.private_key_keyring = None;
+        }
+
+        let mut apps = Vec::new();
+        if had_file_app || layered {
+            apps.push(build_app(primary, env_key_pem, "environment", file.as_deref())?);
+        }
+        for (i, a) in file_apps.into_iter().enumerate() {
+            apps.push(build_app(a, None, &format!("[[app]] #{}", i + 2), file.as_deref())?);
+        }
+        Ok(Config {
+            apps,
+            refresh_margin,
+            cache_dir,
+            file,
+        })
+    }
+}
+
+fn parse_u64(env: &dyn Env, name: &str) -> Result<Option<u64>> {
+    env.var(name)
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                Error::Config(format!(
+                    "{name}={v:?} is not a number: use the numeric id shown in the app's settings"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(FileConfig::default());
+        }
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "cannot read config file {}: {e}; check GHAPP_CONFIG",
+                path.display()
+            )));
+        }
+    };
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let msg = e.message().replace('\n', " ");
+        match line {
+            Some(l) => Error::Config(format!("config file {} line {l}: {msg}", path.display())),
+            None => Error::Config(format!("config file {}: {msg}", path.display())),
+        }
+    })
+}
+
+fn build_app(
+    a: FileApp,
+    env_pem: Option<String>,
+    origin: &str,
+    file: Option<&Path>,
+) -> Result<AppConfig> {
+    let api_url = normalize_api_url(a.api_url.as_deref().unwrap_or(DEFAULT_API_URL));
+    let git_host = match a.git_host {
+        Some(h) => h,
+        None => git_host_from_api(&api_url)?,
+    };
+    let mut ident = AppIdent {
+        app_id: a.app_id,
+        client_id: a.client_id,
+    };
+    let mut installation_id = a.installation_id;
+
+    let key = if let Some(pem) = env_pem {
+        KeySource::Env(crate::secret::PrivateKeyPem::new(unescape_newlines(&pem)))
+    } else if let Some(p) = a.private_key_file {
+        KeySource::File(expand_tilde(&p))
+    } else if let Some(cmd) = a.private_key_command {
+        KeySource::Command(cmd)
+    } else if let Some(entry) = a.private_key_keyring {
+        let (service, user) = entry.split_once('/').ok_or_else(|| {
+            Error::Config(format!(
+                "private_key_keyring {entry:?} ({origin}) is not SERVICE/USER: e.g. \"ghapp/app-1234\""
+            ))
+        })?;
+        KeySource::Keyring {
+            service: service.into(),
+            user: user.into(),
+        }
+    } else if let Some(p) = a.credentials_file {
+        let creds = Credentials::read_file(&expand_tilde(&p))?;
+        ident.app_id = ident.app_id.or(Some(creds.app_id));
+        installation_id = installation_id.or(creds.installation_id);
+        KeySource::Inline(creds.private_key)
+    } else {
+        let what = if ident.app_id.is_some() || ident.client_id.is_some() {
+            format!("app {ident} has no private key")
+        } else {
+            return Err(Error::Config(not_configured(file)));
+        };
+        return Err(Error::Config(format!(
+            "{what} ({origin}): set GHAPP_PRIVATE_KEY_FILE to the .pem downloaded from the app's settings, or GHAPP_CREDENTIALS_FILE"
+        )));
+    };
+    if ident.app_id.is_none() && ident.client_id.is_none() && !matches!(key, KeySource::Command(_))
+    {
+        return Err(Error::Config(format!(
+            "the app has a private key but no id ({origin}): set GHAPP_APP_ID (or GHAPP_CLIENT_ID) as shown in the app's settings"
+        )));
+    }
+    Ok(AppConfig {
+        api_url,
+        git_host,
+        ident,
+        installation_id,
+        key,
+        owners: a.owners,
+    })
+}
+
+/// PEM text pasted into an environment variable often has literal `\n`.
+fn unescape_newlines(s: &str) -> String {
+    if s.contains('\n') {
+        s.to_owned()
+    } else {
+        s.replace("\\n", "\n")
+    }
+}
+
+fn expand_tilde(p: &Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => match directories::BaseDirs::new() {
+            Some(b) => b.home_dir().join(rest),
+            None => p.to_path_buf(),
+        },
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut m: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // Never read the developer's own config file in unit tests.
+        m.entry("GHAPP_CONFIG".into())
+            .or_insert_with(|| "/nonexistent/ghapp-test.toml".into());
+        m
+    }
+
+    #[test]
+    fn git_host_derivation() {
+        assert_eq!(git_host_from_api("https://api.github.com").unwrap(), "github.com");
+        assert_eq!(git_host_from_api("https://ghe.corp/api/v3").unwrap(), "ghe.corp");
+        assert_eq!(git_host_from_api("https://127.0.0.1:8443/api/v3").unwrap(), "127.0.0.1:8443");
+        assert!(git_host_from_api("http://ghe.corp/api/v3").is_err());
+        assert!(git_host_from_api("not a url").is_err());
+    }
+
+    #[test]
+    fn env_app() {
+        let e = env(&[
+            ("GHAPP_APP_ID", "42"),
+            ("GHAPP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\\nAAA\\n-----END RSA PRIVATE KEY-----"),
+            ("GHAPP_API_URL", "https://ghe.corp/api/v3/"),
+        ]);
+        let err = Config::load_from(&e, &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("cannot read config file"), "{err}");
+
+        let mut e = e;
+        e.insert("GHAPP_CONFIG".into(), String::new());
+        let c = Config::load_from(&e, &Overrides::default()).unwrap();
+        let a = c.primary().unwrap();
+        assert_eq!(a.api_url, "https://ghe.corp/api/v3");
+        assert_eq!(a.git_host, "ghe.corp");
+        assert_eq!(a.ident.app_id, Some(42));
+        match &a.key {
+            KeySource::Env(p) => assert!(p.expose().contains("KEY-----\nAAA\n")),
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(c.refresh_margin, DEFAULT_REFRESH_MARGIN);
+        // Debug never shows the key.
+        assert!(!format!("{c:?}").contains("AAA"));
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "refresh_margin = 120\n[[app]]\napp_id = 1\nprivate_key_file = \"/k.pem\"\ninstallation_id = 5\n[[app]]\napi_url = \"https://ghe.corp/api/v3\"\napp_id = 9\nprivate_key_command = \"vault read\"\nowners = [\"corp\"]\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("GHAPP_CONFIG", f.to_str().unwrap()),
+            ("GHAPP_APP_ID", "2"),
+        ]);
+        let ov = Overrides {
+            installation_id: Some(77),
+            ..Default::default()
+        };
+        let c = Config::load_from(&e, &ov).unwrap();
+        assert_eq!(c.refresh_margin, Duration::from_secs(120));
+        assert_eq!(c.apps.len(), 2);
+        assert_eq!(c.apps[0].ident.app_id, Some(2));
+        assert_eq!(c.apps[0].installation_id, Some(77));
+        assert!(matches!(c.apps[0].key, KeySource::File(_)));
+        assert!(c.app_for("ghe.corp", Some("corp")).is_some());
+        assert!(c.app_for("ghe.corp", Some("other")).is_none());
+        assert_eq!(c.app_for("github.com", None).unwrap().ident.app_id, Some(2));
+    }
+
+    #[test]
+    fn bad_inputs_are_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[[app]]\napp_id = 1\nprivate_key_fil = \"x\"\n").unwrap();
+        let cases: Vec<(BTreeMap<String, String>, &str)> = vec![
+            (env(&[("GHAPP_CONFIG", f.to_str().unwrap())]), "line 3"),
+            (env(&[("GHAPP_CONFIG", ""), ("GHAPP_APP_ID", "abc")]), "GHAPP_APP_ID"),
+            (env(&[("GHAPP_CONFIG", ""), ("GHAPP_APP_ID", "1")]), "no private key"),
+            (
+                env(&[("GHAPP_CONFIG", ""), ("GHAPP_REFRESH_MARGIN", "10m")]),
+                "GHAPP_REFRESH_MARGIN",
+            ),
+            (
+                env(&[("GHAPP_CONFIG", ""), ("GHAPP_API_URL", "http://x/api/v3"), ("GHAPP_APP_ID", "1"), ("GHAPP_PRIVATE_KEY_FILE", "/k")]),
+                "not https",
+            ),
+        ];
+        for (e, want) in cases {
+            let err = Config::load_from(&e, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn nothing_configured() {
+        let c = Config::load_from(&env(&[("GHAPP_CONFIG", "")]), &Overrides::default()).unwrap();
+        assert!(c.apps.is_empty());
+        let err = c.primary().unwrap_err().to_string();
+        assert!(err.contains("no GitHub App configured"), "{err}");
+    }
+}

@@ -1,0 +1,380 @@
+//! Where the app's private key comes from: a file, an environment variable, the credentials JSON,
+//! a command (so `vault`, `aws secretsmanager` or a KMS wrapper plug in without us linking their
+//! SDKs), or the OS keyring (with a 0600 file as the fallback on a headless machine).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::secret::{PrivateKeyPem, WebhookSecret};
+
+/// How long a key command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    File(PathBuf),
+    /// `GHAPP_PRIVATE_KEY`.
+    Env(PrivateKeyPem),
+    /// From a credentials JSON file.
+    Inline(PrivateKeyPem),
+    /// A shell command whose stdout is the PEM or the credentials JSON.
+    Command(String),
+    /// An OS keyring entry holding the PEM.
+    Keyring { service: String, user: String },
+}
+
+/// What a key source gave.
+#[derive(Debug)]
+pub struct LoadedKey {
+    pub pem: PrivateKeyPem,
+    /// Set when the source was a credentials JSON (from a command).
+    pub credentials: Option<(u64, Option<u64>)>,
+    /// Non-fatal findings, e.g. a key file readable by others.
+    pub warnings: Vec<String>,
+}
+
+impl KeySource {
+    /// A human description of the source, without the secret.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::File(p) => format!("file {}", p.display()),
+            KeySource::Env(_) => "GHAPP_PRIVATE_KEY".into(),
+            KeySource::Inline(_) => "the credentials JSON".into(),
+            KeySource::Command(c) => format!("command `{}`", first_word(c)),
+            KeySource::Keyring { service, user } => format!("keyring entry {service}/{user}"),
+        }
+    }
+
+    /// Reads the key. Blocking: call it outside an async runtime (the keyring's D-Bus client
+    /// must not run inside tokio) or in `spawn_blocking`.
+    pub fn load(&self) -> Result<LoadedKey> {
+        let mut warnings = Vec::new();
+        let (pem, credentials) = match self {
+            KeySource::File(p) => {
+                if let Some(w) = loose_permissions(p) {
+                    warnings.push(w);
+                }
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::Key(format!(
+                        "cannot read private key file {}: {}; set GHAPP_PRIVATE_KEY_FILE to the .pem downloaded from the app's settings",
+                        p.display(),
+                        io_reason(&e)
+                    ))
+                })?;
+                (PrivateKeyPem::new(text), None)
+            }
+            KeySource::Env(p) | KeySource::Inline(p) => (p.clone(), None),
+            KeySource::Command(cmd) => {
+                let out = run_command(cmd)?;
+                if out.trim_start().starts_with('{') {
+                    let c = Credentials::parse(&out, &self.describe())?;
+                    (c.private_key, Some((c.app_id, c.installation_id)))
+                } else {
+                    (PrivateKeyPem::new(out), None)
+                }
+            }
+            KeySource::Keyring { service, user } => match read_keyring(service, user) {
+                Ok(pem) => (pem, None),
+                Err(reason) => {
+                    let fallback = keyring_fallback_path(service, user);
+                    match std::fs::read_to_string(&fallback) {
+                        Ok(text) => {
+                            warnings.push(format!(
+                                "the OS keyring is unavailable ({reason}); using the fallback key file {}",
+                                fallback.display()
+                            ));
+                            (PrivateKeyPem::new(text), None)
+                        }
+                        Err(_) => {
+                            return Err(Error::Key(format!(
+                                "cannot read keyring entry {service}/{user}: {reason}; on a headless machine keep the key in a 0600 file ({} or GHAPP_PRIVATE_KEY_FILE), or run under `dbus-run-session` with `gnome-keyring-daemon --unlock`",
+                                fallback.display()
+                            )));
+                        }
+                    }
+                }
+            },
+        };
+        check_pem_shape(&pem, &self.describe())?;
+        Ok(LoadedKey {
+            pem,
+            credentials,
+            warnings,
+        })
+    }
+}
+
+/// Where `ghapp setup` keeps a key when the keyring does not work, and where a keyring source
+/// looks when the keyring cannot be reached.
+pub fn keyring_fallback_path(service: &str, user: &str) -> PathBuf {
+    let base = directories::ProjectDirs::from("", "", "ghapp")
+        .map(|d| d.config_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".ghapp"));
+    base.join("keys").join(format!("{service}-{user}.pem"))
+}
+
+fn read_keyring(service: &str, user: &str) -> std::result::Result<PrivateKeyPem, String> {
+    let entry = keyring::Entry::new(service, user).map_err(keyring_reason)?;
+    entry
+        .get_password()
+        .map(PrivateKeyPem::new)
+        .map_err(keyring_reason)
+}
+
+/// keyring's errors on a headless box are misleading (`NoEntry`, `AccessDenied`): say plainly
+/// what they usually mean.
+fn keyring_reason(e: keyring::Error) -> String {
+    match e {
+        keyring::Error::NoEntry => "no such entry, or no keyring service answers (headless?)".into(),
+        keyring::Error::PlatformFailure(_) | keyring::Error::NoStorageAccess(_) => {
+            "no keyring service answers on this machine (no D-Bus Secret Service?)".into()
+        }
+        other => first_line(&other.to_string()),
+    }
+}
+
+/// Warns on a key file that group or others can read.
+pub fn loose_permissions(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "private key file {} is readable by group or others (mode {mode:o}): run chmod 600 {}",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+fn check_pem_shape(pem: &PrivateKeyPem, origin: &str) -> Result<()> {
+    let t = pem.expose();
+    if !t.contains("-----BEGIN") || !t.contains("PRIVATE KEY-----") {
+        return Err(Error::Key(format!(
+            "the private key from {origin} is not PEM text (no -----BEGIN ... PRIVATE KEY----- line): use the .pem file downloaded from the app's settings"
+        )));
+    }
+    Ok(())
+}
+
+fn run_command(cmd: &str) -> Result<String> {
+    let what = format!("private key command `{}`", first_word(cmd));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Key(format!("cannot start {what}: {e}")))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let r = stdout.read_to_string(&mut s);
+        r.map(|_| s)
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() > COMMAND_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Key(format!(
+                    "{what} did not finish within {} s: check that it does not wait for input",
+                    COMMAND_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(Error::Key(format!("{what}: {e}"))),
+        }
+    };
+    let out = out_thread
+        .join()
+        .ok()
+        .and_then(|r| r.ok())
+        .ok_or_else(|| Error::Key(format!("{what} printed something that is not UTF-8 text")))?;
+    let err = err_thread.join().unwrap_or_default();
+    if !status.success() {
+        return Err(Error::Key(format!(
+            "{what} failed ({status}): {}",
+            redact_stderr(&String::from_utf8_lossy(&err))
+        )));
+    }
+    Ok(out)
+}
+
+/// The first line of a child's stderr, with anything that looks like key material cut.
+fn redact_stderr(s: &str) -> String {
+    let line = first_line(s);
+    if line.contains("-----BEGIN") || line.contains("PRIVATE KEY") {
+        return "(stderr held key material; not shown)".into();
+    }
+    let mut line: String = line.chars().take(200).collect();
+    if line.is_empty() {
+        line = "(no message)".into();
+    }
+    line
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned()
+}
+
+fn first_word(s: &str) -> &str {
+    s.split_whitespace().next().unwrap_or("")
+}
+
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The credentials JSON many teams keep in a secrets manager:
+/// `{"AppID": 1, "InstallationID": 2, "PrivateKeyPEM": "...", "WebhookSecret": "..."}`.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub app_id: u64,
+    pub installation_id: Option<u64>,
+    pub private_key: PrivateKeyPem,
+    pub webhook_secret: Option<WebhookSecret>,
+}
+
+impl Credentials {
+    pub fn read_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read credentials file {}: {}; check GHAPP_CREDENTIALS_FILE",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
+        Self::parse(&text, &format!("credentials file {}", path.display()))
+    }
+
+    /// Parses the JSON. The classic mistake, snake_case keys, would leave AppID at 0: refuse it
+    /// and name the keys found and the keys expected (never their values).
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            Error::Config(format!(
+                "{origin} is not valid JSON (line {}, column {}): expected {{\"AppID\": .., \"InstallationID\": .., \"PrivateKeyPEM\": ..}}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let obj = v.as_object().ok_or_else(|| {
+            Error::Config(format!(
+                "{origin} is not a JSON object: expected {{\"AppID\": .., \"InstallationID\": .., \"PrivateKeyPEM\": ..}}"
+            ))
+        })?;
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        let shape_error = || {
+            Error::Config(format!(
+                "{origin} has keys [{}] but needs AppID, PrivateKeyPEM and optionally InstallationID, WebhookSecret (exact spelling)",
+                keys.join(", ")
+            ))
+        };
+        let num = |k: &str| -> Option<u64> {
+            match obj.get(k)? {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+        };
+        let app_id = num("AppID").filter(|&id| id != 0).ok_or_else(shape_error)?;
+        let pem = obj
+            .get("PrivateKeyPEM")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(shape_error)?;
+        Ok(Credentials {
+            app_id,
+            installation_id: num("InstallationID").filter(|&id| id != 0),
+            private_key: PrivateKeyPem::new(pem),
+            webhook_secret: obj
+                .get("WebhookSecret")
+                .and_then(|v| v.as_str())
+                .map(WebhookSecret::new),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_json() {
+        let c = Credentials::parse(
+            r#"{"AppID": 12, "InstallationID": "34", "PrivateKeyPEM": "-----BEGIN RSA PRIVATE KEY-----\nQQ\n-----END RSA PRIVATE KEY-----", "WebhookSecret": "w"}"#,
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.app_id, 12);
+        assert_eq!(c.installation_id, Some(34));
+        assert!(!format!("{c:?}").contains("QQ"));
+
+        let err = Credentials::parse(
+            r#"{"app_id": 12, "installation_id": 34, "private_key": "SECRETPEM"}"#,
+            "credentials file x.json",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in ["app_id", "installation_id", "private_key", "AppID", "InstallationID", "PrivateKeyPEM"] {
+            assert!(err.contains(want), "{err}");
+        }
+        assert!(!err.contains("SECRETPEM"));
+
+        let err = Credentials::parse("{\"AppID\": 0, \"PrivateKeyPEM\": \"x\"}", "t").unwrap_err();
+        assert!(err.to_string().contains("AppID"));
+        let err = Credentials::parse("{nope", "t").unwrap_err().to_string();
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn command_source() {
+        let k = KeySource::Command(
+            "printf -- '-----BEGIN PRIVATE KEY-----\\nAA\\n-----END PRIVATE KEY-----\\n'".into(),
+        );
+        let l = k.load().unwrap();
+        assert!(l.pem.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
+
+        let k = KeySource::Command(r#"printf '%s' '{"AppID": 5, "PrivateKeyPEM": "-----BEGIN RSA PRIVATE KEY-----\nX\n-----END RSA PRIVATE KEY-----"}'"#.into());
+        let l = k.load().unwrap();
+        assert_eq!(l.credentials, Some((5, None)));
+
+        let k = KeySource::Command("echo '-----BEGIN RSA PRIVATE KEY----- leaked' >&2; exit 3".into());
+        let err = k.load().unwrap_err().to_string();
+        assert!(err.contains("failed"), "{err}");
+        assert!(!err.contains("leaked"), "{err}");
+
+        let k = KeySource::Command("echo not a key".into());
+        assert!(k.load().unwrap_err().to_string().contains("not PEM"));
+    }
+
+    #[test]
+    fn file_source_errors_and_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.pem");
+        let err = KeySource::File(p.clone()).load().unwrap_err().to_string();
+        assert!(err.contains("no such file") && err.contains("k.pem"), "{err}");
+        std::fs::write(&p, "-----BEGIN RSA PRIVATE KEY-----\nA\n-----END RSA PRIVATE KEY-----\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let l = KeySource::File(p.clone()).load().unwrap();
+        assert!(l.warnings[0].contains("chmod 600"), "{:?}", l.warnings);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(KeySource::File(p).load().unwrap().warnings.is_empty());
+    }
+}

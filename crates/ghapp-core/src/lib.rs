@@ -1,0 +1,34 @@
+//! ghapp-core: everything between "a GitHub App's private key" and "a token for this repository".
+//!
+//! - [`config`]: the one loader (flags, environment, TOML file, the credentials JSON).
+//! - [`keys`]: key sources (file, environment, credentials JSON, command, OS keyring).
+//! - [`jwt`]: RS256 app JWTs with clock-offset recovery.
+//! - [`client`]: the GitHub REST client with GitHub's retry rules.
+//! - [`cache`]: the 0600 on-disk token cache with per-key cross-process locks.
+//! - [`broker`]: cache, single-flight, installation discovery and minting.
+//!
+//! ```no_run
+//! # async fn f() -> ghapp_core::Result<()> {
+//! use ghapp_core::{broker::{Broker, TokenRequest}, config::{Config, Overrides}};
+//! let cfg = Config::load(&Overrides::default())?;
+//! let broker = Broker::new(cfg.primary()?.clone(), cfg.refresh_margin, &cfg.cache_dir)?;
+//! let token = broker.token(&TokenRequest::for_repo("octo-org", "widgets")).await?;
+//! # let _ = token; Ok(()) }
+//! ```
+//!
+//! # Security
+//! Private keys, tokens and JWTs live in the newtypes of [`secret`], whose `Debug` prints `****`
+//! and which have no `Display`. Errors name sources and scopes, never values. Cache files are
+//! 0600 in a 0700 directory and written atomically.
+
+pub mod broker;
+pub mod cache;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod keys;
+pub mod log;
+pub mod secret;
+
+pub use error::{Error, Result};

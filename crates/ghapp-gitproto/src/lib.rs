@@ -1,0 +1,14 @@
+//! Pure protocol code for ghapp: no I/O, only functions over bytes.
+//!
+//! [`credential`] parses what git sends a credential helper and formats the answer, following
+//! git's `Documentation/git-credential.adoc` (git 2.47). Everything here is table-tested and
+//! property-tested: arbitrary input never panics, and formatting then parsing gives back the input.
+//!
+//! ```
+//! use ghapp_gitproto::credential::{Request, repo_from_path};
+//! let req = Request::parse(b"protocol=https\nhost=github.com\npath=octo/widgets.git\n\n").unwrap();
+//! assert_eq!(req.host(), Some("github.com"));
+//! assert_eq!(repo_from_path(req.path().unwrap()), Some(("octo".into(), "widgets".into())));
+//! ```
+
+pub mod credential;
