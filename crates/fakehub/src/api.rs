@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::hub::{Hub, IssuedToken, JwtCheck, Mint, TokenCheck, level_covers};
-use crate::{Body, json_response, json as docs};
+use crate::{Body, json as docs, json_response};
 
 enum Auth {
     None,
@@ -73,8 +73,9 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
     {
-        let status = StatusCode::from_u16(hub.knobs.rate_limit_status.load(Ordering::Relaxed) as u16)
-            .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+        let status =
+            StatusCode::from_u16(hub.knobs.rate_limit_status.load(Ordering::Relaxed) as u16)
+                .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
         let mut r = err(
             status,
             "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
@@ -294,7 +295,14 @@ pub fn repo_doc(hub: &Hub, r: &crate::hub::Repo, perms: Option<(bool, bool)>) ->
         .map(|i| (i.account_id, i.account_type))
         .unwrap_or((7000, "User"));
     let owner = docs::simple_user(&hub.base_url, &r.owner, kind.0, kind.1);
-    docs::repository(&hub.base_url, &owner, &r.name, r.id, &r.default_branch, perms)
+    docs::repository(
+        &hub.base_url,
+        &owner,
+        &r.name,
+        r.id,
+        &r.default_branch,
+        perms,
+    )
 }
 
 /// `POST /app/installations/{id}/access_tokens`, with GitHub's narrowing rules.

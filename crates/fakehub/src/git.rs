@@ -60,8 +60,14 @@ fn unauthorized(msg: &str) -> Response<Body> {
 }
 
 fn basic_password(req: &Request<Incoming>) -> Option<String> {
-    let v = req.headers().get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
-    let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    let v = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let b64 = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .ok()?;
@@ -92,7 +98,11 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
     };
     hub.count(&format!(
         "git {} {}",
-        if route.tail == "info/refs" { "info/refs" } else { "POST" },
+        if route.tail == "info/refs" {
+            "info/refs"
+        } else {
+            "POST"
+        },
         service
     ));
     let Some(token) = basic_password(&req) else {
@@ -115,8 +125,16 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
     if !hub.token_covers(&t, &repo.owner, &repo.name) {
         return text(StatusCode::NOT_FOUND, "Repository not found.\n");
     }
-    let contents = t.permissions.get("contents").map(String::as_str).unwrap_or("");
-    let needed = if service == "git-receive-pack" { "write" } else { "read" };
+    let contents = t
+        .permissions
+        .get("contents")
+        .map(String::as_str)
+        .unwrap_or("");
+    let needed = if service == "git-receive-pack" {
+        "write"
+    } else {
+        "read"
+    };
     if !level_covers(contents, needed) {
         if needed == "read" {
             return text(StatusCode::NOT_FOUND, "Repository not found.\n");

@@ -276,8 +276,7 @@ impl Hub {
     pub fn new_token(&self) -> String {
         let mut rng = rand::rng();
         const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        const B64URL: &[u8] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut pick = |alphabet: &[u8], n: usize| -> String {
             (0..n)
                 .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
@@ -346,10 +345,16 @@ pub fn create_repo(root: &Path, home: &Path, owner: &str, name: &str) -> std::io
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
-    git(&["init", "--bare", "--quiet", "--initial-branch=main"], None)?;
+    git(
+        &["init", "--bare", "--quiet", "--initial-branch=main"],
+        None,
+    )?;
     let readme = format!("# {owner}/{name}\n\nAn emulated repository served by fakehub.\n");
     let blob = git(&["hash-object", "-w", "--stdin"], Some(&readme))?;
-    let tree = git(&["mktree"], Some(&format!("100644 blob {blob}\tREADME.md\n")))?;
+    let tree = git(
+        &["mktree"],
+        Some(&format!("100644 blob {blob}\tREADME.md\n")),
+    )?;
     let commit = git(&["commit-tree", &tree, "-m", "Initial commit"], None)?;
     git(&["update-ref", "refs/heads/main", &commit], None)?;
     Ok(())

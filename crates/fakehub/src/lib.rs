@@ -101,7 +101,9 @@ pub struct FakeHub {
 
 impl std::fmt::Debug for FakeHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeHub").field("url", &self.url()).finish_non_exhaustive()
+        f.debug_struct("FakeHub")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
     }
 }
 
@@ -310,7 +312,10 @@ impl FakeHub {
 
     /// Fail the next `n` mints with `status` (e.g. 502).
     pub fn fail_next_mints(&self, n: u64, status: u16) {
-        self.hub.knobs.fail_status.store(status.into(), Ordering::SeqCst);
+        self.hub
+            .knobs
+            .fail_status
+            .store(status.into(), Ordering::SeqCst);
         self.hub.knobs.fail_mints.store(n, Ordering::SeqCst);
     }
     /// Answer the next `n` API requests with `status` (403 or 429) and `Retry-After: secs`.

@@ -25,8 +25,8 @@ pub fn make() -> Result<Tls, String> {
     let issuer = Issuer::new(ca, ca_key);
 
     let leaf_key = KeyPair::generate().map_err(err)?;
-    let mut leaf =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).map_err(err)?;
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .map_err(err)?;
     leaf.distinguished_name.push(DnType::CommonName, "fakehub");
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];

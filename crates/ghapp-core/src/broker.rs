@@ -67,8 +67,11 @@ impl TokenRequest {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let perms: Vec<String> =
-            self.permissions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let perms: Vec<String> = self
+            .permissions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         if perms.is_empty() {
             repos
         } else {
@@ -110,7 +113,11 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    pub fn new(app: AppConfig, margin: Duration, cache_dir: impl Into<std::path::PathBuf>) -> Result<Self> {
+    pub fn new(
+        app: AppConfig,
+        margin: Duration,
+        cache_dir: impl Into<std::path::PathBuf>,
+    ) -> Result<Self> {
         let client = GitHubClient::new(&app.api_url)?;
         Ok(Self {
             app,
@@ -172,7 +179,10 @@ impl Broker {
     ) -> Result<ApiResponse> {
         let signer = self.signer().await?;
         let jwt = signer.sign()?;
-        let r = self.client.request(method.clone(), path, Auth::Jwt(&jwt), body).await?;
+        let r = self
+            .client
+            .request(method.clone(), path, Auth::Jwt(&jwt), body)
+            .await?;
         if r.status != StatusCode::UNAUTHORIZED {
             return Ok(r);
         }
@@ -191,7 +201,10 @@ impl Broker {
                 "the local clock differs from GitHub's by {offset} s; using GitHub's time for the app JWT (fix the clock: enable NTP, e.g. timedatectl set-ntp true)"
             );
             let jwt = signer.sign()?;
-            let r = self.client.request(method, path, Auth::Jwt(&jwt), body).await?;
+            let r = self
+                .client
+                .request(method, path, Auth::Jwt(&jwt), body)
+                .await?;
             if r.status == StatusCode::UNAUTHORIZED {
                 return Err(self.jwt_rejected(&r));
             }
@@ -232,7 +245,11 @@ impl Broker {
         if let Some(t) = self.fresh_in_memory(&key, now) {
             return Ok(t);
         }
-        if let Some(t) = self.cache.read(&key).filter(|t| t.is_fresh(now, self.margin)) {
+        if let Some(t) = self
+            .cache
+            .read(&key)
+            .filter(|t| t.is_fresh(now, self.margin))
+        {
             self.remember(&key, &t);
             return Ok(t);
         }
@@ -251,7 +268,11 @@ impl Broker {
             .await
             .map_err(|e| Error::cache(self.cache.dir(), std::io::Error::other(e.to_string())))??;
         let now = unix_now() as u64;
-        if let Some(t) = self.cache.read(&key).filter(|t| t.is_fresh(now, self.margin)) {
+        if let Some(t) = self
+            .cache
+            .read(&key)
+            .filter(|t| t.is_fresh(now, self.margin))
+        {
             self.remember(&key, &t);
             return Ok(t);
         }
@@ -277,7 +298,9 @@ impl Broker {
 
     fn fresh_in_memory(&self, key: &TokenKey, now: u64) -> Option<CachedToken> {
         let mem = self.mem.lock().unwrap_or_else(|e| e.into_inner());
-        mem.get(key).filter(|t| t.is_fresh(now, self.margin)).cloned()
+        mem.get(key)
+            .filter(|t| t.is_fresh(now, self.margin))
+            .cloned()
     }
 
     fn remember(&self, key: &TokenKey, t: &CachedToken) {
@@ -328,9 +351,9 @@ impl Broker {
         } else {
             return Err(api_error(&r, &format!("GET {path}")));
         };
-        if let Err(e) = self
-            .cache
-            .write_installation(&self.app.api_url, &issuer, owner, repo, &entry)
+        if let Err(e) =
+            self.cache
+                .write_installation(&self.app.api_url, &issuer, owner, repo, &entry)
         {
             tracing::warn!("{e}");
         }
@@ -434,7 +457,12 @@ impl Broker {
         }
         let r = self
             .client
-            .request(Method::DELETE, "/installation/token", Auth::Token(&token.token), None)
+            .request(
+                Method::DELETE,
+                "/installation/token",
+                Auth::Token(&token.token),
+                None,
+            )
             .await?;
         match r.status.as_u16() {
             204 => Ok(true),

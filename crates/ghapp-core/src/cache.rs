@@ -38,8 +38,10 @@ impl TokenKey {
         repositories: impl IntoIterator<Item = String>,
         permissions: BTreeMap<String, String>,
     ) -> Self {
-        let mut repositories: Vec<String> =
-            repositories.into_iter().map(|r| r.to_ascii_lowercase()).collect();
+        let mut repositories: Vec<String> = repositories
+            .into_iter()
+            .map(|r| r.to_ascii_lowercase())
+            .collect();
         repositories.sort();
         repositories.dedup();
         Self {
@@ -53,8 +55,15 @@ impl TokenKey {
 
     /// A stable file-name-safe id: a SHA-256 prefix of the canonical form.
     pub fn id(&self) -> String {
-        let inst = self.installation.map(|i| i.to_string()).unwrap_or_else(|| "auto".into());
-        let perms: Vec<String> = self.permissions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let inst = self
+            .installation
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "auto".into());
+        let perms: Vec<String> = self
+            .permissions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let canon = format!(
             "v1\n{}\n{}\n{}\n{}\n{}",
             self.api_url,
@@ -249,7 +258,13 @@ impl DiskCache {
 
     // ----- installation discovery cache -----
 
-    fn installation_path(&self, api_url: &str, app: &str, owner: &str, repo: Option<&str>) -> PathBuf {
+    fn installation_path(
+        &self,
+        api_url: &str,
+        app: &str,
+        owner: &str,
+        repo: Option<&str>,
+    ) -> PathBuf {
         let canon = format!(
             "inst-v1\n{api_url}\n{app}\n{}\n{}",
             owner.to_ascii_lowercase(),
@@ -356,7 +371,10 @@ mod tests {
         assert!(t.is_fresh(3999, m));
         assert!(!t.is_fresh(4000, m));
         assert_eq!(t.expiry_for_git(1000, m), 4000);
-        let short = CachedToken { expires_at: 1005, ..t };
+        let short = CachedToken {
+            expires_at: 1005,
+            ..t
+        };
         assert!(!short.is_fresh(1000, m));
         assert_eq!(short.expiry_for_git(1000, m), 1005);
     }

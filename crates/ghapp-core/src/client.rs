@@ -55,7 +55,11 @@ impl ApiResponse {
     }
 
     fn retry_after(&self) -> Option<Duration> {
-        let v = self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+        let v = self
+            .headers
+            .get(reqwest::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?;
         if let Ok(secs) = v.trim().parse::<u64>() {
             return Some(Duration::from_secs(secs));
         }
@@ -83,7 +87,9 @@ pub struct GitHubClient {
 
 impl std::fmt::Debug for GitHubClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitHubClient").field("api", &self.api).finish()
+        f.debug_struct("GitHubClient")
+            .field("api", &self.api)
+            .finish()
     }
 }
 
@@ -119,7 +125,10 @@ impl GitHubClient {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/vnd.github+json"),
         );
-        headers.insert("X-GitHub-Api-Version", HeaderValue::from_static(API_VERSION));
+        headers.insert(
+            "X-GitHub-Api-Version",
+            HeaderValue::from_static(API_VERSION),
+        );
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls_config()?)
             .user_agent(USER_AGENT)
@@ -177,8 +186,7 @@ impl GitHubClient {
                     transport_failures += 1;
                     let reason = transport_reason(&e);
                     tracing::debug!(%what, attempt, %reason, "request failed");
-                    if transport_failures >= TRANSPORT_ATTEMPTS || start.elapsed() > self.deadline
-                    {
+                    if transport_failures >= TRANSPORT_ATTEMPTS || start.elapsed() > self.deadline {
                         return Err(Error::Unreachable {
                             url: self.api.to_string(),
                             reason,
@@ -378,8 +386,14 @@ mod tests {
         assert_eq!(retry_wait(&resp(404, &[]), 1), None);
         assert_eq!(retry_wait(&resp(422, &[]), 1), None);
         assert_eq!(retry_wait(&resp(403, &[]), 1), None);
-        assert_eq!(retry_wait(&resp(502, &[]), 1), Some(Duration::from_millis(250)));
-        assert_eq!(retry_wait(&resp(502, &[]), 3), Some(Duration::from_millis(1000)));
+        assert_eq!(
+            retry_wait(&resp(502, &[]), 1),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_wait(&resp(502, &[]), 3),
+            Some(Duration::from_millis(1000))
+        );
         assert_eq!(retry_wait(&resp(502, &[]), 30), Some(MAX_BACKOFF));
         assert_eq!(
             retry_wait(&resp(403, &[("retry-after", "3")]), 1),

@@ -120,11 +120,14 @@ impl Config {
 
     /// The first app, or an error that says how to configure one.
     pub fn primary(&self) -> Result<&AppConfig> {
-        self.apps.first().ok_or_else(|| Error::Config(not_configured(self.file.as_deref())))
+        self.apps
+            .first()
+            .ok_or_else(|| Error::Config(not_configured(self.file.as_deref())))
     }
 }
 
-pub(crate) fn not_configured(file: Option<&Path>) -> String {
+/// The message for "no app configured", naming the config file to write.
+pub fn not_configured(file: Option<&Path>) -> String {
     let file = file
         .map(|p| p.display().to_string())
         .or_else(|| default_config_path().map(|p| p.display().to_string()))
@@ -202,7 +205,9 @@ pub fn git_host_from_api(api_url: &str) -> Result<String> {
         )));
     }
     let host = url.host_str().ok_or_else(|| {
-        Error::Config(format!("API URL {api_url:?} has no host: use https://HOST/api/v3"))
+        Error::Config(format!(
+            "API URL {api_url:?} has no host: use https://HOST/api/v3"
+        ))
     })?;
     if host.eq_ignore_ascii_case("api.github.com") {
         return Ok("github.com".into());
@@ -306,7 +311,10 @@ impl Config {
         layer!(app_id, parse_u64(env, "GHAPP_APP_ID")?);
         layer!(client_id, env.var("GHAPP_CLIENT_ID"));
         layer!(installation_id, parse_u64(env, "GHAPP_INSTALLATION_ID")?);
-        layer!(credentials_file, env.var("GHAPP_CREDENTIALS_FILE").map(PathBuf::from));
+        layer!(
+            credentials_file,
+            env.var("GHAPP_CREDENTIALS_FILE").map(PathBuf::from)
+        );
         layer!(private_key_command, env.var("GHAPP_PRIVATE_KEY_COMMAND"));
         layer!(private_key_keyring, env.var("GHAPP_PRIVATE_KEY_KEYRING"));
         let mut env_key_pem = None;
@@ -314,7 +322,10 @@ impl Config {
             env_key_pem = Some(pem);
             layered = true;
         }
-        layer!(private_key_file, env.var("GHAPP_PRIVATE_KEY_FILE").map(PathBuf::from));
+        layer!(
+            private_key_file,
+            env.var("GHAPP_PRIVATE_KEY_FILE").map(PathBuf::from)
+        );
         layer!(api_url, ov.api_url.clone());
         layer!(app_id, ov.app_id);
         layer!(client_id, ov.client_id.clone());
@@ -332,10 +343,20 @@ impl Config {
 
         let mut apps = Vec::new();
         if had_file_app || layered {
-            apps.push(build_app(primary, env_key_pem, "environment", file.as_deref())?);
+            apps.push(build_app(
+                primary,
+                env_key_pem,
+                "environment",
+                file.as_deref(),
+            )?);
         }
         for (i, a) in file_apps.into_iter().enumerate() {
-            apps.push(build_app(a, None, &format!("[[app]] #{}", i + 2), file.as_deref())?);
+            apps.push(build_app(
+                a,
+                None,
+                &format!("[[app]] #{}", i + 2),
+                file.as_deref(),
+            )?);
         }
         Ok(Config {
             apps,
@@ -471,8 +492,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let mut m: BTreeMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut m: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         // Never read the developer's own config file in unit tests.
         m.entry("GHAPP_CONFIG".into())
             .or_insert_with(|| "/nonexistent/ghapp-test.toml".into());
@@ -481,9 +504,18 @@ mod tests {
 
     #[test]
     fn git_host_derivation() {
-        assert_eq!(git_host_from_api("https://api.github.com").unwrap(), "github.com");
-        assert_eq!(git_host_from_api("https://ghe.corp/api/v3").unwrap(), "ghe.corp");
-        assert_eq!(git_host_from_api("https://127.0.0.1:8443/api/v3").unwrap(), "127.0.0.1:8443");
+        assert_eq!(
+            git_host_from_api("https://api.github.com").unwrap(),
+            "github.com"
+        );
+        assert_eq!(
+            git_host_from_api("https://ghe.corp/api/v3").unwrap(),
+            "ghe.corp"
+        );
+        assert_eq!(
+            git_host_from_api("https://127.0.0.1:8443/api/v3").unwrap(),
+            "127.0.0.1:8443"
+        );
         assert!(git_host_from_api("http://ghe.corp/api/v3").is_err());
         assert!(git_host_from_api("not a url").is_err());
     }
@@ -492,10 +524,15 @@ mod tests {
     fn env_app() {
         let e = env(&[
             ("GHAPP_APP_ID", "42"),
-            ("GHAPP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\\nAAA\\n-----END RSA PRIVATE KEY-----"),
+            (
+                "GHAPP_PRIVATE_KEY",
+                "-----BEGIN RSA PRIVATE KEY-----\\nAAA\\n-----END RSA PRIVATE KEY-----",
+            ),
             ("GHAPP_API_URL", "https://ghe.corp/api/v3/"),
         ]);
-        let err = Config::load_from(&e, &Overrides::default()).unwrap_err().to_string();
+        let err = Config::load_from(&e, &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot read config file"), "{err}");
 
         let mut e = e;
@@ -523,10 +560,7 @@ mod tests {
             "refresh_margin = 120\n[[app]]\napp_id = 1\nprivate_key_file = \"/k.pem\"\ninstallation_id = 5\n[[app]]\napi_url = \"https://ghe.corp/api/v3\"\napp_id = 9\nprivate_key_command = \"vault read\"\nowners = [\"corp\"]\n",
         )
         .unwrap();
-        let e = env(&[
-            ("GHAPP_CONFIG", f.to_str().unwrap()),
-            ("GHAPP_APP_ID", "2"),
-        ]);
+        let e = env(&[("GHAPP_CONFIG", f.to_str().unwrap()), ("GHAPP_APP_ID", "2")]);
         let ov = Overrides {
             installation_id: Some(77),
             ..Default::default()
@@ -549,19 +583,32 @@ mod tests {
         std::fs::write(&f, "[[app]]\napp_id = 1\nprivate_key_fil = \"x\"\n").unwrap();
         let cases: Vec<(BTreeMap<String, String>, &str)> = vec![
             (env(&[("GHAPP_CONFIG", f.to_str().unwrap())]), "line 3"),
-            (env(&[("GHAPP_CONFIG", ""), ("GHAPP_APP_ID", "abc")]), "GHAPP_APP_ID"),
-            (env(&[("GHAPP_CONFIG", ""), ("GHAPP_APP_ID", "1")]), "no private key"),
+            (
+                env(&[("GHAPP_CONFIG", ""), ("GHAPP_APP_ID", "abc")]),
+                "GHAPP_APP_ID",
+            ),
+            (
+                env(&[("GHAPP_CONFIG", ""), ("GHAPP_APP_ID", "1")]),
+                "no private key",
+            ),
             (
                 env(&[("GHAPP_CONFIG", ""), ("GHAPP_REFRESH_MARGIN", "10m")]),
                 "GHAPP_REFRESH_MARGIN",
             ),
             (
-                env(&[("GHAPP_CONFIG", ""), ("GHAPP_API_URL", "http://x/api/v3"), ("GHAPP_APP_ID", "1"), ("GHAPP_PRIVATE_KEY_FILE", "/k")]),
+                env(&[
+                    ("GHAPP_CONFIG", ""),
+                    ("GHAPP_API_URL", "http://x/api/v3"),
+                    ("GHAPP_APP_ID", "1"),
+                    ("GHAPP_PRIVATE_KEY_FILE", "/k"),
+                ]),
                 "not https",
             ),
         ];
         for (e, want) in cases {
-            let err = Config::load_from(&e, &Overrides::default()).unwrap_err().to_string();
+            let err = Config::load_from(&e, &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err}");
             assert!(!err.contains('\n'), "{err}");
         }

@@ -23,7 +23,10 @@ pub enum KeySource {
     /// A shell command whose stdout is the PEM or the credentials JSON.
     Command(String),
     /// An OS keyring entry holding the PEM.
-    Keyring { service: String, user: String },
+    Keyring {
+        service: String,
+        user: String,
+    },
 }
 
 /// What a key source gave.
@@ -128,7 +131,9 @@ fn read_keyring(service: &str, user: &str) -> std::result::Result<PrivateKeyPem,
 /// what they usually mean.
 fn keyring_reason(e: keyring::Error) -> String {
     match e {
-        keyring::Error::NoEntry => "no such entry, or no keyring service answers (headless?)".into(),
+        keyring::Error::NoEntry => {
+            "no such entry, or no keyring service answers (headless?)".into()
+        }
         keyring::Error::PlatformFailure(_) | keyring::Error::NoStorageAccess(_) => {
             "no keyring service answers on this machine (no D-Bus Secret Service?)".into()
         }
@@ -197,11 +202,10 @@ fn run_command(cmd: &str) -> Result<String> {
             Err(e) => return Err(Error::Key(format!("{what}: {e}"))),
         }
     };
-    let out = out_thread
-        .join()
-        .ok()
-        .and_then(|r| r.ok())
-        .ok_or_else(|| Error::Key(format!("{what} printed something that is not UTF-8 text")))?;
+    let out =
+        out_thread.join().ok().and_then(|r| r.ok()).ok_or_else(|| {
+            Error::Key(format!("{what} printed something that is not UTF-8 text"))
+        })?;
     let err = err_thread.join().unwrap_or_default();
     if !status.success() {
         return Err(Error::Key(format!(
@@ -226,7 +230,11 @@ fn redact_stderr(s: &str) -> String {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned()
 }
 
 fn first_word(s: &str) -> &str {
@@ -331,7 +339,14 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        for want in ["app_id", "installation_id", "private_key", "AppID", "InstallationID", "PrivateKeyPEM"] {
+        for want in [
+            "app_id",
+            "installation_id",
+            "private_key",
+            "AppID",
+            "InstallationID",
+            "PrivateKeyPEM",
+        ] {
             assert!(err.contains(want), "{err}");
         }
         assert!(!err.contains("SECRETPEM"));
@@ -354,7 +369,8 @@ mod tests {
         let l = k.load().unwrap();
         assert_eq!(l.credentials, Some((5, None)));
 
-        let k = KeySource::Command("echo '-----BEGIN RSA PRIVATE KEY----- leaked' >&2; exit 3".into());
+        let k =
+            KeySource::Command("echo '-----BEGIN RSA PRIVATE KEY----- leaked' >&2; exit 3".into());
         let err = k.load().unwrap_err().to_string();
         assert!(err.contains("failed"), "{err}");
         assert!(!err.contains("leaked"), "{err}");
@@ -369,8 +385,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.pem");
         let err = KeySource::File(p.clone()).load().unwrap_err().to_string();
-        assert!(err.contains("no such file") && err.contains("k.pem"), "{err}");
-        std::fs::write(&p, "-----BEGIN RSA PRIVATE KEY-----\nA\n-----END RSA PRIVATE KEY-----\n").unwrap();
+        assert!(
+            err.contains("no such file") && err.contains("k.pem"),
+            "{err}"
+        );
+        std::fs::write(
+            &p,
+            "-----BEGIN RSA PRIVATE KEY-----\nA\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let l = KeySource::File(p.clone()).load().unwrap();
         assert!(l.warnings[0].contains("chmod 600"), "{:?}", l.warnings);

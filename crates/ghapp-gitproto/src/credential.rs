@@ -169,7 +169,9 @@ impl fmt::Debug for Answer<'_> {
 
 /// Why an answer could not be formatted: a value that would break the line protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the {field} to send git contains a newline or NUL byte, which the credential protocol cannot carry")]
+#[error(
+    "the {field} to send git contains a newline or NUL byte, which the credential protocol cannot carry"
+)]
 pub struct FormatError {
     pub field: &'static str,
 }

@@ -1,0 +1,163 @@
+//! `ghapp demo`: the whole flow against the built-in emulator, with a throwaway HOME and git
+//! config: start fakehub, route git to the helper, clone, commit, push, and check the result at
+//! the emulator. Needs nothing configured; exits 0 when every step worked.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+struct Session {
+    env: Vec<(String, String)>,
+}
+
+impl Session {
+    fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let mut cmd = Command::new("git");
+        cmd.args(args).current_dir(dir).env_clear();
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().context("cannot run git")?;
+        if !out.status.success() {
+            bail!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .replace('\n', " | ")
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+/// The credential helper to put on PATH: the real binary beside this one when it was built,
+/// else this binary under the helper's name (it dispatches on its name).
+fn helper_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe().context("cannot find the ghapp binary")?;
+    let sibling = me.with_file_name(git_credential_ghapp::PROGRAM);
+    Ok(if sibling.is_file() { sibling } else { me })
+}
+
+pub fn run() -> Result<ExitCode> {
+    println!(
+        "ghapp demo: clone, commit and push through git-credential-ghapp against the built-in GitHub emulator"
+    );
+    let tmp = tempfile::Builder::new().prefix("ghapp-demo-").tempdir()?;
+    let root = tmp.path();
+    let hub = fakehub::FakeHub::start(fakehub::Options {
+        dir: Some(root.join("fakehub")),
+        ..Default::default()
+    })
+    .context("cannot start the emulator")?;
+    println!(
+        "[1/5] fakehub is serving {} (throwaway CA, app {}, repositories octo-org/widgets and octo-org/gadgets)",
+        hub.url(),
+        hub.app_id()
+    );
+
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    std::os::unix::fs::symlink(helper_binary()?, bin.join(git_credential_ghapp::PROGRAM))?;
+    let home = root.join("home");
+    std::fs::create_dir_all(&home)?;
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+    );
+    let ca = hub.ca_path().display().to_string();
+    let s = |v: &str| v.to_owned();
+    let session = Session {
+        env: vec![
+            (s("PATH"), path),
+            (s("HOME"), home.display().to_string()),
+            (
+                s("GIT_CONFIG_GLOBAL"),
+                root.join("gitconfig").display().to_string(),
+            ),
+            (s("GIT_CONFIG_NOSYSTEM"), s("1")),
+            (s("GIT_TERMINAL_PROMPT"), s("0")),
+            (s("GIT_SSL_CAINFO"), ca.clone()),
+            (s("SSL_CERT_FILE"), ca),
+            (s("GIT_AUTHOR_NAME"), s("Demo Agent")),
+            (s("GIT_AUTHOR_EMAIL"), s("agent@example.invalid")),
+            (s("GIT_COMMITTER_NAME"), s("Demo Agent")),
+            (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
+            (s("GHAPP_CONFIG"), s("")),
+            (s("GHAPP_API_URL"), hub.api_url()),
+            (s("GHAPP_APP_ID"), hub.app_id().to_string()),
+            (
+                s("GHAPP_PRIVATE_KEY_FILE"),
+                hub.key_path().display().to_string(),
+            ),
+            (
+                s("GHAPP_CACHE_DIR"),
+                root.join("cache").display().to_string(),
+            ),
+        ],
+    };
+
+    let done = crate::configure_git(&hub.git_host(), &session.env)?;
+    println!(
+        "[2/5] ghapp configure-git --host {}: {}",
+        hub.git_host(),
+        done.join("; ")
+    );
+
+    let url = hub.repo_url(fakehub::ORG, "widgets");
+    session.git(root, &["clone", "--quiet", &url, "widgets"])?;
+    let work = root.join("widgets");
+    let files = session.git(&work, &["ls-files"])?;
+    println!(
+        "[3/5] git clone {url}: ok (files: {})",
+        files.replace('\n', ", ")
+    );
+
+    let branch = "agent/demo";
+    session.git(&work, &["switch", "--quiet", "-c", branch])?;
+    std::fs::write(work.join("NOTES.md"), "Written by ghapp demo.\n")?;
+    session.git(&work, &["add", "NOTES.md"])?;
+    session.git(
+        &work,
+        &["commit", "--quiet", "-m", "Add notes from the demo agent"],
+    )?;
+    let head = session.git(&work, &["rev-parse", "HEAD"])?;
+    session.git(&work, &["push", "--quiet", "origin", branch])?;
+    println!("[4/5] git commit and git push origin {branch}: ok");
+
+    let bare = hub.repo_dir(fakehub::ORG, "widgets");
+    let at_hub = session.git(&bare, &["rev-parse", &format!("refs/heads/{branch}")])?;
+    if at_hub != head {
+        bail!("the emulator has {branch} at {at_hub}, not the pushed {head}");
+    }
+    println!(
+        "[5/5] the emulator has refs/heads/{branch} at {}",
+        &head[..12]
+    );
+
+    let mints = hub.counters().mints;
+    let scopes: Vec<String> = mints
+        .iter()
+        .map(|m| {
+            let repos = m
+                .repositories
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .map(|n| format!("{}/{n}", fakehub::ORG))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "all repositories".into());
+            repos
+        })
+        .collect();
+    println!(
+        "tokens minted: {} (narrowed to {}); clone and push shared it through the cache",
+        mints.len(),
+        scopes.join("; ")
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,267 @@
+//! The operator's CLI: `token`, `configure-git`, `emulator`, `demo`.
+//!
+//! Exit codes: 0 success; 1 an operation failed (the message says why and what to do);
+//! 2 bad usage.
+
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a CLI: stdout carries results, stderr carries one-line errors"
+)]
+
+mod configure_git;
+mod demo;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use ghapp_core::broker::{Broker, TokenRequest, default_permissions};
+use ghapp_core::config::{Config, Overrides};
+
+pub use configure_git::configure_git;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ghapp",
+    version,
+    about = "GitHub App installation tokens for git, CI and sandboxes, without a long-lived secret"
+)]
+pub struct Cli {
+    /// Config file (default: $GHAPP_CONFIG, else config.toml in the user config dir).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// REST API base, e.g. https://HOST/api/v3 for GitHub Enterprise Server.
+    #[arg(long, global = true, value_name = "URL")]
+    api_url: Option<String>,
+    /// The app's numeric id.
+    #[arg(long, global = true, value_name = "ID")]
+    app_id: Option<u64>,
+    /// Skip installation discovery.
+    #[arg(long, global = true, value_name = "ID")]
+    installation_id: Option<u64>,
+    /// The app's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    private_key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print an installation token for one repository (for scripts and CI).
+    Token {
+        /// OWNER/REPO the token is narrowed to.
+        #[arg(long, value_name = "OWNER/REPO")]
+        repo: String,
+        /// NAME=LEVEL (read or write); repeatable. Default: contents=write,
+        /// pull_requests=write, metadata=read.
+        #[arg(long = "permission", value_name = "NAME=LEVEL")]
+        permissions: Vec<String>,
+        /// Print token, expires_at, repositories and permissions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Route a host's HTTPS git credentials to git-credential-ghapp (idempotent).
+    ConfigureGit {
+        /// The git host (default: the configured app's, else github.com).
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Run the GitHub emulator (fakehub) in the foreground.
+    Emulator {
+        /// Port on 127.0.0.1 (default: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Directory for repositories, the CA and the app key (default: a temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Lifetime of minted tokens in seconds.
+        #[arg(long, default_value_t = 3600)]
+        token_ttl: u64,
+    },
+    /// Show the whole flow against the built-in emulator: clone, commit, push.
+    Demo,
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            api_url: self.api_url.clone(),
+            app_id: self.app_id,
+            installation_id: self.installation_id,
+            private_key_file: self.private_key_file.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Parses the process arguments and runs; prints errors once.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("ghapp: {}", chain.join(": ").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Token {
+            repo,
+            permissions,
+            json,
+        } => token(&cli, repo, permissions, *json),
+        Command::ConfigureGit { host } => {
+            let host = match host {
+                Some(h) => h.clone(),
+                None => Config::load(&cli.overrides())
+                    .ok()
+                    .and_then(|c| c.apps.first().map(|a| a.git_host.clone()))
+                    .unwrap_or_else(|| "github.com".into()),
+            };
+            for line in configure_git(&host, &[])? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Emulator {
+            port,
+            dir,
+            token_ttl,
+        } => emulator(*port, dir.clone(), *token_ttl),
+        Command::Demo => demo::run(),
+    }
+}
+
+fn parse_permissions(list: &[String]) -> Result<BTreeMap<String, String>> {
+    if list.is_empty() {
+        return Ok(default_permissions());
+    }
+    let mut out = BTreeMap::new();
+    for p in list {
+        let Some((name, level)) = p.split_once('=') else {
+            bail!("--permission {p:?} is not NAME=LEVEL: e.g. --permission contents=read");
+        };
+        if !matches!(level, "read" | "write" | "admin") {
+            bail!("--permission {p:?}: the level must be read, write or admin");
+        }
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            bail!(
+                "--permission {p:?}: the name must be a GitHub permission such as contents or pull_requests"
+            );
+        }
+        out.insert(name.to_owned(), level.to_owned());
+    }
+    Ok(out)
+}
+
+fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<ExitCode> {
+    let Some((owner, name)) = ghapp_gitproto_repo(repo) else {
+        bail!("--repo {repo:?} is not OWNER/REPO");
+    };
+    let permissions = parse_permissions(permissions)?;
+    let cfg = Config::load(&cli.overrides())?;
+    let app = cfg
+        .apps
+        .iter()
+        .find(|a| a.owners.is_empty() || a.owners.iter().any(|o| o.eq_ignore_ascii_case(&owner)))
+        .cloned()
+        .map(Ok)
+        .unwrap_or_else(|| cfg.primary().cloned())?;
+    ghapp_core::log::init("ghapp");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let req = TokenRequest {
+        owner: Some(owner.clone()),
+        repositories: vec![name.clone()],
+        permissions,
+    };
+    let t = rt.block_on(async {
+        let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
+        broker.token(&req).await
+    })?;
+    if json {
+        let expires = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.expires_at),
+        )
+        .to_string();
+        let v = serde_json::json!({
+            "token": t.token.expose(),
+            "expires_at": expires,
+            "repositories": t.repositories.iter().map(|r| format!("{owner}/{r}")).collect::<Vec<_>>(),
+            "permissions": t.permissions,
+            "installation_id": t.installation_id,
+        });
+        println!("{v}");
+    } else {
+        println!("{}", t.token.expose());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ghapp_gitproto_repo(s: &str) -> Option<(String, String)> {
+    let (o, r) = s.split_once('/')?;
+    if r.contains('/') {
+        return None;
+    }
+    let r = r.strip_suffix(".git").unwrap_or(r);
+    let ok = |x: &str| {
+        !x.is_empty()
+            && x != "."
+            && x != ".."
+            && x.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    (ok(o) && ok(r)).then(|| (o.to_owned(), r.to_owned()))
+}
+
+fn emulator(port: u16, dir: Option<PathBuf>, token_ttl: u64) -> Result<ExitCode> {
+    let hub = fakehub::FakeHub::start(fakehub::Options {
+        port,
+        dir,
+        token_ttl,
+    })
+    .context("cannot start the emulator")?;
+    println!("fakehub listening on {}", hub.url());
+    println!("  API:          {}", hub.api_url());
+    println!("  CA:           {}", hub.ca_path().display());
+    println!("  app key:      {}", hub.key_path().display());
+    println!("  app id:       {}", hub.app_id());
+    println!(
+        "  installations: {} ({}: widgets, gadgets), {} ({}: all)",
+        fakehub::ORG_INSTALLATION,
+        fakehub::ORG,
+        fakehub::USER_INSTALLATION,
+        fakehub::USER
+    );
+    println!("  clone:        {}", hub.repo_url(fakehub::ORG, "widgets"));
+    println!();
+    println!("Use it from another shell:");
+    println!("  export GHAPP_API_URL={}", hub.api_url());
+    println!("  export GHAPP_APP_ID={}", hub.app_id());
+    println!(
+        "  export GHAPP_PRIVATE_KEY_FILE={}",
+        hub.key_path().display()
+    );
+    println!(
+        "  export SSL_CERT_FILE={} GIT_SSL_CAINFO={}",
+        hub.ca_path().display(),
+        hub.ca_path().display()
+    );
+    println!("Press Ctrl-C to stop.");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(tokio::signal::ctrl_c())?;
+    Ok(ExitCode::SUCCESS)
+}
