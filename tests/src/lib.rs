@@ -1,1 +1,377 @@
+//! The end-to-end harness: a [`World`] is one fakehub plus a throwaway HOME, git config and
+//! token cache, and runs the real `git` and ghapp's built binaries in it, recording every output
+//! so that a test can finish with [`World::assert_no_secrets`].
+//!
+//! Every command is isolated the same way: the environment is cleared, then `PATH` (ghapp's
+//! target dir first), `HOME`, `GIT_CONFIG_GLOBAL` to the world's file, `GIT_CONFIG_NOSYSTEM=1`,
+//! `GIT_TERMINAL_PROMPT=0`, fixed author dates, the emulator's CA, and the `GHAPP_*` variables.
 
+pub mod openapi;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub use fakehub::{FakeHub, Options};
+
+/// The directory holding the built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/test-xxxx -> target/debug
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    for b in ["git-credential-ghapp", "ghapp"] {
+        assert!(
+            dir.join(b).is_file(),
+            "{b} is not built in {}: run the suite with `cargo test --workspace`",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert!(self.success(), "command failed: {self:#?}");
+        self
+    }
+    #[track_caller]
+    pub fn fails(&self) -> &Self {
+        assert!(!self.success(), "command should have failed: {self:#?}");
+        self
+    }
+    /// The value of `key=` in a credential answer.
+    pub fn field(&self, key: &str) -> Option<String> {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+    }
+    /// Asserts the shape every error must have: one line on stderr, prefixed with the program,
+    /// containing `want`; no password on stdout; no panic.
+    #[track_caller]
+    pub fn one_line_error(&self, program: &str, want: &str) -> &Self {
+        assert!(!self.stderr.contains("panicked"), "panic: {self:#?}");
+        assert_ne!(self.code, Some(101), "panic exit code: {self:#?}");
+        assert!(
+            !self.stdout.contains("password="),
+            "password on stdout: {self:#?}"
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one stderr line: {self:#?}");
+        assert!(
+            lines[0].starts_with(&format!("{program}: ")),
+            "not prefixed with {program}: {self:#?}"
+        );
+        assert!(lines[0].contains(want), "stderr lacks {want:?}: {self:#?}");
+        self
+    }
+}
+
+pub struct World {
+    pub hub: FakeHub,
+    pub root: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    /// Every captured output that must not hold a secret.
+    captured: Mutex<Vec<String>>,
+}
+
+impl World {
+    pub fn new() -> World {
+        Self::with(Options::default())
+    }
+
+    pub fn with(opts: Options) -> World {
+        let hub = FakeHub::start(opts).expect("fakehub starts");
+        let root = tempfile::Builder::new()
+            .prefix("ghapp-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let home = root.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        let gitconfig = root.path().join("gitconfig");
+        // Only what the acceptance allows: the helper and useHttpPath.
+        std::fs::write(
+            &gitconfig,
+            "[credential]\n\thelper = ghapp\n\tuseHttpPath = true\n[init]\n\tdefaultBranch = main\n",
+        )
+        .expect("gitconfig");
+        let bins = bin_dir();
+        let path = format!(
+            "{}:{}",
+            bins.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
+        );
+        let ca = hub.ca_path().display().to_string();
+        let s = |x: &str| x.to_owned();
+        let env = vec![
+            (s("PATH"), path),
+            (s("HOME"), home.display().to_string()),
+            (s("GIT_CONFIG_GLOBAL"), gitconfig.display().to_string()),
+            (s("GIT_CONFIG_NOSYSTEM"), s("1")),
+            (s("GIT_TERMINAL_PROMPT"), s("0")),
+            (s("GIT_SSL_CAINFO"), ca.clone()),
+            (s("SSL_CERT_FILE"), ca),
+            (s("GIT_AUTHOR_NAME"), s("Test Agent")),
+            (s("GIT_AUTHOR_EMAIL"), s("agent@example.invalid")),
+            (s("GIT_AUTHOR_DATE"), s("2026-02-01T12:00:00Z")),
+            (s("GIT_COMMITTER_NAME"), s("Test Agent")),
+            (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
+            (s("GIT_COMMITTER_DATE"), s("2026-02-01T12:00:00Z")),
+            (s("LANG"), s("C")),
+            (s("GHAPP_CONFIG"), s("")),
+            (s("GHAPP_API_URL"), hub.api_url()),
+            (s("GHAPP_APP_ID"), hub.app_id().to_string()),
+            (
+                s("GHAPP_PRIVATE_KEY_FILE"),
+                hub.key_path().display().to_string(),
+            ),
+            (
+                s("GHAPP_CACHE_DIR"),
+                root.path().join("cache/ghapp").display().to_string(),
+            ),
+        ];
+        World {
+            hub,
+            root,
+            env,
+            captured: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path("cache/ghapp")
+    }
+
+    /// Sets (or with `None` removes) a variable for every later command.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_owned(), v.to_owned()));
+        }
+    }
+
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    fn command(&self, program: &str, dir: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(dir).env_clear();
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs a command with `stdin`, bounded by `timeout`. `scan_stdout`: whether stdout may be
+    /// checked for secrets (false for channels whose job is to carry a token).
+    pub fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        dir: &Path,
+        stdin: &str,
+        scan_stdout: bool,
+    ) -> Run {
+        let mut cmd = self.command(program, dir);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let mut input = child.stdin.take().expect("stdin");
+        let data = stdin.as_bytes().to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let out = wait_bounded(child, Duration::from_secs(120), program);
+        let _ = writer.join();
+        let run = Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: start.elapsed(),
+        };
+        let mut cap = self.captured.lock().unwrap();
+        cap.push(run.stderr.clone());
+        if scan_stdout {
+            cap.push(run.stdout.clone());
+        }
+        run
+    }
+
+    pub fn git(&self, dir: &Path, args: &[&str]) -> Run {
+        self.run("git", args, dir, "", true)
+    }
+
+    /// `git-credential-ghapp ACTION` with `input` on stdin.
+    pub fn helper(&self, action: &str, input: &str) -> Run {
+        self.run(
+            "git-credential-ghapp",
+            &[action],
+            self.root.path(),
+            input,
+            false,
+        )
+    }
+
+    /// A `get` for `owner/repo` on the emulator, as git sends it with useHttpPath.
+    pub fn get(&self, owner_repo: &str) -> Run {
+        self.helper("get", &self.request(owner_repo))
+    }
+
+    pub fn request(&self, owner_repo: &str) -> String {
+        format!(
+            "protocol=https\nhost={}\npath={owner_repo}.git\n\n",
+            self.hub.git_host()
+        )
+    }
+
+    pub fn ghapp(&self, args: &[&str]) -> Run {
+        // `ghapp token` prints a token on purpose; other subcommands are scanned.
+        let scan = args.first() != Some(&"token");
+        self.run("ghapp", args, self.root.path(), "", scan)
+    }
+
+    /// Clones `owner/repo` into `dest` (relative to the world root).
+    pub fn clone_repo(&self, owner: &str, repo: &str, dest: &str) -> Run {
+        let url = self.hub.repo_url(owner, repo);
+        self.git(self.root.path(), &["clone", "--quiet", &url, dest])
+    }
+
+    /// Commits a file in the checkout `dir`.
+    pub fn commit_file(&self, dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).expect("write file");
+        self.git(dir, &["add", name]).ok();
+        self.git(dir, &["commit", "--quiet", "-m", &format!("Add {name}")])
+            .ok();
+    }
+
+    /// The emulator's value of `refname` in `owner/repo`, if any.
+    pub fn hub_ref(&self, owner: &str, repo: &str, refname: &str) -> Option<String> {
+        let out = Command::new("git")
+            .args(["rev-parse", "--verify", "--quiet", refname])
+            .env("GIT_DIR", self.hub.repo_dir(owner, repo))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("git rev-parse");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Adds text that must be scanned (e.g. Debug output of a value).
+    pub fn capture(&self, text: String) {
+        self.captured.lock().unwrap().push(text);
+    }
+
+    /// Every token fakehub issued, and the key's body lines, must be absent from every
+    /// captured output.
+    #[track_caller]
+    pub fn assert_no_secrets(&self) {
+        let mut secrets = self.hub.issued_tokens();
+        secrets.extend(
+            self.hub
+                .private_key_pem()
+                .lines()
+                .filter(|l| !l.starts_with("-----") && l.len() > 20)
+                .map(str::to_owned),
+        );
+        let cap = self.captured.lock().unwrap();
+        for (i, text) in cap.iter().enumerate() {
+            for s in &secrets {
+                assert!(
+                    !text.contains(s.as_str()),
+                    "captured output #{i} holds a secret (fingerprint {}): {}",
+                    ghapp_core::secret::fingerprint(s),
+                    text.replace(s.as_str(), "<SECRET>")
+                );
+            }
+        }
+    }
+
+    pub fn captured_count(&self) -> usize {
+        self.captured.lock().unwrap().len()
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Waits for a child at most `limit`, killing it after: no test hangs.
+pub fn wait_bounded(
+    mut child: std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::Output {
+    use std::io::Read;
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut v);
+        }
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut v);
+        }
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::process::Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+/// `Authorization: Basic` for a token, as git would send it.
+pub fn basic_auth(token: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+    )
+}

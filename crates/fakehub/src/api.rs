@@ -50,6 +50,10 @@ fn not_found() -> Response<Body> {
     err(StatusCode::NOT_FOUND, "Not Found")
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "the Err side is the error response itself, built once per refused request"
+)]
 pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Response<Body> {
     let delay = hub.knobs.delay_ms.load(Ordering::Relaxed);
     if delay > 0 {
@@ -322,6 +326,7 @@ async fn mint(hub: &Arc<Hub>, id: u64, req: Request<Incoming>) -> Response<Body>
             _ => return err(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
         }
     };
+    hub.with_counters(|c| c.mint_bodies.push(v.clone()));
     // Fault knob: fail the next N mints.
     if hub
         .knobs

@@ -71,6 +71,8 @@ pub struct Counters {
     pub jwt_rejections: u64,
     /// Successful pushes (receive-pack POSTs answered 200).
     pub pushes: u64,
+    /// The JSON bodies of every mint request, as sent (for schema checks of clients).
+    pub mint_bodies: Vec<serde_json::Value>,
 }
 
 /// Fault knobs. Set through [`crate::FakeHub`] or `POST /_fakehub/knobs`.

@@ -109,6 +109,8 @@ pub fn repository(
         "stargazers_count": 0,
         "watchers_count": 0,
         "watchers": 0,
+        "network_count": 0,
+        "subscribers_count": 0,
         "size": 1,
         "default_branch": default_branch,
         "open_issues": 0,

@@ -44,6 +44,10 @@ pub struct TokenRequest {
     pub repositories: Vec<String>,
     /// Permission name -> `read` | `write`; empty: the installation's own.
     pub permissions: BTreeMap<String, String>,
+    /// Treat `permissions` as a ceiling rather than a demand: when the installation grants less
+    /// (a read-only installation and the default `contents: write`), mint what it does grant
+    /// instead of failing with 422. Explicit requests (`ghapp token --permission`) leave it off.
+    pub fit_permissions: bool,
 }
 
 impl TokenRequest {
@@ -53,6 +57,7 @@ impl TokenRequest {
             owner: Some(owner.to_owned()),
             repositories: vec![repo.to_owned()],
             permissions: default_permissions(),
+            fit_permissions: true,
         }
     }
 
@@ -82,13 +87,40 @@ impl TokenRequest {
 
 /// The cache key of a request to an app. Cheap and synchronous: the helper's warm path uses it.
 pub fn token_key(app: &AppConfig, req: &TokenRequest) -> TokenKey {
+    let mut permissions = req.permissions.clone();
+    if req.fit_permissions {
+        // A ceiling and a demand of the same permissions are different requests.
+        permissions.insert("~fit".into(), "1".into());
+    }
     TokenKey::new(
         &app.api_url,
         &app.ident.issuer(),
         app.installation_id,
         req.repositories.iter().cloned(),
-        req.permissions.clone(),
+        permissions,
     )
+}
+
+/// The requested permissions cut down to what `granted` allows: `write` becomes `read` where
+/// only read is granted; permissions not granted at all are dropped.
+pub fn fit_permissions(
+    wanted: &BTreeMap<String, String>,
+    granted: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let rank = |l: &str| match l {
+        "read" => 1,
+        "write" => 2,
+        "admin" => 3,
+        _ => 0,
+    };
+    wanted
+        .iter()
+        .filter_map(|(name, level)| {
+            let g = granted.get(name)?;
+            let lvl = if rank(g) >= rank(level) { level } else { g };
+            (rank(lvl) > 0).then(|| (name.clone(), lvl.clone()))
+        })
+        .collect()
 }
 
 pub struct Broker {
@@ -381,16 +413,27 @@ impl Broker {
 
     async fn mint(&self, req: &TokenRequest) -> Result<CachedToken> {
         let installation = self.installation_id(req).await?;
-        let mut body = serde_json::Map::new();
-        if !req.repositories.is_empty() {
-            body.insert("repositories".into(), json!(req.repositories));
-        }
-        if !req.permissions.is_empty() {
-            body.insert("permissions".into(), json!(req.permissions));
-        }
-        let body = serde_json::Value::Object(body);
         let path = format!("/app/installations/{installation}/access_tokens");
-        let r = self.app_request(Method::POST, &path, Some(&body)).await?;
+        let mut r = self
+            .app_request(Method::POST, &path, Some(&mint_body(req, &req.permissions)))
+            .await?;
+        if r.status == StatusCode::UNPROCESSABLE_ENTITY && req.fit_permissions {
+            // Ask what the installation grants and mint within it.
+            let ipath = format!("/app/installations/{installation}");
+            let ir = self.app_request(Method::GET, &ipath, None).await?;
+            if ir.status.is_success() {
+                let inst: Installation = ir.json(&format!("GET {ipath}"))?;
+                let fitted = fit_permissions(&req.permissions, &inst.permissions);
+                if fitted != req.permissions && !fitted.is_empty() {
+                    tracing::info!(
+                        "the installation grants less than the default permissions; minting {fitted:?}"
+                    );
+                    r = self
+                        .app_request(Method::POST, &path, Some(&mint_body(req, &fitted)))
+                        .await?;
+                }
+            }
+        }
         let what = format!("POST {path}");
         match r.status.as_u16() {
             201 | 200 => {}
@@ -472,11 +515,49 @@ impl Broker {
     }
 }
 
+fn mint_body(req: &TokenRequest, permissions: &BTreeMap<String, String>) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    if !req.repositories.is_empty() {
+        body.insert("repositories".into(), json!(req.repositories));
+    }
+    if !permissions.is_empty() {
+        body.insert("permissions".into(), json!(permissions));
+    }
+    serde_json::Value::Object(body)
+}
+
 /// A non-success answer as a one-line error.
 pub fn api_error(r: &ApiResponse, what: &str) -> Error {
     Error::Api {
         status: r.status.as_u16(),
         what: what.to_owned(),
         message: r.message(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn fitting_permissions_to_the_grant() {
+        let wanted = default_permissions();
+        assert_eq!(fit_permissions(&wanted, &wanted), wanted);
+        assert_eq!(
+            fit_permissions(&wanted, &m(&[("contents", "read"), ("metadata", "read")])),
+            m(&[("contents", "read"), ("metadata", "read")])
+        );
+        assert_eq!(
+            fit_permissions(&m(&[("contents", "read")]), &m(&[("contents", "admin")])),
+            m(&[("contents", "read")])
+        );
+        assert!(fit_permissions(&wanted, &BTreeMap::new()).is_empty());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
+pub use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -95,10 +95,23 @@ impl std::fmt::Debug for GitHubClient {
 
 /// A rustls client config trusting the system's roots, or only `SSL_CERT_FILE` when it is set.
 pub fn tls_config() -> Result<rustls::ClientConfig> {
+    tls_config_with(None)
+}
+
+/// Like [`tls_config`], or trusting only the CA certificates in `ca_pem` when given.
+pub fn tls_config_with(ca_pem: Option<&str>) -> Result<rustls::ClientConfig> {
     crate::jwt::install_crypto_providers();
-    let loaded = rustls_native_certs::load_native_certs();
     let mut roots = rustls::RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(loaded.certs);
+    let certs: Vec<_> = match ca_pem {
+        Some(pem) => {
+            use rustls::pki_types::pem::PemObject;
+            rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+                .filter_map(|c| c.ok())
+                .collect()
+        }
+        None => rustls_native_certs::load_native_certs().certs,
+    };
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
     if added == 0 {
         let hint = match std::env::var("SSL_CERT_FILE") {
             Ok(f) => format!("SSL_CERT_FILE={f} holds no usable certificate"),
@@ -120,6 +133,15 @@ pub fn tls_config() -> Result<rustls::ClientConfig> {
 
 impl GitHubClient {
     pub fn new(api_url: &str) -> Result<Self> {
+        Self::build(api_url, tls_config()?)
+    }
+
+    /// A client that trusts only `ca_pem` (an emulator's or a proxy's CA).
+    pub fn with_ca(api_url: &str, ca_pem: &str) -> Result<Self> {
+        Self::build(api_url, tls_config_with(Some(ca_pem))?)
+    }
+
+    fn build(api_url: &str, tls: rustls::ClientConfig) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,
@@ -130,7 +152,7 @@ impl GitHubClient {
             HeaderValue::from_static(API_VERSION),
         );
         let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config()?)
+            .use_preconfigured_tls(tls)
             .user_agent(USER_AGENT)
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(10))

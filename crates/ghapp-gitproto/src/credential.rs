@@ -236,9 +236,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    type Case<'a> = (&'a [u8], Result<Vec<(&'a str, &'a str)>, ParseError>);
+
     #[test]
     fn parse_table() {
-        let cases: &[(&[u8], Result<Vec<(&str, &str)>, ParseError>)] = &[
+        let cases: &[Case] = &[
             (b"", Ok(vec![])),
             (b"\n", Ok(vec![])),
             (

@@ -140,18 +140,13 @@ pub fn run() -> Result<ExitCode> {
     let mints = hub.counters().mints;
     let scopes: Vec<String> = mints
         .iter()
-        .map(|m| {
-            let repos = m
-                .repositories
-                .as_ref()
-                .map(|r| {
-                    r.iter()
-                        .map(|n| format!("{}/{n}", fakehub::ORG))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_else(|| "all repositories".into());
-            repos
+        .map(|m| match &m.repositories {
+            Some(r) => r
+                .iter()
+                .map(|n| format!("{}/{n}", fakehub::ORG))
+                .collect::<Vec<_>>()
+                .join(","),
+            None => "all repositories".into(),
         })
         .collect();
     println!(

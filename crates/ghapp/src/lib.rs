@@ -167,6 +167,8 @@ fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<Ex
     let Some((owner, name)) = ghapp_gitproto_repo(repo) else {
         bail!("--repo {repo:?} is not OWNER/REPO");
     };
+    // Defaults are a ceiling fitted to the installation; explicit permissions are a demand.
+    let fit_permissions = permissions.is_empty();
     let permissions = parse_permissions(permissions)?;
     let cfg = Config::load(&cli.overrides())?;
     let app = cfg
@@ -185,6 +187,7 @@ fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<Ex
         owner: Some(owner.clone()),
         repositories: vec![name.clone()],
         permissions,
+        fit_permissions,
     };
     let t = rt.block_on(async {
         let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;

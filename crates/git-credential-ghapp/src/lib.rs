@@ -104,6 +104,7 @@ fn helper(action: &str, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<
             owner: None,
             repositories: Vec::new(),
             permissions: ghapp_core::broker::default_permissions(),
+            fit_permissions: true,
         },
         (None, None) => {
             return Err(format!(

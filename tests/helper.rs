@@ -1,0 +1,496 @@
+//! git-credential-ghapp end to end: the real git binary, the built helper, fakehub over HTTPS.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use ghapp_e2e::{Options, World, basic_auth};
+
+const HELPER: &str = "git-credential-ghapp";
+
+#[test]
+fn clone_commit_push_with_a_token_narrowed_to_the_repository() {
+    let w = World::new();
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    let work = w.path("widgets");
+    assert!(work.join("README.md").is_file());
+    w.git(&work, &["switch", "--quiet", "-c", "agent/feature"])
+        .ok();
+    w.commit_file(&work, "feature.txt", "hello\n");
+    let head = w
+        .git(&work, &["rev-parse", "HEAD"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    w.git(&work, &["push", "--quiet", "origin", "agent/feature"])
+        .ok();
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/feature"),
+        Some(head)
+    );
+
+    // One token served clone and push, narrowed to widgets.
+    let c = w.hub.counters();
+    assert_eq!(c.mints.len(), 1, "{c:?}");
+    assert_eq!(c.mints[0].repositories, Some(vec!["widgets".to_string()]));
+    assert_eq!(c.pushes, 1);
+
+    // The same token: accepted for widgets, refused (404) for gadgets of the same installation.
+    let token = w.hub.issued_tokens().remove(0);
+    let header = basic_auth(&token);
+    let ls = |repo: &str| {
+        let url = w.hub.repo_url("octo-org", repo);
+        w.run(
+            "git",
+            &[
+                "-c",
+                "credential.helper=",
+                "-c",
+                &format!("http.extraHeader={header}"),
+                "ls-remote",
+                &url,
+            ],
+            w.root.path(),
+            "",
+            true,
+        )
+    };
+    ls("widgets").ok();
+    let denied = ls("gadgets");
+    denied.fails();
+    assert!(denied.stderr.contains("not found"), "{denied:#?}");
+    w.assert_no_secrets();
+}
+
+#[test]
+fn a_read_only_installation_clones_and_its_push_is_refused_by_github() {
+    let w = World::new();
+    // octo-user's installation grants contents: read only; the default request (contents:
+    // write) is fitted to it rather than failing.
+    w.clone_repo("octo-user", "dotfiles", "dotfiles").ok();
+    let c = w.hub.counters();
+    assert_eq!(c.mints.len(), 1);
+    assert_eq!(
+        c.mints[0].permissions.get("contents").map(String::as_str),
+        Some("read")
+    );
+    let work = w.path("dotfiles");
+    w.commit_file(&work, "x.txt", "x\n");
+    let push = w.git(&work, &["push", "origin", "HEAD:refs/heads/topic"]);
+    push.fails();
+    assert!(
+        push.stderr.contains("403") || push.stderr.contains("denied"),
+        "{push:#?}"
+    );
+    assert_eq!(w.hub_ref("octo-user", "dotfiles", "refs/heads/topic"), None);
+    w.assert_no_secrets();
+}
+
+#[test]
+fn other_hosts_store_and_erase() {
+    let w = World::new();
+    // Another host: nothing on stdout, exit 0, so the next helper runs.
+    let other = w.helper("get", "protocol=https\nhost=example.com\npath=a/b.git\n\n");
+    other.ok();
+    assert_eq!(other.stdout, "");
+    assert_eq!(other.stderr, "");
+    let http = w.helper(
+        "get",
+        &format!(
+            "protocol=http\nhost={}\npath=octo-org/widgets\n\n",
+            w.hub.git_host()
+        ),
+    );
+    http.ok();
+    assert_eq!(http.stdout, "");
+    // store: nothing.
+    let store = w.helper(
+        "store",
+        &format!(
+            "{}username=x\npassword=p\n",
+            w.request("octo-org/widgets").trim_end()
+        ),
+    );
+    store.ok();
+    assert_eq!(store.stdout, "");
+    assert_eq!(w.hub.mint_count(), 0);
+
+    let first = w.get("octo-org/widgets");
+    first.ok();
+    let password = first.field("password").expect("password");
+    assert_eq!(w.hub.mint_count(), 1);
+
+    // erase with a different value keeps the cache.
+    let req = w.request("octo-org/widgets");
+    let erase_other = w.helper(
+        "erase",
+        &format!(
+            "{}username=x-access-token\npassword=ghs_someoneelse\n\n",
+            req.trim_end_matches('\n').to_owned() + "\n"
+        ),
+    );
+    erase_other.ok();
+    assert_eq!(
+        w.get("octo-org/widgets").ok().field("password").as_deref(),
+        Some(password.as_str())
+    );
+    assert_eq!(w.hub.mint_count(), 1);
+
+    // erase with the cached value drops it; the next get mints anew.
+    let erase = w.helper(
+        "erase",
+        &format!(
+            "{}username=x-access-token\npassword={password}\n\n",
+            req.trim_end_matches('\n').to_owned() + "\n"
+        ),
+    );
+    erase.ok();
+    assert_eq!(erase.stdout, "");
+    let again = w.get("octo-org/widgets");
+    again.ok();
+    assert_eq!(w.hub.mint_count(), 2);
+    assert_ne!(again.field("password"), Some(password));
+    w.assert_no_secrets();
+}
+
+#[test]
+fn warm_get_mints_nothing_and_twenty_cold_gets_mint_once() {
+    let w = World::new();
+    // Twenty concurrent cold processes for one repository.
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| w.get("octo-org/widgets")))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let first = results[0].field("password").expect("password");
+    for r in &results {
+        r.ok();
+        assert_eq!(r.field("password").as_deref(), Some(first.as_str()));
+    }
+    assert_eq!(w.hub.mint_count(), 1, "twenty cold gets must mint once");
+    let installation_lookups = w
+        .hub
+        .counters()
+        .requests
+        .get("GET /repos/{owner}/{repo}/installation")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(installation_lookups, 1);
+
+    // Warm: no request at all reaches the emulator.
+    let before = w.hub.counters().requests.values().sum::<u64>();
+    for _ in 0..5 {
+        assert_eq!(
+            w.get("octo-org/widgets").ok().field("password").as_deref(),
+            Some(first.as_str())
+        );
+    }
+    assert_eq!(w.hub.counters().requests.values().sum::<u64>(), before);
+    // Another repository is another scope.
+    w.get("octo-org/gadgets").ok();
+    assert_eq!(w.hub.mint_count(), 2);
+    w.assert_no_secrets();
+}
+
+#[test]
+fn short_ttl_mints_every_time_and_no_expired_token_reaches_github() {
+    let w = World::with(Options {
+        token_ttl: 3,
+        ..Default::default()
+    });
+    for i in 1..=3 {
+        w.get("octo-org/widgets").ok();
+        assert_eq!(
+            w.hub.mint_count(),
+            i,
+            "TTL below the refresh margin: every get mints"
+        );
+    }
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    std::thread::sleep(Duration::from_millis(3500));
+    // Every earlier token has expired now; git asks the helper again and gets a fresh one.
+    w.git(&w.path("widgets"), &["fetch", "--quiet", "origin"])
+        .ok();
+    let c = w.hub.counters();
+    assert_eq!(c.expired_token_uses, 0, "{c:?}");
+    assert!(c.mints.len() >= 5, "{c:?}");
+    w.assert_no_secrets();
+}
+
+#[test]
+fn refresh_margin_from_the_environment() {
+    let mut w = World::with(Options {
+        token_ttl: 120,
+        ..Default::default()
+    });
+    // 120 s tokens with a 60 s margin are reused...
+    w.set_env("GHAPP_REFRESH_MARGIN", Some("60"));
+    w.get("octo-org/widgets").ok();
+    w.get("octo-org/widgets").ok();
+    assert_eq!(w.hub.mint_count(), 1);
+    // ...and with the default 600 s margin they are not.
+    w.set_env("GHAPP_REFRESH_MARGIN", None);
+    w.get("octo-org/widgets").ok();
+    assert_eq!(w.hub.mint_count(), 2);
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried() {
+    let w = World::new();
+    w.hub.fail_next_mints(2, 502);
+    let r = w.get("octo-org/widgets");
+    r.ok();
+    assert!(r.field("password").is_some());
+    let c = w.hub.counters();
+    assert_eq!(c.mints.len(), 1);
+    assert_eq!(c.requests["POST /app/installations/{id}/access_tokens"], 3);
+
+    // A secondary rate limit (403 + Retry-After) and a 429 are waited out.
+    for status in [403, 429] {
+        w.hub.rate_limit_next(1, status, 1);
+        let r = w.get(if status == 403 {
+            "octo-org/gadgets"
+        } else {
+            "octo-user/dotfiles"
+        });
+        r.ok();
+        assert!(
+            r.elapsed >= Duration::from_secs(1),
+            "Retry-After honoured: {r:#?}"
+        );
+    }
+    // A wait beyond the deadline is not attempted: a clear error, quickly.
+    w.hub.rate_limit_next(1, 429, 3600);
+    let start = Instant::now();
+    let r = w.helper(
+        "get",
+        &format!(
+            "protocol=https\nhost={}\npath=octo-org/other.git\n\n",
+            w.hub.git_host()
+        ),
+    );
+    r.fails().one_line_error(HELPER, "429");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    w.assert_no_secrets();
+}
+
+#[test]
+fn clock_skew_is_recovered_from_the_date_header() {
+    for skew in [-300i64, 900] {
+        let w = World::new();
+        w.hub.set_clock_skew(skew);
+        let r = w.get("octo-org/widgets");
+        r.ok();
+        assert!(r.field("password").is_some());
+        assert!(r.stderr.contains("clock differs from GitHub's"), "{r:#?}");
+        assert_eq!(w.hub.mint_count(), 1);
+        assert!(w.hub.counters().jwt_rejections >= 1);
+        w.assert_no_secrets();
+    }
+}
+
+#[test]
+fn bad_inputs_get_one_clear_line() {
+    let mut w = World::new();
+    let dir = w.path("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // Malformed protocol input.
+    w.helper("get", "this is not key=value\nnope\n")
+        .fails()
+        .one_line_error(HELPER, "malformed input from git: line 2 has no '='");
+    w.helper("get", "protocol=https\0\n")
+        .fails()
+        .one_line_error(HELPER, "NUL");
+    let huge = "a=".to_string() + &"x".repeat(70_000);
+    w.helper("get", &huge)
+        .fails()
+        .one_line_error(HELPER, "larger than");
+
+    // Unreadable PEM.
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", Some("/nonexistent/app.pem"));
+    w.get("octo-org/widgets")
+        .fails()
+        .one_line_error(HELPER, "cannot read private key file /nonexistent/app.pem");
+
+    // Malformed PEM.
+    let bad = dir.join("bad.pem");
+    std::fs::write(
+        &bad,
+        "-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", Some(bad.to_str().unwrap()));
+    w.get("octo-org/widgets")
+        .fails()
+        .one_line_error(HELPER, "is not a valid RSA private key");
+    std::fs::write(&bad, "just text").unwrap();
+    w.get("octo-org/widgets")
+        .fails()
+        .one_line_error(HELPER, "not PEM text");
+
+    // A key that is not the app's: GitHub answers 401.
+    let stranger = dir.join("stranger.pem");
+    std::fs::write(&stranger, fakehub::generate_rsa_key_pem()).unwrap();
+    std::fs::set_permissions(&stranger, std::fs::Permissions::from_mode(0o600)).unwrap();
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", Some(stranger.to_str().unwrap()));
+    w.get("octo-org/widgets")
+        .fails()
+        .one_line_error(HELPER, "GitHub refused the app's JWT (401");
+    let key = w.hub.key_path().to_str().unwrap().to_owned();
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", Some(&key));
+
+    // The app is not installed on the repository: name it and the install page.
+    let r = w.get("lonely/island");
+    r.fails()
+        .one_line_error(HELPER, "the app is not installed on lonely/island");
+    assert!(
+        r.stderr.contains(&format!(
+            "{}/apps/ghapp-fakehub/installations/new",
+            w.hub.url()
+        )),
+        "{r:#?}"
+    );
+
+    // A repository outside the installation's grant (422).
+    w.set_env("GHAPP_INSTALLATION_ID", Some("101"));
+    w.get("octo-user/dotfiles")
+        .fails()
+        .one_line_error(HELPER, "422");
+    w.set_env("GHAPP_INSTALLATION_ID", None);
+    // A permission outside the grant (422), through `ghapp token`.
+    let r = w.ghapp(&[
+        "token",
+        "--repo",
+        "octo-org/widgets",
+        "--permission",
+        "administration=write",
+    ]);
+    r.fails().one_line_error(
+        "ghapp",
+        "(422: The permissions requested are not granted to this installation.)",
+    );
+    assert_eq!(r.stdout, "");
+
+    // The credentials JSON with snake_case keys.
+    let creds = dir.join("creds.json");
+    std::fs::write(
+        &creds,
+        format!(
+            "{{\"app_id\": 4242, \"installation_id\": 101, \"private_key\": {:?}}}",
+            w.hub.private_key_pem()
+        ),
+    )
+    .unwrap();
+    w.set_env("GHAPP_APP_ID", None);
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", None);
+    w.set_env("GHAPP_CREDENTIALS_FILE", Some(creds.to_str().unwrap()));
+    let r = w.get("octo-org/widgets");
+    r.fails().one_line_error(HELPER, "AppID");
+    for k in ["app_id", "AppID", "InstallationID", "PrivateKeyPEM"] {
+        assert!(r.stderr.contains(k), "{r:#?}");
+    }
+    // The right shape works.
+    std::fs::write(&creds, serde_json::json!({"AppID": 4242, "InstallationID": 101, "PrivateKeyPEM": w.hub.private_key_pem()}).to_string()).unwrap();
+    w.get("octo-org/widgets").ok();
+
+    // An unreachable API.
+    w.set_env("GHAPP_API_URL", Some("https://127.0.0.1:1/api/v3"));
+    let other_cache = w.path("cache/other").to_str().unwrap().to_owned();
+    w.set_env("GHAPP_CACHE_DIR", Some(&other_cache));
+    w.helper(
+        "get",
+        "protocol=https\nhost=127.0.0.1:1\npath=octo-org/widgets.git\n\n",
+    )
+    .fails()
+    .one_line_error(HELPER, "cannot reach https://127.0.0.1:1/api/v3");
+
+    w.assert_no_secrets();
+}
+
+#[test]
+fn answer_carries_expiry_and_authtype() {
+    let w = World::new();
+    let now = ghapp_core::jwt::unix_now();
+    let r = w.get("octo-org/widgets");
+    r.ok();
+    assert!(
+        r.stdout.starts_with("username=x-access-token\npassword="),
+        "{r:#?}"
+    );
+    let expiry: i64 = r
+        .field("password_expiry_utc")
+        .expect("expiry")
+        .parse()
+        .unwrap();
+    // expires_at (now + 3600) minus the 600 s refresh margin.
+    assert!(
+        (expiry - (now + 3000)).abs() <= 5,
+        "expiry {expiry} now {now}"
+    );
+    assert!(r.field("ephemeral").is_none());
+
+    let input = format!("capability[]=authtype\n{}", w.request("octo-org/widgets"));
+    let r = w.helper("get", &input);
+    r.ok();
+    assert!(r.stdout.starts_with("capability[]=authtype\n"), "{r:#?}");
+    assert_eq!(r.field("ephemeral").as_deref(), Some("1"));
+    assert_eq!(w.hub.mint_count(), 1);
+}
+
+#[test]
+fn cache_files_are_private() {
+    let w = World::new();
+    w.get("octo-org/widgets").ok();
+    let dir = w.cache_dir();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+        files += 1;
+    }
+    assert!(files >= 2, "token, installation and lock files expected");
+}
+
+#[test]
+fn logs_and_debug_output_never_hold_a_secret() {
+    let mut w = World::new();
+    w.set_env("GHAPP_LOG", Some("trace"));
+    let r = w.get("octo-org/widgets");
+    r.ok();
+    assert!(r.stderr.contains("minted an installation token"), "{r:#?}");
+    assert!(
+        r.stderr.contains("sha256:"),
+        "the log names the token by fingerprint: {r:#?}"
+    );
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    w.ghapp(&["token", "--repo", "octo-org/gadgets", "--json"])
+        .ok();
+
+    // Debug of the configuration, the cached token and errors.
+    let cfg = ghapp_core::config::Config::load_from(
+        &w.env()
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        &Default::default(),
+    )
+    .unwrap();
+    w.capture(format!("{cfg:?}"));
+    let cache = ghapp_core::cache::DiskCache::new(w.cache_dir());
+    let app = cfg.primary().unwrap();
+    let key = ghapp_core::broker::token_key(
+        app,
+        &ghapp_core::broker::TokenRequest::for_repo("octo-org", "widgets"),
+    );
+    let cached = cache.read(&key).expect("cached token");
+    w.capture(format!("{cached:?} {:?}", cached.token));
+    let loaded = app.key.load().unwrap();
+    w.capture(format!("{loaded:?}"));
+    assert!(w.captured_count() > 5);
+    w.assert_no_secrets();
+}

@@ -1,0 +1,170 @@
+//! fakehub's answers and ghapp's request bodies, checked against GitHub's REST description
+//! (`tests/data/github-app-subset.json`).
+
+use ghapp_core::client::Method;
+use ghapp_core::client::{ApiResponse, Auth, GitHubClient};
+use ghapp_core::config::AppIdent;
+use ghapp_core::jwt::AppSigner;
+use ghapp_core::secret::{InstallationToken, PrivateKeyPem};
+use ghapp_e2e::World;
+use ghapp_e2e::openapi::Spec;
+use serde_json::{Value, json};
+
+#[track_caller]
+fn assert_valid(spec: &Spec, schema: &Value, body: &[u8], what: &str) {
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+    let errs = spec.check(schema, &v);
+    assert!(
+        errs.is_empty(),
+        "{what} does not match GitHub's schema:\n{}",
+        errs.join("\n")
+    );
+}
+
+async fn call(
+    client: &GitHubClient,
+    m: Method,
+    path: &str,
+    auth: Auth<'_>,
+    body: Option<Value>,
+) -> ApiResponse {
+    client.request(m, path, auth, body.as_ref()).await.unwrap()
+}
+
+#[test]
+fn fakehub_answers_match_githubs_schemas() {
+    let w = World::new();
+    let spec = Spec::load();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ca = std::fs::read_to_string(w.hub.ca_path()).unwrap();
+        let client = GitHubClient::with_ca(&w.hub.api_url(), &ca).unwrap();
+        let signer = AppSigner::new(
+            AppIdent { app_id: Some(w.hub.app_id()), client_id: None },
+            &PrivateKeyPem::new(w.hub.private_key_pem()),
+            "test",
+        )
+        .unwrap();
+        let jwt = signer.sign().unwrap();
+
+        let cases: Vec<(&str, &str, String, u16)> = vec![
+            ("/app", "get", "/app".into(), 200),
+            ("/app/installations", "get", "/app/installations".into(), 200),
+            ("/app/installations/{installation_id}", "get", "/app/installations/101".into(), 200),
+            ("/repos/{owner}/{repo}/installation", "get", "/repos/octo-org/widgets/installation".into(), 200),
+            ("/users/{username}/installation", "get", "/users/octo-user/installation".into(), 200),
+            ("/orgs/{org}/installation", "get", "/orgs/octo-org/installation".into(), 200),
+            ("/repos/{owner}/{repo}/installation", "get", "/repos/lonely/island/installation".into(), 404),
+            ("/app/installations/{installation_id}", "get", "/app/installations/999".into(), 404),
+        ];
+        for (op, method, path, status) in cases {
+            let r = call(&client, Method::GET, &path, Auth::Jwt(&jwt), None).await;
+            assert_eq!(r.status.as_u16(), status, "GET {path}: {}", r.message());
+            assert_valid(&spec, spec.response_schema(op, method, status), &r.body, &format!("GET {path}"));
+        }
+
+        let tokens_op = "/app/installations/{installation_id}/access_tokens";
+        let body = json!({"repositories": ["widgets"], "permissions": {"contents": "read", "metadata": "read"}});
+        let errs = spec.check(spec.request_schema(tokens_op, "post"), &body);
+        assert!(errs.is_empty(), "{errs:?}");
+        let r = call(&client, Method::POST, "/app/installations/101/access_tokens", Auth::Jwt(&jwt), Some(body)).await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.message());
+        assert_valid(&spec, spec.response_schema(tokens_op, "post", 201), &r.body, "POST access_tokens");
+        let minted: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(minted["repositories"].as_array().unwrap().len(), 1);
+        assert_eq!(minted["permissions"], json!({"contents": "read", "metadata": "read"}));
+        let token = InstallationToken::new(minted["token"].as_str().unwrap());
+
+        for (body, status) in [
+            (json!({"permissions": {"administration": "write"}}), 422),
+            (json!({"repositories": ["dotfiles"]}), 422),
+        ] {
+            let r = call(&client, Method::POST, "/app/installations/101/access_tokens", Auth::Jwt(&jwt), Some(body)).await;
+            assert_eq!(r.status.as_u16(), status);
+            assert_valid(&spec, spec.response_schema(tokens_op, "post", status), &r.body, "POST access_tokens 422");
+        }
+        let r = call(&client, Method::POST, "/app/installations/999/access_tokens", Auth::Jwt(&jwt), None).await;
+        assert_eq!(r.status.as_u16(), 404);
+        assert_valid(&spec, spec.response_schema(tokens_op, "post", 404), &r.body, "POST access_tokens 404");
+        let bogus = ghapp_core::secret::AppJwt::new("eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+        let r = call(&client, Method::POST, "/app/installations/101/access_tokens", Auth::Jwt(&bogus), None).await;
+        assert_eq!(r.status.as_u16(), 401);
+        assert_valid(&spec, spec.response_schema(tokens_op, "post", 401), &r.body, "POST access_tokens 401");
+
+        let r = call(&client, Method::GET, "/installation/repositories", Auth::Token(&token), None).await;
+        assert_eq!(r.status.as_u16(), 200);
+        assert_valid(&spec, spec.response_schema("/installation/repositories", "get", 200), &r.body, "GET /installation/repositories");
+        let r = call(&client, Method::GET, "/repos/octo-org/widgets", Auth::Token(&token), None).await;
+        assert_eq!(r.status.as_u16(), 200);
+        assert_valid(&spec, spec.response_schema("/repos/{owner}/{repo}", "get", 200), &r.body, "GET /repos/{owner}/{repo}");
+        let r = call(&client, Method::GET, "/repos/octo-org/gadgets", Auth::Token(&token), None).await;
+        assert_eq!(r.status.as_u16(), 404, "a token narrowed to widgets does not see gadgets");
+
+        let r = call(&client, Method::DELETE, "/installation/token", Auth::Token(&token), None).await;
+        assert_eq!(r.status.as_u16(), 204);
+        let r = call(&client, Method::GET, "/installation/repositories", Auth::Token(&token), None).await;
+        assert_eq!(r.status.as_u16(), 401, "a revoked token is refused");
+    });
+}
+
+#[test]
+fn the_helpers_mint_requests_match_githubs_schema() {
+    let w = World::new();
+    w.get("octo-org/widgets").ok();
+    w.ghapp(&[
+        "token",
+        "--repo",
+        "octo-org/gadgets",
+        "--permission",
+        "contents=read",
+    ])
+    .ok();
+    let spec = Spec::load();
+    let schema = spec.request_schema("/app/installations/{installation_id}/access_tokens", "post");
+    let bodies = w.hub.counters().mint_bodies;
+    assert_eq!(bodies.len(), 2);
+    for b in &bodies {
+        let errs = spec.check(schema, b);
+        assert!(errs.is_empty(), "{b}: {errs:?}");
+    }
+    assert_eq!(
+        bodies[0],
+        json!({"repositories": ["widgets"], "permissions": {"contents": "write", "metadata": "read", "pull_requests": "write"}})
+    );
+    assert_eq!(
+        bodies[1],
+        json!({"repositories": ["gadgets"], "permissions": {"contents": "read"}})
+    );
+}
+
+#[test]
+fn the_schema_checker_catches_what_it_should() {
+    let spec = Spec::load();
+    let schema = spec.response_schema(
+        "/app/installations/{installation_id}/access_tokens",
+        "post",
+        201,
+    );
+    assert!(
+        spec.check(
+            schema,
+            &json!({"token": "t", "expires_at": "2026-01-01T00:00:00Z"})
+        )
+        .is_empty()
+    );
+    assert!(
+        !spec.check(schema, &json!({"token": "t"})).is_empty(),
+        "missing expires_at"
+    );
+    assert!(
+        !spec
+            .check(schema, &json!({"token": 5, "expires_at": "x"}))
+            .is_empty(),
+        "token must be a string"
+    );
+    let inst = spec.response_schema("/app/installations/{installation_id}", "get", 200);
+    assert!(!spec.check(inst, &json!({"id": 1})).is_empty());
+}
