@@ -526,6 +526,23 @@ fn mint_body(req: &TokenRequest, permissions: &BTreeMap<String, String>) -> serd
     serde_json::Value::Object(body)
 }
 
+/// Mints (or takes from the cache) a token for `req` from synchronous code: builds a
+/// current-thread runtime for the one call. The key is loaded before the runtime starts (the
+/// keyring's D-Bus client must not run inside tokio).
+pub fn token_blocking(
+    app: AppConfig,
+    margin: Duration,
+    cache_dir: &std::path::Path,
+    req: &TokenRequest,
+) -> Result<CachedToken> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+    let broker = Broker::new(app, margin, cache_dir)?;
+    rt.block_on(broker.token(req))
+}
+
 /// A non-success answer as a one-line error.
 pub fn api_error(r: &ApiResponse, what: &str) -> Error {
     Error::Api {

@@ -193,29 +193,49 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 /// `api.github.com` -> `github.com`; `https://HOST[:PORT]/api/v3` -> `HOST[:PORT]`.
+///
+/// Parsed by hand rather than with a URL crate: this runs on the helper's warm path, which must
+/// not pay for IDNA tables it never needs (host names here are ASCII).
 pub fn git_host_from_api(api_url: &str) -> Result<String> {
-    let url = reqwest::Url::parse(api_url).map_err(|e| {
+    let bad = |why: &str| {
         Error::Config(format!(
-            "GHAPP_API_URL {api_url:?} is not a URL ({e}): use https://api.github.com or https://HOST/api/v3"
+            "API URL {api_url:?} {why}: use https://api.github.com or https://HOST/api/v3"
         ))
-    })?;
-    if url.scheme() != "https" {
+    };
+    let Some((scheme, rest)) = api_url.split_once("://") else {
+        return Err(bad("is not a URL"));
+    };
+    if !scheme.eq_ignore_ascii_case("https") {
         return Err(Error::Config(format!(
             "API URL {api_url:?} is not https: ghapp sends a signed JWT and tokens, so only https is allowed"
         )));
     }
-    let host = url.host_str().ok_or_else(|| {
-        Error::Config(format!(
-            "API URL {api_url:?} has no host: use https://HOST/api/v3"
-        ))
-    })?;
-    if host.eq_ignore_ascii_case("api.github.com") {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(bad("holds credentials"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            let p: u16 = p.parse().map_err(|_| bad("has a bad port"))?;
+            (h, Some(p))
+        }
+        _ => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':'));
+    if !host_ok {
+        return Err(bad("has no valid host"));
+    }
+    let host = host.to_ascii_lowercase();
+    if host == "api.github.com" {
         return Ok("github.com".into());
     }
-    let host = host.strip_prefix("api.").unwrap_or(host);
-    Ok(match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_owned(),
+    let host = host.strip_prefix("api.").unwrap_or(&host);
+    Ok(match port {
+        Some(p) if p != 443 => format!("{host}:{p}"),
+        _ => host.to_owned(),
     })
 }
 
@@ -518,6 +538,13 @@ mod tests {
         );
         assert!(git_host_from_api("http://ghe.corp/api/v3").is_err());
         assert!(git_host_from_api("not a url").is_err());
+        assert_eq!(
+            git_host_from_api("https://GHE.corp:443/api/v3").unwrap(),
+            "ghe.corp"
+        );
+        assert!(git_host_from_api("https://u:p@ghe.corp/api/v3").is_err());
+        assert!(git_host_from_api("https://ghe.corp:x/api/v3").is_err());
+        assert!(git_host_from_api("https:///api/v3").is_err());
     }
 
     #[test]

@@ -32,12 +32,11 @@ impl Session {
     }
 }
 
-/// The credential helper to put on PATH: the real binary beside this one when it was built,
-/// else this binary under the helper's name (it dispatches on its name).
+/// The credential helper to put on PATH: this very binary under the helper's name (it
+/// dispatches on its name). Not a `git-credential-ghapp` found beside it: `cargo run -p ghapp`
+/// does not rebuild that one, and a stale copy must not answer for this build.
 fn helper_binary() -> Result<PathBuf> {
-    let me = std::env::current_exe().context("cannot find the ghapp binary")?;
-    let sibling = me.with_file_name(git_credential_ghapp::PROGRAM);
-    Ok(if sibling.is_file() { sibling } else { me })
+    std::env::current_exe().context("cannot find the ghapp binary")
 }
 
 pub fn run() -> Result<ExitCode> {

@@ -99,6 +99,21 @@ impl Cli {
     }
 }
 
+/// The helper's cache miss, minted here: logging, a current-thread runtime and the broker.
+pub fn mint_in_process(
+    miss: &git_credential_ghapp::Miss<'_>,
+) -> std::result::Result<git_credential_ghapp::Minted, String> {
+    ghapp_core::log::init(git_credential_ghapp::PROGRAM);
+    ghapp_core::broker::token_blocking(
+        miss.app.clone(),
+        miss.cfg.refresh_margin,
+        &miss.cfg.cache_dir,
+        miss.request,
+    )
+    .map(git_credential_ghapp::Minted::Token)
+    .map_err(|e| e.to_string())
+}
+
 /// Parses the process arguments and runs; prints errors once.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -193,6 +208,7 @@ fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<Ex
         let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
         broker.token(&req).await
     })?;
+    drop(rt);
     if json {
         let expires = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.expires_at),

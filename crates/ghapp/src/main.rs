@@ -1,5 +1,6 @@
-//! `ghapp`: the operator's CLI. A thin `main` over [`ghapp::run`]; when invoked under the name
-//! `git-credential-ghapp` (a link made by `ghapp demo`), it is the credential helper.
+//! `ghapp`: the operator's CLI. A thin `main` over [`ghapp::run`]. Invoked under the name
+//! `git-credential-ghapp` it is the credential helper with in-process minting: the lean helper
+//! binary delegates its cache misses here, and `ghapp demo` links it under that name.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
             &mut std::io::stdin().lock(),
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
+            &mut ghapp::mint_in_process,
         );
     }
     ghapp::main()

@@ -8,7 +8,10 @@
 //! ```
 //!
 //! A warm `get` answers from the 0600 token cache before any async runtime, TLS client or log
-//! subscriber exists; a cold one mints once (cross-process single-flight in ghapp-core).
+//! subscriber exists. This binary holds no HTTP, TLS or async code at all, so that it starts as
+//! fast as `git credential-store`: on a cache miss it hands the same request to the `ghapp`
+//! binary (found beside it, else on `PATH`) running as the helper, which mints once
+//! (cross-process single-flight in ghapp-core) and answers git directly.
 //!
 //! # Security
 //! stdout carries only protocol lines: this module is the only place that writes to it. Errors
@@ -17,9 +20,9 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use ghapp_core::broker::{Broker, TokenRequest, token_key};
+use ghapp_core::broker::{TokenRequest, token_key};
 use ghapp_core::cache::{CachedToken, DiskCache};
-use ghapp_core::config::{Config, Overrides};
+use ghapp_core::config::{AppConfig, Config, Overrides};
 use ghapp_gitproto::credential::{Answer, MAX_INPUT, Request, repo_from_path};
 
 pub const PROGRAM: &str = "git-credential-ghapp";
@@ -32,12 +35,33 @@ Configure it with `ghapp configure-git`, or:\n  \
 git config --global credential.https://github.com.helper ghapp\n  \
 git config --global credential.https://github.com.useHttpPath true\n";
 
+/// A cache miss, handed to the caller's minter.
+pub struct Miss<'a> {
+    /// git's request, as read.
+    pub input: &'a [u8],
+    pub app: &'a AppConfig,
+    pub cfg: &'a Config,
+    pub request: &'a TokenRequest,
+}
+
+/// What a minter did.
+pub enum Minted {
+    /// A token to answer with.
+    Token(CachedToken),
+    /// Another process answered git itself and exited with this status.
+    Delegated(ExitCode),
+}
+
+/// Turns a miss into a token: in-process (the `ghapp` binary) or by delegation (this one).
+pub type Minter<'a> = &'a mut dyn FnMut(&Miss<'_>) -> Result<Minted, String>;
+
 /// Runs the helper: `args` without the program name. Returns the exit status.
 pub fn run(
     args: &[String],
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
+    mint: Minter<'_>,
 ) -> ExitCode {
     let action = match args.first().map(String::as_str) {
         Some(a @ ("get" | "store" | "erase")) => a,
@@ -56,8 +80,8 @@ pub fn run(
             return ExitCode::from(2);
         }
     };
-    match helper(action, stdin, stdout) {
-        Ok(()) => ExitCode::SUCCESS,
+    match helper(action, stdin, stdout, mint) {
+        Ok(code) => code,
         Err(msg) => {
             let _ = writeln!(stderr, "{PROGRAM}: {}", msg.replace('\n', " "));
             ExitCode::FAILURE
@@ -65,7 +89,13 @@ pub fn run(
     }
 }
 
-fn helper(action: &str, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<(), String> {
+fn helper(
+    action: &str,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    mint: Minter<'_>,
+) -> Result<ExitCode, String> {
+    const DONE: Result<ExitCode, String> = Ok(ExitCode::SUCCESS);
     // Bounded read: git sends a few hundred bytes; anything larger is refused, never buffered.
     let mut input = Vec::new();
     stdin
@@ -75,13 +105,13 @@ fn helper(action: &str, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<
     let req = Request::parse(&input).map_err(|e| format!("malformed input from git: {e}"))?;
     if action == "store" {
         // Tokens are cached by ghapp itself; git's copy is not needed.
-        return Ok(());
+        return DONE;
     }
     if req.protocol() != Some("https") {
-        return Ok(());
+        return DONE;
     }
     let Some(host) = req.host() else {
-        return Ok(());
+        return DONE;
     };
     let cfg = Config::load(&Overrides::default()).map_err(|e| e.to_string())?;
     let owner_repo = req.path().and_then(repo_from_path);
@@ -90,7 +120,7 @@ fn helper(action: &str, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<
             // Say why nothing was answered, then let the next helper try.
             return Err(ghapp_core::config::not_configured(cfg.file.as_deref()));
         }
-        return Ok(());
+        return DONE;
     };
     let request = match (&owner_repo, req.path()) {
         (Some((owner, repo)), _) => TokenRequest::for_repo(owner, repo),
@@ -120,7 +150,7 @@ fn helper(action: &str, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<
         if let Some(pw) = req.password() {
             cache.remove_if(&key, pw).map_err(|e| e.to_string())?;
         }
-        return Ok(());
+        return DONE;
     }
 
     // Warm path: the cache file, no runtime, no TLS, no logging.
@@ -129,27 +159,59 @@ fn helper(action: &str, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<
         .filter(|t| t.is_fresh(now, cfg.refresh_margin))
     {
         Some(t) => t,
-        None => mint(app.clone(), &cfg, &request)?,
+        None => {
+            let miss = Miss {
+                input: &input,
+                app,
+                cfg: &cfg,
+                request: &request,
+            };
+            match mint(&miss)? {
+                Minted::Token(t) => t,
+                Minted::Delegated(code) => return Ok(code),
+            }
+        }
     };
-    answer(stdout, &req, &token, cfg.refresh_margin)
+    answer(stdout, &req, &token, cfg.refresh_margin)?;
+    DONE
 }
 
-/// The cold path: logging, a current-thread runtime and the broker.
-fn mint(
-    app: ghapp_core::config::AppConfig,
-    cfg: &Config,
-    request: &TokenRequest,
-) -> Result<CachedToken, String> {
-    ghapp_core::log::init(PROGRAM);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    rt.block_on(async {
-        let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
-        broker.token(request).await
-    })
-    .map_err(|e| e.to_string())
+/// The minter of this lean binary: run the `ghapp` binary as the helper (it dispatches on its
+/// `argv[0]`) with the same request; it answers git on the inherited stdout and reports errors
+/// on the inherited stderr under this program's name.
+pub fn delegate_to_ghapp(miss: &Miss<'_>) -> Result<Minted, String> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|p| p.with_file_name("ghapp"))
+        .filter(|p| p.is_file());
+    let program = beside.unwrap_or_else(|| "ghapp".into());
+    let mut child = Command::new(&program)
+        .arg0(PROGRAM)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "minting a token needs the ghapp binary, which could not be started ({}: {e}): install it beside {PROGRAM} (cargo install --locked --path crates/ghapp)",
+                program.display()
+            )
+        })?;
+    if let Some(mut w) = child.stdin.take() {
+        w.write_all(miss.input)
+            .map_err(|e| format!("cannot hand the request to ghapp: {e}"))?;
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for ghapp failed: {e}"))?;
+    Ok(Minted::Delegated(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(c.clamp(1, 255) as u8),
+        None => ExitCode::FAILURE,
+    }))
 }
 
 fn answer(

@@ -1,4 +1,5 @@
-//! The helper binary: a thin `main` over [`git_credential_ghapp::run`].
+//! The helper binary: a thin `main` over [`git_credential_ghapp::run`]. It holds no HTTP, TLS or
+//! async code; on a cache miss it delegates to the `ghapp` binary.
 
 use std::process::ExitCode;
 
@@ -9,5 +10,6 @@ fn main() -> ExitCode {
         &mut std::io::stdin().lock(),
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
+        &mut git_credential_ghapp::delegate_to_ghapp,
     )
 }
