@@ -104,3 +104,73 @@ fn demo_passes_with_no_configuration() {
         "{stdout}"
     );
 }
+
+#[test]
+fn emulator_prints_what_a_user_needs_and_serves_it() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(ghapp_e2e::bin_dir().join("ghapp"))
+        .args(["emulator", "--dir"])
+        .arg(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let mut l = String::new();
+        if reader.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        let done = l.starts_with("Press Ctrl-C");
+        lines.push(l);
+        if done {
+            break;
+        }
+    }
+    let text = lines.concat();
+    let api = text
+        .lines()
+        .find_map(|l| l.strip_prefix("  export GHAPP_API_URL="))
+        .expect("API URL printed")
+        .to_owned();
+    for want in [
+        "  CA:",
+        "  app key:",
+        "  app id:       4242",
+        "installations: 101",
+        "export GHAPP_PRIVATE_KEY_FILE=",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let key = dir.path().join("app-key.pem");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        let c = ghapp_core::client::GitHubClient::with_ca(&api, &ca).unwrap();
+        c.request(
+            ghapp_core::client::Method::GET,
+            "/rate_limit",
+            ghapp_core::client::Auth::None,
+            None,
+        )
+        .await
+        .unwrap()
+        .status
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status.as_u16(), 200);
+}

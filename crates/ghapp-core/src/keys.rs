@@ -401,3 +401,55 @@ mod tests {
         assert!(KeySource::File(p).load().unwrap().warnings.is_empty());
     }
 }
+
+#[cfg(test)]
+mod keyring_tests {
+    use super::*;
+
+    /// On a machine without a Secret Service (CI, this box), reading the keyring fails with a
+    /// message that says what to do, and a fallback file, when present, is used with a warning.
+    #[test]
+    fn headless_keyring_falls_back_or_explains() {
+        let service = format!("ghapp-test-{}", std::process::id());
+        let k = KeySource::Keyring {
+            service: service.clone(),
+            user: "app-1".into(),
+        };
+        let start = std::time::Instant::now();
+        match k.load() {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&format!("keyring entry {service}/app-1")),
+                    "{msg}"
+                );
+                assert!(msg.contains("0600 file"), "{msg}");
+                assert!(!msg.contains('\n'));
+            }
+            Ok(l) => panic!(
+                "no such entry exists, yet the keyring answered: {:?}",
+                l.warnings
+            ),
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no hang"
+        );
+
+        let fallback = keyring_fallback_path(&service, "app-1");
+        std::fs::create_dir_all(fallback.parent().unwrap()).unwrap();
+        std::fs::write(
+            &fallback,
+            "-----BEGIN RSA PRIVATE KEY-----\nAA\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let l = k.load();
+        let _ = std::fs::remove_file(&fallback);
+        let l = l.unwrap();
+        assert!(
+            l.warnings.iter().any(|w| w.contains("fallback key file")),
+            "{:?}",
+            l.warnings
+        );
+    }
+}
