@@ -1,7 +1,9 @@
 //! Pure protocol code for ghapp: no I/O, only functions over bytes.
 //!
 //! [`credential`] parses what git sends a credential helper and formats the answer, following
-//! git's `Documentation/git-credential.adoc` (git 2.47). Everything here is table-tested and
+//! git's `Documentation/git-credential.adoc` (git 2.47). [`pktline`] frames git's wire protocol,
+//! [`receive_pack`] reads a push's command section and builds report-status refusals, and
+//! [`policy`] decides which ref updates a sandbox may make. Everything here is table-tested and
 //! property-tested: arbitrary input never panics, and formatting then parsing gives back the input.
 //!
 //! ```
@@ -12,3 +14,6 @@
 //! ```
 
 pub mod credential;
+pub mod pktline;
+pub mod policy;
+pub mod receive_pack;

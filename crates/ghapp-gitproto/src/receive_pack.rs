@@ -1,0 +1,405 @@
+//! The command section of a `git-receive-pack` request (git's
+//! `Documentation/gitprotocol-pack.adoc`, "Reference Update Request and Packfile Transfer"):
+//!
+//! ```text
+//! *shallow-line  ("shallow" SP obj-id)
+//! command-list   (old SP new SP refname NUL capabilities, then old SP new SP refname ...)
+//! flush-pkt
+//! [push-options flush-pkt]   when the push-options capability was asked for
+//! packfile ...
+//! ```
+//!
+//! A body that is only `0000` is git's probe before a large push. The proxy reads just this
+//! section, decides, and forwards it together with the rest of the stream untouched.
+
+use crate::pktline::{self, Pkt};
+
+/// One ref update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub old: String,
+    pub new: String,
+    pub refname: String,
+}
+
+impl Command {
+    pub fn is_delete(&self) -> bool {
+        is_zero(&self.new)
+    }
+    pub fn is_create(&self) -> bool {
+        is_zero(&self.old)
+    }
+}
+
+fn is_zero(oid: &str) -> bool {
+    oid.bytes().all(|b| b == b'0')
+}
+
+/// A parsed command section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Commands {
+    pub shallow: Vec<String>,
+    pub commands: Vec<Command>,
+    pub capabilities: Vec<String>,
+    pub push_options: Vec<String>,
+    /// Bytes of the request the section used; the pack follows.
+    pub consumed: usize,
+}
+
+impl Commands {
+    pub fn has_capability(&self, cap: &str) -> bool {
+        self.capabilities
+            .iter()
+            .any(|c| c == cap || c.split_once('=').is_some_and(|(k, _)| k == cap))
+    }
+    /// The probe: no command at all (`0000` only).
+    pub fn is_probe(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("bad pkt-line in the push request: {0}")]
+    Pkt(#[from] pktline::PktError),
+    #[error("bad command line in the push request: {0}")]
+    BadCommand(String),
+    #[error("signed pushes (push-cert) are not supported through the proxy")]
+    PushCert,
+    #[error("the push request's command section is larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// Parses the command section at the front of `buf`. `Ok(None)`: more bytes are needed (and
+/// `buf` is still under `limit`).
+pub fn parse(buf: &[u8], limit: usize) -> Result<Option<Commands>, ParseError> {
+    let mut at = 0;
+    let mut out = Commands::default();
+    // Shallow lines, then commands, until a flush.
+    loop {
+        let Some((pkt, used)) = pktline::read(&buf[at..])? else {
+            return need_more(buf, limit);
+        };
+        at += used;
+        let line = match pkt {
+            Pkt::Flush => break,
+            Pkt::Data(d) => d,
+            Pkt::Delim | Pkt::ResponseEnd => {
+                return Err(ParseError::BadCommand("unexpected delimiter".into()));
+            }
+        };
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if let Some(oid) = line.strip_prefix(b"shallow ") {
+            if !out.commands.is_empty() {
+                return Err(ParseError::BadCommand("shallow line after commands".into()));
+            }
+            out.shallow.push(oid_str(oid)?);
+            continue;
+        }
+        if line.starts_with(b"push-cert") {
+            return Err(ParseError::PushCert);
+        }
+        let (cmd, caps) = match line.iter().position(|&b| b == 0) {
+            Some(i) if out.commands.is_empty() => (&line[..i], Some(&line[i + 1..])),
+            Some(_) => {
+                return Err(ParseError::BadCommand(
+                    "capabilities after the first command".into(),
+                ));
+            }
+            None => (line, None),
+        };
+        if let Some(caps) = caps {
+            let caps = std::str::from_utf8(caps)
+                .map_err(|_| ParseError::BadCommand("capabilities are not UTF-8".into()))?;
+            out.capabilities = caps
+                .split(' ')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        let cmd = std::str::from_utf8(cmd)
+            .map_err(|_| ParseError::BadCommand("command is not UTF-8".into()))?;
+        let mut parts = cmd.splitn(3, ' ');
+        let (Some(old), Some(new), Some(refname)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ParseError::BadCommand(format!(
+                "expected 'old new ref', got {:?}",
+                truncate(cmd)
+            )));
+        };
+        let old = oid_str(old.as_bytes())?;
+        let new = oid_str(new.as_bytes())?;
+        if !valid_refname(refname) {
+            return Err(ParseError::BadCommand(format!(
+                "invalid ref name {:?}",
+                truncate(refname)
+            )));
+        }
+        out.commands.push(Command {
+            old,
+            new,
+            refname: refname.to_owned(),
+        });
+    }
+    if out.commands.is_empty() && !out.shallow.is_empty() {
+        return Err(ParseError::BadCommand(
+            "shallow lines without commands".into(),
+        ));
+    }
+    if out.has_capability("push-options") && !out.commands.is_empty() {
+        loop {
+            let Some((pkt, used)) = pktline::read(&buf[at..])? else {
+                return need_more(buf, limit);
+            };
+            at += used;
+            match pkt {
+                Pkt::Flush => break,
+                Pkt::Data(d) => out
+                    .push_options
+                    .push(String::from_utf8_lossy(d.strip_suffix(b"\n").unwrap_or(d)).into_owned()),
+                _ => {
+                    return Err(ParseError::BadCommand(
+                        "unexpected delimiter in push options".into(),
+                    ));
+                }
+            }
+        }
+    }
+    out.consumed = at;
+    Ok(Some(out))
+}
+
+fn need_more(buf: &[u8], limit: usize) -> Result<Option<Commands>, ParseError> {
+    if buf.len() >= limit {
+        Err(ParseError::TooLarge(limit))
+    } else {
+        Ok(None)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn oid_str(b: &[u8]) -> Result<String, ParseError> {
+    let ok = (b.len() == 40 || b.len() == 64) && b.iter().all(|c| c.is_ascii_hexdigit());
+    if !ok {
+        return Err(ParseError::BadCommand(
+            "object id is not 40 or 64 hex digits".into(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(b).to_ascii_lowercase())
+}
+
+/// A conservative form of git's `check-ref-format`: starts with `refs/`, no `..`, no control
+/// characters, space, `~^:?*[\`, no `//`, no component starting with `.` or ending `.lock`.
+pub fn valid_refname(r: &str) -> bool {
+    r.starts_with("refs/")
+        && !r.contains("..")
+        && !r.contains("//")
+        && !r.ends_with('/')
+        && !r.ends_with('.')
+        && !r.contains("@{")
+        && r.bytes().all(|b| {
+            b > 0x20 && b != 0x7f && !matches!(b, b'~' | b'^' | b':' | b'?' | b'*' | b'[' | b'\\')
+        })
+        && r.split('/')
+            .all(|c| !c.is_empty() && !c.starts_with('.') && !c.ends_with(".lock"))
+}
+
+/// Builds git's report-status answer refusing every command, the way a server does, so that
+/// git prints `! [remote rejected] REF (REASON)`. With `sideband`, the report travels in band 1
+/// and `message` in band 2 (git prints it as `remote: ...`).
+pub fn reject_report(rejected: &[(String, String)], sideband: bool, message: &str) -> Vec<u8> {
+    let mut report = Vec::new();
+    pktline::write(&mut report, b"unpack ok\n");
+    for (refname, reason) in rejected {
+        let reason: String = reason.chars().filter(|c| *c != '\n').collect();
+        pktline::write(&mut report, format!("ng {refname} {reason}\n").as_bytes());
+    }
+    pktline::flush(&mut report);
+    if !sideband {
+        return report;
+    }
+    let mut out = Vec::new();
+    if !message.is_empty() {
+        let mut m = message.replace('\n', " ");
+        m.push('\n');
+        pktline::write_sideband(&mut out, 2, m.as_bytes());
+    }
+    pktline::write_sideband(&mut out, 1, &report);
+    pktline::flush(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const B: &str = "2222222222222222222222222222222222222222";
+    const Z: &str = "0000000000000000000000000000000000000000";
+
+    fn pkt(s: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        pktline::write(&mut v, s.as_bytes());
+        v
+    }
+
+    fn body(lines: &[&str], tail: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for l in lines {
+            v.extend(pkt(l));
+        }
+        v.extend_from_slice(b"0000");
+        v.extend_from_slice(tail);
+        v
+    }
+
+    #[test]
+    fn commands_and_pack() {
+        let b = body(
+            &[
+                &format!(
+                    "{A} {B} refs/heads/agent/x\0report-status side-band-64k atomic agent=git/2.47"
+                ),
+                &format!("{Z} {B} refs/heads/agent/y"),
+                &format!("{A} {Z} refs/tags/old"),
+            ],
+            b"PACK....",
+        );
+        let c = parse(&b, 1 << 20).unwrap().unwrap();
+        assert_eq!(c.commands.len(), 3);
+        assert!(c.commands[1].is_create());
+        assert!(c.commands[2].is_delete());
+        assert!(c.has_capability("side-band-64k"));
+        assert!(c.has_capability("atomic"));
+        assert!(c.has_capability("agent"));
+        assert_eq!(&b[c.consumed..], b"PACK....");
+    }
+
+    #[test]
+    fn shallow_options_probe_and_partial() {
+        let b = body(
+            &[
+                &format!("shallow {A}"),
+                &format!("{A} {B} refs/heads/x\0report-status push-options"),
+            ],
+            b"",
+        );
+        let mut b2 = b.clone();
+        b2.extend(pkt("ci.skip"));
+        b2.extend_from_slice(b"0000PACK");
+        let c = parse(&b2, 1 << 20).unwrap().unwrap();
+        assert_eq!(c.shallow, vec![A.to_string()]);
+        assert_eq!(c.push_options, vec!["ci.skip".to_string()]);
+        assert_eq!(&b2[c.consumed..], b"PACK");
+        // Not all there yet.
+        assert_eq!(parse(&b, 1 << 20), Ok(None));
+        assert_eq!(parse(&b[..10], 1 << 20), Ok(None));
+        assert_eq!(parse(&b[..10], 10), Err(ParseError::TooLarge(10)));
+        // git's probe.
+        let p = parse(b"0000", 1 << 20).unwrap().unwrap();
+        assert!(p.is_probe());
+        assert_eq!(p.consumed, 4);
+    }
+
+    #[test]
+    fn malformed() {
+        let cases: Vec<Vec<u8>> = vec![
+            body(&["not a command"], b""),
+            body(&[&format!("{A} {B}")], b""),
+            body(&[&format!("{A} xyz refs/heads/x")], b""),
+            body(&[&format!("{A} {B} refs/heads/../x")], b""),
+            body(&[&format!("{A} {B} HEAD")], b""),
+            body(
+                &[
+                    &format!("{A} {B} refs/heads/x"),
+                    &format!("{A} {B} refs/heads/y\0caps"),
+                ],
+                b"",
+            ),
+            b"zzzz".to_vec(),
+        ];
+        for c in cases {
+            assert!(
+                parse(&c, 1 << 20).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(&c)
+            );
+        }
+        assert_eq!(
+            parse(&body(&["push-cert\0caps"], b""), 1 << 20),
+            Err(ParseError::PushCert)
+        );
+    }
+
+    #[test]
+    fn refnames() {
+        for ok in ["refs/heads/main", "refs/heads/agent/x-1", "refs/tags/v1.0"] {
+            assert!(valid_refname(ok), "{ok}");
+        }
+        for bad in [
+            "main",
+            "refs/heads/",
+            "refs//x",
+            "refs/heads/a..b",
+            "refs/heads/x.lock",
+            "refs/heads/.x",
+            "refs/heads/a b",
+            "refs/heads/a:b",
+            "refs/heads/a@{1}",
+        ] {
+            assert!(!valid_refname(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn report_status() {
+        let r = reject_report(&[("refs/heads/main".into(), "denied".into())], false, "");
+        assert_eq!(
+            r,
+            b"000eunpack ok\n001eng refs/heads/main denied\n0000".to_vec()
+        );
+        let s = reject_report(&[("refs/heads/main".into(), "denied".into())], true, "why");
+        // band 2 message, band 1 carrying the report, final flush.
+        let (p, n) = pktline::read(&s).unwrap().unwrap();
+        assert_eq!(p, Pkt::Data(b"\x02why\n"));
+        let (p, m) = pktline::read(&s[n..]).unwrap().unwrap();
+        match p {
+            Pkt::Data(d) => {
+                assert_eq!(d[0], 1);
+                assert_eq!(&d[1..], &r[..]);
+            }
+            _ => panic!(),
+        }
+        assert_eq!(&s[n + m..], b"0000");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(buf in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse(&buf, 256);
+        }
+
+        #[test]
+        fn parses_what_git_would_send(
+            refs in proptest::collection::vec("[a-z]{1,8}(/[a-z0-9-]{1,8}){0,2}", 1..5),
+            tail in proptest::collection::vec(any::<u8>(), 0..50),
+        ) {
+            let lines: Vec<String> = refs.iter().enumerate().map(|(i, r)| {
+                let l = format!("{A} {B} refs/heads/{r}");
+                if i == 0 { format!("{l}\0report-status") } else { l }
+            }).collect();
+            let refs_lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let b = body(&refs_lines, &tail);
+            let c = parse(&b, 1 << 20).unwrap().unwrap();
+            prop_assert_eq!(c.commands.len(), refs.len());
+            prop_assert_eq!(&b[c.consumed..], &tail[..]);
+            for (cmd, r) in c.commands.iter().zip(&refs) {
+                prop_assert_eq!(&cmd.refname, &format!("refs/heads/{r}"));
+            }
+        }
+    }
+}
