@@ -176,15 +176,6 @@ impl World {
         &self.env
     }
 
-    fn command(&self, program: &str, dir: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.current_dir(dir).env_clear();
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
     /// Runs a command with `stdin`, bounded by `timeout`. `scan_stdout`: whether stdout may be
     /// checked for secrets (false for channels whose job is to carry a token).
     pub fn run(
@@ -195,7 +186,24 @@ impl World {
         stdin: &str,
         scan_stdout: bool,
     ) -> Run {
-        let mut cmd = self.command(program, dir);
+        self.run_env(&self.env, program, args, dir, stdin, scan_stdout)
+    }
+
+    /// Runs a command with exactly `env` (plus nothing inherited).
+    pub fn run_env(
+        &self,
+        env: &[(String, String)],
+        program: &str,
+        args: &[&str],
+        dir: &Path,
+        stdin: &str,
+        scan_stdout: bool,
+    ) -> Run {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(dir).env_clear();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -374,4 +382,165 @@ pub fn basic_auth(token: &str) -> String {
         "Authorization: Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
     )
+}
+
+/// A running `ghapp proxy` process (the real binary), stopped on drop.
+pub struct ProxyProc {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    pub metrics_addr: Option<String>,
+    pub ca_path: PathBuf,
+    pub audit_path: PathBuf,
+    stderr: std::sync::Arc<Mutex<String>>,
+}
+
+impl ProxyProc {
+    /// What the proxy logged so far.
+    pub fn log(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit_path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+}
+
+impl Drop for ProxyProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl World {
+    /// Starts `ghapp proxy` in front of this world's emulator. `sandboxes` are `[[sandbox]]`
+    /// tables; `extra` top-level keys (e.g. `egress = "tunnel"`).
+    pub fn start_proxy(&self, sandboxes: &str, extra: &str) -> ProxyProc {
+        use std::io::{BufRead, BufReader, Read};
+        let dir = tempfile::Builder::new()
+            .prefix("proxy-")
+            .tempdir_in(self.root.path())
+            .unwrap()
+            .keep();
+        let audit = dir.join("audit.jsonl");
+        let config = dir.join("proxy.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\nca_dir = {:?}\naudit_log = {:?}\nmetrics_listen = \"127.0.0.1:0\"\n{extra}\n[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {:?}\n\n{sandboxes}\n",
+                dir.join("ca").display().to_string(),
+                audit.display().to_string(),
+                self.hub.api_url(),
+                self.hub.app_id(),
+                self.hub.key_path().display().to_string(),
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(bin_dir().join("ghapp"))
+            .args(["proxy", "--config"])
+            .arg(&config)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("GHAPP_CONFIG", "")
+            .env("GHAPP_LOG", "info")
+            .env("SSL_CERT_FILE", self.hub.ca_path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ghapp proxy starts");
+        let stderr = std::sync::Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (mut addr, mut metrics) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let mut l = String::new();
+            if out.read_line(&mut l).unwrap_or(0) == 0 {
+                break;
+            }
+            if let Some(a) = l.trim().strip_prefix("ghapp proxy listening on ") {
+                addr = Some(a.to_owned());
+            }
+            if let Some(m) = l.trim().strip_prefix("metrics: http://") {
+                metrics = m.strip_suffix("/metrics").map(str::to_owned);
+            }
+            if l.trim_start().starts_with("sandbox environment:") {
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = out.read_to_string(&mut sink);
+        });
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            let log = stderr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            panic!("ghapp proxy did not start: {log}");
+        };
+        ProxyProc {
+            child,
+            addr,
+            metrics_addr: metrics,
+            ca_path: dir.join("ca").join("ca.pem"),
+            audit_path: audit,
+            stderr,
+        }
+    }
+
+    /// A sandbox's whole environment: the proxy and its CA, and nothing else of ghapp's.
+    pub fn sandbox_env(
+        &self,
+        proxy: &ProxyProc,
+        name: &str,
+        secret: &str,
+    ) -> Vec<(String, String)> {
+        let home = self.path(&format!("sandbox-home-{name}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let cfg = home.join("gitconfig");
+        if !cfg.exists() {
+            std::fs::write(&cfg, "").unwrap();
+        }
+        let ca = proxy.ca_path.display().to_string();
+        let s = |x: &str| x.to_owned();
+        vec![
+            (s("PATH"), std::env::var("PATH").unwrap_or_default()),
+            (s("HOME"), home.display().to_string()),
+            (s("GIT_CONFIG_GLOBAL"), cfg.display().to_string()),
+            (s("GIT_CONFIG_NOSYSTEM"), s("1")),
+            (s("GIT_TERMINAL_PROMPT"), s("0")),
+            (
+                s("HTTPS_PROXY"),
+                format!("http://{name}:{secret}@{}", proxy.addr),
+            ),
+            (s("GIT_SSL_CAINFO"), ca.clone()),
+            (s("SSL_CERT_FILE"), ca),
+            (s("GIT_AUTHOR_NAME"), s("Sandbox Agent")),
+            (s("GIT_AUTHOR_EMAIL"), s("agent@example.invalid")),
+            (s("GIT_COMMITTER_NAME"), s("Sandbox Agent")),
+            (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
+            (s("LANG"), s("C")),
+        ]
+    }
 }

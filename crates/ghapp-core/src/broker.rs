@@ -201,6 +201,22 @@ impl Broker {
             .await
     }
 
+    /// Loads the key now, synchronously (call before a runtime starts, so a bad key fails at
+    /// start-up and the keyring never runs on a runtime thread).
+    pub fn load_key_now(&self) -> Result<()> {
+        let loaded = self.app.key.load()?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        let mut ident = self.app.ident.clone();
+        if let Some((app_id, _)) = loaded.credentials {
+            ident.app_id = ident.app_id.or(Some(app_id));
+        }
+        let signer = AppSigner::new(ident, &loaded.pem, &self.app.key.describe())?;
+        let _ = self.signer.set(signer);
+        Ok(())
+    }
+
     /// Calls the API with the app's JWT. A 401 that names `iat`/`exp` means the local clock is
     /// off: take the offset from GitHub's `Date` header and retry once, with a hint.
     pub async fn app_request(

@@ -159,9 +159,10 @@ struct FileConfig {
     app: Vec<FileApp>,
 }
 
+/// One `[[app]]` table as written (also the `[app]` table of `ghapp proxy`'s config).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileApp {
+pub struct FileApp {
     api_url: Option<String>,
     git_host: Option<String>,
     app_id: Option<u64>,
@@ -422,6 +423,13 @@ fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
             None => Error::Config(format!("config file {}: {msg}", path.display())),
         }
     })
+}
+
+impl FileApp {
+    /// Builds the app this table describes; `origin` names it in errors.
+    pub fn build(self, origin: &str) -> Result<AppConfig> {
+        build_app(self, None, origin, None)
+    }
 }
 
 fn build_app(

@@ -82,6 +82,16 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         token_ttl: u64,
     },
+    /// Run the sandbox proxy (`--config FILE` names its TOML: sandboxes, policy, the app):
+    /// sandboxes clone, push and open pull requests without a token.
+    Proxy {
+        /// Address to listen on (overrides `listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Directory of the proxy's CA (overrides `ca_dir`).
+        #[arg(long)]
+        ca_dir: Option<PathBuf>,
+    },
     /// Show the whole flow against the built-in emulator: clone, commit, push.
     Demo,
 }
@@ -152,6 +162,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             dir,
             token_ttl,
         } => emulator(*port, dir.clone(), *token_ttl),
+        Command::Proxy { listen, ca_dir } => {
+            let Some(path) = &cli.config else {
+                bail!(
+                    "ghapp proxy needs --config FILE: the proxy's TOML (sandboxes, policy, the app); see docs/sandbox.md"
+                );
+            };
+            proxy(path, *listen, ca_dir.clone())
+        }
         Command::Demo => demo::run(),
     }
 }
@@ -242,6 +260,42 @@ fn ghapp_gitproto_repo(s: &str) -> Option<(String, String)> {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     };
     (ok(o) && ok(r)).then(|| (o.to_owned(), r.to_owned()))
+}
+
+fn proxy(
+    path: &std::path::Path,
+    listen: Option<std::net::SocketAddr>,
+    ca_dir: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let mut cfg = ghapp_proxy::config::ProxyConfig::load(path)?;
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = ca_dir {
+        cfg.cache_dir = d.join("tokens");
+        cfg.ca_dir = d;
+    }
+    ghapp_core::log::init("ghapp proxy");
+    let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
+    let sandboxes: Vec<String> = cfg.sandboxes.iter().map(|s| s.name.clone()).collect();
+    let proxy = ghapp_proxy::Proxy::new(cfg).map_err(anyhow::Error::msg)?;
+    let running = proxy.start().map_err(anyhow::Error::msg)?;
+    println!("ghapp proxy listening on {}", running.addr());
+    println!(
+        "  CA: {} (also at http://{}/ca.pem)",
+        ca.display(),
+        running.addr()
+    );
+    if let Some(m) = running.metrics_addr() {
+        println!("  metrics: http://{m}/metrics");
+    }
+    println!("  sandboxes: {}", sandboxes.join(", "));
+    println!(
+        "  sandbox environment: HTTPS_PROXY=http://NAME:SECRET@{} GIT_SSL_CAINFO=<ca.pem> SSL_CERT_FILE=<ca.pem>",
+        running.addr()
+    );
+    running.wait();
+    Ok(ExitCode::SUCCESS)
 }
 
 fn emulator(port: u16, dir: Option<PathBuf>, token_ttl: u64) -> Result<ExitCode> {

@@ -1,0 +1,216 @@
+//! `ghapp proxy`'s configuration file.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! ca_dir = "/var/lib/ghapp-proxy/ca"
+//! egress = "deny"                 # or "tunnel": other hosts pass untouched
+//! audit_log = "/var/log/ghapp-proxy/audit.jsonl"
+//! metrics_listen = "127.0.0.1:9090"
+//!
+//! [app]                           # the same keys as an [[app]] of the host configuration
+//! app_id = 123456
+//! private_key_file = "/etc/ghapp/app.pem"
+//!
+//! [[sandbox]]
+//! name = "agent-1"
+//! secret = { env = "AGENT1_SECRET" }   # or "literal", or { file = "/run/secrets/agent-1" }
+//! repos = ["my-org/widgets"]
+//! push = ["refs/heads/agent/*"]
+//! allow_delete = false
+//! rest = ["GET /repos/{owner}/{repo}/commits"]   # routes beyond the built-in table
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ghapp_core::config::{AppConfig, FileApp};
+use serde::Deserialize;
+
+use crate::ProxySecret;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Egress {
+    #[default]
+    Deny,
+    Tunnel,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<String>,
+    ca_dir: Option<PathBuf>,
+    #[serde(default)]
+    egress: Egress,
+    audit_log: Option<PathBuf>,
+    metrics_listen: Option<String>,
+    cache_dir: Option<PathBuf>,
+    app: FileApp,
+    #[serde(default)]
+    sandbox: Vec<FileSandbox>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSandbox {
+    name: String,
+    secret: SecretSource,
+    #[serde(default)]
+    repos: Vec<String>,
+    #[serde(default)]
+    push: Vec<String>,
+    #[serde(default)]
+    allow_delete: bool,
+    #[serde(default)]
+    rest: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SecretSource {
+    Literal(String),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+/// One sandbox's identity and policy.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub name: String,
+    pub secret: ProxySecret,
+    /// `(owner, repo)`, as configured.
+    pub repos: Vec<(String, String)>,
+    pub push: Vec<String>,
+    pub allow_delete: bool,
+    /// Extra REST routes: `(METHOD, path pattern)`.
+    pub rest: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    pub ca_dir: PathBuf,
+    pub egress: Egress,
+    pub audit_log: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub cache_dir: PathBuf,
+    pub app: AppConfig,
+    pub refresh_margin: std::time::Duration,
+    pub sandboxes: Vec<SandboxConfig>,
+}
+
+impl ProxyConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!("cannot read proxy config {}: {e}", path.display()))
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let f: File = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let msg = e.message().replace('\n', " ");
+            ConfigError(match line {
+                Some(l) => format!("proxy config {origin} line {l}: {msg}"),
+                None => format!("proxy config {origin}: {msg}"),
+            })
+        })?;
+        let addr = |s: &str, key: &str| -> Result<SocketAddr, ConfigError> {
+            s.parse().map_err(|_| {
+                ConfigError(format!(
+                    "proxy config {origin}: {key} = {s:?} is not an address: use e.g. \"127.0.0.1:8080\""
+                ))
+            })
+        };
+        let listen = addr(f.listen.as_deref().unwrap_or("127.0.0.1:8080"), "listen")?;
+        let metrics_listen = f
+            .metrics_listen
+            .as_deref()
+            .map(|s| addr(s, "metrics_listen"))
+            .transpose()?;
+        let ca_dir = f.ca_dir.unwrap_or_else(|| PathBuf::from("ghapp-proxy-ca"));
+        let app = f
+            .app
+            .build("[app]")
+            .map_err(|e| ConfigError(format!("proxy config {origin}: {e}")))?;
+        let mut sandboxes = Vec::new();
+        for s in f.sandbox {
+            let name = s.name.clone();
+            let fail =
+                |m: String| ConfigError(format!("proxy config {origin}: sandbox {name:?}: {m}"));
+            if name.is_empty() || name.contains([':', ' ', '\n']) {
+                return Err(fail(
+                    "the name must be non-empty, without ':' or spaces".into(),
+                ));
+            }
+            if sandboxes.iter().any(|x: &SandboxConfig| x.name == name) {
+                return Err(fail("the name is used twice".into()));
+            }
+            let secret = match s.secret {
+                SecretSource::Literal(v) => v,
+                SecretSource::Env { env } => std::env::var(&env)
+                    .map_err(|_| fail(format!("secret variable {env} is not set")))?,
+                SecretSource::File { file } => std::fs::read_to_string(&file)
+                    .map(|t| t.trim().to_owned())
+                    .map_err(|e| {
+                        fail(format!("cannot read secret file {}: {e}", file.display()))
+                    })?,
+            };
+            if secret.len() < 16 {
+                return Err(fail("the secret must be at least 16 characters".into()));
+            }
+            let mut repos = Vec::new();
+            for r in &s.repos {
+                let Some((o, n)) = r.split_once('/') else {
+                    return Err(fail(format!("repository {r:?} is not OWNER/REPO")));
+                };
+                if !ghapp_gitproto::credential::valid_name(o)
+                    || !ghapp_gitproto::credential::valid_name(n)
+                {
+                    return Err(fail(format!("repository {r:?} is not OWNER/REPO")));
+                }
+                repos.push((o.to_owned(), n.to_owned()));
+            }
+            let mut rest = Vec::new();
+            for r in &s.rest {
+                let Some((m, p)) = r.split_once(' ') else {
+                    return Err(fail(format!("rest route {r:?} is not \"METHOD /path\"")));
+                };
+                if !p.starts_with('/') {
+                    return Err(fail(format!(
+                        "rest route {r:?}: the path must start with /"
+                    )));
+                }
+                rest.push((m.to_ascii_uppercase(), p.to_owned()));
+            }
+            sandboxes.push(SandboxConfig {
+                name,
+                secret: ProxySecret::new(secret),
+                repos,
+                push: s.push,
+                allow_delete: s.allow_delete,
+                rest,
+            });
+        }
+        let cache_dir = f.cache_dir.unwrap_or_else(|| ca_dir.join("tokens"));
+        Ok(ProxyConfig {
+            listen,
+            ca_dir,
+            egress: f.egress,
+            audit_log: f.audit_log,
+            metrics_listen,
+            cache_dir,
+            app,
+            refresh_margin: ghapp_core::config::DEFAULT_REFRESH_MARGIN,
+            sandboxes,
+        })
+    }
+}

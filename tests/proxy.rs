@@ -1,0 +1,426 @@
+//! `ghapp proxy` end to end: real git in a "sandbox" whose whole environment is HTTPS_PROXY and
+//! the proxy's CA, the real proxy binary, fakehub upstream.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use ghapp_e2e::{ProxyProc, Run, World};
+
+const SECRET_A: &str = "sandbox-a-secret-0123456789";
+const SECRET_B: &str = "sandbox-b-secret-0123456789";
+
+fn sandboxes() -> String {
+    format!(
+        r#"
+[[sandbox]]
+name = "agent-a"
+secret = "{SECRET_A}"
+repos = ["octo-org/widgets"]
+push = ["refs/heads/agent/*"]
+
+[[sandbox]]
+name = "agent-b"
+secret = "{SECRET_B}"
+repos = ["octo-org/gadgets"]
+push = ["agent/*"]
+allow_delete = true
+"#
+    )
+}
+
+struct Sb<'a> {
+    w: &'a World,
+    env: Vec<(String, String)>,
+}
+
+impl Sb<'_> {
+    fn git(&self, dir: &Path, args: &[&str]) -> Run {
+        self.w.run_env(&self.env, "git", args, dir, "", true)
+    }
+    fn clone(&self, owner: &str, repo: &str, dest: &str, extra: &[&str]) -> Run {
+        let url = self.w.hub.repo_url(owner, repo);
+        let mut args = vec!["clone", "--quiet"];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        args.push(dest);
+        self.git(self.w.root.path(), &args)
+    }
+    fn commit(&self, dir: &Path, name: &str, text: &[u8]) {
+        std::fs::write(dir.join(name), text).unwrap();
+        self.git(dir, &["add", name]).ok();
+        self.git(dir, &["commit", "--quiet", "-m", &format!("Add {name}")])
+            .ok();
+    }
+}
+
+fn setup(w: &World) -> (ProxyProc, Vec<(String, String)>) {
+    let p = w.start_proxy(&sandboxes(), "");
+    let env = w.sandbox_env(&p, "agent-a", SECRET_A);
+    (p, env)
+}
+
+#[track_caller]
+fn assert_clean(w: &World, p: &ProxyProc) {
+    // Nothing the sandbox saw, nothing the proxy logged or audited, holds a token.
+    w.capture(p.log());
+    w.capture(std::fs::read_to_string(&p.audit_path).unwrap_or_default());
+    w.assert_no_secrets();
+}
+
+#[test]
+fn a_sandbox_clones_fetches_and_pushes_its_branch_with_no_credentials() {
+    let w = World::new();
+    let (p, env) = setup(&w);
+    assert!(!env.iter().any(|(k, _)| k.starts_with("GHAPP")));
+    let sb = Sb { w: &w, env };
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let work = w.path("widgets");
+    let before = w
+        .hub
+        .counters()
+        .requests
+        .get("git POST git-upload-pack")
+        .copied()
+        .unwrap_or(0);
+    sb.git(
+        &work,
+        &["-c", "protocol.version=2", "fetch", "--quiet", "origin"],
+    )
+    .ok();
+    assert!(w.hub.counters().requests["git POST git-upload-pack"] > before);
+    sb.git(&work, &["switch", "--quiet", "-c", "agent/one"])
+        .ok();
+    sb.commit(&work, "a.txt", b"from the sandbox\n");
+    let head = sb
+        .git(&work, &["rev-parse", "HEAD"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    sb.git(&work, &["push", "--quiet", "origin", "agent/one"])
+        .ok();
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/one"),
+        Some(head)
+    );
+    let mints = w.hub.counters().mints;
+    assert_eq!(
+        mints.len(),
+        1,
+        "one token for the sandbox's scope: {mints:?}"
+    );
+    assert_eq!(mints[0].repositories, Some(vec!["widgets".to_string()]));
+
+    // The audit log: one line per request, the push with its ref update, a fingerprint.
+    let audit = p.audit();
+    let push = audit
+        .iter()
+        .find(|e| e["service"] == "git-receive-pack" && e["method"] == "POST")
+        .expect("push audited");
+    assert_eq!(push["sandbox"], "agent-a");
+    assert_eq!(push["decision"], "allow");
+    assert_eq!(push["repo"], "octo-org/widgets");
+    assert_eq!(push["ref_updates"][0]["ref"], "refs/heads/agent/one");
+    assert_eq!(push["upstream_status"], 200);
+    assert!(push["token"].as_str().unwrap().starts_with("sha256:"));
+    assert!(push["bytes_in"].as_u64().unwrap() > 0 && push["bytes_out"].as_u64().unwrap() > 0);
+    assert_clean(&w, &p);
+}
+
+#[test]
+fn pushes_outside_the_policy_are_refused_the_git_way() {
+    let w = World::new();
+    let (p, env) = setup(&w);
+    let sb = Sb { w: &w, env };
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let work = w.path("widgets");
+    let main_before = w.hub_ref("octo-org", "widgets", "refs/heads/main");
+    sb.commit(&work, "b.txt", b"to main\n");
+
+    let r = sb.git(&work, &["push", "origin", "main"]);
+    r.fails();
+    assert!(
+        r.stderr.contains(
+            "! [remote rejected] main -> main (pushes allowed only to refs/heads/agent/*)"
+        ),
+        "{r:#?}"
+    );
+    assert!(
+        r.stderr
+            .contains("remote: ghapp proxy: push refused by sandbox agent-a policy"),
+        "{r:#?}"
+    );
+    let q = sb.git(&work, &["push", "-q", "origin", "main"]);
+    q.fails();
+    assert!(
+        q.stderr
+            .contains("[remote rejected] main -> main (pushes allowed only to refs/heads/agent/*)"),
+        "{q:#?}"
+    );
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/main"),
+        main_before
+    );
+
+    // Deletes are refused unless allowed.
+    sb.git(
+        &work,
+        &["push", "--quiet", "origin", "HEAD:refs/heads/agent/keep"],
+    )
+    .ok();
+    let d = sb.git(&work, &["push", "origin", ":agent/keep"]);
+    d.fails();
+    assert!(d.stderr.contains("deleting refs is not allowed"), "{d:#?}");
+    assert!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/keep")
+            .is_some()
+    );
+
+    // An atomic push of an allowed and a denied ref is refused whole.
+    let a = sb.git(
+        &work,
+        &[
+            "push",
+            "--atomic",
+            "origin",
+            "HEAD:refs/heads/agent/atomic",
+            "main",
+        ],
+    );
+    a.fails();
+    assert!(a.stderr.contains("atomic push failed"), "{a:#?}");
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/atomic"),
+        None
+    );
+
+    let audit = p.audit();
+    assert!(audit.iter().any(|e| {
+        e["decision"] == "deny"
+            && e["service"] == "git-receive-pack"
+            && e["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("refs/heads/main")
+    }));
+    assert_clean(&w, &p);
+}
+
+#[test]
+fn large_and_shallow_pushes_pass() {
+    let w = World::new();
+    let (p, env) = setup(&w);
+    let sb = Sb { w: &w, env };
+    // Over 1 MiB: git sends its "0000" probe first.
+    sb.clone("octo-org", "widgets", "big", &[]).ok();
+    let work = w.path("big");
+    sb.git(&work, &["switch", "--quiet", "-c", "agent/big"])
+        .ok();
+    let blob: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    sb.commit(&work, "big.bin", &blob);
+    let head = sb
+        .git(&work, &["rev-parse", "HEAD"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    sb.git(&work, &["push", "--quiet", "origin", "agent/big"])
+        .ok();
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/big"),
+        Some(head)
+    );
+
+    // A shallow clone pushes a new branch.
+    sb.clone("octo-org", "widgets", "shallow", &["--depth", "1"])
+        .ok();
+    let sh = w.path("shallow");
+    sb.git(&sh, &["switch", "--quiet", "-c", "agent/shallow"])
+        .ok();
+    sb.commit(&sh, "s.txt", b"shallow\n");
+    let head = sb
+        .git(&sh, &["rev-parse", "HEAD"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    sb.git(&sh, &["push", "--quiet", "origin", "agent/shallow"])
+        .ok();
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/shallow"),
+        Some(head)
+    );
+    assert_clean(&w, &p);
+}
+
+#[test]
+fn sandboxes_reach_only_their_repositories_and_need_their_secret() {
+    let w = World::new();
+    let (p, env_a) = setup(&w);
+    let a = Sb { w: &w, env: env_a };
+    let b = Sb {
+        w: &w,
+        env: w.sandbox_env(&p, "agent-b", SECRET_B),
+    };
+    // Outside the list: refused, and no token minted for it.
+    let r = a.clone("octo-org", "gadgets", "g1", &[]);
+    r.fails();
+    assert!(r.stderr.contains("403"), "{r:#?}");
+    let r = b.clone("octo-org", "widgets", "w1", &[]);
+    r.fails();
+    assert_eq!(
+        w.hub.mint_count(),
+        0,
+        "no token for repositories outside a sandbox"
+    );
+    b.clone("octo-org", "gadgets", "g2", &[]).ok();
+    a.clone("octo-org", "widgets", "w2", &[]).ok();
+    let mints = w.hub.counters().mints;
+    assert_eq!(mints.len(), 2);
+    assert!(
+        mints
+            .iter()
+            .all(|m| m.repositories.as_ref().unwrap().len() == 1)
+    );
+
+    // A wrong secret, or none: 407 and nothing forwarded.
+    let requests_before: u64 = w.hub.counters().requests.values().sum();
+    let wrong = Sb {
+        w: &w,
+        env: w.sandbox_env(&p, "agent-a", "not-the-secret-at-all"),
+    };
+    wrong.clone("octo-org", "widgets", "w3", &[]).fails();
+    let (status, headers) = raw_connect(&p.addr, &w.hub.git_host(), None);
+    assert_eq!(status, 407, "{headers}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("proxy-authenticate: basic"),
+        "{headers}"
+    );
+    let (status, _) = raw_connect(
+        &p.addr,
+        &w.hub.git_host(),
+        Some(("agent-a", "wrong-secret-wrong-secret")),
+    );
+    assert_eq!(status, 407);
+    assert_eq!(
+        w.hub.counters().requests.values().sum::<u64>(),
+        requests_before
+    );
+    assert_clean(&w, &p);
+}
+
+/// Sends `CONNECT target` to the proxy and returns the status and headers.
+fn raw_connect(proxy: &str, target: &str, auth: Option<(&str, &str)>) -> (u16, String) {
+    use base64::Engine;
+    let mut s = std::net::TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some((n, p)) = auth {
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{n}:{p}"));
+        req.push_str(&format!("Proxy-Authorization: Basic {b}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn other_hosts_are_refused_or_tunnelled_untouched() {
+    let w = World::new();
+    // A plain TCP echo server stands for "some other host".
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in echo.incoming().take(4) {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut b = [0u8; 1024];
+                while let Ok(n) = s.read(&mut b) {
+                    if n == 0 || s.write_all(&b[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let deny = w.start_proxy(&sandboxes(), "");
+    let (status, _) = raw_connect(&deny.addr, &echo_addr, Some(("agent-a", SECRET_A)));
+    assert_eq!(status, 403);
+    drop(deny);
+
+    let tunnel = w.start_proxy(&sandboxes(), "egress = \"tunnel\"");
+    use base64::Engine;
+    let mut s = std::net::TcpStream::connect(&tunnel.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let b = base64::engine::general_purpose::STANDARD.encode(format!("agent-a:{SECRET_A}"));
+    s.write_all(format!("CONNECT {echo_addr} HTTP/1.1\r\nHost: {echo_addr}\r\nProxy-Authorization: Basic {b}\r\n\r\n").as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut one = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut one).unwrap();
+        head.push(one[0]);
+    }
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let payload = b"\x16\x03\x01 not TLS, not HTTP: bytes pass untouched \x00\xff";
+    s.write_all(payload).unwrap();
+    let mut back = vec![0u8; payload.len()];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back[..], &payload[..]);
+}
+
+#[test]
+fn the_ca_is_served_and_metrics_are_exposed() {
+    let w = World::new();
+    let (p, env) = setup(&w);
+    let sb = Sb { w: &w, env };
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let get = |addr: &str, path: &str| -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let ca = get(&p.addr, "/ca.pem");
+    assert!(ca.contains("-----BEGIN CERTIFICATE-----"), "{ca}");
+    assert_eq!(
+        ca.split("\r\n\r\n").nth(1).unwrap().trim(),
+        std::fs::read_to_string(&p.ca_path).unwrap().trim()
+    );
+    let m = get(p.metrics_addr.as_deref().unwrap(), "/metrics");
+    assert!(m.contains("ghapp_proxy_requests_total{sandbox=\"agent-a\",service=\"git-upload-pack\",decision=\"allow\"}"), "{m}");
+    let key = p.ca_path.with_file_name("ca-key.pem");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
