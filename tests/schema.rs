@@ -168,3 +168,130 @@ fn the_schema_checker_catches_what_it_should() {
     let inst = spec.response_schema("/app/installations/{installation_id}", "get", 200);
     assert!(!spec.check(inst, &json!({"id": 1})).is_empty());
 }
+
+#[test]
+fn pull_request_answers_match_githubs_schemas() {
+    let w = World::new();
+    // A branch to open a pull request from.
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    let work = w.path("widgets");
+    w.git(&work, &["switch", "--quiet", "-c", "agent/pr"]).ok();
+    w.commit_file(&work, "pr.txt", "pr\n");
+    w.git(&work, &["push", "--quiet", "origin", "agent/pr"])
+        .ok();
+    let token = w
+        .ghapp(&["token", "--repo", "octo-org/widgets"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let token = InstallationToken::new(token);
+    let spec = Spec::load();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ca = std::fs::read_to_string(w.hub.ca_path()).unwrap();
+        let client = GitHubClient::with_ca(&w.hub.api_url(), &ca).unwrap();
+        let op = "/repos/{owner}/{repo}/pulls";
+        let body =
+            json!({"title": "T", "head": "agent/pr", "base": "main", "body": "B", "draft": true});
+        assert!(
+            spec.check(spec.request_schema(op, "post"), &body)
+                .is_empty()
+        );
+        let r = call(
+            &client,
+            Method::POST,
+            "/repos/octo-org/widgets/pulls",
+            Auth::Token(&token),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.message());
+        assert_valid(
+            &spec,
+            spec.response_schema(op, "post", 201),
+            &r.body,
+            "POST pulls",
+        );
+        let again = call(
+            &client,
+            Method::POST,
+            "/repos/octo-org/widgets/pulls",
+            Auth::Token(&token),
+            Some(body),
+        )
+        .await;
+        assert_eq!(again.status.as_u16(), 422);
+        assert_valid(
+            &spec,
+            spec.response_schema(op, "post", 422),
+            &again.body,
+            "POST pulls 422",
+        );
+        assert!(
+            String::from_utf8_lossy(&again.body)
+                .contains("A pull request already exists for octo-org:agent/pr.")
+        );
+        let missing = call(
+            &client,
+            Method::POST,
+            "/repos/octo-org/widgets/pulls",
+            Auth::Token(&token),
+            Some(json!({"title": "x", "head": "nope", "base": "main"})),
+        )
+        .await;
+        assert_eq!(missing.status.as_u16(), 422);
+        let r = call(
+            &client,
+            Method::GET,
+            "/repos/octo-org/widgets/pulls?head=octo-org%3Aagent%2Fpr&state=open",
+            Auth::Token(&token),
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 200);
+        assert_valid(
+            &spec,
+            spec.response_schema(op, "get", 200),
+            &r.body,
+            "GET pulls",
+        );
+        let list: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["draft"], true);
+        let one = "/repos/{owner}/{repo}/pulls/{pull_number}";
+        let r = call(
+            &client,
+            Method::GET,
+            "/repos/octo-org/widgets/pulls/1",
+            Auth::Token(&token),
+            None,
+        )
+        .await;
+        assert_valid(
+            &spec,
+            spec.response_schema(one, "get", 200),
+            &r.body,
+            "GET pull",
+        );
+        let r = call(
+            &client,
+            Method::PATCH,
+            "/repos/octo-org/widgets/pulls/1",
+            Auth::Token(&token),
+            Some(json!({"title": "T2"})),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 200);
+        assert_valid(
+            &spec,
+            spec.response_schema(one, "patch", 200),
+            &r.body,
+            "PATCH pull",
+        );
+    });
+    assert_eq!(w.hub.pulls()[0].title, "T2");
+}

@@ -211,6 +211,89 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
                     _ => Ok(not_found()),
                 }
             }
+            (Method::GET, ["repos", owner, repo, "pulls"]) => {
+                let r = repo_for_token(&hub, &token(&auth)?, owner, repo, "read")?;
+                let q = query_map(req.uri().query());
+                let state = q.get("state").map(String::as_str).unwrap_or("open").to_owned();
+                let head = q.get("head").cloned();
+                let base_f = q.get("base").cloned();
+                let pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let list: Vec<Value> = pulls
+                    .iter()
+                    .filter(|p| p.owner.eq_ignore_ascii_case(&r.owner) && p.repo.eq_ignore_ascii_case(&r.name))
+                    .filter(|p| state == "all" || p.state == state)
+                    .filter(|p| match &head {
+                        Some(h) => {
+                            let (ho, hb) = h.split_once(':').unwrap_or(("", h.as_str()));
+                            hb == p.head && (ho.is_empty() || ho.eq_ignore_ascii_case(&r.owner))
+                        }
+                        None => true,
+                    })
+                    .filter(|p| base_f.as_deref().is_none_or(|b| b == p.base))
+                    .map(|p| crate::pulls::doc(&hub, p, &r, false))
+                    .collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+            }
+            (Method::POST, ["repos", owner, repo, "pulls"]) => {
+                let r = repo_for_token(&hub, &token(&auth)?, owner, repo, "write")?;
+                let v = read_json(req).await?;
+                Ok(create_pull(&hub, &r, &v).await)
+            }
+            (Method::GET | Method::PATCH, ["repos", owner, repo, "pulls", n]) => {
+                let need = if method == Method::GET { "read" } else { "write" };
+                let r = repo_for_token(&hub, &token(&auth)?, owner, repo, need)?;
+                let n: u64 = n.parse().map_err(|_| not_found())?;
+                let patch = if method == Method::PATCH { Some(read_json(req).await?) } else { None };
+                let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+                let p = pulls
+                    .iter_mut()
+                    .find(|p| p.number == n && p.owner.eq_ignore_ascii_case(&r.owner) && p.repo.eq_ignore_ascii_case(&r.name))
+                    .ok_or_else(not_found)?;
+                if let Some(v) = patch {
+                    if let Some(t) = v["title"].as_str() {
+                        p.title = t.to_owned();
+                    }
+                    if let Some(b) = v["body"].as_str() {
+                        p.body = Some(b.to_owned());
+                    }
+                    match v["state"].as_str() {
+                        Some(s @ ("open" | "closed")) => p.state = s.to_owned(),
+                        Some(_) => {
+                            return Err(json_response(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                &crate::pulls::validation_failed("state", "invalid", None),
+                            ));
+                        }
+                        None => {}
+                    }
+                }
+                let p = p.clone();
+                drop(pulls);
+                Ok(json_response(StatusCode::OK, &crate::pulls::doc(&hub, &p, &r, true)))
+            }
+            (Method::POST, ["repos", owner, repo, "issues", n, "comments"]) => {
+                let r = repo_for_token(&hub, &token(&auth)?, owner, repo, "write")?;
+                let n: u64 = n.parse().map_err(|_| not_found())?;
+                let v = read_json(req).await?;
+                let Some(body) = v["body"].as_str().filter(|b| !b.is_empty()) else {
+                    return Err(json_response(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &json!({"message": "Validation Failed", "errors": [{"resource": "IssueComment", "field": "body", "code": "missing_field"}], "documentation_url": "https://docs.github.com/rest", "status": "422"}),
+                    ));
+                };
+                let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+                let p = pulls
+                    .iter_mut()
+                    .find(|p| p.number == n && p.owner.eq_ignore_ascii_case(&r.owner) && p.repo.eq_ignore_ascii_case(&r.name))
+                    .ok_or_else(not_found)?;
+                p.comments += 1;
+                let id = 9000 + p.comments;
+                drop(pulls);
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &json!({"id": id, "body": body, "html_url": format!("{}/{}/{}/pull/{n}#issuecomment-{id}", hub.base_url, r.owner, r.name)}),
+                ))
+            }
             (Method::GET, ["rate_limit"]) => {
                 let now = hub.now();
                 let core = json!({"limit": 5000, "used": 0, "remaining": 5000, "reset": now + 3600});
@@ -229,6 +312,151 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
     result.unwrap_or_else(|r| r)
 }
 
+/// The repository, when `t` reaches it with `pull_requests` at `level`.
+fn repo_for_token(
+    hub: &Hub,
+    t: &IssuedToken,
+    owner: &str,
+    repo: &str,
+    level: &str,
+) -> Result<crate::hub::Repo, Response<Body>> {
+    let r = hub
+        .find_repo(owner, repo)
+        .filter(|r| hub.token_covers(t, &r.owner, &r.name))
+        .ok_or_else(not_found)?;
+    let granted = t
+        .permissions
+        .get("pull_requests")
+        .map(String::as_str)
+        .unwrap_or("");
+    if !level_covers(granted, level) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        ));
+    }
+    Ok(r)
+}
+
+fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
+    let body = Limited::new(req.into_body(), 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|_| err(StatusCode::BAD_REQUEST, "Problems parsing JSON"))?
+        .to_bytes();
+    match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(err(StatusCode::BAD_REQUEST, "Problems parsing JSON")),
+    }
+}
+
+/// `POST /repos/{o}/{r}/pulls` with GitHub's validation.
+async fn create_pull(hub: &Arc<Hub>, r: &crate::hub::Repo, v: &Value) -> Response<Body> {
+    use crate::pulls::validation_failed;
+    let unprocessable = |v: Value| json_response(StatusCode::UNPROCESSABLE_ENTITY, &v);
+    let Some(title) = v["title"].as_str().filter(|t| !t.trim().is_empty()) else {
+        return unprocessable(validation_failed("title", "missing_field", None));
+    };
+    let Some(head_raw) = v["head"].as_str().filter(|h| !h.is_empty()) else {
+        return unprocessable(validation_failed("head", "missing_field", None));
+    };
+    let Some(base) = v["base"].as_str().filter(|b| !b.is_empty()) else {
+        return unprocessable(validation_failed("base", "missing_field", None));
+    };
+    let head = match head_raw.split_once(':') {
+        Some((o, b)) if o.eq_ignore_ascii_case(&r.owner) => b,
+        Some(_) => return unprocessable(validation_failed("head", "invalid", None)),
+        None => head_raw,
+    };
+    let Some(head_sha) = crate::pulls::branch_sha(hub, r, head).await else {
+        return unprocessable(validation_failed("head", "invalid", None));
+    };
+    let Some(base_sha) = crate::pulls::branch_sha(hub, r, base).await else {
+        return unprocessable(validation_failed("base", "invalid", None));
+    };
+    if head_sha == base_sha {
+        return unprocessable(validation_failed(
+            "",
+            "",
+            Some(&format!("No commits between {base} and {head}")),
+        ));
+    }
+    let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+    if pulls.iter().any(|p| {
+        p.state == "open"
+            && p.owner.eq_ignore_ascii_case(&r.owner)
+            && p.repo.eq_ignore_ascii_case(&r.name)
+            && p.head == head
+            && p.base == base
+    }) {
+        return unprocessable(validation_failed(
+            "",
+            "",
+            Some(&format!(
+                "A pull request already exists for {}:{head}.",
+                r.owner
+            )),
+        ));
+    }
+    let p = crate::pulls::Pull {
+        number: pulls.len() as u64 + 1,
+        owner: r.owner.clone(),
+        repo: r.name.clone(),
+        title: title.to_owned(),
+        body: v["body"].as_str().map(str::to_owned),
+        head: head.to_owned(),
+        base: base.to_owned(),
+        draft: v["draft"].as_bool().unwrap_or(false),
+        state: "open".into(),
+        head_sha,
+        base_sha,
+        comments: 0,
+    };
+    pulls.push(p.clone());
+    drop(pulls);
+    json_response(StatusCode::CREATED, &crate::pulls::doc(hub, &p, r, true))
+}
+
 /// A stable label for counting: ids and names replaced by `{…}`.
 fn route_name(method: &Method, s: &[&str]) -> String {
     let pattern = match s {
@@ -240,6 +468,11 @@ fn route_name(method: &Method, s: &[&str]) -> String {
         ["users", _, "installation"] => "/users/{user}/installation".into(),
         ["orgs", _, "installation"] => "/orgs/{org}/installation".into(),
         ["repos", _, _] => "/repos/{owner}/{repo}".into(),
+        ["repos", _, _, "pulls"] => "/repos/{owner}/{repo}/pulls".into(),
+        ["repos", _, _, "pulls", _] => "/repos/{owner}/{repo}/pulls/{number}".into(),
+        ["repos", _, _, "issues", _, "comments"] => {
+            "/repos/{owner}/{repo}/issues/{number}/comments".into()
+        }
         other => format!("/{}", other.join("/")),
     };
     format!("{method} {pattern}")

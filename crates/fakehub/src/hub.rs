@@ -107,6 +107,7 @@ pub struct Hub {
     pub counters: Mutex<Counters>,
     /// Every token ever issued, for leak scans.
     pub issued: Mutex<Vec<String>>,
+    pub pulls: Mutex<Vec<crate::pulls::Pull>>,
     pub knobs: Knobs,
 }
 

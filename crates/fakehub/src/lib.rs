@@ -11,6 +11,8 @@
 //! | `GET /api/v3/repos/{o}/{r}/installation`, `/users/{u}/installation`, `/orgs/{o}/installation` | app JWT | 404 when not installed |
 //! | `GET /api/v3/installation/repositories`, `GET /api/v3/repos/{o}/{r}` | token | 401 for expired, revoked or unknown tokens |
 //! | `DELETE /api/v3/installation/token` | token | revokes it (204) |
+//! | `GET /api/v3/repos/{o}/{r}/pulls[?head=&state=&base=]`, `GET …/pulls/{n}` | token (`pull_requests` read) | |
+//! | `POST /api/v3/repos/{o}/{r}/pulls`, `PATCH …/pulls/{n}`, `POST …/issues/{n}/comments` | token (`pull_requests` write) | 422 "Validation Failed" for a missing title, an unknown head or base, no commits between them, or an open PR for the same head and base |
 //! | `GET /api/v3/rate_limit` | any | |
 //! | `GET /{o}/{r}[.git]/info/refs?service=…`, `POST …/git-upload-pack`, `POST …/git-receive-pack` | Basic, token as password | real `git http-backend`; no credentials: 401 `WWW-Authenticate: Basic realm="GitHub"`; bad or expired token: 401; repository outside the token: 404 "Repository not found."; push without `contents: write`: 403 |
 //! | `GET /_fakehub/state`, `POST /_fakehub/knobs` | none (loopback only) | counters as JSON; set knobs from JSON |
@@ -37,6 +39,7 @@ mod api;
 mod git;
 mod hub;
 mod json;
+mod pulls;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -54,6 +57,20 @@ use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 pub use hub::{Counters, Mint};
+
+/// A pull request as the emulator holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullSummary {
+    pub number: u64,
+    pub repo: String,
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: Option<String>,
+    pub draft: bool,
+    pub state: String,
+    pub comments: u64,
+}
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -210,6 +227,7 @@ impl FakeHub {
             tokens: Mutex::new(Default::default()),
             counters: Mutex::new(Default::default()),
             issued: Mutex::new(Vec::new()),
+            pulls: Mutex::new(Vec::new()),
             knobs: Default::default(),
         });
         hub.knobs.token_ttl.store(opts.token_ttl, Ordering::Relaxed);
@@ -299,6 +317,27 @@ impl FakeHub {
     pub fn mint_count(&self) -> usize {
         self.counters().mints.len()
     }
+    /// Pull requests as `(number, owner/repo, head, base, title, body, draft, state)`.
+    pub fn pulls(&self) -> Vec<PullSummary> {
+        self.hub
+            .pulls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|p| PullSummary {
+                number: p.number,
+                repo: format!("{}/{}", p.owner, p.repo),
+                head: p.head.clone(),
+                base: p.base.clone(),
+                title: p.title.clone(),
+                body: p.body.clone(),
+                draft: p.draft,
+                state: p.state.clone(),
+                comments: p.comments,
+            })
+            .collect()
+    }
+
     /// Every token issued so far (for leak scans).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.hub
