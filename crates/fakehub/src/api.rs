@@ -1,5 +1,10 @@
 //! The REST API under `/api/v3` (GitHub Enterprise Server layout).
 
+#![expect(
+    clippy::result_large_err,
+    reason = "handlers return the error response itself as Err, built once per refused request"
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -50,10 +55,6 @@ fn not_found() -> Response<Body> {
     err(StatusCode::NOT_FOUND, "Not Found")
 }
 
-#[expect(
-    clippy::result_large_err,
-    reason = "the Err side is the error response itself, built once per refused request"
-)]
 pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Response<Body> {
     let delay = hub.knobs.delay_ms.load(Ordering::Relaxed);
     if delay > 0 {
