@@ -424,3 +424,254 @@ fn the_ca_is_served_and_metrics_are_exposed() {
         0o600
     );
 }
+
+/// curl as the sandbox's REST client: `(status, body)`; output is scanned for tokens.
+fn curl(
+    w: &World,
+    p: &ProxyProc,
+    sandbox: (&str, &str),
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let url = format!("{}{path}", w.hub.api_url());
+    let proxy = format!("http://{}:{}@{}", sandbox.0, sandbox.1, p.addr);
+    let ca = p.ca_path.display().to_string();
+    let mut args = vec![
+        "-sS",
+        "-i",
+        "--proxy",
+        &proxy,
+        "--cacert",
+        &ca,
+        "-X",
+        method,
+        "-H",
+        "Accept: application/vnd.github+json",
+    ];
+    if let Some(b) = body {
+        args.extend_from_slice(&["-H", "Content-Type: application/json", "--data", b]);
+    }
+    args.push(&url);
+    let env = vec![
+        (
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_default(),
+        ),
+        ("HOME".to_string(), w.path("home").display().to_string()),
+    ];
+    let r = w.run_env(&env, "curl", &args, w.root.path(), "", true);
+    // The tunnel answer (HTTP/1.1 200 Connection established) comes first; the last head counts.
+    let last = r.stdout.rsplit("\r\n\r\nHTTP/").next().unwrap_or(&r.stdout);
+    let status = last
+        .trim_start_matches("HTTP/")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = last
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn rest_calls_pass_the_allow_list_only() {
+    let w = World::new();
+    let (p, env) = setup(&w);
+    let sb = Sb { w: &w, env };
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let work = w.path("widgets");
+    sb.git(&work, &["switch", "--quiet", "-c", "agent/rest"])
+        .ok();
+    sb.commit(&work, "r.txt", b"rest\n");
+    sb.git(&work, &["push", "--quiet", "origin", "agent/rest"])
+        .ok();
+    let a = ("agent-a", SECRET_A);
+
+    let (status, body) = curl(&w, &p, a, "GET", "/repos/octo-org/widgets", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"full_name\":\"octo-org/widgets\""));
+    let (status, body) = curl(
+        &w,
+        &p,
+        a,
+        "POST",
+        "/repos/octo-org/widgets/pulls",
+        Some(r#"{"title":"From the sandbox","head":"agent/rest","base":"main"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(w.hub.pulls().len(), 1);
+
+    let creates_before = w
+        .hub
+        .counters()
+        .requests
+        .get("POST /repos/{owner}/{repo}/pulls")
+        .copied();
+    for (method, path, body, want) in [
+        (
+            "POST",
+            "/repos/octo-org/widgets/pulls",
+            Some(r#"{"title":"x","head":"main","base":"agent/rest"}"#),
+            "pull request head \"main\" is not allowed for sandbox agent-a",
+        ),
+        (
+            "POST",
+            "/repos/octo-org/widgets/pulls",
+            Some(r#"{"title":"x","head":"evil:agent/rest","base":"main"}"#),
+            "fork",
+        ),
+        (
+            "DELETE",
+            "/repos/octo-org/widgets",
+            None,
+            "DELETE /repos/octo-org/widgets is not allowed for sandbox agent-a",
+        ),
+        (
+            "POST",
+            "/graphql",
+            Some(r#"{"query":"{viewer{login}}"}"#),
+            "POST /graphql is not allowed",
+        ),
+        (
+            "GET",
+            "/repos/octo-org/widgets/commits",
+            None,
+            "is not allowed for sandbox agent-a",
+        ),
+        (
+            "GET",
+            "/repos/octo-org/gadgets",
+            None,
+            "octo-org/gadgets is not among sandbox agent-a's repositories",
+        ),
+    ] {
+        let (status, text) = curl(&w, &p, a, method, path, body);
+        assert_eq!(status, 403, "{method} {path}: {text}");
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
+        assert!(
+            v["message"].as_str().unwrap().contains(want),
+            "{method} {path}: {text}"
+        );
+    }
+    let c = w.hub.counters();
+    assert_eq!(
+        c.requests.get("POST /repos/{owner}/{repo}/pulls").copied(),
+        creates_before
+    );
+    assert!(
+        !c.requests
+            .keys()
+            .any(|k| k.starts_with("DELETE") || k.contains("graphql") || k.contains("commits")),
+        "{:?}",
+        c.requests
+    );
+    assert_eq!(w.hub.pulls().len(), 1);
+    assert_clean(&w, &p);
+}
+
+#[test]
+fn upstream_faults_are_named_and_one_sandbox_cannot_stall_another() {
+    let mut w = World::new();
+    let (p, env) = setup(&w);
+    let a = Sb { w: &w, env };
+    let b = Sb {
+        w: &w,
+        env: w.sandbox_env(&p, "agent-b", SECRET_B),
+    };
+    // A stalled upstream for agent-a's repository does not hold agent-b up.
+    w.hub.stall_git(Some("octo-org/widgets"), 6000);
+    std::thread::scope(|s| {
+        let slow = s.spawn(|| a.clone("octo-org", "widgets", "slow", &[]));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let fast = b.clone("octo-org", "gadgets", "fast", &[]);
+        fast.ok();
+        assert!(
+            fast.elapsed < std::time::Duration::from_secs(4),
+            "{fast:#?}"
+        );
+        slow.join().unwrap().ok();
+    });
+    w.hub.stall_git(None, 0);
+
+    // Minting failing: 503 with a message. Both sandboxes' tokens are cached by this proxy, so
+    // a fresh proxy (its own empty cache) has to mint.
+    w.hub.fail_next_mints(10, 403);
+    drop(p);
+    let p = w.start_proxy(&sandboxes(), "");
+    let (status, body) = curl(
+        &w,
+        &p,
+        ("agent-a", SECRET_A),
+        "GET",
+        "/repos/octo-org/widgets",
+        None,
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("ghapp proxy: cannot mint a token"), "{body}");
+    w.hub.fail_next_mints(0, 403);
+    let (status, _) = curl(
+        &w,
+        &p,
+        ("agent-a", SECRET_A),
+        "GET",
+        "/repos/octo-org/widgets",
+        None,
+    );
+    assert_eq!(status, 200);
+
+    // The emulator down: 502 naming the upstream.
+    let upstream = w.hub.url();
+    w.hub.shutdown();
+    let (status, body) = curl(
+        &w,
+        &p,
+        ("agent-a", SECRET_A),
+        "GET",
+        "/repos/octo-org/widgets",
+        None,
+    );
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains(&format!("upstream {upstream} is unreachable")),
+        "{body}"
+    );
+    assert_clean(&w, &p);
+}
+
+#[test]
+fn a_hundred_concurrent_clones_mint_once_per_sandbox_scope() {
+    let w = World::new();
+    let (p, env) = setup(&w);
+    let a = Sb { w: &w, env };
+    let b = Sb {
+        w: &w,
+        env: w.sandbox_env(&p, "agent-b", SECRET_B),
+    };
+    let results: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let (sb, repo) = if i % 2 == 0 {
+                    (&a, "widgets")
+                } else {
+                    (&b, "gadgets")
+                };
+                s.spawn(move || sb.clone("octo-org", repo, &format!("c{i}"), &[]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<&Run> = results.iter().filter(|r| !r.success()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 100 clones failed: {:#?}",
+        failed.len(),
+        failed.first()
+    );
+    let mints = w.hub.counters().mints;
+    assert_eq!(mints.len(), 2, "one mint per sandbox scope: {mints:?}");
+    assert_clean(&w, &p);
+}

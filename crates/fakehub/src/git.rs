@@ -147,6 +147,19 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
             ),
         );
     }
+    let stall = hub
+        .knobs
+        .git_stall_repo
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if stall.as_deref() == Some(&format!("{}/{}", repo.owner, repo.name).to_ascii_lowercase()) {
+        let ms = hub
+            .knobs
+            .git_stall_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let is_push = req.method() == hyper::Method::POST && service == "git-receive-pack";
     match cgi(&hub, req, &repo.owner, &repo.name, route.tail, &query).await {
         Ok(r) => {

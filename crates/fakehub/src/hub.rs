@@ -93,6 +93,9 @@ pub struct Knobs {
     pub delay_ms: AtomicU64,
     /// 0: stateless tokens (~520 characters with dots), 1: classic `ghs_` + 36.
     pub classic_tokens: AtomicU64,
+    /// Git requests for this repository (`owner/name`, lowercase) wait `git_stall_ms` first.
+    pub git_stall_repo: Mutex<Option<String>>,
+    pub git_stall_ms: AtomicU64,
 }
 
 pub struct Hub {

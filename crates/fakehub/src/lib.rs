@@ -25,7 +25,7 @@
 //!
 //! Fault knobs: fail the next N mints with a status; answer the next N API requests with a rate
 //! limit (403 or 429 with `Retry-After`); clock skew; token TTL; a delay before API answers;
-//! classic or stateless token format.
+//! classic or stateless token format; a stall before git answers for one repository.
 //!
 //! ```no_run
 //! let hub = fakehub::FakeHub::start(fakehub::Options::default()).unwrap();
@@ -379,6 +379,27 @@ impl FakeHub {
     pub fn set_api_delay_ms(&self, ms: u64) {
         self.hub.knobs.delay_ms.store(ms, Ordering::SeqCst);
     }
+    /// Git requests for `owner/repo` wait `ms` before they are answered (a stalled upstream).
+    pub fn stall_git(&self, owner_repo: Option<&str>, ms: u64) {
+        *self
+            .hub
+            .knobs
+            .git_stall_repo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = owner_repo.map(str::to_ascii_lowercase);
+        self.hub.knobs.git_stall_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Stops serving now (as dropping does), e.g. to test an unreachable upstream.
+    pub fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
     /// Issue classic 40-character tokens instead of the long stateless format.
     pub fn set_classic_tokens(&self, classic: bool) {
         self.hub
@@ -390,12 +411,7 @@ impl FakeHub {
 
 impl Drop for FakeHub {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.shutdown();
     }
 }
 
