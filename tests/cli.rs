@@ -103,6 +103,21 @@ fn demo_passes_with_no_configuration() {
         stdout.contains("tokens minted: 1 (narrowed to octo-org/widgets)"),
         "{stdout}"
     );
+    // The sandbox part: no credentials in the sandbox, its push lands, main is refused.
+    assert!(
+        stdout.contains("HTTPS_PROXY=http://agent-1:****@"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[3/4] git push origin agent/sandbox: ok (the emulator has it)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "! [remote rejected] HEAD -> main (pushes allowed only to refs/heads/agent/*)"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -163,6 +163,12 @@ impl Broker {
         })
     }
 
+    /// Uses `client` for GitHub (e.g. one trusting a private CA).
+    pub fn with_client(mut self, client: GitHubClient) -> Self {
+        self.client = client;
+        self
+    }
+
     pub fn with_deadline(mut self, d: Duration) -> Self {
         self.client = self.client.with_deadline(d);
         self

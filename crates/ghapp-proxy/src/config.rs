@@ -6,6 +6,7 @@
 //! egress = "deny"                 # or "tunnel": other hosts pass untouched
 //! audit_log = "/var/log/ghapp-proxy/audit.jsonl"
 //! metrics_listen = "127.0.0.1:9090"
+//! # upstream_ca_file = "/etc/ssl/ghes-ca.pem"   # trust for a GHES with a private CA
 //!
 //! [app]                           # the same keys as an [[app]] of the host configuration
 //! app_id = 123456
@@ -50,6 +51,7 @@ struct File {
     audit_log: Option<PathBuf>,
     metrics_listen: Option<String>,
     cache_dir: Option<PathBuf>,
+    upstream_ca_file: Option<PathBuf>,
     app: FileApp,
     #[serde(default)]
     sandbox: Vec<FileSandbox>,
@@ -99,6 +101,9 @@ pub struct ProxyConfig {
     pub audit_log: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
     pub cache_dir: PathBuf,
+    /// PEM bundle trusted for GitHub (a GHES private CA); default: the system's or
+    /// `SSL_CERT_FILE`.
+    pub upstream_ca_file: Option<PathBuf>,
     pub app: AppConfig,
     pub refresh_margin: std::time::Duration,
     pub sandboxes: Vec<SandboxConfig>,
@@ -208,6 +213,7 @@ impl ProxyConfig {
             audit_log: f.audit_log,
             metrics_listen,
             cache_dir,
+            upstream_ca_file: f.upstream_ca_file,
             app,
             refresh_margin: ghapp_core::config::DEFAULT_REFRESH_MARGIN,
             sandboxes,

@@ -177,12 +177,27 @@ impl Proxy {
             intercept.push(hosts.api.clone());
         }
         let ca = Ca::load_or_create(&cfg.ca_dir, &intercept)?;
-        let broker = Broker::new(cfg.app.clone(), cfg.refresh_margin, &cfg.cache_dir)
-            .map_err(|e| e.to_string())?
-            .with_deadline(Duration::from_secs(20));
+        let upstream_ca = match &cfg.upstream_ca_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read upstream_ca_file {}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
+        let mut broker = Broker::new(cfg.app.clone(), cfg.refresh_margin, &cfg.cache_dir)
+            .map_err(|e| e.to_string())?;
+        if let Some(ca) = &upstream_ca {
+            broker = broker.with_client(
+                ghapp_core::client::GitHubClient::with_ca(&cfg.app.api_url, ca)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let broker = broker.with_deadline(Duration::from_secs(20));
         broker.load_key_now().map_err(|e| e.to_string())?;
+        let tls = ghapp_core::client::tls_config_with(upstream_ca.as_deref())
+            .map_err(|e| e.to_string())?;
         let upstream = reqwest::Client::builder()
-            .use_preconfigured_tls(ghapp_core::client::tls_config().map_err(|e| e.to_string())?)
+            .use_preconfigured_tls(tls)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))

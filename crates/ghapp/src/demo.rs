@@ -153,5 +153,88 @@ pub fn run() -> Result<ExitCode> {
         mints.len(),
         scopes.join("; ")
     );
+
+    sandbox(&hub, root)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sandbox part: `ghapp proxy` in front of the emulator; a sandbox whose whole environment
+/// is HTTPS_PROXY and the proxy's CA clones and pushes its branch, and is refused main.
+fn sandbox(hub: &fakehub::FakeHub, root: &Path) -> Result<()> {
+    println!();
+    println!("sandbox: the same through ghapp proxy, with no credentials in the sandbox");
+    let secret = "demo-sandbox-secret-0123456789";
+    let cfg_text = format!(
+        "listen = \"127.0.0.1:0\"\nca_dir = {:?}\nupstream_ca_file = {:?}\n\n[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {:?}\n\n[[sandbox]]\nname = \"agent-1\"\nsecret = {secret:?}\nrepos = [\"octo-org/widgets\"]\npush = [\"refs/heads/agent/*\"]\n",
+        root.join("proxy-ca").display().to_string(),
+        hub.ca_path().display().to_string(),
+        hub.api_url(),
+        hub.app_id(),
+        hub.key_path().display().to_string(),
+    );
+    let cfg = ghapp_proxy::config::ProxyConfig::parse(&cfg_text, "demo")?;
+    let proxy = ghapp_proxy::Proxy::new(cfg).map_err(anyhow::Error::msg)?;
+    let running = proxy.start().map_err(anyhow::Error::msg)?;
+    let ca = ghapp_proxy::ca::Ca::cert_path(&root.join("proxy-ca"));
+    println!(
+        "[1/4] ghapp proxy on {}; policy: agent-1 may use octo-org/widgets and push refs/heads/agent/*",
+        running.addr()
+    );
+    let home = root.join("sandbox-home");
+    std::fs::create_dir_all(&home)?;
+    std::fs::write(home.join(".gitconfig"), "")?;
+    let s = |v: &str| v.to_owned();
+    let sb = Session {
+        env: vec![
+            (
+                s("PATH"),
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            ),
+            (s("HOME"), home.display().to_string()),
+            (s("GIT_CONFIG_NOSYSTEM"), s("1")),
+            (s("GIT_TERMINAL_PROMPT"), s("0")),
+            (
+                s("HTTPS_PROXY"),
+                format!("http://agent-1:{secret}@{}", running.addr()),
+            ),
+            (s("GIT_SSL_CAINFO"), ca.display().to_string()),
+            (s("GIT_AUTHOR_NAME"), s("Sandbox Agent")),
+            (s("GIT_AUTHOR_EMAIL"), s("agent@example.invalid")),
+            (s("GIT_COMMITTER_NAME"), s("Sandbox Agent")),
+            (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
+        ],
+    };
+    println!(
+        "      sandbox environment: HTTPS_PROXY=http://agent-1:****@{} GIT_SSL_CAINFO={}",
+        running.addr(),
+        ca.display()
+    );
+    let url = hub.repo_url(fakehub::ORG, "widgets");
+    sb.git(root, &["clone", "--quiet", &url, "sandbox-widgets"])?;
+    let work = root.join("sandbox-widgets");
+    println!("[2/4] git clone {url}: ok");
+    sb.git(&work, &["switch", "--quiet", "-c", "agent/sandbox"])?;
+    std::fs::write(work.join("SANDBOX.md"), "Pushed through ghapp proxy.\n")?;
+    sb.git(&work, &["add", "SANDBOX.md"])?;
+    sb.git(&work, &["commit", "--quiet", "-m", "Work from the sandbox"])?;
+    let head = sb.git(&work, &["rev-parse", "HEAD"])?;
+    sb.git(&work, &["push", "--quiet", "origin", "agent/sandbox"])?;
+    let bare = hub.repo_dir(fakehub::ORG, "widgets");
+    if sb.git(&bare, &["rev-parse", "refs/heads/agent/sandbox"])? != head {
+        bail!("the emulator does not have the sandbox's push");
+    }
+    println!("[3/4] git push origin agent/sandbox: ok (the emulator has it)");
+    let refused = sb.git(&work, &["push", "origin", "HEAD:main"]);
+    let Err(e) = refused else {
+        bail!("the push to main was not refused");
+    };
+    let line = e
+        .to_string()
+        .split(" | ")
+        .find(|l| l.contains("[remote rejected]"))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("git did not print a rejection: {e}"))?;
+    println!("[4/4] git push origin HEAD:main is refused, as git shows it:");
+    println!("      {}", line.trim());
+    Ok(())
 }
