@@ -16,39 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use crate::hub::{Hub, TokenCheck, level_covers};
 use crate::{Body, text};
 
-pub struct GitRoute {
-    pub owner: String,
-    pub repo: String,
-    /// `info/refs`, `git-upload-pack` or `git-receive-pack`.
-    pub tail: &'static str,
-}
-
-/// `/{owner}/{repo}[.git]/{info/refs|git-upload-pack|git-receive-pack}`.
-pub fn parse_path(path: &str) -> Option<GitRoute> {
-    let rest = path.strip_prefix('/')?;
-    let mut parts = rest.splitn(3, '/');
-    let owner = parts.next()?;
-    let repo = parts.next()?;
-    let tail = match parts.next()? {
-        "info/refs" => "info/refs",
-        "git-upload-pack" => "git-upload-pack",
-        "git-receive-pack" => "git-receive-pack",
-        _ => return None,
-    };
-    let repo = repo.strip_suffix(".git").unwrap_or(repo);
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    (ok(owner) && ok(repo)).then(|| GitRoute {
-        owner: owner.to_owned(),
-        repo: repo.to_owned(),
-        tail,
-    })
-}
+pub use ghapp_gitproto::route::{Endpoint, GitRoute, parse as parse_path};
 
 fn unauthorized(msg: &str) -> Response<Body> {
     let mut r = text(StatusCode::UNAUTHORIZED, msg);
@@ -78,33 +46,23 @@ fn basic_password(req: &Request<Incoming>) -> Option<String> {
 
 pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Response<Body> {
     let query = req.uri().query().unwrap_or("").to_owned();
-    let service = match route.tail {
-        "info/refs" => {
-            let svc = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("service="))
-                .unwrap_or("");
-            match svc {
-                "git-upload-pack" | "git-receive-pack" => svc.to_owned(),
-                _ => {
-                    return text(
-                        StatusCode::FORBIDDEN,
-                        "fakehub serves only the smart HTTP protocol: upgrade your git client\n",
-                    );
-                }
-            }
-        }
-        t => t.to_owned(),
+    let Some(service) = route.service(&query) else {
+        return text(
+            StatusCode::FORBIDDEN,
+            "fakehub serves only the smart HTTP protocol: upgrade your git client\n",
+        );
     };
-    hub.count(&format!(
-        "git {} {}",
-        if route.tail == "info/refs" {
-            "info/refs"
-        } else {
-            "POST"
-        },
-        service
-    ));
+    let tail = match route.endpoint {
+        Endpoint::InfoRefs => "info/refs",
+        Endpoint::UploadPack => "git-upload-pack",
+        Endpoint::ReceivePack => "git-receive-pack",
+    };
+    let kind = if tail == "info/refs" {
+        "info/refs"
+    } else {
+        "POST"
+    };
+    hub.count(&format!("git {kind} {service}"));
     let Some(token) = basic_password(&req) else {
         return unauthorized("");
     };
@@ -161,7 +119,7 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     let is_push = req.method() == hyper::Method::POST && service == "git-receive-pack";
-    match cgi(&hub, req, &repo.owner, &repo.name, route.tail, &query).await {
+    match cgi(&hub, req, &repo.owner, &repo.name, tail, &query).await {
         Ok(r) => {
             if is_push && r.status() == StatusCode::OK {
                 hub.with_counters(|c| c.pushes += 1);

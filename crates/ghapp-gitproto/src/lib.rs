@@ -17,3 +17,4 @@ pub mod credential;
 pub mod pktline;
 pub mod policy;
 pub mod receive_pack;
+pub mod route;

@@ -531,15 +531,6 @@ impl Proxy {
                 "ghapp proxy: Host differs from the CONNECT host\n",
             );
         }
-        if req.uri().path().contains('%') && git_route(&path).is_some() {
-            ev.reason = "encoded characters in a git path".into();
-            ev.status = 400;
-            drop(pending(ev));
-            return text(
-                StatusCode::BAD_REQUEST,
-                "ghapp proxy: encoded characters are not allowed in repository paths\n",
-            );
-        }
         let api_path = (host == self.hosts.api)
             .then(|| path.strip_prefix(self.hosts.api_prefix.as_str()))
             .flatten()
@@ -552,7 +543,10 @@ impl Proxy {
         if host == self.hosts.git
             && let Some(route) = git_route(&path)
         {
-            ev.service = route.service(req.uri().query().unwrap_or("")).to_owned();
+            ev.service = route
+                .service(req.uri().query().unwrap_or(""))
+                .unwrap_or("git-upload-pack")
+                .to_owned();
             return self.git(req, sb, route, pending(ev)).await;
         }
         ev.reason = "only git smart HTTP and the REST allow-list pass".into();
@@ -629,7 +623,7 @@ impl Proxy {
         );
         let method = req.method().clone();
         let headers = forward_headers(req.headers());
-        let is_push = method == Method::POST && route.tail == "git-receive-pack";
+        let is_push = method == Method::POST && route.endpoint == Endpoint::ReceivePack;
         let body: Option<reqwest::Body> = if method == Method::GET {
             None
         } else if is_push {
@@ -983,44 +977,7 @@ fn check_pull_head(body: &[u8], owner: &str, sb: &Sandbox) -> Result<(), String>
     Ok(())
 }
 
-struct GitRoute {
-    owner: String,
-    repo: String,
-    tail: &'static str,
-}
-
-impl GitRoute {
-    fn service(&self, query: &str) -> &'static str {
-        match self.tail {
-            "git-upload-pack" => "git-upload-pack",
-            "git-receive-pack" => "git-receive-pack",
-            _ if query.contains("service=git-receive-pack") => "git-receive-pack",
-            _ => "git-upload-pack",
-        }
-    }
-}
-
-/// `/{owner}/{repo}[.git]/info/refs|git-upload-pack|git-receive-pack`; `..` and odd names are
-/// refused (the owner and repository must be GitHub names).
-fn git_route(path: &str) -> Option<GitRoute> {
-    let rest = path.strip_prefix('/')?;
-    let mut parts = rest.splitn(3, '/');
-    let owner = parts.next()?;
-    let repo = parts.next()?;
-    let tail = match parts.next()? {
-        "info/refs" => "info/refs",
-        "git-upload-pack" => "git-upload-pack",
-        "git-receive-pack" => "git-receive-pack",
-        _ => return None,
-    };
-    let repo = repo.strip_suffix(".git").unwrap_or(repo);
-    let valid = |s: &str| ghapp_gitproto::credential::valid_name(s);
-    (valid(owner) && valid(repo)).then(|| GitRoute {
-        owner: owner.to_owned(),
-        repo: repo.to_owned(),
-        tail,
-    })
-}
+use ghapp_gitproto::route::{Endpoint, GitRoute, parse as git_route};
 
 fn is_hop_by_hop(k: &HeaderName) -> bool {
     matches!(
