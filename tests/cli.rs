@@ -103,6 +103,15 @@ fn demo_passes_with_no_configuration() {
         stdout.contains("tokens minted: 1 (narrowed to octo-org/widgets)"),
         "{stdout}"
     );
+    // It ends by opening the pull request and printing its URL.
+    assert!(
+        stdout.trim_end().ends_with("/octo-org/widgets/pull/1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("gh-pr open (on the host's agent/demo): https://127.0.0.1:"),
+        "{stdout}"
+    );
     // The sandbox part: no credentials in the sandbox, its push lands, main is refused.
     assert!(
         stdout.contains("HTTPS_PROXY=http://agent-1:****@"),

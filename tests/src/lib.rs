@@ -25,7 +25,7 @@ pub fn bin_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("target dir")
         .to_path_buf();
-    for b in ["git-credential-ghapp", "ghapp"] {
+    for b in ["git-credential-ghapp", "ghapp", "gh-pr"] {
         assert!(
             dir.join(b).is_file(),
             "{b} is not built in {}: run the suite with `cargo test --workspace`",
@@ -258,6 +258,11 @@ impl World {
             "protocol=https\nhost={}\npath={owner_repo}.git\n\n",
             self.hub.git_host()
         )
+    }
+
+    /// `gh-pr ARGS` in `dir`.
+    pub fn gh_pr(&self, dir: &Path, args: &[&str]) -> Run {
+        self.run("gh-pr", args, dir, "", true)
     }
 
     pub fn ghapp(&self, args: &[&str]) -> Run {

@@ -550,18 +550,23 @@ fn mint_body(req: &TokenRequest, permissions: &BTreeMap<String, String>) -> serd
 
 /// Mints (or takes from the cache) a token for `req` from synchronous code: builds a
 /// current-thread runtime for the one call. The key is loaded before the runtime starts (the
-/// keyring's D-Bus client must not run inside tokio).
+/// keyring's D-Bus client must not run inside tokio). `ca_pem`: the only CA to trust for GitHub
+/// (default: the system's or `SSL_CERT_FILE`).
 pub fn token_blocking(
     app: AppConfig,
     margin: Duration,
     cache_dir: &std::path::Path,
     req: &TokenRequest,
+    ca_pem: Option<&str>,
 ) -> Result<CachedToken> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
-    let broker = Broker::new(app, margin, cache_dir)?;
+    let mut broker = Broker::new(app.clone(), margin, cache_dir)?;
+    if let Some(ca) = ca_pem {
+        broker = broker.with_client(GitHubClient::with_ca(&app.api_url, ca)?);
+    }
     rt.block_on(broker.token(req))
 }
 

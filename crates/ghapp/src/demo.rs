@@ -123,7 +123,7 @@ pub fn run() -> Result<ExitCode> {
         &["commit", "--quiet", "-m", "Add notes from the demo agent"],
     )?;
     let head = session.git(&work, &["rev-parse", "HEAD"])?;
-    session.git(&work, &["push", "--quiet", "origin", branch])?;
+    session.git(&work, &["push", "--quiet", "-u", "origin", branch])?;
     println!("[4/5] git commit and git push origin {branch}: ok");
 
     let bare = hub.repo_dir(fakehub::ORG, "widgets");
@@ -155,6 +155,22 @@ pub fn run() -> Result<ExitCode> {
     );
 
     sandbox(&hub, root)?;
+
+    // Last, the pull request for the branch pushed from the host, as `gh-pr open` does.
+    let env: std::collections::BTreeMap<String, String> = session.env.iter().cloned().collect();
+    let cfg = ghapp_core::config::Config::load_from(&env, &Default::default())?;
+    let ca = std::fs::read_to_string(hub.ca_path())?;
+    let args = gh_pr::OpenArgs {
+        title: Some("Notes from the demo agent".into()),
+        body: Some(
+            "Opened by `ghapp demo` with an installation token narrowed to octo-org/widgets."
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let url = gh_pr::open_with(&args, &work, &cfg, Some(&ca))?;
+    println!();
+    println!("gh-pr open (on the host's agent/demo): {url}");
     Ok(ExitCode::SUCCESS)
 }
 

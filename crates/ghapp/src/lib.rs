@@ -119,6 +119,7 @@ pub fn mint_in_process(
         miss.cfg.refresh_margin,
         &miss.cfg.cache_dir,
         miss.request,
+        None,
     )
     .map(git_credential_ghapp::Minted::Token)
     .map_err(|e| e.to_string())

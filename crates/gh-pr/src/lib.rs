@@ -1,0 +1,545 @@
+//! `gh-pr open`: after `git push`, open (or find) the pull request for the current branch.
+//!
+//! The repository is read with gix: the current branch, its upstream remote and URL (https,
+//! `git@HOST:owner/repo.git`, `ssh://`, with `url.<base>.insteadOf` applied), HEAD's message for
+//! `--fill`, and whether the remote-tracking ref equals HEAD. Then
+//! `GET /repos/{o}/{r}/pulls?head=OWNER:BRANCH&state=open` finds an open pull request (printed, so
+//! the command is idempotent), else `POST /repos/{o}/{r}/pulls` opens one.
+//!
+//! Authentication, in order: a token from ghapp-core when an app is configured for the host; else
+//! `git credential fill` for the host (any helper, git-credential-ghapp included); else no
+//! `Authorization` at all, for use behind `ghapp proxy`, which injects it.
+//!
+//! stdout carries only the pull request's URL (or, with `--json`, one JSON object).
+//!
+//! # Security
+//! Tokens and passwords stay in [`ghapp_core::secret::InstallationToken`]; errors name the
+//! repository and GitHub's message, never a credential.
+
+#![expect(clippy::print_stderr, reason = "a CLI: stderr carries one-line errors")]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use ghapp_core::broker::{TokenRequest, token_blocking};
+use ghapp_core::config::{Config, Overrides};
+use ghapp_core::secret::InstallationToken;
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gh-pr",
+    version,
+    about = "Open, or find, the pull request for the current branch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Open the pull request for the current branch, or print the open one.
+    Open(OpenArgs),
+}
+
+/// Flags as `gh pr create` spells them.
+#[derive(Args, Debug, Default)]
+pub struct OpenArgs {
+    #[arg(long, short = 't')]
+    pub title: Option<String>,
+    #[arg(long, short = 'b', conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the body from FILE ("-" for stdin).
+    #[arg(long, short = 'F')]
+    pub body_file: Option<std::path::PathBuf>,
+    /// The branch to merge into (default: the repository's default branch).
+    #[arg(long, short = 'B')]
+    pub base: Option<String>,
+    #[arg(long, short = 'd')]
+    pub draft: bool,
+    /// Title and body from HEAD's commit message.
+    #[arg(long, short = 'f')]
+    pub fill: bool,
+    /// Print number, url, state, draft and created as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Cmd::Open(args) = cli.command;
+    match open(&args, Path::new(".")) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("gh-pr: {}", chain.join(": ").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What gix told us about the checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub branch: String,
+    pub remote: String,
+    pub host: String,
+    pub owner: String,
+    pub repo: String,
+    pub head: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Reads the repository at `dir`.
+pub fn read_checkout(dir: &Path) -> Result<Checkout> {
+    let repo = gix::discover(dir).map_err(|e| anyhow!("not in a git repository ({e})"))?;
+    let head_name = repo
+        .head_name()
+        .map_err(|e| anyhow!("cannot read HEAD: {e}"))?
+        .ok_or_else(|| {
+            anyhow!("HEAD is detached: switch to a branch (git switch -c NAME) and push it first")
+        })?;
+    let branch = head_name.shorten().to_string();
+    let head = repo
+        .head_id()
+        .map_err(|e| anyhow!("branch {branch} has no commit yet: commit and push first ({e})"))?
+        .to_string();
+    let commit = repo
+        .head_commit()
+        .map_err(|e| anyhow!("cannot read HEAD's commit: {e}"))?;
+    let msg = commit
+        .message()
+        .map_err(|e| anyhow!("cannot read HEAD's message: {e}"))?;
+    let subject = msg.summary().to_string();
+    let body = msg
+        .body()
+        .map(|b| b.without_trailer().to_string())
+        .unwrap_or_default();
+    let remote_name = repo
+        .branch_remote_name(head_name.shorten(), gix::remote::Direction::Push)
+        .map(|n| n.as_bstr().to_string())
+        .ok_or_else(|| {
+            anyhow!("branch {branch} has no upstream remote: push it first with `git push -u origin {branch}`")
+        })?;
+    let remote = repo
+        .find_remote(remote_name.as_str())
+        .map_err(|e| anyhow!("remote {remote_name} of branch {branch}: {e}"))?;
+    let url = remote
+        .url(gix::remote::Direction::Push)
+        .ok_or_else(|| anyhow!("remote {remote_name} has no URL"))?;
+    let (host, owner, repo_name) = parse_remote_url(url)?;
+    // The remote-tracking ref must equal HEAD: the branch is pushed and nothing is left to push.
+    let tracking = repo
+        .branch_remote_tracking_ref_name(head_name.as_ref(), gix::remote::Direction::Push)
+        .and_then(|r| r.ok());
+    let pushed = match tracking {
+        Some(name) => repo
+            .try_find_reference(name.as_ref())
+            .ok()
+            .flatten()
+            .and_then(|mut r| r.peel_to_id().ok().map(|id| id.to_string())),
+        None => None,
+    };
+    match pushed {
+        None => {
+            bail!("branch {branch} is not pushed: run `git push -u {remote_name} {branch}` first")
+        }
+        Some(id) if id != head => {
+            bail!(
+                "HEAD is ahead of {remote_name}/{branch}: run `git push {remote_name} {branch}` first"
+            )
+        }
+        Some(_) => {}
+    }
+    Ok(Checkout {
+        branch,
+        remote: remote_name,
+        host,
+        owner,
+        repo: repo_name,
+        head,
+        subject,
+        body: body.trim().to_owned(),
+    })
+}
+
+/// `(host[:port], owner, repo)` from a remote URL: https, `git@HOST:o/r.git`, `ssh://`.
+fn parse_remote_url(url: &gix::Url) -> Result<(String, String, String)> {
+    use gix::url::Scheme;
+    let shown = url.to_bstring().to_string();
+    let host = url
+        .host()
+        .ok_or_else(|| anyhow!("remote URL {shown} has no host"))?
+        .to_ascii_lowercase();
+    let host = match (&url.scheme, url.port) {
+        (Scheme::Https, Some(p)) if p != 443 => format!("{host}:{p}"),
+        _ => host,
+    };
+    if !matches!(url.scheme, Scheme::Https | Scheme::Ssh | Scheme::Http) {
+        bail!("remote URL {shown} is not a GitHub https or ssh URL");
+    }
+    let path = url.path.to_string();
+    let path = path.trim_start_matches('/').trim_end_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let (owner, repo) = path
+        .split_once('/')
+        .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+        .ok_or_else(|| anyhow!("remote URL {shown} does not name OWNER/REPO"))?;
+    Ok((host, owner.to_owned(), repo.to_owned()))
+}
+
+/// The REST base for a git host, as `gh` derives it.
+pub fn api_base_for(host: &str) -> String {
+    if host.eq_ignore_ascii_case("github.com") {
+        "https://api.github.com".into()
+    } else {
+        format!("https://{host}/api/v3")
+    }
+}
+
+enum Auth {
+    Token(InstallationToken),
+    None,
+}
+
+/// Auth in order: a configured app; `git credential fill`; nothing (behind `ghapp proxy`).
+fn authenticate(
+    c: &Checkout,
+    cfg: &Config,
+    dir: &Path,
+    ca_pem: Option<&str>,
+) -> Result<(String, Auth)> {
+    if let Some(app) = cfg.app_for(&c.host, Some(&c.owner)) {
+        let req = TokenRequest {
+            owner: Some(c.owner.clone()),
+            repositories: vec![c.repo.clone()],
+            permissions: [("pull_requests", "write"), ("metadata", "read")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            fit_permissions: false,
+        };
+        let t = token_blocking(
+            app.clone(),
+            cfg.refresh_margin,
+            &cfg.cache_dir,
+            &req,
+            ca_pem,
+        )?;
+        return Ok((app.api_url.clone(), Auth::Token(t.token)));
+    }
+    let api = api_base_for(&c.host);
+    if let Some(pw) = credential_fill(c, dir) {
+        return Ok((api, Auth::Token(InstallationToken::new(pw))));
+    }
+    Ok((api, Auth::None))
+}
+
+/// `git credential fill` for the repository, never prompting.
+fn credential_fill(c: &Checkout, dir: &Path) -> Option<String> {
+    let mut child = Command::new("git")
+        .args(["credential", "fill"])
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let input = format!(
+        "protocol=https\nhost={}\npath={}/{}.git\n\n",
+        c.host, c.owner, c.repo
+    );
+    child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("password=").map(str::to_owned))
+        .filter(|p| !p.is_empty())
+}
+
+/// Runs `gh-pr open` in `dir` with the process's configuration; returns what to print.
+pub fn open(args: &OpenArgs, dir: &Path) -> Result<String> {
+    let cfg = Config::load(&Overrides::default())?;
+    open_with(args, dir, &cfg, None)
+}
+
+/// Runs `gh-pr open` with an explicit configuration and, optionally, the only CA to trust
+/// (`ghapp demo` uses both; the binary passes the process's own).
+pub fn open_with(
+    args: &OpenArgs,
+    dir: &Path,
+    cfg: &Config,
+    ca_pem: Option<&str>,
+) -> Result<String> {
+    let c = read_checkout(dir)?;
+    let (title, body) = match (&args.title, args.fill) {
+        (Some(t), _) => (t.clone(), body_arg(args)?.unwrap_or_default()),
+        (None, true) => (
+            c.subject.clone(),
+            body_arg(args)?.unwrap_or_else(|| c.body.clone()),
+        ),
+        (None, false) => {
+            bail!("give --title (and --body) or --fill to take them from HEAD's commit")
+        }
+    };
+    let (api, auth) = authenticate(&c, cfg, dir, ca_pem)?;
+    if matches!(auth, Auth::None) && !behind_proxy() {
+        bail!(
+            "no credentials for {}: ghapp has no app configured for it, no git credential helper answered, and no HTTPS_PROXY is set (configure ghapp, or run behind ghapp proxy)",
+            c.host
+        );
+    }
+    let tls = ghapp_core::client::tls_config_with(ca_pem)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(open_pr(&c, &api, &auth, args, &title, &body, tls))
+}
+
+fn behind_proxy() -> bool {
+    ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|x| !x.is_empty()))
+}
+
+fn body_arg(args: &OpenArgs) -> Result<Option<String>> {
+    if let Some(b) = &args.body {
+        return Ok(Some(b.clone()));
+    }
+    match &args.body_file {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            Ok(Some(s))
+        }
+        Some(p) => Ok(Some(std::fs::read_to_string(p).with_context(|| {
+            format!("cannot read --body-file {}", p.display())
+        })?)),
+        None => Ok(None),
+    }
+}
+
+async fn open_pr(
+    c: &Checkout,
+    api: &str,
+    auth: &Auth,
+    args: &OpenArgs,
+    title: &str,
+    body: &str,
+    tls: rustls::ClientConfig,
+) -> Result<String> {
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .user_agent(concat!("gh-pr/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?;
+    let repo = format!("{}/{}", c.owner, c.repo);
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut rb = http
+            .request(method, format!("{api}{path}"))
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", ghapp_core::client::API_VERSION);
+        if let Auth::Token(t) = auth {
+            rb = rb.bearer_auth(t.expose());
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let repo = repo.clone();
+        async move {
+            let r = rb
+                .send()
+                .await
+                .map_err(|e| anyhow!("cannot reach {api} for {repo}: {}", root_cause(&e)))?;
+            let status = r.status();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            Ok::<_, anyhow::Error>((status, v))
+        }
+    };
+    let head = format!("{}:{}", c.owner, c.branch);
+    let (s, v) = send(
+        reqwest::Method::GET,
+        format!("/repos/{repo}/pulls?head={}&state=open", encode(&head)),
+        None,
+    )
+    .await?;
+    if !s.is_success() {
+        bail!("{}", api_failure(&repo, "list pull requests", s, &v));
+    }
+    if let Some(pr) = v.as_array().and_then(|a| a.first()) {
+        return Ok(render(pr, false, args.json));
+    }
+    let base = match &args.base {
+        Some(b) => b.clone(),
+        None => {
+            let (s, v) = send(reqwest::Method::GET, format!("/repos/{repo}"), None).await?;
+            if !s.is_success() {
+                bail!("{}", api_failure(&repo, "read the repository", s, &v));
+            }
+            v["default_branch"]
+                .as_str()
+                .ok_or_else(|| anyhow!("GitHub did not say {repo}'s default branch: pass --base"))?
+                .to_owned()
+        }
+    };
+    let (s, v) = send(
+        reqwest::Method::POST,
+        format!("/repos/{repo}/pulls"),
+        Some(json!({"title": title, "body": body, "head": c.branch, "base": base, "draft": args.draft})),
+    )
+    .await?;
+    if !s.is_success() {
+        bail!("{}", api_failure(&repo, "open a pull request", s, &v));
+    }
+    Ok(render(&v, true, args.json))
+}
+
+fn render(pr: &Value, created: bool, as_json: bool) -> String {
+    if as_json {
+        json!({
+            "number": pr["number"],
+            "url": pr["html_url"],
+            "state": pr["state"],
+            "draft": pr["draft"].as_bool().unwrap_or(false),
+            "created": created,
+        })
+        .to_string()
+    } else {
+        pr["html_url"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// One line naming the repository, the status and GitHub's message (with its `errors`).
+fn api_failure(repo: &str, what: &str, s: reqwest::StatusCode, v: &Value) -> String {
+    let mut msg = v["message"]
+        .as_str()
+        .unwrap_or("no message")
+        .replace('\n', " ");
+    if let Some(errs) = v["errors"].as_array() {
+        let details: Vec<String> = errs
+            .iter()
+            .map(|e| {
+                e["message"].as_str().map(str::to_owned).unwrap_or_else(|| {
+                    format!(
+                        "{} {}",
+                        e["field"].as_str().unwrap_or(""),
+                        e["code"].as_str().unwrap_or("")
+                    )
+                })
+            })
+            .collect();
+        if !details.is_empty() {
+            msg = format!("{msg}: {}", details.join("; "));
+        }
+    }
+    let hint = match s.as_u16() {
+        401 => {
+            ": no valid credentials (configure ghapp, a git credential helper, or run behind ghapp proxy)"
+        }
+        403 => ": the credentials lack permission (pull_requests: write) or a policy refused it",
+        404 => ": the repository does not exist or the credentials cannot see it",
+        _ => "",
+    };
+    format!(
+        "GitHub refused to {what} in {repo} ({}: {msg}){hint}",
+        s.as_u16()
+    )
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(s) = inner.source() {
+        inner = s;
+    }
+    inner.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls() {
+        let cases = [
+            (
+                "https://github.com/octo/widgets.git",
+                ("github.com", "octo", "widgets"),
+            ),
+            (
+                "https://github.com/octo/widgets",
+                ("github.com", "octo", "widgets"),
+            ),
+            (
+                "git@github.com:octo/widgets.git",
+                ("github.com", "octo", "widgets"),
+            ),
+            (
+                "ssh://git@ghe.corp/octo/widgets.git",
+                ("ghe.corp", "octo", "widgets"),
+            ),
+            (
+                "https://127.0.0.1:8443/octo/widgets.git",
+                ("127.0.0.1:8443", "octo", "widgets"),
+            ),
+        ];
+        for (u, (h, o, r)) in cases {
+            let url = gix::url::parse(gix::bstr::BStr::new(u)).unwrap();
+            assert_eq!(
+                parse_remote_url(&url).unwrap(),
+                (h.into(), o.into(), r.into()),
+                "{u}"
+            );
+        }
+        for bad in ["https://github.com/octo", "file:///tmp/x.git"] {
+            let url = gix::url::parse(gix::bstr::BStr::new(bad)).unwrap();
+            assert!(parse_remote_url(&url).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn api_bases_and_failures() {
+        assert_eq!(api_base_for("github.com"), "https://api.github.com");
+        assert_eq!(api_base_for("ghe.corp"), "https://ghe.corp/api/v3");
+        let v = json!({"message": "Validation Failed", "errors": [{"message": "No commits between main and x"}]});
+        let m = api_failure(
+            "o/r",
+            "open a pull request",
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            &v,
+        );
+        assert_eq!(
+            m,
+            "GitHub refused to open a pull request in o/r (422: Validation Failed: No commits between main and x)"
+        );
+        assert_eq!(encode("o:agent/x"), "o%3Aagent%2Fx");
+    }
+}
