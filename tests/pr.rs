@@ -298,3 +298,27 @@ fn through_ghapp_proxy_with_no_credentials() {
     w.capture(p.log());
     w.assert_no_secrets();
 }
+
+#[test]
+fn insteadof_and_scp_style_remotes() {
+    let w = World::new();
+    let work = pushed_branch(&w, "w", "agent/i", "Via insteadOf");
+    // The remote is written as `gh:octo-org/widgets.git` and rewritten by url.<base>.insteadOf,
+    // as git itself rewrites it.
+    let base = format!("{}/", w.hub.url());
+    w.git(&work, &["config", &format!("url.{base}.insteadOf"), "gh:"])
+        .ok();
+    w.git(
+        &work,
+        &["remote", "set-url", "origin", "gh:octo-org/widgets.git"],
+    )
+    .ok();
+    w.git(&work, &["fetch", "--quiet", "origin"]).ok();
+    let r = w.gh_pr(&work, &["open", "--fill"]);
+    r.ok();
+    assert!(
+        r.stdout.trim().ends_with("/octo-org/widgets/pull/1"),
+        "{r:#?}"
+    );
+    assert_eq!(w.hub.pulls()[0].title, "Via insteadOf");
+}
