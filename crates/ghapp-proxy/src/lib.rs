@@ -685,11 +685,11 @@ impl Proxy {
         p.bytes_in.fetch_add(buf.len() as u64, Ordering::Relaxed);
         match sb.push.decide(&cmds) {
             Decision::Allow => {
-                let rest = counted_body(body, p.bytes_in.clone());
+                let rest = rest_stream_incoming(body, p.bytes_in.clone());
                 let prefix = futures_util::stream::once(async move {
                     Ok::<Bytes, std::io::Error>(Bytes::from(buf))
                 });
-                let stream = prefix.chain(rest_stream(rest));
+                let stream = coalesce(prefix.chain(rest));
                 PushVerdict::Forward(reqwest::Body::wrap_stream(stream))
             }
             Decision::Deny(refused) => {
@@ -797,8 +797,9 @@ impl Proxy {
             }
         }
         let mut pending = Some(p);
-        let stream = resp.bytes_stream().map(move |chunk| {
-            let chunk = chunk.map_err(std::io::Error::other)?;
+        let upstream = TryStreamExt::map_err(resp.bytes_stream(), std::io::Error::other);
+        let stream = coalesce(upstream).map(move |chunk| {
+            let chunk = chunk?;
             if let Some(p) = pending.as_mut() {
                 p.bytes_out += chunk.len() as u64;
             }
@@ -1011,7 +1012,25 @@ fn forward_headers(h: &HeaderMap) -> HeaderMap {
 }
 
 fn counted_body(body: Incoming, counter: Arc<AtomicU64>) -> reqwest::Body {
-    reqwest::Body::wrap_stream(rest_stream_incoming(body, counter))
+    reqwest::Body::wrap_stream(coalesce(rest_stream_incoming(body, counter)))
+}
+
+/// Joins the chunks that are already there into one (up to 64 of them), so a pack crosses the
+/// upstream TLS connection in large records instead of one per small read; a chunk is never
+/// held back waiting for more (git's small protocol messages pass at once).
+fn coalesce(
+    s: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    s.ready_chunks(64).map(|items| {
+        if items.len() == 1 {
+            return items.into_iter().next().expect("one item");
+        }
+        let mut out = bytes::BytesMut::new();
+        for item in items {
+            out.extend_from_slice(&item?);
+        }
+        Ok(out.freeze())
+    })
 }
 
 fn rest_stream_incoming(
@@ -1027,13 +1046,6 @@ fn rest_stream_incoming(
                 }))
             }
         })
-}
-
-fn rest_stream(
-    b: reqwest::Body,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    TryStreamExt::map_err(http_body_util::BodyStream::new(b), std::io::Error::other)
-        .try_filter_map(|f| async move { Ok(f.into_data().ok()) })
 }
 
 fn short_error(e: &reqwest::Error) -> String {
