@@ -19,7 +19,7 @@
 //!
 //! Seed: app 4242 (`client_id` `Iv1.fakehub4242`, slug `ghapp-fakehub`). Installation 101 on
 //! organization `octo-org` selects `widgets` and `gadgets` (contents write, metadata read,
-//! pull_requests write); installation 102 on user `octo-user` covers all its repositories
+//! pull_requests write, and issues read beyond what ghapp needs); installation 102 on user `octo-user` covers all its repositories
 //! (`dotfiles`) with contents read and metadata read. `lonely/island` exists but has no
 //! installation.
 //!
@@ -202,7 +202,12 @@ impl FakeHub {
                     account_id: 9000,
                     account_type: "Organization",
                     repositories: Some(vec!["widgets".into(), "gadgets".into()]),
-                    permissions: app_perms,
+                    // One permission beyond what ghapp needs, for doctor's warning.
+                    permissions: {
+                        let mut p = app_perms;
+                        p.insert("issues".into(), "read".into());
+                        p
+                    },
                 },
                 hub::Installation {
                     id: USER_INSTALLATION,

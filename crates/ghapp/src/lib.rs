@@ -11,6 +11,7 @@
 
 mod configure_git;
 mod demo;
+mod doctor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,6 +70,32 @@ enum Command {
         /// The git host (default: the configured app's, else github.com).
         #[arg(long)]
         host: Option<String>,
+    },
+    /// Check the setup: one line per check (ok / warn / fail), each fail with its fix.
+    Doctor {
+        /// Also check the installation, permissions and a mint for this repository.
+        #[arg(long, value_name = "OWNER/REPO")]
+        repo: Option<String>,
+        /// The git host to check (default: the configured app's).
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// List the app's installations.
+    Installations,
+    /// Show one installation.
+    Installation { id: u64 },
+    /// Revoke the cached tokens that are still live and clear the cache ("disconnect").
+    Revoke {
+        /// Also clear the installation cache and lock files.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (ghapp.1 and one per command) into DIR, or print ghapp.1.
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Run the GitHub emulator (fakehub) in the foreground.
     Emulator {
@@ -172,6 +199,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             proxy(path, *listen, ca_dir.clone())
         }
         Command::Demo => demo::run(),
+        Command::Doctor { repo, host } => {
+            let repo = match repo {
+                Some(r) => Some(
+                    ghapp_gitproto_repo(r)
+                        .ok_or_else(|| anyhow::anyhow!("--repo {r:?} is not OWNER/REPO"))?,
+                ),
+                None => None,
+            };
+            doctor::run(&cli.overrides(), repo, host.clone())
+        }
+        Command::Installations => installations(&cli, None),
+        Command::Installation { id } => installations(&cli, Some(*id)),
+        Command::Revoke { all } => revoke(&cli, *all),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "ghapp", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
     }
 }
 
@@ -296,6 +342,115 @@ fn proxy(
         running.addr()
     );
     running.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn installations(cli: &Cli, one: Option<u64>) -> Result<ExitCode> {
+    let cfg = Config::load(&cli.overrides())?;
+    let app = cfg.primary()?.clone();
+    ghapp_core::log::init("ghapp");
+    let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
+    broker.load_key_now()?;
+    let path = match one {
+        Some(id) => format!("/app/installations/{id}"),
+        None => "/app/installations".to_owned(),
+    };
+    let list: Vec<ghapp_core::client::Installation> = runtime()?.block_on(async {
+        let r = broker
+            .app_request(ghapp_core::client::Method::GET, &path, None)
+            .await?;
+        if r.status.as_u16() == 404 {
+            bail!(
+                "installation {} not found for this app (`ghapp installations` lists them)",
+                one.unwrap_or(0)
+            );
+        }
+        if !r.status.is_success() {
+            return Err(ghapp_core::broker::api_error(&r, &format!("GET {path}")).into());
+        }
+        Ok(match one {
+            Some(_) => vec![r.json(&path)?],
+            None => r.json(&path)?,
+        })
+    })?;
+    for i in list {
+        let account = i.account.map(|a| a.login).unwrap_or_default();
+        let perms: Vec<String> = i
+            .permissions
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        println!(
+            "{}	{account}	{}	{}",
+            i.id,
+            i.repository_selection,
+            perms.join(",")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(cli: &Cli, all: bool) -> Result<ExitCode> {
+    let cfg = Config::load(&cli.overrides())?;
+    let app = cfg.primary()?.clone();
+    ghapp_core::log::init("ghapp");
+    let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
+    let tokens = broker.cache().drain()?;
+    let (mut revoked, mut skipped) = (0, 0);
+    let rt = runtime()?;
+    for t in &tokens {
+        match rt.block_on(broker.revoke(t)) {
+            Ok(true) => revoked += 1,
+            Ok(false) => skipped += 1,
+            Err(e) => {
+                skipped += 1;
+                eprintln!(
+                    "ghapp: warning: {} was not revoked: {e}",
+                    t.token.fingerprint()
+                );
+            }
+        }
+    }
+    if all && let Ok(entries) = std::fs::read_dir(broker.cache().dir()) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    println!(
+        "revoked {revoked} live token(s); {skipped} expired or already invalid; cache {} cleared",
+        broker.cache().dir().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let mut page = |name: String, c: clap::Command| -> Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(c).render(&mut buf)?;
+        std::fs::write(&path, buf)?;
+        written.push(path.display().to_string());
+        Ok(())
+    };
+    for sub in cmd.get_subcommands() {
+        page(format!("ghapp-{}", sub.get_name()), sub.clone())?;
+    }
+    page("ghapp".into(), cmd.clone())?;
+    println!("{}", written.join("\n"));
     Ok(ExitCode::SUCCESS)
 }
 

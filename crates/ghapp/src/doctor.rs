@@ -1,0 +1,383 @@
+//! `ghapp doctor`: one line per check, `ok`, `warn` or `fail`, each fail with its fix. Exit
+//! status 1 on any fail.
+
+use std::collections::BTreeMap;
+use std::process::{Command, ExitCode};
+
+use anyhow::Result;
+use ghapp_core::broker::{Broker, TokenRequest, default_permissions};
+use ghapp_core::client::{Auth, Installation, Method};
+use ghapp_core::config::{AppConfig, Config, Overrides};
+use ghapp_core::jwt::{AppSigner, unix_now};
+
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    failed: bool,
+}
+
+impl Report {
+    fn ok(&mut self, check: &str, detail: impl AsRef<str>) {
+        self.lines
+            .push(format!("ok    {check}: {}", detail.as_ref()));
+    }
+    fn warn(&mut self, check: &str, detail: impl AsRef<str>) {
+        self.lines
+            .push(format!("warn  {check}: {}", detail.as_ref()));
+    }
+    fn fail(&mut self, check: &str, detail: impl AsRef<str>, fix: impl AsRef<str>) {
+        self.failed = true;
+        let detail = detail.as_ref().replace('\n', " ");
+        self.lines
+            .push(format!("fail  {check}: {detail}; fix: {}", fix.as_ref()));
+    }
+}
+
+pub fn run(
+    ov: &Overrides,
+    repo: Option<(String, String)>,
+    host: Option<String>,
+) -> Result<ExitCode> {
+    let mut r = Report::default();
+    check(&mut r, ov, repo, host);
+    for l in &r.lines {
+        println!("{l}");
+    }
+    Ok(if r.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn check(r: &mut Report, ov: &Overrides, repo: Option<(String, String)>, host: Option<String>) {
+    let cfg = match Config::load(ov) {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(
+                "configuration",
+                e.to_string(),
+                "correct the file or variable it names",
+            );
+            return;
+        }
+    };
+    let owner = repo.as_ref().map(|(o, _)| o.as_str());
+    let app = match &host {
+        Some(h) => cfg.app_for(h, owner),
+        None => cfg.apps.first(),
+    };
+    let Some(app) = app.cloned() else {
+        let msg = match &host {
+            Some(h) => format!("no GitHub App is configured for {h}"),
+            None => ghapp_core::config::not_configured(cfg.file.as_deref()),
+        };
+        r.fail(
+            "configuration",
+            msg,
+            "set GHAPP_APP_ID and GHAPP_PRIVATE_KEY_FILE, or run `ghapp setup`",
+        );
+        git_checks(r, host.as_deref().unwrap_or("github.com"));
+        return;
+    };
+    let source = cfg
+        .file
+        .as_ref()
+        .map(|f| format!("config file {}", f.display()))
+        .unwrap_or_else(|| "environment".into());
+    r.ok(
+        "configuration",
+        format!(
+            "app {} for {} via {} ({source})",
+            app.ident.issuer(),
+            app.git_host,
+            app.api_url
+        ),
+    );
+    let remote_ok = key_checks(r, &app);
+    if remote_ok {
+        remote_checks(r, &cfg, &app, repo);
+    }
+    git_checks(r, &app.git_host);
+}
+
+/// The key: readable, private, an RSA key that signs. Returns whether remote checks can run.
+fn key_checks(r: &mut Report, app: &AppConfig) -> bool {
+    let loaded = match app.key.load() {
+        Ok(l) => l,
+        Err(e) => {
+            r.fail(
+                "private key",
+                e.to_string(),
+                "point GHAPP_PRIVATE_KEY_FILE (or private_key_file) at the .pem from the app's settings",
+            );
+            return false;
+        }
+    };
+    for w in &loaded.warnings {
+        r.warn("private key", w);
+    }
+    match AppSigner::new(app.ident.clone(), &loaded.pem, &app.key.describe()) {
+        Ok(_) => {
+            if loaded.warnings.is_empty() {
+                r.ok(
+                    "private key",
+                    format!("{} holds an RSA key that signs", app.key.describe()),
+                );
+            }
+            true
+        }
+        Err(e) => {
+            r.fail(
+                "private key",
+                e.to_string(),
+                "download a new key from the app's settings",
+            );
+            false
+        }
+    }
+}
+
+fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(String, String)>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            r.fail("runtime", e.to_string(), "report this as a bug");
+            return;
+        }
+    };
+    let broker = match Broker::new(app.clone(), cfg.refresh_margin, &cfg.cache_dir) {
+        Ok(b) => b.with_deadline(std::time::Duration::from_secs(20)),
+        Err(e) => {
+            r.fail("GitHub client", e.to_string(), "see the message");
+            return;
+        }
+    };
+    if let Err(e) = broker.load_key_now() {
+        r.fail(
+            "private key",
+            e.to_string(),
+            "download a new key from the app's settings",
+        );
+        return;
+    }
+    rt.block_on(async {
+        // The JWT, judged without the clock recovery the broker would apply.
+        let Ok(signer) = broker.signer().await else { return };
+        let Ok(jwt) = signer.sign() else { return };
+        let resp = match broker.client().request(Method::GET, "/app", Auth::Jwt(&jwt), None).await {
+            Ok(x) => x,
+            Err(e) => {
+                r.fail("GitHub", e.to_string(), "check GHAPP_API_URL, the network and SSL_CERT_FILE");
+                return;
+            }
+        };
+        let offset = resp
+            .date()
+            .and_then(|d| d.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64 - unix_now());
+        match offset {
+            Some(o) if o.abs() > 30 => r.fail(
+                "clock",
+                format!("the local clock is {o} s off GitHub's (its Date header)"),
+                "enable NTP (timedatectl set-ntp true); ghapp works around it, other tools will not",
+            ),
+            Some(o) => r.ok("clock", format!("within {} s of GitHub's", o.abs())),
+            None => r.warn("clock", "GitHub sent no Date header to compare with"),
+        }
+        if let Some(o) = offset {
+            signer.set_clock_offset(o);
+        }
+        let msg = resp.message();
+        let clockish = ["iat", "exp", "Issued at", "Expiration time"].iter().any(|w| msg.contains(w));
+        match (resp.status.as_u16(), clockish) {
+            (200, _) => {}
+            (401, true) => {}
+            (401, false) => {
+                r.fail(
+                    "JWT",
+                    format!("GitHub refused the app's JWT (401: {msg})"),
+                    format!("check that app id {} and the private key belong to the same app", app.ident.issuer()),
+                );
+                return;
+            }
+            (s, _) => {
+                r.fail("JWT", format!("GET /app answered {s}: {msg}"), "check GHAPP_API_URL");
+                return;
+            }
+        }
+        match broker.app_info().await {
+            Ok(info) => r.ok(
+                "JWT",
+                format!("accepted: app {} ({})", info.slug.as_deref().unwrap_or("?"), info.name),
+            ),
+            Err(e) => {
+                r.fail("JWT", e.to_string(), "check the app id and key");
+                return;
+            }
+        }
+        let Some((owner, name)) = repo else {
+            r.warn("installation", "pass --repo OWNER/REPO to check an installation and mint a token");
+            return;
+        };
+        let req = TokenRequest {
+            fit_permissions: false,
+            ..TokenRequest::for_repo(&owner, &name)
+        };
+        let id = match broker.installation_id(&req).await {
+            Ok(id) => id,
+            Err(e) => {
+                r.fail("installation", e.to_string(), "install the app on the repository's account and grant it the repository");
+                return;
+            }
+        };
+        let path = format!("/app/installations/{id}");
+        let inst: Option<Installation> = broker
+            .app_request(Method::GET, &path, None)
+            .await
+            .ok()
+            .filter(|x| x.status.is_success())
+            .and_then(|x| x.json(&path).ok());
+        let account = inst
+            .as_ref()
+            .and_then(|i| i.account.as_ref())
+            .map(|a| a.login.clone())
+            .unwrap_or_default();
+        r.ok("installation", format!("{id} on {account} covers {owner}/{name}"));
+        if let Some(inst) = inst {
+            permission_checks(r, &inst.permissions);
+        }
+        match broker.token(&req).await {
+            Ok(t) => {
+                let mins = t.expires_at.saturating_sub(unix_now() as u64) / 60;
+                r.ok("token", format!("minted for {owner}/{name}, {} (expires in {mins} min)", t.token.fingerprint()));
+            }
+            Err(e) => r.fail("token", e.to_string(), "see the message"),
+        }
+    });
+}
+
+fn rank(l: &str) -> u8 {
+    match l {
+        "read" => 1,
+        "write" => 2,
+        "admin" => 3,
+        _ => 0,
+    }
+}
+
+fn permission_checks(r: &mut Report, granted: &BTreeMap<String, String>) {
+    let needed = default_permissions();
+    let mut missing = Vec::new();
+    for (name, level) in &needed {
+        let g = granted.get(name).map(String::as_str).unwrap_or("none");
+        if rank(g) < rank(level) {
+            missing.push(format!("{name}: {level} (granted: {g})"));
+        }
+    }
+    if missing.is_empty() {
+        r.ok(
+            "permissions",
+            "contents: write, pull_requests: write, metadata: read granted",
+        );
+    } else {
+        r.fail(
+            "permissions",
+            format!("the installation lacks {}", missing.join(", ")),
+            "grant them in the app's settings, then accept the new permissions on the installation",
+        );
+    }
+    let extra: Vec<String> = granted
+        .iter()
+        .filter(|(k, _)| !needed.contains_key(*k))
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    if !extra.is_empty() {
+        r.warn(
+            "permissions",
+            format!(
+                "granted beyond what ghapp needs: {} (keep an app to contents, pull_requests and metadata)",
+                extra.join(", ")
+            ),
+        );
+    }
+}
+
+/// The helper list git builds for `https://HOST/`: `credential.helper` and
+/// `credential.<url>.helper` in config order, an empty value resetting the list.
+fn git_checks(r: &mut Report, host: &str) {
+    let out = Command::new("git")
+        .args(["config", "--null", "--get-regexp", r"^credential\."])
+        .output();
+    let Ok(out) = out else {
+        r.fail("git", "cannot run git", "install git 2.40 or later");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let url = format!("https://{host}");
+    let mut helpers: Vec<String> = Vec::new();
+    for entry in text.split('\0').filter(|e| !e.is_empty()) {
+        let (key, value) = entry.split_once('\n').unwrap_or((entry, ""));
+        let key = key.to_ascii_lowercase();
+        let applies = key == "credential.helper"
+            || key
+                .strip_prefix("credential.")
+                .and_then(|k| k.strip_suffix(".helper"))
+                .is_some_and(|u| u == url || u.starts_with(&format!("{url}/")) || u == host);
+        if !applies {
+            continue;
+        }
+        if value.is_empty() {
+            helpers.clear();
+        } else {
+            helpers.push(value.to_owned());
+        }
+    }
+    let ours = |h: &str| h == "ghapp" || h.contains("git-credential-ghapp");
+    let fix = format!("run `ghapp configure-git --host {host}`");
+    match helpers.iter().position(|h| ours(h)) {
+        None => {
+            r.fail(
+                "git",
+                format!("no credential helper routes {url} to ghapp"),
+                &fix,
+            );
+            return;
+        }
+        Some(0) => {}
+        Some(_) => {
+            r.fail(
+                "git",
+                format!("helper {:?} answers {url} before ghapp", helpers[0]),
+                format!("{fix} (it resets the helper list for the host)"),
+            );
+            return;
+        }
+    }
+    let path = Command::new("git")
+        .args([
+            "config",
+            "--get-urlmatch",
+            "credential.useHttpPath",
+            &format!("{url}/"),
+        ])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    if matches!(path.as_str(), "true" | "yes" | "on" | "1") {
+        r.ok("git", format!("{url} routes to ghapp, with useHttpPath"));
+    } else {
+        r.fail(
+            "git",
+            format!("credential.useHttpPath is not true for {url}: tokens cannot be narrowed"),
+            fix,
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! The operator commands against fakehub: doctor (a test per misconfiguration), installations,
+//! revoke, completions and man pages.
+
+use std::os::unix::fs::PermissionsExt;
+
+use ghapp_e2e::{Run, World, basic_auth};
+
+fn line<'a>(r: &'a Run, prefix: &str) -> &'a str {
+    r.stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{}", r.stdout))
+}
+
+#[test]
+fn doctor_all_good_but_an_extra_permission() {
+    let w = World::new();
+    let r = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
+    r.ok();
+    for check in [
+        "configuration",
+        "private key",
+        "clock",
+        "JWT",
+        "installation",
+        "permissions",
+        "token",
+        "git",
+    ] {
+        line(&r, &format!("ok    {check}:"));
+    }
+    assert!(line(&r, "ok    JWT:").contains("accepted: app ghapp-fakehub"));
+    assert!(
+        line(&r, "warn  permissions:").contains("issues: read"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("fail"), "{}", r.stdout);
+    w.assert_no_secrets();
+}
+
+#[test]
+fn doctor_names_each_misconfiguration_and_fails() {
+    // Missing configuration.
+    let mut w = World::new();
+    for k in ["GHAPP_APP_ID", "GHAPP_PRIVATE_KEY_FILE", "GHAPP_API_URL"] {
+        w.set_env(k, None);
+    }
+    let r = w.ghapp(&["doctor"]);
+    r.fails();
+    assert!(line(&r, "fail  configuration:").contains("no GitHub App configured"));
+
+    // Unreadable key; a world-readable key (warn).
+    let mut w = World::new();
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", Some("/nonexistent/app.pem"));
+    let r = w.ghapp(&["doctor"]);
+    r.fails();
+    assert!(
+        line(&r, "fail  private key:")
+            .contains("cannot read private key file /nonexistent/app.pem")
+    );
+    let loose = w.path("loose.pem");
+    std::fs::copy(w.hub.key_path(), &loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", Some(loose.to_str().unwrap()));
+    let r = w.ghapp(&["doctor"]);
+    r.ok();
+    assert!(line(&r, "warn  private key:").contains("chmod 600"));
+
+    // Wrong app id.
+    let mut w = World::new();
+    w.set_env("GHAPP_APP_ID", Some("999"));
+    let r = w.ghapp(&["doctor"]);
+    r.fails();
+    assert!(
+        line(&r, "fail  JWT:")
+            .contains("check that app id 999 and the private key belong to the same app")
+    );
+
+    // Not installed on the repository; missing permissions.
+    let w = World::new();
+    let r = w.ghapp(&["doctor", "--repo", "lonely/island"]);
+    r.fails();
+    assert!(line(&r, "fail  installation:").contains("the app is not installed on lonely/island"));
+    let r = w.ghapp(&["doctor", "--repo", "octo-user/dotfiles"]);
+    r.fails();
+    let p = line(&r, "fail  permissions:");
+    assert!(
+        p.contains("contents: write (granted: read)")
+            && p.contains("pull_requests: write (granted: none)"),
+        "{p}"
+    );
+
+    // A clock skewed against the server's.
+    let w = World::new();
+    w.hub.set_clock_skew(600);
+    let r = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
+    r.fails();
+    assert!(
+        line(&r, "fail  clock:").contains("600 s off"),
+        "{}",
+        r.stdout
+    );
+    line(&r, "ok    token:");
+
+    // Git not configured; another helper ahead of ours.
+    let mut w = World::new();
+    let empty = w.path("empty-gitconfig");
+    std::fs::write(&empty, "").unwrap();
+    w.set_env("GIT_CONFIG_GLOBAL", Some(empty.to_str().unwrap()));
+    let r = w.ghapp(&["doctor"]);
+    r.fails();
+    assert!(line(&r, "fail  git:").contains("no credential helper routes"));
+    std::fs::write(
+        &empty,
+        "[credential]\n\thelper = store\n\thelper = ghapp\n\tuseHttpPath = true\n",
+    )
+    .unwrap();
+    let r = w.ghapp(&["doctor"]);
+    r.fails();
+    assert!(
+        line(&r, "fail  git:").contains("helper \"store\" answers"),
+        "{}",
+        r.stdout
+    );
+    // ...and configure-git mends it.
+    w.ghapp(&["configure-git", "--host", &w.hub.git_host()])
+        .ok();
+    w.ghapp(&["doctor"]).ok();
+}
+
+#[test]
+fn installations_and_revoke() {
+    let w = World::new();
+    let r = w.ghapp(&["installations"]);
+    r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    assert!(lines[0].starts_with("101\tocto-org\tselected\t"));
+    assert!(lines[1].starts_with("102\tocto-user\tall\tcontents:read,metadata:read"));
+    let one = w.ghapp(&["installation", "102"]);
+    one.ok();
+    assert_eq!(one.stdout.lines().count(), 1);
+    w.ghapp(&["installation", "999"])
+        .fails()
+        .one_line_error("ghapp", "installation 999 not found");
+
+    // Revoke: cached live tokens stop working at GitHub, and the cache is empty.
+    let token = w.get("octo-org/widgets").ok().field("password").unwrap();
+    let ls = |t: &str| {
+        w.run(
+            "git",
+            &[
+                "-c",
+                "credential.helper=",
+                "-c",
+                &format!("http.extraHeader={}", basic_auth(t)),
+                "ls-remote",
+                &w.hub.repo_url("octo-org", "widgets"),
+            ],
+            w.root.path(),
+            "",
+            true,
+        )
+    };
+    ls(&token).ok();
+    let r = w.ghapp(&["revoke"]);
+    r.ok();
+    assert!(
+        r.stdout.starts_with("revoked 1 live token(s)"),
+        "{}",
+        r.stdout
+    );
+    ls(&token).fails();
+    let mints = w.hub.mint_count();
+    w.get("octo-org/widgets").ok();
+    assert_eq!(w.hub.mint_count(), mints + 1, "the cache was cleared");
+    w.assert_no_secrets();
+}
+
+#[test]
+fn completions_and_man_pages() {
+    let w = World::new();
+    let r = w.ghapp(&["completions", "bash"]);
+    r.ok();
+    for c in ["doctor", "configure-git", "proxy", "installations"] {
+        assert!(r.stdout.contains(c), "{c}");
+    }
+    w.ghapp(&["completions", "zsh"]).ok();
+    let man = w.ghapp(&["man"]);
+    man.ok();
+    assert!(
+        man.stdout.contains(".TH ghapp"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    let dir = w.path("man");
+    let r = w.ghapp(&["man", "--dir", dir.to_str().unwrap()]);
+    r.ok();
+    assert!(dir.join("ghapp.1").is_file() && dir.join("ghapp-doctor.1").is_file());
+}
