@@ -199,3 +199,33 @@ fn completions_and_man_pages() {
     r.ok();
     assert!(dir.join("ghapp.1").is_file() && dir.join("ghapp-doctor.1").is_file());
 }
+
+#[test]
+fn hooks_config_deliveries_and_redelivery() {
+    let w = World::new();
+    let c = w.ghapp(&["hooks", "config"]);
+    c.ok();
+    assert!(
+        c.stdout
+            .contains("url: https://example.invalid/github/webhook")
+    );
+    assert!(c.stdout.contains("secret: set (masked)"));
+    let all = w.ghapp(&["hooks", "deliveries"]);
+    all.ok();
+    assert_eq!(all.stdout.lines().count(), 3, "{}", all.stdout);
+    assert!(
+        all.stdout.lines().next().unwrap().starts_with("3\t"),
+        "newest first"
+    );
+    let failed = w.ghapp(&["hooks", "deliveries", "--failed"]);
+    failed.ok();
+    assert_eq!(
+        failed.stdout.trim(),
+        "2\t2026-01-05T10:02:00Z\tpull_request.opened\t500 Internal Server Error"
+    );
+    w.ghapp(&["hooks", "redeliver", "2"]).ok();
+    assert_eq!(w.hub.deliveries().last(), Some(&(4, 200, true)));
+    w.ghapp(&["hooks", "redeliver", "99"])
+        .fails()
+        .one_line_error("ghapp", "no such delivery");
+}

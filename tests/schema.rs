@@ -59,6 +59,8 @@ fn fakehub_answers_match_githubs_schemas() {
             ("/orgs/{org}/installation", "get", "/orgs/octo-org/installation".into(), 200),
             ("/repos/{owner}/{repo}/installation", "get", "/repos/lonely/island/installation".into(), 404),
             ("/app/installations/{installation_id}", "get", "/app/installations/999".into(), 404),
+            ("/app/hook/config", "get", "/app/hook/config".into(), 200),
+            ("/app/hook/deliveries", "get", "/app/hook/deliveries".into(), 200),
         ];
         for (op, method, path, status) in cases {
             let r = call(&client, Method::GET, &path, Auth::Jwt(&jwt), None).await;

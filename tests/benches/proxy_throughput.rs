@@ -23,10 +23,14 @@ fn main() {
             "ghapp",
             "-p",
             "git-credential-ghapp",
+            "-p",
+            "gh-pr",
             "--bin",
             "ghapp",
             "--bin",
             "git-credential-ghapp",
+            "--bin",
+            "gh-pr",
         ])
         .status()
         .expect("cargo build");

@@ -295,6 +295,56 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
                     &json!({"id": id, "body": body, "html_url": format!("{}/{}/{}/pull/{n}#issuecomment-{id}", hub.base_url, r.owner, r.name)}),
                 ))
             }
+            (Method::GET, ["app", "hook", "config"]) => {
+                jwt(&auth)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "url": "https://example.invalid/github/webhook",
+                        "content_type": "json",
+                        "secret": "********",
+                        "insecure_ssl": "0"
+                    }),
+                ))
+            }
+            (Method::GET, ["app", "hook", "deliveries"]) => {
+                jwt(&auth)?;
+                let q = query_map(req.uri().query());
+                let status = q.get("status").cloned();
+                if status.as_deref().is_some_and(|s| s != "success" && s != "failure") {
+                    return Err(err(StatusCode::UNPROCESSABLE_ENTITY, "status must be success or failure"));
+                }
+                let list: Vec<Value> = hub
+                    .deliveries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .rev()
+                    .filter(|d| match status.as_deref() {
+                        Some("success") => d.status_code < 400,
+                        Some("failure") => d.status_code >= 400,
+                        _ => true,
+                    })
+                    .map(|d| serde_json::to_value(d).unwrap_or_default())
+                    .collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+            }
+            (Method::POST, ["app", "hook", "deliveries", id, "attempts"]) => {
+                jwt(&auth)?;
+                let id: u64 = id.parse().map_err(|_| not_found())?;
+                let mut ds = hub.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+                let orig = ds.iter().find(|d| d.id == id).cloned().ok_or_else(not_found)?;
+                let next = ds.iter().map(|d| d.id).max().unwrap_or(0) + 1;
+                ds.push(crate::hub::Delivery {
+                    id: next,
+                    redelivery: true,
+                    status: "OK".into(),
+                    status_code: 200,
+                    delivered_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                    ..orig
+                });
+                Ok(json_response(StatusCode::ACCEPTED, &json!({})))
+            }
             (Method::GET, ["rate_limit"]) => {
                 let now = hub.now();
                 let core = json!({"limit": 5000, "used": 0, "remaining": 5000, "reset": now + 3600});
@@ -469,6 +519,7 @@ fn route_name(method: &Method, s: &[&str]) -> String {
         ["users", _, "installation"] => "/users/{user}/installation".into(),
         ["orgs", _, "installation"] => "/orgs/{org}/installation".into(),
         ["repos", _, _] => "/repos/{owner}/{repo}".into(),
+        ["app", "hook", "deliveries", _, "attempts"] => "/app/hook/deliveries/{id}/attempts".into(),
         ["repos", _, _, "pulls"] => "/repos/{owner}/{repo}/pulls".into(),
         ["repos", _, _, "pulls", _] => "/repos/{owner}/{repo}/pulls/{number}".into(),
         ["repos", _, _, "issues", _, "comments"] => {

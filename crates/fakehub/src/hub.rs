@@ -111,6 +111,8 @@ pub struct Hub {
     /// Every token ever issued, for leak scans.
     pub issued: Mutex<Vec<String>>,
     pub pulls: Mutex<Vec<crate::pulls::Pull>>,
+    /// Webhook deliveries, newest last.
+    pub deliveries: Mutex<Vec<Delivery>>,
     pub knobs: Knobs,
 }
 
@@ -300,6 +302,50 @@ impl Hub {
             )
         }
     }
+}
+
+/// One webhook delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub id: u64,
+    pub guid: String,
+    pub delivered_at: String,
+    pub redelivery: bool,
+    pub duration: f64,
+    pub status: String,
+    pub status_code: u16,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<u64>,
+    pub repository_id: Option<u64>,
+}
+
+/// Three deliveries: two delivered, one that failed with 500.
+pub fn seed_deliveries() -> Vec<Delivery> {
+    let d = |id: u64, event: &str, action: Option<&str>, code: u16, status: &str| Delivery {
+        id,
+        guid: format!("0b9a{id:04}-0000-11ef-8000-000000000000"),
+        delivered_at: format!("2026-01-05T10:0{}:00Z", id % 10),
+        redelivery: false,
+        duration: 0.25,
+        status: status.into(),
+        status_code: code,
+        event: event.into(),
+        action: action.map(str::to_owned),
+        installation_id: Some(101),
+        repository_id: Some(501),
+    };
+    vec![
+        d(1, "push", None, 200, "OK"),
+        d(
+            2,
+            "pull_request",
+            Some("opened"),
+            500,
+            "Internal Server Error",
+        ),
+        d(3, "installation_repositories", Some("added"), 200, "OK"),
+    ]
 }
 
 /// Whether `granted` (read|write|admin) covers `wanted`.

@@ -13,6 +13,7 @@
 //! | `DELETE /api/v3/installation/token` | token | revokes it (204) |
 //! | `GET /api/v3/repos/{o}/{r}/pulls[?head=&state=&base=]`, `GET …/pulls/{n}` | token (`pull_requests` read) | |
 //! | `POST /api/v3/repos/{o}/{r}/pulls`, `PATCH …/pulls/{n}`, `POST …/issues/{n}/comments` | token (`pull_requests` write) | 422 "Validation Failed" for a missing title, an unknown head or base, no commits between them, or an open PR for the same head and base |
+//! | `GET /api/v3/app/hook/config`, `GET …/app/hook/deliveries[?status=failure]`, `POST …/app/hook/deliveries/{id}/attempts` | app JWT | the secret is always `********`; a redelivery appends a delivery with `redelivery: true` |
 //! | `GET /api/v3/rate_limit` | any | |
 //! | `GET /{o}/{r}[.git]/info/refs?service=…`, `POST …/git-upload-pack`, `POST …/git-receive-pack` | Basic, token as password | real `git http-backend`; no credentials: 401 `WWW-Authenticate: Basic realm="GitHub"`; bad or expired token: 401; repository outside the token: 404 "Repository not found."; push without `contents: write`: 403 |
 //! | `GET /_fakehub/state`, `POST /_fakehub/knobs` | none (loopback only) | counters as JSON; set knobs from JSON |
@@ -233,6 +234,7 @@ impl FakeHub {
             counters: Mutex::new(Default::default()),
             issued: Mutex::new(Vec::new()),
             pulls: Mutex::new(Vec::new()),
+            deliveries: Mutex::new(hub::seed_deliveries()),
             knobs: Default::default(),
         });
         hub.knobs.token_ttl.store(opts.token_ttl, Ordering::Relaxed);
@@ -340,6 +342,17 @@ impl FakeHub {
                 state: p.state.clone(),
                 comments: p.comments,
             })
+            .collect()
+    }
+
+    /// Webhook deliveries as `(id, status_code, redelivery)`, oldest first.
+    pub fn deliveries(&self) -> Vec<(u64, u16, bool)> {
+        self.hub
+            .deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|d| (d.id, d.status_code, d.redelivery))
             .collect()
     }
 

@@ -84,6 +84,11 @@ enum Command {
     Installations,
     /// Show one installation.
     Installation { id: u64 },
+    /// The app's webhook: configuration, deliveries, redelivery.
+    Hooks {
+        #[command(subcommand)]
+        command: HooksCommand,
+    },
     /// Revoke the cached tokens that are still live and clear the cache ("disconnect").
     Revoke {
         /// Also clear the installation cache and lock files.
@@ -121,6 +126,20 @@ enum Command {
     },
     /// Show the whole flow against the built-in emulator: clone, commit, push.
     Demo,
+}
+
+#[derive(Subcommand, Debug)]
+enum HooksCommand {
+    /// The webhook's URL, content type and TLS setting (the secret stays masked).
+    Config,
+    /// Recent deliveries, newest first.
+    Deliveries {
+        /// Only deliveries that failed.
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Ask GitHub to deliver a delivery again.
+    Redeliver { id: u64 },
 }
 
 impl Cli {
@@ -212,6 +231,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Installations => installations(&cli, None),
         Command::Installation { id } => installations(&cli, Some(*id)),
         Command::Revoke { all } => revoke(&cli, *all),
+        Command::Hooks { command } => hooks(&cli, command),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut cmd, "ghapp", &mut std::io::stdout());
@@ -393,6 +413,75 @@ fn installations(cli: &Cli, one: Option<u64>) -> Result<ExitCode> {
             i.repository_selection,
             perms.join(",")
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hooks(cli: &Cli, cmd: &HooksCommand) -> Result<ExitCode> {
+    use ghapp_core::client::Method;
+    let cfg = Config::load(&cli.overrides())?;
+    let app = cfg.primary()?.clone();
+    ghapp_core::log::init("ghapp");
+    let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
+    broker.load_key_now()?;
+    let (method, path) = match cmd {
+        HooksCommand::Config => (Method::GET, "/app/hook/config".to_owned()),
+        HooksCommand::Deliveries { failed: false } => {
+            (Method::GET, "/app/hook/deliveries?per_page=50".to_owned())
+        }
+        HooksCommand::Deliveries { failed: true } => (
+            Method::GET,
+            "/app/hook/deliveries?per_page=50&status=failure".to_owned(),
+        ),
+        HooksCommand::Redeliver { id } => {
+            (Method::POST, format!("/app/hook/deliveries/{id}/attempts"))
+        }
+    };
+    let v: serde_json::Value = runtime()?.block_on(async {
+        let r = broker.app_request(method.clone(), &path, None).await?;
+        if r.status.as_u16() == 404 {
+            bail!("GitHub answered 404 to {method} {path}: no such delivery, or the app has no webhook");
+        }
+        if !r.status.is_success() {
+            return Err(ghapp_core::broker::api_error(&r, &format!("{method} {path}")).into());
+        }
+        Ok(serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
+    })?;
+    match cmd {
+        HooksCommand::Config => {
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+            println!("url: {}", s("url"));
+            println!("content_type: {}", s("content_type"));
+            println!("insecure_ssl: {}", s("insecure_ssl"));
+            // GitHub masks the secret; say whether one is set and never print a value.
+            let secret = if v["secret"].as_str().is_some_and(|x| !x.is_empty()) {
+                "set (masked)"
+            } else {
+                "not set"
+            };
+            println!("secret: {secret}");
+        }
+        HooksCommand::Deliveries { .. } => {
+            for d in v.as_array().into_iter().flatten() {
+                let event = match d["action"].as_str() {
+                    Some(a) => format!("{}.{a}", d["event"].as_str().unwrap_or("")),
+                    None => d["event"].as_str().unwrap_or("").to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{event}\t{} {}{}",
+                    d["id"],
+                    d["delivered_at"].as_str().unwrap_or(""),
+                    d["status_code"],
+                    d["status"].as_str().unwrap_or(""),
+                    if d["redelivery"].as_bool() == Some(true) {
+                        "\tredelivery"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        HooksCommand::Redeliver { id } => println!("redelivery of {id} requested"),
     }
     Ok(ExitCode::SUCCESS)
 }
