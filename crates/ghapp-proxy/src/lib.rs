@@ -1073,7 +1073,7 @@ fn text(status: StatusCode, s: &str) -> Response<Body> {
 fn json_error(status: StatusCode, msg: &str) -> Response<Body> {
     let body = serde_json::json!({
         "message": msg,
-        "documentation_url": "https://github.com/ghapp/ghapp/blob/main/docs/sandbox.md",
+        "documentation_url": "https://github.com/ghapp/ghapp/blob/main/docs/guides/sandbox.md",
     });
     let mut r = Response::new(full(body.to_string().into_bytes()));
     *r.status_mut() = status;

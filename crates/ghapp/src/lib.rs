@@ -212,7 +212,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Proxy { listen, ca_dir } => {
             let Some(path) = &cli.config else {
                 bail!(
-                    "ghapp proxy needs --config FILE: the proxy's TOML (sandboxes, policy, the app); see docs/sandbox.md"
+                    "ghapp proxy needs --config FILE: the proxy's TOML (sandboxes, policy, the app); see docs/guides/sandbox.md"
                 );
             };
             proxy(path, *listen, ca_dir.clone())
