@@ -88,6 +88,8 @@ impl Run {
 pub struct World {
     pub hub: FakeHub,
     pub root: tempfile::TempDir,
+    /// How long one command may run before it is killed (120 s unless a test needs more).
+    pub limit: Duration,
     env: Vec<(String, String)>,
     /// Every captured output that must not hold a secret.
     captured: Mutex<Vec<String>>,
@@ -151,6 +153,7 @@ impl World {
         World {
             hub,
             root,
+            limit: Duration::from_secs(120),
             env,
             captured: Mutex::new(Vec::new()),
         }
@@ -217,7 +220,7 @@ impl World {
         let writer = std::thread::spawn(move || {
             let _ = input.write_all(&data);
         });
-        let out = wait_bounded(child, Duration::from_secs(120), program);
+        let out = wait_bounded(child, self.limit, program);
         let _ = writer.join();
         let run = Run {
             code: out.status.code(),
