@@ -385,10 +385,9 @@ pub fn wait_bounded(
 
 /// `Authorization: Basic` for a token, as git would send it.
 pub fn basic_auth(token: &str) -> String {
-    use base64::Engine;
     format!(
-        "Authorization: Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+        "Authorization: {}",
+        ghapp_gitproto::basic::encode("x-access-token", token)
     )
 }
 

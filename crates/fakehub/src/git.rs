@@ -6,7 +6,6 @@
 use std::process::Stdio;
 use std::sync::Arc;
 
-use base64::Engine;
 use futures_util::TryStreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -33,15 +32,7 @@ fn basic_password(req: &Request<Incoming>) -> Option<String> {
         .get(hyper::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let b64 = v
-        .strip_prefix("Basic ")
-        .or_else(|| v.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    let (_user, pass) = s.split_once(':')?;
-    Some(pass.to_owned())
+    ghapp_gitproto::basic::parse(v).map(|(_user, pass)| pass)
 }
 
 pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Response<Body> {

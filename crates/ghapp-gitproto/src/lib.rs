@@ -13,6 +13,7 @@
 //! assert_eq!(repo_from_path(req.path().unwrap()), Some(("octo".into(), "widgets".into())));
 //! ```
 
+pub mod basic;
 pub mod credential;
 pub mod pktline;
 pub mod policy;

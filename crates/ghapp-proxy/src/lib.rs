@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use ghapp_core::broker::{Broker, TokenRequest, default_permissions};
@@ -323,17 +322,10 @@ impl Proxy {
             .get(hyper::header::PROXY_AUTHORIZATION)?
             .to_str()
             .ok()?;
-        let b64 = v
-            .strip_prefix("Basic ")
-            .or_else(|| v.strip_prefix("basic "))?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .ok()?;
-        let s = String::from_utf8(raw).ok()?;
-        let (name, secret) = s.split_once(':')?;
+        let (name, secret) = ghapp_gitproto::basic::parse(v)?;
         self.sandboxes
             .iter()
-            .position(|sb| sb.cfg.name == name && sb.cfg.secret.matches(secret))
+            .position(|sb| sb.cfg.name == name && sb.cfg.secret.matches(&secret))
     }
 
     /// The proxy's own listener: CONNECT, and `GET /ca.pem`.
@@ -607,11 +599,7 @@ impl Proxy {
             }
         };
         p.event.token = Some(token.token.fingerprint());
-        let auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("x-access-token:{}", token.token.expose()))
-        );
+        let auth = ghapp_gitproto::basic::encode("x-access-token", token.token.expose());
         let url = format!(
             "https://{}{}{}",
             self.hosts.git,
