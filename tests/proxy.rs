@@ -588,20 +588,20 @@ fn upstream_faults_are_named_and_one_sandbox_cannot_stall_another() {
     };
     // A stalled upstream for agent-a's repository does not hold agent-b up.
     // (Generous bounds: other tests in this binary load the machine, 100 clones among them.)
-    w.hub.stall_git(Some("octo-org/widgets"), 20_000);
+    w.hub.stall_git(Some("octo-org/widgets"), 8_000);
     std::thread::scope(|s| {
         let slow = s.spawn(|| a.clone("octo-org", "widgets", "slow", &[]));
         std::thread::sleep(std::time::Duration::from_millis(300));
         let fast = b.clone("octo-org", "gadgets", "fast", &[]);
         fast.ok();
         assert!(
-            fast.elapsed < std::time::Duration::from_secs(12),
+            fast.elapsed < std::time::Duration::from_secs(7),
             "{fast:#?}"
         );
         let slow = slow.join().unwrap();
         slow.ok();
         assert!(
-            slow.elapsed >= std::time::Duration::from_secs(20),
+            slow.elapsed >= std::time::Duration::from_secs(8),
             "the stall was real: {slow:#?}"
         );
     });
