@@ -15,14 +15,15 @@ fn repo_root() -> PathBuf {
 #[test]
 fn install_clone_reinstall_and_uninstall() {
     let mut w = World::new();
-    // The first run builds the three binaries (debug, offline) into their own target dir.
+    // The first run may still build some crates (cargo install resolves features per package).
     w.limit = std::time::Duration::from_secs(900);
     let prefix = w.path("prefix");
     let gitconfig = w.path("fresh-gitconfig");
     std::fs::write(&gitconfig, "").unwrap();
     w.set_env("GIT_CONFIG_GLOBAL", Some(gitconfig.to_str().unwrap()));
-    // cargo and rustup as the developer has them, offline, building into their own target dir
-    // (the suite's own is busy), with the installed binaries first on PATH.
+    // cargo and rustup as the developer has them, offline, with the installed binaries first on
+    // PATH. The build shares the workspace's target dir (cargo holds no lock on it while tests
+    // run), so `cargo install --debug` reuses what the suite built instead of a 4-minute build.
     let home = std::env::var("HOME").unwrap_or_default();
     let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
     let rustup_home = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
@@ -35,7 +36,7 @@ fn install_clone_reinstall_and_uninstall() {
     w.set_env("CARGO_HOME", Some(&cargo_home));
     w.set_env("RUSTUP_HOME", Some(&rustup_home));
     w.set_env("CARGO_NET_OFFLINE", Some("true"));
-    let target = repo_root().join("target/install-test");
+    let target = repo_root().join("target");
     w.set_env("CARGO_TARGET_DIR", Some(target.to_str().unwrap()));
     let script = repo_root().join("install/install.sh");
     let script = script.to_str().unwrap();
