@@ -365,10 +365,12 @@ async fn open_pr(
         }
         let repo = repo.clone();
         async move {
-            let r = rb
-                .send()
-                .await
-                .map_err(|e| anyhow!("cannot reach {api} for {repo}: {}", root_cause(&e)))?;
+            let r = rb.send().await.map_err(|e| {
+                anyhow!(
+                    "cannot reach {api} for {repo}: {}",
+                    ghapp_core::client::root_cause(&e)
+                )
+            })?;
             let status = r.status();
             let v: Value = r.json().await.unwrap_or(Value::Null);
             Ok::<_, anyhow::Error>((status, v))
@@ -473,14 +475,6 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-fn root_cause(e: &reqwest::Error) -> String {
-    let mut inner: &dyn std::error::Error = e;
-    while let Some(s) = inner.source() {
-        inner = s;
-    }
-    inner.to_string()
 }
 
 #[cfg(test)]

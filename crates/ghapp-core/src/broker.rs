@@ -101,18 +101,23 @@ pub fn token_key(app: &AppConfig, req: &TokenRequest) -> TokenKey {
     )
 }
 
+/// Orders GitHub's permission levels: none/unknown 0, `read` 1, `write` 2, `admin` 3.
+pub fn level_rank(level: &str) -> u8 {
+    match level {
+        "read" => 1,
+        "write" => 2,
+        "admin" => 3,
+        _ => 0,
+    }
+}
+
 /// The requested permissions cut down to what `granted` allows: `write` becomes `read` where
 /// only read is granted; permissions not granted at all are dropped.
 pub fn fit_permissions(
     wanted: &BTreeMap<String, String>,
     granted: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let rank = |l: &str| match l {
-        "read" => 1,
-        "write" => 2,
-        "admin" => 3,
-        _ => 0,
-    };
+    let rank = level_rank;
     wanted
         .iter()
         .filter_map(|(name, level)| {

@@ -309,16 +309,21 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(ms).min(MAX_BACKOFF)
 }
 
+/// The innermost cause of an error, which says most ("Connection refused", "invalid peer
+/// certificate: UnknownIssuer"); reqwest's own top-level message only says "error sending request".
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(s) = inner.source() {
+        inner = s;
+    }
+    inner.to_string()
+}
+
 fn transport_reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".into();
     }
-    // The innermost cause says most ("Connection refused", "certificate not trusted").
-    let mut inner: &dyn std::error::Error = e;
-    while let Some(s) = inner.source() {
-        inner = s;
-    }
-    let msg = inner.to_string();
+    let msg = root_cause(e);
     if e.is_connect() && !msg.is_empty() {
         return format!("connection failed: {msg}");
     }

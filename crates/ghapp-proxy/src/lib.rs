@@ -769,7 +769,7 @@ impl Proxy {
                         StatusCode::BAD_GATEWAY,
                         &format!(
                             "ghapp proxy: upstream {origin} is unreachable: {}\n",
-                            short_error(&e)
+                            ghapp_core::client::root_cause(&e)
                         ),
                     );
                 }
@@ -1034,14 +1034,6 @@ fn rest_stream_incoming(
                 }))
             }
         })
-}
-
-fn short_error(e: &reqwest::Error) -> String {
-    let mut inner: &dyn std::error::Error = e;
-    while let Some(s) = inner.source() {
-        inner = s;
-    }
-    inner.to_string()
 }
 
 fn now_rfc3339() -> String {

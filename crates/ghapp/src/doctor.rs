@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 
 use anyhow::Result;
-use ghapp_core::broker::{Broker, TokenRequest, default_permissions};
+use ghapp_core::broker::{Broker, TokenRequest, default_permissions, level_rank as rank};
 use ghapp_core::client::{Auth, Installation, Method};
 use ghapp_core::config::{AppConfig, Config, Overrides};
 use ghapp_core::jwt::{AppSigner, unix_now};
@@ -258,15 +258,6 @@ fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(St
             Err(e) => r.fail("token", e.to_string(), "see the message"),
         }
     });
-}
-
-fn rank(l: &str) -> u8 {
-    match l {
-        "read" => 1,
-        "write" => 2,
-        "admin" => 3,
-        _ => 0,
-    }
 }
 
 fn permission_checks(r: &mut Report, granted: &BTreeMap<String, String>) {

@@ -319,13 +319,7 @@ fn ghapp_gitproto_repo(s: &str) -> Option<(String, String)> {
         return None;
     }
     let r = r.strip_suffix(".git").unwrap_or(r);
-    let ok = |x: &str| {
-        !x.is_empty()
-            && x != "."
-            && x != ".."
-            && x.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
+    let ok = ghapp_gitproto::credential::valid_name;
     (ok(o) && ok(r)).then(|| (o.to_owned(), r.to_owned()))
 }
 
