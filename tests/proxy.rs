@@ -45,6 +45,22 @@ impl Sb<'_> {
         args.push(dest);
         self.git(self.w.root.path(), &args)
     }
+    /// On a new `branch`: commits `name`, pushes it, and checks the emulator has that commit.
+    #[track_caller]
+    fn push_new_branch(&self, dir: &Path, branch: &str, name: &str, text: &[u8]) {
+        self.git(dir, &["switch", "--quiet", "-c", branch]).ok();
+        self.commit(dir, name, text);
+        let head = self
+            .git(dir, &["rev-parse", "HEAD"])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned();
+        self.git(dir, &["push", "--quiet", "origin", branch]).ok();
+        let refname = format!("refs/heads/{branch}");
+        assert_eq!(self.w.hub_ref("octo-org", "widgets", &refname), Some(head));
+    }
+
     fn commit(&self, dir: &Path, name: &str, text: &[u8]) {
         std::fs::write(dir.join(name), text).unwrap();
         self.git(dir, &["add", name]).ok();
@@ -88,21 +104,7 @@ fn a_sandbox_clones_fetches_and_pushes_its_branch_with_no_credentials() {
     )
     .ok();
     assert!(w.hub.counters().requests["git POST git-upload-pack"] > before);
-    sb.git(&work, &["switch", "--quiet", "-c", "agent/one"])
-        .ok();
-    sb.commit(&work, "a.txt", b"from the sandbox\n");
-    let head = sb
-        .git(&work, &["rev-parse", "HEAD"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
-    sb.git(&work, &["push", "--quiet", "origin", "agent/one"])
-        .ok();
-    assert_eq!(
-        w.hub_ref("octo-org", "widgets", "refs/heads/agent/one"),
-        Some(head)
-    );
+    sb.push_new_branch(&work, "agent/one", "a.txt", b"from the sandbox\n");
     let mints = w.hub.counters().mints;
     assert_eq!(
         mints.len(),
@@ -214,44 +216,16 @@ fn large_and_shallow_pushes_pass() {
     // Over 1 MiB: git sends its "0000" probe first.
     sb.clone("octo-org", "widgets", "big", &[]).ok();
     let work = w.path("big");
-    sb.git(&work, &["switch", "--quiet", "-c", "agent/big"])
-        .ok();
     let blob: Vec<u8> = (0..3_000_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
-    sb.commit(&work, "big.bin", &blob);
-    let head = sb
-        .git(&work, &["rev-parse", "HEAD"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
-    sb.git(&work, &["push", "--quiet", "origin", "agent/big"])
-        .ok();
-    assert_eq!(
-        w.hub_ref("octo-org", "widgets", "refs/heads/agent/big"),
-        Some(head)
-    );
+    sb.push_new_branch(&work, "agent/big", "big.bin", &blob);
 
     // A shallow clone pushes a new branch.
     sb.clone("octo-org", "widgets", "shallow", &["--depth", "1"])
         .ok();
     let sh = w.path("shallow");
-    sb.git(&sh, &["switch", "--quiet", "-c", "agent/shallow"])
-        .ok();
-    sb.commit(&sh, "s.txt", b"shallow\n");
-    let head = sb
-        .git(&sh, &["rev-parse", "HEAD"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
-    sb.git(&sh, &["push", "--quiet", "origin", "agent/shallow"])
-        .ok();
-    assert_eq!(
-        w.hub_ref("octo-org", "widgets", "refs/heads/agent/shallow"),
-        Some(head)
-    );
+    sb.push_new_branch(&sh, "agent/shallow", "s.txt", b"shallow\n");
     assert_clean(&w, &p);
 }
 

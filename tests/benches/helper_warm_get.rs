@@ -53,28 +53,11 @@ fn measure(mut make: impl FnMut() -> Command, input: &[u8]) -> Duration {
 }
 
 fn main() {
-    // Build the real release binaries this bench measures (a no-op when up to date).
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "git-credential-ghapp",
-            "-p",
-            "ghapp",
-            "-p",
-            "ghapp-e2e",
-            "--bin",
-            "ghapp",
-            "--bin",
-            "git-credential-ghapp",
-            "--bin",
-            "print-two-lines",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(st.success());
+    ghapp_e2e::build_release_bins(&[
+        ("git-credential-ghapp", "git-credential-ghapp"),
+        ("ghapp", "ghapp"),
+        ("ghapp-e2e", "print-two-lines"),
+    ]);
     let dir = target_release();
     let helper = dir.join("git-credential-ghapp");
     let trivial = dir.join("print-two-lines");

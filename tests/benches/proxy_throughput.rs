@@ -8,33 +8,16 @@
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ghapp_e2e::World;
 
 fn main() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "ghapp",
-            "-p",
-            "git-credential-ghapp",
-            "-p",
-            "gh-pr",
-            "--bin",
-            "ghapp",
-            "--bin",
-            "git-credential-ghapp",
-            "--bin",
-            "gh-pr",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(st.success());
+    ghapp_e2e::build_release_bins(&[
+        ("ghapp", "ghapp"),
+        ("git-credential-ghapp", "git-credential-ghapp"),
+        ("gh-pr", "gh-pr"),
+    ]);
     let mib: usize = std::env::var("GHAPP_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())

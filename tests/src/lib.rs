@@ -35,6 +35,19 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// Builds the release binaries a benchmark measures, `(package, binary)` pairs (a no-op when
+/// they are up to date). Benchmarks call it first: `cargo bench` builds only this package.
+pub fn build_release_bins(bins: &[(&str, &str)]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release"]);
+    for (package, bin) in bins {
+        cmd.args(["-p", package, "--bin", bin]);
+    }
+    let st = cmd.status().expect("cargo build");
+    assert!(st.success(), "building the release binaries failed");
+}
+
 /// What a command did.
 #[derive(Debug, Clone)]
 pub struct Run {
