@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::hub::{Hub, IssuedToken, JwtCheck, Mint, TokenCheck, level_covers};
+use crate::hub::{App, Hub, IssuedToken, Mint, TokenCheck, level_covers};
 use crate::{Body, json as docs, json_response};
 
 enum Auth {
@@ -40,7 +40,7 @@ fn auth_of(req: &Request<Incoming>) -> Auth {
         .trim();
     if cred.is_empty() {
         Auth::None
-    } else if cred.starts_with("ghs_") {
+    } else if cred.starts_with("ghs_") || cred.starts_with("github_pat_") {
         Auth::Token(cred.to_owned())
     } else {
         Auth::Jwt(cred.to_owned())
@@ -92,12 +92,11 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
     }
 
     let auth = auth_of(&req);
-    let jwt = |auth: &Auth| -> Result<(), Response<Body>> {
+    let jwt = |auth: &Auth| -> Result<App, Response<Body>> {
         match auth {
-            Auth::Jwt(j) => match hub.check_jwt(j) {
-                JwtCheck::Ok => Ok(()),
-                JwtCheck::Rejected(m) => Err(err(StatusCode::UNAUTHORIZED, m)),
-            },
+            Auth::Jwt(j) => hub
+                .check_jwt(j)
+                .map_err(|m| err(StatusCode::UNAUTHORIZED, m)),
             Auth::Token(_) => Err(err(
                 StatusCode::FORBIDDEN,
                 "This endpoint requires you to authenticate as a GitHub App (JWT).",
@@ -122,47 +121,46 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
         }
     };
     let base = hub.base_url.clone();
-    let app_json = || app_doc(&hub);
 
     let result: Result<Response<Body>, Response<Body>> = (async {
         match (method.clone(), s.as_slice()) {
             (Method::GET, ["app"]) => {
-                jwt(&auth)?;
-                Ok(json_response(StatusCode::OK, &app_json()))
+                let app = jwt(&auth)?;
+                Ok(json_response(StatusCode::OK, &app_doc(&hub, &app)))
             }
             (Method::GET, ["app", "installations"]) => {
-                jwt(&auth)?;
+                let app = jwt(&auth)?;
                 let list: Vec<Value> = hub
-                    .installations
+                    .installations_of(app.id)
                     .iter()
                     .map(|i| installation_doc(&hub, i))
                     .collect();
                 Ok(json_response(StatusCode::OK, &Value::Array(list)))
             }
             (Method::GET, ["app", "installations", id]) => {
-                jwt(&auth)?;
+                let app = jwt(&auth)?;
                 let inst = id.parse().ok().and_then(|id| hub.installation(id));
                 match inst {
-                    Some(i) => Ok(json_response(StatusCode::OK, &installation_doc(&hub, i))),
-                    None => Ok(not_found()),
+                    Some(i) if i.app_id == app.id => Ok(json_response(StatusCode::OK, &installation_doc(&hub, &i))),
+                    _ => Ok(not_found()),
                 }
             }
             (Method::POST, ["app", "installations", id, "access_tokens"]) => {
-                jwt(&auth)?;
+                let app = jwt(&auth)?;
                 let id: u64 = id.parse().unwrap_or(0);
-                Ok(mint(&hub, id, req).await)
+                Ok(mint(&hub, &app, id, req).await)
             }
             (Method::GET, ["repos", owner, repo, "installation"]) => {
-                jwt(&auth)?;
-                match hub.installation_for_repo(owner, repo) {
-                    Some(i) => Ok(json_response(StatusCode::OK, &installation_doc(&hub, i))),
+                let app = jwt(&auth)?;
+                match hub.installation_for_repo(app.id, owner, repo) {
+                    Some(i) => Ok(json_response(StatusCode::OK, &installation_doc(&hub, &i))),
                     None => Ok(not_found()),
                 }
             }
             (Method::GET, ["users" | "orgs", owner, "installation"]) => {
-                jwt(&auth)?;
+                let app = jwt(&auth)?;
                 match hub
-                    .installations
+                    .installations_of(app.id)
                     .iter()
                     .find(|i| i.account.eq_ignore_ascii_case(owner))
                 {
@@ -170,11 +168,25 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
                     None => Ok(not_found()),
                 }
             }
+            (Method::POST, ["app-manifests", code, "conversions"]) => {
+                Ok(crate::manifest::convert(&hub, code))
+            }
+            (Method::GET, ["user"]) => {
+                let t = token(&auth)?;
+                let Some(login) = &t.user else {
+                    return Err(err(StatusCode::FORBIDDEN, "Resource not accessible by integration"));
+                };
+                let mut r = json_response(StatusCode::OK, &docs::simple_user(&base, login, 7100, "User"));
+                if let Some(v) = pat_expiry_header(t.expires_at) {
+                    r.headers_mut().insert("github-authentication-token-expiration", v);
+                }
+                Ok(r)
+            }
             (Method::GET, ["installation", "repositories"]) => {
                 let t = token(&auth)?;
                 let inst = hub.installation(t.installation_id).ok_or_else(not_found)?;
                 let repos: Vec<Value> = hub
-                    .installation_repos(inst)
+                    .installation_repos(&inst)
                     .into_iter()
                     .filter(|r| hub.token_covers(&t, &r.owner, &r.name))
                     .map(|r| repo_doc(&hub, &r, None))
@@ -236,9 +248,10 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
                 Ok(json_response(StatusCode::OK, &Value::Array(list)))
             }
             (Method::POST, ["repos", owner, repo, "pulls"]) => {
-                let r = repo_for_token(&hub, &token(&auth)?, owner, repo, "write")?;
+                let t = token(&auth)?;
+                let r = repo_for_token(&hub, &t, owner, repo, "write")?;
                 let v = read_json(req).await?;
-                Ok(create_pull(&hub, &r, &v).await)
+                Ok(create_pull(&hub, &t, &r, &v).await)
             }
             (Method::GET | Method::PATCH, ["repos", owner, repo, "pulls", n]) => {
                 let need = if method == Method::GET { "read" } else { "write" };
@@ -296,11 +309,11 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
                 ))
             }
             (Method::GET, ["app", "hook", "config"]) => {
-                jwt(&auth)?;
+                let app = jwt(&auth)?;
                 Ok(json_response(
                     StatusCode::OK,
                     &json!({
-                        "url": "https://example.invalid/github/webhook",
+                        "url": app.hook_url.unwrap_or_default(),
                         "content_type": "json",
                         "secret": "********",
                         "insecure_ssl": "0"
@@ -308,7 +321,7 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
                 ))
             }
             (Method::GET, ["app", "hook", "deliveries"]) => {
-                jwt(&auth)?;
+                let app = jwt(&auth)?;
                 let q = query_map(req.uri().query());
                 let status = q.get("status").cloned();
                 if status.as_deref().is_some_and(|s| s != "success" && s != "failure") {
@@ -320,6 +333,7 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
                     .rev()
+                    .filter(|_| app.id == crate::APP_ID)
                     .filter(|d| match status.as_deref() {
                         Some("success") => d.status_code < 400,
                         Some("failure") => d.status_code >= 400,
@@ -330,7 +344,9 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
                 Ok(json_response(StatusCode::OK, &Value::Array(list)))
             }
             (Method::POST, ["app", "hook", "deliveries", id, "attempts"]) => {
-                jwt(&auth)?;
+                if jwt(&auth)?.id != crate::APP_ID {
+                    return Err(not_found());
+                }
                 let id: u64 = id.parse().map_err(|_| not_found())?;
                 let mut ds = hub.deliveries.lock().unwrap_or_else(|e| e.into_inner());
                 let orig = ds.iter().find(|d| d.id == id).cloned().ok_or_else(not_found)?;
@@ -389,7 +405,21 @@ fn repo_for_token(
     Ok(r)
 }
 
-fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
+/// `github-authentication-token-expiration`, sent with every answer to a token that expires
+/// (GitHub's format: `2026-12-01 00:00:00 UTC`).
+fn pat_expiry_header(expires_at: i64) -> Option<hyper::header::HeaderValue> {
+    if expires_at == i64::MAX {
+        return None;
+    }
+    let t = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_secs(expires_at.max(0) as u64),
+    )
+    .to_string();
+    let t = t.trim_end_matches('Z').replace('T', " ");
+    format!("{t} UTC").parse().ok()
+}
+
+pub(crate) fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
     q.unwrap_or("")
         .split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -397,7 +427,7 @@ fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -442,7 +472,12 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
 }
 
 /// `POST /repos/{o}/{r}/pulls` with GitHub's validation.
-async fn create_pull(hub: &Arc<Hub>, r: &crate::hub::Repo, v: &Value) -> Response<Body> {
+async fn create_pull(
+    hub: &Arc<Hub>,
+    t: &IssuedToken,
+    r: &crate::hub::Repo,
+    v: &Value,
+) -> Response<Body> {
     use crate::pulls::validation_failed;
     let unprocessable = |v: Value| json_response(StatusCode::UNPROCESSABLE_ENTITY, &v);
     let Some(title) = v["title"].as_str().filter(|t| !t.trim().is_empty()) else {
@@ -502,6 +537,14 @@ async fn create_pull(hub: &Arc<Hub>, r: &crate::hub::Repo, v: &Value) -> Respons
         head_sha,
         base_sha,
         comments: 0,
+        author: match &t.user {
+            Some(u) => u.clone(),
+            None => hub
+                .installation(t.installation_id)
+                .and_then(|i| hub.app(i.app_id))
+                .map(|a| format!("{}[bot]", a.slug))
+                .unwrap_or_else(|| "ghost".into()),
+        },
     };
     pulls.push(p.clone());
     drop(pulls);
@@ -519,6 +562,7 @@ fn route_name(method: &Method, s: &[&str]) -> String {
         ["users", _, "installation"] => "/users/{user}/installation".into(),
         ["orgs", _, "installation"] => "/orgs/{org}/installation".into(),
         ["repos", _, _] => "/repos/{owner}/{repo}".into(),
+        ["app-manifests", _, "conversions"] => "/app-manifests/{code}/conversions".into(),
         ["app", "hook", "deliveries", _, "attempts"] => "/app/hook/deliveries/{id}/attempts".into(),
         ["repos", _, _, "pulls"] => "/repos/{owner}/{repo}/pulls".into(),
         ["repos", _, _, "pulls", _] => "/repos/{owner}/{repo}/pulls/{number}".into(),
@@ -530,8 +574,7 @@ fn route_name(method: &Method, s: &[&str]) -> String {
     format!("{method} {pattern}")
 }
 
-pub fn app_doc(hub: &Hub) -> Value {
-    let app = &hub.app;
+pub fn app_doc(hub: &Hub, app: &App) -> Value {
     json!({
         "id": app.id,
         "slug": app.slug,
@@ -546,12 +589,14 @@ pub fn app_doc(hub: &Hub) -> Value {
         "updated_at": docs::CREATED,
         "permissions": app.permissions,
         "events": [],
-        "installations_count": hub.installations.len()
+        "installations_count": hub.installations_of(app.id).len()
     })
 }
 
 pub fn installation_doc(hub: &Hub, i: &crate::hub::Installation) -> Value {
     let api = format!("{}/api/v3", hub.base_url);
+    let app = hub.app(i.app_id);
+    let (client_id, slug) = app.map(|a| (a.client_id, a.slug)).unwrap_or_default();
     json!({
         "id": i.id,
         "account": docs::simple_user(&hub.base_url, &i.account, i.account_id, i.account_type),
@@ -559,9 +604,9 @@ pub fn installation_doc(hub: &Hub, i: &crate::hub::Installation) -> Value {
         "access_tokens_url": format!("{api}/app/installations/{}/access_tokens", i.id),
         "repositories_url": format!("{api}/installation/repositories"),
         "html_url": format!("{}/organizations/{}/settings/installations/{}", hub.base_url, i.account, i.id),
-        "app_id": hub.app.id,
-        "client_id": hub.app.client_id,
-        "app_slug": hub.app.slug,
+        "app_id": i.app_id,
+        "client_id": client_id,
+        "app_slug": slug,
         "target_id": i.account_id,
         "target_type": i.account_type,
         "permissions": i.permissions,
@@ -579,6 +624,8 @@ pub fn installation_doc(hub: &Hub, i: &crate::hub::Installation) -> Value {
 pub fn repo_doc(hub: &Hub, r: &crate::hub::Repo, perms: Option<(bool, bool)>) -> Value {
     let kind = hub
         .installations
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
         .iter()
         .find(|i| i.account.eq_ignore_ascii_case(&r.owner))
         .map(|i| (i.account_id, i.account_type))
@@ -595,8 +642,8 @@ pub fn repo_doc(hub: &Hub, r: &crate::hub::Repo, perms: Option<(bool, bool)>) ->
 }
 
 /// `POST /app/installations/{id}/access_tokens`, with GitHub's narrowing rules.
-async fn mint(hub: &Arc<Hub>, id: u64, req: Request<Incoming>) -> Response<Body> {
-    let Some(inst) = hub.installation(id).cloned() else {
+async fn mint(hub: &Arc<Hub>, app: &App, id: u64, req: Request<Incoming>) -> Response<Body> {
+    let Some(inst) = hub.installation(id).filter(|i| i.app_id == app.id) else {
         return not_found();
     };
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
@@ -692,6 +739,7 @@ async fn mint(hub: &Arc<Hub>, id: u64, req: Request<Incoming>) -> Response<Body>
         IssuedToken {
             installation_id: id,
             repositories: repositories.clone(),
+            user: None,
             permissions: permissions.clone(),
             expires_at,
             revoked: false,

@@ -91,8 +91,10 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
         return text(
             StatusCode::FORBIDDEN,
             &format!(
-                "Permission to {}/{}.git denied to x-access-token.\n",
-                repo.owner, repo.name
+                "Permission to {}/{}.git denied to {}.\n",
+                repo.owner,
+                repo.name,
+                t.user.as_deref().unwrap_or("x-access-token")
             ),
         );
     }

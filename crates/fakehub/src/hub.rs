@@ -1,9 +1,9 @@
-//! fakehub's state: the app, its installations, repositories, tokens, counters and fault knobs.
+//! fakehub's state: the apps, their installations, repositories, tokens, counters and fault knobs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -19,11 +19,33 @@ pub struct App {
     pub name: String,
     pub owner: String,
     pub permissions: BTreeMap<String, String>,
+    /// Webhook URL (`None`: no active webhook).
+    pub hook_url: Option<String>,
 }
+
+/// An app and the key that verifies its JWTs.
+pub struct AppEntry {
+    pub app: App,
+    pub decoding_key: DecodingKey,
+}
+
+/// What a manifest code converts to, until it is used or expires.
+pub struct PendingConversion {
+    pub app_id: u64,
+    pub pem: String,
+    pub webhook_secret: Option<String>,
+    pub client_secret: String,
+    pub created_at: i64,
+    pub used: bool,
+}
+
+/// How long a manifest code can be converted (GitHub: one hour).
+pub const MANIFEST_CODE_TTL: i64 = 3600;
 
 #[derive(Debug, Clone)]
 pub struct Installation {
     pub id: u64,
+    pub app_id: u64,
     pub account: String,
     pub account_id: u64,
     pub account_type: &'static str,
@@ -42,9 +64,13 @@ pub struct Repo {
 
 #[derive(Clone)]
 pub struct IssuedToken {
+    /// 0 for a personal access token.
     pub installation_id: u64,
-    /// Lowercased names; `None`: all of the installation's repositories.
+    /// Lowercased names (`owner/name` for a personal access token); `None`: all of the
+    /// installation's repositories.
     pub repositories: Option<Vec<String>>,
+    /// The user a fine-grained personal access token belongs to.
+    pub user: Option<String>,
     pub permissions: BTreeMap<String, String>,
     pub expires_at: i64,
     pub revoked: bool,
@@ -102,9 +128,10 @@ pub struct Hub {
     pub base_url: String,
     pub repos_root: PathBuf,
     pub home: PathBuf,
-    pub app: App,
-    pub decoding_key: DecodingKey,
-    pub installations: Vec<Installation>,
+    pub apps: RwLock<Vec<AppEntry>>,
+    pub installations: RwLock<Vec<Installation>>,
+    /// Manifest codes by value.
+    pub conversions: Mutex<HashMap<String, PendingConversion>>,
     pub repos: Mutex<Vec<Repo>>,
     pub tokens: Mutex<HashMap<String, IssuedToken>>,
     pub counters: Mutex<Counters>,
@@ -114,11 +141,6 @@ pub struct Hub {
     /// Webhook deliveries, newest last.
     pub deliveries: Mutex<Vec<Delivery>>,
     pub knobs: Knobs,
-}
-
-pub enum JwtCheck {
-    Ok,
-    Rejected(&'static str),
 }
 
 pub enum TokenCheck {
@@ -147,71 +169,75 @@ impl Hub {
         f(&mut c)
     }
 
-    /// Checks an app JWT as GitHub documents it: RS256 signed by the app's key, `iss` the app id
-    /// or client id, `iat` in the past, `exp` in the future and at most 10 minutes ahead.
-    pub fn check_jwt(&self, jwt: &str) -> JwtCheck {
+    /// Checks an app JWT as GitHub documents it: RS256 signed by the key of the app its `iss`
+    /// names (app id or client id), `iat` in the past, `exp` in the future and at most 10
+    /// minutes ahead. Ok: the app.
+    pub fn check_jwt(&self, jwt: &str) -> Result<App, &'static str> {
         let r = self.check_jwt_inner(jwt);
-        if let JwtCheck::Rejected(_) = r {
+        if r.is_err() {
             self.with_counters(|c| c.jwt_rejections += 1);
         }
         r
     }
 
-    fn check_jwt_inner(&self, jwt: &str) -> JwtCheck {
+    fn check_jwt_inner(&self, jwt: &str) -> Result<App, &'static str> {
         const UNDECODABLE: &str = "A JSON web token could not be decoded";
-        let header = match jsonwebtoken::decode_header(jwt) {
-            Ok(h) => h,
-            Err(_) => return JwtCheck::Rejected(UNDECODABLE),
-        };
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| UNDECODABLE)?;
         if header.alg != Algorithm::RS256 {
-            return JwtCheck::Rejected(UNDECODABLE);
+            return Err(UNDECODABLE);
         }
+        // The issuer picks the key; the signature is checked with that app's key only.
+        let unverified = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(jwt)
+            .map_err(|_| UNDECODABLE)?
+            .claims;
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        let entry = apps.iter().find(|e| match &unverified["iss"] {
+            serde_json::Value::Number(n) => n.as_u64() == Some(e.app.id),
+            serde_json::Value::String(s) => {
+                *s == e.app.client_id || s.parse::<u64>().ok() == Some(e.app.id)
+            }
+            _ => false,
+        });
+        let Some(entry) = entry else {
+            return Err("'Issuer' claim ('iss') must be an Integer");
+        };
         let mut v = Validation::new(Algorithm::RS256);
         v.validate_exp = false;
         v.validate_nbf = false;
         v.validate_aud = false;
         v.required_spec_claims.clear();
         v.leeway = 0;
-        let data = match jsonwebtoken::decode::<serde_json::Value>(jwt, &self.decoding_key, &v) {
-            Ok(d) => d,
-            Err(_) => return JwtCheck::Rejected(UNDECODABLE),
-        };
-        let claims = data.claims;
-        let iss_ok = match &claims["iss"] {
-            serde_json::Value::Number(n) => n.as_u64() == Some(self.app.id),
-            serde_json::Value::String(s) => {
-                *s == self.app.client_id || s.parse::<u64>().ok() == Some(self.app.id)
-            }
-            _ => false,
-        };
-        if !iss_ok {
-            return JwtCheck::Rejected("'Issuer' claim ('iss') must be an Integer");
-        }
+        let claims = jsonwebtoken::decode::<serde_json::Value>(jwt, &entry.decoding_key, &v)
+            .map_err(|_| UNDECODABLE)?
+            .claims;
         let now = self.now();
-        let Some(iat) = claims["iat"].as_i64() else {
-            return JwtCheck::Rejected(
-                "'Issued at' claim ('iat') must be an Integer representing a time in the past",
-            );
-        };
-        let Some(exp) = claims["exp"].as_i64() else {
-            return JwtCheck::Rejected(
-                "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
-            );
-        };
+        const IAT: &str =
+            "'Issued at' claim ('iat') must be an Integer representing a time in the past";
+        const EXP: &str = "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
+        let iat = claims["iat"].as_i64().ok_or(IAT)?;
+        let exp = claims["exp"].as_i64().ok_or(EXP)?;
         if iat > now {
-            return JwtCheck::Rejected(
-                "'Issued at' claim ('iat') must be an Integer representing a time in the past",
-            );
+            return Err(IAT);
         }
         if exp <= now {
-            return JwtCheck::Rejected(
-                "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
-            );
+            return Err(EXP);
         }
         if exp > now + 600 || exp - iat > 600 {
-            return JwtCheck::Rejected("'Expiration time' claim ('exp') is too far in the future");
+            return Err("'Expiration time' claim ('exp') is too far in the future");
         }
-        JwtCheck::Ok
+        Ok(entry.app.clone())
+    }
+
+    /// The app with this id.
+    pub fn app(&self, id: u64) -> Option<App> {
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        apps.iter().find(|e| e.app.id == id).map(|e| e.app.clone())
+    }
+
+    /// The app's installations.
+    pub fn installations_of(&self, app_id: u64) -> Vec<Installation> {
+        let all = self.installations.read().unwrap_or_else(|e| e.into_inner());
+        all.iter().filter(|i| i.app_id == app_id).cloned().collect()
     }
 
     pub fn check_token(&self, token: &str) -> TokenCheck {
@@ -228,8 +254,9 @@ impl Hub {
         }
     }
 
-    pub fn installation(&self, id: u64) -> Option<&Installation> {
-        self.installations.iter().find(|i| i.id == id)
+    pub fn installation(&self, id: u64) -> Option<Installation> {
+        let all = self.installations.read().unwrap_or_else(|e| e.into_inner());
+        all.iter().find(|i| i.id == id).cloned()
     }
 
     pub fn find_repo(&self, owner: &str, name: &str) -> Option<Repo> {
@@ -254,9 +281,15 @@ impl Hub {
             .collect()
     }
 
-    pub fn installation_for_repo(&self, owner: &str, name: &str) -> Option<&Installation> {
+    /// The app's installation that reaches `owner/name`.
+    pub fn installation_for_repo(
+        &self,
+        app_id: u64,
+        owner: &str,
+        name: &str,
+    ) -> Option<Installation> {
         self.find_repo(owner, name)?;
-        self.installations.iter().find(|i| {
+        self.installations_of(app_id).into_iter().find(|i| {
             i.account.eq_ignore_ascii_case(owner)
                 && self
                     .installation_repos(i)
@@ -267,11 +300,19 @@ impl Hub {
 
     /// Whether `token` reaches `repo` (owner/name) at all.
     pub fn token_covers(&self, t: &IssuedToken, owner: &str, name: &str) -> bool {
+        if t.user.is_some() {
+            let full = format!("{owner}/{name}");
+            return t
+                .repositories
+                .iter()
+                .flatten()
+                .any(|n| n.eq_ignore_ascii_case(&full));
+        }
         let Some(inst) = self.installation(t.installation_id) else {
             return false;
         };
         let in_installation = self
-            .installation_repos(inst)
+            .installation_repos(&inst)
             .iter()
             .any(|r| r.owner.eq_ignore_ascii_case(owner) && r.name.eq_ignore_ascii_case(name));
         in_installation

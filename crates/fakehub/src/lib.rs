@@ -17,6 +17,12 @@
 //! | `GET /api/v3/rate_limit` | any | |
 //! | `GET /{o}/{r}[.git]/info/refs?service=…`, `POST …/git-upload-pack`, `POST …/git-receive-pack` | Basic, token as password | real `git http-backend`; no credentials: 401 `WWW-Authenticate: Basic realm="GitHub"`; bad or expired token: 401; repository outside the token: 404 "Repository not found."; push without `contents: write`: 403 |
 //! | `GET /_fakehub/state`, `POST /_fakehub/knobs` | none (loopback only) | counters as JSON; set knobs from JSON |
+//! | `POST /settings/apps/new?state=`, `POST /organizations/{org}/settings/apps/new` (form `manifest`) | none | the manifest flow: registers the app, 302 to `redirect_url?code=&state=`; a 422 page for a bad manifest or a taken name |
+//! | `POST /api/v3/app-manifests/{code}/conversions` | none | 201 with `pem`, `client_secret`, `webhook_secret`; a code converts once, within an hour of fakehub's clock; else 404 |
+//! | `GET`, `POST /apps/{slug}/installations/new` (form `account`, `repositories`) | none | installs the app on an account with the app's permissions |
+//! | `GET /api/v3/user` | fine-grained personal access token | the token's user; `github-authentication-token-expiration` when it expires |
+//!
+//! Every app-JWT route answers for the app the JWT's `iss` names, verified with that app's key.
 //!
 //! Seed: app 4242 (`client_id` `Iv1.fakehub4242`, slug `ghapp-fakehub`). Installation 101 on
 //! organization `octo-org` selects `widgets` and `gadgets` (contents write, metadata read,
@@ -40,6 +46,7 @@ mod api;
 mod git;
 mod hub;
 mod json;
+mod manifest;
 mod pulls;
 mod tls;
 
@@ -47,7 +54,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
@@ -187,18 +194,23 @@ impl FakeHub {
             base_url,
             repos_root,
             home,
-            app: hub::App {
-                id: APP_ID,
-                client_id: CLIENT_ID.into(),
-                slug: "ghapp-fakehub".into(),
-                name: "ghapp fakehub".into(),
-                owner: ORG.into(),
-                permissions: app_perms.clone(),
-            },
-            decoding_key,
-            installations: vec![
+            apps: RwLock::new(vec![hub::AppEntry {
+                app: hub::App {
+                    id: APP_ID,
+                    client_id: CLIENT_ID.into(),
+                    slug: "ghapp-fakehub".into(),
+                    name: "ghapp fakehub".into(),
+                    owner: ORG.into(),
+                    permissions: app_perms.clone(),
+                    hook_url: Some("https://example.invalid/github/webhook".into()),
+                },
+                decoding_key,
+            }]),
+            conversions: Mutex::new(Default::default()),
+            installations: RwLock::new(vec![
                 hub::Installation {
                     id: ORG_INSTALLATION,
+                    app_id: APP_ID,
                     account: ORG.into(),
                     account_id: 9000,
                     account_type: "Organization",
@@ -212,13 +224,14 @@ impl FakeHub {
                 },
                 hub::Installation {
                     id: USER_INSTALLATION,
+                    app_id: APP_ID,
                     account: USER.into(),
                     account_id: 9001,
                     account_type: "User",
                     repositories: None,
                     permissions: perms(&[("contents", "read"), ("metadata", "read")]),
                 },
-            ],
+            ]),
             repos: Mutex::new(
                 repos
                     .into_iter()
@@ -418,6 +431,48 @@ impl FakeHub {
         }
     }
 
+    /// Creates a fine-grained personal access token for `user` that reaches `repos`
+    /// (`owner/name`) with `permissions`, expiring in `ttl_secs` (`None`: never), and returns it.
+    pub fn add_fine_grained_pat(
+        &self,
+        user: &str,
+        repos: &[&str],
+        permissions: &[(&str, &str)],
+        ttl_secs: Option<u64>,
+    ) -> String {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut pick = |n: usize| -> String {
+            (0..n)
+                .map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char)
+                .collect()
+        };
+        let token = format!("github_pat_{}_{}", pick(22), pick(59));
+        let t = hub::IssuedToken {
+            installation_id: 0,
+            repositories: Some(repos.iter().map(|r| r.to_ascii_lowercase()).collect()),
+            user: Some(user.into()),
+            permissions: permissions
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            expires_at: ttl_secs.map_or(i64::MAX, |s| self.hub.now() + s as i64),
+            revoked: false,
+        };
+        self.hub
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.clone(), t);
+        self.hub
+            .issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(token.clone());
+        token
+    }
+
     /// Issue classic 40-character tokens instead of the long stateless format.
     pub fn set_classic_tokens(&self, classic: bool) {
         self.hub
@@ -447,7 +502,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// PKCS#8 `PrivateKeyInfo` DER -> PKCS#1 `RSA PRIVATE KEY` PEM (the form GitHub hands out).
 /// PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING }.
-fn pkcs1_pem(pkcs8: &[u8]) -> Result<String, String> {
+pub(crate) fn pkcs1_pem(pkcs8: &[u8]) -> Result<String, String> {
     fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
         let tag = *b.first().ok_or("short DER")?;
         let l0 = *b.get(1).ok_or("short DER")? as usize;
@@ -530,6 +585,11 @@ async fn route(hub: Arc<hub::Hub>, req: Request<Incoming>) -> Result<Response<Bo
         api::handle(hub.clone(), req, rest).await
     } else if path.starts_with("/_fakehub/") {
         control(&hub, req, &path).await
+    } else if let Some(r) = web(&path) {
+        match r {
+            Web::NewApp(org) => manifest::new_app(hub.clone(), req, org).await,
+            Web::Install(slug) => manifest::install(hub.clone(), req, &slug).await,
+        }
     } else if let Some(g) = git::parse_path(&path) {
         git::handle(hub.clone(), req, g).await
     } else {
@@ -542,6 +602,22 @@ async fn route(hub: Arc<hub::Hub>, req: Request<Incoming>) -> Result<Response<Bo
         resp.headers_mut().insert(hyper::header::DATE, v);
     }
     Ok(resp)
+}
+
+/// The web pages fakehub serves (what a browser would click through).
+enum Web {
+    NewApp(Option<String>),
+    Install(String),
+}
+
+fn web(path: &str) -> Option<Web> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["settings", "apps", "new"] => Some(Web::NewApp(None)),
+        ["organizations", org, "settings", "apps", "new"] => Some(Web::NewApp(Some((*org).into()))),
+        ["apps", slug, "installations", "new"] => Some(Web::Install((*slug).into())),
+        _ => None,
+    }
 }
 
 async fn control(hub: &hub::Hub, req: Request<Incoming>, path: &str) -> Response<Body> {
@@ -616,7 +692,7 @@ pub(crate) fn empty(status: StatusCode) -> Response<Body> {
         .expect("valid response")
 }
 
-fn full(v: Vec<u8>) -> Body {
+pub(crate) fn full(v: Vec<u8>) -> Body {
     Full::new(Bytes::from(v))
         .map_err(|e: Infallible| match e {})
         .boxed()

@@ -21,6 +21,8 @@ pub struct Pull {
     pub head_sha: String,
     pub base_sha: String,
     pub comments: u64,
+    /// Who opened it: `SLUG[bot]` for an app token, the user for a personal access token.
+    pub author: String,
 }
 
 /// The sha of `branch` in the bare repository, if it exists.
@@ -55,7 +57,11 @@ pub fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
     let html = format!("{base}/{}/{}/pull/{}", repo.owner, repo.name, p.number);
     let repo_doc = crate::api::repo_doc(hub, repo, None);
     let owner = repo_doc["owner"].clone();
-    let bot = docs::simple_user(base, &format!("{}[bot]", hub.app.slug), 41898282, "Bot");
+    let bot = if p.author.ends_with("[bot]") {
+        docs::simple_user(base, &p.author, 41898282, "Bot")
+    } else {
+        docs::simple_user(base, &p.author, 7100, "User")
+    };
     let link = |h: String| json!({ "href": h });
     let mut v = json!({
         "url": format!("{api}/pulls/{}", p.number),
