@@ -233,3 +233,181 @@ fn hooks_config_deliveries_and_redelivery() {
         .fails()
         .one_line_error("ghapp", "no such delivery");
 }
+
+/// Writes `token` to a 0600 file in the world and returns its path.
+fn token_file(w: &World, name: &str, token: &str) -> String {
+    let p = w.path(name);
+    std::fs::write(&p, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_personal_access_token_answers_where_no_app_is_configured() {
+    let mut w = World::new();
+    for k in ["GHAPP_APP_ID", "GHAPP_PRIVATE_KEY_FILE"] {
+        w.set_env(k, None);
+    }
+    let pat = w.hub.add_fine_grained_pat(
+        "octo-dev",
+        &["octo-org/widgets"],
+        &[
+            ("contents", "write"),
+            ("metadata", "read"),
+            ("pull_requests", "write"),
+        ],
+        Some(30 * 86_400),
+    );
+    let file = token_file(&w, "pat.txt", &pat);
+    w.set_env("GHAPP_PAT_FILE", Some(&file));
+
+    // git clones and pushes through the helper with the token; no app, so no mint.
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    let dir = w.path("widgets");
+    w.commit_file(&dir, "pat.txt", "pushed with a fine-grained token\n");
+    w.git(
+        &dir,
+        &["push", "--quiet", "origin", "HEAD:refs/heads/pat-branch"],
+    )
+    .ok();
+    assert!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/pat-branch")
+            .is_some()
+    );
+    assert_eq!(w.hub.mint_count(), 0);
+    // Never with an expiry, and marked ephemeral when git can take that.
+    let g = w.helper(
+        "get",
+        &format!(
+            "capability[]=authtype\nprotocol=https\nhost={}\npath=octo-org/widgets.git\n\n",
+            w.hub.git_host()
+        ),
+    );
+    g.ok();
+    assert_eq!(g.field("password").as_deref(), Some(pat.as_str()));
+    assert_eq!(g.field("password_expiry_utc"), None);
+    assert_eq!(g.field("ephemeral").as_deref(), Some("1"));
+
+    // doctor says which source answers.
+    let r = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
+    r.ok();
+    assert!(
+        line(&r, "ok    configuration:").contains(&format!("token from file {file}")),
+        "{}",
+        r.stdout
+    );
+    assert!(line(&r, "ok    personal access token:").contains("accepted for octo-dev"));
+    line(
+        &r,
+        "ok    personal access token: reaches octo-org/widgets with push",
+    );
+    assert!(
+        line(&r, "ok    source:").contains(&format!(
+            "personal access token from file {file} answers for octo-org/widgets (no GitHub App is configured for it)"
+        )),
+        "{}",
+        r.stdout
+    );
+
+    // From the environment: doctor names GHAPP_PAT; a repository outside the token fails.
+    w.set_env("GHAPP_PAT_FILE", None);
+    w.set_env("GHAPP_PAT", Some(&pat));
+    let r = w.ghapp(&["doctor", "--repo", "octo-org/gadgets"]);
+    r.fails();
+    assert!(line(&r, "ok    configuration:").contains("from GHAPP_PAT"));
+    assert!(
+        line(&r, "fail  personal access token:").contains("does not reach octo-org/gadgets"),
+        "{}",
+        r.stdout
+    );
+
+    // A token that expired: doctor fails with the fix.
+    let old = w.hub.add_fine_grained_pat(
+        "octo-dev",
+        &["octo-org/widgets"],
+        &[("contents", "read")],
+        Some(0),
+    );
+    w.set_env("GHAPP_PAT", Some(&old));
+    let r = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
+    r.fails();
+    assert!(
+        line(&r, "fail  personal access token:").contains("expired or was revoked"),
+        "{}",
+        r.stdout
+    );
+
+    // The keyring source, on this headless machine: one clear line, no hang.
+    w.set_env("GHAPP_PAT", None);
+    w.set_env("GHAPP_PAT_KEYRING", Some("ghapp-e2e/pat"));
+    let r = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
+    r.fails();
+    assert!(
+        line(&r, "fail  personal access token:").contains("keyring entry ghapp-e2e/pat"),
+        "{}",
+        r.stdout
+    );
+    let g = w.get("octo-org/widgets");
+    g.one_line_error("git-credential-ghapp", "keyring entry ghapp-e2e/pat");
+    w.assert_no_secrets();
+}
+
+#[test]
+fn the_app_answers_first_and_the_token_where_it_is_not_installed() {
+    let mut w = World::new();
+    let pat = w.hub.add_fine_grained_pat(
+        "lonely",
+        &["lonely/island"],
+        &[("contents", "write"), ("metadata", "read")],
+        Some(90 * 86_400),
+    );
+    let file = token_file(&w, "pat.txt", &pat);
+    w.set_env("GHAPP_PAT_FILE", Some(&file));
+
+    // The app is installed on octo-org: it answers there, narrowed as always.
+    let g = w.get("octo-org/widgets");
+    g.ok();
+    assert_ne!(g.field("password").as_deref(), Some(pat.as_str()));
+    assert_eq!(w.hub.mint_count(), 1);
+    // Not on lonely/island: the token answers, and git clones.
+    let g = w.get("lonely/island");
+    g.ok();
+    assert_eq!(g.field("password").as_deref(), Some(pat.as_str()));
+    w.clone_repo("lonely", "island", "island").ok();
+    assert_eq!(w.hub.mint_count(), 1);
+
+    let r = w.ghapp(&["doctor", "--repo", "lonely/island"]);
+    r.ok();
+    assert!(line(&r, "warn  installation:").contains("not installed on lonely/island"));
+    assert!(
+        line(&r, "ok    source:")
+            .contains("answers for lonely/island (the app is not installed on it)"),
+        "{}",
+        r.stdout
+    );
+    let r = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
+    r.ok();
+    assert!(
+        line(&r, "ok    source:").contains("GitHub App 4242 answers for octo-org/widgets"),
+        "{}",
+        r.stdout
+    );
+
+    // `ghapp token` prints it too, saying why; it cannot be narrowed, so --permission refuses.
+    let t = w.ghapp(&["token", "--repo", "lonely/island"]);
+    t.ok();
+    assert_eq!(t.stdout.trim(), pat);
+    assert!(
+        t.stderr.contains("the app is not installed on it"),
+        "{t:#?}"
+    );
+    let t = w.ghapp(&[
+        "token",
+        "--repo",
+        "lonely/island",
+        "--permission",
+        "contents=read",
+    ]);
+    t.one_line_error("ghapp", "cannot be narrowed");
+    w.assert_no_secrets();
+}

@@ -137,6 +137,8 @@ pub struct Broker {
     mem: Mutex<HashMap<TokenKey, CachedToken>>,
     flights: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>,
     app_info: tokio::sync::OnceCell<AppInfo>,
+    /// Whether a remembered "not installed" answers without asking GitHub again.
+    negative_cache: bool,
 }
 
 impl std::fmt::Debug for Broker {
@@ -165,7 +167,16 @@ impl Broker {
             mem: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
             app_info: tokio::sync::OnceCell::new(),
+            negative_cache: true,
         })
+    }
+
+    /// Asks GitHub again even when "not installed" was remembered: for commands a person runs
+    /// (`ghapp token`, `doctor`), right after installing the app. git's helper keeps the short
+    /// negative cache so a clone of an uninstalled repository does not ask once per request.
+    pub fn without_negative_cache(mut self) -> Self {
+        self.negative_cache = false;
+        self
     }
 
     /// Uses `client` for GitHub (e.g. one trusting a private CA).
@@ -383,6 +394,7 @@ impl Broker {
         if let Some(c) = self
             .cache
             .read_installation(&self.app.api_url, &issuer, owner, repo, now)
+            .filter(|c| self.negative_cache || c.installation_id.is_some())
         {
             return match c.installation_id {
                 Some(id) => Ok(id),

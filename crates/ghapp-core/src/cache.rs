@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -152,17 +151,7 @@ impl DiskCache {
 
     /// Creates the directory 0700 (and tightens it if it exists wider).
     pub fn ensure_dir(&self) -> Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| Error::cache(&self.dir, e))?;
-        let meta = std::fs::metadata(&self.dir).map_err(|e| Error::cache(&self.dir, e))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::cache(&self.dir, e))?;
-        }
-        Ok(())
+        crate::fsutil::ensure_private_dir(&self.dir).map_err(|e| Error::cache(&self.dir, e))
     }
 
     /// The cached token for `key`, if any. A missing, unreadable or corrupt file is a miss.
@@ -180,26 +169,7 @@ impl DiskCache {
     /// rename, so readers see the old file or the new one, never half of one.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         self.ensure_dir()?;
-        let tmp = self.dir.join(format!(
-            ".tmp-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::cache(path, e));
-        }
-        Ok(())
+        crate::fsutil::write_private_atomic(path, bytes).map_err(|e| Error::cache(path, e))
     }
 
     /// Removes the cached token for `key` only if it is `value` (never erase a fresher token
@@ -312,6 +282,7 @@ pub struct CachedInstallation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn key(repos: &[&str]) -> TokenKey {
         TokenKey::new(

@@ -75,6 +75,8 @@ pub enum Auth<'a> {
     Jwt(&'a crate::secret::AppJwt),
     /// `Authorization: Bearer <installation token>`.
     Token(&'a crate::secret::InstallationToken),
+    /// `Authorization: Bearer <personal access token>`.
+    Pat(&'a crate::secret::PersonalAccessToken),
     None,
 }
 
@@ -197,6 +199,7 @@ impl GitHubClient {
             match auth {
                 Auth::Jwt(j) => req = req.bearer_auth(j.expose()),
                 Auth::Token(t) => req = req.bearer_auth(t.expose()),
+                Auth::Pat(t) => req = req.bearer_auth(t.expose()),
                 Auth::None => {}
             }
             if let Some(b) = body {

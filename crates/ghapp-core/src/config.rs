@@ -16,6 +16,9 @@
 //! | `GHAPP_PRIVATE_KEY_KEYRING` | `SERVICE/USER` entry of the OS keyring holding the PEM |
 //! | `GHAPP_CREDENTIALS_FILE` | `{"AppID":..,"InstallationID":..,"PrivateKeyPEM":..}` |
 //! | `GHAPP_INSTALLATION_ID` | skip installation discovery |
+//! | `GHAPP_PAT` | a fine-grained personal access token: the fallback where no app is installed |
+//! | `GHAPP_PAT_FILE` | a 0600 file holding that token |
+//! | `GHAPP_PAT_KEYRING` | `SERVICE/USER` entry of the OS keyring holding that token |
 //! | `GHAPP_CONFIG` | config file path |
 //! | `GHAPP_CACHE_DIR` | token cache directory |
 //! | `GHAPP_REFRESH_MARGIN` | seconds before expiry at which a cached token is replaced (600) |
@@ -25,10 +28,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::keys::{Credentials, KeySource};
+use crate::keys::{Credentials, KeySource, PatSource};
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
@@ -45,6 +48,9 @@ pub const ENV_VARS: &[&str] = &[
     "GHAPP_PRIVATE_KEY_KEYRING",
     "GHAPP_CREDENTIALS_FILE",
     "GHAPP_INSTALLATION_ID",
+    "GHAPP_PAT",
+    "GHAPP_PAT_FILE",
+    "GHAPP_PAT_KEYRING",
     "GHAPP_CONFIG",
     "GHAPP_CACHE_DIR",
     "GHAPP_REFRESH_MARGIN",
@@ -103,9 +109,34 @@ impl AppConfig {
     }
 }
 
+/// A fine-grained personal access token: answers for a host (and owners) where no app is
+/// configured, or where the app is not installed on the owner.
+#[derive(Debug, Clone)]
+pub struct PatConfig {
+    pub api_url: String,
+    pub git_host: String,
+    pub source: PatSource,
+    /// Owners the token serves; empty: any owner on its host.
+    pub owners: Vec<String>,
+}
+
+impl PatConfig {
+    pub fn serves(&self, host: &str, owner: Option<&str>) -> bool {
+        self.git_host.eq_ignore_ascii_case(host)
+            && match owner {
+                Some(o) if !self.owners.is_empty() => {
+                    self.owners.iter().any(|x| x.eq_ignore_ascii_case(o))
+                }
+                _ => true,
+            }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub apps: Vec<AppConfig>,
+    /// Fallback personal access tokens, the environment's first.
+    pub pats: Vec<PatConfig>,
     pub refresh_margin: Duration,
     pub cache_dir: PathBuf,
     /// The file the configuration came from, if any.
@@ -116,6 +147,11 @@ impl Config {
     /// The app that serves `host` (and `owner`, when known).
     pub fn app_for(&self, host: &str, owner: Option<&str>) -> Option<&AppConfig> {
         self.apps.iter().find(|a| a.serves(host, owner))
+    }
+
+    /// The personal access token that serves `host` (and `owner`, when known).
+    pub fn pat_for(&self, host: &str, owner: Option<&str>) -> Option<&PatConfig> {
+        self.pats.iter().find(|p| p.serves(host, owner))
     }
 
     /// The first app, or an error that says how to configure one.
@@ -157,6 +193,20 @@ struct FileConfig {
     cache_dir: Option<PathBuf>,
     #[serde(default)]
     app: Vec<FileApp>,
+    #[serde(default)]
+    pat: Vec<FilePat>,
+}
+
+/// One `[[pat]]` table as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePat {
+    api_url: Option<String>,
+    git_host: Option<String>,
+    token_file: Option<PathBuf>,
+    token_keyring: Option<String>,
+    #[serde(default)]
+    owners: Vec<String>,
 }
 
 /// One `[[app]]` table as written (also the `[app]` table of `ghapp proxy`'s config).
@@ -327,8 +377,15 @@ impl Config {
                 }
             };
         }
-        layer!(api_url, env.var("GHAPP_API_URL"));
-        layer!(git_host, env.var("GHAPP_GIT_HOST"));
+        // The host alone does not make an app (it may be there for a personal access token).
+        let env_api_url = env.var("GHAPP_API_URL");
+        let env_git_host = env.var("GHAPP_GIT_HOST");
+        if let Some(v) = &env_api_url {
+            primary.api_url = Some(v.clone());
+        }
+        if let Some(v) = &env_git_host {
+            primary.git_host = Some(v.clone());
+        }
         layer!(app_id, parse_u64(env, "GHAPP_APP_ID")?);
         layer!(client_id, env.var("GHAPP_CLIENT_ID"));
         layer!(installation_id, parse_u64(env, "GHAPP_INSTALLATION_ID")?);
@@ -379,13 +436,86 @@ impl Config {
                 file.as_deref(),
             )?);
         }
+        let mut pats = Vec::new();
+        let env_pat = match (
+            env.var("GHAPP_PAT"),
+            env.var("GHAPP_PAT_FILE"),
+            env.var("GHAPP_PAT_KEYRING"),
+        ) {
+            (Some(t), _, _) => Some(PatSource::Env(crate::secret::PersonalAccessToken::new(
+                t.trim(),
+            ))),
+            (None, Some(f), _) => Some(PatSource::File(expand_tilde(Path::new(&f)))),
+            (None, None, Some(k)) => {
+                Some(keyring_entry(&k, "GHAPP_PAT_KEYRING", |service, user| {
+                    PatSource::Keyring { service, user }
+                })?)
+            }
+            _ => None,
+        };
+        if let Some(source) = env_pat {
+            let api_url = normalize_api_url(env_api_url.as_deref().unwrap_or(DEFAULT_API_URL));
+            let git_host = match env_git_host {
+                Some(h) => h,
+                None => git_host_from_api(&api_url)?,
+            };
+            pats.push(PatConfig {
+                api_url,
+                git_host,
+                source,
+                owners: Vec::new(),
+            });
+        }
+        for (i, p) in file_cfg.pat.into_iter().enumerate() {
+            let origin = format!("[[pat]] #{}", i + 1);
+            let api_url = normalize_api_url(p.api_url.as_deref().unwrap_or(DEFAULT_API_URL));
+            let git_host = match p.git_host {
+                Some(h) => h,
+                None => git_host_from_api(&api_url)?,
+            };
+            let source = match (p.token_file, p.token_keyring) {
+                (Some(f), None) => PatSource::File(expand_tilde(&f)),
+                (None, Some(k)) => keyring_entry(&k, &origin, |service, user| {
+                    PatSource::Keyring { service, user }
+                })?,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{origin} needs exactly one of token_file or token_keyring"
+                    )));
+                }
+            };
+            pats.push(PatConfig {
+                api_url,
+                git_host,
+                source,
+                owners: p.owners,
+            });
+        }
         Ok(Config {
             apps,
+            pats,
             refresh_margin,
             cache_dir,
             file,
         })
     }
+}
+
+/// `SERVICE/USER` -> a keyring source.
+fn keyring_entry<T>(
+    entry: &str,
+    origin: &str,
+    make: impl FnOnce(String, String) -> T,
+) -> Result<T> {
+    let (service, user) = entry
+        .split_once('/')
+        .filter(|(s, u)| !s.is_empty() && !u.is_empty())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "keyring entry {entry:?} ({origin}) is not SERVICE/USER: e.g. \"ghapp/pat-github.com\""
+            ))
+        })?;
+    Ok(make(service.into(), user.into()))
 }
 
 fn parse_u64(env: &dyn Env, name: &str) -> Result<Option<u64>> {
@@ -425,6 +555,65 @@ fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
     })
 }
 
+/// An `[[app]]` table as `ghapp setup` writes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewApp {
+    pub api_url: String,
+    pub app_id: u64,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_keyring: Option<String>,
+    pub owners: Vec<String>,
+}
+
+/// Appends `app` as a new `[[app]]` table (after a `# comment` line) to the config file at `path`,
+/// creating the file. The existing file must parse, and comments and order in it are kept; the
+/// write is atomic.
+pub fn append_app(path: &Path, app: &NewApp, comment: &str) -> Result<()> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(t) => {
+            read_file(path, true)?;
+            t
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "cannot read config file {}: {}",
+                path.display(),
+                crate::keys::io_reason(&e)
+            )));
+        }
+    };
+    #[derive(Serialize)]
+    struct Tables<'a> {
+        app: [&'a NewApp; 1],
+    }
+    let table = toml::to_string(&Tables { app: [app] })
+        .map_err(|e| Error::Config(format!("cannot render the [[app]] table: {e}")))?;
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    for line in comment.lines() {
+        text.push_str("# ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&table);
+    crate::fsutil::write_atomic(path, text.as_bytes(), 0o644).map_err(|e| {
+        Error::Config(format!(
+            "cannot write config file {}: {}; pass --config FILE to write elsewhere",
+            path.display(),
+            crate::keys::io_reason(&e)
+        ))
+    })
+}
+
 impl FileApp {
     /// Builds the app this table describes; `origin` names it in errors.
     pub fn build(self, origin: &str) -> Result<AppConfig> {
@@ -456,15 +645,10 @@ fn build_app(
     } else if let Some(cmd) = a.private_key_command {
         KeySource::Command(cmd)
     } else if let Some(entry) = a.private_key_keyring {
-        let (service, user) = entry.split_once('/').ok_or_else(|| {
-            Error::Config(format!(
-                "private_key_keyring {entry:?} ({origin}) is not SERVICE/USER: e.g. \"ghapp/app-1234\""
-            ))
-        })?;
-        KeySource::Keyring {
-            service: service.into(),
-            user: user.into(),
-        }
+        keyring_entry(&entry, origin, |service, user| KeySource::Keyring {
+            service,
+            user,
+        })?
     } else if let Some(p) = a.credentials_file {
         let creds = Credentials::read_file(&expand_tilde(&p))?;
         ident.app_id = ident.app_id.or(Some(creds.app_id));
@@ -647,6 +831,39 @@ mod tests {
             assert!(err.contains(want), "{err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn append_app_keeps_the_file_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sub/config.toml");
+        let new = |id: u64, owner: &str| NewApp {
+            api_url: "https://ghe.corp/api/v3".into(),
+            app_id: id,
+            client_id: format!("Iv23li{id}"),
+            private_key_file: Some(PathBuf::from(format!("/keys/{id}.pem"))),
+            private_key_keyring: None,
+            owners: vec![owner.into()],
+        };
+        append_app(&f, &new(7, "corp"), "first \"app\"").unwrap();
+        let before = std::fs::read_to_string(&f).unwrap();
+        append_app(&f, &new(8, "other"), "second").unwrap();
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(text.starts_with(&before), "{text}");
+        assert!(text.contains("# first \"app\"\n[[app]]"), "{text}");
+        let e = env(&[("GHAPP_CONFIG", f.to_str().unwrap())]);
+        let c = Config::load_from(&e, &Overrides::default()).unwrap();
+        assert_eq!(c.apps.len(), 2);
+        assert_eq!(
+            c.app_for("ghe.corp", Some("other")).unwrap().ident.app_id,
+            Some(8)
+        );
+        assert_eq!(c.apps[0].ident.client_id.as_deref(), Some("Iv23li7"));
+
+        // A broken file is left alone.
+        std::fs::write(&f, "[[app]\n").unwrap();
+        assert!(append_app(&f, &new(9, "x"), "x").is_err());
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "[[app]\n");
     }
 
     #[test]

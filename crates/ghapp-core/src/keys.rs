@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::secret::{PrivateKeyPem, WebhookSecret};
+use crate::secret::{PersonalAccessToken, PrivateKeyPem, WebhookSecret};
 
 /// How long a key command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,7 +57,7 @@ impl KeySource {
         let mut warnings = Vec::new();
         let (pem, credentials) = match self {
             KeySource::File(p) => {
-                if let Some(w) = loose_permissions(p) {
+                if let Some(w) = loose_permissions("private key file", p) {
                     warnings.push(w);
                 }
                 let text = std::fs::read_to_string(p).map_err(|e| {
@@ -119,6 +119,57 @@ pub fn keyring_fallback_path(service: &str, user: &str) -> PathBuf {
     base.join("keys").join(format!("{service}-{user}.pem"))
 }
 
+/// Where [`store_secret`] put a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    Keyring { service: String, user: String },
+    File(PathBuf),
+}
+
+/// Stores `value` in the OS keyring when one works (written, then read back to prove it), else
+/// in the 0600 file [`keyring_fallback_path`] names. Returns where, and, when the keyring was
+/// passed over, why. Blocking: call it outside an async runtime.
+pub fn store_secret(service: &str, user: &str, value: &str) -> Result<(Stored, Option<String>)> {
+    let keyring = (|| -> std::result::Result<(), String> {
+        let entry = keyring::Entry::new(service, user).map_err(keyring_reason)?;
+        entry.set_password(value).map_err(keyring_reason)?;
+        match entry.get_password() {
+            Ok(v) if v == value => Ok(()),
+            Ok(_) => Err("the keyring gave back a different value".into()),
+            Err(e) => Err(keyring_reason(e)),
+        }
+    })();
+    match keyring {
+        Ok(()) => Ok((
+            Stored::Keyring {
+                service: service.into(),
+                user: user.into(),
+            },
+            None,
+        )),
+        Err(reason) => {
+            let path = keyring_fallback_path(service, user);
+            crate::fsutil::write_private_atomic(&path, value.as_bytes())
+                .map_err(|e| write_error(&path, &e))?;
+            Ok((Stored::File(path), Some(reason)))
+        }
+    }
+}
+
+/// Writes a secret to a file the user chose: 0600, atomically (missing directories are made
+/// 0700; an existing one is left as the user set it).
+pub fn store_secret_file(path: &Path, value: &str) -> Result<()> {
+    crate::fsutil::write_atomic(path, value.as_bytes(), 0o600).map_err(|e| write_error(path, &e))
+}
+
+fn write_error(path: &Path, e: &std::io::Error) -> Error {
+    Error::Key(format!(
+        "cannot write {}: {}; choose a writable place (e.g. --key-file)",
+        path.display(),
+        io_reason(e)
+    ))
+}
+
 fn read_keyring(service: &str, user: &str) -> std::result::Result<PrivateKeyPem, String> {
     let entry = keyring::Entry::new(service, user).map_err(keyring_reason)?;
     entry
@@ -141,17 +192,97 @@ fn keyring_reason(e: keyring::Error) -> String {
     }
 }
 
-/// Warns on a key file that group or others can read.
-pub fn loose_permissions(path: &Path) -> Option<String> {
+/// Warns on a secret file (`what`: "private key file", "token file") that group or others can
+/// read.
+pub fn loose_permissions(what: &str, path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
     (mode & 0o077 != 0).then(|| {
         format!(
-            "private key file {} is readable by group or others (mode {mode:o}): run chmod 600 {}",
+            "{what} {} is readable by group or others (mode {mode:o}): run chmod 600 {}",
             path.display(),
             path.display()
         )
     })
+}
+
+/// Where a fine-grained personal access token comes from.
+#[derive(Debug, Clone)]
+pub enum PatSource {
+    /// `GHAPP_PAT`.
+    Env(PersonalAccessToken),
+    /// A file holding the token (`GHAPP_PAT_FILE`, `token_file`).
+    File(PathBuf),
+    /// An OS keyring entry (`GHAPP_PAT_KEYRING`, `token_keyring`).
+    Keyring { service: String, user: String },
+}
+
+impl PatSource {
+    /// Where the token comes from, without the token.
+    pub fn describe(&self) -> String {
+        match self {
+            PatSource::Env(_) => "GHAPP_PAT".into(),
+            PatSource::File(p) => format!("file {}", p.display()),
+            PatSource::Keyring { service, user } => format!("keyring entry {service}/{user}"),
+        }
+    }
+
+    /// Whether reading it needs the OS keyring (which the lean helper leaves to `ghapp`).
+    pub fn needs_keyring(&self) -> bool {
+        matches!(self, PatSource::Keyring { .. })
+    }
+
+    /// Reads the token; warnings (a file others can read) come back beside it. Blocking.
+    pub fn load(&self) -> Result<(PersonalAccessToken, Vec<String>)> {
+        match self {
+            PatSource::Keyring { service, user } => {
+                let text = read_keyring(service, user).map_err(|reason| {
+                    Error::Key(format!(
+                        "cannot read keyring entry {service}/{user}: {reason}; on a headless machine keep the token in a 0600 file and set GHAPP_PAT_FILE"
+                    ))
+                })?;
+                Ok((self.check(text.expose())?, Vec::new()))
+            }
+            _ => self.load_without_keyring(),
+        }
+    }
+
+    /// [`PatSource::load`] for the environment and file sources; a keyring source is refused.
+    /// The lean helper calls this one, so that it links no keyring client.
+    pub fn load_without_keyring(&self) -> Result<(PersonalAccessToken, Vec<String>)> {
+        let mut warnings = Vec::new();
+        let text = match self {
+            PatSource::Env(t) => t.expose().to_owned(),
+            PatSource::File(p) => {
+                warnings.extend(loose_permissions("token file", p));
+                std::fs::read_to_string(p).map_err(|e| {
+                    Error::Key(format!(
+                        "cannot read token file {}: {}; set GHAPP_PAT_FILE to a 0600 file holding the fine-grained personal access token",
+                        p.display(),
+                        io_reason(&e)
+                    ))
+                })?
+            }
+            PatSource::Keyring { .. } => {
+                return Err(Error::Key(format!(
+                    "{} is read by the ghapp binary: install it beside git-credential-ghapp",
+                    self.describe()
+                )));
+            }
+        };
+        Ok((self.check(&text)?, warnings))
+    }
+
+    fn check(&self, text: &str) -> Result<PersonalAccessToken> {
+        let token = text.trim();
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            return Err(Error::Key(format!(
+                "the personal access token from {} is empty or holds more than one word: it must be the token alone (github_pat_...)",
+                self.describe()
+            )));
+        }
+        Ok(PersonalAccessToken::new(token))
+    }
 }
 
 fn check_pem_shape(pem: &PrivateKeyPem, origin: &str) -> Result<()> {

@@ -6,6 +6,7 @@
 //! - [`client`]: the GitHub REST client with GitHub's retry rules.
 //! - [`cache`]: the 0600 on-disk token cache with per-key cross-process locks.
 //! - [`broker`]: cache, single-flight, installation discovery and minting.
+//! - [`fsutil`]: 0600 files in 0700 directories, written atomically.
 //!
 //! ```no_run
 //! # async fn f() -> ghapp_core::Result<()> {
@@ -26,6 +27,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod jwt;
 pub mod keys;
 pub mod log;

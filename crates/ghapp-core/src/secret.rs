@@ -46,6 +46,18 @@ secret_type!(
     /// A webhook secret from the credentials JSON.
     WebhookSecret
 );
+secret_type!(
+    /// A fine-grained personal access token (`github_pat_...`): the fallback for users who
+    /// cannot install an app. Long-lived, so it is never cached, copied or printed by ghapp.
+    PersonalAccessToken
+);
+
+impl PersonalAccessToken {
+    /// A short, stable, non-reversible name for the token.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.0)
+    }
+}
 
 impl InstallationToken {
     /// A short, stable, non-reversible name for the token: safe in logs and audit events.

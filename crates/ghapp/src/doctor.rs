@@ -7,7 +7,7 @@ use std::process::{Command, ExitCode};
 use anyhow::Result;
 use ghapp_core::broker::{Broker, TokenRequest, default_permissions, level_rank as rank};
 use ghapp_core::client::{Auth, Installation, Method};
-use ghapp_core::config::{AppConfig, Config, Overrides};
+use ghapp_core::config::{AppConfig, Config, Overrides, PatConfig};
 use ghapp_core::jwt::{AppSigner, unix_now};
 
 #[derive(Default)]
@@ -67,7 +67,26 @@ fn check(r: &mut Report, ov: &Overrides, repo: Option<(String, String)>, host: O
         Some(h) => cfg.app_for(h, owner),
         None => cfg.apps.first(),
     };
+    let pat = match (&host, app) {
+        (Some(h), _) => cfg.pat_for(h, owner),
+        (None, Some(a)) => cfg.pat_for(&a.git_host, owner),
+        (None, None) => cfg.pats.iter().find(|p| p.serves(&p.git_host, owner)),
+    }
+    .cloned();
     let Some(app) = app.cloned() else {
+        if let Some(pat) = pat {
+            r.ok(
+                "configuration",
+                format!(
+                    "no GitHub App for {}; a fine-grained personal access token from {}",
+                    pat.git_host,
+                    pat.source.describe()
+                ),
+            );
+            pat_checks(r, &pat, repo.as_ref(), "no GitHub App is configured for it");
+            git_checks(r, &pat.git_host);
+            return;
+        }
         let msg = match &host {
             Some(h) => format!("no GitHub App is configured for {h}"),
             None => ghapp_core::config::not_configured(cfg.file.as_deref()),
@@ -96,9 +115,148 @@ fn check(r: &mut Report, ov: &Overrides, repo: Option<(String, String)>, host: O
     );
     let remote_ok = key_checks(r, &app);
     if remote_ok {
-        remote_checks(r, &cfg, &app, repo);
+        let outcome = remote_checks(r, &cfg, &app, repo.clone(), pat.is_some());
+        match (outcome, &pat, &repo) {
+            (AppOutcome::NotInstalled, Some(pat), _) => {
+                pat_checks(r, pat, repo.as_ref(), "the app is not installed on it");
+            }
+            (AppOutcome::Answered, _, Some((o, n))) => r.ok(
+                "source",
+                format!("GitHub App {} answers for {o}/{n}", app.ident.issuer()),
+            ),
+            _ => {}
+        }
     }
     git_checks(r, &app.git_host);
+}
+
+/// How the app's remote checks ended.
+enum AppOutcome {
+    /// A token was minted for the repository.
+    Answered,
+    /// The app is not installed on the repository (a fallback may answer).
+    NotInstalled,
+    /// Anything else (reported), or no repository to check.
+    Other,
+}
+
+/// The fallback personal access token: readable, accepted, reaching the repository.
+fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, why: &str) {
+    use ghapp_core::client::GitHubClient;
+    let what = "personal access token";
+    let fix_store = format!(
+        "create a fine-grained token for the repositories and store it in {}",
+        pat.source.describe()
+    );
+    let (token, warnings) = match pat.source.load() {
+        Ok(t) => t,
+        Err(e) => {
+            r.fail(what, e.to_string(), &fix_store);
+            return;
+        }
+    };
+    for w in &warnings {
+        r.warn(what, w);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            r.fail("runtime", e.to_string(), "report this as a bug");
+            return;
+        }
+    };
+    let client = match GitHubClient::new(&pat.api_url) {
+        Ok(c) => c.with_deadline(std::time::Duration::from_secs(20)),
+        Err(e) => {
+            r.fail("GitHub client", e.to_string(), "see the message");
+            return;
+        }
+    };
+    rt.block_on(async {
+        let resp = match client.request(Method::GET, "/user", Auth::Pat(&token), None).await {
+            Ok(x) => x,
+            Err(e) => {
+                r.fail("GitHub", e.to_string(), "check GHAPP_API_URL, the network and SSL_CERT_FILE");
+                return;
+            }
+        };
+        match resp.status.as_u16() {
+            200 => {}
+            401 => {
+                r.fail(what, format!("GitHub refused it (401: {}): it has expired or was revoked", resp.message()), &fix_store);
+                return;
+            }
+            s => {
+                r.fail(what, format!("GET /user answered {s}: {}", resp.message()), "check the token and GHAPP_API_URL");
+                return;
+            }
+        }
+        let login = serde_json::from_slice::<serde_json::Value>(&resp.body)
+            .ok()
+            .and_then(|v| v["login"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
+        let expiry = resp
+            .headers
+            .get("github-authentication-token-expiration")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_token_expiry);
+        let now = std::time::SystemTime::now();
+        match expiry {
+            None => r.warn(what, format!("accepted for {login}, {}, and it never expires: prefer one that does", token.fingerprint())),
+            Some(at) => {
+                let days = at.duration_since(now).map(|d| d.as_secs() / 86_400).unwrap_or(0);
+                if days < 7 {
+                    r.warn(what, format!("accepted for {login}, {}, but it expires in {days} day(s): create its successor", token.fingerprint()));
+                } else {
+                    r.ok(what, format!("accepted for {login}, {} (expires in {days} days)", token.fingerprint()));
+                }
+            }
+        }
+        let target = match repo {
+            Some((o, n)) => {
+                let path = format!("/repos/{o}/{n}");
+                let resp = match client.request(Method::GET, &path, Auth::Pat(&token), None).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        r.fail("GitHub", e.to_string(), "check the network");
+                        return;
+                    }
+                };
+                if resp.status.as_u16() != 200 {
+                    r.fail(
+                        what,
+                        format!("it does not reach {o}/{n} (GET {path} answered {})", resp.status.as_u16()),
+                        "add the repository to the token's repository access",
+                    );
+                    return;
+                }
+                let push = serde_json::from_slice::<serde_json::Value>(&resp.body)
+                    .ok()
+                    .and_then(|v| v["permissions"]["push"].as_bool())
+                    .unwrap_or(false);
+                if push {
+                    r.ok(what, format!("reaches {o}/{n} with push"));
+                } else {
+                    r.warn(what, format!("reaches {o}/{n} read-only: a push will fail (grant Contents: read and write)"));
+                }
+                format!("{o}/{n}")
+            }
+            None => pat.git_host.clone(),
+        };
+        r.ok(
+            "source",
+            format!("the fine-grained personal access token from {} answers for {target} ({why})", pat.source.describe()),
+        );
+    });
+}
+
+/// `2026-12-01 00:00:00 UTC` (GitHub's `github-authentication-token-expiration`).
+fn parse_token_expiry(v: &str) -> Option<std::time::SystemTime> {
+    let t = v.trim().strip_suffix(" UTC")?.replacen(' ', "T", 1);
+    humantime::parse_rfc3339(&format!("{t}Z")).ok()
 }
 
 /// The key: readable, private, an RSA key that signs. Returns whether remote checks can run.
@@ -138,7 +296,13 @@ fn key_checks(r: &mut Report, app: &AppConfig) -> bool {
     }
 }
 
-fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(String, String)>) {
+fn remote_checks(
+    r: &mut Report,
+    cfg: &Config,
+    app: &AppConfig,
+    repo: Option<(String, String)>,
+    has_fallback: bool,
+) -> AppOutcome {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -146,14 +310,16 @@ fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(St
         Ok(rt) => rt,
         Err(e) => {
             r.fail("runtime", e.to_string(), "report this as a bug");
-            return;
+            return AppOutcome::Other;
         }
     };
-    let broker = match Broker::new(app.clone(), cfg.refresh_margin, &cfg.cache_dir) {
+    let broker = match Broker::new(app.clone(), cfg.refresh_margin, &cfg.cache_dir)
+        .map(Broker::without_negative_cache)
+    {
         Ok(b) => b.with_deadline(std::time::Duration::from_secs(20)),
         Err(e) => {
             r.fail("GitHub client", e.to_string(), "see the message");
-            return;
+            return AppOutcome::Other;
         }
     };
     if let Err(e) = broker.load_key_now() {
@@ -162,17 +328,17 @@ fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(St
             e.to_string(),
             "download a new key from the app's settings",
         );
-        return;
+        return AppOutcome::Other;
     }
     rt.block_on(async {
         // The JWT, judged without the clock recovery the broker would apply.
-        let Ok(signer) = broker.signer().await else { return };
-        let Ok(jwt) = signer.sign() else { return };
+        let Ok(signer) = broker.signer().await else { return AppOutcome::Other };
+        let Ok(jwt) = signer.sign() else { return AppOutcome::Other };
         let resp = match broker.client().request(Method::GET, "/app", Auth::Jwt(&jwt), None).await {
             Ok(x) => x,
             Err(e) => {
                 r.fail("GitHub", e.to_string(), "check GHAPP_API_URL, the network and SSL_CERT_FILE");
-                return;
+                return AppOutcome::Other;
             }
         };
         let offset = resp
@@ -202,11 +368,11 @@ fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(St
                     format!("GitHub refused the app's JWT (401: {msg})"),
                     format!("check that app id {} and the private key belong to the same app", app.ident.issuer()),
                 );
-                return;
+                return AppOutcome::Other;
             }
             (s, _) => {
                 r.fail("JWT", format!("GET /app answered {s}: {msg}"), "check GHAPP_API_URL");
-                return;
+                return AppOutcome::Other;
             }
         }
         match broker.app_info().await {
@@ -216,12 +382,12 @@ fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(St
             ),
             Err(e) => {
                 r.fail("JWT", e.to_string(), "check the app id and key");
-                return;
+                return AppOutcome::Other;
             }
         }
         let Some((owner, name)) = repo else {
             r.warn("installation", "pass --repo OWNER/REPO to check an installation and mint a token");
-            return;
+            return AppOutcome::Other;
         };
         let req = TokenRequest {
             fit_permissions: false,
@@ -229,9 +395,13 @@ fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(St
         };
         let id = match broker.installation_id(&req).await {
             Ok(id) => id,
+            Err(e @ ghapp_core::Error::NotInstalled { .. }) if has_fallback => {
+                r.warn("installation", format!("{e} (the personal access token answers meanwhile)"));
+                return AppOutcome::NotInstalled;
+            }
             Err(e) => {
                 r.fail("installation", e.to_string(), "install the app on the repository's account and grant it the repository");
-                return;
+                return AppOutcome::Other;
             }
         };
         let path = format!("/app/installations/{id}");
@@ -254,10 +424,14 @@ fn remote_checks(r: &mut Report, cfg: &Config, app: &AppConfig, repo: Option<(St
             Ok(t) => {
                 let mins = t.expires_at.saturating_sub(unix_now() as u64) / 60;
                 r.ok("token", format!("minted for {owner}/{name}, {} (expires in {mins} min)", t.token.fingerprint()));
+                AppOutcome::Answered
             }
-            Err(e) => r.fail("token", e.to_string(), "see the message"),
+            Err(e) => {
+                r.fail("token", e.to_string(), "see the message");
+                AppOutcome::Other
+            }
         }
-    });
+    })
 }
 
 fn permission_checks(r: &mut Report, granted: &BTreeMap<String, String>) {

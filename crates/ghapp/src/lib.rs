@@ -1,4 +1,5 @@
-//! The operator's CLI: `token`, `configure-git`, `emulator`, `demo`.
+//! The operator's CLI: `setup`, `token`, `doctor`, `installations`, `hooks`, `revoke`,
+//! `configure-git`, `proxy`, `emulator`, `demo`.
 //!
 //! Exit codes: 0 success; 1 an operation failed (the message says why and what to do);
 //! 2 bad usage.
@@ -12,6 +13,7 @@
 mod configure_git;
 mod demo;
 mod doctor;
+mod setup;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +54,37 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Create the GitHub App from a manifest (confirmed in a browser), store its key (OS keyring,
+    /// else a 0600 file) and add it to the config file; prints the install URL.
+    Setup {
+        /// Create the app for this organization (default: your personal account).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        /// The app's name: unique on the host, at most 34 characters (default: ghapp-ORG-XXXXXX).
+        #[arg(long)]
+        name: Option<String>,
+        /// The host: github.com (default, or GHAPP_API_URL's) or a GitHub Enterprise Server host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Deliver webhooks to this https URL (default: no webhook).
+        #[arg(long, value_name = "URL")]
+        webhook_url: Option<String>,
+        /// Finish with a code copied from the address GitHub redirected to (no local page).
+        #[arg(long)]
+        code: Option<String>,
+        /// Do not try to open a browser; only print the local page's URL.
+        #[arg(long)]
+        no_browser: bool,
+        /// Port of the local page on 127.0.0.1 (default: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Keep the private key in this file (0600) instead of the OS keyring.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Seconds to wait for the browser.
+        #[arg(long, default_value_t = 900, value_name = "SECS")]
+        timeout: u64,
+    },
     /// Print an installation token for one repository (for scripts and CI).
     Token {
         /// OWNER/REPO the token is narrowed to.
@@ -159,16 +192,34 @@ impl Cli {
 pub fn mint_in_process(
     miss: &git_credential_ghapp::Miss<'_>,
 ) -> std::result::Result<git_credential_ghapp::Minted, String> {
+    use git_credential_ghapp::Minted;
     ghapp_core::log::init(git_credential_ghapp::PROGRAM);
-    ghapp_core::broker::token_blocking(
-        miss.app.clone(),
+    let pat = || -> std::result::Result<Minted, String> {
+        let pat = miss
+            .pat
+            .ok_or("no GitHub App or personal access token serves this host")?;
+        let (token, _warnings) = pat.source.load().map_err(|e| e.to_string())?;
+        Ok(Minted::Pat(token))
+    };
+    let Some(app) = miss.app else {
+        return pat();
+    };
+    match ghapp_core::broker::token_blocking(
+        app.clone(),
         miss.cfg.refresh_margin,
         &miss.cfg.cache_dir,
         miss.request,
         None,
-    )
-    .map(git_credential_ghapp::Minted::Token)
-    .map_err(|e| e.to_string())
+    ) {
+        Ok(t) => Ok(Minted::Token(t)),
+        // The app is not installed on this owner: the personal access token, when configured,
+        // is the fallback it exists for.
+        Err(ghapp_core::Error::NotInstalled { owner, .. }) if miss.pat.is_some() => {
+            tracing::debug!(%owner, "app not installed; answering with the personal access token");
+            pat()
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Parses the process arguments and runs; prints errors once.
@@ -218,6 +269,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             proxy(path, *listen, ca_dir.clone())
         }
         Command::Demo => demo::run(),
+        Command::Setup {
+            org,
+            name,
+            host,
+            webhook_url,
+            code,
+            no_browser,
+            port,
+            key_file,
+            timeout,
+        } => setup::run(
+            &setup::SetupArgs {
+                org: org.clone(),
+                name: name.clone(),
+                host: host.clone(),
+                webhook_url: webhook_url.clone(),
+                code: code.clone(),
+                no_browser: *no_browser,
+                port: *port,
+                key_file: key_file.clone(),
+                timeout: std::time::Duration::from_secs(*timeout),
+            },
+            &cli.overrides(),
+        ),
         Command::Doctor { repo, host } => {
             let repo = match repo {
                 Some(r) => Some(
@@ -271,14 +346,26 @@ fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<Ex
     let fit_permissions = permissions.is_empty();
     let permissions = parse_permissions(permissions)?;
     let cfg = Config::load(&cli.overrides())?;
+    ghapp_core::log::init("ghapp");
+    let pat_for = |host: Option<&str>| {
+        cfg.pats.iter().find(|p| {
+            host.is_none_or(|h| p.git_host.eq_ignore_ascii_case(h))
+                && p.serves(&p.git_host, Some(&owner))
+        })
+    };
     let app = cfg
         .apps
         .iter()
         .find(|a| a.owners.is_empty() || a.owners.iter().any(|o| o.eq_ignore_ascii_case(&owner)))
-        .cloned()
-        .map(Ok)
-        .unwrap_or_else(|| cfg.primary().cloned())?;
-    ghapp_core::log::init("ghapp");
+        .cloned();
+    let app = match (app, pat_for(None)) {
+        (Some(a), _) => a,
+        (None, Some(pat)) => {
+            let why = "no GitHub App is configured for it";
+            return print_pat(pat, &owner, why, fit_permissions, json);
+        }
+        (None, None) => cfg.primary()?.clone(),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -289,11 +376,20 @@ fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<Ex
         permissions,
         fit_permissions,
     };
-    let t = rt.block_on(async {
-        let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
+    let git_host = app.git_host.clone();
+    let minted = rt.block_on(async {
+        let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?.without_negative_cache();
         broker.token(&req).await
-    })?;
+    });
     drop(rt);
+    let t = match (minted, pat_for(Some(&git_host))) {
+        (Ok(t), _) => t,
+        (Err(ghapp_core::Error::NotInstalled { .. }), Some(pat)) => {
+            let why = "the app is not installed on it";
+            return print_pat(pat, &owner, why, fit_permissions, json);
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     if json {
         let expires = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.expires_at),
@@ -309,6 +405,40 @@ fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<Ex
         println!("{v}");
     } else {
         println!("{}", t.token.expose());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the fallback personal access token, saying on stderr why it answered.
+fn print_pat(
+    pat: &ghapp_core::config::PatConfig,
+    owner: &str,
+    why: &str,
+    default_permissions: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    if !default_permissions {
+        bail!(
+            "{owner}: {why}, and the fallback personal access token cannot be narrowed to --permission: install the app, or drop --permission"
+        );
+    }
+    let (token, warnings) = pat.source.load()?;
+    for w in warnings {
+        eprintln!("ghapp: warning: {w}");
+    }
+    eprintln!(
+        "ghapp: note: {owner}: {why}; printed the fine-grained personal access token from {}",
+        pat.source.describe()
+    );
+    if json {
+        let v = serde_json::json!({
+            "token": token.expose(),
+            "source": "personal_access_token",
+            "expires_at": null,
+        });
+        println!("{v}");
+    } else {
+        println!("{}", token.expose());
     }
     Ok(ExitCode::SUCCESS)
 }

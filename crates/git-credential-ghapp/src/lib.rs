@@ -22,7 +22,8 @@ use std::process::ExitCode;
 
 use ghapp_core::broker::{TokenRequest, token_key};
 use ghapp_core::cache::{CachedToken, DiskCache};
-use ghapp_core::config::{AppConfig, Config, Overrides};
+use ghapp_core::config::{AppConfig, Config, Overrides, PatConfig};
+use ghapp_core::secret::PersonalAccessToken;
 use ghapp_gitproto::credential::{Answer, MAX_INPUT, Request, repo_from_path};
 
 pub const PROGRAM: &str = "git-credential-ghapp";
@@ -39,7 +40,11 @@ git config --global credential.https://github.com.useHttpPath true\n";
 pub struct Miss<'a> {
     /// git's request, as read.
     pub input: &'a [u8],
-    pub app: &'a AppConfig,
+    /// The app that serves the request; `None`: only the personal access token does.
+    pub app: Option<&'a AppConfig>,
+    /// The fallback personal access token for this host and owner, if one is configured: used
+    /// when no app serves, or when the app is not installed on the owner.
+    pub pat: Option<&'a PatConfig>,
     pub cfg: &'a Config,
     pub request: &'a TokenRequest,
 }
@@ -48,6 +53,8 @@ pub struct Miss<'a> {
 pub enum Minted {
     /// A token to answer with.
     Token(CachedToken),
+    /// The fallback personal access token (answered without an expiry, never cached).
+    Pat(PersonalAccessToken),
     /// Another process answered git itself and exited with this status.
     Delegated(ExitCode),
 }
@@ -115,7 +122,12 @@ fn helper(
     };
     let cfg = Config::load(&Overrides::default()).map_err(|e| e.to_string())?;
     let owner_repo = req.path().and_then(repo_from_path);
-    let Some(app) = cfg.app_for(host, owner_repo.as_ref().map(|(o, _)| o.as_str())) else {
+    let owner = owner_repo.as_ref().map(|(o, _)| o.as_str());
+    let pat = cfg.pat_for(host, owner);
+    let Some(app) = cfg.app_for(host, owner) else {
+        if let Some(pat) = pat {
+            return answer_with_pat(action, &input, &req, &cfg, pat, stdout, mint);
+        }
         if cfg.apps.is_empty() && host == "github.com" {
             // Say why nothing was answered, then let the next helper try.
             return Err(ghapp_core::config::not_configured(cfg.file.as_deref()));
@@ -162,12 +174,17 @@ fn helper(
         None => {
             let miss = Miss {
                 input: &input,
-                app,
+                app: Some(app),
+                pat,
                 cfg: &cfg,
                 request: &request,
             };
             match mint(&miss)? {
                 Minted::Token(t) => t,
+                Minted::Pat(t) => {
+                    answer_pat(stdout, &req, &t)?;
+                    return DONE;
+                }
                 Minted::Delegated(code) => return Ok(code),
             }
         }
@@ -214,6 +231,79 @@ pub fn delegate_to_ghapp(miss: &Miss<'_>) -> Result<Minted, String> {
     }))
 }
 
+/// No app serves this host and owner: answer with the personal access token. A file or the
+/// environment is read here; the keyring is left to `ghapp` (this binary links no D-Bus client).
+fn answer_with_pat(
+    action: &str,
+    input: &[u8],
+    req: &Request,
+    cfg: &Config,
+    pat: &PatConfig,
+    stdout: &mut dyn Write,
+    mint: Minter<'_>,
+) -> Result<ExitCode, String> {
+    if action == "erase" {
+        // Nothing of ours to forget: the token is the user's, never cached.
+        return Ok(ExitCode::SUCCESS);
+    }
+    let token = if pat.source.needs_keyring() {
+        let request = TokenRequest {
+            owner: None,
+            repositories: Vec::new(),
+            permissions: Default::default(),
+            fit_permissions: false,
+        };
+        let miss = Miss {
+            input,
+            app: None,
+            pat: Some(pat),
+            cfg,
+            request: &request,
+        };
+        match mint(&miss)? {
+            Minted::Pat(t) => t,
+            Minted::Token(t) => {
+                answer(stdout, req, &t, cfg.refresh_margin)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Minted::Delegated(code) => return Ok(code),
+        }
+    } else {
+        pat.source
+            .load_without_keyring()
+            .map_err(|e| e.to_string())?
+            .0
+    };
+    answer_pat(stdout, req, &token)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The personal access token, without an expiry (git keeps it for this operation only; with
+/// `ephemeral` helpers behind us do not store it).
+fn answer_pat(
+    stdout: &mut dyn Write,
+    req: &Request,
+    token: &PersonalAccessToken,
+) -> Result<(), String> {
+    write_answer(
+        stdout,
+        &Answer {
+            username: USERNAME,
+            password: token.expose(),
+            password_expiry_utc: None,
+            authtype_capability: req.has_authtype_capability(),
+        },
+    )
+}
+
+fn write_answer(stdout: &mut dyn Write, a: &Answer<'_>) -> Result<(), String> {
+    let text = a.format().map_err(|e| e.to_string())?;
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .map_err(|e| format!("cannot write the answer to git: {e}"))
+}
+
 fn answer(
     stdout: &mut dyn Write,
     req: &Request,
@@ -227,9 +317,5 @@ fn answer(
         password_expiry_utc: Some(token.expiry_for_git(now, margin)),
         authtype_capability: req.has_authtype_capability(),
     };
-    let text = a.format().map_err(|e| e.to_string())?;
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .map_err(|e| format!("cannot write the answer to git: {e}"))
+    write_answer(stdout, &a)
 }
