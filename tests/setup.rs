@@ -461,5 +461,57 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
         "{ok:#?}"
     );
     assert!(line(&ok, "created GitHub App ").contains("owned by octo-user"));
+
+    // A webhook: only an https URL is accepted; the secret is kept like the key, never shown.
+    let bad = w.ghapp(&[
+        "setup",
+        "--host",
+        &host,
+        "--webhook-url",
+        "http://hooks.invalid/gh",
+    ]);
+    bad.one_line_error("ghapp", "is not an https URL");
+    let hooked = serde_json::json!({
+        "name": "hooked app",
+        "url": "https://example.invalid/",
+        "redirect_url": "http://127.0.0.1:9/callback",
+        "default_permissions": {"contents": "read"},
+        "hook_attributes": {"url": "https://hooks.example.invalid/gh", "active": true}
+    })
+    .to_string();
+    let created = browser.post_form(&new_app, &[("manifest", &hooked)]);
+    let code = created
+        .location
+        .unwrap()
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let other = w.path("hooked.toml");
+    let other = other.to_str().unwrap();
+    let ok = w.ghapp(&["setup", "--host", &host, "--code", &code, "--config", other]);
+    assert!(ok.success(), "{ok:#?}");
+    let secret = PathBuf::from(
+        line(&ok, "webhook secret: file ")
+            .trim_end_matches(" (0600)")
+            .to_owned(),
+    );
+    assert_eq!(mode(&secret), 0o600);
+    assert!(secret.extension().is_some_and(|e| e == "txt"), "{secret:?}");
+    let value = std::fs::read_to_string(&secret).unwrap();
+    assert!(value.len() >= 20);
+    assert!(!ok.stdout.contains(&value) && !ok.stderr.contains(&value));
+    let hooks = w.ghapp(&["--config", other, "hooks", "config"]);
+    hooks.ok();
+    assert!(
+        hooks
+            .stdout
+            .contains("url: https://hooks.example.invalid/gh"),
+        "{hooks:#?}"
+    );
+    assert!(hooks.stdout.contains("secret: set (masked)"), "{hooks:#?}");
     w.assert_no_secrets();
 }

@@ -127,9 +127,14 @@ pub enum Stored {
 }
 
 /// Stores `value` in the OS keyring when one works (written, then read back to prove it), else
-/// in the 0600 file [`keyring_fallback_path`] names. Returns where, and, when the keyring was
+/// in the 0600 file `fallback` (in a 0700 directory). Returns where, and, when the keyring was
 /// passed over, why. Blocking: call it outside an async runtime.
-pub fn store_secret(service: &str, user: &str, value: &str) -> Result<(Stored, Option<String>)> {
+pub fn store_secret(
+    service: &str,
+    user: &str,
+    value: &str,
+    fallback: &Path,
+) -> Result<(Stored, Option<String>)> {
     let keyring = (|| -> std::result::Result<(), String> {
         let entry = keyring::Entry::new(service, user).map_err(keyring_reason)?;
         entry.set_password(value).map_err(keyring_reason)?;
@@ -148,10 +153,9 @@ pub fn store_secret(service: &str, user: &str, value: &str) -> Result<(Stored, O
             None,
         )),
         Err(reason) => {
-            let path = keyring_fallback_path(service, user);
-            crate::fsutil::write_private_atomic(&path, value.as_bytes())
-                .map_err(|e| write_error(&path, &e))?;
-            Ok((Stored::File(path), Some(reason)))
+            crate::fsutil::write_private_atomic(fallback, value.as_bytes())
+                .map_err(|e| write_error(fallback, &e))?;
+            Ok((Stored::File(fallback.to_path_buf()), Some(reason)))
         }
     }
 }

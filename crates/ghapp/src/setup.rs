@@ -312,15 +312,19 @@ fn persist(
             ghapp_core::keys::store_secret_file(p, created.pem.expose())?;
             (Stored::File(p.to_path_buf()), None)
         }
-        None => ghapp_core::keys::store_secret("ghapp", &user, created.pem.expose())?,
+        None => ghapp_core::keys::store_secret(
+            "ghapp",
+            &user,
+            created.pem.expose(),
+            &ghapp_core::keys::keyring_fallback_path("ghapp", &user),
+        )?,
     };
     let webhook_secret = match &created.webhook_secret {
         Some(s) => {
-            let (at, _) = ghapp_core::keys::store_secret(
-                "ghapp",
-                &format!("{user}-webhook-secret"),
-                s.expose(),
-            )?;
+            let entry = format!("{user}-webhook-secret");
+            let fallback =
+                ghapp_core::keys::keyring_fallback_path("ghapp", &entry).with_extension("txt");
+            let (at, _) = ghapp_core::keys::store_secret("ghapp", &entry, s.expose(), &fallback)?;
             Some(at)
         }
         None => None,
@@ -536,6 +540,8 @@ fn browser_flow(
 async fn serve(listener: tokio::net::TcpListener, flow: Arc<Flow>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors or similar: do not spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let flow = flow.clone();
