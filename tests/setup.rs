@@ -196,6 +196,23 @@ fn setup_world() -> (World, PathBuf) {
     (w, cfg)
 }
 
+/// The `code=` of a redirect to the manifest's `redirect_url`.
+fn code_of(location: &str) -> String {
+    location
+        .split("code=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap_or_else(|| panic!("no code in {location}"))
+        .to_owned()
+}
+
+/// Registers an app from `manifest` on fakehub's new-app page, as the browser would; the code.
+fn register(browser: &Browser, new_app: &str, manifest: &str) -> String {
+    let created = browser.post_form(new_app, &[("manifest", manifest)]);
+    assert_eq!(created.status, 302, "{}", created.body);
+    code_of(&created.location.unwrap())
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
@@ -254,14 +271,7 @@ fn manifest_flow_ends_with_a_working_token() {
     assert_eq!(created.status, 302, "{}", created.body);
     let callback = created.location.unwrap();
     assert!(callback.starts_with(&page), "{callback}");
-    let code = callback
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = code_of(&callback);
 
     // A callback with another state is refused; the real one still works afterwards.
     let forged = browser.get(&format!("{page}callback?code={code}&state=forged"));
@@ -411,14 +421,7 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
     assert_eq!(created.status, 302, "{}", created.body);
     let location = created.location.unwrap();
     assert!(location.ends_with("&state=s1"), "{location}");
-    let code = location
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = code_of(&location);
     w.hub.set_clock_skew(3601);
     let late = w.ghapp(&["setup", "--host", &host, "--code", &code]);
     w.hub.set_clock_skew(0);
@@ -433,17 +436,7 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
     assert!(bad.stderr.contains("is not a manifest code"), "{bad:#?}");
 
     // --key-file: a fresh code converts into a key file of the user's choosing.
-    let created = browser.post_form(&new_app, &[("manifest", &manifest("keyfile app"))]);
-    let code = created
-        .location
-        .unwrap()
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = register(&browser, &new_app, &manifest("keyfile app"));
     let key = w.path("secrets/app.pem");
     let ok = w.ghapp(&[
         "setup",
@@ -479,17 +472,7 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
         "hook_attributes": {"url": "https://hooks.example.invalid/gh", "active": true}
     })
     .to_string();
-    let created = browser.post_form(&new_app, &[("manifest", &hooked)]);
-    let code = created
-        .location
-        .unwrap()
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = register(&browser, &new_app, &hooked);
     let other = w.path("hooked.toml");
     let other = other.to_str().unwrap();
     let ok = w.ghapp(&["setup", "--host", &host, "--code", &code, "--config", other]);

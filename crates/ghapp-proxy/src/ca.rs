@@ -2,8 +2,7 @@
 //! certificates minted per host with their own key, back-dated and short-lived.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -55,19 +54,6 @@ fn ca_params(hosts: &[String]) -> Result<CertificateParams, String> {
     Ok(p)
 }
 
-fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 impl Ca {
     /// Loads the CA from `dir`, or makes one when there is none or it was made for other hosts.
     pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Ca, String> {
@@ -100,11 +86,11 @@ impl Ca {
             None => {
                 let key = KeyPair::generate().map_err(|e| e.to_string())?;
                 let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-                write_private(&key_path, key.serialize_pem().as_bytes(), 0o600)
+                ghapp_core::fsutil::write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)
                     .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
-                write_private(&cert_path, cert.pem().as_bytes(), 0o644)
+                ghapp_core::fsutil::write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)
                     .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
-                write_private(&hosts_path, want_hosts.as_bytes(), 0o644)
+                ghapp_core::fsutil::write_atomic(&hosts_path, want_hosts.as_bytes(), 0o644)
                     .map_err(|e| format!("cannot write {}: {e}", hosts_path.display()))?;
                 (cert.pem(), key)
             }

@@ -158,15 +158,8 @@ fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, 
     for w in &warnings {
         r.warn(what, w);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            r.fail("runtime", e.to_string(), "report this as a bug");
-            return;
-        }
+    let Some(rt) = runtime(r) else {
+        return;
     };
     let client = match GitHubClient::new(&pat.api_url) {
         Ok(c) => c.with_deadline(std::time::Duration::from_secs(20)),
@@ -253,6 +246,20 @@ fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, 
     });
 }
 
+/// A current-thread runtime for the remote checks, or a fail line.
+fn runtime(r: &mut Report) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            r.fail("runtime", e.to_string(), "report this as a bug");
+            None
+        }
+    }
+}
+
 /// `2026-12-01 00:00:00 UTC` (GitHub's `github-authentication-token-expiration`).
 fn parse_token_expiry(v: &str) -> Option<std::time::SystemTime> {
     let t = v.trim().strip_suffix(" UTC")?.replacen(' ', "T", 1);
@@ -303,15 +310,8 @@ fn remote_checks(
     repo: Option<(String, String)>,
     has_fallback: bool,
 ) -> AppOutcome {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            r.fail("runtime", e.to_string(), "report this as a bug");
-            return AppOutcome::Other;
-        }
+    let Some(rt) = runtime(r) else {
+        return AppOutcome::Other;
     };
     let broker = match Broker::new(app.clone(), cfg.refresh_margin, &cfg.cache_dir)
         .map(Broker::without_negative_cache)
