@@ -389,7 +389,7 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
             "url": "https://example.invalid/",
             "redirect_url": "http://127.0.0.1:9/callback",
             "default_permissions": {"contents": "read"},
-            "hook_attributes": {"active": false}
+            "hook_attributes": {"url": "https://example.invalid/hook", "active": false}
         })
         .to_string()
     };
@@ -414,7 +414,18 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
             r#"{"name": "hooked", "url": "https://x.invalid/", "redirect_url": "http://127.0.0.1:9/", "hook_attributes": {"active": true}}"#,
         )],
     );
-    assert_eq!(hook.status, 422, "an active webhook needs a URL");
+    assert_eq!(hook.status, 422, "a webhook needs a URL");
+    let inactive_no_url = browser.post_form(
+        &new_app,
+        &[(
+            "manifest",
+            r#"{"name": "inactive", "url": "https://x.invalid/", "redirect_url": "http://127.0.0.1:9/", "hook_attributes": {"active": false}}"#,
+        )],
+    );
+    assert_eq!(
+        inactive_no_url.status, 422,
+        "even an inactive webhook needs a URL"
+    );
 
     // A code not converted within the hour has expired.
     let created = browser.post_form(&new_app, &[("manifest", &manifest("late app"))]);

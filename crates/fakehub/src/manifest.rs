@@ -135,17 +135,21 @@ pub async fn new_app(hub: Arc<Hub>, req: Request<Incoming>, org: Option<String>)
     else {
         return unprocessable("Redirect URL must be an http(s) URL");
     };
+    // hook_attributes: {url (required), active (default true)}.
     let hook = &m["hook_attributes"];
-    let hook_active = hook["active"].as_bool().unwrap_or(!hook.is_null());
-    let hook_url = if hook_active {
-        match hook["url"].as_str().filter(|u| u.starts_with("https://")) {
-            Some(u) => Some(u.to_owned()),
-            None => {
+    let hook_url = if hook.is_null() {
+        None
+    } else {
+        let Some(url) = hook["url"].as_str().filter(|u| u.starts_with("http")) else {
+            return unprocessable("Hook URL can't be blank");
+        };
+        match hook["active"].as_bool().unwrap_or(true) {
+            true if !url.starts_with("https://") => {
                 return unprocessable("Hook URL must be an https URL when the webhook is active");
             }
+            true => Some(url.to_owned()),
+            false => None,
         }
-    } else {
-        None
     };
     let mut permissions = BTreeMap::new();
     if let Some(p) = m.get("default_permissions").filter(|v| !v.is_null()) {

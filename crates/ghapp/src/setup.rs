@@ -150,7 +150,8 @@ fn manifest(name: &str, redirect: &str, webhook_url: Option<&str>) -> serde_json
             "metadata": "read"
         },
         "default_events": [],
-        "hook_attributes": { "active": false },
+        // GitHub requires a hook URL even for an inactive webhook: the homepage, never called.
+        "hook_attributes": { "url": env!("CARGO_PKG_REPOSITORY"), "active": false },
     });
     if let Some(u) = webhook_url {
         m["hook_attributes"] = serde_json::json!({ "url": u, "active": true });
