@@ -449,6 +449,15 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
     // --key-file: a fresh code converts into a key file of the user's choosing.
     let code = register(&browser, &new_app, &manifest("keyfile app"));
     let key = w.path("secrets/app.pem");
+    // Sent once: a rate-limited conversion is not retried (a retry after GitHub consumed the
+    // code would read as "used"), and the code stays good for the next attempt.
+    w.hub.rate_limit_next(1, 429, 1);
+    let limited = w.ghapp(&["setup", "--host", &host, "--code", &code]);
+    limited.one_line_error("ghapp", "GitHub answered 429");
+    assert!(
+        limited.stderr.contains("the code was not converted"),
+        "{limited:#?}"
+    );
     let ok = w.ghapp(&[
         "setup",
         "--host",

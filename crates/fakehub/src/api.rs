@@ -310,15 +310,16 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Respon
             }
             (Method::GET, ["app", "hook", "config"]) => {
                 let app = jwt(&auth)?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &json!({
-                        "url": app.hook_url.unwrap_or_default(),
-                        "content_type": "json",
-                        "secret": "********",
-                        "insecure_ssl": "0"
-                    }),
-                ))
+                let mut config = json!({
+                    "url": app.hook_url.clone().unwrap_or_default(),
+                    "content_type": "json",
+                    "insecure_ssl": "0"
+                });
+                // GitHub masks a secret that is set and sends none otherwise.
+                if app.hook_url.is_some() {
+                    config["secret"] = json!("********");
+                }
+                Ok(json_response(StatusCode::OK, &config))
             }
             (Method::GET, ["app", "hook", "deliveries"]) => {
                 let app = jwt(&auth)?;

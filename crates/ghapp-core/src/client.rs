@@ -195,17 +195,7 @@ impl GitHubClient {
         let mut transport_failures = 0;
         loop {
             attempt += 1;
-            let mut req = self.http.request(method.clone(), &url);
-            match auth {
-                Auth::Jwt(j) => req = req.bearer_auth(j.expose()),
-                Auth::Token(t) => req = req.bearer_auth(t.expose()),
-                Auth::Pat(t) => req = req.bearer_auth(t.expose()),
-                Auth::None => {}
-            }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = match req.send().await {
+            let r = match self.send_once(&method, &url, auth, body).await {
                 Ok(r) => r,
                 Err(e) => {
                     transport_failures += 1;
@@ -221,27 +211,7 @@ impl GitHubClient {
                     continue;
                 }
             };
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let body = match resp.bytes().await {
-                Ok(b) => b.to_vec(),
-                Err(e) => {
-                    transport_failures += 1;
-                    if transport_failures >= TRANSPORT_ATTEMPTS {
-                        return Err(Error::Unreachable {
-                            url: self.api.to_string(),
-                            reason: transport_reason(&e),
-                        });
-                    }
-                    tokio::time::sleep(backoff(transport_failures)).await;
-                    continue;
-                }
-            };
-            let r = ApiResponse {
-                status,
-                headers,
-                body,
-            };
+            let status = r.status;
             let wait = match retry_wait(&r, attempt) {
                 Some(w) => w,
                 None => return Ok(r),
@@ -264,6 +234,53 @@ impl GitHubClient {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Sends a request once, whatever the answer: for calls that must not be repeated (a
+    /// manifest code converts once; a retry after GitHub consumed it would read as "used").
+    pub async fn request_once(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<ApiResponse> {
+        let url = format!("{}{}", self.api, path);
+        self.send_once(&method, &url, auth, body)
+            .await
+            .map_err(|e| Error::Unreachable {
+                url: self.api.to_string(),
+                reason: transport_reason(&e),
+            })
+    }
+
+    /// One request and its whole answer.
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        auth: Auth<'_>,
+        body: Option<&serde_json::Value>,
+    ) -> std::result::Result<ApiResponse, reqwest::Error> {
+        let mut req = self.http.request(method.clone(), url);
+        match auth {
+            Auth::Jwt(j) => req = req.bearer_auth(j.expose()),
+            Auth::Token(t) => req = req.bearer_auth(t.expose()),
+            Auth::Pat(t) => req = req.bearer_auth(t.expose()),
+            Auth::None => {}
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await?.to_vec();
+        Ok(ApiResponse {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn get_json<T: serde::de::DeserializeOwned>(

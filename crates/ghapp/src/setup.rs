@@ -235,21 +235,19 @@ async fn convert(client: &GitHubClient, code: &str) -> Result<Created> {
         bail!("{code:?} is not a manifest code: copy the code= value from the redirect's address");
     }
     let path = format!("/app-manifests/{code}/conversions");
+    // Once: a retry after GitHub consumed the code would only read as "already used".
     let r = client
-        .request(Method::POST, &path, Auth::None, None)
+        .request_once(Method::POST, &path, Auth::None, None)
         .await?;
     match r.status.as_u16() {
         201 => {}
         404 => bail!(
             "GitHub does not know this manifest code, or it was already used or has expired (a code converts once, within an hour): run `ghapp setup` again"
         ),
-        _ => {
-            return Err(ghapp_core::broker::api_error(
-                &r,
-                "POST /app-manifests/{code}/conversions",
-            )
-            .into());
-        }
+        _ => bail!(
+            "{}; the code was not converted: retry with `ghapp setup --code CODE` (the code= in the address GitHub redirected to, valid for an hour) or run `ghapp setup` again",
+            ghapp_core::broker::api_error(&r, "POST /app-manifests/{code}/conversions")
+        ),
     }
     let c: Conversion = r.json("POST /app-manifests/{code}/conversions")?;
     let slug = c
