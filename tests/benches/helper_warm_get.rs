@@ -38,18 +38,31 @@ fn call(cmd: &mut Command, input: &[u8]) {
     );
 }
 
-/// Median over rounds of the mean time per call.
-fn measure(mut make: impl FnMut() -> Command, input: &[u8]) -> Duration {
-    let mut rounds = Vec::new();
-    for _ in 0..ROUNDS {
-        let start = Instant::now();
-        for _ in 0..CALLS {
-            call(&mut make(), input);
-        }
-        rounds.push(start.elapsed() / CALLS as u32);
+/// The mean time per call of `CALLS` calls.
+fn round(make: &mut dyn FnMut() -> Command, input: &[u8]) -> Duration {
+    let start = Instant::now();
+    for _ in 0..CALLS {
+        call(&mut make(), input);
     }
-    rounds.sort();
-    rounds[ROUNDS / 2]
+    start.elapsed() / CALLS as u32
+}
+
+/// Per command, the median over `ROUNDS` rounds of the mean time per call. The rounds of the
+/// commands alternate (A B C, A B C, ...), so drift on a shared machine hits all of them alike.
+fn measure_interleaved(cmds: &mut [&mut dyn FnMut() -> Command], input: &[u8]) -> Vec<Duration> {
+    let mut rounds = vec![Vec::new(); cmds.len()];
+    for _ in 0..ROUNDS {
+        for (i, make) in cmds.iter_mut().enumerate() {
+            rounds[i].push(round(*make, input));
+        }
+    }
+    rounds
+        .into_iter()
+        .map(|mut r| {
+            r.sort();
+            r[ROUNDS / 2]
+        })
+        .collect()
 }
 
 fn main() {
@@ -121,10 +134,12 @@ fn main() {
         c
     };
 
-    // Interleave, so drift on the machine hits all three alike.
-    let t_trivial = measure(trivial_cmd, input.as_bytes());
-    let t_helper = measure(helper_cmd, input.as_bytes());
-    let t_store = measure(store_cmd, input.as_bytes());
+    let (mut trivial_cmd, mut helper_cmd, mut store_cmd) = (trivial_cmd, helper_cmd, store_cmd);
+    let t = measure_interleaved(
+        &mut [&mut trivial_cmd, &mut helper_cmd, &mut store_cmd],
+        input.as_bytes(),
+    );
+    let (t_trivial, t_helper, t_store) = (t[0], t[1], t[2]);
     assert_eq!(hub.mint_count(), 1, "a warm get mints nothing");
 
     let us = |d: Duration| d.as_secs_f64() * 1e6;
