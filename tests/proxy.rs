@@ -33,7 +33,14 @@ struct Sb<'a> {
     env: Vec<(String, String)>,
 }
 
-impl Sb<'_> {
+impl<'a> Sb<'a> {
+    /// Sandbox `name` presenting `secret` to the proxy `p`.
+    fn new(w: &'a World, p: &ProxyProc, name: &str, secret: &str) -> Sb<'a> {
+        Sb {
+            w,
+            env: w.sandbox_env(p, name, secret),
+        }
+    }
     fn git(&self, dir: &Path, args: &[&str]) -> Run {
         self.w.run_env(&self.env, "git", args, dir, "", true)
     }
@@ -69,10 +76,11 @@ impl Sb<'_> {
     }
 }
 
-fn setup(w: &World) -> (ProxyProc, Vec<(String, String)>) {
+/// The proxy with both sandboxes, and sandbox agent-a's view of the world.
+fn setup(w: &World) -> (ProxyProc, Sb<'_>) {
     let p = w.start_proxy(&sandboxes(), "");
-    let env = w.sandbox_env(&p, "agent-a", SECRET_A);
-    (p, env)
+    let sb = Sb::new(w, &p, "agent-a", SECRET_A);
+    (p, sb)
 }
 
 #[track_caller]
@@ -86,9 +94,8 @@ fn assert_clean(w: &World, p: &ProxyProc) {
 #[test]
 fn a_sandbox_clones_fetches_and_pushes_its_branch_with_no_credentials() {
     let w = World::new();
-    let (p, env) = setup(&w);
-    assert!(!env.iter().any(|(k, _)| k.starts_with("GHAPP")));
-    let sb = Sb { w: &w, env };
+    let (p, sb) = setup(&w);
+    assert!(!sb.env.iter().any(|(k, _)| k.starts_with("GHAPP")));
     sb.clone("octo-org", "widgets", "widgets", &[]).ok();
     let work = w.path("widgets");
     let before = w
@@ -132,8 +139,7 @@ fn a_sandbox_clones_fetches_and_pushes_its_branch_with_no_credentials() {
 #[test]
 fn pushes_outside_the_policy_are_refused_the_git_way() {
     let w = World::new();
-    let (p, env) = setup(&w);
-    let sb = Sb { w: &w, env };
+    let (p, sb) = setup(&w);
     sb.clone("octo-org", "widgets", "widgets", &[]).ok();
     let work = w.path("widgets");
     let main_before = w.hub_ref("octo-org", "widgets", "refs/heads/main");
@@ -211,8 +217,7 @@ fn pushes_outside_the_policy_are_refused_the_git_way() {
 #[test]
 fn large_and_shallow_pushes_pass() {
     let w = World::new();
-    let (p, env) = setup(&w);
-    let sb = Sb { w: &w, env };
+    let (p, sb) = setup(&w);
     // Over 1 MiB: git sends its "0000" probe first.
     sb.clone("octo-org", "widgets", "big", &[]).ok();
     let work = w.path("big");
@@ -232,12 +237,8 @@ fn large_and_shallow_pushes_pass() {
 #[test]
 fn sandboxes_reach_only_their_repositories_and_need_their_secret() {
     let w = World::new();
-    let (p, env_a) = setup(&w);
-    let a = Sb { w: &w, env: env_a };
-    let b = Sb {
-        w: &w,
-        env: w.sandbox_env(&p, "agent-b", SECRET_B),
-    };
+    let (p, a) = setup(&w);
+    let b = Sb::new(&w, &p, "agent-b", SECRET_B);
     // Outside the list: refused, and no token minted for it.
     let r = a.clone("octo-org", "gadgets", "g1", &[]);
     r.fails();
@@ -261,10 +262,7 @@ fn sandboxes_reach_only_their_repositories_and_need_their_secret() {
 
     // A wrong secret, or none: 407 and nothing forwarded.
     let requests_before: u64 = w.hub.counters().requests.values().sum();
-    let wrong = Sb {
-        w: &w,
-        env: w.sandbox_env(&p, "agent-a", "not-the-secret-at-all"),
-    };
+    let wrong = Sb::new(&w, &p, "agent-a", "not-the-secret-at-all");
     wrong.clone("octo-org", "widgets", "w3", &[]).fails();
     let (status, headers) = raw_connect(&p.addr, &w.hub.git_host(), None);
     assert_eq!(status, 407, "{headers}");
@@ -374,8 +372,7 @@ fn other_hosts_are_refused_or_tunnelled_untouched() {
 #[test]
 fn the_ca_is_served_and_metrics_are_exposed() {
     let w = World::new();
-    let (p, env) = setup(&w);
-    let sb = Sb { w: &w, env };
+    let (p, sb) = setup(&w);
     sb.clone("octo-org", "widgets", "widgets", &[]).ok();
     let get = |addr: &str, path: &str| -> String {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -457,8 +454,7 @@ fn curl(
 #[test]
 fn rest_calls_pass_the_allow_list_only() {
     let w = World::new();
-    let (p, env) = setup(&w);
-    let sb = Sb { w: &w, env };
+    let (p, sb) = setup(&w);
     sb.clone("octo-org", "widgets", "widgets", &[]).ok();
     let work = w.path("widgets");
     sb.git(&work, &["switch", "--quiet", "-c", "agent/rest"])
@@ -554,12 +550,8 @@ fn rest_calls_pass_the_allow_list_only() {
 #[test]
 fn upstream_faults_are_named_and_one_sandbox_cannot_stall_another() {
     let mut w = World::new();
-    let (p, env) = setup(&w);
-    let a = Sb { w: &w, env };
-    let b = Sb {
-        w: &w,
-        env: w.sandbox_env(&p, "agent-b", SECRET_B),
-    };
+    let (p, a) = setup(&w);
+    let b = Sb::new(&w, &p, "agent-b", SECRET_B);
     // A stalled upstream for agent-a's repository does not hold agent-b up.
     // (Generous bounds: other tests in this binary load the machine, 100 clones among them.)
     w.hub.stall_git(Some("octo-org/widgets"), 8_000);
@@ -629,12 +621,8 @@ fn upstream_faults_are_named_and_one_sandbox_cannot_stall_another() {
 #[test]
 fn a_hundred_concurrent_clones_mint_once_per_sandbox_scope() {
     let w = World::new();
-    let (p, env) = setup(&w);
-    let a = Sb { w: &w, env };
-    let b = Sb {
-        w: &w,
-        env: w.sandbox_env(&p, "agent-b", SECRET_B),
-    };
+    let (p, a) = setup(&w);
+    let b = Sb::new(&w, &p, "agent-b", SECRET_B);
     let results: Vec<Run> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..100)
             .map(|i| {

@@ -64,29 +64,16 @@ impl Browser {
 
     /// Posts an `application/x-www-form-urlencoded` form.
     fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Page {
-        let body: Vec<String> = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-            .collect();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         self.send(
             self.http
                 .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body(body.join("&")),
+                .body(body),
         )
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn unescape_html(s: &str) -> String {

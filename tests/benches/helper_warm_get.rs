@@ -77,22 +77,12 @@ fn main() {
 
     let hub = fakehub::FakeHub::start(fakehub::Options::default()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let env: Vec<(String, String)> = vec![
+    let mut env = hub.app_env(&tmp.path().join("cache"));
+    env.extend([
         ("HOME".into(), tmp.path().display().to_string()),
-        ("GHAPP_CONFIG".into(), String::new()),
-        ("GHAPP_API_URL".into(), hub.api_url()),
-        ("GHAPP_APP_ID".into(), hub.app_id().to_string()),
-        (
-            "GHAPP_PRIVATE_KEY_FILE".into(),
-            hub.key_path().display().to_string(),
-        ),
-        (
-            "GHAPP_CACHE_DIR".into(),
-            tmp.path().join("cache").display().to_string(),
-        ),
         ("SSL_CERT_FILE".into(), hub.ca_path().display().to_string()),
         ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
-    ];
+    ]);
     let input = format!(
         "protocol=https\nhost={}\npath=octo-org/widgets.git\n\n",
         hub.git_host()

@@ -134,35 +134,13 @@ impl World {
             bins.display(),
             std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
         );
-        let ca = hub.ca_path().display().to_string();
-        let s = |x: &str| x.to_owned();
-        let env = vec![
-            (s("PATH"), path),
-            (s("HOME"), home.display().to_string()),
-            (s("GIT_CONFIG_GLOBAL"), gitconfig.display().to_string()),
-            (s("GIT_CONFIG_NOSYSTEM"), s("1")),
-            (s("GIT_TERMINAL_PROMPT"), s("0")),
-            (s("GIT_SSL_CAINFO"), ca.clone()),
-            (s("SSL_CERT_FILE"), ca),
-            (s("GIT_AUTHOR_NAME"), s("Test Agent")),
-            (s("GIT_AUTHOR_EMAIL"), s("agent@example.invalid")),
-            (s("GIT_AUTHOR_DATE"), s("2026-02-01T12:00:00Z")),
-            (s("GIT_COMMITTER_NAME"), s("Test Agent")),
-            (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
-            (s("GIT_COMMITTER_DATE"), s("2026-02-01T12:00:00Z")),
-            (s("LANG"), s("C")),
-            (s("GHAPP_CONFIG"), s("")),
-            (s("GHAPP_API_URL"), hub.api_url()),
-            (s("GHAPP_APP_ID"), hub.app_id().to_string()),
-            (
-                s("GHAPP_PRIVATE_KEY_FILE"),
-                hub.key_path().display().to_string(),
-            ),
-            (
-                s("GHAPP_CACHE_DIR"),
-                root.path().join("cache/ghapp").display().to_string(),
-            ),
-        ];
+        let mut env =
+            fakehub::isolated_git_env(&path, &home, &gitconfig, hub.ca_path(), "Test Agent");
+        // Fixed dates: commits (and their ids) do not depend on when the tests run.
+        for k in ["GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"] {
+            env.push((k.into(), "2026-02-01T12:00:00Z".into()));
+        }
+        env.extend(hub.app_env(&root.path().join("cache/ghapp")));
         World {
             hub,
             root,
@@ -556,25 +534,17 @@ impl World {
         if !cfg.exists() {
             std::fs::write(&cfg, "").unwrap();
         }
-        let ca = proxy.ca_path.display().to_string();
-        let s = |x: &str| x.to_owned();
-        vec![
-            (s("PATH"), std::env::var("PATH").unwrap_or_default()),
-            (s("HOME"), home.display().to_string()),
-            (s("GIT_CONFIG_GLOBAL"), cfg.display().to_string()),
-            (s("GIT_CONFIG_NOSYSTEM"), s("1")),
-            (s("GIT_TERMINAL_PROMPT"), s("0")),
-            (
-                s("HTTPS_PROXY"),
-                format!("http://{name}:{secret}@{}", proxy.addr),
-            ),
-            (s("GIT_SSL_CAINFO"), ca.clone()),
-            (s("SSL_CERT_FILE"), ca),
-            (s("GIT_AUTHOR_NAME"), s("Sandbox Agent")),
-            (s("GIT_AUTHOR_EMAIL"), s("agent@example.invalid")),
-            (s("GIT_COMMITTER_NAME"), s("Sandbox Agent")),
-            (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
-            (s("LANG"), s("C")),
-        ]
+        let mut env = fakehub::isolated_git_env(
+            &std::env::var("PATH").unwrap_or_default(),
+            &home,
+            &cfg,
+            &proxy.ca_path,
+            "Sandbox Agent",
+        );
+        env.push((
+            "HTTPS_PROXY".into(),
+            format!("http://{name}:{secret}@{}", proxy.addr),
+        ));
+        env
     }
 }

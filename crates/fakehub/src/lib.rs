@@ -421,6 +421,21 @@ impl FakeHub {
         self.hub.knobs.git_stall_ms.store(ms, Ordering::SeqCst);
     }
 
+    /// The variables that point ghapp at this emulator's app, with tokens cached in
+    /// `cache_dir` and no config file.
+    pub fn app_env(&self, cache_dir: &Path) -> Vec<(String, String)> {
+        vec![
+            ("GHAPP_CONFIG".into(), String::new()),
+            ("GHAPP_API_URL".into(), self.api_url()),
+            ("GHAPP_APP_ID".into(), self.app_id().to_string()),
+            (
+                "GHAPP_PRIVATE_KEY_FILE".into(),
+                self.key_path().display().to_string(),
+            ),
+            ("GHAPP_CACHE_DIR".into(), cache_dir.display().to_string()),
+        ]
+    }
+
     /// Stops serving now (as dropping does), e.g. to test an unreachable upstream.
     pub fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -486,6 +501,34 @@ impl Drop for FakeHub {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The environment of a git client kept apart from the machine's configuration: `path` as
+/// `PATH`, its own `HOME` and global config, no system config, no prompts, trust in `ca` (git
+/// and everything reading `SSL_CERT_FILE`), and `who` as author and committer.
+pub fn isolated_git_env(
+    path: &str,
+    home: &Path,
+    gitconfig: &Path,
+    ca: &Path,
+    who: &str,
+) -> Vec<(String, String)> {
+    let ca = ca.display().to_string();
+    let s = |x: &str| x.to_owned();
+    vec![
+        (s("PATH"), s(path)),
+        (s("HOME"), home.display().to_string()),
+        (s("GIT_CONFIG_GLOBAL"), gitconfig.display().to_string()),
+        (s("GIT_CONFIG_NOSYSTEM"), s("1")),
+        (s("GIT_TERMINAL_PROMPT"), s("0")),
+        (s("GIT_SSL_CAINFO"), ca.clone()),
+        (s("SSL_CERT_FILE"), ca),
+        (s("GIT_AUTHOR_NAME"), s(who)),
+        (s("GIT_AUTHOR_EMAIL"), s("agent@example.invalid")),
+        (s("GIT_COMMITTER_NAME"), s(who)),
+        (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
+        (s("LANG"), s("C")),
+    ]
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -172,6 +172,14 @@ pub async fn new_app(hub: Arc<Hub>, req: Request<Incoming>, org: Option<String>)
             .or_insert_with(|| "read".into());
     }
 
+    let taken = |apps: &[AppEntry]| {
+        apps.iter()
+            .any(|e| e.app.slug == slug || e.app.name.eq_ignore_ascii_case(&name))
+    };
+    // Refuse a taken name before paying for an RSA key; checked again under the write lock.
+    if taken(&hub.apps.read().unwrap_or_else(|e| e.into_inner())) {
+        return unprocessable("Name is already taken");
+    }
     let key = match rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256) {
         Ok(k) => k,
         Err(e) => return unprocessable(&format!("key generation failed: {e}")),
@@ -185,10 +193,7 @@ pub async fn new_app(hub: Arc<Hub>, req: Request<Incoming>, org: Option<String>)
     };
     let app_id = {
         let mut apps = hub.apps.write().unwrap_or_else(|e| e.into_inner());
-        if apps
-            .iter()
-            .any(|e| e.app.slug == slug || e.app.name.eq_ignore_ascii_case(&name))
-        {
+        if taken(&apps) {
             return unprocessable("Name is already taken");
         }
         let id = apps.iter().map(|e| e.app.id).max().unwrap_or(0) + 1;
@@ -225,25 +230,13 @@ pub async fn new_app(hub: Arc<Hub>, req: Request<Incoming>, org: Option<String>)
     let mut location = format!("{redirect}{sep}code={code}");
     if let Some(s) = state {
         location.push_str("&state=");
-        location.push_str(&urlencode(&s));
+        location.extend(form_urlencoded::byte_serialize(s.as_bytes()));
     }
     Response::builder()
         .status(StatusCode::FOUND)
         .header("location", location)
         .body(crate::full(Vec::new()))
         .expect("valid response")
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `POST /app-manifests/{code}/conversions`.

@@ -122,13 +122,17 @@ pub struct PatConfig {
 
 impl PatConfig {
     pub fn serves(&self, host: &str, owner: Option<&str>) -> bool {
-        self.git_host.eq_ignore_ascii_case(host)
-            && match owner {
-                Some(o) if !self.owners.is_empty() => {
-                    self.owners.iter().any(|x| x.eq_ignore_ascii_case(o))
-                }
-                _ => true,
+        self.git_host.eq_ignore_ascii_case(host) && self.serves_owner(owner)
+    }
+
+    /// Whether `owner` (when known) is one of the token's, on whatever host.
+    pub fn serves_owner(&self, owner: Option<&str>) -> bool {
+        match owner {
+            Some(o) if !self.owners.is_empty() => {
+                self.owners.iter().any(|x| x.eq_ignore_ascii_case(o))
             }
+            _ => true,
+        }
     }
 }
 

@@ -66,37 +66,15 @@ pub fn run() -> Result<ExitCode> {
         bin.display(),
         std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
     );
-    let ca = hub.ca_path().display().to_string();
-    let s = |v: &str| v.to_owned();
-    let session = Session {
-        env: vec![
-            (s("PATH"), path),
-            (s("HOME"), home.display().to_string()),
-            (
-                s("GIT_CONFIG_GLOBAL"),
-                root.join("gitconfig").display().to_string(),
-            ),
-            (s("GIT_CONFIG_NOSYSTEM"), s("1")),
-            (s("GIT_TERMINAL_PROMPT"), s("0")),
-            (s("GIT_SSL_CAINFO"), ca.clone()),
-            (s("SSL_CERT_FILE"), ca),
-            (s("GIT_AUTHOR_NAME"), s("Demo Agent")),
-            (s("GIT_AUTHOR_EMAIL"), s("agent@example.invalid")),
-            (s("GIT_COMMITTER_NAME"), s("Demo Agent")),
-            (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
-            (s("GHAPP_CONFIG"), s("")),
-            (s("GHAPP_API_URL"), hub.api_url()),
-            (s("GHAPP_APP_ID"), hub.app_id().to_string()),
-            (
-                s("GHAPP_PRIVATE_KEY_FILE"),
-                hub.key_path().display().to_string(),
-            ),
-            (
-                s("GHAPP_CACHE_DIR"),
-                root.join("cache").display().to_string(),
-            ),
-        ],
-    };
+    let mut env = fakehub::isolated_git_env(
+        &path,
+        &home,
+        &root.join("gitconfig"),
+        hub.ca_path(),
+        "Demo Agent",
+    );
+    env.extend(hub.app_env(&root.join("cache")));
+    let session = Session { env };
 
     let done = crate::configure_git(&hub.git_host(), &session.env)?;
     println!(

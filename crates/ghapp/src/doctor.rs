@@ -70,7 +70,7 @@ fn check(r: &mut Report, ov: &Overrides, repo: Option<(String, String)>, host: O
     let pat = match (&host, app) {
         (Some(h), _) => cfg.pat_for(h, owner),
         (None, Some(a)) => cfg.pat_for(&a.git_host, owner),
-        (None, None) => cfg.pats.iter().find(|p| p.serves(&p.git_host, owner)),
+        (None, None) => cfg.pats.iter().find(|p| p.serves_owner(owner)),
     }
     .cloned();
     let Some(app) = app.cloned() else {

@@ -347,11 +347,10 @@ fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<Ex
     let permissions = parse_permissions(permissions)?;
     let cfg = Config::load(&cli.overrides())?;
     ghapp_core::log::init("ghapp");
-    let pat_for = |host: Option<&str>| {
-        cfg.pats.iter().find(|p| {
-            host.is_none_or(|h| p.git_host.eq_ignore_ascii_case(h))
-                && p.serves(&p.git_host, Some(&owner))
-        })
+    // The fallback token for this owner: on the app's host, or (no app) on any host.
+    let pat_for = |host: Option<&str>| match host {
+        Some(h) => cfg.pat_for(h, Some(&owner)),
+        None => cfg.pats.iter().find(|p| p.serves_owner(Some(&owner))),
     };
     let app = cfg
         .apps

@@ -577,11 +577,9 @@ async fn page_for(
 
 async fn callback(flow: &Arc<Flow>, query: &str) -> Response<Full<Bytes>> {
     let param = |name: &str| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_owned())
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     };
     if param("state").as_deref() != Some(flow.state.as_str()) {
         return page(
