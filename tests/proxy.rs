@@ -339,7 +339,15 @@ fn other_hosts_are_refused_or_tunnelled_untouched() {
     assert_eq!(status, 403);
     drop(deny);
 
+    // Tunnels to loopback are refused unless listed.
     let tunnel = w.start_proxy(&sandboxes(), "egress = \"tunnel\"");
+    let (status, _) = raw_connect(&tunnel.addr, &echo_addr, Some(("agent-a", SECRET_A)));
+    assert_eq!(status, 403);
+    drop(tunnel);
+    let tunnel = w.start_proxy(
+        &sandboxes(),
+        &format!("egress = \"tunnel\"\negress_allow = [\"{echo_addr}\"]"),
+    );
     let mut s = std::net::TcpStream::connect(&tunnel.addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();

@@ -3,7 +3,8 @@
 //! [`credential`] parses what git sends a credential helper and formats the answer, following
 //! git's `Documentation/git-credential.adoc` (git 2.47). [`pktline`] frames git's wire protocol,
 //! [`receive_pack`] reads a push's command section and builds report-status refusals, and
-//! [`policy`] decides which ref updates a sandbox may make. Everything here is table-tested and
+//! [`policy`] decides which ref updates a sandbox may make; [`route`] and [`rest`] name git and REST
+//! requests, decoded once and normalised, so the proxy forwards exactly what it decided on. Everything here is table-tested and
 //! property-tested: arbitrary input never panics, and formatting then parsing gives back the input.
 //!
 //! ```
@@ -18,4 +19,5 @@ pub mod credential;
 pub mod pktline;
 pub mod policy;
 pub mod receive_pack;
+pub mod rest;
 pub mod route;

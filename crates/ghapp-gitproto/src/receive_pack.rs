@@ -70,19 +70,83 @@ pub enum ParseError {
     TooLarge(usize),
 }
 
-/// Parses the command section at the front of `buf`. `Ok(None)`: more bytes are needed (and
-/// `buf` is still under `limit`).
+/// Parses the command section at the front of `buf` in one go. `Ok(None)`: more bytes are
+/// needed (and `buf` is still under `limit`).
 pub fn parse(buf: &[u8], limit: usize) -> Result<Option<Commands>, ParseError> {
-    let mut at = 0;
-    let mut out = Commands::default();
-    // Shallow lines, then commands, until a flush.
-    loop {
-        let Some((pkt, used)) = pktline::read(&buf[at..])? else {
-            return need_more(buf, limit);
-        };
-        at += used;
+    Parser::new(limit).feed(buf)
+}
+
+/// Where the parser is in the section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Shallow lines and commands, until a flush.
+    Commands,
+    /// Push options, until a flush (only when the push-options capability was asked for).
+    PushOptions,
+    Done,
+}
+
+/// An incremental parser of the command section: it remembers how far it has read, so feeding
+/// it a growing buffer costs time linear in the bytes, however small the chunks arrive.
+#[derive(Debug, Clone)]
+pub struct Parser {
+    limit: usize,
+    at: usize,
+    stage: Stage,
+    out: Commands,
+}
+
+impl Parser {
+    /// A parser that refuses a section of `limit` bytes or more.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            at: 0,
+            stage: Stage::Commands,
+            out: Commands::default(),
+        }
+    }
+
+    /// Reads on from where the last call stopped. `buf` is everything received so far (the
+    /// same bytes as before, plus more). `Ok(None)`: more bytes are needed.
+    pub fn feed(&mut self, buf: &[u8]) -> Result<Option<Commands>, ParseError> {
+        if buf.len() < self.at {
+            return Err(ParseError::BadCommand(
+                "the push request shrank while it was read".into(),
+            ));
+        }
+        while self.stage != Stage::Done {
+            let Some((pkt, used)) = pktline::read(&buf[self.at..])? else {
+                return need_more(buf, self.limit);
+            };
+            self.at += used;
+            match self.stage {
+                Stage::Commands => self.command_line(pkt)?,
+                Stage::PushOptions => self.push_option(pkt)?,
+                Stage::Done => {}
+            }
+        }
+        let mut out = std::mem::take(&mut self.out);
+        out.consumed = self.at;
+        Ok(Some(out))
+    }
+
+    fn command_line(&mut self, pkt: Pkt<'_>) -> Result<(), ParseError> {
+        let out = &mut self.out;
         let line = match pkt {
-            Pkt::Flush => break,
+            Pkt::Flush => {
+                if out.commands.is_empty() && !out.shallow.is_empty() {
+                    return Err(ParseError::BadCommand(
+                        "shallow lines without commands".into(),
+                    ));
+                }
+                self.stage = if out.has_capability("push-options") && !out.commands.is_empty() {
+                    Stage::PushOptions
+                } else {
+                    Stage::Done
+                };
+                return Ok(());
+            }
             Pkt::Data(d) => d,
             Pkt::Delim | Pkt::ResponseEnd => {
                 return Err(ParseError::BadCommand("unexpected delimiter".into()));
@@ -94,7 +158,7 @@ pub fn parse(buf: &[u8], limit: usize) -> Result<Option<Commands>, ParseError> {
                 return Err(ParseError::BadCommand("shallow line after commands".into()));
             }
             out.shallow.push(oid_str(oid)?);
-            continue;
+            return Ok(());
         }
         if line.starts_with(b"push-cert") {
             return Err(ParseError::PushCert);
@@ -140,33 +204,24 @@ pub fn parse(buf: &[u8], limit: usize) -> Result<Option<Commands>, ParseError> {
             new,
             refname: refname.to_owned(),
         });
+        Ok(())
     }
-    if out.commands.is_empty() && !out.shallow.is_empty() {
-        return Err(ParseError::BadCommand(
-            "shallow lines without commands".into(),
-        ));
-    }
-    if out.has_capability("push-options") && !out.commands.is_empty() {
-        loop {
-            let Some((pkt, used)) = pktline::read(&buf[at..])? else {
-                return need_more(buf, limit);
-            };
-            at += used;
-            match pkt {
-                Pkt::Flush => break,
-                Pkt::Data(d) => out
-                    .push_options
-                    .push(String::from_utf8_lossy(d.strip_suffix(b"\n").unwrap_or(d)).into_owned()),
-                _ => {
-                    return Err(ParseError::BadCommand(
-                        "unexpected delimiter in push options".into(),
-                    ));
-                }
+
+    fn push_option(&mut self, pkt: Pkt<'_>) -> Result<(), ParseError> {
+        match pkt {
+            Pkt::Flush => self.stage = Stage::Done,
+            Pkt::Data(d) => self
+                .out
+                .push_options
+                .push(String::from_utf8_lossy(d.strip_suffix(b"\n").unwrap_or(d)).into_owned()),
+            _ => {
+                return Err(ParseError::BadCommand(
+                    "unexpected delimiter in push options".into(),
+                ));
             }
         }
+        Ok(())
     }
-    out.consumed = at;
-    Ok(Some(out))
 }
 
 fn need_more(buf: &[u8], limit: usize) -> Result<Option<Commands>, ParseError> {
@@ -377,7 +432,57 @@ mod tests {
         assert_eq!(&s[n + m..], b"0000");
     }
 
+    #[test]
+    fn feeding_byte_by_byte_is_linear_and_equal() {
+        // A section near the limit, fed one byte at a time: each call reads on from where the
+        // last stopped, so this is ~1 MiB of work, not ~1 MiB squared.
+        let mut lines = vec![format!("{A} {B} refs/heads/agent/0\0report-status")];
+        for i in 1..9000 {
+            lines.push(format!("{A} {B} refs/heads/agent/{i}"));
+        }
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let b = body(&refs, b"PACK");
+        assert!(b.len() > 800_000);
+        let mut p = Parser::new(1 << 20);
+        let mut got = None;
+        for n in 1..=b.len() {
+            if let Some(c) = p.feed(&b[..n]).unwrap() {
+                got = Some(c);
+                break;
+            }
+        }
+        let got = got.unwrap();
+        assert_eq!(got, parse(&b, 1 << 20).unwrap().unwrap());
+        assert_eq!(got.commands.len(), 9000);
+        assert_eq!(&b[got.consumed..], b"PACK");
+    }
+
     proptest! {
+        #[test]
+        fn feeding_in_chunks_equals_parsing_whole(
+            refs in proptest::collection::vec("[a-z]{1,8}", 1..6),
+            cut in proptest::collection::vec(1usize..40, 0..20),
+        ) {
+            let lines: Vec<String> = refs.iter().enumerate().map(|(i, r)| {
+                let l = format!("{A} {B} refs/heads/{r}");
+                if i == 0 { format!("{l}\0report-status push-options") } else { l }
+            }).collect();
+            let refs_lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let mut b = body(&refs_lines, b"");
+            b.extend(pkt("opt"));
+            b.extend_from_slice(b"0000PACK");
+            let whole = parse(&b, 1 << 20).unwrap().unwrap();
+            let mut p = Parser::new(1 << 20);
+            let mut n = 0;
+            let mut it = cut.iter().cycle();
+            let got = loop {
+                n = (n + it.next().copied().unwrap_or(7)).min(b.len());
+                if let Some(c) = p.feed(&b[..n]).unwrap() { break c; }
+                prop_assert!(n < b.len());
+            };
+            prop_assert_eq!(got, whole);
+        }
+
         #[test]
         fn parse_never_panics(buf in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = parse(&buf, 256);

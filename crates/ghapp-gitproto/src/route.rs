@@ -19,6 +19,27 @@ pub struct GitRoute {
 }
 
 impl GitRoute {
+    /// Whether `method` is the one git's smart HTTP uses for this endpoint: `GET info/refs`,
+    /// `POST git-upload-pack`, `POST git-receive-pack`. Methods are case-sensitive (RFC 9110),
+    /// so `get` or `PUT` never reach the push check's blind side.
+    pub fn method_allowed(&self, method: &str) -> bool {
+        match self.endpoint {
+            Endpoint::InfoRefs => method == "GET",
+            Endpoint::UploadPack | Endpoint::ReceivePack => method == "POST",
+        }
+    }
+
+    /// The path to send upstream, built from what was decided on (owner, repository,
+    /// endpoint), never from the request's own spelling.
+    pub fn upstream_path(&self) -> String {
+        let endpoint = match self.endpoint {
+            Endpoint::InfoRefs => "info/refs",
+            Endpoint::UploadPack => "git-upload-pack",
+            Endpoint::ReceivePack => "git-receive-pack",
+        };
+        format!("/{}/{}.git/{endpoint}", self.owner, self.repo)
+    }
+
     /// The service a request is for: the endpoint, or `?service=` on `info/refs`.
     pub fn service(&self, query: &str) -> Option<&'static str> {
         match self.endpoint {
@@ -72,6 +93,16 @@ mod tests {
             Some("git-receive-pack")
         );
         assert_eq!(r.service(""), None);
+        assert_eq!(r.upstream_path(), "/o/r.git/info/refs");
+        assert!(r.method_allowed("GET"));
+        for m in ["POST", "PUT", "get", "HEAD", "OPTIONS", "TRACE"] {
+            assert!(!r.method_allowed(m), "{m}");
+        }
+        let rp = parse("/o/r/git-receive-pack").unwrap();
+        assert!(rp.method_allowed("POST"));
+        for m in ["GET", "PUT", "post", "PATCH", "DELETE"] {
+            assert!(!rp.method_allowed(m), "{m}");
+        }
         assert_eq!(
             parse("/o/r/git-upload-pack").unwrap().endpoint,
             Endpoint::UploadPack

@@ -1,9 +1,13 @@
 //! One JSON line per request, and Prometheus counters. Tokens appear only as fingerprints.
+//!
+//! With an audit file the event is written there once (the log says it only at debug level);
+//! the file is reopened on `SIGHUP` (for logrotate) and rotated to `PATH.1` past
+//! `audit_max_bytes`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -23,6 +27,9 @@ pub struct RefUpdate {
 pub struct Event {
     pub ts: String,
     pub sandbox: String,
+    /// The client's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub method: String,
     pub host: String,
     pub path: String,
@@ -47,31 +54,71 @@ pub struct Event {
 }
 
 pub struct Audit {
-    file: Option<Mutex<std::fs::File>>,
+    file: Option<Mutex<AuditFile>>,
     metrics: Mutex<BTreeMap<String, u64>>,
 }
 
+struct AuditFile {
+    path: PathBuf,
+    file: std::fs::File,
+    size: u64,
+    max: Option<u64>,
+}
+
+impl AuditFile {
+    fn open(path: &Path, max: Option<u64>) -> std::io::Result<AuditFile> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let size = file.metadata()?.len();
+        Ok(AuditFile {
+            path: path.to_owned(),
+            file,
+            size,
+            max,
+        })
+    }
+
+    fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if let Some(max) = self.max
+            && self.size > 0
+            && self.size + line.len() as u64 > max
+        {
+            let mut old = self.path.clone().into_os_string();
+            old.push(".1");
+            std::fs::rename(&self.path, &old)?;
+            *self = AuditFile::open(&self.path, self.max)?;
+        }
+        self.file.write_all(line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+}
+
 impl Audit {
-    pub fn open(path: Option<&Path>) -> std::io::Result<Audit> {
-        let file = match path {
-            Some(p) => {
-                if let Some(dir) = p.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                Some(Mutex::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .mode(0o600)
-                        .open(p)?,
-                ))
-            }
-            None => None,
-        };
+    /// Opens (appends to) the audit file at `path`, 0600; rotated past `max` bytes.
+    pub fn open(path: Option<&Path>, max: Option<u64>) -> std::io::Result<Audit> {
+        let file = path
+            .map(|p| AuditFile::open(p, max).map(Mutex::new))
+            .transpose()?;
         Ok(Audit {
             file,
             metrics: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Reopens the audit file at its path (after logrotate moved it away).
+    pub fn reopen(&self) -> std::io::Result<()> {
+        if let Some(f) = &self.file {
+            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+            *f = AuditFile::open(&f.path, f.max)?;
+        }
+        Ok(())
     }
 
     pub fn record(&self, e: &Event) {
@@ -93,23 +140,38 @@ impl Audit {
             ))
             .or_default() += e.bytes_out;
         }
-        tracing::info!(
-            sandbox = %e.sandbox, method = %e.method, path = %e.path, decision = %e.decision,
-            reason = %e.reason, status = e.status, token = e.token.as_deref().unwrap_or("-"),
-            "request"
-        );
-        if let Some(f) = &self.file
-            && let Ok(mut line) = serde_json::to_vec(e)
-        {
-            line.push(b'\n');
-            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = f.write_all(&line);
+        macro_rules! log {
+            ($level:ident) => {
+                tracing::$level!(
+                    sandbox = %e.sandbox, method = %e.method, path = %e.path,
+                    decision = %e.decision, reason = %e.reason, status = e.status,
+                    token = e.token.as_deref().unwrap_or("-"), "request"
+                )
+            };
+        }
+        match &self.file {
+            Some(f) => {
+                log!(debug);
+                if let Ok(mut line) = serde_json::to_vec(e) {
+                    line.push(b'\n');
+                    let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(err) = f.write(&line) {
+                        tracing::error!("cannot write the audit log {}: {err}", f.path.display());
+                    }
+                }
+            }
+            None => log!(info),
         }
     }
 
     pub fn count(&self, name: &str) {
+        self.add(name, 1);
+    }
+
+    /// Adds `n` to the counter `name`.
+    pub fn add(&self, name: &str, n: u64) {
         let mut m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry(name.to_owned()).or_default() += 1;
+        *m.entry(name.to_owned()).or_default() += n;
     }
 
     /// Prometheus text exposition.
@@ -141,5 +203,54 @@ impl Drop for Pending {
         self.event.bytes_out = self.bytes_out;
         self.event.latency_ms = self.start.elapsed().as_millis() as u64;
         self.audit.record(&self.event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(path: &str) -> Event {
+        Event {
+            ts: String::new(),
+            sandbox: "a".into(),
+            source: Some("127.0.0.1".into()),
+            method: "GET".into(),
+            host: "h".into(),
+            path: path.into(),
+            repo: None,
+            service: "rest".into(),
+            ref_updates: vec![],
+            decision: "allow".into(),
+            reason: String::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            upstream_status: None,
+            status: 200,
+            latency_ms: 0,
+            token: None,
+        }
+    }
+
+    #[test]
+    fn rotates_past_the_limit_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let a = Audit::open(Some(&path), Some(400)).unwrap();
+        for i in 0..6 {
+            a.record(&event(&format!("/p/{i}")));
+        }
+        let cur = std::fs::read_to_string(&path).unwrap();
+        let old = std::fs::read_to_string(dir.path().join("audit.jsonl.1")).unwrap();
+        assert!(cur.len() <= 400 && old.len() <= 400, "{cur}\n{old}");
+        assert!(cur.contains("/p/5"));
+        // Each event once, in one of the two files.
+        let all = format!("{old}{cur}");
+        assert_eq!(all.matches("\"path\":\"/p/4\"").count(), 1);
+        // logrotate moved the file away: SIGHUP reopens at the path.
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        a.reopen().unwrap();
+        a.record(&event("/after"));
+        assert!(std::fs::read_to_string(&path).unwrap().contains("/after"));
     }
 }

@@ -36,6 +36,9 @@ fn ca_params(hosts: &[String]) -> Result<CertificateParams, String> {
     p.distinguished_name
         .push(DnType::CommonName, "ghapp proxy CA");
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // Both kinds of name are constrained: a CA that lists only DNS names would otherwise sign
+    // a leaf for any IP address (and one listing only addresses, any DNS name), since a name
+    // constraint binds only names of its own type (RFC 5280 4.2.1.10).
     let mut permitted = Vec::new();
     for h in hosts {
         let h = host_only(h);
@@ -47,9 +50,32 @@ fn ca_params(hosts: &[String]) -> Result<CertificateParams, String> {
             Err(_) => permitted.push(GeneralSubtree::DnsName(h.to_owned())),
         }
     }
+    let has_ip = permitted
+        .iter()
+        .any(|g| matches!(g, GeneralSubtree::IpAddress(_)));
+    let has_dns = permitted
+        .iter()
+        .any(|g| matches!(g, GeneralSubtree::DnsName(_)));
+    // The kind of name the CA does not serve is excluded whole: every address (0.0.0.0/0,
+    // ::/0), or every DNS name (the empty name matches all). A permitted name that matches
+    // nothing would do for webpki, but GnuTLS (git's TLS here) then refuses IP hosts.
+    let mut excluded = Vec::new();
+    if !has_ip {
+        for ip in [
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        ] {
+            excluded.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+                ip, 0,
+            )));
+        }
+    }
+    if !has_dns {
+        excluded.push(GeneralSubtree::DnsName(String::new()));
+    }
     p.name_constraints = Some(NameConstraints {
         permitted_subtrees: permitted,
-        excluded_subtrees: Vec::new(),
+        excluded_subtrees: excluded,
     });
     Ok(p)
 }
@@ -65,7 +91,8 @@ impl Ca {
         let cert_path = dir.join("ca.pem");
         let key_path = dir.join("ca-key.pem");
         let hosts_path = dir.join("ca-hosts.txt");
-        let want_hosts = hosts.join("\n");
+        // The first line names the constraint scheme: a CA made under an older one is re-made.
+        let want_hosts = format!("constraints v2\n{}", hosts.join("\n"));
         let existing = (|| -> Option<(String, String)> {
             let h = std::fs::read_to_string(&hosts_path).ok()?;
             if h != want_hosts {
@@ -110,6 +137,21 @@ impl Ca {
         dir.join("ca.pem")
     }
 
+    /// A leaf certificate for `name` and its key.
+    fn leaf(&self, name: &str, now: SystemTime) -> Result<(rcgen::Certificate, KeyPair), String> {
+        let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        let mut p = CertificateParams::new(vec![name.to_owned()]).map_err(|e| e.to_string())?;
+        // No common name: the SAN names the host, and some verifiers (GnuTLS) check a CN
+        // against DNS name constraints, which an IP-address CN can never satisfy.
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.not_before = (now - LEAF_BACKDATE).into();
+        p.not_after = (now + LEAF_LIFETIME).into();
+        let leaf = p.signed_by(&key, &self.issuer).map_err(|e| e.to_string())?;
+        Ok((leaf, key))
+    }
+
     /// A TLS server config for `host` (`HOST[:PORT]`), from the cache or freshly minted.
     pub fn server_config(&self, host: &str) -> Result<Arc<rustls::ServerConfig>, String> {
         let name = host_only(host).to_ascii_lowercase();
@@ -120,14 +162,7 @@ impl Ca {
         {
             return Ok(cfg.clone());
         }
-        let key = KeyPair::generate().map_err(|e| e.to_string())?;
-        let mut p = CertificateParams::new(vec![name.clone()]).map_err(|e| e.to_string())?;
-        p.distinguished_name.push(DnType::CommonName, name.clone());
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.not_before = (now - LEAF_BACKDATE).into();
-        p.not_after = (now + LEAF_LIFETIME).into();
-        let leaf = p.signed_by(&key, &self.issuer).map_err(|e| e.to_string())?;
+        let (leaf, key) = self.leaf(&name, now)?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -142,5 +177,47 @@ impl Ca {
         let cfg = Arc::new(cfg);
         leaves.insert(name, (now, cfg.clone()));
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+
+    /// Whether a leaf this CA signs for `name` verifies as `name`.
+    fn verifies(ca: &Ca, name: &str) -> bool {
+        let (leaf, _) = ca.leaf(name, SystemTime::now()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.cert_der.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let v =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        let sn = ServerName::try_from(name.to_owned()).unwrap();
+        v.verify_server_cert(leaf.der(), &[], &sn, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn leaves_verify_only_for_the_hosts_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let dns = Ca::load_or_create(
+            &dir.path().join("a"),
+            &["github.com:443".into(), "api.github.com:443".into()],
+        )
+        .unwrap();
+        assert!(verifies(&dns, "github.com"));
+        assert!(verifies(&dns, "api.github.com"));
+        assert!(!verifies(&dns, "evil.example"));
+        assert!(!verifies(&dns, "1.2.3.4"));
+        assert!(!verifies(&dns, "127.0.0.1"));
+        let ip = Ca::load_or_create(&dir.path().join("b"), &["127.0.0.1:8443".into()]).unwrap();
+        assert!(verifies(&ip, "127.0.0.1"));
+        assert!(!verifies(&ip, "127.0.0.2"));
+        assert!(!verifies(&ip, "evil.example"));
+        assert!(!verifies(&ip, "github.com"));
     }
 }

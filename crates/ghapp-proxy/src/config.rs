@@ -4,9 +4,22 @@
 //! listen = "127.0.0.1:8080"
 //! ca_dir = "/var/lib/ghapp-proxy/ca"
 //! egress = "deny"                 # or "tunnel": other hosts pass untouched
-//! audit_log = "/var/log/ghapp-proxy/audit.jsonl"
+//! egress_allow = ["10.1.2.3:443"] # internal addresses a tunnel may reach (IP, IP/PREFIX, IP:PORT)
+//! audit_log = "/var/log/ghapp-proxy/audit.jsonl"   # reopened on SIGHUP
+//! audit_max_bytes = 104857600     # rotate to audit.jsonl.1 past this size
 //! metrics_listen = "127.0.0.1:9090"
 //! # upstream_ca_file = "/etc/ssl/ghes-ca.pem"   # trust for a GHES with a private CA
+//!
+//! [limits]                        # the defaults
+//! max_connections = 4096
+//! max_connections_per_source = 1024
+//! max_unauthenticated = 256
+//! max_tunnels_per_sandbox = 256
+//! header_timeout = "10s"          # request head, TLS handshake, proxy credentials
+//! idle_timeout = "300s"
+//! body_timeout = "60s"            # a push's command section, an inspected REST body
+//! max_buffered_bytes = 67108864   # held in partial bodies, in all
+//! login_failures_per_minute = 20  # wrong proxy credentials per source address
 //!
 //! [app]                           # the same keys as an [[app]] of the host configuration
 //! app_id = 123456
@@ -28,6 +41,8 @@ use ghapp_core::config::{AppConfig, FileApp};
 use serde::Deserialize;
 
 use crate::ProxySecret;
+use crate::egress::Allow;
+use crate::limits::Limits;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -48,13 +63,89 @@ struct File {
     ca_dir: Option<PathBuf>,
     #[serde(default)]
     egress: Egress,
+    #[serde(default)]
+    egress_allow: Vec<String>,
     audit_log: Option<PathBuf>,
+    audit_max_bytes: Option<u64>,
+    #[serde(default)]
+    limits: FileLimits,
     metrics_listen: Option<String>,
     cache_dir: Option<PathBuf>,
     upstream_ca_file: Option<PathBuf>,
     app: FileApp,
     #[serde(default)]
     sandbox: Vec<FileSandbox>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_connections: Option<usize>,
+    max_connections_per_source: Option<usize>,
+    max_unauthenticated: Option<usize>,
+    max_tunnels_per_sandbox: Option<usize>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_buffered_bytes: Option<usize>,
+    login_failures_per_minute: Option<u32>,
+}
+
+impl FileLimits {
+    fn build(self, origin: &str) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let dur = |v: Option<String>, key: &str, def| -> Result<std::time::Duration, ConfigError> {
+            match v {
+                None => Ok(def),
+                Some(s) => humantime::parse_duration(&s)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "proxy config {origin}: [limits] {key} = {s:?} is not a duration: use e.g. \"30s\" or \"5m\""
+                        ))
+                    }),
+            }
+        };
+        let count = |v: Option<usize>, key: &str, def: usize| -> Result<usize, ConfigError> {
+            match v {
+                Some(0) => Err(ConfigError(format!(
+                    "proxy config {origin}: [limits] {key} must be at least 1"
+                ))),
+                Some(n) => Ok(n),
+                None => Ok(def),
+            }
+        };
+        Ok(Limits {
+            max_connections: count(self.max_connections, "max_connections", d.max_connections)?,
+            max_connections_per_source: count(
+                self.max_connections_per_source,
+                "max_connections_per_source",
+                d.max_connections_per_source,
+            )?,
+            max_unauthenticated: count(
+                self.max_unauthenticated,
+                "max_unauthenticated",
+                d.max_unauthenticated,
+            )?,
+            max_tunnels_per_sandbox: count(
+                self.max_tunnels_per_sandbox,
+                "max_tunnels_per_sandbox",
+                d.max_tunnels_per_sandbox,
+            )?,
+            header_timeout: dur(self.header_timeout, "header_timeout", d.header_timeout)?,
+            idle_timeout: dur(self.idle_timeout, "idle_timeout", d.idle_timeout)?,
+            body_timeout: dur(self.body_timeout, "body_timeout", d.body_timeout)?,
+            max_buffered_bytes: count(
+                self.max_buffered_bytes,
+                "max_buffered_bytes",
+                d.max_buffered_bytes,
+            )?,
+            login_failures_per_minute: self
+                .login_failures_per_minute
+                .unwrap_or(d.login_failures_per_minute),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +189,12 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     pub ca_dir: PathBuf,
     pub egress: Egress,
+    /// Internal addresses a tunnel may reach all the same.
+    pub egress_allow: Vec<Allow>,
     pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log to `PATH.1` once it passes this size.
+    pub audit_max_bytes: Option<u64>,
+    pub limits: Limits,
     pub metrics_listen: Option<SocketAddr>,
     pub cache_dir: PathBuf,
     /// PEM bundle trusted for GitHub (a GHES private CA); default: the system's or
@@ -206,11 +302,22 @@ impl ProxyConfig {
             });
         }
         let cache_dir = f.cache_dir.unwrap_or_else(|| ca_dir.join("tokens"));
+        let egress_allow = f
+            .egress_allow
+            .iter()
+            .map(|e| {
+                Allow::parse(e).map_err(|m| ConfigError(format!("proxy config {origin}: {m}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let limits = f.limits.build(origin)?;
         Ok(ProxyConfig {
             listen,
             ca_dir,
             egress: f.egress,
+            egress_allow,
             audit_log: f.audit_log,
+            audit_max_bytes: f.audit_max_bytes,
+            limits,
             metrics_listen,
             cache_dir,
             upstream_ca_file: f.upstream_ca_file,

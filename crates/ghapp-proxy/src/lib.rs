@@ -26,9 +26,11 @@
 pub mod audit;
 pub mod ca;
 pub mod config;
+pub mod egress;
+pub mod limits;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,15 +41,17 @@ use ghapp_core::broker::{Broker, TokenRequest, default_permissions};
 use ghapp_core::cache::CachedToken;
 use ghapp_gitproto::policy::{Decision, PushPolicy};
 use ghapp_gitproto::receive_pack;
+use ghapp_gitproto::rest::{self, RestKind, RouteError};
 use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::audit::{Audit, Event, Pending, RefUpdate};
 use crate::ca::Ca;
 use crate::config::{Egress, ProxyConfig, SandboxConfig};
+use crate::limits::{Conn, Gate, Reservation};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -58,6 +62,12 @@ const DRAIN_LIMIT: u64 = 1 << 30;
 const DRAIN_TIME: Duration = Duration::from_secs(60);
 /// A token younger than this may 401 while GitHub replicates it: retry once.
 const FRESH_TOKEN: u64 = 10;
+/// The largest REST body the proxy reads to check it.
+const REST_BODY_LIMIT: usize = 1 << 20;
+/// Seconds a sandbox is told to wait when no token can be minted.
+const MINT_RETRY_AFTER: &str = "10";
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// A proxy secret: `Debug` prints `ProxySecret(****)`.
 #[derive(Clone, PartialEq, Eq)]
@@ -146,14 +156,57 @@ fn hosts_of(api_url: &str, git_host: &str) -> Hosts {
     }
 }
 
+/// Who is asking: the sandbox, the client's address, the host it tunnelled to.
+#[derive(Clone)]
+struct Origin {
+    sandbox: Arc<Sandbox>,
+    source: IpAddr,
+    host: String,
+}
+
+/// How the token travels upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// git: `Basic x-access-token:TOKEN`.
+    Basic,
+    /// REST: `Bearer TOKEN`.
+    Bearer,
+}
+
+fn auth_header(scheme: Scheme, token: &CachedToken) -> String {
+    match scheme {
+        Scheme::Basic => ghapp_gitproto::basic::encode("x-access-token", token.token.expose()),
+        Scheme::Bearer => format!("Bearer {}", token.token.expose()),
+    }
+}
+
+/// A request ready to go upstream.
+struct Upstream {
+    method: Method,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    body: Option<reqwest::Body>,
+    scheme: Scheme,
+    owner: String,
+}
+
+/// What a proxy credential check found.
+enum Login {
+    Missing,
+    /// Wrong name or secret: the name tried (shortened), for the audit.
+    Wrong(String),
+    Ok(Arc<Sandbox>),
+}
+
 pub struct Proxy {
     cfg: ProxyConfig,
-    sandboxes: Vec<Sandbox>,
+    sandboxes: Vec<Arc<Sandbox>>,
     broker: Broker,
     ca: Ca,
     upstream: reqwest::Client,
     audit: Arc<Audit>,
     hosts: Hosts,
+    gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -203,17 +256,20 @@ impl Proxy {
             .http1_only()
             .build()
             .map_err(|e| format!("cannot build the upstream client: {e}"))?;
-        let audit = Audit::open(cfg.audit_log.as_deref())
+        let audit = Audit::open(cfg.audit_log.as_deref(), cfg.audit_max_bytes)
             .map_err(|e| format!("cannot open the audit log: {e}"))?;
         let sandboxes = cfg
             .sandboxes
             .iter()
-            .map(|s| Sandbox {
-                push: PushPolicy::new(s.push.iter().cloned(), s.allow_delete),
-                cfg: s.clone(),
+            .map(|s| {
+                Arc::new(Sandbox {
+                    push: PushPolicy::new(s.push.iter().cloned(), s.allow_delete),
+                    cfg: s.clone(),
+                })
             })
             .collect();
         Ok(Proxy {
+            gate: Arc::new(Gate::new(cfg.limits.clone())),
             cfg,
             sandboxes,
             broker,
@@ -245,7 +301,11 @@ impl Proxy {
         };
         let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let me = Arc::new(self);
+        let mut me = self;
+        // The proxy's own listeners are never a tunnel's destination.
+        me.cfg.listen = addr;
+        me.cfg.metrics_listen = metrics_addr;
+        let me = Arc::new(me);
         let thread = std::thread::Builder::new()
             .name("ghapp-proxy".into())
             .spawn(move || {
@@ -279,6 +339,7 @@ impl Proxy {
             tokio::spawn(async move {
                 while let Ok((s, _)) = m.accept().await {
                     let me = me.clone();
+                    let timeout = me.gate.limits.header_timeout;
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                             let me = me.clone();
@@ -291,48 +352,132 @@ impl Proxy {
                             }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(timeout)
                             .serve_connection(TokioIo::new(s), svc)
                             .await;
                     });
                 }
             });
         }
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            let audit = self.audit.clone();
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match audit.reopen() {
+                        Ok(()) => tracing::info!("SIGHUP: the audit log was reopened"),
+                        Err(e) => tracing::error!("SIGHUP: cannot reopen the audit log: {e}"),
+                    }
+                }
+            });
+        }
+        let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
             let (stream, peer) = tokio::select! {
                 _ = &mut shutdown => return,
                 r = listener.accept() => match r {
-                    Ok(s) => s,
-                    Err(_) => continue,
+                    Ok(s) => {
+                        backoff = ACCEPT_BACKOFF_MIN;
+                        s
+                    }
+                    Err(e) => {
+                        // Out of file descriptors (EMFILE) and the like: wait for some to be
+                        // given back instead of spinning a core on the same error.
+                        self.audit.count("ghapp_proxy_accept_errors_total");
+                        if backoff == ACCEPT_BACKOFF_MIN {
+                            tracing::warn!("cannot accept connections: {e}; backing off");
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                        continue;
+                    }
                 },
             };
+            let conn = match self.gate.admit(peer.ip()) {
+                Ok(c) => Arc::new(c),
+                Err(why) => {
+                    self.audit.count(&format!(
+                        "ghapp_proxy_connections_refused_total{{limit=\"{}\"}}",
+                        why.metric()
+                    ));
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
             let me = self.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| me.clone().front(req, peer));
+                let io = conn.watch(stream, &me.gate.limits);
+                let timeout = me.gate.limits.header_timeout;
+                let svc =
+                    hyper::service::service_fn(move |req| me.clone().front(req, conn.clone()));
                 let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .serve_connection(TokioIo::new(io), svc)
                     .with_upgrades()
                     .await;
             });
         }
     }
 
-    fn sandbox_for(&self, req: &Request<Incoming>) -> Option<usize> {
-        let v = req
-            .headers()
-            .get(hyper::header::PROXY_AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let (name, secret) = ghapp_gitproto::basic::parse(v)?;
-        self.sandboxes
-            .iter()
-            .position(|sb| sb.cfg.name == name && sb.cfg.secret.matches(&secret))
+    fn login(&self, req: &Request<Incoming>) -> Login {
+        let Some(v) = req.headers().get(hyper::header::PROXY_AUTHORIZATION) else {
+            return Login::Missing;
+        };
+        let Some((name, secret)) = v.to_str().ok().and_then(ghapp_gitproto::basic::parse) else {
+            return Login::Wrong(String::new());
+        };
+        // Every sandbox's secret is compared, so the time taken does not tell which exist.
+        let mut found = None;
+        for sb in &self.sandboxes {
+            let ok = sb.cfg.name == name;
+            if sb.cfg.secret.matches(&secret) && ok {
+                found = Some(sb.clone());
+            }
+        }
+        match found {
+            Some(sb) => Login::Ok(sb),
+            None => Login::Wrong(name.chars().filter(|c| !c.is_control()).take(64).collect()),
+        }
+    }
+
+    fn event(&self, o: Option<&Origin>, method: &str, host: &str, path: &str) -> Event {
+        Event {
+            ts: now_rfc3339(),
+            sandbox: o.map(|o| o.sandbox.cfg.name.clone()).unwrap_or_default(),
+            source: o.map(|o| o.source.to_string()),
+            method: method.to_owned(),
+            host: host.to_owned(),
+            path: path.to_owned(),
+            repo: None,
+            service: "other".into(),
+            ref_updates: vec![],
+            decision: "deny".into(),
+            reason: String::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            upstream_status: None,
+            status: 0,
+            latency_ms: 0,
+            token: None,
+        }
+    }
+
+    /// Records a `CONNECT` that was refused.
+    fn refuse_connect(&self, mut ev: Event, status: StatusCode, reason: String) -> Response<Body> {
+        ev.service = "connect".into();
+        ev.status = status.as_u16();
+        ev.reason = reason.clone();
+        self.audit.record(&ev);
+        text(status, &format!("ghapp proxy: {reason}\n"))
     }
 
     /// The proxy's own listener: CONNECT, and `GET /ca.pem`.
     async fn front(
         self: Arc<Self>,
         mut req: Request<Incoming>,
-        _peer: SocketAddr,
+        conn: Arc<Conn>,
     ) -> Result<Response<Body>, Infallible> {
         if req.method() != Method::CONNECT {
             if req.method() == Method::GET && req.uri().path() == "/ca.pem" {
@@ -358,107 +503,175 @@ impl Proxy {
                 "ghapp proxy: CONNECT needs host:port\n",
             ));
         };
-        let Some(idx) = self.sandbox_for(&req) else {
-            self.audit.count("ghapp_proxy_auth_failures_total");
-            let mut r = text(
-                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-                "ghapp proxy: proxy credentials required (HTTPS_PROXY=http://NAME:SECRET@host:port)\n",
-            );
-            r.headers_mut().insert(
-                hyper::header::PROXY_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"ghapp proxy\""),
-            );
-            return Ok(r);
-        };
         let host = with_port(&authority);
-        let intercept = host == self.hosts.git || host == self.hosts.api;
-        if !intercept && self.cfg.egress == Egress::Deny {
-            self.audit.record(&Event {
-                ts: now_rfc3339(),
-                sandbox: self.sandboxes[idx].cfg.name.clone(),
-                method: "CONNECT".into(),
-                host: host.clone(),
-                path: String::new(),
-                repo: None,
-                service: "connect".into(),
-                ref_updates: vec![],
-                decision: "deny".into(),
-                reason: "egress to hosts other than GitHub is denied".into(),
-                bytes_in: 0,
-                bytes_out: 0,
-                upstream_status: None,
-                status: 403,
-                latency_ms: 0,
-                token: None,
-            });
-            return Ok(text(
-                StatusCode::FORBIDDEN,
-                &format!("ghapp proxy: {host} is not a GitHub host and egress is denied\n"),
-            ));
+        if self.gate.login_blocked(conn.source) {
+            self.audit
+                .count("ghapp_proxy_auth_failures_total{kind=\"rate_limited\"}");
+            let mut r = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ghapp proxy: too many wrong proxy credentials from this address; wait a minute\n",
+            );
+            r.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
+            return Ok(r);
         }
+        let sandbox = match self.login(&req) {
+            Login::Ok(sb) => sb,
+            failed => {
+                let kind = if let Login::Wrong(tried) = failed {
+                    // A wrong secret is audited (never the secret) and counted against the
+                    // source; no credentials at all is how git opens a tunnel, so it is not.
+                    self.gate.login_failed(conn.source);
+                    let mut ev = self.event(None, "CONNECT", &host, "");
+                    ev.sandbox = tried;
+                    ev.source = Some(conn.source.to_string());
+                    ev.service = "connect".into();
+                    ev.status = 407;
+                    ev.reason = "wrong proxy credentials".into();
+                    self.audit.record(&ev);
+                    "wrong"
+                } else {
+                    "missing"
+                };
+                self.audit.count(&format!(
+                    "ghapp_proxy_auth_failures_total{{kind=\"{kind}\"}}"
+                ));
+                let mut r = text(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    "ghapp proxy: proxy credentials required (HTTPS_PROXY=http://NAME:SECRET@host:port)\n",
+                );
+                r.headers_mut().insert(
+                    hyper::header::PROXY_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"ghapp proxy\""),
+                );
+                return Ok(r);
+            }
+        };
+        let origin = Origin {
+            sandbox,
+            source: conn.source,
+            host: host.clone(),
+        };
+        let ev = self.event(Some(&origin), "CONNECT", &host, "");
+        let intercept = host == self.hosts.git || host == self.hosts.api;
+        let mut target = None;
+        if !intercept {
+            if self.cfg.egress == Egress::Deny {
+                return Ok(self.refuse_connect(
+                    ev,
+                    StatusCode::FORBIDDEN,
+                    format!("{host} is not a GitHub host and egress is denied"),
+                ));
+            }
+            match self.egress_target(&host).await {
+                Ok(a) => target = Some(a),
+                Err(why) => {
+                    return Ok(self.refuse_connect(
+                        ev,
+                        StatusCode::FORBIDDEN,
+                        format!("egress to {host} is refused: {why}"),
+                    ));
+                }
+            }
+        }
+        let Some(slot) = self.gate.tunnel(&origin.sandbox.cfg.name) else {
+            return Ok(self.refuse_connect(
+                ev,
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "sandbox {} has {} tunnels open (max_tunnels_per_sandbox)",
+                    origin.sandbox.cfg.name, self.gate.limits.max_tunnels_per_sandbox
+                ),
+            ));
+        };
+        conn.authenticated();
         let upgrade = hyper::upgrade::on(&mut req);
         let me = self.clone();
         tokio::spawn(async move {
+            // The connection's slots are held as long as its tunnel is open.
+            let _conn = conn;
+            let _slot = slot;
             let Ok(upgraded) = upgrade.await else { return };
             let io = TokioIo::new(upgraded);
-            if intercept {
-                me.intercept(io, idx, host).await;
-            } else {
-                me.tunnel(io, idx, host).await;
+            match target {
+                None => me.intercept(io, origin).await,
+                Some(addr) => me.tunnel(io, origin, addr).await,
             }
         });
         Ok(Response::new(empty()))
     }
 
+    /// The address a tunnel to `host` connects to: resolved once, checked, and used as is.
+    async fn egress_target(&self, host: &str) -> Result<SocketAddr, String> {
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(
+            self.gate.limits.header_timeout,
+            tokio::net::lookup_host(host),
+        )
+        .await
+        .map_err(|_| "the name did not resolve in time".to_string())?
+        .map_err(|e| format!("cannot resolve it: {e}"))?
+        .collect();
+        let own: Vec<SocketAddr> = std::iter::once(self.cfg.listen)
+            .chain(self.cfg.metrics_listen)
+            .collect();
+        let mut why = "it resolves to no address".to_string();
+        for a in addrs {
+            match egress::check(a, &self.cfg.egress_allow, &own) {
+                Ok(()) => return Ok(a),
+                Err(e) => why = e,
+            }
+        }
+        Err(why)
+    }
+
     async fn tunnel(
         self: Arc<Self>,
         mut io: TokioIo<hyper::upgrade::Upgraded>,
-        idx: usize,
-        host: String,
+        origin: Origin,
+        addr: SocketAddr,
     ) {
         let start = Instant::now();
-        let Ok(mut tcp) = tokio::net::TcpStream::connect(&host).await else {
+        let mut ev = self.event(Some(&origin), "CONNECT", &origin.host, "");
+        ev.service = "connect".into();
+        let connect = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
+        let Ok(Ok(mut tcp)) = connect else {
+            ev.reason = format!("cannot connect to {addr}");
+            ev.status = 502;
+            self.audit.record(&ev);
             return;
         };
         let (a, b) = tokio::io::copy_bidirectional(&mut io, &mut tcp)
             .await
             .unwrap_or((0, 0));
-        self.audit.record(&Event {
-            ts: now_rfc3339(),
-            sandbox: self.sandboxes[idx].cfg.name.clone(),
-            method: "CONNECT".into(),
-            host,
-            path: String::new(),
-            repo: None,
-            service: "connect".into(),
-            ref_updates: vec![],
-            decision: "allow".into(),
-            reason: "egress = tunnel".into(),
-            bytes_in: a,
-            bytes_out: b,
-            upstream_status: None,
-            status: 200,
-            latency_ms: start.elapsed().as_millis() as u64,
-            token: None,
-        });
+        ev.decision = "allow".into();
+        ev.reason = format!("egress = tunnel to {addr}");
+        ev.bytes_in = a;
+        ev.bytes_out = b;
+        ev.status = 200;
+        ev.latency_ms = start.elapsed().as_millis() as u64;
+        self.audit.record(&ev);
     }
 
-    async fn intercept(
-        self: Arc<Self>,
-        io: TokioIo<hyper::upgrade::Upgraded>,
-        idx: usize,
-        host: String,
-    ) {
-        let Ok(cfg) = self.ca.server_config(&host) else {
+    async fn intercept(self: Arc<Self>, io: TokioIo<hyper::upgrade::Upgraded>, origin: Origin) {
+        let Ok(cfg) = self.ca.server_config(&origin.host) else {
             return;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-        let Ok(tls) = acceptor.accept(io).await else {
+        let limit = self.gate.limits.header_timeout;
+        let Ok(Ok(tls)) = tokio::time::timeout(limit, acceptor.accept(io)).await else {
             return;
         };
         // SNI, when sent (it is not for IP addresses), must name the CONNECT host.
         if let Some(sni) = tls.get_ref().1.server_name() {
-            let h = host.rsplit_once(':').map(|x| x.0).unwrap_or(&host);
+            let h = origin
+                .host
+                .rsplit_once(':')
+                .map(|x| x.0)
+                .unwrap_or(&origin.host);
             if !sni.eq_ignore_ascii_case(h) {
                 return;
             }
@@ -466,84 +679,64 @@ impl Proxy {
         let me = self.clone();
         let svc = hyper::service::service_fn(move |req| {
             let me = me.clone();
-            let host = host.clone();
-            async move { Ok::<_, Infallible>(me.inner(req, idx, &host).await) }
+            let origin = origin.clone();
+            async move { Ok::<_, Infallible>(me.inner(req, &origin).await) }
         });
         let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limit)
             .serve_connection(TokioIo::new(tls), svc)
             .await;
     }
 
-    /// A request inside an intercepted tunnel.
-    async fn inner(
-        self: &Arc<Self>,
-        req: Request<Incoming>,
-        idx: usize,
-        host: &str,
-    ) -> Response<Body> {
-        let sb = &self.sandboxes[idx];
-        let path = req.uri().path().to_owned();
-        let mut ev = Event {
-            ts: now_rfc3339(),
-            sandbox: sb.cfg.name.clone(),
-            method: req.method().to_string(),
-            host: host.to_owned(),
-            path: path.clone(),
-            repo: None,
-            service: "other".into(),
-            ref_updates: vec![],
-            decision: "deny".into(),
-            reason: String::new(),
-            bytes_in: 0,
-            bytes_out: 0,
-            upstream_status: None,
-            status: 0,
-            latency_ms: 0,
-            token: None,
-        };
-        let pending = |ev: Event| Pending {
+    fn pending(&self, ev: Event) -> Pending {
+        Pending {
             event: ev,
             start: Instant::now(),
             bytes_in: Arc::new(AtomicU64::new(0)),
             bytes_out: 0,
             audit: self.audit.clone(),
-        };
+        }
+    }
+
+    /// A request inside an intercepted tunnel.
+    async fn inner(self: &Arc<Self>, req: Request<Incoming>, o: &Origin) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        let mut p = self.pending(self.event(Some(o), req.method().as_str(), &o.host, &path));
         // Host must equal the CONNECT host.
         let host_hdr = req
             .headers()
             .get(hyper::header::HOST)
             .and_then(|v| v.to_str().ok())
             .map(with_port);
-        if host_hdr.as_deref() != Some(host) {
-            ev.reason = "Host header differs from the CONNECT host".into();
-            ev.status = 421;
-            drop(pending(ev));
+        if host_hdr.as_deref() != Some(o.host.as_str()) {
+            p.event.reason = "Host header differs from the CONNECT host".into();
+            p.event.status = 421;
             return text(
                 StatusCode::MISDIRECTED_REQUEST,
                 "ghapp proxy: Host differs from the CONNECT host\n",
             );
         }
-        let api_path = (host == self.hosts.api)
+        let api_path = (o.host == self.hosts.api)
             .then(|| path.strip_prefix(self.hosts.api_prefix.as_str()))
             .flatten()
             .filter(|p| self.hosts.api_prefix.is_empty() || p.is_empty() || p.starts_with('/'))
             .map(str::to_owned);
         if let Some(api_path) = api_path {
-            ev.service = "rest".into();
-            return self.rest(req, sb, &api_path, pending(ev)).await;
+            p.event.service = "rest".into();
+            return self.rest(req, o, &api_path, p).await;
         }
-        if host == self.hosts.git
+        if o.host == self.hosts.git
             && let Some(route) = git_route(&path)
         {
-            ev.service = route
+            p.event.service = route
                 .service(req.uri().query().unwrap_or(""))
-                .unwrap_or("git-upload-pack")
+                .unwrap_or("git")
                 .to_owned();
-            return self.git(req, sb, route, pending(ev)).await;
+            return self.git(req, o, route, p).await;
         }
-        ev.reason = "only git smart HTTP and the REST allow-list pass".into();
-        ev.status = 403;
-        drop(pending(ev));
+        p.event.reason = "only git smart HTTP and the REST allow-list pass".into();
+        p.event.status = 403;
         text(
             StatusCode::FORBIDDEN,
             &format!(
@@ -564,17 +757,67 @@ impl Proxy {
                     _ => (StatusCode::SERVICE_UNAVAILABLE, "cannot mint a token"),
                 };
                 tracing::warn!("{what}: {e}");
-                text(status, &format!("ghapp proxy: {what}: {e}\n"))
+                let mut r = text(status, &format!("ghapp proxy: {what}: {e}\n"));
+                // Nothing the sandbox did: it may try again, and the proxy will mint again.
+                r.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    HeaderValue::from_static(MINT_RETRY_AFTER),
+                );
+                r
             })
+    }
+
+    /// Drops a token GitHub no longer accepts (revoked by an admin, by secret scanning, by
+    /// `ghapp revoke`) from memory and disk, so no sandbox is handed it again.
+    fn forget_token(&self, sb: &Sandbox, owner: &str, token: &CachedToken) {
+        let req = sb.token_request(owner);
+        let forget = || self.broker.forget(&req, token.token.expose());
+        match tokio::task::block_in_place(forget) {
+            Ok(_) => tracing::warn!(
+                "GitHub refused token {} (revoked?); it is dropped and the next request mints",
+                token.token.fingerprint()
+            ),
+            Err(e) => tracing::warn!("cannot drop a refused token from the cache: {e}"),
+        }
+        self.audit.count("ghapp_proxy_tokens_dropped_total");
     }
 
     async fn git(
         self: &Arc<Self>,
         req: Request<Incoming>,
-        sb: &Sandbox,
+        o: &Origin,
         route: GitRoute,
         mut p: Pending,
     ) -> Response<Body> {
+        let sb = &o.sandbox;
+        let method = req.method().clone();
+        if !route.method_allowed(method.as_str()) {
+            p.event.reason = format!(
+                "{method} is not a git smart-HTTP method for {}",
+                route.upstream_path()
+            );
+            p.event.status = 405;
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!(
+                    "ghapp proxy: {method} is refused: git's smart HTTP uses only GET info/refs, POST git-upload-pack and POST git-receive-pack\n"
+                ),
+            );
+        }
+        let query = match route.endpoint {
+            Endpoint::InfoRefs => match route.service(req.uri().query().unwrap_or("")) {
+                Some(s) => format!("?service={s}"),
+                None => {
+                    p.event.reason = "info/refs without a smart-HTTP service".into();
+                    p.event.status = 403;
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        "ghapp proxy: only git's smart HTTP passes (info/refs?service=git-upload-pack or git-receive-pack)\n",
+                    );
+                }
+            },
+            _ => String::new(),
+        };
         let Some((owner, repo)) = sb.repo(&route.owner, &route.repo) else {
             p.event.reason = format!(
                 "{}/{} is not in the sandbox's repositories",
@@ -590,6 +833,22 @@ impl Proxy {
             );
         };
         p.event.repo = Some(format!("{owner}/{repo}"));
+        let url = match upstream_url(&self.hosts.git, &route.upstream_path(), &query) {
+            Ok(u) => u,
+            Err(r) => return refuse(&mut p, r),
+        };
+        let headers = forward_headers(req.headers());
+        let is_push = route.endpoint == Endpoint::ReceivePack;
+        let body: Option<reqwest::Body> = if method == Method::GET {
+            None
+        } else if is_push {
+            match self.decide_push(req, sb, &mut p).await {
+                PushVerdict::Forward(b) => Some(b),
+                PushVerdict::Answer(r) => return r,
+            }
+        } else {
+            Some(counted_body(req.into_body(), p.bytes_in.clone()))
+        };
         let token = match self.token(sb, &owner).await {
             Ok(t) => t,
             Err(r) => {
@@ -598,53 +857,75 @@ impl Proxy {
                 return r;
             }
         };
-        p.event.token = Some(token.token.fingerprint());
-        let auth = ghapp_gitproto::basic::encode("x-access-token", token.token.expose());
-        let url = format!(
-            "https://{}{}{}",
-            self.hosts.git,
-            req.uri().path(),
-            req.uri()
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default()
-        );
-        let method = req.method().clone();
-        let headers = forward_headers(req.headers());
-        let is_push = method == Method::POST && route.endpoint == Endpoint::ReceivePack;
-        let body: Option<reqwest::Body> = if method == Method::GET {
-            None
-        } else if is_push {
-            match self.decide_push(req.into_body(), sb, &mut p).await {
-                PushVerdict::Forward(b) => Some(b),
-                PushVerdict::Answer(r) => return r,
-            }
-        } else {
-            Some(counted_body(req.into_body(), p.bytes_in.clone()))
-        };
         p.event.decision = "allow".into();
-        self.forward(method, url, headers, auth, body, token.minted_at, p)
-            .await
+        let up = Upstream {
+            method,
+            url,
+            headers,
+            body,
+            scheme: Scheme::Basic,
+            owner,
+        };
+        self.forward(up, o, token, p).await
     }
 
     /// Reads a push's command section, decides, and either hands back the whole body to forward
-    /// or the git-native refusal.
-    async fn decide_push(&self, mut body: Incoming, sb: &Sandbox, p: &mut Pending) -> PushVerdict {
+    /// or the git-native refusal. Every read has a deadline and the bytes held count against
+    /// the proxy's buffer budget.
+    async fn decide_push(
+        &self,
+        req: Request<Incoming>,
+        sb: &Sandbox,
+        p: &mut Pending,
+    ) -> PushVerdict {
+        if let Some(enc) = content_encoding(req.headers()) {
+            p.event.reason = format!("push body in Content-Encoding {enc}");
+            p.event.status = 415;
+            return PushVerdict::Answer(text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!(
+                    "ghapp proxy: a push body with Content-Encoding {enc} cannot be inspected; send it unencoded\n"
+                ),
+            ));
+        }
+        let mut body = req.into_body();
+        let limits = &self.gate.limits;
+        let deadline = tokio::time::Instant::now() + limits.body_timeout;
+        let mut parser = receive_pack::Parser::new(COMMAND_SECTION_LIMIT);
+        let mut held = Reservation::new(self.gate.budget.clone());
         let mut buf: Vec<u8> = Vec::new();
         let cmds = loop {
-            match receive_pack::parse(&buf, COMMAND_SECTION_LIMIT) {
+            match parser.feed(&buf) {
                 Ok(Some(c)) => break Ok(c),
                 Ok(None) => {}
-                Err(e) => break Err(e),
+                Err(e) => break Err((StatusCode::BAD_REQUEST, e.to_string())),
             }
-            match body.frame().await {
-                Some(Ok(f)) => {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) => {
+                    break Err((
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the push sent no complete command section within {} (body_timeout)",
+                            humantime::format_duration(limits.body_timeout)
+                        ),
+                    ));
+                }
+                Ok(Some(Ok(f))) => {
                     if let Ok(d) = f.into_data() {
+                        if !held.grow(d.len()) {
+                            self.audit
+                                .count("ghapp_proxy_buffer_budget_exhausted_total");
+                            break Err((
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "the proxy holds too many partial pushes (max_buffered_bytes); try again".into(),
+                            ));
+                        }
                         buf.extend_from_slice(&d);
                     }
                 }
-                Some(Err(_)) | None => {
-                    break Err(receive_pack::ParseError::BadCommand(
+                Ok(Some(Err(_)) | None) => {
+                    break Err((
+                        StatusCode::BAD_REQUEST,
                         "the push request ended inside its command section".into(),
                     ));
                 }
@@ -652,13 +933,15 @@ impl Proxy {
         };
         let cmds = match cmds {
             Ok(c) => c,
-            Err(e) => {
-                p.event.reason = e.to_string();
-                p.event.status = 400;
-                return PushVerdict::Answer(text(
-                    StatusCode::BAD_REQUEST,
-                    &format!("ghapp proxy: {e}\n"),
-                ));
+            Err((status, why)) => {
+                p.event.reason = why.clone();
+                p.event.status = status.as_u16();
+                let mut r = text(status, &format!("ghapp proxy: {why}\n"));
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    r.headers_mut()
+                        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("5"));
+                }
+                return PushVerdict::Answer(r);
             }
         };
         p.event.ref_updates = cmds
@@ -681,6 +964,7 @@ impl Proxy {
                 PushVerdict::Forward(reqwest::Body::wrap_stream(stream))
             }
             Decision::Deny(refused) => {
+                drop(held);
                 // Drain (bounded) so git, still sending its pack, reads our answer.
                 let deadline = Instant::now() + DRAIN_TIME;
                 let mut drained = 0u64;
@@ -722,47 +1006,58 @@ impl Proxy {
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site per protocol; a struct would only rename the arguments"
-    )]
+    /// Sends `up` with `token`. A 401 from GitHub: a token younger than a few seconds may not
+    /// have replicated yet (wait and retry once); an older one was revoked (drop it, mint a new
+    /// one, retry once). Only bodiless requests are retried: a streamed body cannot be replayed.
     async fn forward(
         &self,
-        method: Method,
-        url: String,
-        headers: HeaderMap,
-        auth: String,
-        body: Option<reqwest::Body>,
-        minted_at: u64,
+        up: Upstream,
+        o: &Origin,
+        mut token: CachedToken,
         mut p: Pending,
     ) -> Response<Body> {
-        let retryable = body.is_none();
-        let mut attempt = 0;
-        let mut body = body;
+        let retryable = up.body.is_none();
+        let mut body = up.body;
+        let mut retried = false;
         let resp = loop {
-            attempt += 1;
+            p.event.token = Some(token.token.fingerprint());
             let mut rb = self
                 .upstream
-                .request(method.clone(), &url)
-                .headers(headers.clone())
-                .header(hyper::header::AUTHORIZATION, &auth);
+                .request(up.method.clone(), up.url.clone())
+                .headers(up.headers.clone())
+                .header(hyper::header::AUTHORIZATION, auth_header(up.scheme, &token));
             if let Some(b) = body.take() {
                 rb = rb.body(b);
             }
             match rb.send().await {
-                Ok(r) => {
-                    let young = (ghapp_core::jwt::unix_now() as u64).saturating_sub(minted_at)
+                Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
+                    let young = (ghapp_core::jwt::unix_now() as u64)
+                        .saturating_sub(token.minted_at)
                         < FRESH_TOKEN;
-                    if r.status() == StatusCode::UNAUTHORIZED && retryable && young && attempt == 1
-                    {
+                    if !young {
+                        self.forget_token(&o.sandbox, &up.owner, &token);
+                    }
+                    if !retryable || retried {
+                        break r;
+                    }
+                    retried = true;
+                    if young {
                         // GitHub's replication lag: a brand-new token may 401 for a moment.
                         tokio::time::sleep(Duration::from_millis(500)).await;
-                        continue;
+                    } else {
+                        token = match self.token(&o.sandbox, &up.owner).await {
+                            Ok(t) => t,
+                            Err(r) => {
+                                p.event.status = r.status().as_u16();
+                                p.event.reason = "token unavailable".into();
+                                return r;
+                            }
+                        };
                     }
-                    break r;
                 }
+                Ok(r) => break r,
                 Err(e) => {
-                    let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
+                    let origin = up.url.origin().ascii_serialization();
                     p.event.reason = format!("upstream {origin} unreachable");
                     p.event.status = 502;
                     return text(
@@ -805,59 +1100,96 @@ impl Proxy {
     async fn rest(
         self: &Arc<Self>,
         req: Request<Incoming>,
-        sb: &Sandbox,
+        o: &Origin,
         api_path: &str,
         mut p: Pending,
     ) -> Response<Body> {
+        let sb = &o.sandbox;
         let method = req.method().clone();
-        let deny = |p: &mut Pending, msg: String| {
+        let deny = |p: &mut Pending, status: StatusCode, msg: String| {
             p.event.reason = msg.clone();
-            p.event.status = 403;
-            json_error(StatusCode::FORBIDDEN, &msg)
+            p.event.status = status.as_u16();
+            json_error(status, &msg)
         };
-        let Some((owner, repo, kind)) = rest_route(&method, api_path, &sb.cfg.rest) else {
-            let msg = format!(
-                "ghapp proxy: {method} {api_path} is not allowed for sandbox {} (policy: only the repository, pull request and comment routes for its repositories, plus its configured rest routes)",
-                sb.cfg.name
-            );
-            return deny(&mut p, msg);
+        let route = match rest::route(method.as_str(), api_path, &sb.cfg.rest) {
+            Ok(r) => r,
+            Err(RouteError::NotAllowed) => {
+                let msg = format!(
+                    "ghapp proxy: {method} {api_path} is not allowed for sandbox {} (policy: only the repository, pull request and comment routes for its repositories, plus its configured rest routes)",
+                    sb.cfg.name
+                );
+                return deny(&mut p, StatusCode::FORBIDDEN, msg);
+            }
+            Err(RouteError::Path(e)) => {
+                let msg = format!(
+                    "ghapp proxy: {method} {api_path} is refused for sandbox {}: {e}",
+                    sb.cfg.name
+                );
+                return deny(&mut p, StatusCode::FORBIDDEN, msg);
+            }
         };
-        let Some((owner, repo)) = sb.repo(&owner, &repo) else {
+        let Some((owner, repo)) = sb.repo(&route.owner, &route.repo) else {
             let msg = format!(
-                "ghapp proxy: {owner}/{repo} is not among sandbox {}'s repositories",
-                sb.cfg.name
+                "ghapp proxy: {}/{} is not among sandbox {}'s repositories",
+                route.owner, route.repo, sb.cfg.name
             );
-            return deny(&mut p, msg);
+            return deny(&mut p, StatusCode::FORBIDDEN, msg);
         };
         p.event.repo = Some(format!("{owner}/{repo}"));
-        let url = format!(
-            "https://{}{}{}{}",
-            self.hosts.api,
-            self.hosts.api_prefix,
-            api_path,
-            req.uri()
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default()
-        );
+        // The body of a checked request is what was checked: no query rides along with it.
+        let query = match (route.kind, req.uri().query()) {
+            (RestKind::Plain, Some(q)) => format!("?{q}"),
+            _ => String::new(),
+        };
+        let path = format!("{}{}", self.hosts.api_prefix, route.path);
+        let url = match upstream_url(&self.hosts.api, &path, &query) {
+            Ok(u) => u,
+            Err(r) => return refuse(&mut p, r),
+        };
         let headers = forward_headers(req.headers());
         let body = if method == Method::GET || method == Method::HEAD {
             None
         } else {
-            let bytes = match http_body_util::Limited::new(req.into_body(), COMMAND_SECTION_LIMIT)
-                .collect()
-                .await
-            {
-                Ok(b) => b.to_bytes(),
+            if let Some(enc) = content_encoding(req.headers()) {
+                let msg = format!(
+                    "ghapp proxy: a request body with Content-Encoding {enc} cannot be checked; send it unencoded"
+                );
+                return deny(&mut p, StatusCode::UNSUPPORTED_MEDIA_TYPE, msg);
+            }
+            let declared = req
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+                .unwrap_or(REST_BODY_LIMIT)
+                .min(REST_BODY_LIMIT);
+            let mut held = Reservation::new(self.gate.budget.clone());
+            if !held.grow(declared) {
+                let msg = "ghapp proxy: the proxy holds too many request bodies (max_buffered_bytes); try again".to_string();
+                return deny(&mut p, StatusCode::SERVICE_UNAVAILABLE, msg);
+            }
+            let collect = http_body_util::Limited::new(req.into_body(), declared).collect();
+            let bytes = match tokio::time::timeout(self.gate.limits.body_timeout, collect).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(_)) => {
+                    let msg = format!(
+                        "ghapp proxy: request body over {} bytes, or broken",
+                        declared
+                    );
+                    return deny(&mut p, StatusCode::PAYLOAD_TOO_LARGE, msg);
+                }
                 Err(_) => {
-                    return deny(&mut p, "ghapp proxy: request body over 1 MiB".into());
+                    let msg = format!(
+                        "ghapp proxy: the request body did not arrive within {} (body_timeout)",
+                        humantime::format_duration(self.gate.limits.body_timeout)
+                    );
+                    return deny(&mut p, StatusCode::REQUEST_TIMEOUT, msg);
                 }
             };
             p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            if kind == RestKind::CreatePull
-                && let Err(msg) = check_pull_head(&bytes, &owner, sb)
+            if route.kind == RestKind::CreatePull
+                && let Err(msg) = check_pull_head(&bytes, &owner, &repo, sb)
             {
-                return deny(&mut p, msg);
+                return deny(&mut p, StatusCode::FORBIDDEN, msg);
             }
             Some(bytes)
         };
@@ -868,20 +1200,53 @@ impl Proxy {
                 return r;
             }
         };
-        p.event.token = Some(token.token.fingerprint());
         p.event.decision = "allow".into();
-        let auth = format!("Bearer {}", token.token.expose());
-        self.forward(
+        let up = Upstream {
             method,
             url,
             headers,
-            auth,
-            body.map(reqwest::Body::from),
-            token.minted_at,
-            p,
-        )
-        .await
+            body: body.map(reqwest::Body::from),
+            scheme: Scheme::Bearer,
+            owner,
+        };
+        self.forward(up, o, token, p).await
     }
+}
+
+/// The upstream URL for `origin` (`host:port`) and an already normalised `path`, checked to
+/// be exactly that path once parsed: the URL parser must not resolve anything the policy did
+/// not see.
+fn upstream_url(origin: &str, path: &str, query: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(&format!("https://{origin}{path}{query}"))
+        .map_err(|e| format!("the upstream URL for {path} does not parse: {e}"))?;
+    if url.path() != path {
+        return Err(format!(
+            "the upstream URL would reach {} instead of {path}",
+            url.path()
+        ));
+    }
+    Ok(url)
+}
+
+fn refuse(p: &mut Pending, why: String) -> Response<Body> {
+    p.event.reason = why.clone();
+    p.event.status = 400;
+    text(StatusCode::BAD_REQUEST, &format!("ghapp proxy: {why}\n"))
+}
+
+/// The request's Content-Encoding, unless there is none or it is `identity`.
+fn content_encoding(h: &HeaderMap) -> Option<String> {
+    let v: Vec<String> = h
+        .get_all(hyper::header::CONTENT_ENCODING)
+        .iter()
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|v| !v.is_empty() && v != "identity")
+        .collect();
+    (!v.is_empty()).then(|| v.join(", "))
 }
 
 enum PushVerdict {
@@ -889,62 +1254,31 @@ enum PushVerdict {
     Answer(Response<Body>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RestKind {
-    Plain,
-    CreatePull,
-}
-
-/// The fixed REST table: routes on the sandbox's repositories.
-fn rest_route(
-    method: &Method,
-    path: &str,
-    extra: &[(String, String)],
-) -> Option<(String, String, RestKind)> {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let m = method.as_str();
-    let kind = match (m, segs.as_slice()) {
-        ("GET", ["repos", _, _]) => RestKind::Plain,
-        ("GET", ["repos", _, _, "pulls"]) => RestKind::Plain,
-        ("POST", ["repos", _, _, "pulls"]) => RestKind::CreatePull,
-        ("GET" | "PATCH", ["repos", _, _, "pulls", n]) if n.parse::<u64>().is_ok() => {
-            RestKind::Plain
-        }
-        ("GET" | "POST", ["repos", _, _, "issues", n, "comments"]) if n.parse::<u64>().is_ok() => {
-            RestKind::Plain
-        }
-        ("GET" | "POST", ["repos", _, _, "pulls", n, "comments"]) if n.parse::<u64>().is_ok() => {
-            RestKind::Plain
-        }
-        ("GET", ["repos", _, _, "branches", _]) => RestKind::Plain,
-        _ => {
-            let ok = extra.iter().any(|(em, ep)| {
-                em == m && {
-                    let es: Vec<&str> = ep.trim_start_matches('/').split('/').collect();
-                    es.len() == segs.len()
-                        && es
-                            .iter()
-                            .zip(&segs)
-                            .all(|(e, s)| e.starts_with('{') || e == s)
-                        && es.first() == Some(&"repos")
-                }
-            });
-            if !ok {
-                return None;
-            }
-            RestKind::Plain
-        }
-    };
-    let (owner, repo) = (segs.get(1)?, segs.get(2)?);
-    let valid = |s: &str| ghapp_gitproto::credential::valid_name(s);
-    (valid(owner) && valid(repo)).then(|| (owner.to_string(), repo.to_string(), kind))
+/// The fields of `POST .../pulls` the policy reads. Declared fields are refused when given
+/// twice (`{"head":"agent/x","head":"main"}` cannot pass one and send the other).
+#[derive(serde::Deserialize)]
+struct PullBody {
+    #[serde(default)]
+    head: Option<String>,
+    #[serde(default)]
+    head_repo: Option<String>,
 }
 
 /// `POST .../pulls`: `head` must be a branch the sandbox may push, in the same repository.
-fn check_pull_head(body: &[u8], owner: &str, sb: &Sandbox) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| "ghapp proxy: the pull request body is not JSON".to_string())?;
-    let head = v["head"].as_str().unwrap_or("");
+fn check_pull_head(body: &[u8], owner: &str, repo: &str, sb: &Sandbox) -> Result<(), String> {
+    let v: PullBody = serde_json::from_slice(body).map_err(|e| {
+        format!("ghapp proxy: the pull request body is not the JSON GitHub expects: {e}")
+    })?;
+    let head = v.head.unwrap_or_default();
+    if let Some(hr) = v.head_repo.as_deref()
+        && !hr.eq_ignore_ascii_case(repo)
+        && !hr.eq_ignore_ascii_case(&format!("{owner}/{repo}"))
+    {
+        return Err(format!(
+            "ghapp proxy: pull request head_repo {hr:?} is another repository; sandbox {} may open pull requests only from its own branches",
+            sb.cfg.name
+        ));
+    }
     let branch = match head.split_once(':') {
         Some((o, b)) if o.eq_ignore_ascii_case(owner) => b,
         Some((o, _)) => {
@@ -953,10 +1287,11 @@ fn check_pull_head(body: &[u8], owner: &str, sb: &Sandbox) -> Result<(), String>
                 sb.cfg.name
             ));
         }
-        None => head,
+        None => head.as_str(),
     };
     let refname = format!("refs/heads/{branch}");
-    if branch.is_empty() || !sb.push.allows_ref(&refname) {
+    if branch.is_empty() || !receive_pack::valid_refname(&refname) || !sb.push.allows_ref(&refname)
+    {
         return Err(format!(
             "ghapp proxy: pull request head {head:?} is not allowed for sandbox {} (policy: heads must match {})",
             sb.cfg.name,
@@ -1125,27 +1460,20 @@ mod tests {
     }
 
     #[test]
-    fn routes() {
+    fn git_routes() {
         assert!(git_route("/o/r.git/info/refs").is_some());
         assert!(git_route("/o/r/git-receive-pack").is_some());
         assert!(git_route("/o/../info/refs").is_none());
         assert!(git_route("/o/r/info/lfs").is_none());
-        let extra = vec![(
-            "GET".to_string(),
-            "/repos/{owner}/{repo}/commits".to_string(),
-        )];
-        assert!(rest_route(&Method::GET, "/repos/o/r", &[]).is_some());
-        assert_eq!(
-            rest_route(&Method::POST, "/repos/o/r/pulls", &[])
-                .unwrap()
-                .2,
-            RestKind::CreatePull
-        );
-        assert!(rest_route(&Method::DELETE, "/repos/o/r", &[]).is_none());
-        assert!(rest_route(&Method::POST, "/graphql", &[]).is_none());
-        assert!(rest_route(&Method::GET, "/repos/o/r/commits", &[]).is_none());
-        assert!(rest_route(&Method::GET, "/repos/o/r/commits", &extra).is_some());
-        assert!(rest_route(&Method::GET, "/repos/o/../pulls", &[]).is_none());
+    }
+
+    #[test]
+    fn upstream_urls_are_what_was_decided() {
+        let u = upstream_url("h:443", "/api/v3/repos/o/r/pulls", "").unwrap();
+        assert_eq!(u.as_str(), "https://h/api/v3/repos/o/r/pulls");
+        for bad in ["/repos/o/r/../x", "/repos/o/r/%2e%2e/x", "/repos/o\\r"] {
+            assert!(upstream_url("h:443", bad, "").is_err(), "{bad}");
+        }
     }
 
     #[test]

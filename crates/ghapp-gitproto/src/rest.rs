@@ -1,0 +1,334 @@
+//! REST API paths as the proxy decides them: decoded once, refused when a segment could be
+//! read two ways, and re-encoded for the upstream request, so the route that was allowed is
+//! the route that is sent.
+//!
+//! An upstream URL parser resolves dot segments (`..`, `%2e%2e`), turns `\` into `/` for
+//! `https` URLs, and GitHub decodes `%2f`; a path matched before that would let
+//! `POST /repos/o/r/statuses/..%2f..%2fmerges` reach `POST /repos/o/r/merges`. So every
+//! segment is percent-decoded here and refused when it is empty, `.` or `..`, or holds `\`,
+//! `/`, `%` or a control character once decoded; the path sent upstream is built from the
+//! decoded segments, each percent-encoded again ([`RestRoute::path`]). Branch names are the
+//! one place a `/` is meaningful (`branches/agent/x`, or `agent%2Fx` as Octokit sends it): the
+//! tail of a branch route is read as a ref name and checked as one.
+
+use crate::credential::valid_name;
+use crate::receive_pack::valid_refname;
+
+/// What the proxy must look at before forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestKind {
+    /// Forward as is.
+    Plain,
+    /// `POST /repos/{o}/{r}/pulls`: the body's `head` is checked against the push policy.
+    CreatePull,
+}
+
+/// An allowed REST request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestRoute {
+    pub owner: String,
+    pub repo: String,
+    pub kind: RestKind,
+    /// The normalised path to send upstream (each segment percent-encoded), without the GHES
+    /// prefix and without a query.
+    pub path: String,
+}
+
+/// Why a path is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path must start with /")]
+    NotAbsolute,
+    #[error("the path has an empty segment (//)")]
+    EmptySegment,
+    #[error("the path has a dot segment (. or .., also percent-encoded)")]
+    DotSegment,
+    #[error("the path has a backslash (also percent-encoded)")]
+    Backslash,
+    #[error("the path has an encoded separator (%2F) or an encoded percent sign")]
+    EncodedSeparator,
+    #[error("the path has a bad percent-escape or is not UTF-8")]
+    BadEncoding,
+    #[error("the path has a control character")]
+    ControlCharacter,
+    #[error("the branch name is not a valid ref name")]
+    BadBranch,
+}
+
+/// Why a request is not forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("not in the REST allow-list")]
+    NotAllowed,
+}
+
+/// Decodes one raw path segment. A `/` in the decoded value is kept (the caller refuses it
+/// outside branch names); everything that could be read two ways is refused.
+pub fn decode_segment(raw: &str) -> Result<String, PathError> {
+    if raw.is_empty() {
+        return Err(PathError::EmptySegment);
+    }
+    if raw.contains('\\') {
+        return Err(PathError::Backslash);
+    }
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| PathError::BadEncoding)?;
+            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(PathError::BadEncoding);
+            }
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| PathError::BadEncoding)?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    let s = String::from_utf8(out).map_err(|_| PathError::BadEncoding)?;
+    if s == "." || s == ".." {
+        return Err(PathError::DotSegment);
+    }
+    if s.contains('\\') {
+        return Err(PathError::Backslash);
+    }
+    if s.contains('%') {
+        return Err(PathError::EncodedSeparator);
+    }
+    if s.chars().any(char::is_control) {
+        return Err(PathError::ControlCharacter);
+    }
+    Ok(s)
+}
+
+/// Percent-encodes a decoded segment for the upstream URL: everything but RFC 3986's
+/// unreserved characters.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes every segment of `path` (which starts with `/`).
+pub fn segments(path: &str) -> Result<Vec<String>, PathError> {
+    let rest = path.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
+    rest.split('/').map(decode_segment).collect()
+}
+
+fn plain(s: &str) -> Result<&str, PathError> {
+    if s.contains('/') {
+        Err(PathError::EncodedSeparator)
+    } else {
+        Ok(s)
+    }
+}
+
+fn join(segs: &[&str]) -> String {
+    segs.iter()
+        .map(|s| format!("/{}", encode_segment(s)))
+        .collect()
+}
+
+/// Matches `method path` against the fixed table (the sandbox's repositories: read the
+/// repository, list/create/update pulls, comment, read a branch) and `extra` routes
+/// (`(METHOD, "/repos/{owner}/{repo}/…")`, `{…}` matching one segment).
+pub fn route(
+    method: &str,
+    path: &str,
+    extra: &[(String, String)],
+) -> Result<RestRoute, RouteError> {
+    let decoded = segments(path)?;
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let number = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    // The branch route: its tail is one ref name, slashes and all.
+    if method == "GET"
+        && let ["repos", owner, repo, "branches", tail @ ..] = segs.as_slice()
+        && !tail.is_empty()
+    {
+        let branch = tail.join("/");
+        if !valid_refname(&format!("refs/heads/{branch}")) {
+            return Err(PathError::BadBranch.into());
+        }
+        let (owner, repo) = (plain(owner)?, plain(repo)?);
+        let mut path = join(&["repos", owner, repo, "branches"]);
+        for c in branch.split('/') {
+            path.push('/');
+            path.push_str(&encode_segment(c));
+        }
+        return finish(owner, repo, RestKind::Plain, path);
+    }
+    for s in &segs {
+        plain(s)?;
+    }
+    let kind = match (method, segs.as_slice()) {
+        ("GET", ["repos", _, _]) => RestKind::Plain,
+        ("GET", ["repos", _, _, "pulls"]) => RestKind::Plain,
+        ("POST", ["repos", _, _, "pulls"]) => RestKind::CreatePull,
+        ("GET" | "PATCH", ["repos", _, _, "pulls", n]) if number(n) => RestKind::Plain,
+        ("GET" | "POST", ["repos", _, _, "issues" | "pulls", n, "comments"]) if number(n) => {
+            RestKind::Plain
+        }
+        _ => {
+            let ok = extra.iter().any(|(em, ep)| {
+                em == method && {
+                    let es: Vec<&str> = ep.trim_start_matches('/').split('/').collect();
+                    es.len() == segs.len()
+                        && es.first() == Some(&"repos")
+                        && es
+                            .iter()
+                            .zip(&segs)
+                            .all(|(e, s)| e.starts_with('{') || e == s)
+                }
+            });
+            if !ok {
+                return Err(RouteError::NotAllowed);
+            }
+            RestKind::Plain
+        }
+    };
+    finish(segs[1], segs[2], kind, join(&segs))
+}
+
+fn finish(owner: &str, repo: &str, kind: RestKind, path: String) -> Result<RestRoute, RouteError> {
+    if !(valid_name(owner) && valid_name(repo)) {
+        return Err(RouteError::NotAllowed);
+    }
+    Ok(RestRoute {
+        owner: owner.to_owned(),
+        repo: repo.to_owned(),
+        kind,
+        path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn extra() -> Vec<(String, String)> {
+        vec![(
+            "POST".to_string(),
+            "/repos/{owner}/{repo}/statuses/{sha}".to_string(),
+        )]
+    }
+
+    #[test]
+    fn the_table() {
+        let r = route("GET", "/repos/o/r", &[]).unwrap();
+        assert_eq!((r.owner.as_str(), r.repo.as_str()), ("o", "r"));
+        assert_eq!(r.path, "/repos/o/r");
+        assert_eq!(
+            route("POST", "/repos/o/r/pulls", &[]).unwrap().kind,
+            RestKind::CreatePull
+        );
+        // Another spelling of the same route is the same route, checked the same way.
+        let r = route("POST", "/repos/o/r/%70ulls", &[]).unwrap();
+        assert_eq!(
+            (r.kind, r.path.as_str()),
+            (RestKind::CreatePull, "/repos/o/r/pulls")
+        );
+        assert!(route("PATCH", "/repos/o/r/pulls/3", &[]).is_ok());
+        assert!(route("POST", "/repos/o/r/issues/3/comments", &[]).is_ok());
+        assert_eq!(
+            route("DELETE", "/repos/o/r", &[]),
+            Err(RouteError::NotAllowed)
+        );
+        assert_eq!(route("POST", "/graphql", &[]), Err(RouteError::NotAllowed));
+        assert_eq!(
+            route("GET", "/repos/o/r/pulls/x", &[]),
+            Err(RouteError::NotAllowed)
+        );
+        let r = route("POST", "/repos/o/r/statuses/abc123", &extra()).unwrap();
+        assert_eq!(r.path, "/repos/o/r/statuses/abc123");
+    }
+
+    #[test]
+    fn branches_with_slashes() {
+        for p in [
+            "/repos/o/r/branches/agent/x",
+            "/repos/o/r/branches/agent%2Fx",
+            "/repos/o/r/branches/agent%2fx",
+        ] {
+            let r = route("GET", p, &[]).unwrap();
+            assert_eq!(r.path, "/repos/o/r/branches/agent/x", "{p}");
+        }
+        assert_eq!(
+            route("GET", "/repos/o/r/branches/feature+1", &[])
+                .unwrap()
+                .path,
+            "/repos/o/r/branches/feature%2B1"
+        );
+    }
+
+    #[test]
+    fn attacks_are_refused() {
+        let cases: &[(&str, &str)] = &[
+            ("POST", "/repos/o/r/statuses/../merges"),
+            ("POST", "/repos/o/r/statuses/..%2f..%2fmerges"),
+            ("POST", "/repos/o/r/statuses/%2e%2e"),
+            ("POST", "/repos/o/r/statuses/.%2E"),
+            ("POST", "/repos/o/r/statuses/x%2f..%2fgit%2frefs"),
+            ("POST", "/repos/o/r/statuses/x%5c..%5cmerges"),
+            ("POST", "/repos/o/r/statuses/x\\..\\merges"),
+            ("POST", "/repos/o/r/statuses/%252e%252e"),
+            ("POST", "/repos/o/r/statuses/x%00"),
+            ("POST", "/repos/o/r/statuses/%zz"),
+            ("POST", "/repos/o/r/statuses/%ff"),
+            (
+                "GET",
+                "/repos/o/r/branches/..\\..\\..\\installation\\repositories",
+            ),
+            (
+                "GET",
+                "/repos/o/r/branches/../../../installation/repositories",
+            ),
+            ("GET", "/repos/o/r/branches/%2e%2e/%2e%2e/x"),
+            ("GET", "/repos/o/r/branches/a/../../b"),
+            ("GET", "/repos/o/r/branches/a%2f..%2f..%2fb"),
+            ("GET", "/repos/o/r/branches/"),
+            ("POST", "/repos/o/r/pulls/"),
+            ("POST", "/repos/o/r//pulls"),
+            ("POST", "/repos/o/r/./pulls"),
+            ("GET", "/repos/o%2fr/x"),
+            ("GET", "repos/o/r"),
+        ];
+        for (m, p) in cases {
+            assert!(route(m, p, &extra()).is_err(), "{m} {p} passed");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(p in "\\PC{0,80}", m in "(GET|POST|PATCH)") {
+            let _ = route(&m, &p, &extra());
+        }
+
+        /// Whatever passes is sent in a form an URL parser leaves alone: no dot segment,
+        /// backslash or escape that decodes to a separator, and it decodes back to the segments
+        /// that were decided on.
+        #[test]
+        fn what_passes_is_what_is_sent(
+            segs in proptest::collection::vec("([a-z.%\\\\/]|%2[eEfF]|%5[cC]){1,6}", 1..4),
+        ) {
+            let p = format!("/repos/o/r/statuses/{}", segs.join("/"));
+            if let Ok(r) = route("POST", &p, &extra()) {
+                prop_assert!(!r.path.contains("/./") && !r.path.contains("/../"));
+                prop_assert!(!r.path.contains('\\'));
+                let back = segments(&r.path).unwrap();
+                prop_assert_eq!(back, segments(&p).unwrap());
+            }
+        }
+    }
+}
