@@ -494,3 +494,122 @@ fn logs_and_debug_output_never_hold_a_secret() {
     assert!(w.captured_count() > 5);
     w.assert_no_secrets();
 }
+
+/// Hole 8: a planted or loosened cache file is not believed. The helper warns once and mints.
+#[test]
+fn untrusted_cache_files_are_not_believed() {
+    let w = World::new();
+    w.get("octo-org/widgets").ok();
+    assert_eq!(w.hub.mint_count(), 1);
+    let token_file = std::fs::read_dir(w.cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with("tok-")
+                && p.extension().is_some_and(|e| e == "json")
+        })
+        .expect("a token file");
+    let planted = |r: &ghapp_e2e::Run, mints: usize| {
+        r.ok();
+        assert_eq!(w.hub.mint_count(), mints, "{r:#?}");
+        let warnings: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(warnings.len(), 1, "one warning: {r:#?}");
+        assert!(warnings[0].contains("is not used"), "{r:#?}");
+        assert!(r.field("password").is_some());
+    };
+    // A token file others may write: another user could have put its own token there.
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    planted(&w.get("octo-org/widgets"), 2);
+    // A symbolic link in place of the file.
+    let elsewhere = w.path("elsewhere.json");
+    std::fs::copy(&token_file, &elsewhere).unwrap();
+    std::fs::remove_file(&token_file).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &token_file).unwrap();
+    planted(&w.get("octo-org/widgets"), 3);
+    std::fs::remove_file(&token_file).unwrap();
+    // A cache directory others may write.
+    std::fs::set_permissions(w.cache_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    planted(&w.get("octo-org/widgets"), 4);
+    std::fs::set_permissions(w.cache_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    w.assert_no_secrets();
+}
+
+#[test]
+fn a_relative_cache_directory_is_refused() {
+    let mut w = World::new();
+    w.set_env("GHAPP_CACHE_DIR", Some("cache"));
+    w.get("octo-org/widgets")
+        .fails()
+        .one_line_error(HELPER, "relative: set GHAPP_CACHE_DIR");
+    assert_eq!(w.hub.mint_count(), 0);
+}
+
+/// A tmpfs mounted for the test; unmounted on drop.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount(dir.to_owned()))
+    }
+    fn read_only(&self) {
+        let st = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Faults: the cache disk full, then read-only. The helper still answers, by minting, with
+/// one warning each time.
+#[test]
+#[expect(
+    clippy::print_stderr,
+    reason = "says why the test did nothing where mount is not allowed"
+)]
+fn a_full_or_read_only_cache_disk_costs_a_warning_not_the_token() {
+    let mut w = World::new();
+    let disk = w.path("disk");
+    let Some(mount) = Mount::tmpfs(&disk, "64k") else {
+        // mount(8) needs root (CI runs as root; .ci/run checks this test ran).
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        return;
+    };
+    let cache = disk.join("ghapp");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Fill the disk.
+    let _ = std::fs::write(disk.join("fill"), vec![0u8; 128 * 1024]);
+    w.set_env("GHAPP_CACHE_DIR", Some(cache.to_str().unwrap()));
+    let answered = |r: ghapp_e2e::Run, mints: usize| {
+        r.ok();
+        assert!(r.field("password").is_some(), "{r:#?}");
+        assert_eq!(w.hub.mint_count(), mints);
+        assert_eq!(r.stderr.lines().count(), 1, "one warning: {r:#?}");
+        assert!(
+            r.stderr.starts_with("git-credential-ghapp: warning: "),
+            "{r:#?}"
+        );
+    };
+    answered(w.get("octo-org/widgets"), 1);
+    answered(w.get("octo-org/widgets"), 2);
+    mount.read_only();
+    answered(w.get("octo-org/gadgets"), 3);
+    // git clones through it all the same.
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    drop(mount);
+    w.assert_no_secrets();
+}

@@ -24,6 +24,15 @@ const INSTALLATION_TTL: u64 = 24 * 3600;
 const NEGATIVE_TTL: u64 = 60;
 
 /// The default permissions of a token for git and pull requests.
+/// Logs `msg` as a warning the first time a process meets a cache problem: one line, not one
+/// per request.
+fn warn_once(msg: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("{msg}");
+    }
+}
+
 pub fn default_permissions() -> BTreeMap<String, String> {
     [
         ("contents", "write"),
@@ -308,18 +317,23 @@ impl Broker {
             .await
     }
 
-    /// A token for `req`: cached when fresh, else minted once.
+    /// A token for `req`: cached when fresh, else minted once. A cache that cannot be used
+    /// (someone else's directory, a full or read-only disk, a stuck lock) costs one warning,
+    /// never the token: the broker then mints without it.
     pub async fn token(&self, req: &TokenRequest) -> Result<CachedToken> {
         let key = token_key(&self.app, req);
         let now = unix_now() as u64;
         if let Some(t) = self.fresh_in_memory(&key, now) {
             return Ok(t);
         }
-        if let Some(t) = self
-            .cache
-            .read(&key)
-            .filter(|t| t.is_fresh(now, self.margin))
-        {
+        let disk = match self.cache.usable() {
+            Ok(()) => true,
+            Err(why) => {
+                warn_once(&why);
+                false
+            }
+        };
+        if disk && let Some(t) = self.fresh_on_disk(&key, now) {
             self.remember(&key, &t);
             return Ok(t);
         }
@@ -332,27 +346,38 @@ impl Broker {
         if let Some(t) = self.fresh_in_memory(&key, now) {
             return Ok(t);
         }
-        let cache = self.cache.clone();
-        let lock_key = key.clone();
-        let _cross_process = tokio::task::spawn_blocking(move || cache.lock(&lock_key))
-            .await
-            .map_err(|e| Error::cache(self.cache.dir(), std::io::Error::other(e.to_string())))??;
-        let now = unix_now() as u64;
-        if let Some(t) = self
-            .cache
-            .read(&key)
-            .filter(|t| t.is_fresh(now, self.margin))
-        {
-            self.remember(&key, &t);
-            return Ok(t);
+        let mut _cross_process = None;
+        if disk {
+            let cache = self.cache.clone();
+            let lock_key = key.clone();
+            match tokio::task::spawn_blocking(move || cache.lock(&lock_key)).await {
+                Ok(Ok(l)) => _cross_process = Some(l),
+                Ok(Err(e)) => warn_once(&format!("{e}; minting without it")),
+                Err(e) => warn_once(&format!("cannot take the cache lock: {e}")),
+            }
+            let now = unix_now() as u64;
+            if let Some(t) = self.fresh_on_disk(&key, now) {
+                self.remember(&key, &t);
+                return Ok(t);
+            }
         }
         let t = self.mint(req).await?;
-        if let Err(e) = self.cache.write(&key, &t) {
+        if disk && let Err(e) = self.cache.write(&key, &t) {
             // A token that cannot be cached still works; say why the next call will mint again.
-            tracing::warn!("{e}");
+            warn_once(&e.to_string());
         }
         self.remember(&key, &t);
         Ok(t)
+    }
+
+    fn fresh_on_disk(&self, key: &TokenKey, now: u64) -> Option<CachedToken> {
+        match self.cache.read_checked(key) {
+            Ok(t) => t.filter(|t| t.is_fresh(now, self.margin)),
+            Err(why) => {
+                warn_once(&why);
+                None
+            }
+        }
     }
 
     /// Drops a token from memory and disk if it is `value`.
@@ -426,7 +451,7 @@ impl Broker {
             self.cache
                 .write_installation(&self.app.api_url, &issuer, owner, repo, &entry)
         {
-            tracing::warn!("{e}");
+            warn_once(&e.to_string());
         }
         match entry.installation_id {
             Some(id) => Ok(id),

@@ -2,10 +2,18 @@
 //! atomically (temporary file then rename), and a lock file per key so that parallel processes
 //! mint once. Everything here is synchronous: the helper's warm `get` answers from here before
 //! any async runtime exists.
+//!
+//! # Security
+//! A token file is believed only when this user owns it, it is 0600 or stricter and not a
+//! symbolic link, in a directory this user owns that no one else can write: otherwise another
+//! local user could plant a token (and see what git sends with it) or swap a file under us.
+//! Files are opened without following links, lock files included. A lock held by a stuck
+//! process is given up after [`LOCK_WAIT`].
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -124,6 +132,42 @@ impl CachedToken {
     }
 }
 
+/// How long a process waits for another's lock on a key before it gives up on it.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The largest cache file read (a token file is well under 4 KiB).
+const MAX_CACHE_FILE: u64 = 64 * 1024;
+
+fn no_follow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+/// Why a cache file or directory is not used.
+fn untrusted(path: &Path, why: &str) -> String {
+    format!(
+        "token cache {} is not used: {why}; fix it or set GHAPP_CACHE_DIR to a directory of your own",
+        path.display()
+    )
+}
+
+/// Checks the ownership and mode of an opened (or lstat-ed) file or directory.
+fn check_owner(path: &Path, meta: &std::fs::Metadata, writable_mask: u32) -> Result<(), String> {
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(untrusted(
+            path,
+            &format!("it belongs to uid {}, not to this user ({me})", meta.uid()),
+        ));
+    }
+    if meta.mode() & writable_mask != 0 {
+        return Err(untrusted(
+            path,
+            &format!("its mode is {:o}, open to other users", meta.mode() & 0o777),
+        ));
+    }
+    Ok(())
+}
+
 /// The cache directory.
 #[derive(Debug, Clone)]
 pub struct DiskCache {
@@ -154,10 +198,67 @@ impl DiskCache {
         crate::fsutil::ensure_private_dir(&self.dir).map_err(|e| Error::cache(&self.dir, e))
     }
 
-    /// The cached token for `key`, if any. A missing, unreadable or corrupt file is a miss.
+    /// Whether the directory can be trusted: this user's, not a link, writable by no one else.
+    /// `Ok(false)`: it does not exist (yet).
+    pub fn check_dir(&self) -> Result<bool, String> {
+        match std::fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(untrusted(&self.dir, &e.to_string())),
+            Ok(m) if m.file_type().is_symlink() => {
+                Err(untrusted(&self.dir, "it is a symbolic link"))
+            }
+            Ok(m) if !m.is_dir() => Err(untrusted(&self.dir, "it is not a directory")),
+            Ok(m) => check_owner(&self.dir, &m, 0o022).map(|()| true),
+        }
+    }
+
+    /// Makes the directory (0700) when it is missing, then checks it ([`DiskCache::check_dir`]).
+    /// `Err`: the cache cannot be used (someone else's directory, a read-only disk); the caller
+    /// mints without it.
+    pub fn usable(&self) -> Result<(), String> {
+        if !self.check_dir()? {
+            self.ensure_dir().map_err(|e| e.to_string())?;
+            self.check_dir()?;
+        }
+        Ok(())
+    }
+
+    /// The cached token for `key`, if any. A missing, unreadable or corrupt file is a miss, and
+    /// so is one that cannot be trusted.
     pub fn read(&self, key: &TokenKey) -> Option<CachedToken> {
-        let bytes = std::fs::read(self.token_path(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        self.read_checked(key).ok().flatten()
+    }
+
+    /// As [`DiskCache::read`], but says why a file that is there is not trusted.
+    pub fn read_checked(&self, key: &TokenKey) -> Result<Option<CachedToken>, String> {
+        if !self.check_dir()? {
+            return Ok(None);
+        }
+        let path = self.token_path(key);
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(no_follow())
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                return Err(untrusted(&path, "it is a symbolic link"));
+            }
+            Err(e) => return Err(untrusted(&path, &e.to_string())),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| untrusted(&path, &e.to_string()))?;
+        if !meta.is_file() {
+            return Err(untrusted(&path, "it is not a regular file"));
+        }
+        check_owner(&path, &meta, 0o077)?;
+        let mut bytes = Vec::new();
+        if file.take(MAX_CACHE_FILE).read_to_end(&mut bytes).is_err() {
+            return Ok(None);
+        }
+        Ok(serde_json::from_slice(&bytes).ok())
     }
 
     pub fn write(&self, key: &TokenKey, token: &CachedToken) -> Result<()> {
@@ -210,8 +311,14 @@ impl DiskCache {
         Ok(out)
     }
 
-    /// Takes the cross-process lock for `key`, blocking until it is free.
+    /// Takes the cross-process lock for `key`, waiting at most [`LOCK_WAIT`] for another
+    /// process to let go of it.
     pub fn lock(&self, key: &TokenKey) -> Result<KeyLock> {
+        self.lock_within(key, LOCK_WAIT)
+    }
+
+    /// As [`DiskCache::lock`], waiting at most `wait`.
+    pub fn lock_within(&self, key: &TokenKey, wait: Duration) -> Result<KeyLock> {
         self.ensure_dir()?;
         let path = self.dir.join(format!("tok-{}.lock", key.id()));
         let file = OpenOptions::new()
@@ -220,10 +327,33 @@ impl DiskCache {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(no_follow())
             .open(&path)
             .map_err(|e| Error::cache(&path, e))?;
-        file.lock().map_err(|e| Error::cache(&path, e))?;
-        Ok(KeyLock { _file: file })
+        let start = std::time::Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(KeyLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::cache(
+                        &path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "another process has held this lock for {} s; if it is stuck, end it",
+                                wait.as_secs()
+                            ),
+                        ),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::cache(&path, e)),
+            }
+        }
     }
 
     // ----- installation discovery cache -----
@@ -326,6 +456,80 @@ mod tests {
         assert!(c.read(&k).is_some());
         assert!(c.remove_if(&k, "ghs_1").unwrap());
         assert!(c.read(&k).is_none());
+    }
+
+    fn token(v: &str) -> CachedToken {
+        CachedToken {
+            token: InstallationToken::new(v),
+            expires_at: u64::MAX,
+            minted_at: 1000,
+            installation_id: 5,
+            repositories: vec![],
+            permissions: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn untrusted_files_and_directories_are_not_read() {
+        let t = tempfile::tempdir().unwrap();
+        let c = DiskCache::new(t.path().join("tokens"));
+        let k = key(&["r"]);
+        c.write(&k, &token("ghs_good")).unwrap();
+        assert!(c.read_checked(&k).unwrap().is_some());
+        let path = c.token_path(&k);
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        // A token file others can read or write.
+        set(&path, 0o644);
+        let e = c.read_checked(&k).unwrap_err();
+        assert!(
+            e.contains("mode is 644") && e.contains("GHAPP_CACHE_DIR"),
+            "{e}"
+        );
+        assert!(c.read(&k).is_none());
+        set(&path, 0o600);
+        // A symbolic link to a file elsewhere.
+        let planted = t.path().join("planted.json");
+        std::fs::write(&planted, serde_json::to_vec(&token("ghs_planted")).unwrap()).unwrap();
+        set(&planted, 0o600);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&planted, &path).unwrap();
+        let e = c.read_checked(&k).unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        // A directory others can write.
+        c.write(&k, &token("ghs_good")).unwrap();
+        set(c.dir(), 0o777);
+        let e = c.read_checked(&k).unwrap_err();
+        assert!(e.contains("mode is 777"), "{e}");
+        set(c.dir(), 0o700);
+        // A directory that is a link.
+        let link = DiskCache::new(t.path().join("link"));
+        std::os::unix::fs::symlink(c.dir(), link.dir()).unwrap();
+        assert!(link.read_checked(&k).unwrap_err().contains("symbolic link"));
+        assert!(link.usable().is_err());
+        // A lock file planted as a link is not followed.
+        let lock = c.dir().join(format!("tok-{}.lock", k.id()));
+        std::os::unix::fs::symlink(&planted, &lock).unwrap();
+        assert!(c.lock(&k).is_err());
+    }
+
+    #[test]
+    fn a_stuck_lock_is_given_up() {
+        let t = tempfile::tempdir().unwrap();
+        let c = DiskCache::new(t.path().join("tokens"));
+        let k = key(&["r"]);
+        let held = c.lock(&k).unwrap();
+        let start = std::time::Instant::now();
+        let e = c
+            .lock_within(&k, Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert!(e.contains("another process has held this lock"), "{e}");
+        drop(held);
+        assert!(c.lock_within(&k, Duration::from_millis(300)).is_ok());
     }
 
     #[test]

@@ -236,14 +236,19 @@ pub fn default_config_path() -> Option<PathBuf> {
 }
 
 /// The default cache dir: the runtime dir (tmpfs, cleared at logout) when there is one, else
-/// the user cache dir (`directories` has no runtime dir without `XDG_RUNTIME_DIR`).
+/// the user cache dir (`directories` has no runtime dir without `XDG_RUNTIME_DIR`). With no
+/// home directory at all: a directory named for this user's uid in the temporary directory,
+/// which the cache uses only if this user owns it and no one else can write it.
 pub fn default_cache_dir() -> PathBuf {
     match directories::ProjectDirs::from("", "", "ghapp") {
         Some(d) => d
             .runtime_dir()
             .map(|r| r.join("tokens"))
             .unwrap_or_else(|| d.cache_dir().join("tokens")),
-        None => std::env::temp_dir().join("ghapp-tokens"),
+        None => std::env::temp_dir().join(format!(
+            "ghapp-tokens-{}",
+            rustix::process::geteuid().as_raw()
+        )),
     }
 }
 
@@ -363,6 +368,13 @@ impl Config {
             .or_else(|| env.var("GHAPP_CACHE_DIR").map(PathBuf::from))
             .or(file_cfg.cache_dir.clone())
             .unwrap_or_else(default_cache_dir);
+        if cache_dir.is_relative() {
+            // A relative directory would be a different one in every repository git runs in.
+            return Err(Error::Config(format!(
+                "the token cache directory {} is relative: set GHAPP_CACHE_DIR (or cache_dir) to an absolute path",
+                cache_dir.display()
+            )));
+        }
 
         // Layer env and flags over the first file app.
         let mut file_apps = file_cfg.app.clone();
