@@ -2,9 +2,8 @@
 //! the proxy's CA, the real proxy binary, fakehub upstream.
 
 use std::io::{Read, Write};
-use std::path::Path;
 
-use ghapp_e2e::{ProxyProc, Run, World};
+use ghapp_e2e::{ProxyProc, Run, Sandbox as Sb, World};
 
 const SECRET_A: &str = "sandbox-a-secret-0123456789";
 const SECRET_B: &str = "sandbox-b-secret-0123456789";
@@ -26,54 +25,6 @@ push = ["agent/*"]
 allow_delete = true
 "#
     )
-}
-
-struct Sb<'a> {
-    w: &'a World,
-    env: Vec<(String, String)>,
-}
-
-impl<'a> Sb<'a> {
-    /// Sandbox `name` presenting `secret` to the proxy `p`.
-    fn new(w: &'a World, p: &ProxyProc, name: &str, secret: &str) -> Sb<'a> {
-        Sb {
-            w,
-            env: w.sandbox_env(p, name, secret),
-        }
-    }
-    fn git(&self, dir: &Path, args: &[&str]) -> Run {
-        self.w.run_env(&self.env, "git", args, dir, "", true)
-    }
-    fn clone(&self, owner: &str, repo: &str, dest: &str, extra: &[&str]) -> Run {
-        let url = self.w.hub.repo_url(owner, repo);
-        let mut args = vec!["clone", "--quiet"];
-        args.extend_from_slice(extra);
-        args.push(&url);
-        args.push(dest);
-        self.git(self.w.root.path(), &args)
-    }
-    /// On a new `branch`: commits `name`, pushes it, and checks the emulator has that commit.
-    #[track_caller]
-    fn push_new_branch(&self, dir: &Path, branch: &str, name: &str, text: &[u8]) {
-        self.git(dir, &["switch", "--quiet", "-c", branch]).ok();
-        self.commit(dir, name, text);
-        let head = self
-            .git(dir, &["rev-parse", "HEAD"])
-            .ok()
-            .stdout
-            .trim()
-            .to_owned();
-        self.git(dir, &["push", "--quiet", "origin", branch]).ok();
-        let refname = format!("refs/heads/{branch}");
-        assert_eq!(self.w.hub_ref("octo-org", "widgets", &refname), Some(head));
-    }
-
-    fn commit(&self, dir: &Path, name: &str, text: &[u8]) {
-        std::fs::write(dir.join(name), text).unwrap();
-        self.git(dir, &["add", name]).ok();
-        self.git(dir, &["commit", "--quiet", "-m", &format!("Add {name}")])
-            .ok();
-    }
 }
 
 /// The proxy with both sandboxes, and sandbox agent-a's view of the world.

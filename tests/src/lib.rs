@@ -548,3 +548,262 @@ impl World {
         env
     }
 }
+
+/// An HTTP answer as a client read it.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// Reads one HTTP/1.1 answer (the connection is closed after it, or it has a length); with
+/// `body` false (the answer to HEAD), only its head.
+pub fn read_answer(r: &mut impl std::io::Read, body: bool) -> std::io::Result<HttpAnswer> {
+    let mut buf = Vec::new();
+    let mut one = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if r.read(&mut one)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "connection closed after {:?}",
+                    String::from_utf8_lossy(&buf)
+                ),
+            ));
+        }
+        buf.push(one[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut a = HttpAnswer {
+        status,
+        head,
+        body: String::new(),
+    };
+    let with_body = body;
+    let mut body = Vec::new();
+    if !with_body {
+    } else if let Some(n) = a
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        body.resize(n, 0);
+        r.read_exact(&mut body)?;
+    } else if a
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+        let mut at = 0;
+        while let Some(i) = rest[at..].windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[at..at + i])
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim(),
+                16,
+            )
+            .unwrap_or(0);
+            at += i + 2;
+            if size == 0 || at + size > rest.len() {
+                break;
+            }
+            body.extend_from_slice(&rest[at..at + size]);
+            at += size + 2;
+        }
+    } else {
+        let _ = r.read_to_end(&mut body);
+    }
+    a.body = String::from_utf8_lossy(&body).into_owned();
+    Ok(a)
+}
+
+/// A sandbox's own HTTPS connection through the proxy, byte for byte: `CONNECT`, then TLS
+/// trusting only the proxy's CA. For requests no well-behaved client would send.
+pub struct Tunnel {
+    tls: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    host: String,
+}
+
+impl ProxyProc {
+    /// Sends `CONNECT target` with these credentials; the status and the open socket.
+    pub fn connect(
+        &self,
+        auth: Option<(&str, &str)>,
+        target: &str,
+    ) -> std::io::Result<(HttpAnswer, std::net::TcpStream)> {
+        let mut s = std::net::TcpStream::connect(&self.addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_write_timeout(Some(Duration::from_secs(30)))?;
+        let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+        if let Some((n, p)) = auth {
+            req.push_str(&format!(
+                "Proxy-Authorization: {}\r\n",
+                ghapp_gitproto::basic::encode(n, p)
+            ));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes())?;
+        // A 200 to CONNECT has no body; read just the head.
+        let mut head = Vec::new();
+        let mut one = [0u8; 1];
+        use std::io::Read;
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut one)? == 0 {
+                break;
+            }
+            head.push(one[0]);
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut a = HttpAnswer {
+            status,
+            head: text,
+            body: String::new(),
+        };
+        if status != 200
+            && let Some(n) = a
+                .header("content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+        {
+            let mut b = vec![0u8; n];
+            s.read_exact(&mut b)?;
+            a.body = String::from_utf8_lossy(&b).into_owned();
+        }
+        Ok((a, s))
+    }
+
+    /// An open tunnel to `target` (`host:port` of the emulator) for sandbox `name`.
+    pub fn tunnel(&self, name: &str, secret: &str, target: &str) -> Tunnel {
+        let (a, tcp) = self.connect(Some((name, secret)), target).expect("CONNECT");
+        assert_eq!(a.status, 200, "CONNECT {target}: {a:?}");
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(&self.ca_path).expect("proxy CA");
+        use rustls::pki_types::pem::PemObject;
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.expect("CA PEM")).expect("CA");
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let host = target.rsplit_once(':').map_or(target, |x| x.0).to_owned();
+        let name = rustls::pki_types::ServerName::try_from(host).expect("server name");
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).expect("TLS");
+        Tunnel {
+            tls: rustls::StreamOwned::new(conn, tcp),
+            host: target.to_owned(),
+        }
+    }
+}
+
+impl Tunnel {
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.tls.write_all(bytes)?;
+        self.tls.flush()
+    }
+
+    /// Sends one request exactly as given (`target` unnormalised) with `Connection: close`
+    /// and reads the answer.
+    pub fn request(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<HttpAnswer> {
+        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.write(&bytes)?;
+        if method == "HEAD" {
+            return read_answer(&mut self.tls, false);
+        }
+        self.answer()
+    }
+
+    pub fn answer(&mut self) -> std::io::Result<HttpAnswer> {
+        read_answer(&mut self.tls, true)
+    }
+}
+
+/// A sandbox: git with only HTTPS_PROXY and the proxy's CA.
+pub struct Sandbox<'a> {
+    pub w: &'a World,
+    pub env: Vec<(String, String)>,
+}
+
+impl<'a> Sandbox<'a> {
+    /// Sandbox `name` presenting `secret` to the proxy `p`.
+    pub fn new(w: &'a World, p: &ProxyProc, name: &str, secret: &str) -> Sandbox<'a> {
+        Sandbox {
+            w,
+            env: w.sandbox_env(p, name, secret),
+        }
+    }
+    pub fn git(&self, dir: &Path, args: &[&str]) -> Run {
+        self.w.run_env(&self.env, "git", args, dir, "", true)
+    }
+    pub fn clone(&self, owner: &str, repo: &str, dest: &str, extra: &[&str]) -> Run {
+        let url = self.w.hub.repo_url(owner, repo);
+        let mut args = vec!["clone", "--quiet"];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        args.push(dest);
+        self.git(self.w.root.path(), &args)
+    }
+    /// On a new `branch`: commits `name`, pushes it, and checks the emulator has that commit.
+    #[track_caller]
+    pub fn push_new_branch(&self, dir: &Path, branch: &str, name: &str, text: &[u8]) {
+        self.git(dir, &["switch", "--quiet", "-c", branch]).ok();
+        self.commit(dir, name, text);
+        let head = self
+            .git(dir, &["rev-parse", "HEAD"])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned();
+        self.git(dir, &["push", "--quiet", "origin", branch]).ok();
+        let refname = format!("refs/heads/{branch}");
+        assert_eq!(self.w.hub_ref("octo-org", "widgets", &refname), Some(head));
+    }
+
+    pub fn commit(&self, dir: &Path, name: &str, text: &[u8]) {
+        std::fs::write(dir.join(name), text).unwrap();
+        self.git(dir, &["add", name]).ok();
+        self.git(dir, &["commit", "--quiet", "-m", &format!("Add {name}")])
+            .ok();
+    }
+}

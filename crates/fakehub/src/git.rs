@@ -35,13 +35,38 @@ fn basic_password(req: &Request<Incoming>) -> Option<String> {
     ghapp_gitproto::basic::parse(v).map(|(_user, pass)| pass)
 }
 
-pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Response<Body> {
+/// Answers a git request. `Err`: drop the connection without an answer (the
+/// `drop_push_after` fault knob).
+pub async fn handle(
+    hub: Arc<Hub>,
+    req: Request<Incoming>,
+    route: GitRoute,
+) -> std::io::Result<Response<Body>> {
+    Ok(match answer(hub, req, route).await {
+        Answer::Response(r) => r,
+        Answer::Drop => return Err(std::io::Error::other("fault knob: connection dropped")),
+    })
+}
+
+enum Answer {
+    Response(Response<Body>),
+    Drop,
+}
+
+impl From<Response<Body>> for Answer {
+    fn from(r: Response<Body>) -> Self {
+        Answer::Response(r)
+    }
+}
+
+async fn answer(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Answer {
     let query = req.uri().query().unwrap_or("").to_owned();
     let Some(service) = route.service(&query) else {
         return text(
             StatusCode::FORBIDDEN,
             "fakehub serves only the smart HTTP protocol: upgrade your git client\n",
-        );
+        )
+        .into();
     };
     let tail = match route.endpoint {
         Endpoint::InfoRefs => "info/refs",
@@ -55,24 +80,25 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
     };
     hub.count(&format!("git {kind} {service}"));
     let Some(token) = basic_password(&req) else {
-        return unauthorized("");
+        return unauthorized("").into();
     };
     let t = match hub.check_token(&token) {
         TokenCheck::Valid(t) => t,
         TokenCheck::Expired => {
-            return unauthorized("Invalid username or token. The token has expired.\n");
+            return unauthorized("Invalid username or token. The token has expired.\n").into();
         }
         TokenCheck::Unknown => {
             return unauthorized(
                 "Invalid username or token. Password authentication is not supported for Git operations.\n",
-            );
+            )
+            .into();
         }
     };
     let Some(repo) = hub.find_repo(&route.owner, &route.repo) else {
-        return text(StatusCode::NOT_FOUND, "Repository not found.\n");
+        return text(StatusCode::NOT_FOUND, "Repository not found.\n").into();
     };
     if !hub.token_covers(&t, &repo.owner, &repo.name) {
-        return text(StatusCode::NOT_FOUND, "Repository not found.\n");
+        return text(StatusCode::NOT_FOUND, "Repository not found.\n").into();
     }
     let contents = t
         .permissions
@@ -86,7 +112,7 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
     };
     if !level_covers(contents, needed) {
         if needed == "read" {
-            return text(StatusCode::NOT_FOUND, "Repository not found.\n");
+            return text(StatusCode::NOT_FOUND, "Repository not found.\n").into();
         }
         return text(
             StatusCode::FORBIDDEN,
@@ -96,7 +122,8 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
                 repo.name,
                 t.user.as_deref().unwrap_or("x-access-token")
             ),
-        );
+        )
+        .into();
     }
     let stall = hub
         .knobs
@@ -112,21 +139,32 @@ pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> R
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     let is_push = req.method() == hyper::Method::POST && service == "git-receive-pack";
-    match cgi(&hub, req, &repo.owner, &repo.name, tail, &query).await {
-        Ok(r) => {
+    let drop_after = if is_push {
+        hub.knobs
+            .drop_push_after
+            .load(std::sync::atomic::Ordering::Relaxed)
+    } else {
+        0
+    };
+    match cgi(&hub, req, &repo.owner, &repo.name, tail, &query, drop_after).await {
+        Ok(Some(r)) => {
             if is_push && r.status() == StatusCode::OK {
                 hub.with_counters(|c| c.pushes += 1);
             }
-            r
+            r.into()
         }
+        Ok(None) => Answer::Drop,
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("git http-backend failed: {e}\n"),
-        ),
+        )
+        .into(),
     }
 }
 
 /// Runs `git http-backend` with the request streamed to its stdin and its stdout streamed back.
+/// `drop_after` > 0: after that many body bytes, kill the backend (so no ref changes) and
+/// answer `None`: the connection is to be dropped.
 async fn cgi(
     hub: &Hub,
     req: Request<Incoming>,
@@ -134,7 +172,8 @@ async fn cgi(
     name: &str,
     tail: &str,
     query: &str,
-) -> std::io::Result<Response<Body>> {
+    drop_after: u64,
+) -> std::io::Result<Option<Response<Body>>> {
     let header = |n: &str| {
         req.headers()
             .get(n)
@@ -179,13 +218,23 @@ async fn cgi(
 
     // Request body -> stdin, streamed frame by frame.
     let mut body = req.into_body();
-    tokio::spawn(async move {
+    let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dropping = dropped.clone();
+    let feeding = tokio::spawn(async move {
+        let mut fed = 0u64;
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { break };
-            if let Ok(data) = frame.into_data()
-                && stdin.write_all(&data).await.is_err()
-            {
-                break;
+            if let Ok(data) = frame.into_data() {
+                fed += data.len() as u64;
+                if drop_after > 0 && fed > drop_after {
+                    dropping.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = kill.send(());
+                    return;
+                }
+                if stdin.write_all(&data).await.is_err() {
+                    break;
+                }
             }
         }
         let _ = stdin.shutdown().await;
@@ -196,9 +245,25 @@ async fn cgi(
         if !buf.is_empty() {
             tracing::debug!(stderr = %String::from_utf8_lossy(&buf), "git http-backend");
         }
-        let _ = child.wait().await;
+    });
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = child.wait() => {}
+            // Only a sent signal kills: the sender is also dropped when the body ends.
+            Ok(()) = killed => {
+                let _ = child.kill().await;
+            }
+        }
     });
 
+    if drop_after > 0 {
+        // http-backend answers its headers before it reads the pack: wait for the whole body,
+        // so that a cut-off push is a dropped connection, not an answer.
+        let _ = feeding.await;
+        if dropped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+    }
     // CGI headers, then the body.
     let mut reader = BufReader::new(stdout);
     let mut builder = Response::builder();
@@ -227,10 +292,14 @@ async fn cgi(
             builder = builder.header(k, v);
         }
     }
+    if dropped.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(None);
+    }
     let stream = tokio_util::io::ReaderStream::new(reader).map_ok(Frame::data);
     let body = BodyExt::boxed(StreamBody::new(stream));
     builder
         .status(status)
         .body(body)
+        .map(Some)
         .map_err(std::io::Error::other)
 }

@@ -122,6 +122,20 @@ pub struct Knobs {
     /// Git requests for this repository (`owner/name`, lowercase) wait `git_stall_ms` first.
     pub git_stall_repo: Mutex<Option<String>>,
     pub git_stall_ms: AtomicU64,
+    /// A push whose body passes this many bytes is cut off: the backend is killed (no ref
+    /// changes) and the connection dropped without an answer. 0: off.
+    pub drop_push_after: AtomicU64,
+}
+
+/// One request as fakehub received it, before any routing: what "GitHub" saw.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Received {
+    pub method: String,
+    /// The request target as sent: path and query, undecoded.
+    pub target: String,
+    /// The token presented (Basic password or Bearer value), by fingerprint; `jwt` for an app
+    /// JWT; `None` without credentials.
+    pub credential: Option<String>,
 }
 
 pub struct Hub {
@@ -141,6 +155,8 @@ pub struct Hub {
     /// Webhook deliveries, newest last.
     pub deliveries: Mutex<Vec<Delivery>>,
     pub knobs: Knobs,
+    /// Every request received, in order (bounded: the oldest are dropped past 100,000).
+    pub received: Mutex<std::collections::VecDeque<Received>>,
 }
 
 pub enum TokenCheck {

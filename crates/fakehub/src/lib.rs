@@ -32,7 +32,11 @@
 //!
 //! Fault knobs: fail the next N mints with a status; answer the next N API requests with a rate
 //! limit (403 or 429 with `Retry-After`); clock skew; token TTL; a delay before API answers;
-//! classic or stateless token format; a stall before git answers for one repository.
+//! classic or stateless token format; a stall before git answers for one repository; a push cut
+//! off after N bytes (the backend killed, the connection dropped without an answer).
+//!
+//! Every request is logged as it arrived, before routing ([`FakeHub::requests`]: method, raw
+//! target, the credential by fingerprint), so a test can show what "GitHub" received.
 //!
 //! ```no_run
 //! let hub = fakehub::FakeHub::start(fakehub::Options::default()).unwrap();
@@ -64,7 +68,7 @@ use hyper_util::rt::TokioIo;
 use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
-pub use hub::{Counters, Mint};
+pub use hub::{Counters, Mint, Received};
 
 /// A pull request as the emulator holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +253,7 @@ impl FakeHub {
             pulls: Mutex::new(Vec::new()),
             deliveries: Mutex::new(hub::seed_deliveries()),
             knobs: Default::default(),
+            received: Mutex::new(Default::default()),
         });
         hub.knobs.token_ttl.store(opts.token_ttl, Ordering::Relaxed);
         hub.knobs.fail_status.store(502, Ordering::Relaxed);
@@ -367,6 +372,26 @@ impl FakeHub {
             .iter()
             .map(|d| (d.id, d.status_code, d.redelivery))
             .collect()
+    }
+
+    /// Every request received so far, in order, as it arrived (before routing).
+    pub fn requests(&self) -> Vec<Received> {
+        self.hub
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Cut off every push whose body passes `bytes` (0: off): the backend is killed before it
+    /// can update a ref, and the connection is dropped without an answer.
+    pub fn drop_push_after(&self, bytes: u64) {
+        self.hub
+            .knobs
+            .drop_push_after
+            .store(bytes, Ordering::SeqCst);
     }
 
     /// Every token issued so far (for leak scans).
@@ -622,7 +647,56 @@ async fn serve(
     }
 }
 
-async fn route(hub: Arc<hub::Hub>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// Notes what arrived, as it arrived.
+fn receive(hub: &hub::Hub, req: &Request<Incoming>) {
+    let credential = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let secret = match v.split_once(' ') {
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+                    ghapp_gitproto::basic::parse(v).map_or_else(|| rest.to_owned(), |(_, p)| p)
+                }
+                Some((_, rest)) => rest.trim().to_owned(),
+                None => v.to_owned(),
+            };
+            if secret.starts_with("eyJ") && secret.matches('.').count() == 2 {
+                "jwt".to_owned()
+            } else {
+                fingerprint(&secret)
+            }
+        });
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let mut log = hub.received.lock().unwrap_or_else(|e| e.into_inner());
+    if log.len() >= 100_000 {
+        log.pop_front();
+    }
+    log.push_back(hub::Received {
+        method: req.method().to_string(),
+        target,
+        credential,
+    });
+}
+
+/// `sha256:` and 12 hex digits, the form ghapp's audit uses for tokens.
+fn fingerprint(value: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(value.as_bytes());
+    let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// `Err`: drop the connection without an answer (a fault knob).
+async fn route(
+    hub: Arc<hub::Hub>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
+    receive(&hub, &req);
     let path = req.uri().path().to_owned();
     let mut resp = if let Some(rest) = path.strip_prefix("/api/v3") {
         api::handle(hub.clone(), req, rest).await
@@ -634,7 +708,7 @@ async fn route(hub: Arc<hub::Hub>, req: Request<Incoming>) -> Result<Response<Bo
             Web::Install(slug) => manifest::install(hub.clone(), req, &slug).await,
         }
     } else if let Some(g) = git::parse_path(&path) {
-        git::handle(hub.clone(), req, g).await
+        git::handle(hub.clone(), req, g).await?
     } else {
         text(StatusCode::NOT_FOUND, "Not Found\n")
     };
@@ -694,6 +768,7 @@ async fn control(hub: &hub::Hub, req: Request<Incoming>, path: &str) -> Response
                     "token_ttl" => k.token_ttl.store(u, Ordering::SeqCst),
                     "delay_ms" => k.delay_ms.store(u, Ordering::SeqCst),
                     "classic_tokens" => k.classic_tokens.store(u, Ordering::SeqCst),
+                    "drop_push_after" => k.drop_push_after.store(u, Ordering::SeqCst),
                     other => {
                         return text(
                             StatusCode::BAD_REQUEST,

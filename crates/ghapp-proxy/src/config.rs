@@ -205,6 +205,21 @@ pub struct ProxyConfig {
     pub sandboxes: Vec<SandboxConfig>,
 }
 
+/// Reads a small text file (a secret), refusing one over 64 KiB: a path such as `/dev/zero`
+/// must not hang the proxy at start.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const MAX: u64 = 64 * 1024;
+    let mut s = String::new();
+    std::fs::File::open(path)?
+        .take(MAX + 1)
+        .read_to_string(&mut s)?;
+    if s.len() as u64 > MAX {
+        return Err(std::io::Error::other("it is larger than 64 KiB"));
+    }
+    Ok(s)
+}
+
 impl ProxyConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -259,7 +274,7 @@ impl ProxyConfig {
                 SecretSource::Literal(v) => v,
                 SecretSource::Env { env } => std::env::var(&env)
                     .map_err(|_| fail(format!("secret variable {env} is not set")))?,
-                SecretSource::File { file } => std::fs::read_to_string(&file)
+                SecretSource::File { file } => read_small(&file)
                     .map(|t| t.trim().to_owned())
                     .map_err(|e| {
                         fail(format!("cannot read secret file {}: {e}", file.display()))

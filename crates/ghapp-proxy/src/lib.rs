@@ -1018,7 +1018,7 @@ impl Proxy {
     ) -> Response<Body> {
         let retryable = up.body.is_none();
         let mut body = up.body;
-        let mut retried = false;
+        let (mut waited, mut reminted) = (false, false);
         let resp = loop {
             p.event.token = Some(token.token.fingerprint());
             let mut rb = self
@@ -1034,26 +1034,29 @@ impl Proxy {
                     let young = (ghapp_core::jwt::unix_now() as u64)
                         .saturating_sub(token.minted_at)
                         < FRESH_TOKEN;
-                    if !young {
-                        self.forget_token(&o.sandbox, &up.owner, &token);
+                    if young && !waited {
+                        if !retryable {
+                            break r;
+                        }
+                        // GitHub's replication lag: a brand-new token may 401 for a moment.
+                        waited = true;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
                     }
-                    if !retryable || retried {
+                    // Refused after the lag, or old: revoked. Never hand it out again.
+                    self.forget_token(&o.sandbox, &up.owner, &token);
+                    if !retryable || reminted {
                         break r;
                     }
-                    retried = true;
-                    if young {
-                        // GitHub's replication lag: a brand-new token may 401 for a moment.
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    } else {
-                        token = match self.token(&o.sandbox, &up.owner).await {
-                            Ok(t) => t,
-                            Err(r) => {
-                                p.event.status = r.status().as_u16();
-                                p.event.reason = "token unavailable".into();
-                                return r;
-                            }
-                        };
-                    }
+                    reminted = true;
+                    token = match self.token(&o.sandbox, &up.owner).await {
+                        Ok(t) => t,
+                        Err(r) => {
+                            p.event.status = r.status().as_u16();
+                            p.event.reason = "token unavailable".into();
+                            return r;
+                        }
+                    };
                 }
                 Ok(r) => break r,
                 Err(e) => {

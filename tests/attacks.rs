@@ -1,0 +1,772 @@
+//! A hostile sandbox against the real `ghapp proxy`: each test is one hole of the hardening
+//! issue, written as the requests an attacker sends (byte for byte, through the sandbox's own
+//! CONNECT tunnel), and asserts what the sandbox saw, what the audit recorded, and what GitHub
+//! (fakehub's request log) received: a refused request never arrives, with or without a token.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use ghapp_e2e::{HttpAnswer, ProxyProc, Sandbox, World};
+
+const SECRET_A: &str = "sandbox-a-secret-0123456789";
+const SECRET_B: &str = "sandbox-b-secret-0123456789";
+
+fn sandboxes() -> String {
+    format!(
+        r#"
+[[sandbox]]
+name = "agent-a"
+secret = "{SECRET_A}"
+repos = ["octo-org/widgets"]
+push = ["refs/heads/agent/*"]
+rest = ["POST /repos/{{owner}}/{{repo}}/statuses/{{sha}}"]
+
+[[sandbox]]
+name = "agent-b"
+secret = "{SECRET_B}"
+repos = ["octo-org/gadgets"]
+push = ["agent/*"]
+"#
+    )
+}
+
+/// What fakehub received since `from` (an index into its log).
+fn received_since(w: &World, from: usize) -> Vec<fakehub::Received> {
+    w.hub.requests().into_iter().skip(from).collect()
+}
+
+/// One request through a fresh tunnel of agent-a to the emulator.
+fn send(
+    w: &World,
+    p: &ProxyProc,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpAnswer {
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    t.request(method, target, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+}
+
+#[track_caller]
+fn assert_denied_in_audit(p: &ProxyProc, path_part: &str) {
+    let audit = p.audit();
+    let e = audit
+        .iter()
+        .rev()
+        .find(|e| e["path"].as_str().unwrap_or("").contains(path_part))
+        .unwrap_or_else(|| panic!("no audit event for {path_part}: {audit:#?}"));
+    assert_eq!(e["decision"], "deny", "{e}");
+    assert_eq!(e["sandbox"], "agent-a", "{e}");
+    assert!(
+        e.get("token").is_none(),
+        "no token for a refused request: {e}"
+    );
+}
+
+/// Hole 1: a free path segment cannot smuggle another route past the allow-list.
+#[test]
+fn rest_paths_are_decided_on_what_is_sent() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    // A branch to open pull requests from.
+    let sb = Sandbox::new(&w, &p, "agent-a", SECRET_A);
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    sb.push_new_branch(&w.path("widgets"), "agent/x", "x.txt", b"x\n");
+    let json = [("Content-Type", "application/json")];
+    let status_body = br#"{"state":"success","context":"ci"}"#;
+    let before = w.hub.requests().len();
+    let mints = w.hub.mint_count();
+    let pre = "/api/v3/repos/octo-org/widgets";
+    for (method, target, body) in [
+        (
+            "POST",
+            format!("{pre}/statuses/..%2f..%2fmerges"),
+            &status_body[..],
+        ),
+        ("POST", format!("{pre}/statuses/../../merges"), status_body),
+        (
+            "POST",
+            format!("{pre}/statuses/%2e%2e/%2E%2E/git/refs"),
+            status_body,
+        ),
+        (
+            "POST",
+            format!("{pre}/statuses/.%2e/.%2e/merges"),
+            status_body,
+        ),
+        (
+            "POST",
+            format!("{pre}/statuses/x%5c..%5c..%5cmerges"),
+            status_body,
+        ),
+        (
+            "POST",
+            format!("{pre}/statuses/x%2f..%2f..%2fgit%2frefs"),
+            status_body,
+        ),
+        ("POST", format!("{pre}/statuses/%252e%252e"), status_body),
+        (
+            "GET",
+            format!("{pre}/branches/%2e%2e/%2e%2e/%2e%2e/installation/repositories"),
+            b"",
+        ),
+        (
+            "GET",
+            format!("{pre}/branches/..%5c..%5c..%5cinstallation%5crepositories"),
+            b"",
+        ),
+        (
+            "GET",
+            format!("{pre}/branches/a/../../../../installation/repositories"),
+            b"",
+        ),
+        (
+            "GET",
+            format!("{pre}/branches/..\\..\\..\\installation\\repositories"),
+            b"",
+        ),
+        // The head check cannot be skipped by another spelling of the route...
+        (
+            "POST",
+            format!("{pre}/%70ulls"),
+            br#"{"title":"t","head":"main","base":"agent/x"}"#,
+        ),
+        (
+            "POST",
+            format!("{pre}/./pulls"),
+            br#"{"title":"t","head":"main","base":"agent/x"}"#,
+        ),
+        (
+            "POST",
+            format!("{pre}//pulls"),
+            br#"{"title":"t","head":"main","base":"agent/x"}"#,
+        ),
+        (
+            "POST",
+            format!("{pre}/pulls/"),
+            br#"{"title":"t","head":"main","base":"agent/x"}"#,
+        ),
+        // ...nor by a key given twice, or a head from another repository.
+        (
+            "POST",
+            format!("{pre}/pulls"),
+            br#"{"title":"t","head":"agent/x","head":"main","base":"main"}"#,
+        ),
+        (
+            "POST",
+            format!("{pre}/pulls"),
+            br#"{"title":"t","head":"agent/x","head_repo":"evil","base":"main"}"#,
+        ),
+    ] {
+        let a = send(&w, &p, method, &target, &json, body);
+        assert!(
+            a.status == 403 || a.status == 400,
+            "{method} {target}: {a:#?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&a.body)
+            .unwrap_or_else(|_| panic!("{method} {target}: JSON expected: {a:#?}"));
+        assert!(
+            v["message"].as_str().unwrap().contains("ghapp proxy"),
+            "{a:#?}"
+        );
+        assert_denied_in_audit(&p, &target[target.len() - 8..]);
+    }
+    // A body GitHub would decode but the proxy cannot check.
+    let a = send(
+        &w,
+        &p,
+        "POST",
+        &format!("{pre}/pulls"),
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        b"\x1f\x8b\x08\x00not really gzip",
+    );
+    assert_eq!(a.status, 415, "{a:#?}");
+    assert!(a.body.contains("Content-Encoding gzip"), "{a:#?}");
+    // Nothing of all that reached GitHub, with a token or without, and nothing was minted.
+    let got = received_since(&w, before);
+    assert!(got.is_empty(), "GitHub received: {got:#?}");
+    assert_eq!(w.hub.mint_count(), mints);
+
+    // What is allowed is sent in its normalised form, and a checked body travels without the
+    // query it came with.
+    let a = send(
+        &w,
+        &p,
+        "GET",
+        &format!("{pre}/branches/agent%2Fx"),
+        &[],
+        b"",
+    );
+    assert!(a.status == 200 || a.status == 404, "{a:#?}");
+    let a = send(
+        &w,
+        &p,
+        "POST",
+        &format!("{pre}/statuses/%61bc123"),
+        &json,
+        status_body,
+    );
+    assert!(a.status < 500, "{a:#?}");
+    let a = send(
+        &w,
+        &p,
+        "POST",
+        &format!("{pre}/pulls?head=main"),
+        &json,
+        br#"{"title":"From the sandbox","head":"agent/x","base":"main"}"#,
+    );
+    assert_eq!(a.status, 201, "{a:#?}");
+    let got: Vec<String> = received_since(&w, before)
+        .into_iter()
+        .filter(|r| r.target.starts_with("/api/v3/repos"))
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            format!("GET {pre}/branches/agent/x"),
+            format!("POST {pre}/statuses/abc123"),
+            format!("POST {pre}/pulls"),
+        ]
+    );
+    assert_eq!(w.hub.pulls().len(), 1);
+    assert_eq!(w.hub.pulls()[0].head, "agent/x");
+}
+
+/// Hole 2: only GET info/refs and POST upload-pack/receive-pack pass; the push check cannot
+/// be stepped around with another method.
+#[test]
+fn git_routes_take_only_git_methods() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    let before = w.hub.requests().len();
+    let rp = "/octo-org/widgets.git/git-receive-pack";
+    let up = "/octo-org/widgets.git/git-upload-pack";
+    let refs = "/octo-org/widgets.git/info/refs?service=git-receive-pack";
+    // A push of main in the body, sent with methods the push check does not look at.
+    let mut push = commands(1);
+    push.extend_from_slice(b"0000PACK");
+    let main_before = w.hub_ref("octo-org", "widgets", "refs/heads/main");
+    for (method, target) in [
+        ("PUT", rp),
+        ("PATCH", rp),
+        ("TRACE", rp),
+        ("OPTIONS", rp),
+        ("DELETE", rp),
+        ("post", rp),
+        ("GET", rp),
+        ("get", refs),
+        ("HEAD", refs),
+        ("POST", refs),
+        ("PUT", up),
+        ("GET", up),
+    ] {
+        let a = send(
+            &w,
+            &p,
+            method,
+            target,
+            &[("Content-Type", "application/x-git-receive-pack-request")],
+            &push,
+        );
+        assert_eq!(a.status, 405, "{method} {target}: {a:#?}");
+        if method != "HEAD" {
+            assert!(
+                a.body.contains("git's smart HTTP uses only GET info/refs"),
+                "{a:#?}"
+            );
+        }
+        let audit = p.audit();
+        let e = audit.last().unwrap();
+        assert_eq!(e["method"], method);
+        assert_eq!(e["decision"], "deny");
+        assert!(
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .contains("is not a git smart-HTTP method"),
+            "{e}"
+        );
+    }
+    // Dumb HTTP (info/refs without a service) is not served either.
+    let a = send(&w, &p, "GET", "/octo-org/widgets.git/info/refs", &[], b"");
+    assert_eq!(a.status, 403, "{a:#?}");
+    let got = received_since(&w, before);
+    assert!(got.is_empty(), "GitHub received: {got:#?}");
+    assert_eq!(w.hub.mint_count(), 0);
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/main"),
+        main_before
+    );
+}
+
+/// Hole 3: connections without credentials cannot fill the proxy, and one sandbox's tunnels
+/// cannot starve another's.
+#[test]
+fn idle_connections_and_tunnel_floods_are_bounded() {
+    let w = World::new();
+    let p = w.start_proxy(
+        &sandboxes(),
+        "[limits]\nmax_unauthenticated = 8\nmax_tunnels_per_sandbox = 4\nheader_timeout = \"2s\"\n",
+    );
+    // Eight idle connections that never say a word take every unauthenticated slot...
+    let idle: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| std::net::TcpStream::connect(&p.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // ...so the ninth is closed at once,
+    let mut ninth = std::net::TcpStream::connect(&p.addr).unwrap();
+    ninth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(
+        ninth.read(&mut b).unwrap_or(0),
+        0,
+        "closed without an answer"
+    );
+    // and the idle ones are closed at their deadline (2 s), freeing the slots.
+    let start = Instant::now();
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(s.read(&mut b).unwrap_or(0), 0);
+    }
+    assert!(start.elapsed() < Duration::from_secs(9));
+    // A trickle of bytes does not extend an unauthenticated connection's deadline.
+    let mut slow = std::net::TcpStream::connect(&p.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    for c in b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n".iter().take(8) {
+        if slow.write_all(&[*c]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert_eq!(slow.read(&mut b).unwrap_or(0), 0);
+    assert!(start.elapsed() < Duration::from_secs(6));
+
+    // agent-a opens its four tunnels and holds them; the fifth is refused with a reason...
+    let held: Vec<_> = (0..4)
+        .map(|_| p.tunnel("agent-a", SECRET_A, &w.hub.git_host()))
+        .collect();
+    let (a, _) = p
+        .connect(Some(("agent-a", SECRET_A)), &w.hub.git_host())
+        .unwrap();
+    assert_eq!(a.status, 429, "{a:#?}");
+    assert!(a.body.contains("max_tunnels_per_sandbox"), "{a:#?}");
+    // ...while agent-b clones as usual.
+    let b_sb = Sandbox::new(&w, &p, "agent-b", SECRET_B);
+    b_sb.clone("octo-org", "gadgets", "g", &[]).ok();
+    drop(held);
+    let audit = p.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["status"] == 429 && e["sandbox"] == "agent-a"),
+        "{audit:#?}"
+    );
+}
+
+/// Hole 3 (accept errors): out of file descriptors, the accept loop backs off instead of
+/// spinning, and serves again once descriptors are free.
+#[test]
+fn running_out_of_descriptors_does_not_spin() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    let limit = std::process::Command::new("prlimit")
+        .args(["--pid", &p.pid().to_string(), "--nofile=48:"])
+        .status();
+    assert!(limit.is_ok_and(|s| s.success()), "prlimit (util-linux)");
+    let flood: Vec<std::net::TcpStream> = (0..120)
+        .filter_map(|_| std::net::TcpStream::connect(&p.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let before = cpu(p.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = cpu(p.pid()) - before;
+    // A spinning accept loop burns ~200 ticks (one core) in 2 s.
+    assert!(
+        ticks < 40,
+        "the proxy used {ticks} ticks of CPU in 2 s while out of descriptors"
+    );
+    drop(flood);
+    let _ = std::process::Command::new("prlimit")
+        .args(["--pid", &p.pid().to_string(), "--nofile=4096:"])
+        .status();
+    let sb = Sandbox::new(&w, &p, "agent-a", SECRET_A);
+    sb.clone("octo-org", "widgets", "w", &[]).ok();
+}
+
+/// A push request's head and body, sent through a raw tunnel in chunks.
+fn push_head(len: Option<usize>) -> String {
+    let framing = match len {
+        Some(n) => format!("Content-Length: {n}\r\n"),
+        None => "Transfer-Encoding: chunked\r\n".into(),
+    };
+    format!(
+        "POST /octo-org/widgets.git/git-receive-pack HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/x-git-receive-pack-request\r\n{framing}\r\n"
+    )
+}
+
+/// A command section of `n` ref updates (to refs the policy refuses), without its flush.
+fn commands(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let line = if i == 0 {
+            format!(
+                "{} {} refs/heads/main{i}\0report-status side-band-64k\n",
+                "0".repeat(40),
+                "1".repeat(40)
+            )
+        } else {
+            format!("{} {} refs/heads/main{i}\n", "0".repeat(40), "1".repeat(40))
+        };
+        out.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+/// Hole 4: a 1 MiB command section dribbled in tiny chunks is parsed once, not once per chunk.
+#[test]
+fn a_command_section_in_tiny_chunks_costs_linear_time() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    let mut section = commands(9_000);
+    section.extend_from_slice(b"0000");
+    assert!(section.len() > 900_000);
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    let head = push_head(None).replace("HOST", &w.hub.git_host());
+    t.write(head.as_bytes()).unwrap();
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let before = cpu(p.pid());
+    // 64-byte chunks, each its own TLS record and HTTP chunk: ~15,000 reads by the proxy.
+    let mut batch = Vec::new();
+    for c in section.chunks(64) {
+        batch.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        batch.extend_from_slice(c);
+        batch.extend_from_slice(b"\r\n");
+        t.write(&batch).unwrap();
+        batch.clear();
+    }
+    t.write(b"0\r\n\r\n").unwrap();
+    let a = t.answer().unwrap();
+    let ticks = cpu(p.pid()) - before;
+    assert_eq!(a.status, 200, "{a:#?}");
+    assert!(
+        a.body.contains("ng refs/heads/main0"),
+        "refused the git way"
+    );
+    // Re-parsing the section after every chunk costs minutes of CPU; once costs well under 10 s.
+    assert!(
+        ticks < 1000,
+        "the proxy used {ticks} ticks parsing the section"
+    );
+}
+
+/// Hole 5: every read the proxy buffers has a deadline, and partial bodies share a bounded
+/// budget: stalled pushes cannot pile up memory.
+#[test]
+fn stalled_bodies_time_out_and_their_memory_is_bounded() {
+    let w = World::new();
+    let p = w.start_proxy(
+        &sandboxes(),
+        "[limits]\nbody_timeout = \"2s\"\nmax_buffered_bytes = 4194304\nmax_tunnels_per_sandbox = 100\n",
+    );
+    let before = w.hub.requests().len();
+    // A push that stops inside its command section is answered 408 at the deadline.
+    let section = commands(9_000);
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    let head = push_head(Some(section.len() + 1000)).replace("HOST", &w.hub.git_host());
+    t.write(head.as_bytes()).unwrap();
+    t.write(&section).unwrap();
+    let start = Instant::now();
+    let a = t.answer().unwrap();
+    assert_eq!(a.status, 408, "{a:#?}");
+    assert!(a.body.contains("body_timeout"), "{a:#?}");
+    assert!(start.elapsed() < Duration::from_secs(8));
+    assert!(
+        p.audit().iter().any(|e| e["status"] == 408
+            && e["decision"] == "deny"
+            && e["service"] == "git-receive-pack"),
+        "{:#?}",
+        p.audit()
+    );
+    // The same for a REST body that never arrives.
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    t.write(
+        format!(
+            "POST /api/v3/repos/octo-org/widgets/pulls HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"title\":",
+            w.hub.git_host()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(t.answer().unwrap().status, 408);
+
+    // Sixty stalled pushes of ~950 KiB each (57 MiB in all): the first fill the 4 MiB budget,
+    // the rest are refused at once with 503, and the proxy's memory grows by far less.
+    let rss = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", p.pid()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    };
+    let rss_before = rss();
+    let mut stalled = Vec::new();
+    for _ in 0..60 {
+        let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+        t.write(head.as_bytes()).unwrap();
+        let _ = t.write(&section);
+        stalled.push(t);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let grown_kib = rss().saturating_sub(rss_before);
+    let answers: Vec<u16> = stalled
+        .iter_mut()
+        .map(|t| t.answer().map(|a| a.status).unwrap_or(0))
+        .collect();
+    assert!(
+        answers.iter().filter(|s| **s == 503).count() >= 40,
+        "{answers:?}"
+    );
+    // Each is refused (503 or 408), or its connection closed while it was still sending (0).
+    assert!(
+        answers.iter().all(|s| [503, 408, 0].contains(s)),
+        "{answers:?}"
+    );
+    assert!(grown_kib < 32 * 1024, "the proxy grew by {grown_kib} KiB");
+    let got = received_since(&w, before);
+    assert!(got.is_empty(), "GitHub received: {got:#?}");
+}
+
+/// Hole 6: a token GitHub revoked is dropped, a new one minted, and the request retried.
+#[test]
+fn a_revoked_token_is_replaced_not_kept() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    let sb = Sandbox::new(&w, &p, "agent-a", SECRET_A);
+    sb.clone("octo-org", "widgets", "w", &[]).ok();
+    assert_eq!(w.hub.mint_count(), 1);
+    // An admin (or secret scanning) revokes the token the proxy cached.
+    let token = w.hub.issued_tokens().pop().unwrap();
+    let r = reqwest::blocking_revoke(&w, &token);
+    assert_eq!(r, 204);
+    let work = w.path("w");
+    sb.git(&work, &["fetch", "--quiet", "origin"]).ok();
+    sb.push_new_branch(&work, "agent/after-revoke", "r.txt", b"r\n");
+    assert_eq!(
+        w.hub.mint_count(),
+        2,
+        "one new token, kept for what followed"
+    );
+    // GitHub saw the revoked token once, refused it, then only the new one.
+    let revoked_fp = ghapp_core::secret::fingerprint(&token);
+    let uses: Vec<_> = w
+        .hub
+        .requests()
+        .into_iter()
+        .filter(|r| r.credential.as_deref() == Some(revoked_fp.as_str()))
+        .filter(|r| !r.target.contains("installation/token"))
+        .collect();
+    assert!(!uses.is_empty());
+    let last_use = w
+        .hub
+        .requests()
+        .iter()
+        .rposition(|r| r.credential.as_deref() == Some(revoked_fp.as_str()))
+        .unwrap();
+    assert!(
+        w.hub.requests().len() > last_use + 3,
+        "the revoked token was not used for the later requests"
+    );
+    w.capture(p.log());
+    w.assert_no_secrets();
+}
+
+mod reqwest {
+    /// `DELETE /installation/token` with `token`, as `ghapp revoke` or an admin would.
+    pub fn blocking_revoke(w: &ghapp_e2e::World, token: &str) -> u16 {
+        let args = [
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+            "--cacert",
+            &w.hub.ca_path().display().to_string(),
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("{}/installation/token", w.hub.api_url()),
+        ];
+        let env = vec![(
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_default(),
+        )];
+        let r = w.run_env(&env, "curl", &args, w.root.path(), "", false);
+        r.stdout.trim().parse().unwrap_or(0)
+    }
+}
+
+/// Hole 7: a tunnel never reaches the proxy host's own services or internal networks.
+#[test]
+fn tunnels_never_reach_internal_addresses() {
+    let w = World::new();
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    let p = w.start_proxy(
+        &sandboxes(),
+        "egress = \"tunnel\"\negress_allow = [\"127.0.0.1:1\"]",
+    );
+    let metrics = p.metrics_addr.clone().unwrap();
+    for target in [
+        echo_addr.to_string(),
+        format!("localhost:{}", echo_addr.port()),
+        format!("[::1]:{}", echo_addr.port()),
+        format!("127.1.2.3:{}", echo_addr.port()),
+        "169.254.169.254:80".to_string(),
+        "[::ffff:169.254.169.254]:80".to_string(),
+        "10.0.0.1:443".to_string(),
+        "192.168.0.1:443".to_string(),
+        "0.0.0.0:80".to_string(),
+        p.addr.clone(),
+        metrics,
+    ] {
+        let (a, _) = p.connect(Some(("agent-a", SECRET_A)), &target).unwrap();
+        assert_eq!(a.status, 403, "{target}: {a:#?}");
+        assert!(a.body.contains("egress to"), "{target}: {a:#?}");
+    }
+    // Nothing connected to the loopback service.
+    echo.set_nonblocking(true).unwrap();
+    assert!(
+        echo.accept().is_err(),
+        "a tunnel reached the loopback service"
+    );
+    let audit = p.audit();
+    assert!(
+        audit
+            .iter()
+            .filter(|e| e["service"] == "connect" && e["decision"] == "deny")
+            .count()
+            >= 11,
+        "{audit:#?}"
+    );
+}
+
+/// Hole 9: wrong proxy credentials are audited (never the secret) and rate-limited per
+/// source; no credentials at all (how git opens a tunnel) is neither.
+#[test]
+fn wrong_proxy_credentials_are_audited_and_rate_limited() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "[limits]\nlogin_failures_per_minute = 5\n");
+    for _ in 0..10 {
+        let (a, _) = p.connect(None, &w.hub.git_host()).unwrap();
+        assert_eq!(a.status, 407);
+    }
+    let (a, _) = p
+        .connect(Some(("agent-a", SECRET_A)), &w.hub.git_host())
+        .unwrap();
+    assert_eq!(a.status, 200, "no credentials does not count: {a:#?}");
+    for _ in 0..5 {
+        let (a, _) = p
+            .connect(Some(("agent-a", "guess-guess-guess-1")), &w.hub.git_host())
+            .unwrap();
+        assert_eq!(a.status, 407);
+    }
+    // The sixth attempt in the minute is refused without a check, even with the right secret.
+    let (a, _) = p
+        .connect(Some(("agent-a", SECRET_A)), &w.hub.git_host())
+        .unwrap();
+    assert_eq!(a.status, 429, "{a:#?}");
+    assert_eq!(a.header("retry-after").as_deref(), Some("60"));
+    let audit = std::fs::read_to_string(&p.audit_path).unwrap();
+    assert!(
+        !audit.contains("guess-guess"),
+        "the secret tried is never audited"
+    );
+    let fails: Vec<serde_json::Value> = p
+        .audit()
+        .into_iter()
+        .filter(|e| e["reason"] == "wrong proxy credentials")
+        .collect();
+    assert_eq!(fails.len(), 5);
+    assert_eq!(fails[0]["sandbox"], "agent-a");
+    assert_eq!(fails[0]["source"], "127.0.0.1");
+    let m = metrics(&p);
+    assert!(
+        m.contains("ghapp_proxy_auth_failures_total{kind=\"missing\"} 10"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ghapp_proxy_auth_failures_total{kind=\"wrong\"} 5"),
+        "{m}"
+    );
+}
+
+fn metrics(p: &ProxyProc) -> String {
+    let mut s = std::net::TcpStream::connect(p.metrics_addr.as_deref().unwrap()).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Hole 9: the audit log is reopened on SIGHUP (logrotate) and each request is written once.
+#[test]
+fn the_audit_log_is_reopened_on_sighup() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    let sb = Sandbox::new(&w, &p, "agent-a", SECRET_A);
+    sb.clone("octo-org", "widgets", "w1", &[]).ok();
+    let n = p.audit().len();
+    assert!(n >= 2);
+    std::fs::rename(&p.audit_path, p.audit_path.with_extension("old")).unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &p.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.log().contains("audit log was reopened") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sb.clone("octo-org", "widgets", "w2", &[]).ok();
+    let fresh = p.audit();
+    assert!(!fresh.is_empty(), "events go to the new file");
+    // Written once: to the audit file, not also to the log.
+    assert!(
+        !p.log().contains("octo-org/widgets.git/info/refs"),
+        "{}",
+        p.log()
+    );
+}
