@@ -6,28 +6,10 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use ghapp_e2e::{HttpAnswer, ProxyProc, Sandbox, World};
-
-const SECRET_A: &str = "sandbox-a-secret-0123456789";
-const SECRET_B: &str = "sandbox-b-secret-0123456789";
+use ghapp_e2e::{HttpAnswer, ProxyProc, SECRET_A, SECRET_B, Sandbox, World};
 
 fn sandboxes() -> String {
-    format!(
-        r#"
-[[sandbox]]
-name = "agent-a"
-secret = "{SECRET_A}"
-repos = ["octo-org/widgets"]
-push = ["refs/heads/agent/*"]
-rest = ["POST /repos/{{owner}}/{{repo}}/statuses/{{sha}}"]
-
-[[sandbox]]
-name = "agent-b"
-secret = "{SECRET_B}"
-repos = ["octo-org/gadgets"]
-push = ["agent/*"]
-"#
-    )
+    ghapp_e2e::two_sandboxes(r#"rest = ["POST /repos/{owner}/{repo}/statuses/{sha}"]"#)
 }
 
 /// What fakehub received since `from` (an index into its log).
@@ -75,6 +57,7 @@ fn rest_paths_are_decided_on_what_is_sent() {
     sb.clone("octo-org", "widgets", "widgets", &[]).ok();
     sb.push_new_branch(&w.path("widgets"), "agent/x", "x.txt", b"x\n");
     let json = [("Content-Type", "application/json")];
+    let head_main: &[u8] = br#"{"title":"t","head":"main","base":"agent/x"}"#;
     let status_body = br#"{"state":"success","context":"ci"}"#;
     let before = w.hub.requests().len();
     let mints = w.hub.mint_count();
@@ -128,26 +111,10 @@ fn rest_paths_are_decided_on_what_is_sent() {
             b"",
         ),
         // The head check cannot be skipped by another spelling of the route...
-        (
-            "POST",
-            format!("{pre}/%70ulls"),
-            br#"{"title":"t","head":"main","base":"agent/x"}"#,
-        ),
-        (
-            "POST",
-            format!("{pre}/./pulls"),
-            br#"{"title":"t","head":"main","base":"agent/x"}"#,
-        ),
-        (
-            "POST",
-            format!("{pre}//pulls"),
-            br#"{"title":"t","head":"main","base":"agent/x"}"#,
-        ),
-        (
-            "POST",
-            format!("{pre}/pulls/"),
-            br#"{"title":"t","head":"main","base":"agent/x"}"#,
-        ),
+        ("POST", format!("{pre}/%70ulls"), head_main),
+        ("POST", format!("{pre}/./pulls"), head_main),
+        ("POST", format!("{pre}//pulls"), head_main),
+        ("POST", format!("{pre}/pulls/"), head_main),
         // ...nor by a key given twice, or a head from another repository.
         (
             "POST",
@@ -373,6 +340,40 @@ fn idle_connections_and_tunnel_floods_are_bounded() {
     );
 }
 
+/// Hole 3 (idle tunnels): an authenticated tunnel with no traffic is closed at the idle
+/// timeout and its slot given back; a busy one stays open.
+#[test]
+fn idle_tunnels_are_closed_and_busy_ones_kept() {
+    let w = World::new();
+    let p = w.start_proxy(
+        &sandboxes(),
+        "[limits]\nidle_timeout = \"2s\"\nmax_tunnels_per_sandbox = 1\n",
+    );
+    let mut idle = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    let start = Instant::now();
+    let mut b = [0u8; 1];
+    assert!(matches!(idle_read(&mut idle, &mut b), Ok(0) | Err(_)));
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    // The slot is free again; this tunnel sends a request every second for five seconds.
+    let mut busy = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    for _ in 0..5 {
+        let target = "/octo-org/widgets.git/info/refs?service=git-upload-pack";
+        let req = format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            w.hub.git_host()
+        );
+        busy.write(req.as_bytes()).unwrap();
+        assert_eq!(busy.answer_keep_alive().unwrap().status, 200);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn idle_read(t: &mut ghapp_e2e::Tunnel, b: &mut [u8]) -> std::io::Result<usize> {
+    t.read(b)
+}
+
 /// Hole 3 (accept errors): out of file descriptors, the accept loop backs off instead of
 /// spinning, and serves again once descriptors are free.
 #[test]
@@ -387,19 +388,9 @@ fn running_out_of_descriptors_does_not_spin() {
         .filter_map(|_| std::net::TcpStream::connect(&p.addr).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let cpu = |pid: u32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    };
-    let before = cpu(p.pid());
+    let before = p.cpu_ticks();
     std::thread::sleep(Duration::from_secs(2));
-    let ticks = cpu(p.pid()) - before;
+    let ticks = p.cpu_ticks() - before;
     // A spinning accept loop burns ~200 ticks (one core) in 2 s.
     assert!(
         ticks < 40,
@@ -454,17 +445,7 @@ fn a_command_section_in_tiny_chunks_costs_linear_time() {
     let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
     let head = push_head(None).replace("HOST", &w.hub.git_host());
     t.write(head.as_bytes()).unwrap();
-    let cpu = |pid: u32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    };
-    let before = cpu(p.pid());
+    let before = p.cpu_ticks();
     // 64-byte chunks, each its own TLS record and HTTP chunk: ~15,000 reads by the proxy.
     let mut batch = Vec::new();
     for c in section.chunks(64) {
@@ -476,7 +457,7 @@ fn a_command_section_in_tiny_chunks_costs_linear_time() {
     }
     t.write(b"0\r\n\r\n").unwrap();
     let a = t.answer().unwrap();
-    let ticks = cpu(p.pid()) - before;
+    let ticks = p.cpu_ticks() - before;
     assert_eq!(a.status, 200, "{a:#?}");
     assert!(
         a.body.contains("ng refs/heads/main0"),
@@ -531,14 +512,7 @@ fn stalled_bodies_time_out_and_their_memory_is_bounded() {
 
     // Sixty stalled pushes of ~950 KiB each (57 MiB in all): the first fill the 4 MiB budget,
     // the rest are refused at once with 503, and the proxy's memory grows by far less.
-    let rss = || -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", p.pid()))
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap()
-    };
+    let rss = || p.rss_kib();
     let rss_before = rss();
     let mut stalled = Vec::new();
     for _ in 0..60 {

@@ -4,20 +4,10 @@
 
 use std::time::Duration;
 
-use ghapp_e2e::{Sandbox, World};
-
-const SECRET_A: &str = "sandbox-a-secret-0123456789";
+use ghapp_e2e::{SECRET_A, Sandbox, World};
 
 fn sandboxes() -> String {
-    format!(
-        r#"
-[[sandbox]]
-name = "agent-a"
-secret = "{SECRET_A}"
-repos = ["octo-org/widgets"]
-push = ["refs/heads/agent/*"]
-"#
-    )
+    ghapp_e2e::two_sandboxes("")
 }
 
 /// Incompressible bytes (xorshift64), so the pack is as large as the file.

@@ -3,28 +3,10 @@
 
 use std::io::{Read, Write};
 
-use ghapp_e2e::{ProxyProc, Run, Sandbox as Sb, World};
-
-const SECRET_A: &str = "sandbox-a-secret-0123456789";
-const SECRET_B: &str = "sandbox-b-secret-0123456789";
+use ghapp_e2e::{ProxyProc, Run, SECRET_A, SECRET_B, Sandbox as Sb, World};
 
 fn sandboxes() -> String {
-    format!(
-        r#"
-[[sandbox]]
-name = "agent-a"
-secret = "{SECRET_A}"
-repos = ["octo-org/widgets"]
-push = ["refs/heads/agent/*"]
-
-[[sandbox]]
-name = "agent-b"
-secret = "{SECRET_B}"
-repos = ["octo-org/gadgets"]
-push = ["agent/*"]
-allow_delete = true
-"#
-    )
+    ghapp_e2e::two_sandboxes("")
 }
 
 /// The proxy with both sandboxes, and sandbox agent-a's view of the world.

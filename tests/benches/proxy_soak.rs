@@ -16,15 +16,6 @@ use ghapp_e2e::{Run, Sandbox, World};
 const SECRET: &str = "soak-sandbox-secret-0123456789";
 const IDLE_SECRET: &str = "soak-idle-secret-0123456789";
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -51,11 +42,10 @@ fn main() {
             c = tunnels + 2000
         ),
     );
-    let pid = p.pid();
     let sb = Sandbox::new(&w, &p, "bench", SECRET);
     // Warm: the token minted and cached, the leaf certificate made.
     sb.clone("octo-org", "widgets", "warm", &[]).ok();
-    let rss_start = rss_kib(pid, "VmRSS:");
+    let rss_start = p.rss_kib();
 
     // 1. Idle authenticated tunnels: CONNECT, TLS handshake, then nothing.
     let start = Instant::now();
@@ -64,12 +54,21 @@ fn main() {
         .collect();
     let opened_in = start.elapsed();
     std::thread::sleep(Duration::from_secs(1));
-    let rss_idle = rss_kib(pid, "VmRSS:");
+    let rss_idle = p.rss_kib();
     let per_tunnel = (rss_idle.saturating_sub(rss_start)) as f64 / tunnels as f64;
 
-    // 2. ls-remote latency, direct (the helper, warm cache) and through the proxy, alternating.
+    // 2. ls-remote latency, direct (the token in a header, as the proxy sends it) and through
+    // the proxy (git sends no credentials at all), alternating.
     let url = w.hub.repo_url("octo-org", "widgets");
-    w.git(w.root.path(), &["ls-remote", &url]).ok();
+    let token = w
+        .ghapp(&["token", "--repo", "octo-org/widgets"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let header = format!("http.extraHeader={}", ghapp_e2e::basic_auth(&token));
+    let direct_ls = ["-c", "credential.helper=", "-c", &header, "ls-remote", &url];
+    w.git(w.root.path(), &direct_ls).ok();
     let mut direct = Vec::new();
     let mut proxied = Vec::new();
     let timed = |f: &dyn Fn() -> Run| {
@@ -78,7 +77,7 @@ fn main() {
         s.elapsed()
     };
     for i in 0..60 {
-        let d = || timed(&|| w.git(w.root.path(), &["ls-remote", &url]));
+        let d = || timed(&|| w.git(w.root.path(), &direct_ls));
         let q = || timed(&|| sb.git(w.root.path(), &["ls-remote", &url]));
         if i % 2 == 0 {
             direct.push(d());
@@ -124,7 +123,9 @@ fn main() {
     });
     let load_in = start.elapsed();
     let failures = results.iter().filter(|r| !r.success()).count();
-    let rss_peak = rss_kib(pid, "VmHWM:");
+    let rss_peak = p.peak_rss_kib();
+    // The idle tunnels are still there: the proxy holds a socket for each.
+    let fds_end = p.open_fds();
     drop(held);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -153,7 +154,7 @@ fn main() {
         load_in.as_secs_f64()
     );
     println!(
-        "  proxy peak RSS over the whole run: {:.1} MiB (goal < 64 MiB)",
+        "  proxy peak RSS over the whole run: {:.1} MiB (goal < 64 MiB); {fds_end} descriptors open at the end of the load ({tunnels} tunnels held)",
         rss_peak as f64 / 1024.0
     );
     if let Some(r) = results.iter().find(|r| !r.success()) {

@@ -393,19 +393,74 @@ pub struct ProxyProc {
     stderr: std::sync::Arc<Mutex<String>>,
 }
 
+/// The proxy secrets of the two sandboxes of [`two_sandboxes`].
+pub const SECRET_A: &str = "sandbox-a-secret-0123456789";
+pub const SECRET_B: &str = "sandbox-b-secret-0123456789";
+
+/// `[[sandbox]]` tables: agent-a (octo-org/widgets, pushes to `refs/heads/agent/*`, plus
+/// `a_extra` lines) and agent-b (octo-org/gadgets, `agent/*`, deletes allowed).
+pub fn two_sandboxes(a_extra: &str) -> String {
+    format!(
+        r#"
+[[sandbox]]
+name = "agent-a"
+secret = "{SECRET_A}"
+repos = ["octo-org/widgets"]
+push = ["refs/heads/agent/*"]
+{a_extra}
+
+[[sandbox]]
+name = "agent-b"
+secret = "{SECRET_B}"
+repos = ["octo-org/gadgets"]
+push = ["agent/*"]
+allow_delete = true
+"#
+    )
+}
+
 impl ProxyProc {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Peak resident memory of the proxy process so far (VmHWM), in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
+    /// CPU time the proxy process has used so far, in clock ticks (user + system).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |x| x.1)
+            .split_whitespace()
+            .collect();
+        let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        field(11) + field(12)
+    }
+
+    /// Resident memory of the proxy process now (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// File descriptors the proxy process holds open (sockets among them).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Peak resident memory of the proxy process so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
     }
 
     /// What the proxy logged so far.
@@ -714,7 +769,13 @@ impl ProxyProc {
             .with_no_client_auth();
         let host = target.rsplit_once(':').map_or(target, |x| x.0).to_owned();
         let name = rustls::pki_types::ServerName::try_from(host).expect("server name");
-        let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).expect("TLS");
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).expect("TLS");
+        let mut tcp = tcp;
+        // Finish the handshake now: a tunnel is open once TLS is up, not at the first request.
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp)
+                .expect("TLS handshake with the proxy");
+        }
         Tunnel {
             tls: rustls::StreamOwned::new(conn, tcp),
             host: target.to_owned(),
@@ -756,6 +817,70 @@ impl Tunnel {
 
     pub fn answer(&mut self) -> std::io::Result<HttpAnswer> {
         read_answer(&mut self.tls, true)
+    }
+
+    /// Reads one answer on a connection that stays open: its body by length or chunks.
+    pub fn answer_keep_alive(&mut self) -> std::io::Result<HttpAnswer> {
+        use std::io::Read;
+        let mut head = Vec::new();
+        let mut one = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if self.tls.read(&mut one)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            head.push(one[0]);
+        }
+        let mut a = HttpAnswer {
+            status: 0,
+            head: String::from_utf8_lossy(&head).into_owned(),
+            body: String::new(),
+        };
+        a.status = a
+            .head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut body = Vec::new();
+        if let Some(n) = a
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            body.resize(n, 0);
+            self.tls.read_exact(&mut body)?;
+        } else {
+            // Chunked: size line, data, CRLF, until the zero chunk.
+            loop {
+                let mut line = Vec::new();
+                while !line.ends_with(b"\r\n") {
+                    self.tls.read_exact(&mut one)?;
+                    line.push(one[0]);
+                }
+                let size = usize::from_str_radix(
+                    String::from_utf8_lossy(&line)
+                        .trim()
+                        .split(';')
+                        .next()
+                        .unwrap_or("0"),
+                    16,
+                )
+                .unwrap_or(0);
+                let mut chunk = vec![0u8; size + 2];
+                self.tls.read_exact(&mut chunk)?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        }
+        a.body = String::from_utf8_lossy(&body).into_owned();
+        Ok(a)
+    }
+
+    /// Reads raw bytes (0: the proxy closed the tunnel).
+    pub fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Read;
+        self.tls.read(buf)
     }
 }
 

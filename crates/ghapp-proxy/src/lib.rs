@@ -682,9 +682,10 @@ impl Proxy {
             let origin = origin.clone();
             async move { Ok::<_, Infallible>(me.inner(req, &origin).await) }
         });
+        // No request-head timeout inside a tunnel: hyper's would also close a tunnel idle
+        // between requests. The socket's idle timeout bounds it, and the sandbox's tunnel cap
+        // bounds what a slow sandbox can hold.
         let _ = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limit)
             .serve_connection(TokioIo::new(tls), svc)
             .await;
     }

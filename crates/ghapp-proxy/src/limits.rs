@@ -214,7 +214,7 @@ impl Conn {
         Watched {
             inner: io,
             authenticated: self.authenticated.clone(),
-            connect_deadline: tokio::time::Instant::now() + limits.header_timeout,
+            idle_clock: false,
             idle: limits.idle_timeout,
             timer: Box::pin(tokio::time::sleep(limits.header_timeout)),
         }
@@ -228,7 +228,8 @@ impl Conn {
 pub struct Watched<T> {
     inner: T,
     authenticated: Arc<AtomicBool>,
-    connect_deadline: tokio::time::Instant,
+    /// Whether the timer runs the idle clock (else the deadline to authenticate).
+    idle_clock: bool,
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
@@ -236,6 +237,7 @@ pub struct Watched<T> {
 impl<T> Watched<T> {
     fn progress(&mut self) {
         if self.authenticated.load(Ordering::Relaxed) {
+            self.idle_clock = true;
             self.timer
                 .as_mut()
                 .reset(tokio::time::Instant::now() + self.idle);
@@ -246,10 +248,8 @@ impl<T> Watched<T> {
         if self.timer.as_mut().poll(cx).is_pending() {
             return false;
         }
-        if self.authenticated.load(Ordering::Relaxed)
-            && self.timer.deadline() <= self.connect_deadline
-        {
-            // Authenticated since the timer was set: the idle clock starts now.
+        if !self.idle_clock && self.authenticated.load(Ordering::Relaxed) {
+            // Authenticated since the timer was set, with no byte since: start the idle clock.
             self.progress();
             return self.timer.as_mut().poll(cx).is_ready();
         }
