@@ -318,6 +318,20 @@ fn idle_connections_and_tunnel_floods_are_bounded() {
     assert_eq!(slow.read(&mut b).unwrap_or(0), 0);
     assert!(start.elapsed() < Duration::from_secs(6));
 
+    // A tunnel opened with valid credentials that never starts TLS is closed at the handshake
+    // deadline, and its slot given back.
+    let (a, mut silent) = p
+        .connect(Some(("agent-a", SECRET_A)), &w.hub.git_host())
+        .unwrap();
+    assert_eq!(a.status, 200);
+    let start = Instant::now();
+    assert_eq!(silent.read(&mut b).unwrap_or(0), 0);
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+
     // agent-a opens its four tunnels and holds them; the fifth is refused with a reason...
     let held: Vec<_> = (0..4)
         .map(|_| p.tunnel("agent-a", SECRET_A, &w.hub.git_host()))
