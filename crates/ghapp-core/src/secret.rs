@@ -47,6 +47,19 @@ secret_type!(
     WebhookSecret
 );
 secret_type!(
+    /// A sandbox's secret for `ghapp proxy` (the password of its `HTTPS_PROXY` URL).
+    ProxySecret
+);
+
+impl ProxySecret {
+    /// Constant-time comparison with what a client presented.
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+secret_type!(
     /// A fine-grained personal access token (`github_pat_...`): the fallback for users who
     /// cannot install an app. Long-lived, so it is never cached, copied or printed by ghapp.
     PersonalAccessToken
@@ -85,5 +98,15 @@ mod tests {
         assert_eq!(format!("{k:?}"), "PrivateKeyPem(****)");
         assert!(!t.fingerprint().contains("secretvalue"));
         assert_eq!(t.fingerprint().len(), "sha256:".len() + 12);
+    }
+
+    #[test]
+    fn proxy_secrets_compare_and_redact() {
+        let s = ProxySecret::new("correct horse battery");
+        assert_eq!(format!("{s:?}"), "ProxySecret(****)");
+        assert!(s.matches("correct horse battery"));
+        assert!(!s.matches("correct horse battery!"));
+        assert!(!s.matches("wrong"));
+        assert!(!s.matches(""));
     }
 }

@@ -14,6 +14,48 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+/// What a request was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Service {
+    GitUploadPack,
+    GitReceivePack,
+    /// A git route whose service is not known (refused).
+    Git,
+    Rest,
+    Connect,
+    Other,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::GitUploadPack => "git-upload-pack",
+            Service::GitReceivePack => "git-receive-pack",
+            Service::Git => "git",
+            Service::Rest => "rest",
+            Service::Connect => "connect",
+            Service::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RefUpdate {
     pub old: String,
@@ -35,12 +77,10 @@ pub struct Event {
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
-    /// `git-upload-pack`, `git-receive-pack`, `rest`, `connect`, `other`.
-    pub service: String,
+    pub service: Service,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ref_updates: Vec<RefUpdate>,
-    /// `allow` or `deny`.
-    pub decision: String,
+    pub decision: Decision,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
     pub bytes_in: u64,
@@ -100,6 +140,37 @@ impl AuditFile {
     }
 }
 
+impl Event {
+    /// A refused request, until the verdict says otherwise.
+    pub fn new(
+        sandbox: &str,
+        source: Option<String>,
+        method: &str,
+        host: &str,
+        path: &str,
+    ) -> Event {
+        Event {
+            ts: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            sandbox: sandbox.to_owned(),
+            source,
+            method: method.to_owned(),
+            host: host.to_owned(),
+            path: path.to_owned(),
+            repo: None,
+            service: Service::Other,
+            ref_updates: vec![],
+            decision: Decision::Deny,
+            reason: String::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            upstream_status: None,
+            status: 0,
+            latency_ms: 0,
+            token: None,
+        }
+    }
+}
+
 impl Audit {
     /// Opens (appends to) the audit file at `path`, 0600; rotated past `max` bytes.
     pub fn open(path: Option<&Path>, max: Option<u64>) -> std::io::Result<Audit> {
@@ -126,7 +197,9 @@ impl Audit {
             let mut m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
             *m.entry(format!(
                 "ghapp_proxy_requests_total{{sandbox=\"{}\",service=\"{}\",decision=\"{}\"}}",
-                e.sandbox, e.service, e.decision
+                e.sandbox,
+                e.service.as_str(),
+                e.decision.as_str()
             ))
             .or_default() += 1;
             *m.entry(format!(
@@ -144,7 +217,7 @@ impl Audit {
             ($level:ident) => {
                 tracing::$level!(
                     sandbox = %e.sandbox, method = %e.method, path = %e.path,
-                    decision = %e.decision, reason = %e.reason, status = e.status,
+                    decision = e.decision.as_str(), reason = %e.reason, status = e.status,
                     token = e.token.as_deref().unwrap_or("-"), "request"
                 )
             };
@@ -197,6 +270,28 @@ pub struct Pending {
     pub audit: Arc<Audit>,
 }
 
+impl Pending {
+    /// Starts timing a request.
+    pub fn new(event: Event, audit: Arc<Audit>) -> Pending {
+        Pending {
+            event,
+            start: Instant::now(),
+            bytes_in: Arc::new(AtomicU64::new(0)),
+            bytes_out: 0,
+            audit,
+        }
+    }
+
+    /// The request is answered by the proxy: the audit records the refusal as the client sees
+    /// it.
+    pub(crate) fn refuse(&mut self, r: crate::respond::Refusal) -> hyper::Response<crate::Body> {
+        self.event.decision = Decision::Deny;
+        self.event.reason = r.message.clone();
+        self.event.status = r.status.as_u16();
+        r.response()
+    }
+}
+
 impl Drop for Pending {
     fn drop(&mut self) {
         self.event.bytes_in = self.bytes_in.load(Ordering::Relaxed);
@@ -211,25 +306,7 @@ mod tests {
     use super::*;
 
     fn event(path: &str) -> Event {
-        Event {
-            ts: String::new(),
-            sandbox: "a".into(),
-            source: Some("127.0.0.1".into()),
-            method: "GET".into(),
-            host: "h".into(),
-            path: path.into(),
-            repo: None,
-            service: "rest".into(),
-            ref_updates: vec![],
-            decision: "allow".into(),
-            reason: String::new(),
-            bytes_in: 0,
-            bytes_out: 0,
-            upstream_status: None,
-            status: 200,
-            latency_ms: 0,
-            token: None,
-        }
+        Event::new("a", Some("127.0.0.1".into()), "GET", "h", path)
     }
 
     #[test]

@@ -40,9 +40,9 @@ use std::path::{Path, PathBuf};
 use ghapp_core::config::{AppConfig, FileApp};
 use serde::Deserialize;
 
-use crate::ProxySecret;
 use crate::egress::Allow;
 use crate::limits::Limits;
+use ghapp_core::secret::ProxySecret;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -1,0 +1,138 @@
+//! Reading the request bodies the proxy must look at before it forwards: a push's command
+//! section (incrementally, then streamed on with the pack) and a checked REST body. Every read
+//! has a deadline and every byte held counts against the proxy's buffer budget.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ghapp_gitproto::receive_pack::{self, Commands};
+use http_body_util::BodyExt;
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+
+use crate::limits::{Budget, Limits, Reservation};
+use crate::respond::Refusal;
+
+/// The largest receive-pack command section read before deciding.
+pub const COMMAND_SECTION_LIMIT: usize = 1 << 20;
+/// The largest REST body the proxy reads to check it.
+pub(crate) const REST_BODY_LIMIT: usize = 1 << 20;
+/// How much of a refused push is drained before answering (so git reads the answer).
+const DRAIN_LIMIT: u64 = 1 << 30;
+const DRAIN_TIME: Duration = Duration::from_secs(60);
+
+/// A push's command section, the bytes it came in (forwarded first), and the budget they hold.
+pub(crate) struct Section {
+    pub commands: Commands,
+    pub bytes: Vec<u8>,
+    pub _held: Reservation,
+}
+
+fn busy() -> Refusal {
+    Refusal::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the proxy holds too many partial request bodies (max_buffered_bytes); try again",
+    )
+    .retry_after("5")
+}
+
+/// Reads the command section at the front of a push body.
+pub(crate) async fn command_section(
+    body: &mut Incoming,
+    limits: &Limits,
+    budget: &Arc<Budget>,
+) -> Result<Section, Refusal> {
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
+    let mut parser = receive_pack::Parser::new(COMMAND_SECTION_LIMIT);
+    let mut held = Reservation::new(budget.clone());
+    let mut bytes: Vec<u8> = Vec::new();
+    loop {
+        match parser.feed(&bytes) {
+            Ok(Some(commands)) => {
+                return Ok(Section {
+                    commands,
+                    bytes,
+                    _held: held,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Refusal::text(StatusCode::BAD_REQUEST, e.to_string())),
+        }
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(Refusal::text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the push sent no complete command section within {} (body_timeout)",
+                        humantime::format_duration(limits.body_timeout)
+                    ),
+                ));
+            }
+            Ok(Some(Ok(f))) => {
+                if let Ok(d) = f.into_data() {
+                    if !held.grow(d.len()) {
+                        return Err(busy());
+                    }
+                    bytes.extend_from_slice(&d);
+                }
+            }
+            Ok(Some(Err(_)) | None) => {
+                return Err(Refusal::text(
+                    StatusCode::BAD_REQUEST,
+                    "the push request ended inside its command section",
+                ));
+            }
+        }
+    }
+}
+
+/// Reads and discards what is left of a refused push (bounded), so git, still sending its
+/// pack, reads the answer. Returns the bytes drained.
+pub(crate) async fn drain(mut body: Incoming) -> u64 {
+    let deadline = Instant::now() + DRAIN_TIME;
+    let mut drained = 0u64;
+    while drained < DRAIN_LIMIT && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), body.frame()).await {
+            Ok(Some(Ok(f))) => drained += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
+            _ => break,
+        }
+    }
+    drained
+}
+
+/// Reads a whole REST body (at most [`REST_BODY_LIMIT`]) within the deadline.
+pub(crate) async fn whole(
+    body: Incoming,
+    headers: &HeaderMap,
+    limits: &Limits,
+    budget: &Arc<Budget>,
+) -> Result<Bytes, Refusal> {
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(REST_BODY_LIMIT)
+        .min(REST_BODY_LIMIT);
+    let mut held = Reservation::new(budget.clone());
+    if !held.grow(declared) {
+        let mut r = busy();
+        r.form = crate::respond::Form::Json;
+        return Err(r);
+    }
+    let collect = http_body_util::Limited::new(body, declared).collect();
+    match tokio::time::timeout(limits.body_timeout, collect).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(_)) => Err(Refusal::json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {declared} bytes, or broken"),
+        )),
+        Err(_) => Err(Refusal::json(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} (body_timeout)",
+                humantime::format_duration(limits.body_timeout)
+            ),
+        )),
+    }
+}

@@ -1,0 +1,115 @@
+//! The answers the proxy writes itself: plain text for git and the proxy's own endpoints, JSON
+//! with `message` for REST clients, git's report-status for a refused push.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::header::HeaderValue;
+use hyper::{Response, StatusCode};
+
+use crate::Body;
+
+/// Where the sandbox's tools read a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// git and curl print a plain-text body.
+    Text,
+    /// REST clients read `{"message": ...}`.
+    Json,
+}
+
+/// A request the proxy answers itself instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    /// What the client is told (and the audit records).
+    pub message: String,
+    pub form: Form,
+    /// Seconds the client may retry after (a refusal that is not the client's fault).
+    pub retry_after: Option<&'static str>,
+}
+
+impl Refusal {
+    pub fn text(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            message: message.into(),
+            form: Form::Text,
+            retry_after: None,
+        }
+    }
+
+    pub fn json(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            form: Form::Json,
+            ..Refusal::text(status, message)
+        }
+    }
+
+    pub fn retry_after(mut self, secs: &'static str) -> Refusal {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    pub fn response(&self) -> Response<Body> {
+        let mut r = match self.form {
+            Form::Text => text(self.status, &format!("ghapp proxy: {}\n", self.message)),
+            Form::Json => json_error(self.status, &format!("ghapp proxy: {}", self.message)),
+        };
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static(s));
+        }
+        r
+    }
+}
+
+pub(crate) fn text(status: StatusCode, s: &str) -> Response<Body> {
+    let mut r = Response::new(full(s.as_bytes().to_vec()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+pub(crate) fn json_error(status: StatusCode, msg: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "message": msg,
+        "documentation_url": "https://github.com/ghapp/ghapp/blob/main/docs/guides/sandbox.md",
+    });
+    let mut r = Response::new(full(body.to_string().into_bytes()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
+/// git's answer to a refused push: `ng` for every ref, so git prints
+/// `! [remote rejected] REF (REASON)`.
+pub(crate) fn push_report(body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-git-receive-pack-result"),
+    );
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+pub(crate) fn full(v: Vec<u8>) -> Body {
+    Full::new(Bytes::from(v))
+        .map_err(|e: Infallible| match e {})
+        .boxed()
+}
+
+pub(crate) fn empty() -> Body {
+    Empty::new().map_err(|e: Infallible| match e {}).boxed()
+}

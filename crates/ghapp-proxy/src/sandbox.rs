@@ -1,0 +1,83 @@
+//! A sandbox: its identity (name and secret) and its policy, checked once from the
+//! configuration and passed around as `Arc<Sandbox>`.
+
+use std::sync::Arc;
+
+use ghapp_core::broker::{TokenRequest, default_permissions};
+use ghapp_gitproto::policy::PushPolicy;
+
+use crate::config::SandboxConfig;
+
+#[derive(Debug)]
+pub(crate) struct Sandbox {
+    pub cfg: SandboxConfig,
+    pub push: PushPolicy,
+}
+
+impl Sandbox {
+    pub fn new(cfg: SandboxConfig) -> Sandbox {
+        Sandbox {
+            push: PushPolicy::new(cfg.push.iter().cloned(), cfg.allow_delete),
+            cfg,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// The configured spelling of `owner/repo`, if it is one of the sandbox's repositories.
+    pub fn repo(&self, owner: &str, repo: &str) -> Option<(String, String)> {
+        self.cfg
+            .repos
+            .iter()
+            .find(|(o, r)| o.eq_ignore_ascii_case(owner) && r.eq_ignore_ascii_case(repo))
+            .cloned()
+    }
+
+    /// One token per sandbox and owner: narrowed to the sandbox's repositories of that owner.
+    pub fn token_request(&self, owner: &str) -> TokenRequest {
+        TokenRequest {
+            owner: Some(owner.to_owned()),
+            repositories: self
+                .cfg
+                .repos
+                .iter()
+                .filter(|(o, _)| o.eq_ignore_ascii_case(owner))
+                .map(|(_, r)| r.clone())
+                .collect(),
+            permissions: default_permissions(),
+            fit_permissions: true,
+        }
+    }
+}
+
+/// What a proxy credential check found.
+pub(crate) enum Login {
+    Missing,
+    /// Wrong name or secret: the name tried (shortened, control characters removed), for the
+    /// audit.
+    Wrong(String),
+    Ok(Arc<Sandbox>),
+}
+
+/// Checks a `Proxy-Authorization` value against every sandbox. Every secret is compared (in
+/// constant time), so the time taken does not tell which names exist.
+pub(crate) fn login(sandboxes: &[Arc<Sandbox>], header: Option<&str>) -> Login {
+    let Some(v) = header else {
+        return Login::Missing;
+    };
+    let Some((name, secret)) = ghapp_gitproto::basic::parse(v) else {
+        return Login::Wrong(String::new());
+    };
+    let mut found = None;
+    for sb in sandboxes {
+        if sb.cfg.secret.matches(&secret) & (sb.cfg.name == name) {
+            found = Some(sb.clone());
+        }
+    }
+    match found {
+        Some(sb) => Login::Ok(sb),
+        None => Login::Wrong(name.chars().filter(|c| !c.is_control()).take(64).collect()),
+    }
+}

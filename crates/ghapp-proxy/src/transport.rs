@@ -1,0 +1,381 @@
+//! The listener side: accepting connections under the [`crate::limits`], `CONNECT` with the
+//! sandbox's proxy credentials, TLS for the intercepted hosts (a leaf from the proxy's CA),
+//! plain tunnels for the others (`egress`), and `GET /ca.pem`. It knows nothing of git: each
+//! request inside an intercepted tunnel goes to [`Proxy::handle`] with its [`Origin`].
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use crate::audit::{Decision, Event, Service};
+use crate::config::Egress;
+use crate::limits::Conn;
+use crate::respond::{Refusal, empty, text};
+use crate::router::with_port;
+use crate::sandbox::{Login, Sandbox, login};
+use crate::{Body, Proxy, egress};
+
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Who is asking: the sandbox, the client's address, the host it tunnelled to.
+#[derive(Clone)]
+pub(crate) struct Origin {
+    pub sandbox: Arc<Sandbox>,
+    pub source: IpAddr,
+    /// `host:port` of the `CONNECT`.
+    pub host: String,
+}
+
+impl Origin {
+    pub fn event(&self, method: &str, path: &str) -> Event {
+        Event::new(
+            self.sandbox.name(),
+            Some(self.source.to_string()),
+            method,
+            &self.host,
+            path,
+        )
+    }
+}
+
+impl Proxy {
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+        metrics: Option<std::net::TcpListener>,
+        mut shutdown: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
+        if let Some(m) = metrics.and_then(|m| tokio::net::TcpListener::from_std(m).ok()) {
+            tokio::spawn(self.clone().serve_metrics(m));
+        }
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            let audit = self.audit.clone();
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match audit.reopen() {
+                        Ok(()) => tracing::info!("SIGHUP: the audit log was reopened"),
+                        Err(e) => tracing::error!("SIGHUP: cannot reopen the audit log: {e}"),
+                    }
+                }
+            });
+        }
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => return,
+                r = listener.accept() => match r {
+                    Ok(s) => {
+                        backoff = ACCEPT_BACKOFF_MIN;
+                        s
+                    }
+                    Err(e) => {
+                        // Out of file descriptors (EMFILE) and the like: wait for some to be
+                        // given back instead of spinning a core on the same error.
+                        self.audit.count("ghapp_proxy_accept_errors_total");
+                        if backoff == ACCEPT_BACKOFF_MIN {
+                            tracing::warn!("cannot accept connections: {e}; backing off");
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                        continue;
+                    }
+                },
+            };
+            let conn = match self.gate.admit(peer.ip()) {
+                Ok(c) => Arc::new(c),
+                Err(why) => {
+                    self.audit.count(&format!(
+                        "ghapp_proxy_connections_refused_total{{limit=\"{}\"}}",
+                        why.metric()
+                    ));
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let me = self.clone();
+            tokio::spawn(async move {
+                let io = conn.watch(stream, &me.gate.limits);
+                let timeout = me.gate.limits.header_timeout;
+                let svc =
+                    hyper::service::service_fn(move |req| me.clone().front(req, conn.clone()));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .serve_connection(TokioIo::new(io), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    }
+
+    async fn serve_metrics(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        while let Ok((s, _)) = listener.accept().await {
+            let me = self.clone();
+            let timeout = me.gate.limits.header_timeout;
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let me = me.clone();
+                    async move {
+                        Ok::<_, Infallible>(if req.uri().path() == "/metrics" {
+                            text(StatusCode::OK, &me.audit.metrics_text())
+                        } else {
+                            text(StatusCode::NOT_FOUND, "metrics are at /metrics\n")
+                        })
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    }
+
+    /// Records a `CONNECT` that was refused, and answers it.
+    fn refuse_connect(&self, mut ev: Event, r: Refusal) -> Response<Body> {
+        ev.service = Service::Connect;
+        ev.status = r.status.as_u16();
+        ev.reason = r.message.clone();
+        self.audit.record(&ev);
+        r.response()
+    }
+
+    /// The proxy's own listener: `CONNECT`, and `GET /ca.pem`.
+    async fn front(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        conn: Arc<Conn>,
+    ) -> Result<Response<Body>, Infallible> {
+        if req.method() != Method::CONNECT {
+            if req.method() == Method::GET && req.uri().path() == "/ca.pem" {
+                let mut r = text(StatusCode::OK, &self.ca.cert_pem);
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-pem-file"),
+                );
+                return Ok(r);
+            }
+            return Ok(text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "ghapp proxy: only CONNECT is proxied (use HTTPS_PROXY); the CA is at /ca.pem\n",
+            ));
+        }
+        let Some(authority) = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_ascii_lowercase())
+        else {
+            return Ok(text(
+                StatusCode::BAD_REQUEST,
+                "ghapp proxy: CONNECT needs host:port\n",
+            ));
+        };
+        let host = with_port(&authority);
+        if self.gate.login_blocked(conn.source) {
+            self.audit
+                .count("ghapp_proxy_auth_failures_total{kind=\"rate_limited\"}");
+            return Ok(Refusal::text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many wrong proxy credentials from this address; wait a minute",
+            )
+            .retry_after("60")
+            .response());
+        }
+        let header = req
+            .headers()
+            .get(hyper::header::PROXY_AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        let sandbox = match login(&self.sandboxes, header) {
+            Login::Ok(sb) => sb,
+            failed => {
+                let kind = if let Login::Wrong(tried) = failed {
+                    // A wrong secret is audited (never the secret) and counted against the
+                    // source; no credentials at all is how git opens a tunnel, so it is not.
+                    self.gate.login_failed(conn.source);
+                    let mut ev =
+                        Event::new(&tried, Some(conn.source.to_string()), "CONNECT", &host, "");
+                    ev.service = Service::Connect;
+                    ev.status = 407;
+                    ev.reason = "wrong proxy credentials".into();
+                    self.audit.record(&ev);
+                    "wrong"
+                } else {
+                    "missing"
+                };
+                self.audit.count(&format!(
+                    "ghapp_proxy_auth_failures_total{{kind=\"{kind}\"}}"
+                ));
+                let mut r = text(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    "ghapp proxy: proxy credentials required (HTTPS_PROXY=http://NAME:SECRET@host:port)\n",
+                );
+                r.headers_mut().insert(
+                    hyper::header::PROXY_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"ghapp proxy\""),
+                );
+                return Ok(r);
+            }
+        };
+        let origin = Origin {
+            sandbox,
+            source: conn.source,
+            host: host.clone(),
+        };
+        let ev = origin.event("CONNECT", "");
+        let mut target = None;
+        if !self.hosts.intercepts(&host) {
+            if self.cfg.egress == Egress::Deny {
+                return Ok(self.refuse_connect(
+                    ev,
+                    Refusal::text(
+                        StatusCode::FORBIDDEN,
+                        format!("{host} is not a GitHub host and egress is denied"),
+                    ),
+                ));
+            }
+            match self.egress_target(&host).await {
+                Ok(a) => target = Some(a),
+                Err(why) => {
+                    return Ok(self.refuse_connect(
+                        ev,
+                        Refusal::text(
+                            StatusCode::FORBIDDEN,
+                            format!("egress to {host} is refused: {why}"),
+                        ),
+                    ));
+                }
+            }
+        }
+        let Some(slot) = self.gate.tunnel(origin.sandbox.name()) else {
+            return Ok(self.refuse_connect(
+                ev,
+                Refusal::text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "sandbox {} has {} tunnels open (max_tunnels_per_sandbox)",
+                        origin.sandbox.name(),
+                        self.gate.limits.max_tunnels_per_sandbox
+                    ),
+                ),
+            ));
+        };
+        conn.authenticated();
+        let upgrade = hyper::upgrade::on(&mut req);
+        let me = self.clone();
+        tokio::spawn(async move {
+            // The connection's slots are held as long as its tunnel is open.
+            let _conn = conn;
+            let _slot = slot;
+            let Ok(upgraded) = upgrade.await else { return };
+            let io = TokioIo::new(upgraded);
+            match target {
+                None => me.intercept(io, origin).await,
+                Some(addr) => me.tunnel(io, origin, addr).await,
+            }
+        });
+        Ok(Response::new(empty()))
+    }
+
+    /// The address a tunnel to `host` connects to: resolved once, checked, and used as is.
+    async fn egress_target(&self, host: &str) -> Result<SocketAddr, String> {
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(
+            self.gate.limits.header_timeout,
+            tokio::net::lookup_host(host),
+        )
+        .await
+        .map_err(|_| "the name did not resolve in time".to_string())?
+        .map_err(|e| format!("cannot resolve it: {e}"))?
+        .collect();
+        let own: Vec<SocketAddr> = std::iter::once(self.cfg.listen)
+            .chain(self.cfg.metrics_listen)
+            .collect();
+        let mut why = "it resolves to no address".to_string();
+        for a in addrs {
+            match egress::check(a, &self.cfg.egress_allow, &own) {
+                Ok(()) => return Ok(a),
+                Err(e) => why = e,
+            }
+        }
+        Err(why)
+    }
+
+    /// `egress = "tunnel"`: bytes pass untouched to the checked address.
+    async fn tunnel(
+        self: Arc<Self>,
+        mut io: TokioIo<hyper::upgrade::Upgraded>,
+        origin: Origin,
+        addr: SocketAddr,
+    ) {
+        let start = Instant::now();
+        let mut ev = origin.event("CONNECT", "");
+        ev.service = Service::Connect;
+        let connect = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
+        let Ok(Ok(mut tcp)) = connect else {
+            ev.reason = format!("cannot connect to {addr}");
+            ev.status = 502;
+            self.audit.record(&ev);
+            return;
+        };
+        let (a, b) = tokio::io::copy_bidirectional(&mut io, &mut tcp)
+            .await
+            .unwrap_or((0, 0));
+        ev.decision = Decision::Allow;
+        ev.reason = format!("egress = tunnel to {addr}");
+        ev.bytes_in = a;
+        ev.bytes_out = b;
+        ev.status = 200;
+        ev.latency_ms = start.elapsed().as_millis() as u64;
+        self.audit.record(&ev);
+    }
+
+    /// An intercepted host: TLS with a leaf for it, then HTTP/1.1 requests to [`Proxy::handle`].
+    async fn intercept(self: Arc<Self>, io: TokioIo<hyper::upgrade::Upgraded>, origin: Origin) {
+        let Ok(cfg) = self.ca.server_config(&origin.host) else {
+            return;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+        let limit = self.gate.limits.header_timeout;
+        let Ok(Ok(tls)) = tokio::time::timeout(limit, acceptor.accept(io)).await else {
+            return;
+        };
+        // SNI, when sent (it is not for IP addresses), must name the CONNECT host.
+        if let Some(sni) = tls.get_ref().1.server_name() {
+            let h = origin
+                .host
+                .rsplit_once(':')
+                .map(|x| x.0)
+                .unwrap_or(&origin.host);
+            if !sni.eq_ignore_ascii_case(h) {
+                return;
+            }
+        }
+        let me = self.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let me = me.clone();
+            let origin = origin.clone();
+            async move { Ok::<_, Infallible>(me.handle(req, &origin).await) }
+        });
+        // No request-head timeout inside a tunnel: hyper's would also close a tunnel idle
+        // between requests. The socket's idle timeout bounds it, and the sandbox's tunnel cap
+        // bounds what a slow sandbox can hold.
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tls), svc)
+            .await;
+    }
+}

@@ -1,0 +1,217 @@
+//! The way to GitHub: the allowed request with the sandbox's token injected, streamed both
+//! ways (never buffering a pack), redirects never followed. A 401 for a token GitHub no longer
+//! accepts drops that token and, for a bodiless request, retries once with a new one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use ghapp_core::cache::CachedToken;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderMap, HeaderName};
+use hyper::{Method, Response, StatusCode};
+
+use crate::audit::Pending;
+use crate::respond::{Refusal, text};
+use crate::transport::Origin;
+use crate::{Body, Proxy};
+
+/// A token younger than this may 401 while GitHub replicates it: wait and retry once.
+const FRESH_TOKEN: u64 = 10;
+
+/// How the token travels upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// git: `Basic x-access-token:TOKEN`.
+    Basic,
+    /// REST: `Bearer TOKEN`.
+    Bearer,
+}
+
+fn auth_header(scheme: Scheme, token: &CachedToken) -> String {
+    match scheme {
+        Scheme::Basic => ghapp_gitproto::basic::encode("x-access-token", token.token.expose()),
+        Scheme::Bearer => format!("Bearer {}", token.token.expose()),
+    }
+}
+
+/// A request ready to go upstream.
+pub(crate) struct Upstream {
+    pub method: Method,
+    pub url: reqwest::Url,
+    pub headers: HeaderMap,
+    pub body: Option<reqwest::Body>,
+    pub scheme: Scheme,
+    /// The owner whose token is injected.
+    pub owner: String,
+}
+
+impl Proxy {
+    /// Sends `up` with `token`. A 401 from GitHub: a token younger than a few seconds may not
+    /// have replicated yet (wait and retry once); an older one, or one refused twice, was
+    /// revoked (drop it, mint a new one, retry once). Only bodiless requests are retried: a
+    /// streamed body cannot be replayed.
+    pub(crate) async fn forward(
+        &self,
+        up: Upstream,
+        o: &Origin,
+        mut token: CachedToken,
+        mut p: Pending,
+    ) -> Response<Body> {
+        let retryable = up.body.is_none();
+        let mut body = up.body;
+        let (mut waited, mut reminted) = (false, false);
+        let resp = loop {
+            p.event.token = Some(token.token.fingerprint());
+            let mut rb = self
+                .upstream
+                .request(up.method.clone(), up.url.clone())
+                .headers(up.headers.clone())
+                .header(hyper::header::AUTHORIZATION, auth_header(up.scheme, &token));
+            if let Some(b) = body.take() {
+                rb = rb.body(b);
+            }
+            match rb.send().await {
+                Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
+                    let young = (ghapp_core::jwt::unix_now() as u64)
+                        .saturating_sub(token.minted_at)
+                        < FRESH_TOKEN;
+                    if young && !waited {
+                        if !retryable {
+                            break r;
+                        }
+                        // GitHub's replication lag: a brand-new token may 401 for a moment.
+                        waited = true;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                    // Refused after the lag, or old: revoked. Never hand it out again.
+                    self.forget_token(&o.sandbox, &up.owner, &token);
+                    if !retryable || reminted {
+                        break r;
+                    }
+                    reminted = true;
+                    token = match self.token(&o.sandbox, &up.owner).await {
+                        Ok(t) => t,
+                        Err(r) => return p.refuse(r),
+                    };
+                }
+                Ok(r) => break r,
+                Err(e) => {
+                    let origin = up.url.origin().ascii_serialization();
+                    return p.refuse(Refusal::text(
+                        StatusCode::BAD_GATEWAY,
+                        format!(
+                            "upstream {origin} is unreachable: {}",
+                            ghapp_core::client::root_cause(&e)
+                        ),
+                    ));
+                }
+            }
+        };
+        let status = resp.status();
+        p.event.upstream_status = Some(status.as_u16());
+        p.event.status = status.as_u16();
+        let mut out = Response::builder().status(status);
+        for (k, v) in resp.headers() {
+            if !is_hop_by_hop(k) && k != hyper::header::SET_COOKIE {
+                out = out.header(k, v);
+            }
+        }
+        let mut pending = Some(p);
+        let upstream = TryStreamExt::map_err(resp.bytes_stream(), std::io::Error::other);
+        let stream = coalesce(upstream).map(move |chunk| {
+            let chunk = chunk?;
+            if let Some(p) = pending.as_mut() {
+                p.bytes_out += chunk.len() as u64;
+            }
+            Ok(Frame::data(chunk))
+        });
+        out.body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap_or_else(|_| {
+                text(
+                    StatusCode::BAD_GATEWAY,
+                    "ghapp proxy: bad upstream answer\n",
+                )
+            })
+    }
+}
+
+fn is_hop_by_hop(k: &HeaderName) -> bool {
+    matches!(
+        k.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+    )
+}
+
+/// The client's headers minus hop-by-hop ones, credentials and cookies, and Host.
+pub(crate) fn forward_headers(h: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (k, v) in h {
+        if is_hop_by_hop(k)
+            || k == hyper::header::AUTHORIZATION
+            || k == hyper::header::COOKIE
+            || k == hyper::header::HOST
+        {
+            continue;
+        }
+        out.append(k.clone(), v.clone());
+    }
+    out
+}
+
+/// A request body streamed on, counted.
+pub(crate) fn streamed(body: Incoming, counter: Arc<AtomicU64>) -> reqwest::Body {
+    reqwest::Body::wrap_stream(coalesce(stream_incoming(body, counter)))
+}
+
+/// `prefix` (already read, e.g. a push's command section), then the rest of `body`, streamed.
+pub(crate) fn prefixed(prefix: Vec<u8>, body: Incoming, counter: Arc<AtomicU64>) -> reqwest::Body {
+    let first =
+        futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(prefix)) });
+    reqwest::Body::wrap_stream(coalesce(first.chain(stream_incoming(body, counter))))
+}
+
+/// Joins the chunks that are already there into one (up to 64 of them), so a pack crosses the
+/// upstream TLS connection in large records instead of one per small read; a chunk is never
+/// held back waiting for more (git's small protocol messages pass at once).
+fn coalesce(
+    s: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    s.ready_chunks(64).map(|items| {
+        if items.len() == 1 {
+            return items.into_iter().next().expect("one item");
+        }
+        let mut out = bytes::BytesMut::new();
+        for item in items {
+            out.extend_from_slice(&item?);
+        }
+        Ok(out.freeze())
+    })
+}
+
+fn stream_incoming(
+    body: Incoming,
+    counter: Arc<AtomicU64>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    TryStreamExt::map_err(http_body_util::BodyStream::new(body), std::io::Error::other)
+        .try_filter_map(move |f| {
+            let counter = counter.clone();
+            async move {
+                Ok(f.into_data().ok().inspect(|d| {
+                    counter.fetch_add(d.len() as u64, Ordering::Relaxed);
+                }))
+            }
+        })
+}
