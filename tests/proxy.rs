@@ -333,6 +333,18 @@ fn the_ca_is_served_and_metrics_are_exposed() {
     );
     let m = get(p.metrics_addr.as_deref().unwrap(), "/metrics");
     assert!(m.contains("ghapp_proxy_requests_total{sandbox=\"agent-a\",service=\"git-upload-pack\",decision=\"allow\"}"), "{m}");
+    // One mint, the rest from the cache; upstream latency as a histogram; HELP and TYPE.
+    assert!(m.contains("ghapp_proxy_mints_total 1\n"), "{m}");
+    assert!(!m.contains("ghapp_proxy_token_cache_hits_total 0\n"), "{m}");
+    assert!(
+        m.contains("# TYPE ghapp_proxy_upstream_latency_seconds histogram"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ghapp_proxy_upstream_latency_seconds_count{service=\"git-upload-pack\"}"),
+        "{m}"
+    );
+    assert!(m.contains("# HELP ghapp_proxy_requests_total "), "{m}");
     let key = p.ca_path.with_file_name("ca-key.pem");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(

@@ -24,6 +24,15 @@ const INSTALLATION_TTL: u64 = 24 * 3600;
 const NEGATIVE_TTL: u64 = 60;
 
 /// The default permissions of a token for git and pull requests.
+/// Where [`Broker::token_with_source`] found a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// This process's memory or the disk cache.
+    Cache,
+    /// Minted from GitHub now.
+    Minted,
+}
+
 /// Logs `msg` as a warning the first time a process meets a cache problem: one line, not one
 /// per request.
 fn warn_once(msg: &str) {
@@ -321,10 +330,18 @@ impl Broker {
     /// (someone else's directory, a full or read-only disk, a stuck lock) costs one warning,
     /// never the token: the broker then mints without it.
     pub async fn token(&self, req: &TokenRequest) -> Result<CachedToken> {
+        self.token_with_source(req).await.map(|(t, _)| t)
+    }
+
+    /// As [`Broker::token`], saying where the token came from (for metrics).
+    pub async fn token_with_source(
+        &self,
+        req: &TokenRequest,
+    ) -> Result<(CachedToken, TokenSource)> {
         let key = token_key(&self.app, req);
         let now = unix_now() as u64;
         if let Some(t) = self.fresh_in_memory(&key, now) {
-            return Ok(t);
+            return Ok((t, TokenSource::Cache));
         }
         let disk = match self.cache.usable() {
             Ok(()) => true,
@@ -335,7 +352,7 @@ impl Broker {
         };
         if disk && let Some(t) = self.fresh_on_disk(&key, now) {
             self.remember(&key, &t);
-            return Ok(t);
+            return Ok((t, TokenSource::Cache));
         }
         let flight = {
             let mut f = self.flights.lock().unwrap_or_else(|e| e.into_inner());
@@ -344,7 +361,7 @@ impl Broker {
         let _in_process = flight.lock().await;
         let now = unix_now() as u64;
         if let Some(t) = self.fresh_in_memory(&key, now) {
-            return Ok(t);
+            return Ok((t, TokenSource::Cache));
         }
         let mut _cross_process = None;
         if disk {
@@ -358,7 +375,7 @@ impl Broker {
             let now = unix_now() as u64;
             if let Some(t) = self.fresh_on_disk(&key, now) {
                 self.remember(&key, &t);
-                return Ok(t);
+                return Ok((t, TokenSource::Cache));
             }
         }
         let t = self.mint(req).await?;
@@ -367,7 +384,7 @@ impl Broker {
             warn_once(&e.to_string());
         }
         self.remember(&key, &t);
-        Ok(t)
+        Ok((t, TokenSource::Minted))
     }
 
     fn fresh_on_disk(&self, key: &TokenKey, now: u64) -> Option<CachedToken> {

@@ -4,7 +4,6 @@
 //! the file is reopened on `SIGHUP` (for logrotate) and rotated to `PATH.1` past
 //! `audit_max_bytes`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 /// What a request was for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Service {
     GitUploadPack,
@@ -40,7 +39,7 @@ impl Service {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Allow,
@@ -95,7 +94,7 @@ pub struct Event {
 
 pub struct Audit {
     file: Option<Mutex<AuditFile>>,
-    metrics: Mutex<BTreeMap<String, u64>>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 struct AuditFile {
@@ -179,7 +178,7 @@ impl Audit {
             .transpose()?;
         Ok(Audit {
             file,
-            metrics: Mutex::new(BTreeMap::new()),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 
@@ -193,26 +192,8 @@ impl Audit {
     }
 
     pub fn record(&self, e: &Event) {
-        {
-            let mut m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-            *m.entry(format!(
-                "ghapp_proxy_requests_total{{sandbox=\"{}\",service=\"{}\",decision=\"{}\"}}",
-                e.sandbox,
-                e.service.as_str(),
-                e.decision.as_str()
-            ))
-            .or_default() += 1;
-            *m.entry(format!(
-                "ghapp_proxy_bytes_total{{sandbox=\"{}\",direction=\"in\"}}",
-                e.sandbox
-            ))
-            .or_default() += e.bytes_in;
-            *m.entry(format!(
-                "ghapp_proxy_bytes_total{{sandbox=\"{}\",direction=\"out\"}}",
-                e.sandbox
-            ))
-            .or_default() += e.bytes_out;
-        }
+        self.metrics.request(&e.sandbox, e.service, e.decision);
+        self.metrics.bytes(&e.sandbox, e.bytes_in, e.bytes_out);
         macro_rules! log {
             ($level:ident) => {
                 tracing::$level!(
@@ -237,26 +218,9 @@ impl Audit {
         }
     }
 
-    pub fn count(&self, name: &str) {
-        self.add(name, 1);
-    }
-
-    /// Adds `n` to the counter `name`.
-    pub fn add(&self, name: &str, n: u64) {
-        let mut m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry(name.to_owned()).or_default() += n;
-    }
-
-    /// Prometheus text exposition.
+    /// The Prometheus text exposition.
     pub fn metrics_text(&self) -> String {
-        let m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::from(
-            "# HELP ghapp_proxy_requests_total Requests by sandbox, service and decision.\n# TYPE ghapp_proxy_requests_total counter\n# HELP ghapp_proxy_bytes_total Body bytes by sandbox and direction.\n# TYPE ghapp_proxy_bytes_total counter\n",
-        );
-        for (k, v) in m.iter() {
-            out.push_str(&format!("{k} {v}\n"));
-        }
-        out
+        self.metrics.encode()
     }
 }
 

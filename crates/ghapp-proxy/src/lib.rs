@@ -29,6 +29,7 @@ pub mod ca;
 pub mod config;
 pub mod egress;
 pub mod limits;
+pub mod metrics;
 mod policy;
 mod respond;
 mod router;
@@ -42,7 +43,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ghapp_core::broker::Broker;
+use ghapp_core::broker::{Broker, TokenSource};
 use ghapp_core::cache::CachedToken;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
@@ -233,7 +234,7 @@ impl Proxy {
                 let bytes = match body::whole(body, &parts.headers, limits, &self.gate.budget).await
                 {
                     Ok(b) => b,
-                    Err(r) => return p.refuse(r),
+                    Err(r) => return p.refuse(self.note_busy(r)),
                 };
                 p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 if plan.body == BodyPlan::PullHead {
@@ -305,11 +306,26 @@ impl Proxy {
         }
     }
 
+    /// Counts a body refused for the buffer budget.
+    fn note_busy(&self, r: Refusal) -> Refusal {
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            self.audit.metrics.buffer_budget_exhausted.inc();
+        }
+        r
+    }
+
     /// The sandbox's token for `owner`: cached, or minted.
     async fn token(&self, sb: &Sandbox, owner: &str) -> Result<CachedToken, Refusal> {
         self.broker
-            .token(&sb.token_request(owner))
+            .token_with_source(&sb.token_request(owner))
             .await
+            .map(|(t, source)| {
+                match source {
+                    TokenSource::Cache => self.audit.metrics.cache_hits.inc(),
+                    TokenSource::Minted => self.audit.metrics.mints.inc(),
+                };
+                t
+            })
             .map_err(|e| {
                 let (status, what) = match e {
                     ghapp_core::Error::Unreachable { .. } => {
@@ -335,7 +351,7 @@ impl Proxy {
             ),
             Err(e) => tracing::warn!("cannot drop a refused token from the cache: {e}"),
         }
-        self.audit.count("ghapp_proxy_tokens_dropped_total");
+        self.audit.metrics.tokens_dropped.inc();
     }
 }
 

@@ -82,7 +82,7 @@ impl Proxy {
                     Err(e) => {
                         // Out of file descriptors (EMFILE) and the like: wait for some to be
                         // given back instead of spinning a core on the same error.
-                        self.audit.count("ghapp_proxy_accept_errors_total");
+                        self.audit.metrics.accept_errors.inc();
                         if backoff == ACCEPT_BACKOFF_MIN {
                             tracing::warn!("cannot accept connections: {e}; backing off");
                         }
@@ -95,10 +95,7 @@ impl Proxy {
             let conn = match self.gate.admit(peer.ip()) {
                 Ok(c) => Arc::new(c),
                 Err(why) => {
-                    self.audit.count(&format!(
-                        "ghapp_proxy_connections_refused_total{{limit=\"{}\"}}",
-                        why.metric()
-                    ));
+                    self.audit.metrics.connection_refused(why.metric());
                     continue;
                 }
             };
@@ -184,8 +181,7 @@ impl Proxy {
         };
         let host = with_port(&authority);
         if self.gate.login_blocked(conn.source) {
-            self.audit
-                .count("ghapp_proxy_auth_failures_total{kind=\"rate_limited\"}");
+            self.audit.metrics.auth_failure("rate_limited");
             return Ok(Refusal::text(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many wrong proxy credentials from this address; wait a minute",
@@ -214,9 +210,7 @@ impl Proxy {
                 } else {
                     "missing"
                 };
-                self.audit.count(&format!(
-                    "ghapp_proxy_auth_failures_total{{kind=\"{kind}\"}}"
-                ));
+                self.audit.metrics.auth_failure(kind);
                 let mut r = text(
                     StatusCode::PROXY_AUTHENTICATION_REQUIRED,
                     "ghapp proxy: proxy credentials required (HTTPS_PROXY=http://NAME:SECRET@host:port)\n",

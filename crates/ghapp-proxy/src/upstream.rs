@@ -74,7 +74,12 @@ impl Proxy {
             if let Some(b) = body.take() {
                 rb = rb.body(b);
             }
-            match rb.send().await {
+            let sent = std::time::Instant::now();
+            let answer = rb.send().await;
+            self.audit
+                .metrics
+                .upstream_latency(p.event.service, sent.elapsed().as_secs_f64());
+            match answer {
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
                     let young = (ghapp_core::jwt::unix_now() as u64)
                         .saturating_sub(token.minted_at)
