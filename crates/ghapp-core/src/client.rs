@@ -191,28 +191,30 @@ impl GitHubClient {
         let url = format!("{}{}", self.api, path);
         let what = format!("{method} {path}");
         let start = Instant::now();
-        let mut attempt: u32 = 0;
         let mut transport_failures = 0;
+        // One jittered schedule per request: twenty helpers that hit the same 502 do not come
+        // back in lockstep. GitHub's own answers (Retry-After, the rate-limit reset) win.
+        let mut schedule = backoff_schedule();
+        let mut next_backoff = move || schedule.next().unwrap_or(MAX_BACKOFF);
         loop {
-            attempt += 1;
             let r = match self.send_once(&method, &url, auth, body).await {
                 Ok(r) => r,
                 Err(e) => {
                     transport_failures += 1;
                     let reason = transport_reason(&e);
-                    tracing::debug!(%what, attempt, %reason, "request failed");
+                    tracing::debug!(%what, transport_failures, %reason, "request failed");
                     if transport_failures >= TRANSPORT_ATTEMPTS || start.elapsed() > self.deadline {
                         return Err(Error::Unreachable {
                             url: self.api.to_string(),
                             reason,
                         });
                     }
-                    tokio::time::sleep(backoff(transport_failures)).await;
+                    tokio::time::sleep(next_backoff()).await;
                     continue;
                 }
             };
             let status = r.status;
-            let wait = match retry_wait(&r, attempt) {
+            let wait = match retry_wait(&r, &mut next_backoff) {
                 Some(w) => w,
                 None => return Ok(r),
             };
@@ -298,8 +300,9 @@ impl GitHubClient {
     }
 }
 
-/// How long to wait before retrying, or `None` when the answer is final.
-fn retry_wait(r: &ApiResponse, attempt: u32) -> Option<Duration> {
+/// How long to wait before retrying, or `None` when the answer is final. GitHub's
+/// `Retry-After` and rate-limit reset come first; else the next step of `backoff`.
+fn retry_wait(r: &ApiResponse, backoff: &mut impl FnMut() -> Duration) -> Option<Duration> {
     let s = r.status;
     let secondary = s == StatusCode::FORBIDDEN
         && (r.headers.contains_key(reqwest::header::RETRY_AFTER)
@@ -319,14 +322,23 @@ fn retry_wait(r: &ApiResponse, attempt: u32) -> Option<Duration> {
             let now = crate::jwt::unix_now() as u64;
             return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
         }
-        return Some(backoff(attempt));
+        return Some(backoff());
     }
     None
 }
 
-fn backoff(attempt: u32) -> Duration {
-    let ms = 250u64.saturating_mul(1 << attempt.min(6).saturating_sub(1));
-    Duration::from_millis(ms).min(MAX_BACKOFF)
+/// Exponential from 250 ms, doubling, each step multiplied by a random factor in [1, 2), never
+/// over [`MAX_BACKOFF`].
+fn backoff_schedule() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(MAX_BACKOFF / 2)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .map(|d| d.min(MAX_BACKOFF))
 }
 
 /// The innermost cause of an error, which says most ("Connection refused", "invalid peer
@@ -429,27 +441,45 @@ mod tests {
 
     #[test]
     fn retry_rules() {
-        assert_eq!(retry_wait(&resp(401, &[]), 1), None);
-        assert_eq!(retry_wait(&resp(404, &[]), 1), None);
-        assert_eq!(retry_wait(&resp(422, &[]), 1), None);
-        assert_eq!(retry_wait(&resp(403, &[]), 1), None);
+        let step = Duration::from_millis(777);
+        let mut b = || step;
+        // Final answers: never retried.
+        for s in [401, 404, 422, 403, 400, 200, 201, 304] {
+            assert_eq!(retry_wait(&resp(s, &[]), &mut b), None, "{s}");
+        }
+        // Server errors and rate limits: the backoff step, unless GitHub says how long.
+        for s in [500, 502, 503, 504, 429] {
+            assert_eq!(retry_wait(&resp(s, &[]), &mut b), Some(step), "{s}");
+        }
         assert_eq!(
-            retry_wait(&resp(502, &[]), 1),
-            Some(Duration::from_millis(250))
+            retry_wait(&resp(403, &[("x-ratelimit-remaining", "0")]), &mut b),
+            Some(step)
         );
         assert_eq!(
-            retry_wait(&resp(502, &[]), 3),
-            Some(Duration::from_millis(1000))
-        );
-        assert_eq!(retry_wait(&resp(502, &[]), 30), Some(MAX_BACKOFF));
-        assert_eq!(
-            retry_wait(&resp(403, &[("retry-after", "3")]), 1),
+            retry_wait(&resp(403, &[("retry-after", "3")]), &mut b),
             Some(Duration::from_secs(3))
         );
         assert_eq!(
-            retry_wait(&resp(429, &[("retry-after", "2")]), 1),
+            retry_wait(&resp(429, &[("retry-after", "2")]), &mut b),
             Some(Duration::from_secs(2))
         );
         assert_eq!(resp(500, &[]).message(), "m");
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_is_not_in_lockstep() {
+        let first: Vec<Vec<Duration>> = (0..20)
+            .map(|_| backoff_schedule().take(8).collect())
+            .collect();
+        for s in &first {
+            assert!(s[0] >= Duration::from_millis(250) && s[0] < Duration::from_millis(500));
+            assert!(s[3] >= Duration::from_secs(2), "{s:?}");
+            assert!(s.iter().all(|d| *d <= MAX_BACKOFF), "{s:?}");
+        }
+        // Twenty clients that start together spread their retries out.
+        let mut seconds: Vec<Duration> = first.iter().map(|s| s[1]).collect();
+        seconds.sort();
+        seconds.dedup();
+        assert!(seconds.len() > 10, "{seconds:?}");
     }
 }
