@@ -237,16 +237,10 @@ impl Proxy {
                     Err(r) => return p.refuse(self.note_busy(r)),
                 };
                 p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                if plan.body == BodyPlan::PullHead {
-                    let (owner, repo) = p
-                        .event
-                        .repo
-                        .as_deref()
-                        .and_then(|r| r.split_once('/'))
-                        .unwrap_or_default();
-                    if let Err(r) = policy::pull_head(&o.sandbox, owner, repo, &bytes) {
-                        return p.refuse(r);
-                    }
+                if plan.body == BodyPlan::PullHead
+                    && let Err(r) = policy::pull_head(&o.sandbox, &plan.owner, &plan.repo, &bytes)
+                {
+                    return p.refuse(r);
                 }
                 Some(reqwest::Body::from(bytes))
             }

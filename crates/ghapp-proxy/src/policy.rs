@@ -33,8 +33,10 @@ pub(crate) enum Action {
 /// An allowed request, as it goes upstream.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// The owner whose token is injected.
+    /// The owner whose token is injected, as configured.
     pub owner: String,
+    /// The repository, as configured.
+    pub repo: String,
     /// Built from what was decided on, never from the request's own spelling.
     pub url: reqwest::Url,
     pub scheme: Scheme,
@@ -169,6 +171,7 @@ fn git(
             repo: full,
             action: Action::Forward(Plan {
                 owner,
+                repo,
                 url,
                 scheme: Scheme::Basic,
                 body,
@@ -250,6 +253,7 @@ fn rest(
             repo: full,
             action: Action::Forward(Plan {
                 owner,
+                repo,
                 url,
                 scheme: Scheme::Bearer,
                 body,
