@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::secret::{PersonalAccessToken, PrivateKeyPem, WebhookSecret};
@@ -299,6 +299,9 @@ fn check_pem_shape(pem: &PrivateKeyPem, origin: &str) -> Result<()> {
     Ok(())
 }
 
+/// The most a key command may print on each of stdout and stderr that is read.
+const COMMAND_OUTPUT_LIMIT: u64 = 1 << 20;
+
 fn run_command(cmd: &str) -> Result<String> {
     let what = format!("private key command `{}`", first_word(cmd));
     let mut child = Command::new("sh")
@@ -311,31 +314,35 @@ fn run_command(cmd: &str) -> Result<String> {
         .map_err(|e| Error::Key(format!("cannot start {what}: {e}")))?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
+    // Bounded reads: a key or a credentials JSON is a few KiB; a command that prints more is
+    // cut off rather than held in memory.
     let out_thread = std::thread::spawn(move || {
         let mut s = String::new();
-        let r = stdout.read_to_string(&mut s);
+        let r = (&mut stdout)
+            .take(COMMAND_OUTPUT_LIMIT)
+            .read_to_string(&mut s);
+        // Keep the pipe drained so the command is not blocked on a full pipe.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         r.map(|_| s)
     });
     let err_thread = std::thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = stderr.read_to_end(&mut s);
+        let _ = (&mut stderr).take(COMMAND_OUTPUT_LIMIT).read_to_end(&mut s);
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         s
     });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > COMMAND_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Key(format!(
-                    "{what} did not finish within {} s: check that it does not wait for input",
-                    COMMAND_TIMEOUT.as_secs()
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(Error::Key(format!("{what}: {e}"))),
+    use wait_timeout::ChildExt;
+    let status = match child.wait_timeout(COMMAND_TIMEOUT) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Key(format!(
+                "{what} did not finish within {} s: check that it does not wait for input",
+                COMMAND_TIMEOUT.as_secs()
+            )));
         }
+        Err(e) => return Err(Error::Key(format!("{what}: {e}"))),
     };
     let out =
         out_thread.join().ok().and_then(|r| r.ok()).ok_or_else(|| {

@@ -11,6 +11,8 @@
 //! one place a `/` is meaningful (`branches/agent/x`, or `agent%2Fx` as Octokit sends it): the
 //! tail of a branch route is read as a ref name and checked as one.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
 use crate::credential::valid_name;
 use crate::receive_pack::valid_refname;
 
@@ -45,9 +47,9 @@ pub enum PathError {
     DotSegment,
     #[error("the path has a backslash (also percent-encoded)")]
     Backslash,
-    #[error("the path has an encoded separator (%2F) or an encoded percent sign")]
+    #[error("the path has an encoded separator (%2F), an encoded or malformed percent-escape")]
     EncodedSeparator,
-    #[error("the path has a bad percent-escape or is not UTF-8")]
+    #[error("the path is not UTF-8 once decoded")]
     BadEncoding,
     #[error("the path has a control character")]
     ControlCharacter,
@@ -64,8 +66,16 @@ pub enum RouteError {
     NotAllowed,
 }
 
+/// RFC 3986's unreserved characters pass; everything else is percent-encoded.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Decodes one raw path segment. A `/` in the decoded value is kept (the caller refuses it
-/// outside branch names); everything that could be read two ways is refused.
+/// outside branch names); everything that could be read two ways is refused. A malformed
+/// escape (`%zz`) is left undecoded, so it is refused with the `%` it leaves.
 pub fn decode_segment(raw: &str) -> Result<String, PathError> {
     if raw.is_empty() {
         return Err(PathError::EmptySegment);
@@ -73,24 +83,9 @@ pub fn decode_segment(raw: &str) -> Result<String, PathError> {
     if raw.contains('\\') {
         return Err(PathError::Backslash);
     }
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| PathError::BadEncoding)?;
-            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return Err(PathError::BadEncoding);
-            }
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| PathError::BadEncoding)?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    let s = String::from_utf8(out).map_err(|_| PathError::BadEncoding)?;
+    let s = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| PathError::BadEncoding)?;
     if s == "." || s == ".." {
         return Err(PathError::DotSegment);
     }
@@ -103,21 +98,13 @@ pub fn decode_segment(raw: &str) -> Result<String, PathError> {
     if s.chars().any(char::is_control) {
         return Err(PathError::ControlCharacter);
     }
-    Ok(s)
+    Ok(s.into_owned())
 }
 
 /// Percent-encodes a decoded segment for the upstream URL: everything but RFC 3986's
 /// unreserved characters.
 pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 /// Decodes every segment of `path` (which starts with `/`).
