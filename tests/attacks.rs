@@ -379,7 +379,7 @@ fn idle_tunnels_are_closed_and_busy_ones_kept() {
             w.hub.git_host()
         );
         busy.write(req.as_bytes()).unwrap();
-        assert_eq!(busy.answer_keep_alive().unwrap().status, 200);
+        assert_eq!(busy.answer().unwrap().status, 200);
         std::thread::sleep(Duration::from_secs(1));
     }
 }

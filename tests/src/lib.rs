@@ -624,12 +624,19 @@ impl HttpAnswer {
     }
 }
 
-/// Reads one HTTP/1.1 answer (the connection is closed after it, or it has a length); with
-/// `body` false (the answer to HEAD), only its head.
+/// Reads one HTTP/1.1 answer: its head, then (with `body`; not for HEAD or a 200 to CONNECT)
+/// its body by length, by chunks, or to the end of the connection.
 pub fn read_answer(r: &mut impl std::io::Read, body: bool) -> std::io::Result<HttpAnswer> {
+    let a = read_head(r)?;
+    if body { read_body(r, a) } else { Ok(a) }
+}
+
+/// Reads up to and including the next `\r\n\r\n` (`\r\n` with `line`).
+fn read_until_blank(r: &mut impl std::io::Read, line: bool) -> std::io::Result<Vec<u8>> {
+    let end: &[u8] = if line { b"\r\n" } else { b"\r\n\r\n" };
     let mut buf = Vec::new();
     let mut one = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
+    while !buf.ends_with(end) {
         if r.read(&mut one)? == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -641,21 +648,28 @@ pub fn read_answer(r: &mut impl std::io::Read, body: bool) -> std::io::Result<Ht
         }
         buf.push(one[0]);
     }
-    let head = String::from_utf8_lossy(&buf).into_owned();
+    Ok(buf)
+}
+
+/// An answer's status line and headers.
+pub fn read_head(r: &mut impl std::io::Read) -> std::io::Result<HttpAnswer> {
+    let head = String::from_utf8_lossy(&read_until_blank(r, false)?).into_owned();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let mut a = HttpAnswer {
+    Ok(HttpAnswer {
         status,
         head,
         body: String::new(),
-    };
-    let with_body = body;
+    })
+}
+
+/// The body that follows `a`'s head.
+fn read_body(r: &mut impl std::io::Read, mut a: HttpAnswer) -> std::io::Result<HttpAnswer> {
     let mut body = Vec::new();
-    if !with_body {
-    } else if let Some(n) = a
+    if let Some(n) = a
         .header("content-length")
         .and_then(|v| v.parse::<usize>().ok())
     {
@@ -665,25 +679,23 @@ pub fn read_answer(r: &mut impl std::io::Read, body: bool) -> std::io::Result<Ht
         .header("transfer-encoding")
         .is_some_and(|v| v.contains("chunked"))
     {
-        let mut rest = Vec::new();
-        let _ = r.read_to_end(&mut rest);
-        let mut at = 0;
-        while let Some(i) = rest[at..].windows(2).position(|w| w == b"\r\n") {
+        loop {
+            let line = read_until_blank(r, true)?;
             let size = usize::from_str_radix(
-                String::from_utf8_lossy(&rest[at..at + i])
+                String::from_utf8_lossy(&line)
+                    .trim()
                     .split(';')
                     .next()
-                    .unwrap_or("")
-                    .trim(),
+                    .unwrap_or("0"),
                 16,
             )
             .unwrap_or(0);
-            at += i + 2;
-            if size == 0 || at + size > rest.len() {
+            let mut chunk = vec![0u8; size + 2];
+            r.read_exact(&mut chunk)?;
+            if size == 0 {
                 break;
             }
-            body.extend_from_slice(&rest[at..at + size]);
-            at += size + 2;
+            body.extend_from_slice(&chunk[..size]);
         }
     } else {
         let _ = r.read_to_end(&mut body);
@@ -718,36 +730,13 @@ impl ProxyProc {
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes())?;
-        // A 200 to CONNECT has no body; read just the head.
-        let mut head = Vec::new();
-        let mut one = [0u8; 1];
-        use std::io::Read;
-        while !head.ends_with(b"\r\n\r\n") {
-            if s.read(&mut one)? == 0 {
-                break;
-            }
-            head.push(one[0]);
-        }
-        let text = String::from_utf8_lossy(&head).into_owned();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let mut a = HttpAnswer {
-            status,
-            head: text,
-            body: String::new(),
+        // A 200 to CONNECT has no body.
+        let a = read_head(&mut s)?;
+        let a = if a.status == 200 {
+            a
+        } else {
+            read_body(&mut s, a)?
         };
-        if status != 200
-            && let Some(n) = a
-                .header("content-length")
-                .and_then(|v| v.parse::<usize>().ok())
-        {
-            let mut b = vec![0u8; n];
-            s.read_exact(&mut b)?;
-            a.body = String::from_utf8_lossy(&b).into_owned();
-        }
         Ok((a, s))
     }
 
@@ -817,64 +806,6 @@ impl Tunnel {
 
     pub fn answer(&mut self) -> std::io::Result<HttpAnswer> {
         read_answer(&mut self.tls, true)
-    }
-
-    /// Reads one answer on a connection that stays open: its body by length or chunks.
-    pub fn answer_keep_alive(&mut self) -> std::io::Result<HttpAnswer> {
-        use std::io::Read;
-        let mut head = Vec::new();
-        let mut one = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if self.tls.read(&mut one)? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            head.push(one[0]);
-        }
-        let mut a = HttpAnswer {
-            status: 0,
-            head: String::from_utf8_lossy(&head).into_owned(),
-            body: String::new(),
-        };
-        a.status = a
-            .head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut body = Vec::new();
-        if let Some(n) = a
-            .header("content-length")
-            .and_then(|v| v.parse::<usize>().ok())
-        {
-            body.resize(n, 0);
-            self.tls.read_exact(&mut body)?;
-        } else {
-            // Chunked: size line, data, CRLF, until the zero chunk.
-            loop {
-                let mut line = Vec::new();
-                while !line.ends_with(b"\r\n") {
-                    self.tls.read_exact(&mut one)?;
-                    line.push(one[0]);
-                }
-                let size = usize::from_str_radix(
-                    String::from_utf8_lossy(&line)
-                        .trim()
-                        .split(';')
-                        .next()
-                        .unwrap_or("0"),
-                    16,
-                )
-                .unwrap_or(0);
-                let mut chunk = vec![0u8; size + 2];
-                self.tls.read_exact(&mut chunk)?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        }
-        a.body = String::from_utf8_lossy(&body).into_owned();
-        Ok(a)
     }
 
     /// Reads raw bytes (0: the proxy closed the tunnel).

@@ -130,20 +130,9 @@ fn git(
         },
         _ => String::new(),
     };
-    let Some((owner, repo)) = sb.repo(&route.owner, &route.repo) else {
-        return answer(
-            service,
-            None,
-            Refusal::text(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "{}/{} is not among sandbox {}'s repositories",
-                    route.owner,
-                    route.repo,
-                    sb.name()
-                ),
-            ),
-        );
+    let (owner, repo) = match sb.own_repo(&route.owner, &route.repo) {
+        Ok(r) => r,
+        Err(why) => return answer(service, None, Refusal::text(StatusCode::FORBIDDEN, why)),
     };
     let full = Some(format!("{owner}/{repo}"));
     let body = match route.endpoint {
@@ -211,16 +200,9 @@ fn rest(
             );
         }
     };
-    let Some((owner, repo)) = sb.repo(&route.owner, &route.repo) else {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{}/{} is not among sandbox {}'s repositories",
-                route.owner,
-                route.repo,
-                sb.name()
-            ),
-        );
+    let (owner, repo) = match sb.own_repo(&route.owner, &route.repo) {
+        Ok(r) => r,
+        Err(why) => return refuse(StatusCode::FORBIDDEN, why),
     };
     let full = Some(format!("{owner}/{repo}"));
     let body = if *method == Method::GET || *method == Method::HEAD {

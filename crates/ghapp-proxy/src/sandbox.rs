@@ -35,6 +35,16 @@ impl Sandbox {
             .cloned()
     }
 
+    /// As [`Sandbox::repo`], or the reason it is refused.
+    pub fn own_repo(&self, owner: &str, repo: &str) -> Result<(String, String), String> {
+        self.repo(owner, repo).ok_or_else(|| {
+            format!(
+                "{owner}/{repo} is not among sandbox {}'s repositories",
+                self.name()
+            )
+        })
+    }
+
     /// One token per sandbox and owner: narrowed to the sandbox's repositories of that owner.
     pub fn token_request(&self, owner: &str) -> TokenRequest {
         TokenRequest {
