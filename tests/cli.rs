@@ -198,3 +198,51 @@ fn emulator_prints_what_a_user_needs_and_serves_it() {
     let _ = child.wait();
     assert_eq!(status.as_u16(), 200);
 }
+
+/// The helper's leanness is structural: its own dependency graph holds no async runtime, HTTP
+/// client, TLS, keyring or JWT code (ghapp-core without its `mint` feature), so a warm `get`
+/// cannot pay for them, whatever the linker keeps.
+#[test]
+fn the_helper_links_no_async_runtime_http_or_tls() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = std::process::Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "git-credential-ghapp",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+            "--locked",
+        ])
+        .current_dir(&root)
+        .output()
+        .expect("cargo tree runs");
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tree.lines().any(|l| l.starts_with("ghapp-core ")), "{tree}");
+    for heavy in [
+        "tokio",
+        "hyper",
+        "reqwest",
+        "rustls",
+        "keyring",
+        "jsonwebtoken",
+    ] {
+        let found: Vec<&str> = tree
+            .lines()
+            .filter(|l| l.starts_with(&format!("{heavy} ")))
+            .collect();
+        assert!(found.is_empty(), "the helper depends on {found:?}:\n{tree}");
+    }
+}

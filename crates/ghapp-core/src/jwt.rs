@@ -3,7 +3,6 @@
 //! GitHub's `Date` header is applied when the local clock is off.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
@@ -107,9 +106,4 @@ fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use crate::time::unix_now;

@@ -126,6 +126,7 @@ pub enum Stored {
     File(PathBuf),
 }
 
+#[cfg(feature = "mint")]
 /// Stores `value` in the OS keyring when one works (written, then read back to prove it), else
 /// in the 0600 file `fallback` (in a 0700 directory). Returns where, and, when the keyring was
 /// passed over, why. Blocking: call it outside an async runtime.
@@ -174,6 +175,14 @@ fn write_error(path: &Path, e: &std::io::Error) -> Error {
     ))
 }
 
+/// Without the `mint` feature (the lean credential helper) there is no keyring client: the
+/// `ghapp` binary, which the helper hands a miss to, reads keyring sources.
+#[cfg(not(feature = "mint"))]
+fn read_keyring(_service: &str, _user: &str) -> std::result::Result<PrivateKeyPem, String> {
+    Err("this program has no keyring client (the `ghapp` binary reads keyring sources)".into())
+}
+
+#[cfg(feature = "mint")]
 fn read_keyring(service: &str, user: &str) -> std::result::Result<PrivateKeyPem, String> {
     let entry = keyring::Entry::new(service, user).map_err(keyring_reason)?;
     entry
@@ -182,6 +191,7 @@ fn read_keyring(service: &str, user: &str) -> std::result::Result<PrivateKeyPem,
         .map_err(keyring_reason)
 }
 
+#[cfg(feature = "mint")]
 /// keyring's errors on a headless box are misleading (`NoEntry`, `AccessDenied`): say plainly
 /// what they usually mean.
 fn keyring_reason(e: keyring::Error) -> String {

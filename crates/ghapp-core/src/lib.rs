@@ -6,9 +6,15 @@
 //! - [`client`]: the GitHub REST client with GitHub's retry rules.
 //! - [`cache`]: the 0600 on-disk token cache with per-key cross-process locks.
 //! - [`broker`]: cache, single-flight, installation discovery and minting.
+//! - [`request`]: what a token is asked for and its cache key (pure).
 //! - [`fsutil`]: 0600 files in 0700 directories, written atomically.
 //!
+//! The `mint` feature (on by default) brings the broker, the GitHub client, JWT signing, the
+//! OS keyring and the log subscriber, and with them tokio, reqwest and rustls. Without it
+//! (the credential helper) this crate reads configuration and the token cache only.
+//!
 //! ```no_run
+//! # #[cfg(feature = "mint")]
 //! # async fn f() -> ghapp_core::Result<()> {
 //! use ghapp_core::{broker::{Broker, TokenRequest}, config::{Config, Overrides}};
 //! let cfg = Config::load(&Overrides::default())?;
@@ -22,15 +28,21 @@
 //! and which have no `Display`. Errors name sources and scopes, never values. Cache files are
 //! 0600 in a 0700 directory and written atomically.
 
+#[cfg(feature = "mint")]
 pub mod broker;
 pub mod cache;
+#[cfg(feature = "mint")]
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+#[cfg(feature = "mint")]
 pub mod jwt;
 pub mod keys;
+#[cfg(feature = "mint")]
 pub mod log;
+pub mod request;
 pub mod secret;
+pub mod time;
 
 pub use error::{Error, Result};

@@ -20,9 +20,9 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use ghapp_core::broker::{TokenRequest, token_key};
 use ghapp_core::cache::{CachedToken, DiskCache};
 use ghapp_core::config::{AppConfig, Config, Overrides, PatConfig};
+use ghapp_core::request::{TokenRequest, token_key};
 use ghapp_core::secret::PersonalAccessToken;
 use ghapp_gitproto::credential::{Answer, MAX_INPUT, Request, repo_from_path};
 
@@ -145,7 +145,7 @@ fn helper(
         (None, None) if app.installation_id.is_some() => TokenRequest {
             owner: None,
             repositories: Vec::new(),
-            permissions: ghapp_core::broker::default_permissions(),
+            permissions: ghapp_core::request::default_permissions(),
             fit_permissions: true,
         },
         (None, None) => {
@@ -156,7 +156,7 @@ fn helper(
     };
     let key = token_key(app, &request);
     let cache = DiskCache::new(&cfg.cache_dir);
-    let now = ghapp_core::jwt::unix_now() as u64;
+    let now = ghapp_core::time::unix_now() as u64;
 
     if action == "erase" {
         if let Some(pw) = req.password() {
@@ -310,7 +310,7 @@ fn answer(
     token: &CachedToken,
     margin: std::time::Duration,
 ) -> Result<(), String> {
-    let now = ghapp_core::jwt::unix_now() as u64;
+    let now = ghapp_core::time::unix_now() as u64;
     let a = Answer {
         username: USERNAME,
         password: token.token.expose(),
