@@ -39,13 +39,15 @@ pub fn bin_dir() -> PathBuf {
 /// they are up to date). Benchmarks call it first: `cargo bench` builds only this package.
 pub fn build_release_bins(bins: &[(&str, &str)]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release"]);
+    // One build per package, as `cargo install` would: built together, features unify and the
+    // lean helper would be linked against ghapp-core with its `mint` feature.
     for (package, bin) in bins {
-        cmd.args(["-p", package, "--bin", bin]);
+        let st = Command::new(&cargo)
+            .args(["build", "--release", "-p", package, "--bin", bin])
+            .status()
+            .expect("cargo build");
+        assert!(st.success(), "building the release binary {bin} failed");
     }
-    let st = cmd.status().expect("cargo build");
-    assert!(st.success(), "building the release binaries failed");
 }
 
 /// What a command did.
