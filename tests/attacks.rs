@@ -601,7 +601,7 @@ fn a_revoked_token_is_replaced_not_kept() {
 
 mod reqwest {
     /// `DELETE /installation/token` with `token`, as `ghapp revoke` or an admin would.
-    pub fn blocking_revoke(w: &ghapp_e2e::World, token: &str) -> u16 {
+    pub(crate) fn blocking_revoke(w: &ghapp_e2e::World, token: &str) -> u16 {
         let args = [
             "-sS",
             "-o",

@@ -150,7 +150,7 @@ fn substitutions(w: &World, root: &Path) -> Vec<(String, String)> {
     let mut v = vec![
         ("cargo run -p ghapp --".into(), "ghapp".into()),
         ("https://ghe.example.com/api/v3".into(), w.hub.api_url()),
-        ("ghe.example.com".into(), host.clone()),
+        ("ghe.example.com".into(), host),
         ("https://github.com/".into(), format!("{url}/")),
         ("10.0.0.5:8080".into(), format!("127.0.0.1:{}", free_port())),
         (

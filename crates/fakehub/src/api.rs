@@ -55,7 +55,7 @@ fn not_found() -> Response<Body> {
     err(StatusCode::NOT_FOUND, "Not Found")
 }
 
-pub async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Response<Body> {
+pub(crate) async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Response<Body> {
     let delay = hub.knobs.delay_ms.load(Ordering::Relaxed);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -542,7 +542,7 @@ fn route_name(method: &Method, s: &[&str]) -> String {
     format!("{method} {pattern}")
 }
 
-pub fn app_doc(hub: &Hub, app: &App) -> Value {
+pub(crate) fn app_doc(hub: &Hub, app: &App) -> Value {
     json!({
         "id": app.id,
         "slug": app.slug,
@@ -561,7 +561,7 @@ pub fn app_doc(hub: &Hub, app: &App) -> Value {
     })
 }
 
-pub fn installation_doc(hub: &Hub, i: &crate::hub::Installation) -> Value {
+pub(crate) fn installation_doc(hub: &Hub, i: &crate::hub::Installation) -> Value {
     let api = format!("{}/api/v3", hub.base_url);
     let app = hub.app(i.app_id);
     let (client_id, slug) = app.map(|a| (a.client_id, a.slug)).unwrap_or_default();
@@ -589,7 +589,7 @@ pub fn installation_doc(hub: &Hub, i: &crate::hub::Installation) -> Value {
     })
 }
 
-pub fn repo_doc(hub: &Hub, r: &crate::hub::Repo, perms: Option<(bool, bool)>) -> Value {
+pub(crate) fn repo_doc(hub: &Hub, r: &crate::hub::Repo, perms: Option<(bool, bool)>) -> Value {
     let kind = hub
         .installations
         .read()

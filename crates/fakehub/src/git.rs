@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use crate::hub::{Hub, TokenCheck, level_covers};
 use crate::{Body, text};
 
-pub use ghapp_gitproto::route::{Endpoint, GitRoute, parse as parse_path};
+pub(crate) use ghapp_gitproto::route::{Endpoint, GitRoute, parse as parse_path};
 
 fn unauthorized(msg: &str) -> Response<Body> {
     let mut r = text(StatusCode::UNAUTHORIZED, msg);
@@ -37,7 +37,7 @@ fn basic_password(req: &Request<Incoming>) -> Option<String> {
 
 /// Answers a git request. `Err`: drop the connection without an answer (the
 /// `drop_push_after` fault knob).
-pub async fn handle(
+pub(crate) async fn handle(
     hub: Arc<Hub>,
     req: Request<Incoming>,
     route: GitRoute,

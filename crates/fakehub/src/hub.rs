@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// The emulated app.
 #[derive(Debug, Clone)]
-pub struct App {
+pub(crate) struct App {
     pub id: u64,
     pub client_id: String,
     pub slug: String,
@@ -24,13 +24,13 @@ pub struct App {
 }
 
 /// An app and the key that verifies its JWTs.
-pub struct AppEntry {
+pub(crate) struct AppEntry {
     pub app: App,
     pub decoding_key: DecodingKey,
 }
 
 /// What a manifest code converts to, until it is used or expires.
-pub struct PendingConversion {
+pub(crate) struct PendingConversion {
     pub app_id: u64,
     pub pem: String,
     pub webhook_secret: Option<String>,
@@ -40,10 +40,10 @@ pub struct PendingConversion {
 }
 
 /// How long a manifest code can be converted (GitHub: one hour).
-pub const MANIFEST_CODE_TTL: i64 = 3600;
+pub(crate) const MANIFEST_CODE_TTL: i64 = 3600;
 
 #[derive(Debug, Clone)]
-pub struct Installation {
+pub(crate) struct Installation {
     pub id: u64,
     pub app_id: u64,
     pub account: String,
@@ -55,7 +55,7 @@ pub struct Installation {
 }
 
 #[derive(Debug, Clone)]
-pub struct Repo {
+pub(crate) struct Repo {
     pub id: u64,
     pub owner: String,
     pub name: String,
@@ -63,7 +63,7 @@ pub struct Repo {
 }
 
 #[derive(Clone)]
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     /// 0 for a personal access token.
     pub installation_id: u64,
     /// Lowercased names (`owner/name` for a personal access token); `None`: all of the
@@ -103,7 +103,7 @@ pub struct Counters {
 
 /// Fault knobs. Set through [`crate::FakeHub`] or `POST /_fakehub/knobs`.
 #[derive(Debug, Default)]
-pub struct Knobs {
+pub(crate) struct Knobs {
     /// Fail this many following mints with `fail_status`.
     pub fail_mints: AtomicU64,
     pub fail_status: AtomicU64,
@@ -138,7 +138,7 @@ pub struct Received {
     pub credential: Option<String>,
 }
 
-pub struct Hub {
+pub(crate) struct Hub {
     pub base_url: String,
     pub repos_root: PathBuf,
     pub home: PathBuf,
@@ -159,7 +159,7 @@ pub struct Hub {
     pub received: Mutex<std::collections::VecDeque<Received>>,
 }
 
-pub enum TokenCheck {
+pub(crate) enum TokenCheck {
     Valid(IssuedToken),
     Expired,
     Unknown,
@@ -167,7 +167,7 @@ pub enum TokenCheck {
 
 impl Hub {
     /// fakehub's clock: real time plus the skew knob.
-    pub fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         let real = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -175,12 +175,12 @@ impl Hub {
         real + self.knobs.clock_skew.load(Ordering::Relaxed)
     }
 
-    pub fn count(&self, route: &str) {
+    pub(crate) fn count(&self, route: &str) {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         *c.requests.entry(route.to_owned()).or_default() += 1;
     }
 
-    pub fn with_counters<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> T {
+    pub(crate) fn with_counters<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> T {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut c)
     }
@@ -188,7 +188,7 @@ impl Hub {
     /// Checks an app JWT as GitHub documents it: RS256 signed by the key of the app its `iss`
     /// names (app id or client id), `iat` in the past, `exp` in the future and at most 10
     /// minutes ahead. Ok: the app.
-    pub fn check_jwt(&self, jwt: &str) -> Result<App, &'static str> {
+    pub(crate) fn check_jwt(&self, jwt: &str) -> Result<App, &'static str> {
         let r = self.check_jwt_inner(jwt);
         if r.is_err() {
             self.with_counters(|c| c.jwt_rejections += 1);
@@ -245,18 +245,18 @@ impl Hub {
     }
 
     /// The app with this id.
-    pub fn app(&self, id: u64) -> Option<App> {
+    pub(crate) fn app(&self, id: u64) -> Option<App> {
         let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
         apps.iter().find(|e| e.app.id == id).map(|e| e.app.clone())
     }
 
     /// The app's installations.
-    pub fn installations_of(&self, app_id: u64) -> Vec<Installation> {
+    pub(crate) fn installations_of(&self, app_id: u64) -> Vec<Installation> {
         let all = self.installations.read().unwrap_or_else(|e| e.into_inner());
         all.iter().filter(|i| i.app_id == app_id).cloned().collect()
     }
 
-    pub fn check_token(&self, token: &str) -> TokenCheck {
+    pub(crate) fn check_token(&self, token: &str) -> TokenCheck {
         let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         match tokens.get(token) {
             Some(t) if t.revoked => TokenCheck::Unknown,
@@ -270,12 +270,12 @@ impl Hub {
         }
     }
 
-    pub fn installation(&self, id: u64) -> Option<Installation> {
+    pub(crate) fn installation(&self, id: u64) -> Option<Installation> {
         let all = self.installations.read().unwrap_or_else(|e| e.into_inner());
         all.iter().find(|i| i.id == id).cloned()
     }
 
-    pub fn find_repo(&self, owner: &str, name: &str) -> Option<Repo> {
+    pub(crate) fn find_repo(&self, owner: &str, name: &str) -> Option<Repo> {
         let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
         repos
             .iter()
@@ -284,7 +284,7 @@ impl Hub {
     }
 
     /// Repositories an installation can reach.
-    pub fn installation_repos(&self, inst: &Installation) -> Vec<Repo> {
+    pub(crate) fn installation_repos(&self, inst: &Installation) -> Vec<Repo> {
         let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
         repos
             .iter()
@@ -298,7 +298,7 @@ impl Hub {
     }
 
     /// The app's installation that reaches `owner/name`.
-    pub fn installation_for_repo(
+    pub(crate) fn installation_for_repo(
         &self,
         app_id: u64,
         owner: &str,
@@ -315,7 +315,7 @@ impl Hub {
     }
 
     /// Whether `token` reaches `repo` (owner/name) at all.
-    pub fn token_covers(&self, t: &IssuedToken, owner: &str, name: &str) -> bool {
+    pub(crate) fn token_covers(&self, t: &IssuedToken, owner: &str, name: &str) -> bool {
         if t.user.is_some() {
             let full = format!("{owner}/{name}");
             return t
@@ -338,7 +338,7 @@ impl Hub {
             }
     }
 
-    pub fn new_token(&self) -> String {
+    pub(crate) fn new_token(&self) -> String {
         let mut rng = rand::rng();
         const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -363,7 +363,7 @@ impl Hub {
 
 /// One webhook delivery.
 #[derive(Debug, Clone, Serialize)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub id: u64,
     pub guid: String,
     pub delivered_at: String,
@@ -378,7 +378,7 @@ pub struct Delivery {
 }
 
 /// Three deliveries: two delivered, one that failed with 500.
-pub fn seed_deliveries() -> Vec<Delivery> {
+pub(crate) fn seed_deliveries() -> Vec<Delivery> {
     let d = |id: u64, event: &str, action: Option<&str>, code: u16, status: &str| Delivery {
         id,
         guid: format!("0b9a{id:04}-0000-11ef-8000-000000000000"),
@@ -406,7 +406,7 @@ pub fn seed_deliveries() -> Vec<Delivery> {
 }
 
 /// Whether `granted` (read|write|admin) covers `wanted`.
-pub fn level_covers(granted: &str, wanted: &str) -> bool {
+pub(crate) fn level_covers(granted: &str, wanted: &str) -> bool {
     let rank = |l: &str| match l {
         "read" => 1,
         "write" => 2,
@@ -417,7 +417,12 @@ pub fn level_covers(granted: &str, wanted: &str) -> bool {
 }
 
 /// Creates a bare repository with one commit on `main`, with git's plumbing only.
-pub fn create_repo(root: &Path, home: &Path, owner: &str, name: &str) -> std::io::Result<()> {
+pub(crate) fn create_repo(
+    root: &Path,
+    home: &Path,
+    owner: &str,
+    name: &str,
+) -> std::io::Result<()> {
     let dir = root
         .join(owner.to_ascii_lowercase())
         .join(format!("{}.git", name.to_ascii_lowercase()));

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-pub const CREATED: &str = "2026-01-05T10:00:00Z";
+pub(crate) const CREATED: &str = "2026-01-05T10:00:00Z";
 
-pub fn simple_user(base: &str, login: &str, id: u64, kind: &str) -> Value {
+pub(crate) fn simple_user(base: &str, login: &str, id: u64, kind: &str) -> Value {
     let api = format!("{base}/api/v3/users/{login}");
     json!({
         "login": login,
@@ -30,7 +30,7 @@ pub fn simple_user(base: &str, login: &str, id: u64, kind: &str) -> Value {
     })
 }
 
-pub fn error(message: &str) -> Value {
+pub(crate) fn error(message: &str) -> Value {
     json!({
         "message": message,
         "documentation_url": "https://docs.github.com/rest",
@@ -39,7 +39,7 @@ pub fn error(message: &str) -> Value {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn repository(
+pub(crate) fn repository(
     base: &str,
     owner: &Value,
     name: &str,

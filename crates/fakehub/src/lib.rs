@@ -267,7 +267,7 @@ impl FakeHub {
 
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server_hub = hub.clone();
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
         let thread = std::thread::Builder::new()
             .name("fakehub".into())
             .spawn(move || {
@@ -676,7 +676,7 @@ fn receive(hub: &hub::Hub, req: &Request<Incoming>) {
     if log.len() >= 100_000 {
         log.pop_front();
     }
-    log.push_back(hub::Received {
+    log.push_back(Received {
         method: req.method().to_string(),
         target,
         credential,

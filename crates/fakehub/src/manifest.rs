@@ -88,7 +88,11 @@ fn slug_of(name: &str) -> String {
 }
 
 /// `POST /settings/apps/new` and `POST /organizations/{org}/settings/apps/new`.
-pub async fn new_app(hub: Arc<Hub>, req: Request<Incoming>, org: Option<String>) -> Response<Body> {
+pub(crate) async fn new_app(
+    hub: Arc<Hub>,
+    req: Request<Incoming>,
+    org: Option<String>,
+) -> Response<Body> {
     hub.count(if org.is_some() {
         "web POST /organizations/{org}/settings/apps/new"
     } else {
@@ -184,12 +188,11 @@ pub async fn new_app(hub: Arc<Hub>, req: Request<Incoming>, org: Option<String>)
         Ok(k) => k,
         Err(e) => return unprocessable(&format!("key generation failed: {e}")),
     };
-    let (pem, decoding) = match (
+    let (Ok(pem), Ok(decoding)) = (
         crate::pkcs1_pem(&key.serialize_der()),
         DecodingKey::from_rsa_pem(key.public_key_pem().as_bytes()),
-    ) {
-        (Ok(p), Ok(d)) => (p, d),
-        _ => return unprocessable("key encoding failed"),
+    ) else {
+        return unprocessable("key encoding failed");
     };
     let app_id = {
         let mut apps = hub.apps.write().unwrap_or_else(|e| e.into_inner());
@@ -240,7 +243,7 @@ pub async fn new_app(hub: Arc<Hub>, req: Request<Incoming>, org: Option<String>)
 }
 
 /// `POST /app-manifests/{code}/conversions`.
-pub fn convert(hub: &Hub, code: &str) -> Response<Body> {
+pub(crate) fn convert(hub: &Hub, code: &str) -> Response<Body> {
     let not_found = || json_response(StatusCode::NOT_FOUND, &crate::json::error("Not Found"));
     let mut pending = hub.conversions.lock().unwrap_or_else(|e| e.into_inner());
     let Some(p) = pending.get_mut(code) else {
@@ -268,7 +271,7 @@ const ACCOUNTS: &[(&str, u64, &str)] = &[
 ];
 
 /// `GET|POST /apps/{slug}/installations/new`.
-pub async fn install(hub: Arc<Hub>, req: Request<Incoming>, slug: &str) -> Response<Body> {
+pub(crate) async fn install(hub: Arc<Hub>, req: Request<Incoming>, slug: &str) -> Response<Body> {
     hub.count(&format!(
         "web {} /apps/{{slug}}/installations/new",
         req.method()

@@ -8,7 +8,7 @@ use crate::hub::{Hub, Repo};
 use crate::json as docs;
 
 #[derive(Debug, Clone)]
-pub struct Pull {
+pub(crate) struct Pull {
     pub number: u64,
     pub owner: String,
     pub repo: String,
@@ -26,7 +26,7 @@ pub struct Pull {
 }
 
 /// The sha of `branch` in the bare repository, if it exists.
-pub async fn branch_sha(hub: &Hub, repo: &Repo, branch: &str) -> Option<String> {
+pub(crate) async fn branch_sha(hub: &Hub, repo: &Repo, branch: &str) -> Option<String> {
     let out = tokio::process::Command::new("git")
         .args([
             "rev-parse",
@@ -51,7 +51,7 @@ pub async fn branch_sha(hub: &Hub, repo: &Repo, branch: &str) -> Option<String> 
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-pub fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
+pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
     let base = &hub.base_url;
     let api = format!("{base}/api/v3/repos/{}/{}", repo.owner, repo.name);
     let html = format!("{base}/{}/{}/pull/{}", repo.owner, repo.name, p.number);
@@ -98,8 +98,8 @@ pub fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
             "label": format!("{}:{}", repo.owner, p.head),
             "ref": p.head,
             "sha": p.head_sha,
-            "user": owner.clone(),
-            "repo": repo_doc.clone(),
+            "user": owner,
+            "repo": repo_doc,
         },
         "base": {
             "label": format!("{}:{}", repo.owner, p.base),
@@ -110,7 +110,7 @@ pub fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
         },
         "_links": {
             "self": link(format!("{api}/pulls/{}", p.number)),
-            "html": link(html.clone()),
+            "html": link(html),
             "issue": link(format!("{api}/issues/{}", p.number)),
             "comments": link(format!("{api}/issues/{}/comments", p.number)),
             "review_comments": link(format!("{api}/pulls/{}/comments", p.number)),
@@ -143,7 +143,7 @@ pub fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
     v
 }
 
-pub fn validation_failed(field: &str, code: &str, message: Option<&str>) -> Value {
+pub(crate) fn validation_failed(field: &str, code: &str, message: Option<&str>) -> Value {
     let mut e = json!({"resource": "PullRequest", "field": field, "code": code});
     if let Some(m) = message {
         e = json!({"resource": "PullRequest", "code": "custom", "message": m});

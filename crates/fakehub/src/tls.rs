@@ -8,12 +8,12 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-pub struct Tls {
+pub(crate) struct Tls {
     pub ca_pem: String,
     pub server: Arc<rustls::ServerConfig>,
 }
 
-pub fn make() -> Result<Tls, String> {
+pub(crate) fn make() -> Result<Tls, String> {
     let err = |e: rcgen::Error| format!("certificate generation failed: {e}");
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;

@@ -109,10 +109,12 @@ pub struct CachedToken {
 mod token_serde {
     use super::InstallationToken;
     use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(t: &InstallationToken, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(t: &InstallationToken, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(t.expose())
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<InstallationToken, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<InstallationToken, D::Error> {
         String::deserialize(d).map(InstallationToken::new)
     }
 }

@@ -214,9 +214,8 @@ impl GitHubClient {
                 }
             };
             let status = r.status;
-            let wait = match retry_wait(&r, &mut next_backoff) {
-                Some(w) => w,
-                None => return Ok(r),
+            let Some(wait) = retry_wait(&r, &mut next_backoff) else {
+                return Ok(r);
             };
             let elapsed = start.elapsed();
             if elapsed + wait > self.deadline {

@@ -583,10 +583,7 @@ mod keyring_tests {
                 l.warnings
             ),
         }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "no hang"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "no hang");
 
         let fallback = keyring_fallback_path(&service, "app-1");
         std::fs::create_dir_all(fallback.parent().unwrap()).unwrap();

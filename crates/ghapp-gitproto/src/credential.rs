@@ -365,7 +365,7 @@ mod tests {
             fields in proptest::collection::vec(
                 ("[a-z_\\[\\]]{1,12}", "[^\n\r\0]{0,40}"), 0..8)
         ) {
-            let req = Request::from_fields(fields.clone());
+            let req = Request::from_fields(fields);
             let parsed = Request::parse(req.format().as_bytes()).unwrap();
             prop_assert_eq!(parsed, req);
         }

@@ -31,7 +31,7 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    pub fn text(status: StatusCode, message: impl Into<String>) -> Refusal {
+    pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             message: message.into(),
@@ -40,19 +40,19 @@ impl Refusal {
         }
     }
 
-    pub fn json(status: StatusCode, message: impl Into<String>) -> Refusal {
+    pub(crate) fn json(status: StatusCode, message: impl Into<String>) -> Refusal {
         Refusal {
             form: Form::Json,
             ..Refusal::text(status, message)
         }
     }
 
-    pub fn retry_after(mut self, secs: &'static str) -> Refusal {
+    pub(crate) fn retry_after(mut self, secs: &'static str) -> Refusal {
         self.retry_after = Some(secs);
         self
     }
 
-    pub fn response(&self) -> Response<Body> {
+    pub(crate) fn response(&self) -> Response<Body> {
         let mut r = match self.form {
             Form::Text => text(self.status, &format!("ghapp proxy: {}\n", self.message)),
             Form::Json => json_error(self.status, &format!("ghapp proxy: {}", self.message)),

@@ -15,7 +15,7 @@ pub(crate) struct Hosts {
 }
 
 impl Hosts {
-    pub fn new(api_url: &str, git_host: &str) -> Hosts {
+    pub(crate) fn new(api_url: &str, git_host: &str) -> Hosts {
         let rest = api_url.split_once("://").map(|x| x.1).unwrap_or(api_url);
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -29,7 +29,7 @@ impl Hosts {
     }
 
     /// The hosts the proxy terminates TLS for.
-    pub fn intercepted(&self) -> Vec<String> {
+    pub(crate) fn intercepted(&self) -> Vec<String> {
         let mut v = vec![self.git.clone()];
         if self.api != self.git {
             v.push(self.api.clone());
@@ -37,7 +37,7 @@ impl Hosts {
         v
     }
 
-    pub fn intercepts(&self, host: &str) -> bool {
+    pub(crate) fn intercepts(&self, host: &str) -> bool {
         host == self.git || host == self.api
     }
 }

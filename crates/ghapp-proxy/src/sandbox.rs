@@ -15,19 +15,19 @@ pub(crate) struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn new(cfg: SandboxConfig) -> Sandbox {
+    pub(crate) fn new(cfg: SandboxConfig) -> Sandbox {
         Sandbox {
             push: PushPolicy::new(cfg.push.iter().cloned(), cfg.allow_delete),
             cfg,
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.cfg.name
     }
 
     /// The configured spelling of `owner/repo`, if it is one of the sandbox's repositories.
-    pub fn repo(&self, owner: &str, repo: &str) -> Option<(String, String)> {
+    pub(crate) fn repo(&self, owner: &str, repo: &str) -> Option<(String, String)> {
         self.cfg
             .repos
             .iter()
@@ -36,7 +36,7 @@ impl Sandbox {
     }
 
     /// As [`Sandbox::repo`], or the reason it is refused.
-    pub fn own_repo(&self, owner: &str, repo: &str) -> Result<(String, String), String> {
+    pub(crate) fn own_repo(&self, owner: &str, repo: &str) -> Result<(String, String), String> {
         self.repo(owner, repo).ok_or_else(|| {
             format!(
                 "{owner}/{repo} is not among sandbox {}'s repositories",
@@ -46,7 +46,7 @@ impl Sandbox {
     }
 
     /// One token per sandbox and owner: narrowed to the sandbox's repositories of that owner.
-    pub fn token_request(&self, owner: &str) -> TokenRequest {
+    pub(crate) fn token_request(&self, owner: &str) -> TokenRequest {
         TokenRequest {
             owner: Some(owner.to_owned()),
             repositories: self

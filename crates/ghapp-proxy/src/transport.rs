@@ -34,7 +34,7 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    pub fn event(&self, method: &str, path: &str) -> Event {
+    pub(crate) fn event(&self, method: &str, path: &str) -> Event {
         Event::new(
             self.sandbox.name(),
             Some(self.source.to_string()),

@@ -39,7 +39,7 @@ fn helper_binary() -> Result<PathBuf> {
     std::env::current_exe().context("cannot find the ghapp binary")
 }
 
-pub fn run() -> Result<ExitCode> {
+pub(crate) fn run() -> Result<ExitCode> {
     println!(
         "ghapp demo: clone, commit and push through git-credential-ghapp against the built-in GitHub emulator"
     );

@@ -33,7 +33,7 @@ impl Report {
     }
 }
 
-pub fn run(
+pub(crate) fn run(
     ov: &Overrides,
     repo: Option<(String, String)>,
     host: Option<String>,

@@ -371,7 +371,7 @@ fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<Ex
         .context("cannot start the async runtime")?;
     let req = TokenRequest {
         owner: Some(owner.clone()),
-        repositories: vec![name.clone()],
+        repositories: vec![name],
         permissions,
         fit_permissions,
     };
@@ -661,7 +661,7 @@ fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
     for sub in cmd.get_subcommands() {
         page(format!("ghapp-{}", sub.get_name()), sub.clone())?;
     }
-    page("ghapp".into(), cmd.clone())?;
+    page("ghapp".into(), cmd)?;
     println!("{}", written.join("\n"));
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,7 @@ use ghapp_core::secret::{PrivateKeyPem, WebhookSecret};
 
 /// What `ghapp setup` was asked.
 #[derive(Debug, Clone)]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     pub org: Option<String>,
     pub name: Option<String>,
     pub host: Option<String>,
@@ -406,7 +406,7 @@ fn verify(outcome: &Outcome, target: &Target) -> Result<String> {
     Ok(info.slug.clone().unwrap_or_else(|| info.name.clone()))
 }
 
-pub fn run(args: &SetupArgs, ov: &Overrides) -> Result<std::process::ExitCode> {
+pub(crate) fn run(args: &SetupArgs, ov: &Overrides) -> Result<std::process::ExitCode> {
     ghapp_core::log::init("ghapp");
     let target = Target::resolve(args.host.as_deref(), ov)?;
     let config = config_path(ov)?;
@@ -557,7 +557,7 @@ async fn page_for(
     flow: Arc<Flow>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.method() != hyper::Method::GET {
+    if req.method() != Method::GET {
         return Ok(page(
             StatusCode::METHOD_NOT_ALLOWED,
             "ghapp setup",
