@@ -13,6 +13,8 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use crate::router::host_of;
+
 const LEAF_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const LEAF_BACKDATE: Duration = Duration::from_secs(3600);
 
@@ -21,13 +23,6 @@ pub struct Ca {
     pub cert_pem: String,
     cert_der: CertificateDer<'static>,
     leaves: Mutex<HashMap<String, (SystemTime, Arc<rustls::ServerConfig>)>>,
-}
-
-fn host_only(host_port: &str) -> &str {
-    match host_port.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host_port,
-    }
 }
 
 fn ca_params(hosts: &[String]) -> Result<CertificateParams, String> {
@@ -41,13 +36,13 @@ fn ca_params(hosts: &[String]) -> Result<CertificateParams, String> {
     // constraint binds only names of its own type (RFC 5280 4.2.1.10).
     let mut permitted = Vec::new();
     for h in hosts {
-        let h = host_only(h);
+        let h = host_of(h);
         match h.parse::<std::net::IpAddr>() {
             Ok(ip) => permitted.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
                 ip,
                 if ip.is_ipv4() { 32 } else { 128 },
             ))),
-            Err(_) => permitted.push(GeneralSubtree::DnsName(h.to_owned())),
+            Err(_) => permitted.push(GeneralSubtree::DnsName(h)),
         }
     }
     let has_ip = permitted
@@ -154,7 +149,7 @@ impl Ca {
 
     /// A TLS server config for `host` (`HOST[:PORT]`), from the cache or freshly minted.
     pub fn server_config(&self, host: &str) -> Result<Arc<rustls::ServerConfig>, String> {
-        let name = host_only(host).to_ascii_lowercase();
+        let name = host_of(host);
         let now = SystemTime::now();
         let mut leaves = self.leaves.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((made, cfg)) = leaves.get(&name)

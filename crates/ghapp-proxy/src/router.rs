@@ -42,12 +42,35 @@ impl Hosts {
     }
 }
 
-/// `HOST[:PORT]`, lower-cased, with the port (443 when absent).
-pub(crate) fn with_port(h: &str) -> String {
-    let h = h.to_ascii_lowercase();
-    match h.rsplit_once(':') {
-        Some((_, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => h,
-        _ => format!("{h}:443"),
+/// `HOST[:PORT]` (an IPv6 host in brackets) read with http's `Authority`: the host
+/// lower-cased, without brackets, and the port (443 when absent). `None`: not an authority
+/// (credentials in it, a bad port, nothing at all).
+pub(crate) fn split_authority(s: &str) -> Option<(String, u16)> {
+    let a: hyper::http::uri::Authority = s.parse().ok()?;
+    if a.as_str().contains('@') || a.host().is_empty() {
+        return None;
+    }
+    // http reads a port it cannot use (`:99999`) as no port: read it here.
+    let port = match a.as_str().strip_prefix(a.host())?.strip_prefix(':') {
+        Some(p) => p.parse::<u16>().ok()?,
+        None => 443,
+    };
+    let host = a.host().trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_ascii_lowercase(), port))
+}
+
+/// The host of `HOST[:PORT]`, lower-cased, an IPv6 address without brackets.
+pub(crate) fn host_of(s: &str) -> String {
+    split_authority(s).map_or_else(|| s.to_ascii_lowercase(), |(h, _)| h)
+}
+
+/// `HOST:PORT`, lower-cased, with the port (443 when absent): one spelling per endpoint, so
+/// `github.com` and `GitHub.com:443` compare equal.
+pub(crate) fn with_port(s: &str) -> String {
+    match split_authority(s) {
+        Some((h, p)) if h.contains(':') => format!("[{h}]:{p}"),
+        Some((h, p)) => format!("{h}:{p}"),
+        None => s.to_ascii_lowercase(),
     }
 }
 
@@ -92,6 +115,20 @@ mod tests {
         assert_eq!(h.api, "127.0.0.1:8443");
         assert_eq!(h.api_prefix, "/api/v3");
         assert_eq!(h.intercepted(), vec!["127.0.0.1:8443".to_string()]);
+    }
+
+    #[test]
+    fn authorities() {
+        assert_eq!(with_port("GitHub.com"), "github.com:443");
+        assert_eq!(with_port("github.com:443"), "github.com:443");
+        assert_eq!(with_port("127.0.0.1:8443"), "127.0.0.1:8443");
+        assert_eq!(with_port("[::1]:8443"), "[::1]:8443");
+        assert_eq!(with_port("[::1]"), "[::1]:443");
+        assert_eq!(host_of("[::1]:8443"), "::1");
+        assert_eq!(host_of("Ghe.Example:8443"), "ghe.example");
+        assert_eq!(split_authority("user@host:1"), None);
+        assert_eq!(split_authority("host:99999"), None);
+        assert_eq!(split_authority(""), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::audit::{Decision, Event, Service};
 use crate::config::Egress;
 use crate::limits::Conn;
 use crate::respond::{Refusal, empty, text};
-use crate::router::with_port;
+use crate::router::{host_of, with_port};
 use crate::sandbox::{Login, Sandbox, login};
 use crate::{Body, Proxy, egress};
 
@@ -349,15 +349,10 @@ impl Proxy {
             return;
         };
         // SNI, when sent (it is not for IP addresses), must name the CONNECT host.
-        if let Some(sni) = tls.get_ref().1.server_name() {
-            let h = origin
-                .host
-                .rsplit_once(':')
-                .map(|x| x.0)
-                .unwrap_or(&origin.host);
-            if !sni.eq_ignore_ascii_case(h) {
-                return;
-            }
+        if let Some(sni) = tls.get_ref().1.server_name()
+            && !sni.eq_ignore_ascii_case(&host_of(&origin.host))
+        {
+            return;
         }
         let me = self.clone();
         let svc = hyper::service::service_fn(move |req| {
