@@ -10,183 +10,24 @@
     reason = "a CLI: stdout carries results, stderr carries one-line errors"
 )]
 
+mod cli;
 mod configure_git;
 mod demo;
 mod doctor;
 mod setup;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use ghapp_core::broker::{Broker, TokenRequest, default_permissions};
-use ghapp_core::config::{Config, Overrides};
+use ghapp_core::config::Config;
 
+pub use cli::Cli;
+use cli::{Command, HooksCommand};
 pub use configure_git::configure_git;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "ghapp",
-    version,
-    about = "GitHub App installation tokens for git, CI and sandboxes, without a long-lived secret"
-)]
-pub struct Cli {
-    /// Config file (default: $GHAPP_CONFIG, else config.toml in the user config dir).
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// REST API base, e.g. https://HOST/api/v3 for GitHub Enterprise Server.
-    #[arg(long, global = true, value_name = "URL")]
-    api_url: Option<String>,
-    /// The app's numeric id.
-    #[arg(long, global = true, value_name = "ID")]
-    app_id: Option<u64>,
-    /// Skip installation discovery.
-    #[arg(long, global = true, value_name = "ID")]
-    installation_id: Option<u64>,
-    /// The app's private key (PEM).
-    #[arg(long, global = true, value_name = "FILE")]
-    private_key_file: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Create the GitHub App from a manifest (confirmed in a browser), store its key (OS keyring,
-    /// else a 0600 file) and add it to the config file; prints the install URL.
-    Setup {
-        /// Create the app for this organization (default: your personal account).
-        #[arg(long, value_name = "ORG")]
-        org: Option<String>,
-        /// The app's name: unique on the host, at most 34 characters (default: ghapp-ORG-XXXXXX).
-        #[arg(long)]
-        name: Option<String>,
-        /// The host: github.com (default, or GHAPP_API_URL's) or a GitHub Enterprise Server host.
-        #[arg(long)]
-        host: Option<String>,
-        /// Deliver webhooks to this https URL (default: no webhook).
-        #[arg(long, value_name = "URL")]
-        webhook_url: Option<String>,
-        /// Finish with a code copied from the address GitHub redirected to (no local page).
-        #[arg(long)]
-        code: Option<String>,
-        /// Do not try to open a browser; only print the local page's URL.
-        #[arg(long)]
-        no_browser: bool,
-        /// Port of the local page on 127.0.0.1 (default: any free port).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-        /// Keep the private key in this file (0600) instead of the OS keyring.
-        #[arg(long, value_name = "FILE")]
-        key_file: Option<PathBuf>,
-        /// Seconds to wait for the browser.
-        #[arg(long, default_value_t = 900, value_name = "SECS")]
-        timeout: u64,
-    },
-    /// Print an installation token for one repository (for scripts and CI).
-    Token {
-        /// OWNER/REPO the token is narrowed to.
-        #[arg(long, value_name = "OWNER/REPO")]
-        repo: String,
-        /// NAME=LEVEL (read or write); repeatable. Default: contents=write,
-        /// pull_requests=write, metadata=read.
-        #[arg(long = "permission", value_name = "NAME=LEVEL")]
-        permissions: Vec<String>,
-        /// Print token, expires_at, repositories and permissions as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Route a host's HTTPS git credentials to git-credential-ghapp (idempotent).
-    ConfigureGit {
-        /// The git host (default: the configured app's, else github.com).
-        #[arg(long)]
-        host: Option<String>,
-    },
-    /// Check the setup: one line per check (ok / warn / fail), each fail with its fix.
-    Doctor {
-        /// Also check the installation, permissions and a mint for this repository.
-        #[arg(long, value_name = "OWNER/REPO")]
-        repo: Option<String>,
-        /// The git host to check (default: the configured app's).
-        #[arg(long)]
-        host: Option<String>,
-    },
-    /// List the app's installations.
-    Installations,
-    /// Show one installation.
-    Installation { id: u64 },
-    /// The app's webhook: configuration, deliveries, redelivery.
-    Hooks {
-        #[command(subcommand)]
-        command: HooksCommand,
-    },
-    /// Revoke the cached tokens that are still live and clear the cache ("disconnect").
-    Revoke {
-        /// Also clear the installation cache and lock files.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Print shell completions.
-    Completions { shell: clap_complete::Shell },
-    /// Write man pages (ghapp.1 and one per command) into DIR, or print ghapp.1.
-    Man {
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-    /// Run the GitHub emulator (fakehub) in the foreground.
-    Emulator {
-        /// Port on 127.0.0.1 (default: any free port).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-        /// Directory for repositories, the CA and the app key (default: a temporary one).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Lifetime of minted tokens in seconds.
-        #[arg(long, default_value_t = 3600)]
-        token_ttl: u64,
-    },
-    /// Run the sandbox proxy (`--config FILE` names its TOML: sandboxes, policy, the app):
-    /// sandboxes clone, push and open pull requests without a token.
-    Proxy {
-        /// Address to listen on (overrides `listen`).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// Directory of the proxy's CA (overrides `ca_dir`).
-        #[arg(long)]
-        ca_dir: Option<PathBuf>,
-    },
-    /// Show the whole flow against the built-in emulator: clone, commit, push.
-    Demo,
-}
-
-#[derive(Subcommand, Debug)]
-enum HooksCommand {
-    /// The webhook's URL, content type and TLS setting (the secret stays masked).
-    Config,
-    /// Recent deliveries, newest first.
-    Deliveries {
-        /// Only deliveries that failed.
-        #[arg(long)]
-        failed: bool,
-    },
-    /// Ask GitHub to deliver a delivery again.
-    Redeliver { id: u64 },
-}
-
-impl Cli {
-    fn overrides(&self) -> Overrides {
-        Overrides {
-            config_file: self.config.clone(),
-            api_url: self.api_url.clone(),
-            app_id: self.app_id,
-            installation_id: self.installation_id,
-            private_key_file: self.private_key_file.clone(),
-            ..Default::default()
-        }
-    }
-}
 
 /// The helper's cache miss, minted here: logging, a current-thread runtime and the broker.
 pub fn mint_in_process(
@@ -237,13 +78,9 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
-        Command::Token {
-            repo,
-            permissions,
-            json,
-        } => token(&cli, repo, permissions, *json),
-        Command::ConfigureGit { host } => {
-            let host = match host {
+        Command::Token(args) => token(&cli, args),
+        Command::ConfigureGit(args) => {
+            let host = match &args.host {
                 Some(h) => h.clone(),
                 None => Config::load(&cli.overrides())
                     .ok()
@@ -255,53 +92,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Emulator {
-            port,
-            dir,
-            token_ttl,
-        } => emulator(*port, dir.clone(), *token_ttl),
-        Command::Proxy { listen, ca_dir } => {
+        Command::Emulator(args) => emulator(args),
+        Command::Proxy(args) => {
             let Some(path) = &cli.config else {
                 bail!(
                     "ghapp proxy needs --config FILE: the proxy's TOML (sandboxes, policy, the app); see docs/guides/sandbox.md"
                 );
             };
-            proxy(path, *listen, ca_dir.clone())
+            proxy(path, args)
         }
         Command::Demo => demo::run(),
-        Command::Setup {
-            org,
-            name,
-            host,
-            webhook_url,
-            code,
-            no_browser,
-            port,
-            key_file,
-            timeout,
-        } => setup::run(
-            &setup::SetupArgs {
-                org: org.clone(),
-                name: name.clone(),
-                host: host.clone(),
-                webhook_url: webhook_url.clone(),
-                code: code.clone(),
-                no_browser: *no_browser,
-                port: *port,
-                key_file: key_file.clone(),
-                timeout: std::time::Duration::from_secs(*timeout),
-            },
-            &cli.overrides(),
-        ),
-        Command::Doctor { repo, host } => {
-            let repo = match repo {
+        Command::Setup(args) => setup::run(args, &cli.overrides()),
+        Command::Doctor(args) => {
+            let repo = match &args.repo {
                 Some(r) => Some(
                     ghapp_gitproto_repo(r)
                         .ok_or_else(|| anyhow::anyhow!("--repo {r:?} is not OWNER/REPO"))?,
                 ),
                 None => None,
             };
-            doctor::run(&cli.overrides(), repo, host.clone())
+            doctor::run(&cli.overrides(), repo, args.host.clone())
         }
         Command::Installations => installations(&cli, None),
         Command::Installation { id } => installations(&cli, Some(*id)),
@@ -338,7 +148,8 @@ fn parse_permissions(list: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn token(cli: &Cli, repo: &str, permissions: &[String], json: bool) -> Result<ExitCode> {
+fn token(cli: &Cli, args: &cli::TokenArgs) -> Result<ExitCode> {
+    let (repo, permissions, json) = (&args.repo, &args.permissions, args.json);
     let Some((owner, name)) = ghapp_gitproto_repo(repo) else {
         bail!("--repo {repo:?} is not OWNER/REPO");
     };
@@ -452,18 +263,14 @@ fn ghapp_gitproto_repo(s: &str) -> Option<(String, String)> {
     (ok(o) && ok(r)).then(|| (o.to_owned(), r.to_owned()))
 }
 
-fn proxy(
-    path: &std::path::Path,
-    listen: Option<std::net::SocketAddr>,
-    ca_dir: Option<PathBuf>,
-) -> Result<ExitCode> {
+fn proxy(path: &std::path::Path, args: &cli::ProxyArgs) -> Result<ExitCode> {
     let mut cfg = ghapp_proxy::config::ProxyConfig::load(path)?;
-    if let Some(l) = listen {
+    if let Some(l) = args.listen {
         cfg.listen = l;
     }
-    if let Some(d) = ca_dir {
+    if let Some(d) = &args.ca_dir {
         cfg.cache_dir = d.join("tokens");
-        cfg.ca_dir = d;
+        cfg.ca_dir = d.clone();
     }
     ghapp_core::log::init("ghapp proxy");
     let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
@@ -666,11 +473,11 @@ fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn emulator(port: u16, dir: Option<PathBuf>, token_ttl: u64) -> Result<ExitCode> {
+fn emulator(args: &cli::EmulatorArgs) -> Result<ExitCode> {
     let hub = fakehub::FakeHub::start(fakehub::Options {
-        port,
-        dir,
-        token_ttl,
+        port: args.port,
+        dir: args.dir.clone(),
+        token_ttl: args.token_ttl,
     })
     .context("cannot start the emulator")?;
     println!("fakehub listening on {}", hub.url());

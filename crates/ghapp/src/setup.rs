@@ -28,19 +28,7 @@ use ghapp_core::config::{AppConfig, AppIdent, Config, NewApp, Overrides};
 use ghapp_core::keys::{KeySource, Stored};
 use ghapp_core::secret::{PrivateKeyPem, WebhookSecret};
 
-/// What `ghapp setup` was asked.
-#[derive(Debug, Clone)]
-pub(crate) struct SetupArgs {
-    pub org: Option<String>,
-    pub name: Option<String>,
-    pub host: Option<String>,
-    pub webhook_url: Option<String>,
-    pub code: Option<String>,
-    pub no_browser: bool,
-    pub port: u16,
-    pub key_file: Option<PathBuf>,
-    pub timeout: Duration,
-}
+pub(crate) use crate::cli::SetupArgs;
 
 /// Where the app lives: its REST base and its web pages.
 #[derive(Debug, Clone)]
@@ -511,7 +499,7 @@ fn browser_flow(
         eprintln!(
             "ghapp: open {url} in a browser on this machine to create the app \"{name}\" on {} (waiting up to {} s; Ctrl-C aborts)",
             target.web_url,
-            args.timeout.as_secs()
+            args.timeout
         );
         eprintln!(
             "ghapp: without a browser here, forward the port (ssh -L {port}:127.0.0.1:{port}) or rerun with --code CODE using the code= from the address GitHub redirects to",
@@ -521,7 +509,7 @@ fn browser_flow(
             open_browser(&url);
         }
         let server = tokio::spawn(serve(listener, flow));
-        let outcome = tokio::time::timeout(args.timeout, rx).await;
+        let outcome = tokio::time::timeout(Duration::from_secs(args.timeout), rx).await;
         // Let the last page reach the browser.
         tokio::time::sleep(Duration::from_millis(200)).await;
         server.abort();
@@ -530,7 +518,7 @@ fn browser_flow(
             Ok(Err(_)) => bail!("the setup page stopped unexpectedly"),
             Err(_) => bail!(
                 "no answer from the browser within {} s: run `ghapp setup` again (or --timeout SECS)",
-                args.timeout.as_secs()
+                args.timeout
             ),
         }
     })

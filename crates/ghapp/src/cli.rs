@@ -1,0 +1,193 @@
+//! The command line, as clap reads it: one `#[derive(Args)]` struct per command, handed whole
+//! to the module that runs it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ghapp_core::config::Overrides;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ghapp",
+    version,
+    about = "GitHub App installation tokens for git, CI and sandboxes, without a long-lived secret"
+)]
+pub struct Cli {
+    /// Config file (default: $GHAPP_CONFIG, else config.toml in the user config dir).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// REST API base, e.g. https://HOST/api/v3 for GitHub Enterprise Server.
+    #[arg(long, global = true, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// The app's numeric id.
+    #[arg(long, global = true, value_name = "ID")]
+    pub app_id: Option<u64>,
+    /// Skip installation discovery.
+    #[arg(long, global = true, value_name = "ID")]
+    pub installation_id: Option<u64>,
+    /// The app's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub private_key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the GitHub App from a manifest (confirmed in a browser), store its key (OS keyring,
+    /// else a 0600 file) and add it to the config file; prints the install URL.
+    Setup(SetupArgs),
+    /// Print an installation token for one repository (for scripts and CI).
+    Token(TokenArgs),
+    /// Route a host's HTTPS git credentials to git-credential-ghapp (idempotent).
+    ConfigureGit(ConfigureGitArgs),
+    /// Check the setup: one line per check (ok / warn / fail), each fail with its fix.
+    Doctor(DoctorArgs),
+    /// List the app's installations.
+    Installations,
+    /// Show one installation.
+    Installation { id: u64 },
+    /// The app's webhook: configuration, deliveries, redelivery.
+    Hooks {
+        #[command(subcommand)]
+        command: HooksCommand,
+    },
+    /// Revoke the cached tokens that are still live and clear the cache ("disconnect").
+    Revoke {
+        /// Also clear the installation cache and lock files.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (ghapp.1 and one per command) into DIR, or print ghapp.1.
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the GitHub emulator (fakehub) in the foreground.
+    Emulator(EmulatorArgs),
+    /// Run the sandbox proxy (`--config FILE` names its TOML: sandboxes, policy, the app):
+    /// sandboxes clone, push and open pull requests without a token.
+    Proxy(ProxyArgs),
+    /// Show the whole flow against the built-in emulator: clone, commit, push.
+    Demo,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HooksCommand {
+    /// The webhook's URL, content type and TLS setting (the secret stays masked).
+    Config,
+    /// Recent deliveries, newest first.
+    Deliveries {
+        /// Only deliveries that failed.
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Ask GitHub to deliver a delivery again.
+    Redeliver { id: u64 },
+}
+
+impl Cli {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            api_url: self.api_url.clone(),
+            app_id: self.app_id,
+            installation_id: self.installation_id,
+            private_key_file: self.private_key_file.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What `ghapp setup` is asked.
+#[derive(Args, Debug, Clone)]
+pub struct SetupArgs {
+    /// Create the app for this organization (default: your personal account).
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// The app's name: unique on the host, at most 34 characters (default: ghapp-ORG-XXXXXX).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The host: github.com (default, or GHAPP_API_URL's) or a GitHub Enterprise Server host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Deliver webhooks to this https URL (default: no webhook).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Finish with a code copied from the address GitHub redirected to (no local page).
+    #[arg(long)]
+    pub code: Option<String>,
+    /// Do not try to open a browser; only print the local page's URL.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Port of the local page on 127.0.0.1 (default: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Keep the private key in this file (0600) instead of the OS keyring.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Seconds to wait for the browser.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// What `ghapp token` is asked.
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// OWNER/REPO the token is narrowed to.
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub repo: String,
+    /// NAME=LEVEL (read or write); repeatable. Default: contents=write,
+    /// pull_requests=write, metadata=read.
+    #[arg(long = "permission", value_name = "NAME=LEVEL")]
+    pub permissions: Vec<String>,
+    /// Print token, expires_at, repositories and permissions as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `ghapp doctor` checks.
+#[derive(Args, Debug, Clone)]
+pub struct DoctorArgs {
+    /// Also check the installation, permissions and a mint for this repository.
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub repo: Option<String>,
+    /// The git host to check (default: the configured app's).
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+/// How `ghapp emulator` runs.
+#[derive(Args, Debug, Clone)]
+pub struct EmulatorArgs {
+    /// Port on 127.0.0.1 (default: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Directory for repositories, the CA and the app key (default: a temporary one).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Lifetime of minted tokens in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_ttl: u64,
+}
+
+/// How `ghapp proxy` runs (besides its `--config` file).
+#[derive(Args, Debug, Clone)]
+pub struct ProxyArgs {
+    /// Address to listen on (overrides `listen`).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Directory of the proxy's CA (overrides `ca_dir`).
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+}
+
+/// Where `ghapp configure-git` routes.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigureGitArgs {
+    /// The git host (default: the configured app's, else github.com).
+    #[arg(long)]
+    pub host: Option<String>,
+}
