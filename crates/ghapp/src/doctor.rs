@@ -248,10 +248,7 @@ fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, 
 
 /// A current-thread runtime for the remote checks, or a fail line.
 fn runtime(r: &mut Report) -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    match crate::context::runtime() {
         Ok(rt) => Some(rt),
         Err(e) => {
             r.fail("runtime", e.to_string(), "report this as a bug");

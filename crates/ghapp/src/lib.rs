@@ -10,23 +10,25 @@
     reason = "a CLI: stdout carries results, stderr carries one-line errors"
 )]
 
+mod app_api;
 mod cli;
 mod configure_git;
+mod context;
 mod demo;
 mod doctor;
+mod revoke;
+mod servers;
 mod setup;
-
-use std::collections::BTreeMap;
+mod token;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
-use ghapp_core::broker::{Broker, TokenRequest, default_permissions};
 use ghapp_core::config::Config;
 
 pub use cli::Cli;
-use cli::{Command, HooksCommand};
+use cli::Command;
 pub use configure_git::configure_git;
 
 /// The helper's cache miss, minted here: logging, a current-thread runtime and the broker.
@@ -78,7 +80,7 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
-        Command::Token(args) => token(&cli, args),
+        Command::Token(args) => token::run(&cli, args),
         Command::ConfigureGit(args) => {
             let host = match &args.host {
                 Some(h) => h.clone(),
@@ -92,14 +94,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Emulator(args) => emulator(args),
+        Command::Emulator(args) => servers::emulator(args),
         Command::Proxy(args) => {
             let Some(path) = &cli.config else {
                 bail!(
                     "ghapp proxy needs --config FILE: the proxy's TOML (sandboxes, policy, the app); see docs/guides/sandbox.md"
                 );
             };
-            proxy(path, args)
+            servers::proxy(path, args)
         }
         Command::Demo => demo::run(),
         Command::Setup(args) => setup::run(args, &cli.overrides()),
@@ -113,10 +115,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             };
             doctor::run(&cli.overrides(), repo, args.host.clone())
         }
-        Command::Installations => installations(&cli, None),
-        Command::Installation { id } => installations(&cli, Some(*id)),
-        Command::Revoke { all } => revoke(&cli, *all),
-        Command::Hooks { command } => hooks(&cli, command),
+        Command::Installations => app_api::installations(&cli, None),
+        Command::Installation { id } => app_api::installations(&cli, Some(*id)),
+        Command::Revoke { all } => revoke::run(&cli, *all),
+        Command::Hooks { command } => app_api::hooks(&cli, command),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut cmd, "ghapp", &mut std::io::stdout());
@@ -126,133 +128,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn parse_permissions(list: &[String]) -> Result<BTreeMap<String, String>> {
-    if list.is_empty() {
-        return Ok(default_permissions());
-    }
-    let mut out = BTreeMap::new();
-    for p in list {
-        let Some((name, level)) = p.split_once('=') else {
-            bail!("--permission {p:?} is not NAME=LEVEL: e.g. --permission contents=read");
-        };
-        if !matches!(level, "read" | "write" | "admin") {
-            bail!("--permission {p:?}: the level must be read, write or admin");
-        }
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-            bail!(
-                "--permission {p:?}: the name must be a GitHub permission such as contents or pull_requests"
-            );
-        }
-        out.insert(name.to_owned(), level.to_owned());
-    }
-    Ok(out)
-}
-
-fn token(cli: &Cli, args: &cli::TokenArgs) -> Result<ExitCode> {
-    let (repo, permissions, json) = (&args.repo, &args.permissions, args.json);
-    let Some((owner, name)) = ghapp_gitproto_repo(repo) else {
-        bail!("--repo {repo:?} is not OWNER/REPO");
-    };
-    // Defaults are a ceiling fitted to the installation; explicit permissions are a demand.
-    let fit_permissions = permissions.is_empty();
-    let permissions = parse_permissions(permissions)?;
-    let cfg = Config::load(&cli.overrides())?;
-    ghapp_core::log::init("ghapp");
-    // The fallback token for this owner: on the app's host, or (no app) on any host.
-    let pat_for = |host: Option<&str>| match host {
-        Some(h) => cfg.pat_for(h, Some(&owner)),
-        None => cfg.pats.iter().find(|p| p.serves_owner(Some(&owner))),
-    };
-    let app = cfg
-        .apps
-        .iter()
-        .find(|a| a.owners.is_empty() || a.owners.iter().any(|o| o.eq_ignore_ascii_case(&owner)))
-        .cloned();
-    let app = match (app, pat_for(None)) {
-        (Some(a), _) => a,
-        (None, Some(pat)) => {
-            let why = "no GitHub App is configured for it";
-            return print_pat(pat, &owner, why, fit_permissions, json);
-        }
-        (None, None) => cfg.primary()?.clone(),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let req = TokenRequest {
-        owner: Some(owner.clone()),
-        repositories: vec![name],
-        permissions,
-        fit_permissions,
-    };
-    let git_host = app.git_host.clone();
-    let minted = rt.block_on(async {
-        let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?.without_negative_cache();
-        broker.token(&req).await
-    });
-    drop(rt);
-    let t = match (minted, pat_for(Some(&git_host))) {
-        (Ok(t), _) => t,
-        (Err(ghapp_core::Error::NotInstalled { .. }), Some(pat)) => {
-            let why = "the app is not installed on it";
-            return print_pat(pat, &owner, why, fit_permissions, json);
-        }
-        (Err(e), _) => return Err(e.into()),
-    };
-    if json {
-        let expires = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.expires_at),
-        )
-        .to_string();
-        let v = serde_json::json!({
-            "token": t.token.expose(),
-            "expires_at": expires,
-            "repositories": t.repositories.iter().map(|r| format!("{owner}/{r}")).collect::<Vec<_>>(),
-            "permissions": t.permissions,
-            "installation_id": t.installation_id,
-        });
-        println!("{v}");
-    } else {
-        println!("{}", t.token.expose());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Prints the fallback personal access token, saying on stderr why it answered.
-fn print_pat(
-    pat: &ghapp_core::config::PatConfig,
-    owner: &str,
-    why: &str,
-    default_permissions: bool,
-    json: bool,
-) -> Result<ExitCode> {
-    if !default_permissions {
-        bail!(
-            "{owner}: {why}, and the fallback personal access token cannot be narrowed to --permission: install the app, or drop --permission"
-        );
-    }
-    let (token, warnings) = pat.source.load()?;
-    for w in warnings {
-        eprintln!("ghapp: warning: {w}");
-    }
-    eprintln!(
-        "ghapp: note: {owner}: {why}; printed the fine-grained personal access token from {}",
-        pat.source.describe()
-    );
-    if json {
-        let v = serde_json::json!({
-            "token": token.expose(),
-            "source": "personal_access_token",
-            "expires_at": null,
-        });
-        println!("{v}");
-    } else {
-        println!("{}", token.expose());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
+/// `OWNER/REPO` (`.git` allowed), as GitHub names them.
 fn ghapp_gitproto_repo(s: &str) -> Option<(String, String)> {
     let (o, r) = s.split_once('/')?;
     if r.contains('/') {
@@ -261,192 +137,6 @@ fn ghapp_gitproto_repo(s: &str) -> Option<(String, String)> {
     let r = r.strip_suffix(".git").unwrap_or(r);
     let ok = ghapp_gitproto::credential::valid_name;
     (ok(o) && ok(r)).then(|| (o.to_owned(), r.to_owned()))
-}
-
-fn proxy(path: &std::path::Path, args: &cli::ProxyArgs) -> Result<ExitCode> {
-    let mut cfg = ghapp_proxy::config::ProxyConfig::load(path)?;
-    if let Some(l) = args.listen {
-        cfg.listen = l;
-    }
-    if let Some(d) = &args.ca_dir {
-        cfg.cache_dir = d.join("tokens");
-        cfg.ca_dir = d.clone();
-    }
-    ghapp_core::log::init("ghapp proxy");
-    let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
-    let sandboxes: Vec<String> = cfg.sandboxes.iter().map(|s| s.name.clone()).collect();
-    let proxy = ghapp_proxy::Proxy::new(cfg).map_err(anyhow::Error::msg)?;
-    let running = proxy.start().map_err(anyhow::Error::msg)?;
-    println!("ghapp proxy listening on {}", running.addr());
-    println!(
-        "  CA: {} (also at http://{}/ca.pem)",
-        ca.display(),
-        running.addr()
-    );
-    if let Some(m) = running.metrics_addr() {
-        println!("  metrics: http://{m}/metrics");
-    }
-    println!("  sandboxes: {}", sandboxes.join(", "));
-    println!(
-        "  sandbox environment: HTTPS_PROXY=http://NAME:SECRET@{} GIT_SSL_CAINFO=<ca.pem> SSL_CERT_FILE=<ca.pem>",
-        running.addr()
-    );
-    running.wait();
-    Ok(ExitCode::SUCCESS)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn installations(cli: &Cli, one: Option<u64>) -> Result<ExitCode> {
-    let cfg = Config::load(&cli.overrides())?;
-    let app = cfg.primary()?.clone();
-    ghapp_core::log::init("ghapp");
-    let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
-    broker.load_key_now()?;
-    let path = match one {
-        Some(id) => format!("/app/installations/{id}"),
-        None => "/app/installations".to_owned(),
-    };
-    let list: Vec<ghapp_core::client::Installation> = runtime()?.block_on(async {
-        let r = broker
-            .app_request(ghapp_core::client::Method::GET, &path, None)
-            .await?;
-        if r.status.as_u16() == 404 {
-            bail!(
-                "installation {} not found for this app (`ghapp installations` lists them)",
-                one.unwrap_or(0)
-            );
-        }
-        if !r.status.is_success() {
-            return Err(ghapp_core::broker::api_error(&r, &format!("GET {path}")).into());
-        }
-        Ok(match one {
-            Some(_) => vec![r.json(&path)?],
-            None => r.json(&path)?,
-        })
-    })?;
-    for i in list {
-        let account = i.account.map(|a| a.login).unwrap_or_default();
-        let perms: Vec<String> = i
-            .permissions
-            .iter()
-            .map(|(k, v)| format!("{k}:{v}"))
-            .collect();
-        println!(
-            "{}	{account}	{}	{}",
-            i.id,
-            i.repository_selection,
-            perms.join(",")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn hooks(cli: &Cli, cmd: &HooksCommand) -> Result<ExitCode> {
-    use ghapp_core::client::Method;
-    let cfg = Config::load(&cli.overrides())?;
-    let app = cfg.primary()?.clone();
-    ghapp_core::log::init("ghapp");
-    let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
-    broker.load_key_now()?;
-    let (method, path) = match cmd {
-        HooksCommand::Config => (Method::GET, "/app/hook/config".to_owned()),
-        HooksCommand::Deliveries { failed: false } => {
-            (Method::GET, "/app/hook/deliveries?per_page=50".to_owned())
-        }
-        HooksCommand::Deliveries { failed: true } => (
-            Method::GET,
-            "/app/hook/deliveries?per_page=50&status=failure".to_owned(),
-        ),
-        HooksCommand::Redeliver { id } => {
-            (Method::POST, format!("/app/hook/deliveries/{id}/attempts"))
-        }
-    };
-    let v: serde_json::Value = runtime()?.block_on(async {
-        let r = broker.app_request(method.clone(), &path, None).await?;
-        if r.status.as_u16() == 404 {
-            bail!("GitHub answered 404 to {method} {path}: no such delivery, or the app has no webhook");
-        }
-        if !r.status.is_success() {
-            return Err(ghapp_core::broker::api_error(&r, &format!("{method} {path}")).into());
-        }
-        Ok(serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
-    })?;
-    match cmd {
-        HooksCommand::Config => {
-            let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-            println!("url: {}", s("url"));
-            println!("content_type: {}", s("content_type"));
-            println!("insecure_ssl: {}", s("insecure_ssl"));
-            // GitHub masks the secret; say whether one is set and never print a value.
-            let secret = if v["secret"].as_str().is_some_and(|x| !x.is_empty()) {
-                "set (masked)"
-            } else {
-                "not set"
-            };
-            println!("secret: {secret}");
-        }
-        HooksCommand::Deliveries { .. } => {
-            for d in v.as_array().into_iter().flatten() {
-                let event = match d["action"].as_str() {
-                    Some(a) => format!("{}.{a}", d["event"].as_str().unwrap_or("")),
-                    None => d["event"].as_str().unwrap_or("").to_owned(),
-                };
-                println!(
-                    "{}\t{}\t{event}\t{} {}{}",
-                    d["id"],
-                    d["delivered_at"].as_str().unwrap_or(""),
-                    d["status_code"],
-                    d["status"].as_str().unwrap_or(""),
-                    if d["redelivery"].as_bool() == Some(true) {
-                        "\tredelivery"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
-        HooksCommand::Redeliver { id } => println!("redelivery of {id} requested"),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn revoke(cli: &Cli, all: bool) -> Result<ExitCode> {
-    let cfg = Config::load(&cli.overrides())?;
-    let app = cfg.primary()?.clone();
-    ghapp_core::log::init("ghapp");
-    let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;
-    let tokens = broker.cache().drain()?;
-    let (mut revoked, mut skipped) = (0, 0);
-    let rt = runtime()?;
-    for t in &tokens {
-        match rt.block_on(broker.revoke(t)) {
-            Ok(true) => revoked += 1,
-            Ok(false) => skipped += 1,
-            Err(e) => {
-                skipped += 1;
-                eprintln!(
-                    "ghapp: warning: {} was not revoked: {e}",
-                    t.token.fingerprint()
-                );
-            }
-        }
-    }
-    if all && let Ok(entries) = std::fs::read_dir(broker.cache().dir()) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-    println!(
-        "revoked {revoked} live token(s); {skipped} expired or already invalid; cache {} cleared",
-        broker.cache().dir().display()
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
@@ -470,46 +160,5 @@ fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
     }
     page("ghapp".into(), cmd)?;
     println!("{}", written.join("\n"));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn emulator(args: &cli::EmulatorArgs) -> Result<ExitCode> {
-    let hub = fakehub::FakeHub::start(fakehub::Options {
-        port: args.port,
-        dir: args.dir.clone(),
-        token_ttl: args.token_ttl,
-    })
-    .context("cannot start the emulator")?;
-    println!("fakehub listening on {}", hub.url());
-    println!("  API:          {}", hub.api_url());
-    println!("  CA:           {}", hub.ca_path().display());
-    println!("  app key:      {}", hub.key_path().display());
-    println!("  app id:       {}", hub.app_id());
-    println!(
-        "  installations: {} ({}: widgets, gadgets), {} ({}: all)",
-        fakehub::ORG_INSTALLATION,
-        fakehub::ORG,
-        fakehub::USER_INSTALLATION,
-        fakehub::USER
-    );
-    println!("  clone:        {}", hub.repo_url(fakehub::ORG, "widgets"));
-    println!();
-    println!("Use it from another shell:");
-    println!("  export GHAPP_API_URL={}", hub.api_url());
-    println!("  export GHAPP_APP_ID={}", hub.app_id());
-    println!(
-        "  export GHAPP_PRIVATE_KEY_FILE={}",
-        hub.key_path().display()
-    );
-    println!(
-        "  export SSL_CERT_FILE={} GIT_SSL_CAINFO={}",
-        hub.ca_path().display(),
-        hub.ca_path().display()
-    );
-    println!("Press Ctrl-C to stop.");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(tokio::signal::ctrl_c())?;
     Ok(ExitCode::SUCCESS)
 }

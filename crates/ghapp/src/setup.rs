@@ -389,7 +389,7 @@ fn verify(outcome: &Outcome, target: &Target) -> Result<String> {
     let scratch = tempfile::tempdir()?;
     let broker = ghapp_core::broker::Broker::new(app, Duration::from_secs(600), scratch.path())?;
     broker.load_key_now()?;
-    let rt = crate::runtime()?;
+    let rt = crate::context::runtime()?;
     let info = rt.block_on(broker.app_info())?;
     Ok(info.slug.clone().unwrap_or_else(|| info.name.clone()))
 }
@@ -413,7 +413,7 @@ pub(crate) fn run(args: &SetupArgs, ov: &Overrides) -> Result<std::process::Exit
 
     let outcome = match &args.code {
         Some(code) => {
-            let created = crate::runtime()?.block_on(convert(&client, code))?;
+            let created = crate::context::runtime()?.block_on(convert(&client, code))?;
             persist(created, &target, args.key_file.as_deref(), &config)?
         }
         None => browser_flow(args, &target, &client, &config)?,

@@ -1,0 +1,118 @@
+//! `ghapp installations`, `ghapp installation ID` and `ghapp hooks …`: the app's own API (app
+//! JWT), printed one line per item.
+
+#![expect(clippy::print_stdout, reason = "a command: stdout carries its output")]
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use crate::Cli;
+use crate::cli::HooksCommand;
+use crate::context::AppContext;
+
+pub(crate) fn installations(cli: &Cli, one: Option<u64>) -> Result<ExitCode> {
+    let AppContext { broker, rt } = AppContext::load(cli, true)?;
+    let path = match one {
+        Some(id) => format!("/app/installations/{id}"),
+        None => "/app/installations".to_owned(),
+    };
+    let list: Vec<ghapp_core::client::Installation> = rt.block_on(async {
+        let r = broker
+            .app_request(ghapp_core::client::Method::GET, &path, None)
+            .await?;
+        if r.status.as_u16() == 404 {
+            bail!(
+                "installation {} not found for this app (`ghapp installations` lists them)",
+                one.unwrap_or(0)
+            );
+        }
+        if !r.status.is_success() {
+            return Err(ghapp_core::broker::api_error(&r, &format!("GET {path}")).into());
+        }
+        Ok(match one {
+            Some(_) => vec![r.json(&path)?],
+            None => r.json(&path)?,
+        })
+    })?;
+    for i in list {
+        let account = i.account.map(|a| a.login).unwrap_or_default();
+        let perms: Vec<String> = i
+            .permissions
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        println!(
+            "{}	{account}	{}	{}",
+            i.id,
+            i.repository_selection,
+            perms.join(",")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn hooks(cli: &Cli, cmd: &HooksCommand) -> Result<ExitCode> {
+    use ghapp_core::client::Method;
+    let AppContext { broker, rt } = AppContext::load(cli, true)?;
+    let (method, path) = match cmd {
+        HooksCommand::Config => (Method::GET, "/app/hook/config".to_owned()),
+        HooksCommand::Deliveries { failed: false } => {
+            (Method::GET, "/app/hook/deliveries?per_page=50".to_owned())
+        }
+        HooksCommand::Deliveries { failed: true } => (
+            Method::GET,
+            "/app/hook/deliveries?per_page=50&status=failure".to_owned(),
+        ),
+        HooksCommand::Redeliver { id } => {
+            (Method::POST, format!("/app/hook/deliveries/{id}/attempts"))
+        }
+    };
+    let v: serde_json::Value = rt.block_on(async {
+        let r = broker.app_request(method.clone(), &path, None).await?;
+        if r.status.as_u16() == 404 {
+            bail!("GitHub answered 404 to {method} {path}: no such delivery, or the app has no webhook");
+        }
+        if !r.status.is_success() {
+            return Err(ghapp_core::broker::api_error(&r, &format!("{method} {path}")).into());
+        }
+        Ok(serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
+    })?;
+    match cmd {
+        HooksCommand::Config => {
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+            println!("url: {}", s("url"));
+            println!("content_type: {}", s("content_type"));
+            println!("insecure_ssl: {}", s("insecure_ssl"));
+            // GitHub masks the secret; say whether one is set and never print a value.
+            let secret = if v["secret"].as_str().is_some_and(|x| !x.is_empty()) {
+                "set (masked)"
+            } else {
+                "not set"
+            };
+            println!("secret: {secret}");
+        }
+        HooksCommand::Deliveries { .. } => {
+            for d in v.as_array().into_iter().flatten() {
+                let event = match d["action"].as_str() {
+                    Some(a) => format!("{}.{a}", d["event"].as_str().unwrap_or("")),
+                    None => d["event"].as_str().unwrap_or("").to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{event}\t{} {}{}",
+                    d["id"],
+                    d["delivered_at"].as_str().unwrap_or(""),
+                    d["status_code"],
+                    d["status"].as_str().unwrap_or(""),
+                    if d["redelivery"].as_bool() == Some(true) {
+                        "\tredelivery"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        HooksCommand::Redeliver { id } => println!("redelivery of {id} requested"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
