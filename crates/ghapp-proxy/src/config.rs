@@ -205,17 +205,19 @@ pub struct ProxyConfig {
     pub sandboxes: Vec<SandboxConfig>,
 }
 
-/// Reads a small text file (a secret), refusing one over 64 KiB: a path such as `/dev/zero`
-/// must not hang the proxy at start.
-fn read_small(path: &Path) -> std::io::Result<String> {
+/// Reads a text file of at most `max` bytes (a secret, a CA bundle): a path such as
+/// `/dev/zero` must not hang the proxy at start.
+pub(crate) fn read_small(path: &Path, max: u64) -> std::io::Result<String> {
     use std::io::Read;
-    const MAX: u64 = 64 * 1024;
     let mut s = String::new();
     std::fs::File::open(path)?
-        .take(MAX + 1)
+        .take(max + 1)
         .read_to_string(&mut s)?;
-    if s.len() as u64 > MAX {
-        return Err(std::io::Error::other("it is larger than 64 KiB"));
+    if s.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} KiB",
+            max / 1024
+        )));
     }
     Ok(s)
 }
@@ -274,7 +276,7 @@ impl ProxyConfig {
                 SecretSource::Literal(v) => v,
                 SecretSource::Env { env } => std::env::var(&env)
                     .map_err(|_| fail(format!("secret variable {env} is not set")))?,
-                SecretSource::File { file } => read_small(&file)
+                SecretSource::File { file } => read_small(&file, 64 * 1024)
                     .map(|t| t.trim().to_owned())
                     .map_err(|e| {
                         fail(format!("cannot read secret file {}: {e}", file.display()))
@@ -340,5 +342,60 @@ impl ProxyConfig {
             refresh_margin: ghapp_core::config::DEFAULT_REFRESH_MARGIN,
             sandboxes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_secret_file_is_refused_not_read_forever() {
+        let text = r#"
+[app]
+api_url = "https://127.0.0.1:1/api/v3"
+app_id = 1
+private_key_file = "/nonexistent/key.pem"
+
+[[sandbox]]
+name = "a"
+secret = { file = "/dev/zero" }
+"#;
+        let e = ProxyConfig::parse(text, "test.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sandbox \"a\"") && e.contains("larger than 64 KiB"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn limits_and_egress_allow_are_checked() {
+        let base = "[app]\napi_url = \"https://127.0.0.1:1/api/v3\"\napp_id = 1\nprivate_key_file = \"/k.pem\"\n";
+        let cfg = ProxyConfig::parse(
+            &format!("egress_allow = [\"10.0.0.0/8\"]\n[limits]\nidle_timeout = \"2m\"\n{base}"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(cfg.limits.idle_timeout, std::time::Duration::from_secs(120));
+        assert_eq!(cfg.egress_allow.len(), 1);
+        for (bad, want) in [
+            ("[limits]\nidle_timeout = \"soon\"\n", "idle_timeout"),
+            (
+                "[limits]\nmax_connections = 0\n",
+                "max_connections must be at least 1",
+            ),
+            ("[limits]\nmax_conections = 5\n", "unknown field"),
+            (
+                "egress_allow = [\"example.com:443\"]\n",
+                "names are not accepted",
+            ),
+        ] {
+            let e = ProxyConfig::parse(&format!("{bad}{base}"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 }
