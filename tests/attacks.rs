@@ -482,6 +482,22 @@ fn a_command_section_in_tiny_chunks_costs_linear_time() {
         ticks < 1000,
         "the proxy used {ticks} ticks parsing the section"
     );
+    // The audit names the 9,000 refused updates; GitHub received nothing.
+    let push = p
+        .audit()
+        .into_iter()
+        .rfind(|e| e["service"] == "git-receive-pack")
+        .expect("push audited");
+    assert_eq!(push["decision"], "deny", "{push}");
+    assert_eq!(push["ref_updates"].as_array().map(Vec::len), Some(9_000));
+    assert!(push.get("token").is_none(), "{push}");
+    assert!(
+        !w.hub
+            .requests()
+            .iter()
+            .any(|r| r.target.contains("receive-pack")),
+        "GitHub received a push"
+    );
 }
 
 /// Hole 5: every read the proxy buffers has a deadline, and partial bodies share a bounded
@@ -595,6 +611,23 @@ fn a_revoked_token_is_replaced_not_kept() {
         w.hub.requests().len() > last_use + 3,
         "the revoked token was not used for the later requests"
     );
+    // The audit: the clone ran with the old token, the push after the revocation with the new
+    // one, and was allowed; the proxy dropped exactly one token.
+    let fps: Vec<String> = p
+        .audit()
+        .iter()
+        .filter_map(|e| e["token"].as_str().map(str::to_owned))
+        .collect();
+    assert!(fps.contains(&revoked_fp), "{fps:?}");
+    let push = p
+        .audit()
+        .into_iter()
+        .rfind(|e| e["service"] == "git-receive-pack" && e["method"] == "POST")
+        .expect("push audited");
+    assert_eq!(push["decision"], "allow");
+    assert_ne!(push["token"].as_str(), Some(revoked_fp.as_str()));
+    let m = metrics(&p);
+    assert!(m.contains("ghapp_proxy_tokens_dropped_total 1\n"), "{m}");
     w.capture(p.log());
     w.assert_no_secrets();
 }
