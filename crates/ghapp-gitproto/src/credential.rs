@@ -213,11 +213,8 @@ pub fn repo_from_path(path: &str) -> Option<(String, String)> {
     let mut parts = path.split('/');
     let owner = parts.next()?;
     let repo = parts.next()?;
-    let repo = repo.strip_suffix(".git").unwrap_or(repo);
-    if !valid_name(owner) || !valid_name(repo) {
-        return None;
-    }
-    Some((owner.to_owned(), repo.to_owned()))
+    let r = crate::repo::RepoName::new(owner, repo.strip_suffix(".git").unwrap_or(repo))?;
+    Some((r.owner().to_owned(), r.repo().to_owned()))
 }
 
 /// GitHub owner and repository names: ASCII letters, digits, `-`, `_`, `.`; not `.` or `..`.

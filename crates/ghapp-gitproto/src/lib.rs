@@ -19,5 +19,6 @@ pub mod credential;
 pub mod pktline;
 pub mod policy;
 pub mod receive_pack;
+pub mod repo;
 pub mod rest;
 pub mod route;

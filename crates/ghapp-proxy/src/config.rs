@@ -287,15 +287,10 @@ impl ProxyConfig {
             }
             let mut repos = Vec::new();
             for r in &s.repos {
-                let Some((o, n)) = r.split_once('/') else {
+                let Some(name) = ghapp_gitproto::repo::RepoName::parse(r) else {
                     return Err(fail(format!("repository {r:?} is not OWNER/REPO")));
                 };
-                if !ghapp_gitproto::credential::valid_name(o)
-                    || !ghapp_gitproto::credential::valid_name(n)
-                {
-                    return Err(fail(format!("repository {r:?} is not OWNER/REPO")));
-                }
-                repos.push((o.to_owned(), n.to_owned()));
+                repos.push((name.owner().to_owned(), name.repo().to_owned()));
             }
             let mut rest = Vec::new();
             for r in &s.rest {

@@ -130,13 +130,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// `OWNER/REPO` (`.git` allowed), as GitHub names them.
 fn ghapp_gitproto_repo(s: &str) -> Option<(String, String)> {
-    let (o, r) = s.split_once('/')?;
-    if r.contains('/') {
-        return None;
-    }
-    let r = r.strip_suffix(".git").unwrap_or(r);
-    let ok = ghapp_gitproto::credential::valid_name;
-    (ok(o) && ok(r)).then(|| (o.to_owned(), r.to_owned()))
+    let r = ghapp_gitproto::repo::RepoName::parse(s)?;
+    Some((r.owner().to_owned(), r.repo().to_owned()))
 }
 
 fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
