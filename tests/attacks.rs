@@ -175,7 +175,12 @@ fn rest_paths_are_decided_on_what_is_sent() {
         &p,
         "POST",
         &format!("{pre}/statuses/%61bc123"),
-        &json,
+        // A method override rides along with an allowed POST: it is not forwarded.
+        &[
+            ("Content-Type", "application/json"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-HTTP-Method", "DELETE"),
+        ],
         status_body,
     );
     assert!(a.status < 500, "{a:#?}");
@@ -203,6 +208,14 @@ fn rest_paths_are_decided_on_what_is_sent() {
     );
     assert_eq!(w.hub.pulls().len(), 1);
     assert_eq!(w.hub.pulls()[0].head, "agent/x");
+    let overridden: Vec<_> = received_since(&w, before)
+        .into_iter()
+        .filter(|r| r.headers.iter().any(|h| h.contains("method")))
+        .collect();
+    assert!(
+        overridden.is_empty(),
+        "method overrides reached GitHub: {overridden:#?}"
+    );
 }
 
 /// Hole 2: only GET info/refs and POST upload-pack/receive-pack pass; the push check cannot

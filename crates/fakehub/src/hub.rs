@@ -136,6 +136,8 @@ pub struct Received {
     /// The token presented (Basic password or Bearer value), by fingerprint; `jwt` for an app
     /// JWT; `None` without credentials.
     pub credential: Option<String>,
+    /// The header names, lower-cased, in order.
+    pub headers: Vec<String>,
 }
 
 pub(crate) struct Hub {

@@ -680,6 +680,11 @@ fn receive(hub: &hub::Hub, req: &Request<Incoming>) {
         method: req.method().to_string(),
         target,
         credential,
+        headers: req
+            .headers()
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .collect(),
     });
 }
 

@@ -160,11 +160,22 @@ fn is_hop_by_hop(k: &HeaderName) -> bool {
     )
 }
 
-/// The client's headers minus hop-by-hop ones, credentials and cookies, and Host.
+/// Headers some servers read as "treat this POST as another method": the method the policy
+/// decided on is the one GitHub must see, so they never pass.
+fn is_method_override(k: &HeaderName) -> bool {
+    matches!(
+        k.as_str(),
+        "x-http-method-override" | "x-http-method" | "x-method-override"
+    )
+}
+
+/// The client's headers minus hop-by-hop ones, credentials and cookies, Host, and method
+/// overrides.
 pub(crate) fn forward_headers(h: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (k, v) in h {
         if is_hop_by_hop(k)
+            || is_method_override(k)
             || k == hyper::header::AUTHORIZATION
             || k == hyper::header::COOKIE
             || k == hyper::header::HOST
