@@ -50,25 +50,25 @@ mod api;
 mod git;
 mod hub;
 mod json;
+mod keys;
 mod manifest;
 mod pulls;
+mod server;
 mod tls;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::combinators::BoxBody;
 use jsonwebtoken::DecodingKey;
-use serde_json::Value;
 
 pub use hub::{Counters, Mint, Received};
+pub use keys::generate_rsa_key_pem;
+use keys::{pkcs1_pem, write_private};
+pub(crate) use server::{empty, full, json_response, text};
 
 /// A pull request as the emulator holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,7 +276,7 @@ impl FakeHub {
                     .enable_all()
                     .build()
                     .expect("tokio runtime");
-                rt.block_on(serve(server_hub, std_listener, acceptor, rx));
+                rt.block_on(server::serve(server_hub, std_listener, acceptor, rx));
                 rt.shutdown_timeout(std::time::Duration::from_millis(200));
             })?;
         Ok(FakeHub {
@@ -554,269 +554,4 @@ pub fn isolated_git_env(
         (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
         (s("LANG"), s("C")),
     ]
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
-}
-
-/// PKCS#8 `PrivateKeyInfo` DER -> PKCS#1 `RSA PRIVATE KEY` PEM (the form GitHub hands out).
-/// PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING }.
-pub(crate) fn pkcs1_pem(pkcs8: &[u8]) -> Result<String, String> {
-    fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
-        let tag = *b.first().ok_or("short DER")?;
-        let l0 = *b.get(1).ok_or("short DER")? as usize;
-        let (len, hdr) = if l0 < 0x80 {
-            (l0, 2)
-        } else {
-            let n = l0 & 0x7f;
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | *b.get(2 + i).ok_or("short DER")? as usize;
-            }
-            (len, 2 + n)
-        };
-        let body = b.get(hdr..hdr + len).ok_or("short DER")?;
-        Ok((tag, body, &b[hdr + len..]))
-    }
-    let (_, seq, _) = tlv(pkcs8)?;
-    let (_, _version, rest) = tlv(seq)?;
-    let (_, _alg, rest) = tlv(rest)?;
-    let (tag, key, _) = tlv(rest)?;
-    if tag != 0x04 {
-        return Err("unexpected PKCS#8 layout".into());
-    }
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
-    let mut pem = String::from("-----BEGIN RSA PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(chunk).map_err(|e| e.to_string())?);
-        pem.push('\n');
-    }
-    pem.push_str("-----END RSA PRIVATE KEY-----\n");
-    Ok(pem)
-}
-
-/// A fresh RSA key in PKCS#8 PEM, for tests that need a key that is not the app's.
-pub fn generate_rsa_key_pem() -> String {
-    rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
-        .map(|k| k.serialize_pem())
-        .unwrap_or_default()
-}
-
-async fn serve(
-    hub: Arc<hub::Hub>,
-    listener: std::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("fakehub cannot listen: {e}");
-            return;
-        }
-    };
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(_) => continue,
-            },
-        };
-        let acceptor = acceptor.clone();
-        let hub = hub.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let svc = hyper::service::service_fn(move |req| route(hub.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
-        });
-    }
-}
-
-/// Notes what arrived, as it arrived.
-fn receive(hub: &hub::Hub, req: &Request<Incoming>) {
-    let credential = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            let secret = match v.split_once(' ') {
-                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
-                    ghapp_gitproto::basic::parse(v).map_or_else(|| rest.to_owned(), |(_, p)| p)
-                }
-                Some((_, rest)) => rest.trim().to_owned(),
-                None => v.to_owned(),
-            };
-            if secret.starts_with("eyJ") && secret.matches('.').count() == 2 {
-                "jwt".to_owned()
-            } else {
-                fingerprint(&secret)
-            }
-        });
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let mut log = hub.received.lock().unwrap_or_else(|e| e.into_inner());
-    if log.len() >= 100_000 {
-        log.pop_front();
-    }
-    log.push_back(Received {
-        method: req.method().to_string(),
-        target,
-        credential,
-        headers: req
-            .headers()
-            .keys()
-            .map(|k| k.as_str().to_owned())
-            .collect(),
-    });
-}
-
-/// `sha256:` and 12 hex digits, the form ghapp's audit uses for tokens.
-fn fingerprint(value: &str) -> String {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(value.as_bytes());
-    let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
-/// `Err`: drop the connection without an answer (a fault knob).
-async fn route(
-    hub: Arc<hub::Hub>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, std::io::Error> {
-    receive(&hub, &req);
-    let path = req.uri().path().to_owned();
-    let mut resp = if let Some(rest) = path.strip_prefix("/api/v3") {
-        api::handle(hub.clone(), req, rest).await
-    } else if path.starts_with("/_fakehub/") {
-        control(&hub, req, &path).await
-    } else if let Some(r) = web(&path) {
-        match r {
-            Web::NewApp(org) => manifest::new_app(hub.clone(), req, org).await,
-            Web::Install(slug) => manifest::install(hub.clone(), req, &slug).await,
-        }
-    } else if let Some(g) = git::parse_path(&path) {
-        git::handle(hub.clone(), req, g).await?
-    } else {
-        text(StatusCode::NOT_FOUND, "Not Found\n")
-    };
-    let date = httpdate::fmt_http_date(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(hub.now().max(0) as u64),
-    );
-    if let Ok(v) = date.parse() {
-        resp.headers_mut().insert(hyper::header::DATE, v);
-    }
-    Ok(resp)
-}
-
-/// The web pages fakehub serves (what a browser would click through).
-enum Web {
-    NewApp(Option<String>),
-    Install(String),
-}
-
-fn web(path: &str) -> Option<Web> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["settings", "apps", "new"] => Some(Web::NewApp(None)),
-        ["organizations", org, "settings", "apps", "new"] => Some(Web::NewApp(Some((*org).into()))),
-        ["apps", slug, "installations", "new"] => Some(Web::Install((*slug).into())),
-        _ => None,
-    }
-}
-
-async fn control(hub: &hub::Hub, req: Request<Incoming>, path: &str) -> Response<Body> {
-    match (req.method().clone(), path) {
-        (hyper::Method::GET, "/_fakehub/state") => {
-            let c = hub.with_counters(|c| serde_json::to_value(&*c).unwrap_or_default());
-            json_response(StatusCode::OK, &c)
-        }
-        (hyper::Method::POST, "/_fakehub/knobs") => {
-            let body = match http_body_util::Limited::new(req.into_body(), 16 * 1024)
-                .collect()
-                .await
-            {
-                Ok(b) => b.to_bytes(),
-                Err(_) => return text(StatusCode::BAD_REQUEST, "body too large\n"),
-            };
-            let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&body) else {
-                return text(StatusCode::BAD_REQUEST, "expected a JSON object\n");
-            };
-            let k = &hub.knobs;
-            for (name, v) in &m {
-                let n = v.as_i64().unwrap_or(0);
-                let u = n.max(0) as u64;
-                match name.as_str() {
-                    "fail_mints" => k.fail_mints.store(u, Ordering::SeqCst),
-                    "fail_status" => k.fail_status.store(u, Ordering::SeqCst),
-                    "rate_limit" => k.rate_limit.store(u, Ordering::SeqCst),
-                    "rate_limit_status" => k.rate_limit_status.store(u, Ordering::SeqCst),
-                    "retry_after" => k.retry_after.store(u, Ordering::SeqCst),
-                    "clock_skew" => k.clock_skew.store(n, Ordering::SeqCst),
-                    "token_ttl" => k.token_ttl.store(u, Ordering::SeqCst),
-                    "delay_ms" => k.delay_ms.store(u, Ordering::SeqCst),
-                    "classic_tokens" => k.classic_tokens.store(u, Ordering::SeqCst),
-                    "drop_push_after" => k.drop_push_after.store(u, Ordering::SeqCst),
-                    other => {
-                        return text(
-                            StatusCode::BAD_REQUEST,
-                            &format!("unknown knob {other:?}\n"),
-                        );
-                    }
-                }
-            }
-            empty(StatusCode::NO_CONTENT)
-        }
-        _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
-    }
-}
-
-pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
-    let body = serde_json::to_vec(v).unwrap_or_default();
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json; charset=utf-8")
-        .header("x-github-api-version-selected", "2022-11-28")
-        .header("x-ratelimit-limit", "5000")
-        .header("x-ratelimit-remaining", "4999")
-        .body(full(body))
-        .expect("valid response")
-}
-
-pub(crate) fn text(status: StatusCode, s: &str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "text/plain; charset=utf-8")
-        .body(full(s.as_bytes().to_vec()))
-        .expect("valid response")
-}
-
-pub(crate) fn empty(status: StatusCode) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .body(Empty::new().map_err(|e: Infallible| match e {}).boxed())
-        .expect("valid response")
-}
-
-pub(crate) fn full(v: Vec<u8>) -> Body {
-    Full::new(Bytes::from(v))
-        .map_err(|e: Infallible| match e {})
-        .boxed()
 }
