@@ -24,38 +24,25 @@
 //! | `GHAPP_REFRESH_MARGIN` | seconds before expiry at which a cached token is replaced (600) |
 //! | `GHAPP_LOG` | log filter for stderr, e.g. `debug` |
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::keys::{Credentials, KeySource, PatSource};
 
+mod env;
+mod file;
+mod host;
+
+pub use env::{ENV_VARS, Env, ProcessEnv};
+use env::{parse_u64, unescape_newlines};
+pub use file::{FileApp, NewApp, append_app, default_config_path};
+use file::{FileConfig, read_file};
+use host::normalize_api_url;
+pub use host::{default_cache_dir, git_host_from_api};
+
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
-
-/// Every environment variable ghapp reads, for docs and `doctor`.
-pub const ENV_VARS: &[&str] = &[
-    "GHAPP_API_URL",
-    "GHAPP_GIT_HOST",
-    "GHAPP_APP_ID",
-    "GHAPP_CLIENT_ID",
-    "GHAPP_PRIVATE_KEY_FILE",
-    "GHAPP_PRIVATE_KEY",
-    "GHAPP_PRIVATE_KEY_COMMAND",
-    "GHAPP_PRIVATE_KEY_KEYRING",
-    "GHAPP_CREDENTIALS_FILE",
-    "GHAPP_INSTALLATION_ID",
-    "GHAPP_PAT",
-    "GHAPP_PAT_FILE",
-    "GHAPP_PAT_KEYRING",
-    "GHAPP_CONFIG",
-    "GHAPP_CACHE_DIR",
-    "GHAPP_REFRESH_MARGIN",
-    "GHAPP_LOG",
-];
 
 /// How the app identifies itself in the JWT's `iss`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,145 +174,6 @@ pub struct Overrides {
     pub installation_id: Option<u64>,
     pub private_key_file: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
-}
-
-/// The config file as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    refresh_margin: Option<u64>,
-    cache_dir: Option<PathBuf>,
-    #[serde(default)]
-    app: Vec<FileApp>,
-    #[serde(default)]
-    pat: Vec<FilePat>,
-}
-
-/// One `[[pat]]` table as written.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilePat {
-    api_url: Option<String>,
-    git_host: Option<String>,
-    token_file: Option<PathBuf>,
-    token_keyring: Option<String>,
-    #[serde(default)]
-    owners: Vec<String>,
-}
-
-/// One `[[app]]` table as written (also the `[app]` table of `ghapp proxy`'s config).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileApp {
-    api_url: Option<String>,
-    git_host: Option<String>,
-    app_id: Option<u64>,
-    client_id: Option<String>,
-    installation_id: Option<u64>,
-    private_key_file: Option<PathBuf>,
-    private_key_command: Option<String>,
-    private_key_keyring: Option<String>,
-    credentials_file: Option<PathBuf>,
-    #[serde(default)]
-    owners: Vec<String>,
-}
-
-/// The default config file: `config.toml` in the user config dir.
-pub fn default_config_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "ghapp").map(|d| d.config_dir().join("config.toml"))
-}
-
-/// The default cache dir: the runtime dir (tmpfs, cleared at logout) when there is one, else
-/// the user cache dir (`directories` has no runtime dir without `XDG_RUNTIME_DIR`). With no
-/// home directory at all: a directory named for this user's uid in the temporary directory,
-/// which the cache uses only if this user owns it and no one else can write it.
-pub fn default_cache_dir() -> PathBuf {
-    match directories::ProjectDirs::from("", "", "ghapp") {
-        Some(d) => d
-            .runtime_dir()
-            .map(|r| r.join("tokens"))
-            .unwrap_or_else(|| d.cache_dir().join("tokens")),
-        None => std::env::temp_dir().join(format!(
-            "ghapp-tokens-{}",
-            rustix::process::geteuid().as_raw()
-        )),
-    }
-}
-
-/// `api.github.com` -> `github.com`; `https://HOST[:PORT]/api/v3` -> `HOST[:PORT]`.
-///
-/// Parsed by hand rather than with a URL crate: this runs on the helper's warm path, which must
-/// not pay for IDNA tables it never needs (host names here are ASCII).
-pub fn git_host_from_api(api_url: &str) -> Result<String> {
-    let bad = |why: &str| {
-        Error::Config(format!(
-            "API URL {api_url:?} {why}: use https://api.github.com or https://HOST/api/v3"
-        ))
-    };
-    let Some((scheme, rest)) = api_url.split_once("://") else {
-        return Err(bad("is not a URL"));
-    };
-    if !scheme.eq_ignore_ascii_case("https") {
-        return Err(Error::Config(format!(
-            "API URL {api_url:?} is not https: ghapp sends a signed JWT and tokens, so only https is allowed"
-        )));
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return Err(bad("holds credentials"));
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            let p: u16 = p.parse().map_err(|_| bad("has a bad port"))?;
-            (h, Some(p))
-        }
-        _ => (authority, None),
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':'));
-    if !host_ok {
-        return Err(bad("has no valid host"));
-    }
-    let host = host.to_ascii_lowercase();
-    if host == "api.github.com" {
-        return Ok("github.com".into());
-    }
-    let host = host.strip_prefix("api.").unwrap_or(&host);
-    Ok(match port {
-        Some(p) if p != 443 => format!("{host}:{p}"),
-        _ => host.to_owned(),
-    })
-}
-
-fn normalize_api_url(s: &str) -> String {
-    s.trim().trim_end_matches('/').to_owned()
-}
-
-/// Reads variables: the real environment, or a map in tests.
-pub trait Env {
-    /// The value as set, empty included.
-    fn raw(&self, name: &str) -> Option<String>;
-    /// The value; an empty value counts as unset.
-    fn var(&self, name: &str) -> Option<String> {
-        self.raw(name).filter(|v| !v.is_empty())
-    }
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn raw(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl Env for BTreeMap<String, String> {
-    fn raw(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
 }
 
 impl Config {
@@ -534,102 +382,6 @@ fn keyring_entry<T>(
     Ok(make(service.into(), user.into()))
 }
 
-fn parse_u64(env: &dyn Env, name: &str) -> Result<Option<u64>> {
-    env.var(name)
-        .map(|v| {
-            v.trim().parse::<u64>().map_err(|_| {
-                Error::Config(format!(
-                    "{name}={v:?} is not a number: use the numeric id shown in the app's settings"
-                ))
-            })
-        })
-        .transpose()
-}
-
-fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(FileConfig::default());
-        }
-        Err(e) => {
-            return Err(Error::Config(format!(
-                "cannot read config file {}: {e}; check GHAPP_CONFIG",
-                path.display()
-            )));
-        }
-    };
-    toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let msg = e.message().replace('\n', " ");
-        match line {
-            Some(l) => Error::Config(format!("config file {} line {l}: {msg}", path.display())),
-            None => Error::Config(format!("config file {}: {msg}", path.display())),
-        }
-    })
-}
-
-/// An `[[app]]` table as `ghapp setup` writes it.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewApp {
-    pub api_url: String,
-    pub app_id: u64,
-    pub client_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub private_key_file: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub private_key_keyring: Option<String>,
-    pub owners: Vec<String>,
-}
-
-/// Appends `app` as a new `[[app]]` table (after a `# comment` line) to the config file at `path`,
-/// creating the file. The existing file must parse, and comments and order in it are kept; the
-/// write is atomic.
-pub fn append_app(path: &Path, app: &NewApp, comment: &str) -> Result<()> {
-    let existing = match std::fs::read_to_string(path) {
-        Ok(t) => {
-            read_file(path, true)?;
-            t
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Error::Config(format!(
-                "cannot read config file {}: {}",
-                path.display(),
-                crate::keys::io_reason(&e)
-            )));
-        }
-    };
-    #[derive(Serialize)]
-    struct Tables<'a> {
-        app: [&'a NewApp; 1],
-    }
-    let table = toml::to_string(&Tables { app: [app] })
-        .map_err(|e| Error::Config(format!("cannot render the [[app]] table: {e}")))?;
-    let mut text = existing;
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    if !text.is_empty() {
-        text.push('\n');
-    }
-    for line in comment.lines() {
-        text.push_str("# ");
-        text.push_str(line);
-        text.push('\n');
-    }
-    text.push_str(&table);
-    crate::fsutil::write_atomic(path, text.as_bytes(), 0o644).map_err(|e| {
-        Error::Config(format!(
-            "cannot write config file {}: {}; pass --config FILE to write elsewhere",
-            path.display(),
-            crate::keys::io_reason(&e)
-        ))
-    })
-}
-
 impl FileApp {
     /// Builds the app this table describes; `origin` names it in errors.
     pub fn build(self, origin: &str) -> Result<AppConfig> {
@@ -696,15 +448,6 @@ fn build_app(
     })
 }
 
-/// PEM text pasted into an environment variable often has literal `\n`.
-fn unescape_newlines(s: &str) -> String {
-    if s.contains('\n') {
-        s.to_owned()
-    } else {
-        s.replace("\\n", "\n")
-    }
-}
-
 fn expand_tilde(p: &Path) -> PathBuf {
     match p.strip_prefix("~") {
         Ok(rest) => match directories::BaseDirs::new() {
@@ -718,6 +461,7 @@ fn expand_tilde(p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         let mut m: BTreeMap<String, String> = pairs
