@@ -181,13 +181,7 @@ fn pull_request_answers_match_githubs_schemas() {
     w.commit_file(&work, "pr.txt", "pr\n");
     w.git(&work, &["push", "--quiet", "origin", "agent/pr"])
         .ok();
-    let token = w
-        .ghapp(&["token", "--repo", "octo-org/widgets"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
-    let token = InstallationToken::new(token);
+    let token = InstallationToken::new(w.token_for("octo-org/widgets"));
     let spec = Spec::load();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

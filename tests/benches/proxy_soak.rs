@@ -60,12 +60,7 @@ fn main() {
     // 2. ls-remote latency, direct (the token in a header, as the proxy sends it) and through
     // the proxy (git sends no credentials at all), alternating.
     let url = w.hub.repo_url("octo-org", "widgets");
-    let token = w
-        .ghapp(&["token", "--repo", "octo-org/widgets"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let token = w.token_for("octo-org/widgets");
     let header = format!("http.extraHeader={}", ghapp_e2e::basic_auth(&token));
     let direct_ls = ["-c", "credential.helper=", "-c", &header, "ls-remote", &url];
     w.git(w.root.path(), &direct_ls).ok();

@@ -267,6 +267,16 @@ impl World {
         self.run("ghapp", args, self.root.path(), "", scan)
     }
 
+    /// A token for `owner_repo` from `ghapp token` (which must succeed).
+    #[track_caller]
+    pub fn token_for(&self, owner_repo: &str) -> String {
+        self.ghapp(&["token", "--repo", owner_repo])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned()
+    }
+
     /// Clones `owner/repo` into `dest` (relative to the world root).
     pub fn clone_repo(&self, owner: &str, repo: &str, dest: &str) -> Run {
         let url = self.hub.repo_url(owner, repo);
