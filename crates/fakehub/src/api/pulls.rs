@@ -1,0 +1,235 @@
+//! Pull requests and their comments, with GitHub's validation.
+
+use std::sync::Arc;
+
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Answer, Ctx, err, not_found, read_json};
+use crate::hub::{Hub, IssuedToken, level_covers};
+use crate::{Body, json_response};
+
+pub(super) async fn list(c: Ctx) -> Answer {
+    let r = repo_for_token(&c.hub, &c.token()?, c.param(0), c.param(1), "read")?;
+    let q = c.query();
+    let state = q.get("state").map_or("open", String::as_str).to_owned();
+    let head = q.get("head").cloned();
+    let base_f = q.get("base").cloned();
+    let pulls = c
+        .hub
+        .pulls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let list: Vec<Value> = pulls
+        .iter()
+        .filter(|p| p.owner.eq_ignore_ascii_case(&r.owner) && p.repo.eq_ignore_ascii_case(&r.name))
+        .filter(|p| state == "all" || p.state == state)
+        .filter(|p| match &head {
+            Some(h) => {
+                let (ho, hb) = h.split_once(':').unwrap_or(("", h.as_str()));
+                hb == p.head && (ho.is_empty() || ho.eq_ignore_ascii_case(&r.owner))
+            }
+            None => true,
+        })
+        .filter(|p| base_f.as_deref().is_none_or(|b| b == p.base))
+        .map(|p| crate::pulls::doc(&c.hub, p, &r, false))
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+}
+
+pub(super) async fn create(c: Ctx) -> Answer {
+    let t = c.token()?;
+    let r = repo_for_token(&c.hub, &t, c.param(0), c.param(1), "write")?;
+    let v = read_json(c.req).await?;
+    Ok(create_pull(&c.hub, &t, &r, &v).await)
+}
+
+pub(super) async fn get(c: Ctx) -> Answer {
+    get_or_update(c, false).await
+}
+
+pub(super) async fn update(c: Ctx) -> Answer {
+    get_or_update(c, true).await
+}
+
+async fn get_or_update(c: Ctx, update: bool) -> Answer {
+    let need = if update { "write" } else { "read" };
+    let r = repo_for_token(&c.hub, &c.token()?, c.param(0), c.param(1), need)?;
+    let n: u64 = c.param(2).parse().map_err(|_| not_found())?;
+    let hub = c.hub.clone();
+    let patch = if update {
+        Some(read_json(c.req).await?)
+    } else {
+        None
+    };
+    let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+    let p = pulls
+        .iter_mut()
+        .find(|p| {
+            p.number == n
+                && p.owner.eq_ignore_ascii_case(&r.owner)
+                && p.repo.eq_ignore_ascii_case(&r.name)
+        })
+        .ok_or_else(not_found)?;
+    if let Some(v) = patch {
+        if let Some(t) = v["title"].as_str() {
+            p.title = t.to_owned();
+        }
+        if let Some(b) = v["body"].as_str() {
+            p.body = Some(b.to_owned());
+        }
+        match v["state"].as_str() {
+            Some(s @ ("open" | "closed")) => p.state = s.to_owned(),
+            Some(_) => {
+                return Err(json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &crate::pulls::validation_failed("state", "invalid", None),
+                ));
+            }
+            None => {}
+        }
+    }
+    let p = p.clone();
+    drop(pulls);
+    Ok(json_response(
+        StatusCode::OK,
+        &crate::pulls::doc(&hub, &p, &r, true),
+    ))
+}
+
+/// `POST /repos/{owner}/{repo}/issues/{number}/comments` on a pull request.
+pub(super) async fn comment(c: Ctx) -> Answer {
+    let r = repo_for_token(&c.hub, &c.token()?, c.param(0), c.param(1), "write")?;
+    let n: u64 = c.param(2).parse().map_err(|_| not_found())?;
+    let hub = c.hub.clone();
+    let v = read_json(c.req).await?;
+    let Some(body) = v["body"].as_str().filter(|b| !b.is_empty()) else {
+        return Err(json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"message": "Validation Failed", "errors": [{"resource": "IssueComment", "field": "body", "code": "missing_field"}], "documentation_url": "https://docs.github.com/rest", "status": "422"}),
+        ));
+    };
+    let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+    let p = pulls
+        .iter_mut()
+        .find(|p| {
+            p.number == n
+                && p.owner.eq_ignore_ascii_case(&r.owner)
+                && p.repo.eq_ignore_ascii_case(&r.name)
+        })
+        .ok_or_else(not_found)?;
+    p.comments += 1;
+    let id = 9000 + p.comments;
+    drop(pulls);
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"id": id, "body": body, "html_url": format!("{}/{}/{}/pull/{n}#issuecomment-{id}", hub.base_url, r.owner, r.name)}),
+    ))
+}
+
+/// The repository, when `t` reaches it with `pull_requests` at `level`.
+fn repo_for_token(
+    hub: &Hub,
+    t: &IssuedToken,
+    owner: &str,
+    repo: &str,
+    level: &str,
+) -> Result<crate::hub::Repo, Response<Body>> {
+    let r = hub
+        .find_repo(owner, repo)
+        .filter(|r| hub.token_covers(t, &r.owner, &r.name))
+        .ok_or_else(not_found)?;
+    let granted = t
+        .permissions
+        .get("pull_requests")
+        .map(String::as_str)
+        .unwrap_or("");
+    if !level_covers(granted, level) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        ));
+    }
+    Ok(r)
+}
+
+/// `POST /repos/{o}/{r}/pulls` with GitHub's validation.
+async fn create_pull(
+    hub: &Arc<Hub>,
+    t: &IssuedToken,
+    r: &crate::hub::Repo,
+    v: &Value,
+) -> Response<Body> {
+    use crate::pulls::validation_failed;
+    let unprocessable = |v: Value| json_response(StatusCode::UNPROCESSABLE_ENTITY, &v);
+    let Some(title) = v["title"].as_str().filter(|t| !t.trim().is_empty()) else {
+        return unprocessable(validation_failed("title", "missing_field", None));
+    };
+    let Some(head_raw) = v["head"].as_str().filter(|h| !h.is_empty()) else {
+        return unprocessable(validation_failed("head", "missing_field", None));
+    };
+    let Some(base) = v["base"].as_str().filter(|b| !b.is_empty()) else {
+        return unprocessable(validation_failed("base", "missing_field", None));
+    };
+    let head = match head_raw.split_once(':') {
+        Some((o, b)) if o.eq_ignore_ascii_case(&r.owner) => b,
+        Some(_) => return unprocessable(validation_failed("head", "invalid", None)),
+        None => head_raw,
+    };
+    let Some(head_sha) = crate::pulls::branch_sha(hub, r, head).await else {
+        return unprocessable(validation_failed("head", "invalid", None));
+    };
+    let Some(base_sha) = crate::pulls::branch_sha(hub, r, base).await else {
+        return unprocessable(validation_failed("base", "invalid", None));
+    };
+    if head_sha == base_sha {
+        return unprocessable(validation_failed(
+            "",
+            "",
+            Some(&format!("No commits between {base} and {head}")),
+        ));
+    }
+    let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+    if pulls.iter().any(|p| {
+        p.state == "open"
+            && p.owner.eq_ignore_ascii_case(&r.owner)
+            && p.repo.eq_ignore_ascii_case(&r.name)
+            && p.head == head
+            && p.base == base
+    }) {
+        return unprocessable(validation_failed(
+            "",
+            "",
+            Some(&format!(
+                "A pull request already exists for {}:{head}.",
+                r.owner
+            )),
+        ));
+    }
+    let p = crate::pulls::Pull {
+        number: pulls.len() as u64 + 1,
+        owner: r.owner.clone(),
+        repo: r.name.clone(),
+        title: title.to_owned(),
+        body: v["body"].as_str().map(str::to_owned),
+        head: head.to_owned(),
+        base: base.to_owned(),
+        draft: v["draft"].as_bool().unwrap_or(false),
+        state: "open".into(),
+        head_sha,
+        base_sha,
+        comments: 0,
+        author: match &t.user {
+            Some(u) => u.clone(),
+            None => hub
+                .installation(t.installation_id)
+                .and_then(|i| hub.app(i.app_id))
+                .map(|a| format!("{}[bot]", a.slug))
+                .unwrap_or_else(|| "ghost".into()),
+        },
+    };
+    pulls.push(p.clone());
+    drop(pulls);
+    json_response(StatusCode::CREATED, &crate::pulls::doc(hub, &p, r, true))
+}
