@@ -666,7 +666,7 @@ mod reqwest {
             "PATH".to_string(),
             std::env::var("PATH").unwrap_or_default(),
         )];
-        let r = w.run_env(&env, "curl", &args, w.root.path(), "", false);
+        let r = w.cmd("curl").env(&env).args(&args).carries_secrets().run();
         r.stdout.trim().parse().unwrap_or(0)
     }
 }

@@ -281,13 +281,7 @@ fn run_document(doc: &Path, name: &str) -> (Vec<String>, usize) {
     }
     let script_path = w.path("doc.sh");
     std::fs::write(&script_path, &script).unwrap();
-    let r = w.run(
-        "bash",
-        &[script_path.to_str().unwrap()],
-        w.root.path(),
-        "",
-        true,
-    );
+    let r = w.cmd("bash").arg(script_path.to_str().unwrap()).run();
     assert!(r.success(), "{name}: the script itself failed: {r:#?}");
 
     let mut failures = Vec::new();

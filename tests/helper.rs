@@ -40,20 +40,16 @@ fn clone_commit_push_with_a_token_narrowed_to_the_repository() {
     let header = basic_auth(&token);
     let ls = |repo: &str| {
         let url = w.hub.repo_url("octo-org", repo);
-        w.run(
-            "git",
-            &[
+        w.cmd("git")
+            .args(&[
                 "-c",
                 "credential.helper=",
                 "-c",
                 &format!("http.extraHeader={header}"),
                 "ls-remote",
                 &url,
-            ],
-            w.root.path(),
-            "",
-            true,
-        )
+            ])
+            .run()
     };
     ls("widgets").ok();
     let denied = ls("gadgets");
@@ -83,6 +79,32 @@ fn a_read_only_installation_clones_and_its_push_is_refused_by_github() {
         "{push:#?}"
     );
     assert_eq!(w.hub_ref("octo-user", "dotfiles", "refs/heads/topic"), None);
+    w.assert_no_secrets();
+}
+
+#[test]
+fn the_same_repository_name_under_two_owners_gets_two_tokens() {
+    let w = World::new();
+    // One app, two installations, no configured installation id: the owner is part of what a
+    // token is for, so octo-org/widgets' cached token never answers for octo-user/widgets.
+    let token = |repo: &str| {
+        let t = w.get(repo).ok().field("password").unwrap();
+        ghapp_core::secret::fingerprint(&t)
+    };
+    let org = token("octo-org/widgets");
+    let user = token("octo-user/widgets");
+    assert_ne!(org, user);
+    let c = w.hub.counters();
+    let installs: Vec<u64> = c.mints.iter().map(|m| m.installation_id).collect();
+    assert_eq!(
+        installs,
+        [fakehub::ORG_INSTALLATION, fakehub::USER_INSTALLATION]
+    );
+    // And each is served from the cache afterwards.
+    assert_eq!(token("octo-user/widgets"), user);
+    assert_eq!(token("octo-org/widgets"), org);
+    assert_eq!(w.hub.counters().mints.len(), 2);
+    w.clone_repo("octo-user", "widgets", "user-widgets").ok();
     w.assert_no_secrets();
 }
 
@@ -485,7 +507,7 @@ fn logs_and_debug_output_never_hold_a_secret() {
     let app = cfg.primary().unwrap();
     let key = ghapp_core::broker::token_key(
         app,
-        &ghapp_core::broker::TokenRequest::for_repo("octo-org", "widgets"),
+        &ghapp_core::broker::TokenRequest::for_repo(&"octo-org/widgets".parse().unwrap()),
     );
     let cached = cache.read(&key).expect("cached token");
     w.capture(format!("{cached:?} {:?}", cached.token));

@@ -52,7 +52,7 @@ fn install_clone_reinstall_and_uninstall() {
         let mut a = vec![script];
         a.extend_from_slice(&args);
         a.extend_from_slice(extra);
-        w.run("bash", &a, w.root.path(), "", true)
+        w.cmd("bash").args(&a).run()
     };
 
     run(&[]).ok();
@@ -60,13 +60,10 @@ fn install_clone_reinstall_and_uninstall() {
         assert!(prefix.join("bin").join(b).is_file(), "{b} installed");
     }
     // A real clone through the installed helper (not the suite's build).
-    let which = w.run(
-        "sh",
-        &["-c", "command -v git-credential-ghapp"],
-        w.root.path(),
-        "",
-        true,
-    );
+    let which = w
+        .cmd("sh")
+        .args(&["-c", "command -v git-credential-ghapp"])
+        .run();
     assert_eq!(
         which.stdout.trim(),
         prefix.join("bin/git-credential-ghapp").to_str().unwrap()

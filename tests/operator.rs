@@ -152,20 +152,16 @@ fn installations_and_revoke() {
     // Revoke: cached live tokens stop working at GitHub, and the cache is empty.
     let token = w.get("octo-org/widgets").ok().field("password").unwrap();
     let ls = |t: &str| {
-        w.run(
-            "git",
-            &[
+        w.cmd("git")
+            .args(&[
                 "-c",
                 "credential.helper=",
                 "-c",
                 &format!("http.extraHeader={}", basic_auth(t)),
                 "ls-remote",
                 &w.hub.repo_url("octo-org", "widgets"),
-            ],
-            w.root.path(),
-            "",
-            true,
-        )
+            ])
+            .run()
     };
     ls(&token).ok();
     let r = w.ghapp(&["revoke"]);

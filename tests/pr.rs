@@ -261,17 +261,13 @@ fn through_ghapp_proxy_with_no_credentials() {
     );
     let env = w.sandbox_env(&p, "pr", secret);
     let url = w.hub.repo_url("octo-org", "widgets");
-    w.run_env(
-        &env,
-        "git",
-        &["clone", "--quiet", &url, "sb"],
-        w.root.path(),
-        "",
-        true,
-    )
-    .ok();
+    w.cmd("git")
+        .env(&env)
+        .args(&["clone", "--quiet", &url, "sb"])
+        .run()
+        .ok();
     let work = w.path("sb");
-    let g = |args: &[&str]| w.run_env(&env, "git", args, &work, "", true);
+    let g = |args: &[&str]| w.cmd("git").env(&env).args(args).dir(&work).run();
     g(&["switch", "--quiet", "-c", "agent/sb"]).ok();
     std::fs::write(work.join("s.txt"), "s\n").unwrap();
     g(&["add", "."]).ok();
@@ -280,7 +276,12 @@ fn through_ghapp_proxy_with_no_credentials() {
     // The sandbox has gh-pr installed, and nothing of ghapp's configuration.
     let gh_pr = ghapp_e2e::bin_dir().join("gh-pr");
     let gh_pr = gh_pr.to_str().unwrap();
-    let r = w.run_env(&env, gh_pr, &["open", "--fill"], &work, "", true);
+    let r = w
+        .cmd(gh_pr)
+        .env(&env)
+        .args(&["open", "--fill"])
+        .dir(&work)
+        .run();
     r.ok();
     assert!(
         r.stdout.trim().ends_with("/octo-org/widgets/pull/1"),
@@ -292,7 +293,12 @@ fn through_ghapp_proxy_with_no_credentials() {
     g(&["update-ref", "refs/remotes/origin/feature", "HEAD"]).ok();
     g(&["config", "branch.feature.remote", "origin"]).ok();
     g(&["config", "branch.feature.merge", "refs/heads/feature"]).ok();
-    let r = w.run_env(&env, gh_pr, &["open", "--title", "x"], &work, "", true);
+    let r = w
+        .cmd(gh_pr)
+        .env(&env)
+        .args(&["open", "--title", "x"])
+        .dir(&work)
+        .run();
     r.fails().one_line_error("gh-pr", "GitHub refused to open a pull request in octo-org/widgets (403: ghapp proxy: pull request head \"feature\" is not allowed");
     assert_eq!(w.hub.pulls().len(), 1);
     w.capture(p.log());

@@ -388,7 +388,7 @@ fn curl(
         ),
         ("HOME".to_string(), w.path("home").display().to_string()),
     ];
-    let r = w.run_env(&env, "curl", &args, w.root.path(), "", true);
+    let r = w.cmd("curl").env(&env).args(&args).run();
     // The tunnel answer (HTTP/1.1 200 Connection established) comes first; the last head counts.
     let last = r.stdout.rsplit("\r\n\r\nHTTP/").next().unwrap_or(&r.stdout);
     let status = last

@@ -69,14 +69,12 @@ fn main() {
         let d = || time(&|| w.git(&src, &["push", "--quiet", "origin", "agent/bench"]));
         let p = || {
             time(&|| {
-                w.run_env(
-                    &sandbox,
-                    "git",
-                    &["push", "--quiet", "gadgets", "agent/bench"],
-                    &src,
-                    "",
-                    false,
-                )
+                w.cmd("git")
+                    .env(&sandbox)
+                    .args(&["push", "--quiet", "gadgets", "agent/bench"])
+                    .dir(&src)
+                    .carries_secrets()
+                    .run()
             })
         };
         if round % 2 == 0 {
@@ -102,14 +100,11 @@ fn main() {
         }));
         let d = format!("cp{i}");
         clone_proxy = clone_proxy.min(time(&|| {
-            w.run_env(
-                &sandbox,
-                "git",
-                &["clone", "--quiet", "--branch", "agent/bench", &gadgets, &d],
-                w.root.path(),
-                "",
-                false,
-            )
+            w.cmd("git")
+                .env(&sandbox)
+                .args(&["clone", "--quiet", "--branch", "agent/bench", &gadgets, &d])
+                .carries_secrets()
+                .run()
         }));
     }
     let rss_all = p.peak_rss_kib();

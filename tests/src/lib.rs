@@ -100,6 +100,56 @@ impl Run {
     }
 }
 
+/// A command being described; nothing runs until [`Cmd::run`].
+#[must_use = "a command does nothing until .run()"]
+pub struct Cmd<'w> {
+    world: &'w World,
+    program: String,
+    args: Vec<String>,
+    dir: PathBuf,
+    stdin: String,
+    env: Vec<(String, String)>,
+    scan_stdout: bool,
+}
+
+impl Cmd<'_> {
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.args.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn dir(mut self, dir: &Path) -> Self {
+        self.dir = dir.to_owned();
+        self
+    }
+
+    pub fn stdin(mut self, text: &str) -> Self {
+        self.stdin = text.to_owned();
+        self
+    }
+
+    /// Exactly this environment instead of the world's (nothing inherited either way).
+    pub fn env(mut self, env: &[(String, String)]) -> Self {
+        self.env = env.to_vec();
+        self
+    }
+
+    /// stdout carries a token on purpose: it is not scanned for secrets (stderr still is).
+    pub fn carries_secrets(mut self) -> Self {
+        self.scan_stdout = false;
+        self
+    }
+
+    pub fn run(self) -> Run {
+        self.world.execute(self)
+    }
+}
+
 pub struct World {
     pub hub: FakeHub,
     pub root: tempfile::TempDir,
@@ -172,44 +222,36 @@ impl World {
         &self.env
     }
 
-    /// Runs a command with `stdin`, bounded by `timeout`. `scan_stdout`: whether stdout may be
-    /// checked for secrets (false for channels whose job is to carry a token).
-    pub fn run(
-        &self,
-        program: &str,
-        args: &[&str],
-        dir: &Path,
-        stdin: &str,
-        scan_stdout: bool,
-    ) -> Run {
-        self.run_env(&self.env, program, args, dir, stdin, scan_stdout)
+    /// A command to run in this world's environment, in its root directory, with empty stdin
+    /// (just's `tests/test.rs` builder is the model): set what differs, then [`Cmd::run`].
+    pub fn cmd(&self, program: &str) -> Cmd<'_> {
+        Cmd {
+            world: self,
+            program: program.to_owned(),
+            args: Vec::new(),
+            dir: self.root.path().to_owned(),
+            stdin: String::new(),
+            env: self.env.clone(),
+            scan_stdout: true,
+        }
     }
 
-    /// Runs a command with exactly `env` (plus nothing inherited).
-    pub fn run_env(
-        &self,
-        env: &[(String, String)],
-        program: &str,
-        args: &[&str],
-        dir: &Path,
-        stdin: &str,
-        scan_stdout: bool,
-    ) -> Run {
-        let mut cmd = Command::new(program);
-        cmd.current_dir(dir).env_clear();
-        for (k, v) in env {
-            cmd.env(k, v);
+    /// Runs `cmd`, bounded by [`World::limit`]; its outputs are kept for [`World::assert_no_secrets`].
+    fn execute(&self, cmd: Cmd<'_>) -> Run {
+        let program = cmd.program.as_str();
+        let mut c = Command::new(program);
+        c.current_dir(&cmd.dir).env_clear();
+        for (k, v) in &cmd.env {
+            c.env(k, v);
         }
-        cmd.args(args)
+        c.args(&cmd.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let start = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         let mut input = child.stdin.take().expect("stdin");
-        let data = stdin.as_bytes().to_vec();
+        let data = cmd.stdin.into_bytes();
         let writer = std::thread::spawn(move || {
             let _ = input.write_all(&data);
         });
@@ -223,25 +265,23 @@ impl World {
         };
         let mut cap = self.captured.lock().unwrap();
         cap.push(run.stderr.clone());
-        if scan_stdout {
+        if cmd.scan_stdout {
             cap.push(run.stdout.clone());
         }
         run
     }
 
     pub fn git(&self, dir: &Path, args: &[&str]) -> Run {
-        self.run("git", args, dir, "", true)
+        self.cmd("git").args(args).dir(dir).run()
     }
 
     /// `git-credential-ghapp ACTION` with `input` on stdin.
     pub fn helper(&self, action: &str, input: &str) -> Run {
-        self.run(
-            "git-credential-ghapp",
-            &[action],
-            self.root.path(),
-            input,
-            false,
-        )
+        self.cmd("git-credential-ghapp")
+            .arg(action)
+            .stdin(input)
+            .carries_secrets()
+            .run()
     }
 
     /// A `get` for `owner/repo` on the emulator, as git sends it with useHttpPath.
@@ -258,13 +298,17 @@ impl World {
 
     /// `gh-pr ARGS` in `dir`.
     pub fn gh_pr(&self, dir: &Path, args: &[&str]) -> Run {
-        self.run("gh-pr", args, dir, "", true)
+        self.cmd("gh-pr").args(args).dir(dir).run()
     }
 
     pub fn ghapp(&self, args: &[&str]) -> Run {
         // `ghapp token` prints a token on purpose; other subcommands are scanned.
-        let scan = args.first() != Some(&"token");
-        self.run("ghapp", args, self.root.path(), "", scan)
+        let cmd = self.cmd("ghapp").args(args);
+        if args.first() == Some(&"token") {
+            cmd.carries_secrets().run()
+        } else {
+            cmd.run()
+        }
     }
 
     /// A token for `owner_repo` from `ghapp token` (which must succeed).
@@ -842,7 +886,7 @@ impl<'a> Sandbox<'a> {
         }
     }
     pub fn git(&self, dir: &Path, args: &[&str]) -> Run {
-        self.w.run_env(&self.env, "git", args, dir, "", true)
+        self.w.cmd("git").env(&self.env).args(args).dir(dir).run()
     }
     pub fn clone(&self, owner: &str, repo: &str, dest: &str, extra: &[&str]) -> Run {
         let url = self.w.hub.repo_url(owner, repo);

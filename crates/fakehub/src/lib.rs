@@ -187,6 +187,8 @@ impl FakeHub {
             (ORG, "gadgets", 502),
             (USER, "dotfiles", 503),
             ("lonely", "island", 504),
+            // The same name under another owner (another installation).
+            (USER, "widgets", 505),
         ];
         for (o, n, _) in &repos {
             let existing = repos_root.join(o).join(format!("{n}.git"));

@@ -24,9 +24,12 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use ghapp_core::broker::{TokenRequest, token_blocking};
-use ghapp_core::config::{Config, Overrides};
-use ghapp_core::secret::InstallationToken;
+use ghapp_core::broker::{Level, TokenRequest};
+use ghapp_core::client::{Auth, GitHubClient, Method, StatusCode};
+use ghapp_core::config::{Config, GitHubHost, Overrides};
+use ghapp_core::resolve::{Credential, Obtain, Resolution, obtain_blocking};
+use ghapp_core::secret::{InstallationToken, PersonalAccessToken};
+use ghapp_gitproto::repo::RepoName;
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -197,51 +200,64 @@ fn parse_remote_url(url: &gix::Url) -> Result<(String, String, String)> {
     Ok((host, owner.to_owned(), repo.to_owned()))
 }
 
-/// The REST base for a git host, as `gh` derives it.
-pub fn api_base_for(host: &str) -> String {
-    if host.eq_ignore_ascii_case("github.com") {
-        "https://api.github.com".into()
-    } else {
-        format!("https://{host}/api/v3")
-    }
-}
-
-enum Auth {
+/// The credential a request carries.
+enum Cred {
     Token(InstallationToken),
+    Pat(PersonalAccessToken),
+    /// Behind `ghapp proxy`, which injects it.
     None,
 }
 
-/// Auth in order: a configured app; `git credential fill`; nothing (behind `ghapp proxy`).
+impl Cred {
+    fn auth(&self) -> Auth<'_> {
+        match self {
+            Cred::Token(t) => Auth::Token(t),
+            Cred::Pat(t) => Auth::Pat(t),
+            Cred::None => Auth::None,
+        }
+    }
+}
+
+/// Auth in order: ghapp-core's resolution (a configured app, else its fallback personal access
+/// token); `git credential fill`; nothing (behind `ghapp proxy`). Returns the REST base too.
 fn authenticate(
     c: &Checkout,
     cfg: &Config,
     dir: &Path,
     ca_pem: Option<&str>,
-) -> Result<(String, Auth)> {
-    if let Some(app) = cfg.app_for(&c.host, Some(&c.owner)) {
+) -> Result<(String, Cred)> {
+    let resolution = cfg.resolve(Some(&c.host), Some(&c.owner));
+    if !matches!(resolution, Resolution::Nothing) {
+        let repo = RepoName::new(&c.owner, &c.repo)
+            .ok_or_else(|| anyhow!("{}/{} is not a GitHub repository name", c.owner, c.repo))?;
         let req = TokenRequest {
-            owner: Some(c.owner.clone()),
-            repositories: vec![c.repo.clone()],
-            permissions: [("pull_requests", "write"), ("metadata", "read")]
+            permissions: [("pull_requests", Level::Write), ("metadata", Level::Read)]
                 .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
-            fit_permissions: false,
+            ..TokenRequest::for_repo(&repo)
         };
-        let t = token_blocking(
-            app.clone(),
-            cfg.refresh_margin,
-            &cfg.cache_dir,
-            &req,
+        let how = Obtain {
             ca_pem,
-        )?;
-        return Ok((app.api_url.clone(), Auth::Token(t.token)));
+            ..Obtain::default()
+        };
+        return Ok(match obtain_blocking(cfg, &resolution, &req, how)? {
+            Credential::Installation(t) => {
+                let api = match resolution {
+                    Resolution::App { app, .. } => app.api_url().to_owned(),
+                    _ => GitHubHost::from_git_host(&c.host).api_url().to_owned(),
+                };
+                (api, Cred::Token(t.token))
+            }
+            Credential::Pat { token, from, .. } => {
+                (from.github.api_url().to_owned(), Cred::Pat(token))
+            }
+        });
     }
-    let api = api_base_for(&c.host);
+    let api = GitHubHost::from_git_host(&c.host).api_url().to_owned();
     if let Some(pw) = credential_fill(c, dir) {
-        return Ok((api, Auth::Token(InstallationToken::new(pw))));
+        return Ok((api, Cred::Token(InstallationToken::new(pw))));
     }
-    Ok((api, Auth::None))
+    Ok((api, Cred::None))
 }
 
 /// `git credential fill` for the repository, never prompting.
@@ -299,18 +315,18 @@ pub fn open_with(
         }
     };
     let (api, auth) = authenticate(&c, cfg, dir, ca_pem)?;
-    if matches!(auth, Auth::None) && !behind_proxy() {
+    if matches!(auth, Cred::None) && !behind_proxy() {
         bail!(
             "no credentials for {}: ghapp has no app configured for it, no git credential helper answered, and no HTTPS_PROXY is set (configure ghapp, or run behind ghapp proxy)",
             c.host
         );
     }
-    let tls = ghapp_core::client::tls_config_with(ca_pem)?;
+    let client = GitHubClient::with_tls(&api, ca_pem)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(open_pr(&c, &api, &auth, args, &title, &body, tls))
+    rt.block_on(open_pr(&c, &client, &auth, args, &title, &body))
 }
 
 fn behind_proxy() -> bool {
@@ -338,78 +354,64 @@ fn body_arg(args: &OpenArgs) -> Result<Option<String>> {
 
 async fn open_pr(
     c: &Checkout,
-    api: &str,
-    auth: &Auth,
+    client: &GitHubClient,
+    cred: &Cred,
     args: &OpenArgs,
     title: &str,
     body: &str,
-    tls: rustls::ClientConfig,
 ) -> Result<String> {
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .user_agent(concat!("gh-pr/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(60))
-        .build()?;
-    let repo = format!("{}/{}", c.owner, c.repo);
-    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
-        let mut rb = http
-            .request(method, format!("{api}{path}"))
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", ghapp_core::client::API_VERSION);
-        if let Auth::Token(t) = auth {
-            rb = rb.bearer_auth(t.expose());
+    let repo = &format!("{}/{}", c.owner, c.repo);
+    // Reads are retried as GitHub asks (ghapp-core's rules); the create is sent once, so a
+    // retry after a lost answer cannot open a second pull request.
+    let get = |path: String, what: &'static str| async move {
+        let r = match client.request(Method::GET, &path, cred.auth(), None).await {
+            Ok(r) => r,
+            // Retried until GitHub's own wait outlasted the deadline: say so in this command's words.
+            Err(ghapp_core::Error::GaveUp {
+                status, message, ..
+            }) => {
+                bail!("GitHub refused to {what} in {repo} ({status}: {message}); try again later")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        if !r.status.is_success() {
+            bail!("{}", api_failure(repo, what, r.status, &v));
         }
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let repo = repo.clone();
-        async move {
-            let r = rb.send().await.map_err(|e| {
-                anyhow!(
-                    "cannot reach {api} for {repo}: {}",
-                    ghapp_core::client::root_cause(&e)
-                )
-            })?;
-            let status = r.status();
-            let v: Value = r.json().await.unwrap_or(Value::Null);
-            Ok::<_, anyhow::Error>((status, v))
-        }
+        Ok::<_, anyhow::Error>(v)
     };
     let head = format!("{}:{}", c.owner, c.branch);
-    let (s, v) = send(
-        reqwest::Method::GET,
+    let v = get(
         format!("/repos/{repo}/pulls?head={}&state=open", encode(&head)),
-        None,
+        "list pull requests",
     )
     .await?;
-    if !s.is_success() {
-        bail!("{}", api_failure(&repo, "list pull requests", s, &v));
-    }
     if let Some(pr) = v.as_array().and_then(|a| a.first()) {
         return Ok(render(pr, false, args.json));
     }
     let base = match &args.base {
         Some(b) => b.clone(),
         None => {
-            let (s, v) = send(reqwest::Method::GET, format!("/repos/{repo}"), None).await?;
-            if !s.is_success() {
-                bail!("{}", api_failure(&repo, "read the repository", s, &v));
-            }
+            let v = get(format!("/repos/{repo}"), "read the repository").await?;
             v["default_branch"]
                 .as_str()
                 .ok_or_else(|| anyhow!("GitHub did not say {repo}'s default branch: pass --base"))?
                 .to_owned()
         }
     };
-    let (s, v) = send(
-        reqwest::Method::POST,
-        format!("/repos/{repo}/pulls"),
-        Some(json!({"title": title, "body": body, "head": c.branch, "base": base, "draft": args.draft})),
-    )
-    .await?;
-    if !s.is_success() {
-        bail!("{}", api_failure(&repo, "open a pull request", s, &v));
+    let create =
+        json!({"title": title, "body": body, "head": c.branch, "base": base, "draft": args.draft});
+    let r = client
+        .request_once(
+            Method::POST,
+            &format!("/repos/{repo}/pulls"),
+            cred.auth(),
+            Some(&create),
+        )
+        .await?;
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    if !r.status.is_success() {
+        bail!("{}", api_failure(repo, "open a pull request", r.status, &v));
     }
     Ok(render(&v, true, args.json))
 }
@@ -430,7 +432,7 @@ fn render(pr: &Value, created: bool, as_json: bool) -> String {
 }
 
 /// One line naming the repository, the status and GitHub's message (with its `errors`).
-fn api_failure(repo: &str, what: &str, s: reqwest::StatusCode, v: &Value) -> String {
+fn api_failure(repo: &str, what: &str, s: StatusCode, v: &Value) -> String {
     let mut msg = v["message"]
         .as_str()
         .unwrap_or("no message")
@@ -520,14 +522,12 @@ mod tests {
     }
 
     #[test]
-    fn api_bases_and_failures() {
-        assert_eq!(api_base_for("github.com"), "https://api.github.com");
-        assert_eq!(api_base_for("ghe.corp"), "https://ghe.corp/api/v3");
+    fn failures() {
         let v = json!({"message": "Validation Failed", "errors": [{"message": "No commits between main and x"}]});
         let m = api_failure(
             "o/r",
             "open a pull request",
-            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::UNPROCESSABLE_ENTITY,
             &v,
         );
         assert_eq!(

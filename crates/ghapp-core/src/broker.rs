@@ -4,7 +4,7 @@
 //! Order of lookups: the in-process map, the disk cache, then (under the key's in-process mutex
 //! and cross-process lock file) the disk cache again, and only then a mint.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,6 @@ const INSTALLATION_TTL: u64 = 24 * 3600;
 /// How long "not installed" is remembered: short, so installing the app takes effect quickly.
 const NEGATIVE_TTL: u64 = 60;
 
-/// The default permissions of a token for git and pull requests.
 /// Where [`Broker::token_with_source`] found a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {
@@ -42,9 +41,8 @@ fn warn_once(msg: &str) {
     }
 }
 
-pub use crate::request::{
-    TokenRequest, default_permissions, fit_permissions, level_rank, token_key,
-};
+pub use crate::permissions::{Level, Permissions};
+pub use crate::request::{TokenRequest, token_key};
 
 pub struct Broker {
     app: AppConfig,
@@ -62,7 +60,7 @@ pub struct Broker {
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
-            .field("api", &self.app.api_url)
+            .field("api", &self.app.api_url())
             .field("app", &self.app.ident.issuer())
             .field("cache", &self.cache.dir())
             .finish_non_exhaustive()
@@ -75,7 +73,7 @@ impl Broker {
         margin: Duration,
         cache_dir: impl Into<std::path::PathBuf>,
     ) -> Result<Self> {
-        let client = GitHubClient::new(&app.api_url)?;
+        let client = GitHubClient::new(app.api_url())?;
         Ok(Self {
             app,
             margin,
@@ -335,7 +333,7 @@ impl Broker {
         let now = unix_now() as u64;
         if let Some(c) = self
             .cache
-            .read_installation(&self.app.api_url, &issuer, owner, repo, now)
+            .read_installation(self.app.api_url(), &issuer, owner, repo, now)
             .filter(|c| self.negative_cache || c.installation_id.is_some())
         {
             return match c.installation_id {
@@ -366,7 +364,7 @@ impl Broker {
         };
         if let Err(e) =
             self.cache
-                .write_installation(&self.app.api_url, &issuer, owner, repo, &entry)
+                .write_installation(self.app.api_url(), &issuer, owner, repo, &entry)
         {
             warn_once(&e.to_string());
         }
@@ -398,16 +396,16 @@ impl Broker {
         let mut r = self
             .app_request(Method::POST, &path, Some(&mint_body(req, &req.permissions)))
             .await?;
-        if r.status == StatusCode::UNPROCESSABLE_ENTITY && req.fit_permissions {
+        if r.status == StatusCode::UNPROCESSABLE_ENTITY && req.fit {
             // Ask what the installation grants and mint within it.
             let ipath = format!("/app/installations/{installation}");
             let ir = self.app_request(Method::GET, &ipath, None).await?;
             if ir.status.is_success() {
                 let inst: Installation = ir.json(&format!("GET {ipath}"))?;
-                let fitted = fit_permissions(&req.permissions, &inst.permissions);
+                let fitted = req.permissions.fit_to(&inst.permissions);
                 if fitted != req.permissions && !fitted.is_empty() {
                     tracing::info!(
-                        "the installation grants less than the default permissions; minting {fitted:?}"
+                        "the installation grants less than the default permissions; minting {fitted}"
                     );
                     r = self
                         .app_request(Method::POST, &path, Some(&mint_body(req, &fitted)))
@@ -496,7 +494,7 @@ impl Broker {
     }
 }
 
-fn mint_body(req: &TokenRequest, permissions: &BTreeMap<String, String>) -> serde_json::Value {
+fn mint_body(req: &TokenRequest, permissions: &Permissions) -> serde_json::Value {
     let mut body = serde_json::Map::new();
     if !req.repositories.is_empty() {
         body.insert("repositories".into(), json!(req.repositories));
@@ -507,60 +505,11 @@ fn mint_body(req: &TokenRequest, permissions: &BTreeMap<String, String>) -> serd
     serde_json::Value::Object(body)
 }
 
-/// Mints (or takes from the cache) a token for `req` from synchronous code: builds a
-/// current-thread runtime for the one call. The key is loaded before the runtime starts (the
-/// keyring's D-Bus client must not run inside tokio). `ca_pem`: the only CA to trust for GitHub
-/// (default: the system's or `SSL_CERT_FILE`).
-pub fn token_blocking(
-    app: AppConfig,
-    margin: Duration,
-    cache_dir: &std::path::Path,
-    req: &TokenRequest,
-    ca_pem: Option<&str>,
-) -> Result<CachedToken> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
-    let mut broker = Broker::new(app.clone(), margin, cache_dir)?;
-    if let Some(ca) = ca_pem {
-        broker = broker.with_client(GitHubClient::with_ca(&app.api_url, ca)?);
-    }
-    rt.block_on(broker.token(req))
-}
-
 /// A non-success answer as a one-line error.
 pub fn api_error(r: &ApiResponse, what: &str) -> Error {
     Error::Api {
         status: r.status.as_u16(),
         what: what.to_owned(),
         message: r.message(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn fitting_permissions_to_the_grant() {
-        let wanted = default_permissions();
-        assert_eq!(fit_permissions(&wanted, &wanted), wanted);
-        assert_eq!(
-            fit_permissions(&wanted, &m(&[("contents", "read"), ("metadata", "read")])),
-            m(&[("contents", "read"), ("metadata", "read")])
-        );
-        assert_eq!(
-            fit_permissions(&m(&[("contents", "read")]), &m(&[("contents", "admin")])),
-            m(&[("contents", "read")])
-        );
-        assert!(fit_permissions(&wanted, &BTreeMap::new()).is_empty());
     }
 }

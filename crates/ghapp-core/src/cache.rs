@@ -10,7 +10,6 @@
 //! Files are opened without following links, lock files included. A lock held by a stuck
 //! process is given up after [`LOCK_WAIT`].
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -21,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::permissions::Permissions;
 use crate::secret::InstallationToken;
 
 /// What a token is for. Two requests with equal keys share a token.
@@ -29,55 +29,41 @@ pub struct TokenKey {
     pub api_url: String,
     /// The JWT issuer (app id or client id).
     pub app: String,
-    /// The installation, or `None` when it is discovered from the repository.
+    /// The installation, or `None` when it is discovered from the owner.
     pub installation: Option<u64>,
+    /// The owner, lowercased: the same repository name under two owners is two installations.
+    pub owner: Option<String>,
     /// Repository names, lowercased and sorted; empty: every repository of the installation.
     pub repositories: Vec<String>,
-    /// Permission name -> level, sorted by name; empty: the installation's own.
-    pub permissions: BTreeMap<String, String>,
+    /// Empty: the installation's own.
+    pub permissions: Permissions,
+    /// The permissions are a ceiling fitted to the grant, not a demand: a different request.
+    pub fit: bool,
 }
 
 impl TokenKey {
-    pub fn new(
-        api_url: &str,
-        app: &str,
-        installation: Option<u64>,
-        repositories: impl IntoIterator<Item = String>,
-        permissions: BTreeMap<String, String>,
-    ) -> Self {
-        let mut repositories: Vec<String> = repositories
-            .into_iter()
-            .map(|r| r.to_ascii_lowercase())
-            .collect();
-        repositories.sort();
-        repositories.dedup();
-        Self {
-            api_url: api_url.trim_end_matches('/').to_owned(),
-            app: app.to_owned(),
-            installation,
-            repositories,
-            permissions,
-        }
+    /// Repository names lowercased, sorted, without duplicates.
+    pub fn canonical_repos(repos: &[String]) -> Vec<String> {
+        let mut v: Vec<String> = repos.iter().map(|r| r.to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// A stable file-name-safe id: a SHA-256 prefix of the canonical form.
     pub fn id(&self) -> String {
         let inst = self
             .installation
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "auto".into());
-        let perms: Vec<String> = self
-            .permissions
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+            .map_or_else(|| "auto".to_owned(), |i| i.to_string());
         let canon = format!(
-            "v1\n{}\n{}\n{}\n{}\n{}",
+            "v2\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
             self.api_url,
             self.app,
             inst,
+            self.owner.as_deref().unwrap_or(""),
             self.repositories.join(","),
-            perms.join(",")
+            self.permissions,
+            if self.fit { "fit" } else { "exact" },
         );
         hex_prefix(&canon)
     }
@@ -103,7 +89,7 @@ pub struct CachedToken {
     #[serde(default)]
     pub repositories: Vec<String>,
     #[serde(default)]
-    pub permissions: BTreeMap<String, String>,
+    pub permissions: Permissions,
 }
 
 mod token_serde {
@@ -417,13 +403,16 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn key(repos: &[&str]) -> TokenKey {
-        TokenKey::new(
-            "https://api.github.com",
-            "1",
-            None,
-            repos.iter().map(|s| s.to_string()),
-            BTreeMap::new(),
-        )
+        let repos: Vec<String> = repos.iter().map(|s| s.to_string()).collect();
+        TokenKey {
+            api_url: "https://api.github.com".into(),
+            app: "1".into(),
+            installation: None,
+            owner: Some("octo".into()),
+            repositories: TokenKey::canonical_repos(&repos),
+            permissions: Permissions::default(),
+            fit: true,
+        }
     }
 
     #[test]
@@ -432,6 +421,13 @@ mod tests {
         assert_ne!(key(&["a"]).id(), key(&["b"]).id());
         let mut k = key(&["a"]);
         k.installation = Some(3);
+        assert_ne!(k.id(), key(&["a"]).id());
+        // The same repository name under another owner is another installation's token.
+        let mut k = key(&["a"]);
+        k.owner = Some("other".into());
+        assert_ne!(k.id(), key(&["a"]).id());
+        let mut k = key(&["a"]);
+        k.fit = false;
         assert_ne!(k.id(), key(&["a"]).id());
     }
 
@@ -447,7 +443,7 @@ mod tests {
             minted_at: 1000,
             installation_id: 5,
             repositories: vec!["r".into()],
-            permissions: BTreeMap::new(),
+            permissions: Permissions::default(),
         };
         c.write(&k, &t).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -467,7 +463,7 @@ mod tests {
             minted_at: 1000,
             installation_id: 5,
             repositories: vec![],
-            permissions: BTreeMap::new(),
+            permissions: Permissions::default(),
         }
     }
 
@@ -542,7 +538,7 @@ mod tests {
             minted_at: 1000,
             installation_id: 1,
             repositories: vec![],
-            permissions: BTreeMap::new(),
+            permissions: Permissions::default(),
         };
         let m = Duration::from_secs(600);
         assert!(t.is_fresh(3999, m));

@@ -3,7 +3,6 @@
 //! 403 are retried with a capped backoff (or the server's `Retry-After`) under an overall deadline;
 //! 401, 404 and 422 are never retried.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -141,6 +140,11 @@ impl GitHubClient {
     /// A client that trusts only `ca_pem` (an emulator's or a proxy's CA).
     pub fn with_ca(api_url: &str, ca_pem: &str) -> Result<Self> {
         Self::build(api_url, tls_config_with(Some(ca_pem))?)
+    }
+
+    /// [`GitHubClient::with_ca`] when `ca_pem` is given, else [`GitHubClient::new`].
+    pub fn with_tls(api_url: &str, ca_pem: Option<&str>) -> Result<Self> {
+        Self::build(api_url, tls_config_with(ca_pem)?)
     }
 
     fn build(api_url: &str, tls: rustls::ClientConfig) -> Result<Self> {
@@ -379,7 +383,7 @@ pub struct Installation {
     #[serde(default)]
     pub repository_selection: String,
     #[serde(default)]
-    pub permissions: BTreeMap<String, String>,
+    pub permissions: crate::permissions::Permissions,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -389,7 +393,7 @@ pub struct AppInfo {
     pub name: String,
     pub html_url: String,
     #[serde(default)]
-    pub permissions: BTreeMap<String, String>,
+    pub permissions: crate::permissions::Permissions,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -405,7 +409,7 @@ pub struct AccessToken {
     pub token: String,
     pub expires_at: String,
     #[serde(default)]
-    pub permissions: BTreeMap<String, String>,
+    pub permissions: crate::permissions::Permissions,
     #[serde(default)]
     pub repository_selection: Option<String>,
     #[serde(default)]

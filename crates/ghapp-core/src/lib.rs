@@ -7,6 +7,9 @@
 //! - [`cache`]: the 0600 on-disk token cache with per-key cross-process locks.
 //! - [`broker`]: cache, single-flight, installation discovery and minting.
 //! - [`request`]: what a token is asked for and its cache key (pure).
+//! - [`resolve`]: which app (or personal access token) answers for a host and owner, and
+//!   obtaining its credential.
+//! - [`permissions`]: permission names and their ordered levels.
 //! - [`fsutil`]: 0600 files in 0700 directories, written atomically.
 //!
 //! The `mint` feature (on by default) brings the broker, the GitHub client, JWT signing, the
@@ -17,9 +20,11 @@
 //! # #[cfg(feature = "mint")]
 //! # async fn f() -> ghapp_core::Result<()> {
 //! use ghapp_core::{broker::{Broker, TokenRequest}, config::{Config, Overrides}};
+//! use ghapp_gitproto::repo::RepoName;
 //! let cfg = Config::load(&Overrides::default())?;
 //! let broker = Broker::new(cfg.primary()?.clone(), cfg.refresh_margin, &cfg.cache_dir)?;
-//! let token = broker.token(&TokenRequest::for_repo("octo-org", "widgets")).await?;
+//! let repo = RepoName::parse("octo-org/widgets").expect("a repository name");
+//! let token = broker.token(&TokenRequest::for_repo(&repo)).await?;
 //! # let _ = token; Ok(()) }
 //! ```
 //!
@@ -41,7 +46,9 @@ pub mod jwt;
 pub mod keys;
 #[cfg(feature = "mint")]
 pub mod log;
+pub mod permissions;
 pub mod request;
+pub mod resolve;
 pub mod secret;
 pub mod time;
 

@@ -56,6 +56,14 @@ impl Hash for RepoName {
     }
 }
 
+impl std::str::FromStr for RepoName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RepoName, String> {
+        RepoName::parse(s).ok_or_else(|| format!("{s:?} is not OWNER/REPO"))
+    }
+}
+
 impl fmt::Display for RepoName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.owner, self.repo)

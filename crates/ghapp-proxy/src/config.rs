@@ -38,6 +38,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ghapp_core::config::{AppConfig, FileApp};
+use ghapp_gitproto::repo::RepoName;
 use serde::Deserialize;
 
 use crate::egress::Allow;
@@ -176,8 +177,8 @@ enum SecretSource {
 pub struct SandboxConfig {
     pub name: String,
     pub secret: ProxySecret,
-    /// `(owner, repo)`, as configured.
-    pub repos: Vec<(String, String)>,
+    /// As configured (the spelling kept; compared case-insensitively).
+    pub repos: Vec<RepoName>,
     pub push: Vec<String>,
     pub allow_delete: bool,
     /// Extra REST routes: `(METHOD, path pattern)`.
@@ -287,10 +288,10 @@ impl ProxyConfig {
             }
             let mut repos = Vec::new();
             for r in &s.repos {
-                let Some(name) = ghapp_gitproto::repo::RepoName::parse(r) else {
+                let Some(name) = RepoName::parse(r) else {
                     return Err(fail(format!("repository {r:?} is not OWNER/REPO")));
                 };
-                repos.push((name.owner().to_owned(), name.repo().to_owned()));
+                repos.push(name);
             }
             let mut rest = Vec::new();
             for r in &s.rest {

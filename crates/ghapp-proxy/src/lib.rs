@@ -93,7 +93,7 @@ impl Proxy {
     /// upstream client. Synchronous: call it before any runtime exists.
     pub fn new(cfg: ProxyConfig) -> Result<Proxy, String> {
         ghapp_core::jwt::install_crypto_providers();
-        let hosts = Hosts::new(&cfg.app.api_url, &cfg.app.git_host);
+        let hosts = Hosts::new(&cfg.app.github);
         let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted())?;
         let upstream_ca = match &cfg.upstream_ca_file {
             Some(p) => Some(
@@ -106,7 +106,7 @@ impl Proxy {
             .map_err(|e| e.to_string())?;
         if let Some(ca) = &upstream_ca {
             broker = broker.with_client(
-                ghapp_core::client::GitHubClient::with_ca(&cfg.app.api_url, ca)
+                ghapp_core::client::GitHubClient::with_ca(cfg.app.api_url(), ca)
                     .map_err(|e| e.to_string())?,
             );
         }
@@ -238,14 +238,14 @@ impl Proxy {
                 };
                 p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 if plan.body == BodyPlan::PullHead
-                    && let Err(r) = policy::pull_head(&o.sandbox, &plan.owner, &plan.repo, &bytes)
+                    && let Err(r) = policy::pull_head(&o.sandbox, &plan.repo, &bytes)
                 {
                     return p.refuse(r);
                 }
                 Some(reqwest::Body::from(bytes))
             }
         };
-        let token = match self.token(&o.sandbox, &plan.owner).await {
+        let token = match self.token(&o.sandbox, plan.repo.owner()).await {
             Ok(t) => t,
             Err(r) => return p.refuse(r),
         };
@@ -256,7 +256,7 @@ impl Proxy {
             headers: forward_headers(&parts.headers),
             body,
             scheme: plan.scheme,
-            owner: plan.owner,
+            owner: plan.repo.owner().to_owned(),
         };
         self.forward(up, o, token, p).await
     }

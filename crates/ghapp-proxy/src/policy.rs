@@ -4,6 +4,7 @@
 //! table-tested below.
 
 use ghapp_gitproto::receive_pack::{self, Commands};
+use ghapp_gitproto::repo::RepoName;
 use ghapp_gitproto::rest::{self, RestKind, RouteError};
 use ghapp_gitproto::route::{Endpoint, GitRoute};
 use hyper::header::HeaderMap;
@@ -33,10 +34,8 @@ pub(crate) enum Action {
 /// An allowed request, as it goes upstream.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// The owner whose token is injected, as configured.
-    pub owner: String,
-    /// The repository, as configured.
-    pub repo: String,
+    /// The repository, as configured: its owner's token is injected.
+    pub repo: RepoName,
     /// Built from what was decided on, never from the request's own spelling.
     pub url: reqwest::Url,
     pub scheme: Scheme,
@@ -130,11 +129,11 @@ fn git(
         },
         _ => String::new(),
     };
-    let (owner, repo) = match sb.own_repo(&route.owner, &route.repo) {
+    let repo = match sb.own_repo(&route.owner, &route.repo) {
         Ok(r) => r,
         Err(why) => return answer(service, None, Refusal::text(StatusCode::FORBIDDEN, why)),
     };
-    let full = Some(format!("{owner}/{repo}"));
+    let full = Some(repo.to_string());
     let body = match route.endpoint {
         Endpoint::InfoRefs => BodyPlan::None,
         Endpoint::UploadPack => BodyPlan::Stream,
@@ -159,7 +158,6 @@ fn git(
             service,
             repo: full,
             action: Action::Forward(Plan {
-                owner,
                 repo,
                 url,
                 scheme: Scheme::Basic,
@@ -200,11 +198,11 @@ fn rest(
             );
         }
     };
-    let (owner, repo) = match sb.own_repo(&route.owner, &route.repo) {
+    let repo = match sb.own_repo(&route.owner, &route.repo) {
         Ok(r) => r,
         Err(why) => return refuse(StatusCode::FORBIDDEN, why),
     };
-    let full = Some(format!("{owner}/{repo}"));
+    let full = Some(repo.to_string());
     let body = if *method == Method::GET || *method == Method::HEAD {
         BodyPlan::None
     } else if let Some(enc) = content_encoding(headers) {
@@ -234,7 +232,6 @@ fn rest(
             service: Service::Rest,
             repo: full,
             action: Action::Forward(Plan {
-                owner,
                 repo,
                 url,
                 scheme: Scheme::Bearer,
@@ -319,7 +316,8 @@ struct PullBody {
 }
 
 /// `POST .../pulls`: `head` must be a branch the sandbox may push, in the same repository.
-pub(crate) fn pull_head(sb: &Sandbox, owner: &str, repo: &str, body: &[u8]) -> Result<(), Refusal> {
+pub(crate) fn pull_head(sb: &Sandbox, repo: &RepoName, body: &[u8]) -> Result<(), Refusal> {
+    let owner = repo.owner();
     let refuse = |msg: String| Err(Refusal::json(StatusCode::FORBIDDEN, msg));
     let v: PullBody = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -331,8 +329,8 @@ pub(crate) fn pull_head(sb: &Sandbox, owner: &str, repo: &str, body: &[u8]) -> R
     };
     let head = v.head.unwrap_or_default();
     if let Some(hr) = v.head_repo.as_deref()
-        && !hr.eq_ignore_ascii_case(repo)
-        && !hr.eq_ignore_ascii_case(&format!("{owner}/{repo}"))
+        && !hr.eq_ignore_ascii_case(repo.repo())
+        && RepoName::parse(hr).as_ref() != Some(repo)
     {
         return refuse(format!(
             "pull request head_repo {hr:?} is another repository; sandbox {} may open pull requests only from its own branches",
@@ -366,13 +364,14 @@ mod tests {
     use super::*;
     use crate::config::SandboxConfig;
     use crate::router::route;
+    use ghapp_core::config::GitHubHost;
     use ghapp_core::secret::ProxySecret;
 
     fn sandbox() -> Sandbox {
         Sandbox::new(SandboxConfig {
             name: "agent-a".into(),
             secret: ProxySecret::new("0123456789abcdef"),
-            repos: vec![("Octo-Org".into(), "Widgets".into())],
+            repos: vec![RepoName::parse("Octo-Org/Widgets").unwrap()],
             push: vec!["agent/*".into()],
             allow_delete: false,
             rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
@@ -402,14 +401,16 @@ mod tests {
         let m = Method::from_bytes(method.as_bytes()).unwrap();
         let v = decide(&sandbox(), hosts, &route(hosts, host, path), &m, query, &h);
         match v.action {
-            Action::Forward(p) => format!("forward {} {:?} {}", p.url, p.body, p.owner),
+            Action::Forward(p) => format!("forward {} {:?} {}", p.url, p.body, p.repo.owner()),
             Action::Answer(r) => r.status.as_u16().to_string(),
         }
     }
 
     #[test]
     fn git_requests() {
-        let h = Hosts::new("https://api.github.com", "github.com");
+        let h = Hosts::new(
+            &GitHubHost::new(Some("https://api.github.com"), Some("github.com")).unwrap(),
+        );
         let g = "github.com:443";
         let cases = [
             (
@@ -460,7 +461,8 @@ mod tests {
 
     #[test]
     fn rest_requests() {
-        let h = Hosts::new("https://h:8443/api/v3", "h:8443");
+        let h =
+            Hosts::new(&GitHubHost::new(Some("https://h:8443/api/v3"), Some("h:8443")).unwrap());
         let a = "h:8443";
         let cases = [
             (
@@ -529,7 +531,8 @@ mod tests {
     #[test]
     fn pull_heads() {
         let sb = sandbox();
-        let ok = |b: &str| pull_head(&sb, "Octo-Org", "Widgets", b.as_bytes());
+        let repo = RepoName::parse("Octo-Org/Widgets").unwrap();
+        let ok = |b: &str| pull_head(&sb, &repo, b.as_bytes());
         assert!(ok(r#"{"head":"agent/x","base":"main"}"#).is_ok());
         assert!(ok(r#"{"head":"octo-org:agent/x"}"#).is_ok());
         assert!(ok(r#"{"head":"agent/x","head_repo":"widgets"}"#).is_ok());

@@ -1,6 +1,7 @@
 //! Names a request inside an intercepted tunnel: a git smart-HTTP route, a REST path under the
 //! API prefix, or something else. Knows hosts and paths, not policy.
 
+use ghapp_core::config::GitHubHost;
 use ghapp_gitproto::route::{GitRoute, parse as git_route};
 
 /// Where GitHub is, as the sandbox names it and as the proxy reaches it.
@@ -15,16 +16,11 @@ pub(crate) struct Hosts {
 }
 
 impl Hosts {
-    pub(crate) fn new(api_url: &str, git_host: &str) -> Hosts {
-        let rest = api_url.split_once("://").map(|x| x.1).unwrap_or(api_url);
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
+    pub(crate) fn new(github: &GitHubHost) -> Hosts {
         Hosts {
-            git: with_port(git_host),
-            api: with_port(authority),
-            api_prefix: path.trim_end_matches('/').to_owned(),
+            git: with_port(github.git_host()),
+            api: with_port(github.api_authority()),
+            api_prefix: github.api_prefix().to_owned(),
         }
     }
 
@@ -105,12 +101,20 @@ mod tests {
 
     #[test]
     fn hosts() {
-        let h = Hosts::new("https://api.github.com", "github.com");
+        let h = Hosts::new(
+            &GitHubHost::new(Some("https://api.github.com"), Some("github.com")).unwrap(),
+        );
         assert_eq!(h.git, "github.com:443");
         assert_eq!(h.api, "api.github.com:443");
         assert_eq!(h.api_prefix, "");
         assert_eq!(h.intercepted().len(), 2);
-        let h = Hosts::new("https://127.0.0.1:8443/api/v3", "127.0.0.1:8443");
+        let h = Hosts::new(
+            &GitHubHost::new(
+                Some("https://127.0.0.1:8443/api/v3"),
+                Some("127.0.0.1:8443"),
+            )
+            .unwrap(),
+        );
         assert_eq!(h.git, "127.0.0.1:8443");
         assert_eq!(h.api, "127.0.0.1:8443");
         assert_eq!(h.api_prefix, "/api/v3");
@@ -133,7 +137,9 @@ mod tests {
 
     #[test]
     fn routes() {
-        let gh = Hosts::new("https://api.github.com", "github.com");
+        let gh = Hosts::new(
+            &GitHubHost::new(Some("https://api.github.com"), Some("github.com")).unwrap(),
+        );
         assert!(matches!(
             route(&gh, "github.com:443", "/o/r.git/info/refs"),
             Route::Git(_)
@@ -147,7 +153,8 @@ mod tests {
             route(&gh, "github.com:443", "/o/../info/refs"),
             Route::Other
         );
-        let ghes = Hosts::new("https://h:8443/api/v3", "h:8443");
+        let ghes =
+            Hosts::new(&GitHubHost::new(Some("https://h:8443/api/v3"), Some("h:8443")).unwrap());
         assert_eq!(
             route(&ghes, "h:8443", "/api/v3/repos/o/r"),
             Route::Rest("/repos/o/r".into())

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use ghapp_core::broker::{TokenRequest, default_permissions};
+use ghapp_core::broker::{Permissions, TokenRequest};
 use ghapp_gitproto::policy::PushPolicy;
+use ghapp_gitproto::repo::RepoName;
 
 use crate::config::SandboxConfig;
 
@@ -27,17 +28,14 @@ impl Sandbox {
     }
 
     /// The configured spelling of `owner/repo`, if it is one of the sandbox's repositories.
-    pub(crate) fn repo(&self, owner: &str, repo: &str) -> Option<(String, String)> {
-        self.cfg
-            .repos
-            .iter()
-            .find(|(o, r)| o.eq_ignore_ascii_case(owner) && r.eq_ignore_ascii_case(repo))
-            .cloned()
+    pub(crate) fn repo(&self, owner: &str, repo: &str) -> Option<&RepoName> {
+        let wanted = RepoName::new(owner, repo)?;
+        self.cfg.repos.iter().find(|r| **r == wanted)
     }
 
     /// As [`Sandbox::repo`], or the reason it is refused.
-    pub(crate) fn own_repo(&self, owner: &str, repo: &str) -> Result<(String, String), String> {
-        self.repo(owner, repo).ok_or_else(|| {
+    pub(crate) fn own_repo(&self, owner: &str, repo: &str) -> Result<RepoName, String> {
+        self.repo(owner, repo).cloned().ok_or_else(|| {
             format!(
                 "{owner}/{repo} is not among sandbox {}'s repositories",
                 self.name()
@@ -53,11 +51,11 @@ impl Sandbox {
                 .cfg
                 .repos
                 .iter()
-                .filter(|(o, _)| o.eq_ignore_ascii_case(owner))
-                .map(|(_, r)| r.clone())
+                .filter(|r| r.is_owned_by(owner))
+                .map(|r| r.repo().to_owned())
                 .collect(),
-            permissions: default_permissions(),
-            fit_permissions: true,
+            permissions: Permissions::default_for_git(),
+            fit: true,
         }
     }
 }

@@ -1,14 +1,15 @@
 //! `ghapp doctor`: one line per check, `ok`, `warn` or `fail`, each fail with its fix. Exit
 //! status 1 on any fail.
 
-use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 
 use anyhow::Result;
-use ghapp_core::broker::{Broker, TokenRequest, default_permissions, level_rank as rank};
+use ghapp_core::broker::{Broker, Level, Permissions, TokenRequest};
 use ghapp_core::client::{Auth, Installation, Method};
 use ghapp_core::config::{AppConfig, Config, Overrides, PatConfig};
 use ghapp_core::jwt::{AppSigner, unix_now};
+use ghapp_core::resolve::Resolution;
+use ghapp_gitproto::repo::RepoName;
 
 #[derive(Default)]
 struct Report {
@@ -35,7 +36,7 @@ impl Report {
 
 pub(crate) fn run(
     ov: &Overrides,
-    repo: Option<(String, String)>,
+    repo: Option<RepoName>,
     host: Option<String>,
 ) -> Result<ExitCode> {
     let mut r = Report::default();
@@ -50,7 +51,7 @@ pub(crate) fn run(
     })
 }
 
-fn check(r: &mut Report, ov: &Overrides, repo: Option<(String, String)>, host: Option<String>) {
+fn check(r: &mut Report, ov: &Overrides, repo: Option<RepoName>, host: Option<String>) {
     let cfg = match Config::load(ov) {
         Ok(c) => c,
         Err(e) => {
@@ -62,29 +63,24 @@ fn check(r: &mut Report, ov: &Overrides, repo: Option<(String, String)>, host: O
             return;
         }
     };
-    let owner = repo.as_ref().map(|(o, _)| o.as_str());
-    let app = match &host {
-        Some(h) => cfg.app_for(h, owner),
-        None => cfg.apps.first(),
+    let owner = repo.as_ref().map(RepoName::owner);
+    let (app, pat) = match cfg.resolve(host.as_deref(), owner) {
+        Resolution::App { app, fallback } => (Some(app.clone()), fallback.cloned()),
+        Resolution::Pat(p) => (None, Some(p.clone())),
+        Resolution::Nothing => (None, None),
     };
-    let pat = match (&host, app) {
-        (Some(h), _) => cfg.pat_for(h, owner),
-        (None, Some(a)) => cfg.pat_for(&a.git_host, owner),
-        (None, None) => cfg.pats.iter().find(|p| p.serves_owner(owner)),
-    }
-    .cloned();
-    let Some(app) = app.cloned() else {
+    let Some(app) = app else {
         if let Some(pat) = pat {
             r.ok(
                 "configuration",
                 format!(
                     "no GitHub App for {}; a fine-grained personal access token from {}",
-                    pat.git_host,
+                    pat.github.git_host(),
                     pat.source.describe()
                 ),
             );
             pat_checks(r, &pat, repo.as_ref(), "no GitHub App is configured for it");
-            git_checks(r, &pat.git_host);
+            git_checks(r, pat.github.git_host());
             return;
         }
         let msg = match &host {
@@ -109,8 +105,8 @@ fn check(r: &mut Report, ov: &Overrides, repo: Option<(String, String)>, host: O
         format!(
             "app {} for {} via {} ({source})",
             app.ident.issuer(),
-            app.git_host,
-            app.api_url
+            app.git_host(),
+            app.api_url()
         ),
     );
     let remote_ok = key_checks(r, &app);
@@ -120,14 +116,14 @@ fn check(r: &mut Report, ov: &Overrides, repo: Option<(String, String)>, host: O
             (AppOutcome::NotInstalled, Some(pat), _) => {
                 pat_checks(r, pat, repo.as_ref(), "the app is not installed on it");
             }
-            (AppOutcome::Answered, _, Some((o, n))) => r.ok(
+            (AppOutcome::Answered, _, Some(repo)) => r.ok(
                 "source",
-                format!("GitHub App {} answers for {o}/{n}", app.ident.issuer()),
+                format!("GitHub App {} answers for {repo}", app.ident.issuer()),
             ),
             _ => {}
         }
     }
-    git_checks(r, &app.git_host);
+    git_checks(r, app.git_host());
 }
 
 /// How the app's remote checks ended.
@@ -141,7 +137,7 @@ enum AppOutcome {
 }
 
 /// The fallback personal access token: readable, accepted, reaching the repository.
-fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, why: &str) {
+fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&RepoName>, why: &str) {
     use ghapp_core::client::GitHubClient;
     let what = "personal access token";
     let fix_store = format!(
@@ -161,7 +157,7 @@ fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, 
     let Some(rt) = runtime(r) else {
         return;
     };
-    let client = match GitHubClient::new(&pat.api_url) {
+    let client = match GitHubClient::new(pat.github.api_url()) {
         Ok(c) => c.with_deadline(std::time::Duration::from_secs(20)),
         Err(e) => {
             r.fail("GitHub client", e.to_string(), "see the message");
@@ -209,8 +205,8 @@ fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, 
             }
         }
         let target = match repo {
-            Some((o, n)) => {
-                let path = format!("/repos/{o}/{n}");
+            Some(repo) => {
+                let path = format!("/repos/{repo}");
                 let resp = match client.request(Method::GET, &path, Auth::Pat(&token), None).await {
                     Ok(x) => x,
                     Err(e) => {
@@ -221,7 +217,7 @@ fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, 
                 if resp.status.as_u16() != 200 {
                     r.fail(
                         what,
-                        format!("it does not reach {o}/{n} (GET {path} answered {})", resp.status.as_u16()),
+                        format!("it does not reach {repo} (GET {path} answered {})", resp.status.as_u16()),
                         "add the repository to the token's repository access",
                     );
                     return;
@@ -231,13 +227,13 @@ fn pat_checks(r: &mut Report, pat: &PatConfig, repo: Option<&(String, String)>, 
                     .and_then(|v| v["permissions"]["push"].as_bool())
                     .unwrap_or(false);
                 if push {
-                    r.ok(what, format!("reaches {o}/{n} with push"));
+                    r.ok(what, format!("reaches {repo} with push"));
                 } else {
-                    r.warn(what, format!("reaches {o}/{n} read-only: a push will fail (grant Contents: read and write)"));
+                    r.warn(what, format!("reaches {repo} read-only: a push will fail (grant Contents: read and write)"));
                 }
-                format!("{o}/{n}")
+                format!("{repo}")
             }
-            None => pat.git_host.clone(),
+            None => pat.github.git_host().to_owned(),
         };
         r.ok(
             "source",
@@ -304,7 +300,7 @@ fn remote_checks(
     r: &mut Report,
     cfg: &Config,
     app: &AppConfig,
-    repo: Option<(String, String)>,
+    repo: Option<RepoName>,
     has_fallback: bool,
 ) -> AppOutcome {
     let Some(rt) = runtime(r) else {
@@ -382,14 +378,11 @@ fn remote_checks(
                 return AppOutcome::Other;
             }
         }
-        let Some((owner, name)) = repo else {
+        let Some(repo) = repo else {
             r.warn("installation", "pass --repo OWNER/REPO to check an installation and mint a token");
             return AppOutcome::Other;
         };
-        let req = TokenRequest {
-            fit_permissions: false,
-            ..TokenRequest::for_repo(&owner, &name)
-        };
+        let req = TokenRequest::exactly(&repo, Permissions::default_for_git());
         let id = match broker.installation_id(&req).await {
             Ok(id) => id,
             Err(e @ ghapp_core::Error::NotInstalled { .. }) if has_fallback => {
@@ -413,14 +406,14 @@ fn remote_checks(
             .and_then(|i| i.account.as_ref())
             .map(|a| a.login.clone())
             .unwrap_or_default();
-        r.ok("installation", format!("{id} on {account} covers {owner}/{name}"));
+        r.ok("installation", format!("{id} on {account} covers {repo}"));
         if let Some(inst) = inst {
             permission_checks(r, &inst.permissions);
         }
         match broker.token(&req).await {
             Ok(t) => {
                 let mins = t.expires_at.saturating_sub(unix_now() as u64) / 60;
-                r.ok("token", format!("minted for {owner}/{name}, {} (expires in {mins} min)", t.token.fingerprint()));
+                r.ok("token", format!("minted for {repo}, {} (expires in {mins} min)", t.token.fingerprint()));
                 AppOutcome::Answered
             }
             Err(e) => {
@@ -431,12 +424,13 @@ fn remote_checks(
     })
 }
 
-fn permission_checks(r: &mut Report, granted: &BTreeMap<String, String>) {
-    let needed = default_permissions();
+fn permission_checks(r: &mut Report, granted: &Permissions) {
+    let needed = Permissions::default_for_git();
     let mut missing = Vec::new();
-    for (name, level) in &needed {
-        let g = granted.get(name).map(String::as_str).unwrap_or("none");
-        if rank(g) < rank(level) {
+    for (name, level) in needed.iter() {
+        let g = granted.get(name);
+        if g < Some(level) {
+            let g = g.map_or("none", Level::as_str);
             missing.push(format!("{name}: {level} (granted: {g})"));
         }
     }
@@ -454,7 +448,7 @@ fn permission_checks(r: &mut Report, granted: &BTreeMap<String, String>) {
     }
     let extra: Vec<String> = granted
         .iter()
-        .filter(|(k, _)| !needed.contains_key(*k))
+        .filter(|(k, _)| needed.get(k).is_none())
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
     if !extra.is_empty() {

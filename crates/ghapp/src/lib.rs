@@ -12,6 +12,7 @@
 
 mod app_api;
 mod cli;
+mod config_edit;
 mod configure_git;
 mod context;
 mod demo;
@@ -26,41 +27,22 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Parser;
 use ghapp_core::config::Config;
+use ghapp_gitproto::repo::RepoName;
 
 pub use cli::Cli;
 use cli::Command;
 pub use configure_git::configure_git;
 
-/// The helper's cache miss, minted here: logging, a current-thread runtime and the broker.
+/// The helper's cache miss, minted here: logging and ghapp-core's one credential resolution.
 pub fn mint_in_process(
     miss: &git_credential_ghapp::Miss<'_>,
 ) -> std::result::Result<git_credential_ghapp::Minted, String> {
+    use ghapp_core::resolve::{Credential, Obtain, obtain_blocking};
     use git_credential_ghapp::Minted;
     ghapp_core::log::init(git_credential_ghapp::PROGRAM);
-    let pat = || -> std::result::Result<Minted, String> {
-        let pat = miss
-            .pat
-            .ok_or("no GitHub App or personal access token serves this host")?;
-        let (token, _warnings) = pat.source.load().map_err(|e| e.to_string())?;
-        Ok(Minted::Pat(token))
-    };
-    let Some(app) = miss.app else {
-        return pat();
-    };
-    match ghapp_core::broker::token_blocking(
-        app.clone(),
-        miss.cfg.refresh_margin,
-        &miss.cfg.cache_dir,
-        miss.request,
-        None,
-    ) {
-        Ok(t) => Ok(Minted::Token(t)),
-        // The app is not installed on this owner: the personal access token, when configured,
-        // is the fallback it exists for.
-        Err(ghapp_core::Error::NotInstalled { owner, .. }) if miss.pat.is_some() => {
-            tracing::debug!(%owner, "app not installed; answering with the personal access token");
-            pat()
-        }
+    match obtain_blocking(miss.cfg, &miss.resolution, miss.request, Obtain::default()) {
+        Ok(Credential::Installation(t)) => Ok(Minted::Token(t)),
+        Ok(Credential::Pat { token, .. }) => Ok(Minted::Pat(token)),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -86,7 +68,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Some(h) => h.clone(),
                 None => Config::load(&cli.overrides())
                     .ok()
-                    .and_then(|c| c.apps.first().map(|a| a.git_host.clone()))
+                    .and_then(|c| c.apps.first().map(|a| a.git_host().to_owned()))
                     .unwrap_or_else(|| "github.com".into()),
             };
             for line in configure_git(&host, &[])? {
@@ -106,13 +88,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo => demo::run(),
         Command::Setup(args) => setup::run(args, &cli.overrides()),
         Command::Doctor(args) => {
-            let repo = match &args.repo {
-                Some(r) => Some(
-                    ghapp_gitproto_repo(r)
-                        .ok_or_else(|| anyhow::anyhow!("--repo {r:?} is not OWNER/REPO"))?,
-                ),
-                None => None,
-            };
+            let repo = args.repo.as_deref().map(parse_repo).transpose()?;
             doctor::run(&cli.overrides(), repo, args.host.clone())
         }
         Command::Installations => app_api::installations(&cli, None),
@@ -128,10 +104,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// `OWNER/REPO` (`.git` allowed), as GitHub names them.
-fn ghapp_gitproto_repo(s: &str) -> Option<(String, String)> {
-    let r = ghapp_gitproto::repo::RepoName::parse(s)?;
-    Some((r.owner().to_owned(), r.repo().to_owned()))
+/// `--repo OWNER/REPO` (`.git` allowed), as GitHub names them.
+fn parse_repo(s: &str) -> Result<RepoName> {
+    RepoName::parse(s).ok_or_else(|| anyhow::anyhow!("--repo {s:?} is not OWNER/REPO"))
 }
 
 fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {

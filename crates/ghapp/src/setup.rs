@@ -24,51 +24,44 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
 use ghapp_core::client::{Auth, GitHubClient, Method};
-use ghapp_core::config::{AppConfig, AppIdent, Config, NewApp, Overrides};
+use ghapp_core::config::{AppConfig, AppIdent, Config, GitHubHost, Overrides};
 use ghapp_core::keys::{KeySource, Stored};
 use ghapp_core::secret::{PrivateKeyPem, WebhookSecret};
+
+use crate::config_edit::{NewApp, append_app};
 
 pub(crate) use crate::cli::SetupArgs;
 
 /// Where the app lives: its REST base and its web pages.
 #[derive(Debug, Clone)]
 struct Target {
-    api_url: String,
+    github: GitHubHost,
     web_url: String,
-    git_host: String,
 }
 
 impl Target {
     fn resolve(host: Option<&str>, ov: &Overrides) -> Result<Target> {
-        let api_url = match host {
+        let github = match host {
             Some(h) => {
                 let h = h.trim().trim_end_matches('/');
                 let h = h.strip_prefix("https://").unwrap_or(h);
                 if h.is_empty() || h.contains(['/', '@', ' ']) {
                     bail!("--host {h:?} is not a host name: e.g. --host ghe.example.com");
                 }
-                if h.eq_ignore_ascii_case("github.com") {
-                    ghapp_core::config::DEFAULT_API_URL.to_owned()
-                } else {
-                    format!("https://{h}/api/v3")
-                }
+                GitHubHost::from_git_host(h)
             }
-            None => ov
-                .api_url
-                .clone()
-                .or_else(|| {
+            None => {
+                let api_url = ov.api_url.clone().or_else(|| {
                     std::env::var("GHAPP_API_URL")
                         .ok()
                         .filter(|v| !v.is_empty())
-                })
-                .unwrap_or_else(|| ghapp_core::config::DEFAULT_API_URL.to_owned()),
+                });
+                GitHubHost::new(api_url.as_deref(), None)?
+            }
         };
-        let api_url = api_url.trim_end_matches('/').to_owned();
-        let git_host = ghapp_core::config::git_host_from_api(&api_url)?;
         Ok(Target {
-            web_url: format!("https://{git_host}"),
-            api_url,
-            git_host,
+            web_url: format!("https://{}", github.git_host()),
+            github,
         })
     }
 
@@ -110,7 +103,7 @@ fn check_no_conflict(path: &Path, git_host: &str, org: Option<&str>) -> Result<(
         [("GHAPP_CONFIG".to_owned(), path.display().to_string())].into();
     let cfg = Config::load_from(&env, &Overrides::default())?;
     let clash = cfg.apps.iter().find(|a| {
-        a.git_host.eq_ignore_ascii_case(git_host)
+        a.git_host().eq_ignore_ascii_case(git_host)
             && (a.owners.is_empty()
                 || org.is_some_and(|o| a.owners.iter().any(|x| x.eq_ignore_ascii_case(o))))
     });
@@ -293,7 +286,7 @@ fn persist(
         client_id: Some(created.client_id.clone()),
     };
     ghapp_core::jwt::AppSigner::new(ident, &created.pem, "the manifest conversion")?;
-    let user = entry_user(&target.git_host, created.id);
+    let user = entry_user(target.github.git_host(), created.id);
     let (key, keyring_skipped) = match key_file {
         Some(p) => {
             ghapp_core::keys::store_secret_file(p, created.pem.expose())?;
@@ -326,7 +319,7 @@ fn persist(
         vec![created.owner.clone()]
     };
     let table = NewApp {
-        api_url: target.api_url.clone(),
+        api_url: target.github.api_url().to_owned(),
         app_id: created.id,
         client_id: created.client_id.clone(),
         private_key_file,
@@ -344,7 +337,7 @@ fn persist(
             &created.owner
         }
     );
-    ghapp_core::config::append_app(config, &table, &comment)?;
+    append_app(config, &table, &comment)?;
     let install_url = format!(
         "{}/installations/new",
         created.html_url.trim_end_matches('/')
@@ -376,8 +369,7 @@ fn verify(outcome: &Outcome, target: &Target) -> Result<String> {
         },
     };
     let app = AppConfig {
-        api_url: target.api_url.clone(),
-        git_host: target.git_host.clone(),
+        github: target.github.clone(),
         ident: AppIdent {
             app_id: Some(outcome.created.id),
             client_id: Some(outcome.created.client_id.clone()),
@@ -398,7 +390,7 @@ pub(crate) fn run(args: &SetupArgs, ov: &Overrides) -> Result<std::process::Exit
     ghapp_core::log::init("ghapp");
     let target = Target::resolve(args.host.as_deref(), ov)?;
     let config = config_path(ov)?;
-    check_no_conflict(&config, &target.git_host, args.org.as_deref())?;
+    check_no_conflict(&config, target.github.git_host(), args.org.as_deref())?;
     if let Some(u) = &args.webhook_url
         && !u.starts_with("https://")
     {
@@ -409,7 +401,7 @@ pub(crate) fn run(args: &SetupArgs, ov: &Overrides) -> Result<std::process::Exit
     {
         bail!("--name {n:?}: GitHub App names are 1 to 34 characters");
     }
-    let client = GitHubClient::new(&target.api_url)?;
+    let client = GitHubClient::new(target.github.api_url())?;
 
     let outcome = match &args.code {
         Some(code) => {
@@ -678,14 +670,14 @@ mod tests {
     fn targets() {
         let ov = Overrides::default();
         let t = Target::resolve(Some("github.com"), &ov).unwrap();
-        assert_eq!(t.api_url, "https://api.github.com");
+        assert_eq!(t.github.api_url(), "https://api.github.com");
         assert_eq!(t.web_url, "https://github.com");
         assert_eq!(
             t.new_app_url(Some("acme"), "s"),
             "https://github.com/organizations/acme/settings/apps/new?state=s"
         );
         let t = Target::resolve(Some("ghe.corp:8443"), &ov).unwrap();
-        assert_eq!(t.api_url, "https://ghe.corp:8443/api/v3");
+        assert_eq!(t.github.api_url(), "https://ghe.corp:8443/api/v3");
         assert_eq!(t.web_url, "https://ghe.corp:8443");
         assert!(Target::resolve(Some("a/b"), &ov).is_err());
         assert!(!valid_code("../x"));

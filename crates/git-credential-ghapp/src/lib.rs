@@ -21,10 +21,12 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use ghapp_core::cache::{CachedToken, DiskCache};
-use ghapp_core::config::{AppConfig, Config, Overrides, PatConfig};
+use ghapp_core::config::{Config, Overrides, PatConfig};
 use ghapp_core::request::{TokenRequest, token_key};
+use ghapp_core::resolve::Resolution;
 use ghapp_core::secret::PersonalAccessToken;
 use ghapp_gitproto::credential::{Answer, MAX_INPUT, Request, repo_from_path};
+use ghapp_gitproto::repo::RepoName;
 
 pub const PROGRAM: &str = "git-credential-ghapp";
 /// The username git sends with an installation token.
@@ -40,11 +42,8 @@ git config --global credential.https://github.com.useHttpPath true\n";
 pub struct Miss<'a> {
     /// git's request, as read.
     pub input: &'a [u8],
-    /// The app that serves the request; `None`: only the personal access token does.
-    pub app: Option<&'a AppConfig>,
-    /// The fallback personal access token for this host and owner, if one is configured: used
-    /// when no app serves, or when the app is not installed on the owner.
-    pub pat: Option<&'a PatConfig>,
+    /// Who answers: the app (with its fallback) or the personal access token.
+    pub resolution: Resolution<'a>,
     pub cfg: &'a Config,
     pub request: &'a TokenRequest,
 }
@@ -121,33 +120,31 @@ fn helper(
         return DONE;
     };
     let cfg = Config::load(&Overrides::default()).map_err(|e| e.to_string())?;
-    let owner_repo = req.path().and_then(repo_from_path);
-    let owner = owner_repo.as_ref().map(|(o, _)| o.as_str());
-    let pat = cfg.pat_for(host, owner);
-    let Some(app) = cfg.app_for(host, owner) else {
-        if let Some(pat) = pat {
+    let repo = req
+        .path()
+        .and_then(repo_from_path)
+        .and_then(|(o, r)| RepoName::new(&o, &r));
+    let resolution = cfg.resolve(Some(host), repo.as_ref().map(RepoName::owner));
+    let app = match resolution {
+        Resolution::App { app, .. } => app,
+        Resolution::Pat(pat) => {
             return answer_with_pat(action, &input, &req, &cfg, pat, stdout, mint);
         }
-        if cfg.apps.is_empty() && host == "github.com" {
+        Resolution::Nothing if cfg.apps.is_empty() && host == "github.com" => {
             // Say why nothing was answered, then let the next helper try.
             return Err(ghapp_core::config::not_configured(cfg.file.as_deref()));
         }
-        return DONE;
+        Resolution::Nothing => return DONE,
     };
-    let request = match (&owner_repo, req.path()) {
-        (Some((owner, repo)), _) => TokenRequest::for_repo(owner, repo),
+    let request = match (&repo, req.path()) {
+        (Some(repo), _) => TokenRequest::for_repo(repo),
         (None, Some(p)) => {
             return Err(format!(
                 "git asked about path {:?}, which is not OWNER/REPO: nothing answered",
                 p.chars().take(100).collect::<String>()
             ));
         }
-        (None, None) if app.installation_id.is_some() => TokenRequest {
-            owner: None,
-            repositories: Vec::new(),
-            permissions: ghapp_core::request::default_permissions(),
-            fit_permissions: true,
-        },
+        (None, None) if app.installation_id.is_some() => TokenRequest::whole_installation(),
         (None, None) => {
             return Err(format!(
                 "git did not say which repository on {host}: run `ghapp configure-git` or `git config --global credential.https://{host}.useHttpPath true`"
@@ -174,8 +171,7 @@ fn helper(
         None => {
             let miss = Miss {
                 input: &input,
-                app: Some(app),
-                pat,
+                resolution,
                 cfg: &cfg,
                 request: &request,
             };
@@ -248,15 +244,12 @@ fn answer_with_pat(
     }
     let token = if pat.source.needs_keyring() {
         let request = TokenRequest {
-            owner: None,
-            repositories: Vec::new(),
             permissions: Default::default(),
-            fit_permissions: false,
+            ..TokenRequest::whole_installation()
         };
         let miss = Miss {
             input,
-            app: None,
-            pat: Some(pat),
+            resolution: Resolution::Pat(pat),
             cfg,
             request: &request,
         };

@@ -1,9 +1,9 @@
-//! The config file: its schema as written (`[[app]]`, `[[pat]]`), reading it, and appending an
-//! `[[app]]` table (`ghapp setup`).
+//! The config file: its schema as written (`[[app]]`, `[[pat]]`) and reading it. (`ghapp setup`
+//! appends to it with toml_edit, in the ghapp crate: the helper never edits it.)
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
@@ -66,7 +66,17 @@ pub(crate) fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
             )));
         }
     };
-    toml::from_str(&text).map_err(|e| {
+    parse(path, &text)
+}
+
+/// Checks that `text` is a valid config file (`path` names it in the error): `ghapp setup` edits
+/// a file only when it parses before and after.
+pub fn check_text(path: &Path, text: &str) -> Result<()> {
+    parse(path, text).map(drop)
+}
+
+fn parse(path: &Path, text: &str) -> Result<FileConfig> {
+    toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -75,64 +85,5 @@ pub(crate) fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
             Some(l) => Error::Config(format!("config file {} line {l}: {msg}", path.display())),
             None => Error::Config(format!("config file {}: {msg}", path.display())),
         }
-    })
-}
-
-/// An `[[app]]` table as `ghapp setup` writes it.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewApp {
-    pub api_url: String,
-    pub app_id: u64,
-    pub client_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub private_key_file: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub private_key_keyring: Option<String>,
-    pub owners: Vec<String>,
-}
-
-/// Appends `app` as a new `[[app]]` table (after a `# comment` line) to the config file at `path`,
-/// creating the file. The existing file must parse, and comments and order in it are kept; the
-/// write is atomic.
-pub fn append_app(path: &Path, app: &NewApp, comment: &str) -> Result<()> {
-    let existing = match std::fs::read_to_string(path) {
-        Ok(t) => {
-            read_file(path, true)?;
-            t
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Error::Config(format!(
-                "cannot read config file {}: {}",
-                path.display(),
-                crate::keys::io_reason(&e)
-            )));
-        }
-    };
-    #[derive(Serialize)]
-    struct Tables<'a> {
-        app: [&'a NewApp; 1],
-    }
-    let table = toml::to_string(&Tables { app: [app] })
-        .map_err(|e| Error::Config(format!("cannot render the [[app]] table: {e}")))?;
-    let mut text = existing;
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    if !text.is_empty() {
-        text.push('\n');
-    }
-    for line in comment.lines() {
-        text.push_str("# ");
-        text.push_str(line);
-        text.push('\n');
-    }
-    text.push_str(&table);
-    crate::fsutil::write_atomic(path, text.as_bytes(), 0o644).map_err(|e| {
-        Error::Config(format!(
-            "cannot write config file {}: {}; pass --config FILE to write elsewhere",
-            path.display(),
-            crate::keys::io_reason(&e)
-        ))
     })
 }

@@ -21,11 +21,92 @@ pub fn default_cache_dir() -> PathBuf {
     }
 }
 
-/// `api.github.com` -> `github.com`; `https://HOST[:PORT]/api/v3` -> `HOST[:PORT]`.
-///
+/// Where a GitHub is, derived once: the REST base (`https://api.github.com`, or
+/// `https://HOST[:PORT]/api/v3` on GitHub Enterprise Server) and the host git talks to
+/// (`github.com`, or `HOST[:PORT]`, the port only when it is not 443).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubHost {
+    api_url: String,
+    git_host: String,
+}
+
+impl GitHubHost {
+    /// github.com.
+    pub fn dotcom() -> GitHubHost {
+        GitHubHost {
+            api_url: super::DEFAULT_API_URL.to_owned(),
+            git_host: "github.com".to_owned(),
+        }
+    }
+
+    /// From a REST base, the git host derived from it: `api.github.com` -> `github.com`;
+    /// `https://HOST[:PORT]/api/v3` -> `HOST[:PORT]`.
+    pub fn from_api_url(api_url: &str) -> Result<GitHubHost> {
+        let api_url = normalize_api_url(api_url);
+        let git_host = git_host_of(&api_url)?;
+        Ok(GitHubHost { api_url, git_host })
+    }
+
+    /// From a REST base (github.com's when `None`) and, when the git host is not the one the
+    /// base implies (a GHES behind another name), that host.
+    pub fn new(api_url: Option<&str>, git_host: Option<&str>) -> Result<GitHubHost> {
+        let mut h = Self::from_api_url(api_url.unwrap_or(super::DEFAULT_API_URL))?;
+        if let Some(g) = git_host {
+            h.git_host = g.trim().to_owned();
+        }
+        Ok(h)
+    }
+
+    /// From the host git talks to, as `gh` derives the REST base: `github.com` ->
+    /// `https://api.github.com`, anything else -> `https://HOST/api/v3`.
+    pub fn from_git_host(git_host: &str) -> GitHubHost {
+        let git_host = git_host.to_ascii_lowercase();
+        if git_host == "github.com" {
+            return Self::dotcom();
+        }
+        GitHubHost {
+            api_url: format!("https://{git_host}/api/v3"),
+            git_host,
+        }
+    }
+
+    /// The REST base, without a trailing slash.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// `HOST[:PORT]` that git talks to.
+    pub fn git_host(&self) -> &str {
+        &self.git_host
+    }
+
+    /// `HOST[:PORT]` of the REST base.
+    pub fn api_authority(&self) -> &str {
+        let rest = self
+            .api_url
+            .split_once("://")
+            .map_or(&*self.api_url, |x| x.1);
+        rest.split('/').next().unwrap_or(rest)
+    }
+
+    /// The path of the REST base: `/api/v3` on GHES, empty on github.com.
+    pub fn api_prefix(&self) -> &str {
+        let rest = self
+            .api_url
+            .split_once("://")
+            .map_or(&*self.api_url, |x| x.1);
+        rest.find('/').map_or("", |i| &rest[i..])
+    }
+
+    /// Whether git talks to `host` here (ASCII case ignored).
+    pub fn serves(&self, host: &str) -> bool {
+        self.git_host.eq_ignore_ascii_case(host)
+    }
+}
+
 /// Parsed by hand rather than with a URL crate: this runs on the helper's warm path, which must
 /// not pay for IDNA tables it never needs (host names here are ASCII).
-pub fn git_host_from_api(api_url: &str) -> Result<String> {
+fn git_host_of(api_url: &str) -> Result<String> {
     let bad = |why: &str| {
         Error::Config(format!(
             "API URL {api_url:?} {why}: use https://api.github.com or https://HOST/api/v3"
@@ -70,4 +151,54 @@ pub fn git_host_from_api(api_url: &str) -> Result<String> {
 
 pub(crate) fn normalize_api_url(s: &str) -> String {
     s.trim().trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_once() {
+        let git = |api: &str| GitHubHost::from_api_url(api).map(|h| h.git_host().to_owned());
+        assert_eq!(git("https://api.github.com").unwrap(), "github.com");
+        assert_eq!(git("https://ghe.corp/api/v3").unwrap(), "ghe.corp");
+        assert_eq!(
+            git("https://127.0.0.1:8443/api/v3").unwrap(),
+            "127.0.0.1:8443"
+        );
+        assert_eq!(git("https://GHE.corp:443/api/v3/").unwrap(), "ghe.corp");
+        for bad in [
+            "http://ghe.corp/api/v3",
+            "not a url",
+            "https://u:p@ghe.corp/api/v3",
+            "https://ghe.corp:x/api/v3",
+            "https:///api/v3",
+        ] {
+            assert!(git(bad).is_err(), "{bad}");
+        }
+
+        let h = GitHubHost::from_api_url("https://127.0.0.1:8443/api/v3/").unwrap();
+        assert_eq!(h.api_url(), "https://127.0.0.1:8443/api/v3");
+        assert_eq!(h.api_authority(), "127.0.0.1:8443");
+        assert_eq!(h.api_prefix(), "/api/v3");
+        let h = GitHubHost::dotcom();
+        assert_eq!((h.api_authority(), h.api_prefix()), ("api.github.com", ""));
+        assert!(h.serves("GitHub.com"));
+
+        // From the git host, as gh derives it.
+        assert_eq!(
+            GitHubHost::from_git_host("github.com"),
+            GitHubHost::dotcom()
+        );
+        let h = GitHubHost::from_git_host("ghe.corp");
+        assert_eq!(h.api_url(), "https://ghe.corp/api/v3");
+        assert_eq!(GitHubHost::from_api_url(h.api_url()).unwrap(), h);
+
+        // A git host named apart from the API's.
+        let h = GitHubHost::new(Some("https://api.ghe.corp/api/v3"), Some("git.ghe.corp")).unwrap();
+        assert_eq!(
+            (h.api_url(), h.git_host()),
+            ("https://api.ghe.corp/api/v3", "git.ghe.corp")
+        );
+    }
 }

@@ -36,10 +36,9 @@ mod host;
 
 pub use env::{ENV_VARS, Env, ProcessEnv};
 use env::{parse_u64, unescape_newlines};
-pub use file::{FileApp, NewApp, append_app, default_config_path};
-use file::{FileConfig, read_file};
-use host::normalize_api_url;
-pub use host::{default_cache_dir, git_host_from_api};
+pub use file::{FileApp, check_text, default_config_path};
+use file::{FileConfig, FilePat, read_file};
+pub use host::{GitHubHost, default_cache_dir};
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
@@ -71,10 +70,8 @@ impl std::fmt::Display for AppIdent {
 /// One configured GitHub App.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// REST base without a trailing slash.
-    pub api_url: String,
-    /// `HOST[:PORT]` that git talks to.
-    pub git_host: String,
+    /// Where its GitHub is.
+    pub github: GitHubHost,
     pub ident: AppIdent,
     pub installation_id: Option<u64>,
     pub key: KeySource,
@@ -83,16 +80,32 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
+    /// Whether this app serves `host` (and `owner`, when known).
     pub fn serves(&self, host: &str, owner: Option<&str>) -> bool {
-        if !self.git_host.eq_ignore_ascii_case(host) {
-            return false;
-        }
-        match owner {
-            Some(o) if !self.owners.is_empty() => {
-                self.owners.iter().any(|x| x.eq_ignore_ascii_case(o))
-            }
-            _ => true,
-        }
+        self.github.serves(host) && self.serves_owner(owner)
+    }
+
+    /// Whether `owner` (when known) is one of the app's, on whatever host.
+    pub fn serves_owner(&self, owner: Option<&str>) -> bool {
+        serves_owner(&self.owners, owner)
+    }
+
+    /// The REST base, without a trailing slash.
+    pub fn api_url(&self) -> &str {
+        self.github.api_url()
+    }
+
+    /// `HOST[:PORT]` that git talks to.
+    pub fn git_host(&self) -> &str {
+        self.github.git_host()
+    }
+}
+
+/// An empty list serves every owner; an unknown owner is served.
+fn serves_owner(owners: &[String], owner: Option<&str>) -> bool {
+    match owner {
+        Some(o) if !owners.is_empty() => owners.iter().any(|x| x.eq_ignore_ascii_case(o)),
+        _ => true,
     }
 }
 
@@ -100,8 +113,7 @@ impl AppConfig {
 /// configured, or where the app is not installed on the owner.
 #[derive(Debug, Clone)]
 pub struct PatConfig {
-    pub api_url: String,
-    pub git_host: String,
+    pub github: GitHubHost,
     pub source: PatSource,
     /// Owners the token serves; empty: any owner on its host.
     pub owners: Vec<String>,
@@ -109,17 +121,12 @@ pub struct PatConfig {
 
 impl PatConfig {
     pub fn serves(&self, host: &str, owner: Option<&str>) -> bool {
-        self.git_host.eq_ignore_ascii_case(host) && self.serves_owner(owner)
+        self.github.serves(host) && self.serves_owner(owner)
     }
 
     /// Whether `owner` (when known) is one of the token's, on whatever host.
     pub fn serves_owner(&self, owner: Option<&str>) -> bool {
-        match owner {
-            Some(o) if !self.owners.is_empty() => {
-                self.owners.iter().any(|x| x.eq_ignore_ascii_case(o))
-            }
-            _ => true,
-        }
+        serves_owner(&self.owners, owner)
     }
 }
 
@@ -182,179 +189,14 @@ impl Config {
         Self::load_from(&ProcessEnv, overrides)
     }
 
-    /// Loads with an explicit environment (tests).
+    /// Loads with an explicit environment (tests). Each layer is a named step: the file, the
+    /// settings, the apps (environment and flags over the file's first), the fallback tokens.
     pub fn load_from(env: &dyn Env, ov: &Overrides) -> Result<Config> {
-        // GHAPP_CONFIG set but empty: no config file at all (tests, hermetic CI jobs).
-        let no_file = ov.config_file.is_none() && env.raw("GHAPP_CONFIG").as_deref() == Some("");
-        let explicit_file = ov
-            .config_file
-            .clone()
-            .or_else(|| env.var("GHAPP_CONFIG").map(PathBuf::from));
-        let (file_cfg, file) = match &explicit_file {
-            Some(p) => (read_file(p, true)?, Some(p.clone())),
-            None if no_file => (FileConfig::default(), None),
-            None => match default_config_path() {
-                Some(p) if p.exists() => (read_file(&p, false)?, Some(p)),
-                _ => (FileConfig::default(), None),
-            },
-        };
-
-        let refresh_margin = match env.var("GHAPP_REFRESH_MARGIN") {
-            Some(v) => Duration::from_secs(v.trim().parse().map_err(|_| {
-                Error::Config(format!(
-                    "GHAPP_REFRESH_MARGIN={v:?} is not a whole number of seconds: use e.g. 600"
-                ))
-            })?),
-            None => file_cfg
-                .refresh_margin
-                .map(Duration::from_secs)
-                .unwrap_or(DEFAULT_REFRESH_MARGIN),
-        };
-        let cache_dir = ov
-            .cache_dir
-            .clone()
-            .or_else(|| env.var("GHAPP_CACHE_DIR").map(PathBuf::from))
-            .or(file_cfg.cache_dir.clone())
-            .unwrap_or_else(default_cache_dir);
-        if cache_dir.is_relative() {
-            // A relative directory would be a different one in every repository git runs in.
-            return Err(Error::Config(format!(
-                "the token cache directory {} is relative: set GHAPP_CACHE_DIR (or cache_dir) to an absolute path",
-                cache_dir.display()
-            )));
-        }
-
-        // Layer env and flags over the first file app.
-        let mut file_apps = file_cfg.app.clone();
-        let mut primary = if file_apps.is_empty() {
-            FileApp::default()
-        } else {
-            file_apps.remove(0)
-        };
-        let had_file_app = !file_cfg.app.is_empty();
-        let mut layered = false;
-        macro_rules! layer {
-            ($field:ident, $val:expr) => {
-                if let Some(v) = $val {
-                    primary.$field = Some(v);
-                    layered = true;
-                }
-            };
-        }
-        // The host alone does not make an app (it may be there for a personal access token).
-        let env_api_url = env.var("GHAPP_API_URL");
-        let env_git_host = env.var("GHAPP_GIT_HOST");
-        if let Some(v) = &env_api_url {
-            primary.api_url = Some(v.clone());
-        }
-        if let Some(v) = &env_git_host {
-            primary.git_host = Some(v.clone());
-        }
-        layer!(app_id, parse_u64(env, "GHAPP_APP_ID")?);
-        layer!(client_id, env.var("GHAPP_CLIENT_ID"));
-        layer!(installation_id, parse_u64(env, "GHAPP_INSTALLATION_ID")?);
-        layer!(
-            credentials_file,
-            env.var("GHAPP_CREDENTIALS_FILE").map(PathBuf::from)
-        );
-        layer!(private_key_command, env.var("GHAPP_PRIVATE_KEY_COMMAND"));
-        layer!(private_key_keyring, env.var("GHAPP_PRIVATE_KEY_KEYRING"));
-        let mut env_key_pem = None;
-        if let Some(pem) = env.var("GHAPP_PRIVATE_KEY") {
-            env_key_pem = Some(pem);
-            layered = true;
-        }
-        layer!(
-            private_key_file,
-            env.var("GHAPP_PRIVATE_KEY_FILE").map(PathBuf::from)
-        );
-        layer!(api_url, ov.api_url.clone());
-        layer!(app_id, ov.app_id);
-        layer!(client_id, ov.client_id.clone());
-        layer!(installation_id, ov.installation_id);
-        layer!(private_key_file, ov.private_key_file.clone());
-        // A more specific layer's key source replaces the file's: a flag or variable naming a key
-        // file wins over a keyring entry written in the file.
-        if env_key_pem.is_some() || ov.private_key_file.is_some() {
-            if env_key_pem.is_some() && ov.private_key_file.is_none() {
-                primary.private_key_file = None;
-            }
-            primary.private_key_command = None;
-            primary.private_key_keyring = None;
-        }
-
-        let mut apps = Vec::new();
-        if had_file_app || layered {
-            apps.push(build_app(
-                primary,
-                env_key_pem,
-                "environment",
-                file.as_deref(),
-            )?);
-        }
-        for (i, a) in file_apps.into_iter().enumerate() {
-            apps.push(build_app(
-                a,
-                None,
-                &format!("[[app]] #{}", i + 2),
-                file.as_deref(),
-            )?);
-        }
-        let mut pats = Vec::new();
-        let env_pat = match (
-            env.var("GHAPP_PAT"),
-            env.var("GHAPP_PAT_FILE"),
-            env.var("GHAPP_PAT_KEYRING"),
-        ) {
-            (Some(t), _, _) => Some(PatSource::Env(crate::secret::PersonalAccessToken::new(
-                t.trim(),
-            ))),
-            (None, Some(f), _) => Some(PatSource::File(expand_tilde(Path::new(&f)))),
-            (None, None, Some(k)) => {
-                Some(keyring_entry(&k, "GHAPP_PAT_KEYRING", |service, user| {
-                    PatSource::Keyring { service, user }
-                })?)
-            }
-            _ => None,
-        };
-        if let Some(source) = env_pat {
-            let api_url = normalize_api_url(env_api_url.as_deref().unwrap_or(DEFAULT_API_URL));
-            let git_host = match env_git_host {
-                Some(h) => h,
-                None => git_host_from_api(&api_url)?,
-            };
-            pats.push(PatConfig {
-                api_url,
-                git_host,
-                source,
-                owners: Vec::new(),
-            });
-        }
-        for (i, p) in file_cfg.pat.into_iter().enumerate() {
-            let origin = format!("[[pat]] #{}", i + 1);
-            let api_url = normalize_api_url(p.api_url.as_deref().unwrap_or(DEFAULT_API_URL));
-            let git_host = match p.git_host {
-                Some(h) => h,
-                None => git_host_from_api(&api_url)?,
-            };
-            let source = match (p.token_file, p.token_keyring) {
-                (Some(f), None) => PatSource::File(expand_tilde(&f)),
-                (None, Some(k)) => keyring_entry(&k, &origin, |service, user| {
-                    PatSource::Keyring { service, user }
-                })?,
-                _ => {
-                    return Err(Error::Config(format!(
-                        "{origin} needs exactly one of token_file or token_keyring"
-                    )));
-                }
-            };
-            pats.push(PatConfig {
-                api_url,
-                git_host,
-                source,
-                owners: p.owners,
-            });
-        }
+        let (file_cfg, file) = config_file(env, ov)?;
+        let refresh_margin = refresh_margin(env, &file_cfg)?;
+        let cache_dir = cache_dir(env, ov, &file_cfg)?;
+        let apps = apps(env, ov, &file_cfg.app, file.as_deref())?;
+        let pats = pats(env, file_cfg.pat)?;
         Ok(Config {
             apps,
             pats,
@@ -363,6 +205,175 @@ impl Config {
             file,
         })
     }
+}
+
+/// The config file and where it came from: `--config`, else `GHAPP_CONFIG` (set but empty: no
+/// file at all, for tests and hermetic CI jobs), else the default path when it exists.
+fn config_file(env: &dyn Env, ov: &Overrides) -> Result<(FileConfig, Option<PathBuf>)> {
+    let no_file = ov.config_file.is_none() && env.raw("GHAPP_CONFIG").as_deref() == Some("");
+    let explicit_file = ov
+        .config_file
+        .clone()
+        .or_else(|| env.var("GHAPP_CONFIG").map(PathBuf::from));
+    Ok(match explicit_file {
+        Some(p) => (read_file(&p, true)?, Some(p)),
+        None if no_file => (FileConfig::default(), None),
+        None => match default_config_path() {
+            Some(p) if p.exists() => (read_file(&p, false)?, Some(p)),
+            _ => (FileConfig::default(), None),
+        },
+    })
+}
+
+fn refresh_margin(env: &dyn Env, file_cfg: &FileConfig) -> Result<Duration> {
+    match env.var("GHAPP_REFRESH_MARGIN") {
+        Some(v) => Ok(Duration::from_secs(v.trim().parse().map_err(|_| {
+            Error::Config(format!(
+                "GHAPP_REFRESH_MARGIN={v:?} is not a whole number of seconds: use e.g. 600"
+            ))
+        })?)),
+        None => Ok(file_cfg
+            .refresh_margin
+            .map_or(DEFAULT_REFRESH_MARGIN, Duration::from_secs)),
+    }
+}
+
+fn cache_dir(env: &dyn Env, ov: &Overrides, file_cfg: &FileConfig) -> Result<PathBuf> {
+    let cache_dir = ov
+        .cache_dir
+        .clone()
+        .or_else(|| env.var("GHAPP_CACHE_DIR").map(PathBuf::from))
+        .or_else(|| file_cfg.cache_dir.clone())
+        .unwrap_or_else(default_cache_dir);
+    if cache_dir.is_relative() {
+        // A relative directory would be a different one in every repository git runs in.
+        return Err(Error::Config(format!(
+            "the token cache directory {} is relative: set GHAPP_CACHE_DIR (or cache_dir) to an absolute path",
+            cache_dir.display()
+        )));
+    }
+    Ok(cache_dir)
+}
+
+/// The apps: the environment and the flags layered over the file's first `[[app]]` (or making
+/// one of their own), then the file's others as written.
+fn apps(
+    env: &dyn Env,
+    ov: &Overrides,
+    file_apps: &[FileApp],
+    file: Option<&Path>,
+) -> Result<Vec<AppConfig>> {
+    let mut primary = file_apps.first().cloned().unwrap_or_default();
+    let mut layered = false;
+    macro_rules! layer {
+        ($field:ident, $val:expr) => {
+            if let Some(v) = $val {
+                primary.$field = Some(v);
+                layered = true;
+            }
+        };
+    }
+    // The host alone does not make an app (it may be there for a personal access token).
+    if let Some(v) = env.var("GHAPP_API_URL") {
+        primary.api_url = Some(v);
+    }
+    if let Some(v) = env.var("GHAPP_GIT_HOST") {
+        primary.git_host = Some(v);
+    }
+    layer!(app_id, parse_u64(env, "GHAPP_APP_ID")?);
+    layer!(client_id, env.var("GHAPP_CLIENT_ID"));
+    layer!(installation_id, parse_u64(env, "GHAPP_INSTALLATION_ID")?);
+    layer!(
+        credentials_file,
+        env.var("GHAPP_CREDENTIALS_FILE").map(PathBuf::from)
+    );
+    layer!(private_key_command, env.var("GHAPP_PRIVATE_KEY_COMMAND"));
+    layer!(private_key_keyring, env.var("GHAPP_PRIVATE_KEY_KEYRING"));
+    let env_key_pem = env.var("GHAPP_PRIVATE_KEY");
+    layered |= env_key_pem.is_some();
+    layer!(
+        private_key_file,
+        env.var("GHAPP_PRIVATE_KEY_FILE").map(PathBuf::from)
+    );
+    layer!(api_url, ov.api_url.clone());
+    layer!(app_id, ov.app_id);
+    layer!(client_id, ov.client_id.clone());
+    layer!(installation_id, ov.installation_id);
+    layer!(private_key_file, ov.private_key_file.clone());
+    // A more specific layer's key source replaces the file's: a flag or variable naming a key
+    // file wins over a keyring entry written in the file.
+    if env_key_pem.is_some() || ov.private_key_file.is_some() {
+        if env_key_pem.is_some() && ov.private_key_file.is_none() {
+            primary.private_key_file = None;
+        }
+        primary.private_key_command = None;
+        primary.private_key_keyring = None;
+    }
+
+    let mut apps = Vec::new();
+    if !file_apps.is_empty() || layered {
+        apps.push(build_app(primary, env_key_pem, "environment", file)?);
+    }
+    for (i, a) in file_apps.iter().enumerate().skip(1) {
+        apps.push(build_app(
+            a.clone(),
+            None,
+            &format!("[[app]] #{}", i + 1),
+            file,
+        )?);
+    }
+    Ok(apps)
+}
+
+/// The fallback personal access tokens: the environment's first, then the file's.
+fn pats(env: &dyn Env, file_pats: Vec<FilePat>) -> Result<Vec<PatConfig>> {
+    let mut pats = Vec::new();
+    let env_pat = match (
+        env.var("GHAPP_PAT"),
+        env.var("GHAPP_PAT_FILE"),
+        env.var("GHAPP_PAT_KEYRING"),
+    ) {
+        (Some(t), _, _) => Some(PatSource::Env(crate::secret::PersonalAccessToken::new(
+            t.trim(),
+        ))),
+        (None, Some(f), _) => Some(PatSource::File(expand_tilde(Path::new(&f)))),
+        (None, None, Some(k)) => Some(keyring_entry(&k, "GHAPP_PAT_KEYRING", |service, user| {
+            PatSource::Keyring { service, user }
+        })?),
+        _ => None,
+    };
+    if let Some(source) = env_pat {
+        pats.push(PatConfig {
+            github: GitHubHost::new(
+                env.var("GHAPP_API_URL").as_deref(),
+                env.var("GHAPP_GIT_HOST").as_deref(),
+            )?,
+            source,
+            owners: Vec::new(),
+        });
+    }
+    for (i, p) in file_pats.into_iter().enumerate() {
+        let origin = format!("[[pat]] #{}", i + 1);
+        let github = GitHubHost::new(p.api_url.as_deref(), p.git_host.as_deref())?;
+        let source = match (p.token_file, p.token_keyring) {
+            (Some(f), None) => PatSource::File(expand_tilde(&f)),
+            (None, Some(k)) => keyring_entry(&k, &origin, |service, user| PatSource::Keyring {
+                service,
+                user,
+            })?,
+            _ => {
+                return Err(Error::Config(format!(
+                    "{origin} needs exactly one of token_file or token_keyring"
+                )));
+            }
+        };
+        pats.push(PatConfig {
+            github,
+            source,
+            owners: p.owners,
+        });
+    }
+    Ok(pats)
 }
 
 /// `SERVICE/USER` -> a keyring source.
@@ -395,11 +406,7 @@ fn build_app(
     origin: &str,
     file: Option<&Path>,
 ) -> Result<AppConfig> {
-    let api_url = normalize_api_url(a.api_url.as_deref().unwrap_or(DEFAULT_API_URL));
-    let git_host = match a.git_host {
-        Some(h) => h,
-        None => git_host_from_api(&api_url)?,
-    };
+    let github = GitHubHost::new(a.api_url.as_deref(), a.git_host.as_deref())?;
     let mut ident = AppIdent {
         app_id: a.app_id,
         client_id: a.client_id,
@@ -439,8 +446,7 @@ fn build_app(
         )));
     }
     Ok(AppConfig {
-        api_url,
-        git_host,
+        github,
         ident,
         installation_id,
         key,
@@ -475,31 +481,6 @@ mod tests {
     }
 
     #[test]
-    fn git_host_derivation() {
-        assert_eq!(
-            git_host_from_api("https://api.github.com").unwrap(),
-            "github.com"
-        );
-        assert_eq!(
-            git_host_from_api("https://ghe.corp/api/v3").unwrap(),
-            "ghe.corp"
-        );
-        assert_eq!(
-            git_host_from_api("https://127.0.0.1:8443/api/v3").unwrap(),
-            "127.0.0.1:8443"
-        );
-        assert!(git_host_from_api("http://ghe.corp/api/v3").is_err());
-        assert!(git_host_from_api("not a url").is_err());
-        assert_eq!(
-            git_host_from_api("https://GHE.corp:443/api/v3").unwrap(),
-            "ghe.corp"
-        );
-        assert!(git_host_from_api("https://u:p@ghe.corp/api/v3").is_err());
-        assert!(git_host_from_api("https://ghe.corp:x/api/v3").is_err());
-        assert!(git_host_from_api("https:///api/v3").is_err());
-    }
-
-    #[test]
     fn env_app() {
         let e = env(&[
             ("GHAPP_APP_ID", "42"),
@@ -518,8 +499,8 @@ mod tests {
         e.insert("GHAPP_CONFIG".into(), String::new());
         let c = Config::load_from(&e, &Overrides::default()).unwrap();
         let a = c.primary().unwrap();
-        assert_eq!(a.api_url, "https://ghe.corp/api/v3");
-        assert_eq!(a.git_host, "ghe.corp");
+        assert_eq!(a.api_url(), "https://ghe.corp/api/v3");
+        assert_eq!(a.git_host(), "ghe.corp");
         assert_eq!(a.ident.app_id, Some(42));
         match &a.key {
             KeySource::Env(p) => assert!(p.expose().contains("KEY-----\nAAA\n")),
@@ -591,39 +572,6 @@ mod tests {
             assert!(err.contains(want), "{err}");
             assert!(!err.contains('\n'), "{err}");
         }
-    }
-
-    #[test]
-    fn append_app_keeps_the_file_and_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("sub/config.toml");
-        let new = |id: u64, owner: &str| NewApp {
-            api_url: "https://ghe.corp/api/v3".into(),
-            app_id: id,
-            client_id: format!("Iv23li{id}"),
-            private_key_file: Some(PathBuf::from(format!("/keys/{id}.pem"))),
-            private_key_keyring: None,
-            owners: vec![owner.into()],
-        };
-        append_app(&f, &new(7, "corp"), "first \"app\"").unwrap();
-        let before = std::fs::read_to_string(&f).unwrap();
-        append_app(&f, &new(8, "other"), "second").unwrap();
-        let text = std::fs::read_to_string(&f).unwrap();
-        assert!(text.starts_with(&before), "{text}");
-        assert!(text.contains("# first \"app\"\n[[app]]"), "{text}");
-        let e = env(&[("GHAPP_CONFIG", f.to_str().unwrap())]);
-        let c = Config::load_from(&e, &Overrides::default()).unwrap();
-        assert_eq!(c.apps.len(), 2);
-        assert_eq!(
-            c.app_for("ghe.corp", Some("other")).unwrap().ident.app_id,
-            Some(8)
-        );
-        assert_eq!(c.apps[0].ident.client_id.as_deref(), Some("Iv23li7"));
-
-        // A broken file is left alone.
-        std::fs::write(&f, "[[app]\n").unwrap();
-        assert!(append_app(&f, &new(9, "x"), "x").is_err());
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "[[app]\n");
     }
 
     #[test]

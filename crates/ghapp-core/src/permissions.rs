@@ -1,0 +1,201 @@
+//! GitHub App permissions: a name (`contents`, `pull_requests`, …) and an ordered [`Level`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A permission level, ordered: `read` < `write` < `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "read" => Some(Level::Read),
+            "write" => Some(Level::Write),
+            "admin" => Some(Level::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Read => "read",
+            Level::Write => "write",
+            Level::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Permission name -> level, sorted by name. Serialized as GitHub writes it
+/// (`{"contents": "write"}`); read leniently, since GitHub adds permissions and levels over time:
+/// an entry whose level is not `read`, `write` or `admin` is skipped, not an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Permissions(BTreeMap<String, Level>);
+
+impl Permissions {
+    /// What git and pull requests need; the helper's and the proxy's default, as a ceiling
+    /// (see `TokenRequest::fit`).
+    pub fn default_for_git() -> Permissions {
+        [
+            ("contents", Level::Write),
+            ("metadata", Level::Read),
+            ("pull_requests", Level::Write),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// `NAME=LEVEL`, as `ghapp token --permission` takes it.
+    pub fn parse_pair(s: &str) -> Result<(String, Level), String> {
+        let Some((name, level)) = s.split_once('=') else {
+            return Err(format!("{s:?} is not NAME=LEVEL: e.g. contents=read"));
+        };
+        let level = Level::parse(level)
+            .ok_or_else(|| format!("{s:?}: the level must be read, write or admin"))?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(format!(
+                "{s:?}: the name must be a GitHub permission such as contents or pull_requests"
+            ));
+        }
+        Ok((name.to_owned(), level))
+    }
+
+    pub fn get(&self, name: &str) -> Option<Level> {
+        self.0.get(name).copied()
+    }
+
+    pub fn insert(&mut self, name: &str, level: Level) {
+        self.0.insert(name.to_owned(), level);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Level)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// These permissions cut down to what `granted` allows: `write` becomes `read` where only
+    /// read is granted; permissions not granted at all are dropped.
+    pub fn fit_to(&self, granted: &Permissions) -> Permissions {
+        self.iter()
+            .filter_map(|(name, level)| Some((name, level.min(granted.get(name)?))))
+            .collect()
+    }
+
+    /// Whether `granted` holds every permission here at this level or above.
+    pub fn satisfied_by(&self, granted: &Permissions) -> bool {
+        self.iter()
+            .all(|(name, level)| granted.get(name).is_some_and(|g| g >= level))
+    }
+}
+
+impl<'a> FromIterator<(&'a str, Level)> for Permissions {
+    fn from_iter<I: IntoIterator<Item = (&'a str, Level)>>(iter: I) -> Self {
+        Permissions(iter.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+}
+
+impl FromIterator<(String, Level)> for Permissions {
+    fn from_iter<I: IntoIterator<Item = (String, Level)>>(iter: I) -> Self {
+        Permissions(iter.into_iter().collect())
+    }
+}
+
+/// `contents=write, metadata=read`.
+impl fmt::Display for Permissions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, level)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{name}={level}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Permissions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, Level::parse(v.as_str()?)?)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, Level)]) -> Permissions {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn levels_are_ordered() {
+        assert!(Level::Read < Level::Write && Level::Write < Level::Admin);
+        for l in [Level::Read, Level::Write, Level::Admin] {
+            assert_eq!(Level::parse(l.as_str()), Some(l));
+        }
+        assert_eq!(Level::parse("none"), None);
+    }
+
+    #[test]
+    fn fitting_to_the_grant() {
+        use Level::*;
+        let wanted = Permissions::default_for_git();
+        assert_eq!(wanted.fit_to(&wanted), wanted);
+        assert_eq!(
+            wanted.fit_to(&p(&[("contents", Read), ("metadata", Read)])),
+            p(&[("contents", Read), ("metadata", Read)])
+        );
+        assert_eq!(
+            p(&[("contents", Read)]).fit_to(&p(&[("contents", Admin)])),
+            p(&[("contents", Read)])
+        );
+        assert!(wanted.fit_to(&Permissions::default()).is_empty());
+        assert!(p(&[("contents", Read)]).satisfied_by(&p(&[("contents", Write)])));
+        assert!(!wanted.satisfied_by(&p(&[("contents", Write)])));
+    }
+
+    #[test]
+    fn github_shapes() {
+        let v: Permissions = serde_json::from_str(
+            r#"{"contents":"write","metadata":"read","future":"maybe","n":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            p(&[("contents", Level::Write), ("metadata", Level::Read)])
+        );
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"contents":"write","metadata":"read"}"#
+        );
+        assert_eq!(v.to_string(), "contents=write, metadata=read");
+        assert_eq!(
+            Permissions::parse_pair("pull_requests=write").unwrap(),
+            ("pull_requests".into(), Level::Write)
+        );
+        for bad in ["contents", "contents=all", "=read", "Contents=read"] {
+            assert!(Permissions::parse_pair(bad).is_err(), "{bad}");
+        }
+    }
+}
