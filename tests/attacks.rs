@@ -56,17 +56,33 @@ fn rest_paths_are_decided_on_what_is_sent() {
     let sb = Sandbox::new(&w, &p, "agent-a", SECRET_A);
     sb.clone("octo-org", "widgets", "widgets", &[]).ok();
     sb.push_new_branch(&w.path("widgets"), "agent/x", "x.txt", b"x\n");
-    let json = [("Content-Type", "application/json")];
-    let head_main: &[u8] = br#"{"title":"t","head":"main","base":"agent/x"}"#;
-    let status_body = br#"{"state":"success","context":"ci"}"#;
     let before = w.hub.requests().len();
     let mints = w.hub.mint_count();
-    let pre = "/api/v3/repos/octo-org/widgets";
+
+    paths_read_two_ways_are_refused(&w, &p);
+    bodies_the_proxy_cannot_read_are_refused(&w, &p);
+    // Nothing of all that reached GitHub, with a token or without, and nothing was minted.
+    let got = received_since(&w, before);
+    assert!(got.is_empty(), "GitHub received: {got:#?}");
+    assert_eq!(w.hub.mint_count(), mints);
+
+    allowed_forms_arrive_normalised(&w, &p, before);
+}
+
+const PRE: &str = "/api/v3/repos/octo-org/widgets";
+const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
+const STATUS_BODY: &[u8] = br#"{"state":"success","context":"ci"}"#;
+
+/// Dot segments, encoded separators, backslashes, another spelling of a checked route, a key
+/// given twice: each is a JSON 403 (or 400) from the proxy, audited as a denial.
+fn paths_read_two_ways_are_refused(w: &World, p: &ProxyProc) {
+    let head_main: &[u8] = br#"{"title":"t","head":"main","base":"agent/x"}"#;
+    let (pre, json, status_body) = (PRE, JSON, STATUS_BODY);
     for (method, target, body) in [
         (
             "POST",
             format!("{pre}/statuses/..%2f..%2fmerges"),
-            &status_body[..],
+            status_body,
         ),
         ("POST", format!("{pre}/statuses/../../merges"), status_body),
         (
@@ -127,7 +143,7 @@ fn rest_paths_are_decided_on_what_is_sent() {
             br#"{"title":"t","head":"agent/x","head_repo":"evil","base":"main"}"#,
         ),
     ] {
-        let a = send(&w, &p, method, &target, &json, body);
+        let a = send(w, p, method, &target, &json, body);
         assert!(
             a.status == 403 || a.status == 400,
             "{method} {target}: {a:#?}"
@@ -138,14 +154,17 @@ fn rest_paths_are_decided_on_what_is_sent() {
             v["message"].as_str().unwrap().contains("ghapp proxy"),
             "{a:#?}"
         );
-        assert_denied_in_audit(&p, &target[target.len() - 8..]);
+        assert_denied_in_audit(p, &target[target.len() - 8..]);
     }
-    // A body GitHub would decode but the proxy cannot check.
+}
+
+/// A body GitHub would decode but the proxy cannot check.
+fn bodies_the_proxy_cannot_read_are_refused(w: &World, p: &ProxyProc) {
     let a = send(
-        &w,
-        &p,
+        w,
+        p,
         "POST",
-        &format!("{pre}/pulls"),
+        &format!("{PRE}/pulls"),
         &[
             ("Content-Type", "application/json"),
             ("Content-Encoding", "gzip"),
@@ -154,25 +173,17 @@ fn rest_paths_are_decided_on_what_is_sent() {
     );
     assert_eq!(a.status, 415, "{a:#?}");
     assert!(a.body.contains("Content-Encoding gzip"), "{a:#?}");
-    // Nothing of all that reached GitHub, with a token or without, and nothing was minted.
-    let got = received_since(&w, before);
-    assert!(got.is_empty(), "GitHub received: {got:#?}");
-    assert_eq!(w.hub.mint_count(), mints);
+}
 
-    // What is allowed is sent in its normalised form, and a checked body travels without the
-    // query it came with.
-    let a = send(
-        &w,
-        &p,
-        "GET",
-        &format!("{pre}/branches/agent%2Fx"),
-        &[],
-        b"",
-    );
+/// What is allowed is sent in its normalised form, a checked body travels without the query it
+/// came with, and method overrides are not forwarded.
+fn allowed_forms_arrive_normalised(w: &World, p: &ProxyProc, before: usize) {
+    let (pre, json, status_body) = (PRE, JSON, STATUS_BODY);
+    let a = send(w, p, "GET", &format!("{pre}/branches/agent%2Fx"), &[], b"");
     assert!(a.status == 200 || a.status == 404, "{a:#?}");
     let a = send(
-        &w,
-        &p,
+        w,
+        p,
         "POST",
         &format!("{pre}/statuses/%61bc123"),
         // A method override rides along with an allowed POST: it is not forwarded.
@@ -185,15 +196,15 @@ fn rest_paths_are_decided_on_what_is_sent() {
     );
     assert!(a.status < 500, "{a:#?}");
     let a = send(
-        &w,
-        &p,
+        w,
+        p,
         "POST",
         &format!("{pre}/pulls?head=main"),
         &json,
         br#"{"title":"From the sandbox","head":"agent/x","base":"main"}"#,
     );
     assert_eq!(a.status, 201, "{a:#?}");
-    let got: Vec<String> = received_since(&w, before)
+    let got: Vec<String> = received_since(w, before)
         .into_iter()
         .filter(|r| r.target.starts_with("/api/v3/repos"))
         .map(|r| format!("{} {}", r.method, r.target))
@@ -208,7 +219,7 @@ fn rest_paths_are_decided_on_what_is_sent() {
     );
     assert_eq!(w.hub.pulls().len(), 1);
     assert_eq!(w.hub.pulls()[0].head, "agent/x");
-    let overridden: Vec<_> = received_since(&w, before)
+    let overridden: Vec<_> = received_since(w, before)
         .into_iter()
         .filter(|r| r.headers.iter().any(|h| h.contains("method")))
         .collect();
