@@ -61,6 +61,13 @@ impl Refusal {
             r.headers_mut()
                 .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static(s));
         }
+        // A 407 names the scheme the client should answer with (RFC 9110, 15.5.8).
+        if self.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            r.headers_mut().insert(
+                hyper::header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ghapp proxy\""),
+            );
+        }
         r
     }
 }

@@ -156,18 +156,7 @@ impl Proxy {
         conn: Arc<Conn>,
     ) -> Result<Response<Body>, Infallible> {
         if req.method() != Method::CONNECT {
-            if req.method() == Method::GET && req.uri().path() == "/ca.pem" {
-                let mut r = text(StatusCode::OK, &self.ca.cert_pem);
-                r.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-pem-file"),
-                );
-                return Ok(r);
-            }
-            return Ok(text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "ghapp proxy: only CONNECT is proxied (use HTTPS_PROXY); the CA is at /ca.pem\n",
-            ));
+            return Ok(self.own_endpoint(&req));
         }
         let Some(authority) = req
             .uri()
@@ -180,90 +169,18 @@ impl Proxy {
             ));
         };
         let host = with_port(&authority);
-        if self.gate.login_blocked(conn.source) {
-            self.audit.metrics.auth_failure("rate_limited");
-            return Ok(Refusal::text(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many wrong proxy credentials from this address; wait a minute",
-            )
-            .retry_after("60")
-            .response());
-        }
-        let header = req
-            .headers()
-            .get(hyper::header::PROXY_AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or(""));
-        let sandbox = match login(&self.sandboxes, header) {
-            Login::Ok(sb) => sb,
-            failed => {
-                let kind = if let Login::Wrong(tried) = failed {
-                    // A wrong secret is audited (never the secret) and counted against the
-                    // source; no credentials at all is how git opens a tunnel, so it is not.
-                    self.gate.login_failed(conn.source);
-                    let mut ev =
-                        Event::new(&tried, Some(conn.source.to_string()), "CONNECT", &host, "");
-                    ev.service = Service::Connect;
-                    ev.status = 407;
-                    ev.reason = "wrong proxy credentials".into();
-                    self.audit.record(&ev);
-                    "wrong"
-                } else {
-                    "missing"
-                };
-                self.audit.metrics.auth_failure(kind);
-                let mut r = text(
-                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-                    "ghapp proxy: proxy credentials required (HTTPS_PROXY=http://NAME:SECRET@host:port)\n",
-                );
-                r.headers_mut().insert(
-                    hyper::header::PROXY_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"ghapp proxy\""),
-                );
-                return Ok(r);
-            }
+        let sandbox = match self.authenticate(&req, &conn, &host) {
+            Ok(sb) => sb,
+            Err(r) => return Ok(r.response()),
         };
         let origin = Origin {
             sandbox,
             source: conn.source,
-            host: host.clone(),
+            host,
         };
-        let ev = origin.event("CONNECT", "");
-        let mut target = None;
-        if !self.hosts.intercepts(&host) {
-            if self.cfg.egress == Egress::Deny {
-                return Ok(self.refuse_connect(
-                    ev,
-                    Refusal::text(
-                        StatusCode::FORBIDDEN,
-                        format!("{host} is not a GitHub host and egress is denied"),
-                    ),
-                ));
-            }
-            match self.egress_target(&host).await {
-                Ok(a) => target = Some(a),
-                Err(why) => {
-                    return Ok(self.refuse_connect(
-                        ev,
-                        Refusal::text(
-                            StatusCode::FORBIDDEN,
-                            format!("egress to {host} is refused: {why}"),
-                        ),
-                    ));
-                }
-            }
-        }
-        let Some(slot) = self.gate.tunnel(origin.sandbox.name()) else {
-            return Ok(self.refuse_connect(
-                ev,
-                Refusal::text(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "sandbox {} has {} tunnels open (max_tunnels_per_sandbox)",
-                        origin.sandbox.name(),
-                        self.gate.limits.max_tunnels_per_sandbox
-                    ),
-                ),
-            ));
+        let (target, slot) = match self.admit(&origin).await {
+            Ok(x) => x,
+            Err(r) => return Ok(self.refuse_connect(origin.event("CONNECT", ""), r)),
         };
         conn.authenticated();
         let upgrade = hyper::upgrade::on(&mut req);
@@ -280,6 +197,99 @@ impl Proxy {
             }
         });
         Ok(Response::new(empty()))
+    }
+
+    /// What the proxy answers itself, outside a tunnel: its CA at `/ca.pem`, else 405.
+    fn own_endpoint(&self, req: &Request<Incoming>) -> Response<Body> {
+        if req.method() == Method::GET && req.uri().path() == "/ca.pem" {
+            let mut r = text(StatusCode::OK, &self.ca.cert_pem);
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-pem-file"),
+            );
+            return r;
+        }
+        text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "ghapp proxy: only CONNECT is proxied (use HTTPS_PROXY); the CA is at /ca.pem\n",
+        )
+    }
+
+    /// The sandbox a `CONNECT`'s proxy credentials name, or the 407 (429 when this source
+    /// tried too many wrong ones). A wrong secret is audited (never the secret) and counted
+    /// against the source; no credentials at all is how git opens a tunnel, so it is not.
+    fn authenticate(
+        &self,
+        req: &Request<Incoming>,
+        conn: &Conn,
+        host: &str,
+    ) -> Result<Arc<Sandbox>, Refusal> {
+        if self.gate.login_blocked(conn.source) {
+            self.audit.metrics.auth_failure("rate_limited");
+            return Err(Refusal::text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many wrong proxy credentials from this address; wait a minute",
+            )
+            .retry_after("60"));
+        }
+        let header = req
+            .headers()
+            .get(hyper::header::PROXY_AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        let kind = match login(&self.sandboxes, header) {
+            Login::Ok(sb) => return Ok(sb),
+            Login::Wrong(tried) => {
+                self.gate.login_failed(conn.source);
+                let mut ev = Event::new(&tried, Some(conn.source.to_string()), "CONNECT", host, "");
+                ev.service = Service::Connect;
+                ev.status = 407;
+                ev.reason = "wrong proxy credentials".into();
+                self.audit.record(&ev);
+                "wrong"
+            }
+            Login::Missing => "missing",
+        };
+        self.audit.metrics.auth_failure(kind);
+        Err(Refusal::text(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "proxy credentials required (HTTPS_PROXY=http://NAME:SECRET@host:port)",
+        ))
+    }
+
+    /// Whether an authenticated sandbox may open this tunnel: a GitHub host (intercepted), or
+    /// an allowed egress destination (its checked address), within the sandbox's tunnel cap.
+    async fn admit(
+        &self,
+        origin: &Origin,
+    ) -> Result<(Option<SocketAddr>, tokio::sync::OwnedSemaphorePermit), Refusal> {
+        let host = &origin.host;
+        let mut target = None;
+        if !self.hosts.intercepts(host) {
+            if self.cfg.egress == Egress::Deny {
+                return Err(Refusal::text(
+                    StatusCode::FORBIDDEN,
+                    format!("{host} is not a GitHub host and egress is denied"),
+                ));
+            }
+            let addr = self.egress_target(host).await.map_err(|why| {
+                Refusal::text(
+                    StatusCode::FORBIDDEN,
+                    format!("egress to {host} is refused: {why}"),
+                )
+            })?;
+            target = Some(addr);
+        }
+        let slot = self.gate.tunnel(origin.sandbox.name()).ok_or_else(|| {
+            Refusal::text(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "sandbox {} has {} tunnels open (max_tunnels_per_sandbox)",
+                    origin.sandbox.name(),
+                    self.gate.limits.max_tunnels_per_sandbox
+                ),
+            )
+        })?;
+        Ok((target, slot))
     }
 
     /// The address a tunnel to `host` connects to: resolved once, checked, and used as is.
