@@ -650,7 +650,7 @@ fn a_revoked_token_is_replaced_not_kept() {
         .expect("push audited");
     assert_eq!(push["decision"], "allow");
     assert_ne!(push["token"].as_str(), Some(revoked_fp.as_str()));
-    let m = metrics(&p);
+    let m = p.metrics();
     assert!(m.contains("ghapp_proxy_tokens_dropped_total 1\n"), "{m}");
     w.capture(p.log());
     w.assert_no_secrets();
@@ -766,7 +766,7 @@ fn wrong_proxy_credentials_are_audited_and_rate_limited() {
     assert_eq!(fails.len(), 5);
     assert_eq!(fails[0]["sandbox"], "agent-a");
     assert_eq!(fails[0]["source"], "127.0.0.1");
-    let m = metrics(&p);
+    let m = p.metrics();
     assert!(
         m.contains("ghapp_proxy_auth_failures_total{kind=\"missing\"} 10"),
         "{m}"
@@ -775,15 +775,6 @@ fn wrong_proxy_credentials_are_audited_and_rate_limited() {
         m.contains("ghapp_proxy_auth_failures_total{kind=\"wrong\"} 5"),
         "{m}"
     );
-}
-
-fn metrics(p: &ProxyProc) -> String {
-    let mut s = std::net::TcpStream::connect(p.metrics_addr.as_deref().unwrap()).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// Hole 9: the audit log is reopened on SIGHUP (logrotate) and each request is written once.

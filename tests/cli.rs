@@ -32,12 +32,30 @@ fn token_prints_a_narrowed_token_and_json() {
         Some("read")
     );
 
-    w.ghapp(&["token", "--repo", "nope"])
-        .fails()
-        .one_line_error("ghapp", "is not OWNER/REPO");
-    w.ghapp(&["token", "--repo", "a/b", "--permission", "contents"])
-        .fails()
-        .one_line_error("ghapp", "NAME=LEVEL");
+    // Bad usage is found before anything is asked of GitHub, and exits 2 (issue 11, trap 11).
+    let requests = w.hub.requests().len();
+    for (args, want) in [
+        (&["token", "--repo", "nope"][..], "is not OWNER/REPO"),
+        (&["token", "--repo", "widgets"], "is not OWNER/REPO"),
+        (&["doctor", "--repo", "widgets"], "is not OWNER/REPO"),
+        (
+            &["token", "--repo", "a/b", "--permission", "contents"],
+            "NAME=LEVEL",
+        ),
+        (
+            &["token", "--repo", "a/b", "--permission", "contnets=read"],
+            "\"contnets\" is not a GitHub App permission (did you mean contents?); they are: actions,",
+        ),
+        (
+            &["token", "--repo", "a/b", "--permission", "contents=admin"],
+            "contents takes read or write",
+        ),
+    ] {
+        let r = w.ghapp(args);
+        r.fails().one_line_error("ghapp", want);
+        assert_eq!(r.code, Some(2), "{args:?}: {r:#?}");
+    }
+    assert_eq!(w.hub.requests().len(), requests);
     w.assert_no_secrets();
 }
 
@@ -194,6 +212,67 @@ fn emulator_prints_what_a_user_needs_and_serves_it() {
         .unwrap()
         .status
     });
+    // The proxy snippet it prints works as printed (issue 11, trap 2), and the proxy checks at
+    // start what doctor checks: a wrong CA or app id is one line naming the setting.
+    let snippet: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("`ghapp proxy --config proxy.toml`"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("Press Ctrl-C"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(snippet.contains("[[sandbox]]"), "{text}");
+    let proxy = |toml: &str, extra: &[&str]| {
+        let f = dir.path().join("proxy.toml");
+        std::fs::write(&f, toml).unwrap();
+        let out = std::process::Command::new(ghapp_e2e::bin_dir().join("ghapp"))
+            .args(["proxy", "--config"])
+            .arg(&f)
+            .args(["--listen", "127.0.0.1:0", "--ca-dir"])
+            .arg(dir.path().join("proxy-ca"))
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AGENT1_SECRET", "0123456789abcdef0123")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = proxy(&snippet, &["--check"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("ok    app: "), "{out}");
+    assert!(
+        out.contains("ok    sandbox agent-1: installation 101 serves its octo-org repositories"),
+        "{out}"
+    );
+    let no_ca: String = snippet
+        .lines()
+        .filter(|l| !l.starts_with("upstream_ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for extra in [&["--check"][..], &[]] {
+        let (code, out, err) = proxy(&no_ca, extra);
+        assert_eq!(code, Some(1), "{out}{err}");
+        let all = format!("{out}{err}");
+        assert!(
+            all.contains("presents a certificate this proxy does not trust")
+                && all.contains("set upstream_ca_file to the PEM of the CA that signed it"),
+            "{all}"
+        );
+    }
+    let (code, _, err) = proxy(&snippet.replace("app_id = 4242", "app_id = 999"), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("ghapp: not starting: app: GitHub refused the app's JWT")
+            && err.contains("fix [app] app_id"),
+        "{err}"
+    );
+
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status.as_u16(), 200);
@@ -245,4 +324,132 @@ fn the_helper_links_no_async_runtime_http_or_tls() {
             .collect();
         assert!(found.is_empty(), "the helper depends on {found:?}:\n{tree}");
     }
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `ghapp installations | head -0` (issue 11, trap 7): the reader is gone before ghapp
+    // writes (it asks GitHub first), so the write fails with EPIPE: no panic, no message,
+    // status 141 as for a process killed by SIGPIPE.
+    let w = World::new();
+    for cmd in [
+        "installations",
+        "doctor",
+        "hooks config",
+        "token --repo octo-org/widgets",
+        "completions bash",
+    ] {
+        let r = w
+            .cmd("bash")
+            .args(&[
+                "-c",
+                &format!("ghapp {cmd} | (exec 0<&-; true); echo status=${{PIPESTATUS[0]}}"),
+            ])
+            .carries_secrets()
+            .run();
+        assert!(r.stderr.is_empty(), "ghapp {cmd}: {r:#?}");
+        let status = r.stdout.trim();
+        if cmd == "installations" {
+            assert_eq!(status, "status=141", "ghapp {cmd}: {r:#?}");
+        } else {
+            assert!(
+                status == "status=141" || status == "status=0",
+                "ghapp {cmd}: {r:#?}"
+            );
+        }
+    }
+}
+
+/// Flags listed in a `--help` that have no description.
+fn undescribed_flags(help: &str) -> Vec<String> {
+    help.lines()
+        .filter(|l| l.trim_start().starts_with('-'))
+        .filter(|l| {
+            // "  -t, --title <TITLE>  What it is": the flag, then two spaces, then its text.
+            let t = l.trim_start();
+            !t.contains("  ")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn help_says_what_each_command_and_flag_does() {
+    // Issue 11, trap 8: no flag without a description; no app flags where they mean nothing;
+    // the proxy's --config described as the proxy's own, required file.
+    let w = World::new();
+    let subs = [
+        "setup",
+        "token",
+        "configure-git",
+        "doctor",
+        "installations",
+        "installation",
+        "hooks",
+        "revoke",
+        "completions",
+        "man",
+        "emulator",
+        "proxy",
+        "demo",
+    ];
+    for sub in subs {
+        let h = w.ghapp(&[sub, "--help"]);
+        h.ok();
+        assert_eq!(
+            undescribed_flags(&h.stdout),
+            Vec::<String>::new(),
+            "ghapp {sub}"
+        );
+        let app_flags = h.stdout.contains("--app-id") || h.stdout.contains("--private-key-file");
+        let meaningless = matches!(sub, "emulator" | "demo" | "completions" | "man" | "proxy");
+        assert_eq!(app_flags, !meaningless, "ghapp {sub} --help:\n{}", h.stdout);
+    }
+    let proxy = w.ghapp(&["proxy", "--help"]);
+    assert!(
+        proxy.stdout.contains(
+            "The proxy's TOML: listeners, sandboxes and their policy, the app (required)"
+        ),
+        "{}",
+        proxy.stdout
+    );
+    assert!(!proxy.stdout.contains("$GHAPP_CONFIG"), "{}", proxy.stdout);
+    let pr = w.cmd("gh-pr").args(&["open", "--help"]).run();
+    pr.ok();
+    assert_eq!(
+        undescribed_flags(&pr.stdout),
+        Vec::<String>::new(),
+        "gh-pr open"
+    );
+}
+
+#[test]
+fn the_proxy_names_its_own_settings() {
+    // Issue 11, trap 6: the proxy's missing key names `[app] private_key_file` of its file,
+    // not the environment variable the host configuration uses.
+    let w = World::new();
+    let f = w.path("proxy.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "[app]\napi_url = {:?}\napp_id = 4242\nprivate_key_file = \"/nonexistent/app.pem\"\n",
+            w.hub.api_url()
+        ),
+    )
+    .unwrap();
+    let ca = w.path("proxy-ca");
+    // Only the file: the GHAPP_* environment would layer over it.
+    let env = [("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())];
+    let ghapp = ghapp_e2e::bin_dir().join("ghapp");
+    let r = w
+        .cmd(ghapp.to_str().unwrap())
+        .env(&env)
+        .args(&["proxy", "--config", f.to_str().unwrap(), "--ca-dir"])
+        .arg(ca.to_str().unwrap())
+        .run();
+    r.fails().one_line_error(
+        "ghapp",
+        "cannot read private key file /nonexistent/app.pem: no such file; set [app] private_key_file in the proxy config",
+    );
+    assert!(!r.stderr.contains("GHAPP_"), "{r:#?}");
 }

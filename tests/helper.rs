@@ -63,7 +63,12 @@ fn a_read_only_installation_clones_and_its_push_is_refused_by_github() {
     let w = World::new();
     // octo-user's installation grants contents: read only; the default request (contents:
     // write) is fitted to it rather than failing.
-    w.clone_repo("octo-user", "dotfiles", "dotfiles").ok();
+    let clone = w.clone_repo("octo-user", "dotfiles", "dotfiles");
+    clone.ok();
+    // Said once, when the token is minted (issue 11, trap 10).
+    let note =
+        "note: the installation on octo-user grants less than asked (contents: read, write asked";
+    assert_eq!(clone.stderr.matches(note).count(), 1, "{clone:#?}");
     let c = w.hub.counters();
     assert_eq!(c.mints.len(), 1);
     assert_eq!(
@@ -74,6 +79,10 @@ fn a_read_only_installation_clones_and_its_push_is_refused_by_github() {
     w.commit_file(&work, "x.txt", "x\n");
     let push = w.git(&work, &["push", "origin", "HEAD:refs/heads/topic"]);
     push.fails();
+    assert!(
+        !push.stderr.contains(note),
+        "a cached token says nothing: {push:#?}"
+    );
     assert!(
         push.stderr.contains("403") || push.stderr.contains("denied"),
         "{push:#?}"
@@ -106,6 +115,30 @@ fn the_same_repository_name_under_two_owners_gets_two_tokens() {
     assert_eq!(w.hub.counters().mints.len(), 2);
     w.clone_repo("octo-user", "widgets", "user-widgets").ok();
     w.assert_no_secrets();
+}
+
+#[test]
+fn a_host_named_without_an_app_says_why_nothing_was_answered() {
+    // GHAPP_API_URL names the emulator, but no app is configured (issue 11, trap 4): one line
+    // on stderr says why, instead of git's "could not read Username" alone.
+    let mut w = World::new();
+    for k in ["GHAPP_APP_ID", "GHAPP_PRIVATE_KEY_FILE"] {
+        w.set_env(k, None);
+    }
+    let r = w.get("octo-org/widgets");
+    assert!(r.stdout.is_empty(), "{r:#?}");
+    r.one_line_error(HELPER, "no GitHub App configured: set GHAPP_APP_ID");
+    // Another host stays silent: the next helper answers it.
+    let other = w.helper("get", "protocol=https\nhost=example.com\npath=a/b.git\n\n");
+    other.ok();
+    assert!(other.stderr.is_empty(), "{other:#?}");
+    // And git, with nothing else configured, shows the line before its own failure.
+    let clone = w.clone_repo("octo-org", "widgets", "w");
+    clone.fails();
+    assert!(
+        clone.stderr.contains("no GitHub App configured"),
+        "{clone:#?}"
+    );
 }
 
 #[test]
@@ -366,14 +399,22 @@ fn bad_inputs_get_one_clear_line() {
 
     // The app is not installed on the repository: name it and the install page.
     let r = w.get("lonely/island");
-    r.fails()
-        .one_line_error(HELPER, "the app is not installed on lonely/island");
+    r.fails().one_line_error(
+        HELPER,
+        "the app is not installed on lonely, or lonely/island does not exist",
+    );
     assert!(
         r.stderr.contains(&format!(
             "{}/apps/ghapp-fakehub/installations/new",
             w.hub.url()
         )),
         "{r:#?}"
+    );
+    // A misspelled repository of an owner the app is installed on: GitHub's 404 is the same,
+    // so the message names both readings (issue 11, trap 5).
+    w.get("octo-org/widgts").fails().one_line_error(
+        HELPER,
+        "the app is not installed on octo-org, or octo-org/widgts does not exist",
     );
 
     // A repository outside the installation's grant (422).

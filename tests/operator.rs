@@ -26,6 +26,7 @@ fn doctor_all_good_but_an_extra_permission() {
         "permissions",
         "token",
         "git",
+        "helper",
     ] {
         line(&r, &format!("ok    {check}:"));
     }
@@ -37,6 +38,66 @@ fn doctor_all_good_but_an_extra_permission() {
     );
     assert!(!r.stdout.contains("fail"), "{}", r.stdout);
     w.assert_no_secrets();
+}
+
+#[test]
+fn doctor_checks_that_git_can_run_the_helper_and_the_helper_can_mint() {
+    // Issue 11, trap 1: `cargo run -p ghapp` builds ghapp only; git then says "'credential-ghapp'
+    // is not a git command". doctor finds the helper as git does (exec-path, then PATH).
+    let mut w = World::new();
+    let bins = ghapp_e2e::bin_dir();
+    let only = w.path("only-ghapp");
+    std::fs::create_dir_all(&only).unwrap();
+    std::os::unix::fs::symlink(bins.join("ghapp"), only.join("ghapp")).unwrap();
+    w.set_env(
+        "PATH",
+        Some(&format!("{}:/usr/local/bin:/usr/bin:/bin", only.display())),
+    );
+    let ghapp = only.join("ghapp");
+    let r = w.cmd(ghapp.to_str().unwrap()).arg("doctor").run();
+    r.fails();
+    assert!(
+        line(&r, "fail  helper:").contains(
+            "git cannot run the helper \"ghapp\": git-credential-ghapp is neither in git's exec-path nor on PATH; fix: put git-credential-ghapp and ghapp on PATH, side by side"
+        ),
+        "{}",
+        r.stdout
+    );
+    // The helper alone, without ghapp beside it or on PATH.
+    let lone = w.path("only-helper");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::copy(
+        bins.join("git-credential-ghapp"),
+        lone.join("git-credential-ghapp"),
+    )
+    .unwrap();
+    w.set_env(
+        "PATH",
+        Some(&format!("{}:/usr/local/bin:/usr/bin:/bin", lone.display())),
+    );
+    let r = w.cmd(ghapp.to_str().unwrap()).arg("doctor").run();
+    assert!(
+        line(&r, "fail  helper:").contains("ghapp is neither beside"),
+        "{}",
+        r.stdout
+    );
+    // Both, side by side.
+    std::os::unix::fs::symlink(
+        bins.join("git-credential-ghapp"),
+        only.join("git-credential-ghapp"),
+    )
+    .unwrap();
+    w.set_env(
+        "PATH",
+        Some(&format!("{}:/usr/local/bin:/usr/bin:/bin", only.display())),
+    );
+    let r = w.cmd(ghapp.to_str().unwrap()).arg("doctor").run();
+    r.ok();
+    assert!(
+        line(&r, "ok    helper:").contains("git runs "),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -55,6 +116,16 @@ fn doctor_names_each_misconfiguration_and_fails() {
     w.set_env("GHAPP_PRIVATE_KEY_FILE", Some("/nonexistent/app.pem"));
     let r = w.ghapp(&["doctor"]);
     r.fails();
+    // The fix is said once (issue 11, trap 6).
+    assert_eq!(
+        line(&r, "fail  private key:")
+            .matches(".pem downloaded from")
+            .count()
+            + line(&r, "fail  private key:").matches(".pem from").count(),
+        1,
+        "{}",
+        r.stdout
+    );
     assert!(
         line(&r, "fail  private key:")
             .contains("cannot read private key file /nonexistent/app.pem")
@@ -81,7 +152,10 @@ fn doctor_names_each_misconfiguration_and_fails() {
     let w = World::new();
     let r = w.ghapp(&["doctor", "--repo", "lonely/island"]);
     r.fails();
-    assert!(line(&r, "fail  installation:").contains("the app is not installed on lonely/island"));
+    assert!(
+        line(&r, "fail  installation:")
+            .contains("the app is not installed on lonely, or lonely/island does not exist")
+    );
     let r = w.ghapp(&["doctor", "--repo", "octo-user/dotfiles"]);
     r.fails();
     let p = line(&r, "fail  permissions:");
@@ -374,7 +448,10 @@ fn the_app_answers_first_and_the_token_where_it_is_not_installed() {
 
     let r = w.ghapp(&["doctor", "--repo", "lonely/island"]);
     r.ok();
-    assert!(line(&r, "warn  installation:").contains("not installed on lonely/island"));
+    assert!(
+        line(&r, "warn  installation:")
+            .contains("not installed on lonely, or lonely/island does not exist")
+    );
     assert!(
         line(&r, "ok    source:")
             .contains("answers for lonely/island (the app is not installed on it)"),

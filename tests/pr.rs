@@ -33,6 +33,10 @@ fn open_then_find_with_the_app_configured() {
     let again = w.gh_pr(&work, &["open", "--title", "T", "--body", "B"]);
     again.ok();
     assert_eq!(again.stdout.trim(), url);
+    // Without flags the open one is found and printed too (issue 11, trap 9).
+    let bare = w.gh_pr(&work, &["open"]);
+    bare.ok();
+    assert_eq!(bare.stdout, format!("{url}\n"));
     let pulls = w.hub.pulls();
     assert_eq!(pulls.len(), 1);
     assert_eq!(
@@ -167,7 +171,17 @@ fn repository_states_that_cannot_open_a_pull_request() {
     );
     // No title.
     let pushed = pushed_branch(&w, "t", "agent/t", "T");
-    fails_with(&w.gh_pr(&pushed, &["open"]), "give --title");
+    fails_with(
+        &w.gh_pr(&pushed, &["open"]),
+        "no pull request is open for agent/t: give --title",
+    );
+    // On the default branch: what to do, not GitHub's "No commits between main and main".
+    let on_main = w.path("m");
+    w.clone_repo("octo-org", "widgets", "m").ok();
+    fails_with(
+        &w.gh_pr(&on_main, &["open", "--fill"]),
+        "main is octo-org/widgets's default branch, which a pull request merges into: put the change on a branch (git switch -c NAME)",
+    );
     assert!(w.hub.pulls().is_empty());
 }
 
@@ -202,7 +216,7 @@ fn github_refusals_are_one_line_naming_the_repository() {
     w2.set_env("GHAPP_LOG", Some("error"));
     fails_with(
         &w2.gh_pr(&lone, &["open", "--fill"]),
-        "the app is not installed on lonely/island",
+        "the app is not installed on lonely, or lonely/island does not exist",
     );
     assert!(w.hub.pulls().is_empty());
     w.assert_no_secrets();

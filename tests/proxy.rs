@@ -600,3 +600,54 @@ fn a_hundred_concurrent_clones_mint_once_per_sandbox_scope() {
     assert_eq!(mints.len(), 2, "one mint per sandbox scope: {mints:?}");
     assert_clean(&w, &p);
 }
+
+#[test]
+fn one_proxy_serves_several_apps_each_for_its_owners() {
+    // Issue 11, trap 3: [[app]] tables in the proxy, each for its owners (here the same app
+    // with a fixed installation per owner, as two organisations' apps would be).
+    let w = World::new();
+    let apps = w.app_table("installation_id = 101\nowners = [\"octo-org\"]")
+        + &w.app_table("installation_id = 102\nowners = [\"octo-user\"]");
+    let sandboxes = format!(
+        "[[sandbox]]\nname = \"agent-a\"\nsecret = \"{SECRET_A}\"\nrepos = [\"octo-org/widgets\", \"octo-user/dotfiles\"]\npush = [\"refs/heads/agent/*\"]\n"
+    );
+    let p = w.start_proxy_with_apps(&sandboxes, "", &apps);
+    let sb = Sb::new(&w, &p, "agent-a", SECRET_A);
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    sb.clone("octo-user", "dotfiles", "dotfiles", &[]).ok();
+    let installs: Vec<u64> = w
+        .hub
+        .counters()
+        .mints
+        .iter()
+        .map(|m| m.installation_id)
+        .collect();
+    assert_eq!(installs, [101, 102]);
+    w.capture(p.log());
+    w.assert_no_secrets();
+}
+
+#[test]
+fn git_told_to_use_basic_opens_tunnels_with_its_credentials() {
+    // The sandbox environment the proxy prints says GIT_HTTP_PROXY_AUTHMETHOD=basic: git then
+    // authenticates its first CONNECT, and the metric of missing credentials stays at 0; without
+    // it git tries without credentials first, which the metric counts apart from wrong ones.
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    let missing = |p: &ProxyProc| -> u64 {
+        p.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("ghapp_proxy_auth_failures_total{kind=\"missing\"} "))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    let mut sb = Sb::new(&w, &p, "agent-a", SECRET_A);
+    sb.env
+        .push(("GIT_HTTP_PROXY_AUTHMETHOD".into(), "basic".into()));
+    sb.clone("octo-org", "widgets", "basic", &[]).ok();
+    assert_eq!(missing(&p), 0);
+    let plain = Sb::new(&w, &p, "agent-a", SECRET_A);
+    plain.clone("octo-org", "widgets", "plain", &[]).ok();
+    assert!(missing(&p) > 0);
+    let wrong = p.metrics();
+    assert!(!wrong.contains("kind=\"wrong\"} 1"), "{wrong}");
+}

@@ -291,3 +291,40 @@ fn pull_request_answers_match_githubs_schemas() {
     });
     assert_eq!(w.hub.pulls()[0].title, "T2");
 }
+
+#[test]
+fn the_known_permissions_are_githubs() {
+    // `ghapp token --permission` checks names and levels locally against this table: it must
+    // be GitHub's `app-permissions` schema, no more and no less.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/github-app-subset.json"
+    ))
+    .unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let props = doc["components"]["schemas"]["app-permissions"]["properties"]
+        .as_object()
+        .unwrap();
+    let from_schema: Vec<(String, Vec<String>)> = props
+        .iter()
+        .map(|(k, v)| {
+            let levels = v["enum"].as_array().unwrap();
+            (
+                k.clone(),
+                levels
+                    .iter()
+                    .map(|l| l.as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect();
+    let ours: Vec<(String, Vec<String>)> = ghapp_core::permissions::KNOWN
+        .iter()
+        .map(|(n, ls)| (n.to_string(), ls.iter().map(|l| l.to_string()).collect()))
+        .collect();
+    let sorted = |mut v: Vec<(String, Vec<String>)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(ours), sorted(from_schema));
+}

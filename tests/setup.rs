@@ -494,7 +494,7 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
     let value = std::fs::read_to_string(&secret).unwrap();
     assert!(value.len() >= 20);
     assert!(!ok.stdout.contains(&value) && !ok.stderr.contains(&value));
-    let hooks = w.ghapp(&["--config", other, "hooks", "config"]);
+    let hooks = w.ghapp(&["hooks", "config", "--config", other]);
     hooks.ok();
     assert!(
         hooks

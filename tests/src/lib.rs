@@ -476,6 +476,19 @@ allow_delete = true
 }
 
 impl ProxyProc {
+    /// The proxy's `/metrics` answer (head and body).
+    pub fn metrics(&self) -> String {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(self.metrics_addr.as_deref().unwrap()).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl ProxyProc {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -546,6 +559,27 @@ impl World {
     /// Starts `ghapp proxy` in front of this world's emulator. `sandboxes` are `[[sandbox]]`
     /// tables; `extra` top-level keys (e.g. `egress = "tunnel"`).
     pub fn start_proxy(&self, sandboxes: &str, extra: &str) -> ProxyProc {
+        let app = format!(
+            "[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {:?}\n",
+            self.hub.api_url(),
+            self.hub.app_id(),
+            self.hub.key_path().display().to_string(),
+        );
+        self.start_proxy_with_apps(sandboxes, extra, &app)
+    }
+
+    /// The emulator's app as an `[[app]]` table with more keys (`owners`, `installation_id`).
+    pub fn app_table(&self, more: &str) -> String {
+        format!(
+            "[[app]]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {:?}\n{more}\n",
+            self.hub.api_url(),
+            self.hub.app_id(),
+            self.hub.key_path().display().to_string(),
+        )
+    }
+
+    /// [`World::start_proxy`] with these app tables instead of the emulator's one `[app]`.
+    pub fn start_proxy_with_apps(&self, sandboxes: &str, extra: &str, apps: &str) -> ProxyProc {
         use std::io::{BufRead, BufReader, Read};
         let dir = tempfile::Builder::new()
             .prefix("proxy-")
@@ -557,12 +591,9 @@ impl World {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\nca_dir = {:?}\naudit_log = {:?}\nmetrics_listen = \"127.0.0.1:0\"\n{extra}\n[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {:?}\n\n{sandboxes}\n",
+                "listen = \"127.0.0.1:0\"\nca_dir = {:?}\naudit_log = {:?}\nmetrics_listen = \"127.0.0.1:0\"\n{extra}\n{apps}\n\n{sandboxes}\n",
                 dir.join("ca").display().to_string(),
                 audit.display().to_string(),
-                self.hub.api_url(),
-                self.hub.app_id(),
-                self.hub.key_path().display().to_string(),
             ),
         )
         .unwrap();

@@ -52,8 +52,10 @@ enum Cmd {
 /// Flags as `gh pr create` spells them.
 #[derive(Args, Debug, Default)]
 pub struct OpenArgs {
+    /// The pull request's title (needed to open one; not to find the open one).
     #[arg(long, short = 't')]
     pub title: Option<String>,
+    /// The pull request's description.
     #[arg(long, short = 'b', conflicts_with = "body_file")]
     pub body: Option<String>,
     /// Read the body from FILE ("-" for stdin).
@@ -62,6 +64,7 @@ pub struct OpenArgs {
     /// The branch to merge into (default: the repository's default branch).
     #[arg(long, short = 'B')]
     pub base: Option<String>,
+    /// Open it as a draft.
     #[arg(long, short = 'd')]
     pub draft: bool,
     /// Title and body from HEAD's commit message.
@@ -241,7 +244,7 @@ fn authenticate(
             ..Obtain::default()
         };
         return Ok(match obtain_blocking(cfg, &resolution, &req, how)? {
-            Credential::Installation(t) => {
+            Credential::Installation { token: t, .. } => {
                 let api = match resolution {
                     Resolution::App { app, .. } => app.api_url().to_owned(),
                     _ => GitHubHost::from_git_host(&c.host).api_url().to_owned(),
@@ -304,15 +307,15 @@ pub fn open_with(
     ca_pem: Option<&str>,
 ) -> Result<String> {
     let c = read_checkout(dir)?;
-    let (title, body) = match (&args.title, args.fill) {
-        (Some(t), _) => (t.clone(), body_arg(args)?.unwrap_or_default()),
-        (None, true) => (
+    // Without --title or --fill an open pull request is still found and printed; only opening
+    // one needs them.
+    let text = match (&args.title, args.fill) {
+        (Some(t), _) => Some((t.clone(), body_arg(args)?.unwrap_or_default())),
+        (None, true) => Some((
             c.subject.clone(),
             body_arg(args)?.unwrap_or_else(|| c.body.clone()),
-        ),
-        (None, false) => {
-            bail!("give --title (and --body) or --fill to take them from HEAD's commit")
-        }
+        )),
+        (None, false) => None,
     };
     let (api, auth) = authenticate(&c, cfg, dir, ca_pem)?;
     if matches!(auth, Cred::None) && !behind_proxy() {
@@ -326,7 +329,7 @@ pub fn open_with(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(open_pr(&c, &client, &auth, args, &title, &body))
+    rt.block_on(open_pr(&c, &client, &auth, args, text))
 }
 
 fn behind_proxy() -> bool {
@@ -357,8 +360,7 @@ async fn open_pr(
     client: &GitHubClient,
     cred: &Cred,
     args: &OpenArgs,
-    title: &str,
-    body: &str,
+    text: Option<(String, String)>,
 ) -> Result<String> {
     let repo = &format!("{}/{}", c.owner, c.repo);
     // Reads are retried as GitHub asks (ghapp-core's rules); the create is sent once, so a
@@ -389,14 +391,28 @@ async fn open_pr(
     if let Some(pr) = v.as_array().and_then(|a| a.first()) {
         return Ok(render(pr, false, args.json));
     }
+    let Some((title, body)) = text else {
+        bail!(
+            "no pull request is open for {}: give --title (and --body), or --fill to take them from HEAD's commit, to open one",
+            c.branch
+        );
+    };
     let base = match &args.base {
         Some(b) => b.clone(),
         None => {
             let v = get(format!("/repos/{repo}"), "read the repository").await?;
-            v["default_branch"]
+            let default = v["default_branch"]
                 .as_str()
                 .ok_or_else(|| anyhow!("GitHub did not say {repo}'s default branch: pass --base"))?
-                .to_owned()
+                .to_owned();
+            if default == c.branch {
+                bail!(
+                    "{} is {repo}'s default branch, which a pull request merges into: put the change on a branch (git switch -c NAME), push it (git push -u {} NAME), then run gh-pr open there",
+                    c.branch,
+                    c.remote
+                );
+            }
+            default
         }
     };
     let create =

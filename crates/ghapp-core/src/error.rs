@@ -23,7 +23,9 @@ pub enum Error {
     )]
     JwtRejected { app: String, message: String },
 
-    #[error("the app is not installed on {owner}/{repo}: install it at {install_url}")]
+    /// GitHub answers 404 both when the app is not installed on the owner and when the
+    /// repository does not exist (or is not granted to the installation): the message says both.
+    #[error("{}", not_installed(owner, repo, install_url))]
     NotInstalled {
         owner: String,
         repo: String,
@@ -69,5 +71,15 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+fn not_installed(owner: &str, repo: &str, install_url: &str) -> String {
+    if repo == "*" {
+        format!("the app is not installed on {owner}: install it at {install_url}")
+    } else {
+        format!(
+            "the app is not installed on {owner}, or {owner}/{repo} does not exist or is not granted to the installation: check the name, or install the app at {install_url}"
+        )
     }
 }

@@ -60,9 +60,9 @@ impl KeySource {
                 if let Some(w) = loose_permissions("private key file", p) {
                     warnings.push(w);
                 }
-                let text = std::fs::read_to_string(p).map_err(|e| {
+                let text = read_secret_file(p).map_err(|e| {
                     Error::Key(format!(
-                        "cannot read private key file {}: {}; set GHAPP_PRIVATE_KEY_FILE to the .pem downloaded from the app's settings",
+                        "cannot read private key file {}: {}; {KEY_FILE_HINT}",
                         p.display(),
                         io_reason(&e)
                     ))
@@ -83,7 +83,7 @@ impl KeySource {
                 Ok(pem) => (pem, None),
                 Err(reason) => {
                     let fallback = keyring_fallback_path(service, user);
-                    match std::fs::read_to_string(&fallback) {
+                    match read_secret_file(&fallback) {
                         Ok(text) => {
                             warnings.push(format!(
                                 "the OS keyring is unavailable ({reason}); using the fallback key file {}",
@@ -269,7 +269,7 @@ impl PatSource {
             PatSource::Env(t) => t.expose().to_owned(),
             PatSource::File(p) => {
                 warnings.extend(loose_permissions("token file", p));
-                std::fs::read_to_string(p).map_err(|e| {
+                read_secret_file(p).map_err(|e| {
                     Error::Key(format!(
                         "cannot read token file {}: {}; set GHAPP_PAT_FILE to a 0600 file holding the fine-grained personal access token",
                         p.display(),
@@ -393,6 +393,30 @@ fn first_word(s: &str) -> &str {
     s.split_whitespace().next().unwrap_or("")
 }
 
+/// How a key file's error says where to point instead (the environment's name for it; the
+/// proxy says its own config key).
+pub const KEY_FILE_HINT: &str =
+    "set GHAPP_PRIVATE_KEY_FILE to the .pem downloaded from the app's settings";
+
+/// The largest key, token or credentials file read: a path such as `/dev/zero` is refused,
+/// not read forever.
+const MAX_SECRET_FILE: u64 = 1 << 20;
+
+/// Reads a file holding a secret, at most [`MAX_SECRET_FILE`] bytes.
+pub(crate) fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    let mut s = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_FILE + 1)
+        .read_to_string(&mut s)?;
+    if s.len() as u64 > MAX_SECRET_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "it is larger than 1 MiB, so it is not a key",
+        ));
+    }
+    Ok(s)
+}
+
 pub(crate) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
@@ -413,7 +437,7 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn read_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = read_secret_file(path).map_err(|e| {
             Error::Config(format!(
                 "cannot read credentials file {}: {}; check GHAPP_CREDENTIALS_FILE",
                 path.display(),

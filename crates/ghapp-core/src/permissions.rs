@@ -59,18 +59,24 @@ impl Permissions {
         .collect()
     }
 
-    /// `NAME=LEVEL`, as `ghapp token --permission` takes it.
+    /// `NAME=LEVEL`, as `ghapp token --permission` takes it: a permission GitHub Apps have
+    /// ([`KNOWN`]) at a level it takes.
     pub fn parse_pair(s: &str) -> Result<(String, Level), String> {
         let Some((name, level)) = s.split_once('=') else {
             return Err(format!("{s:?} is not NAME=LEVEL: e.g. contents=read"));
         };
-        let level = Level::parse(level)
-            .ok_or_else(|| format!("{s:?}: the level must be read, write or admin"))?;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        let Some((_, levels)) = KNOWN.iter().find(|(n, _)| *n == name) else {
+            let hint = closest(name).map_or_else(String::new, |c| format!(" (did you mean {c}?)"));
+            let all: Vec<&str> = KNOWN.iter().map(|(n, _)| *n).collect();
             return Err(format!(
-                "{s:?}: the name must be a GitHub permission such as contents or pull_requests"
+                "{s:?}: {name:?} is not a GitHub App permission{hint}; they are: {}",
+                all.join(", ")
             ));
-        }
+        };
+        let Some(level) = Level::parse(level).filter(|l| levels.contains(l)) else {
+            let valid: Vec<&str> = levels.iter().map(|l| l.as_str()).collect();
+            return Err(format!("{s:?}: {name} takes {}", valid.join(" or ")));
+        };
         Ok((name.to_owned(), level))
     }
 
@@ -103,6 +109,125 @@ impl Permissions {
         self.iter()
             .all(|(name, level)| granted.get(name).is_some_and(|g| g >= level))
     }
+}
+
+/// The permissions a GitHub App can ask for and their levels, from GitHub's `app-permissions`
+/// schema (`tests/schema.rs` checks this table against it).
+pub const KNOWN: &[(&str, &[Level])] = &[
+    ("actions", &[Level::Read, Level::Write]),
+    ("administration", &[Level::Read, Level::Write]),
+    ("artifact_metadata", &[Level::Read, Level::Write]),
+    ("attestations", &[Level::Read, Level::Write]),
+    ("checks", &[Level::Read, Level::Write]),
+    ("code_quality", &[Level::Read, Level::Write]),
+    ("codespaces", &[Level::Read, Level::Write]),
+    ("contents", &[Level::Read, Level::Write]),
+    ("dependabot_secrets", &[Level::Read, Level::Write]),
+    ("deployments", &[Level::Read, Level::Write]),
+    ("discussions", &[Level::Read, Level::Write]),
+    ("environments", &[Level::Read, Level::Write]),
+    ("issues", &[Level::Read, Level::Write]),
+    ("merge_queues", &[Level::Read, Level::Write]),
+    ("metadata", &[Level::Read, Level::Write]),
+    ("packages", &[Level::Read, Level::Write]),
+    ("pages", &[Level::Read, Level::Write]),
+    ("pull_requests", &[Level::Read, Level::Write]),
+    ("repository_custom_properties", &[Level::Read, Level::Write]),
+    ("repository_hooks", &[Level::Read, Level::Write]),
+    (
+        "repository_projects",
+        &[Level::Read, Level::Write, Level::Admin],
+    ),
+    ("secret_scanning_alerts", &[Level::Read, Level::Write]),
+    ("secrets", &[Level::Read, Level::Write]),
+    ("security_events", &[Level::Read, Level::Write]),
+    ("single_file", &[Level::Read, Level::Write]),
+    ("statuses", &[Level::Read, Level::Write]),
+    ("vulnerability_alerts", &[Level::Read, Level::Write]),
+    ("workflows", &[Level::Write]),
+    (
+        "custom_properties_for_organizations",
+        &[Level::Read, Level::Write],
+    ),
+    ("members", &[Level::Read, Level::Write]),
+    ("organization_administration", &[Level::Read, Level::Write]),
+    ("organization_custom_roles", &[Level::Read, Level::Write]),
+    (
+        "organization_custom_org_roles",
+        &[Level::Read, Level::Write],
+    ),
+    (
+        "organization_custom_properties",
+        &[Level::Read, Level::Write, Level::Admin],
+    ),
+    (
+        "organization_copilot_seat_management",
+        &[Level::Read, Level::Write],
+    ),
+    (
+        "organization_copilot_agent_settings",
+        &[Level::Read, Level::Write],
+    ),
+    (
+        "organization_announcement_banners",
+        &[Level::Read, Level::Write],
+    ),
+    ("organization_events", &[Level::Read]),
+    ("organization_hooks", &[Level::Read, Level::Write]),
+    (
+        "organization_personal_access_tokens",
+        &[Level::Read, Level::Write],
+    ),
+    (
+        "organization_personal_access_token_requests",
+        &[Level::Read, Level::Write],
+    ),
+    ("organization_plan", &[Level::Read]),
+    (
+        "organization_projects",
+        &[Level::Read, Level::Write, Level::Admin],
+    ),
+    ("organization_packages", &[Level::Read, Level::Write]),
+    ("organization_secrets", &[Level::Read, Level::Write]),
+    (
+        "organization_self_hosted_runners",
+        &[Level::Read, Level::Write],
+    ),
+    ("organization_user_blocking", &[Level::Read, Level::Write]),
+    ("email_addresses", &[Level::Read, Level::Write]),
+    ("followers", &[Level::Read, Level::Write]),
+    ("git_ssh_keys", &[Level::Read, Level::Write]),
+    ("gpg_keys", &[Level::Read, Level::Write]),
+    ("interaction_limits", &[Level::Read, Level::Write]),
+    ("profile", &[Level::Write]),
+    ("starring", &[Level::Read, Level::Write]),
+    (
+        "enterprise_custom_properties_for_organizations",
+        &[Level::Read, Level::Write, Level::Admin],
+    ),
+];
+
+/// The known permission nearest to a misspelling (at most two edits away).
+fn closest(name: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let sub = prev[j] + usize::from(ca != *cb);
+                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    KNOWN
+        .iter()
+        .map(|(n, _)| (distance(name, n), *n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n)
 }
 
 impl<'a> FromIterator<(&'a str, Level)> for Permissions {
@@ -194,8 +319,26 @@ mod tests {
             Permissions::parse_pair("pull_requests=write").unwrap(),
             ("pull_requests".into(), Level::Write)
         );
-        for bad in ["contents", "contents=all", "=read", "Contents=read"] {
-            assert!(Permissions::parse_pair(bad).is_err(), "{bad}");
+        for (bad, want) in [
+            ("contents", "is not NAME=LEVEL"),
+            ("contents=all", "contents takes read or write"),
+            ("contents=admin", "contents takes read or write"),
+            ("workflows=read", "workflows takes write"),
+            ("=read", "is not a GitHub App permission"),
+            (
+                "contnets=read",
+                "(did you mean contents?); they are: actions, administration",
+            ),
+            ("Contents=read", "(did you mean contents?)"),
+        ] {
+            let e = Permissions::parse_pair(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
         }
+        assert_eq!(
+            Permissions::parse_pair("repository_projects=admin")
+                .unwrap()
+                .1,
+            Level::Admin
+        );
     }
 }

@@ -52,6 +52,21 @@ impl TokenRequest {
         }
     }
 
+    /// What a token granted `granted` lacks of this request (`contents: read, write asked`),
+    /// for the note that a fitted token is narrower than asked; `None` when it has it all.
+    pub fn shortfall(&self, granted: &Permissions) -> Option<String> {
+        let short: Vec<String> = self
+            .permissions
+            .iter()
+            .filter(|(name, level)| granted.get(name) < Some(*level))
+            .map(|(name, level)| match granted.get(name) {
+                Some(g) => format!("{name}: {g}, {level} asked"),
+                None => format!("{name}: none, {level} asked"),
+            })
+            .collect();
+        (!short.is_empty()).then(|| short.join("; "))
+    }
+
     /// `owner/repo, … with name=level, …`, for messages.
     pub fn describe(&self) -> String {
         let owner = self.owner.as_deref().unwrap_or("?");

@@ -52,7 +52,7 @@ pub use obtain::{Credential, FallbackReason, Obtain, obtain_blocking};
 #[cfg(feature = "mint")]
 mod obtain {
     use super::Resolution;
-    use crate::broker::Broker;
+    use crate::broker::{Broker, TokenSource};
     use crate::cache::CachedToken;
     use crate::client::GitHubClient;
     use crate::config::{Config, PatConfig, not_configured};
@@ -78,8 +78,9 @@ mod obtain {
 
     /// A credential for the request.
     pub enum Credential<'a> {
-        /// An installation token.
-        Installation(CachedToken),
+        /// An installation token; `minted`: new from GitHub (not from a cache), so a note
+        /// about it is said once.
+        Installation { token: CachedToken, minted: bool },
         /// The fallback personal access token (never cached, no expiry known).
         Pat {
             token: PersonalAccessToken,
@@ -125,8 +126,11 @@ mod obtain {
             .enable_all()
             .build()
             .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
-        match (rt.block_on(broker.token(req)), fallback) {
-            (Ok(t), _) => Ok(Credential::Installation(t)),
+        match (rt.block_on(broker.token_with_source(req)), fallback) {
+            (Ok((token, source)), _) => Ok(Credential::Installation {
+                token,
+                minted: source == TokenSource::Minted,
+            }),
             // The personal access token is the fallback it exists for.
             (Err(Error::NotInstalled { owner, .. }), Some(pat)) => {
                 tracing::debug!(%owner, "app not installed; answering with the personal access token");
@@ -193,6 +197,7 @@ mod tests {
             refresh_margin: std::time::Duration::from_secs(600),
             cache_dir: "/tmp".into(),
             file: None,
+            env_github: None,
         }
     }
 

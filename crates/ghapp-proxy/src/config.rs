@@ -21,7 +21,8 @@
 //! max_buffered_bytes = 67108864   # held in partial bodies, in all
 //! login_failures_per_minute = 20  # wrong proxy credentials per source address
 //!
-//! [app]                           # the same keys as an [[app]] of the host configuration
+//! [[app]]                         # one per app (owners = [...] picks one per owner); the same keys
+//!                                 # as the host configuration's, GHAPP_* layered over the first
 //! app_id = 123456
 //! private_key_file = "/etc/ghapp/app.pem"
 //!
@@ -73,7 +74,8 @@ struct File {
     metrics_listen: Option<String>,
     cache_dir: Option<PathBuf>,
     upstream_ca_file: Option<PathBuf>,
-    app: FileApp,
+    #[serde(default, deserialize_with = "ghapp_core::config::app_tables")]
+    app: Vec<FileApp>,
     #[serde(default)]
     sandbox: Vec<FileSandbox>,
 }
@@ -201,7 +203,10 @@ pub struct ProxyConfig {
     /// PEM bundle trusted for GitHub (a GHES private CA); default: the system's or
     /// `SSL_CERT_FILE`.
     pub upstream_ca_file: Option<PathBuf>,
-    pub app: AppConfig,
+    /// The apps that mint for sandboxes, each for its `owners` (empty: any): `[[app]]` tables
+    /// (or one `[app]`), with the `GHAPP_*` environment layered over the first as for every
+    /// command. All on one GitHub.
+    pub apps: Vec<AppConfig>,
     pub refresh_margin: std::time::Duration,
     pub sandboxes: Vec<SandboxConfig>,
 }
@@ -231,7 +236,26 @@ impl ProxyConfig {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// The app that mints for `owner`: the first whose `owners` hold it (or that serves any).
+    pub fn app_for(&self, owner: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.serves_owner(Some(owner)))
+    }
+
+    /// Where GitHub is (every app's is the same).
+    pub fn github(&self) -> &ghapp_core::config::GitHubHost {
+        &self.apps[0].github
+    }
+
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        Self::parse_with_env(text, origin, &ghapp_core::config::ProcessEnv)
+    }
+
+    /// As [`ProxyConfig::parse`], with `env` as the `GHAPP_*` environment.
+    pub fn parse_with_env(
+        text: &str,
+        origin: &str,
+        env: &dyn ghapp_core::config::Env,
+    ) -> Result<Self, ConfigError> {
         let f: File = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -256,10 +280,25 @@ impl ProxyConfig {
             .map(|s| addr(s, "metrics_listen"))
             .transpose()?;
         let ca_dir = f.ca_dir.unwrap_or_else(|| PathBuf::from("ghapp-proxy-ca"));
-        let app = f
-            .app
-            .build("[app]")
-            .map_err(|e| ConfigError(format!("proxy config {origin}: {e}")))?;
+        let apps = ghapp_core::config::layered_apps(
+            env,
+            &ghapp_core::config::Overrides::default(),
+            &f.app,
+            Some(Path::new(origin)),
+        )
+        .map_err(|e| ConfigError(format!("proxy config {origin}: {e}")))?;
+        let Some(first) = apps.first() else {
+            return Err(ConfigError(format!(
+                "proxy config {origin}: no app: add an [[app]] table (app_id, private_key_file), or set GHAPP_APP_ID and GHAPP_PRIVATE_KEY_FILE"
+            )));
+        };
+        if let Some(other) = apps.iter().find(|a| a.github != first.github) {
+            return Err(ConfigError(format!(
+                "proxy config {origin}: the apps name two GitHubs ({} and {}): one proxy fronts one GitHub; run one proxy per GitHub",
+                first.api_url(),
+                other.api_url()
+            )));
+        }
         let mut sandboxes = Vec::new();
         for s in f.sandbox {
             let name = s.name.clone();
@@ -334,7 +373,7 @@ impl ProxyConfig {
             metrics_listen,
             cache_dir,
             upstream_ca_file: f.upstream_ca_file,
-            app,
+            apps,
             refresh_margin: ghapp_core::config::DEFAULT_REFRESH_MARGIN,
             sandboxes,
         })
@@ -364,6 +403,45 @@ secret = { file = "/dev/zero" }
             e.contains("sandbox \"a\"") && e.contains("larger than 64 KiB"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn apps_from_tables_or_the_environment() {
+        // Issue 11, trap 3: [[app]] (several, one GitHub), [app], or the GHAPP_* environment.
+        let env = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let none = env(&[]);
+        let two = "[[app]]\napi_url = \"https://h/api/v3\"\napp_id = 1\nprivate_key_file = \"/k\"\nowners = [\"a\"]\n[[app]]\napi_url = \"https://h/api/v3\"\napp_id = 2\nprivate_key_file = \"/k\"\n";
+        let c = ProxyConfig::parse_with_env(two, "t", &none).unwrap();
+        assert_eq!(c.app_for("A").unwrap().ident.app_id, Some(1));
+        assert_eq!(c.app_for("b").unwrap().ident.app_id, Some(2));
+        let c = ProxyConfig::parse_with_env(
+            "",
+            "t",
+            &env(&[
+                ("GHAPP_API_URL", "https://h/api/v3"),
+                ("GHAPP_APP_ID", "3"),
+                ("GHAPP_PRIVATE_KEY_FILE", "/k"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.apps.len(), c.github().git_host()), (1, "h"));
+        let e = ProxyConfig::parse_with_env("", "t", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no app: add an [[app]] table"), "{e}");
+        let e = ProxyConfig::parse_with_env(
+            &two.replacen("https://h/api/v3", "https://other/api/v3", 1),
+            "t",
+            &none,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("one proxy fronts one GitHub"), "{e}");
     }
 
     #[test]

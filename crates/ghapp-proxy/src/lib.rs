@@ -65,13 +65,71 @@ use crate::upstream::{Upstream, forward_headers};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
+/// How a start-up check went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckLevel {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One start-up check: what was checked and what was found (for a failure, also the fix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub level: CheckLevel,
+    pub what: String,
+    pub detail: String,
+}
+
+impl Check {
+    fn ok(what: &str, detail: String) -> Check {
+        Check {
+            level: CheckLevel::Ok,
+            what: what.to_owned(),
+            detail,
+        }
+    }
+    fn warn(what: &str, detail: String) -> Check {
+        Check {
+            level: CheckLevel::Warn,
+            ..Check::ok(what, detail)
+        }
+    }
+    fn fail(what: &str, detail: String) -> Check {
+        Check {
+            level: CheckLevel::Fail,
+            ..Check::ok(what, detail)
+        }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = match self.level {
+            CheckLevel::Ok => "ok  ",
+            CheckLevel::Warn => "warn",
+            CheckLevel::Fail => "fail",
+        };
+        write!(f, "{level}  {}: {}", self.what, self.detail)
+    }
+}
+
+/// Whether a transport failure is a certificate GitHub's peer presented that is not trusted
+/// (rustls' words), rather than the network.
+fn is_trust_failure(reason: &str) -> bool {
+    ["UnknownIssuer", "invalid peer certificate", "certificate"]
+        .iter()
+        .any(|w| reason.contains(w))
+}
+
 /// Seconds a sandbox is told to wait when no token can be minted.
 const MINT_RETRY_AFTER: &str = "10";
 
 pub struct Proxy {
     cfg: ProxyConfig,
     sandboxes: Vec<Arc<Sandbox>>,
-    broker: Broker,
+    /// One per app, in the config's order; a sandbox's owner picks the first that serves it.
+    brokers: Vec<Broker>,
     ca: Ca,
     upstream: reqwest::Client,
     audit: Arc<Audit>,
@@ -93,7 +151,7 @@ impl Proxy {
     /// upstream client. Synchronous: call it before any runtime exists.
     pub fn new(cfg: ProxyConfig) -> Result<Proxy, String> {
         ghapp_core::jwt::install_crypto_providers();
-        let hosts = Hosts::new(&cfg.app.github);
+        let hosts = Hosts::new(cfg.github());
         let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted())?;
         let upstream_ca = match &cfg.upstream_ca_file {
             Some(p) => Some(
@@ -102,16 +160,26 @@ impl Proxy {
             ),
             None => None,
         };
-        let mut broker = Broker::new(cfg.app.clone(), cfg.refresh_margin, &cfg.cache_dir)
-            .map_err(|e| e.to_string())?;
-        if let Some(ca) = &upstream_ca {
-            broker = broker.with_client(
-                ghapp_core::client::GitHubClient::with_ca(cfg.app.api_url(), ca)
-                    .map_err(|e| e.to_string())?,
-            );
+        let mut brokers = Vec::new();
+        for app in &cfg.apps {
+            let mut broker = Broker::new(app.clone(), cfg.refresh_margin, &cfg.cache_dir)
+                .map_err(|e| e.to_string())?;
+            if let Some(ca) = &upstream_ca {
+                broker = broker.with_client(
+                    ghapp_core::client::GitHubClient::with_ca(app.api_url(), ca)
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let broker = broker.with_deadline(Duration::from_secs(20));
+            // The key's error names the setting of this file, not the environment's.
+            broker.load_key_now().map_err(|e| {
+                e.to_string().replace(
+                    ghapp_core::keys::KEY_FILE_HINT,
+                    "set [app] private_key_file in the proxy config to the .pem downloaded from the app's settings",
+                )
+            })?;
+            brokers.push(broker);
         }
-        let broker = broker.with_deadline(Duration::from_secs(20));
-        broker.load_key_now().map_err(|e| e.to_string())?;
         let tls = ghapp_core::client::tls_config_with(upstream_ca.as_deref())
             .map_err(|e| e.to_string())?;
         let upstream = reqwest::Client::builder()
@@ -133,7 +201,7 @@ impl Proxy {
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             cfg,
             sandboxes,
-            broker,
+            brokers,
             ca,
             upstream,
             audit: Arc::new(audit),
@@ -143,6 +211,104 @@ impl Proxy {
 
     pub fn ca_pem(&self) -> &str {
         &self.ca.cert_pem
+    }
+
+    /// What `ghapp proxy` checks before it serves, and `ghapp proxy --check` alone: GitHub's
+    /// certificate is trusted, GitHub accepts the app's JWT (`GET /app`), and the app is
+    /// installed for each sandbox's repositories. A [`CheckLevel::Fail`] is a definite
+    /// misconfiguration and names the setting to fix; an unreachable GitHub is only a warning
+    /// (it may be down, and the proxy retries).
+    pub fn preflight(&self) -> Vec<Check> {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return vec![Check::fail("runtime", format!("cannot start: {e}"))],
+        };
+        rt.block_on(self.preflight_async())
+    }
+
+    async fn preflight_async(&self) -> Vec<Check> {
+        let mut out = Vec::new();
+        for broker in &self.brokers {
+            if !Self::check_app(broker, &mut out).await {
+                return out;
+            }
+        }
+        for sb in &self.sandboxes {
+            let mut owners: Vec<&str> = sb.cfg.repos.iter().map(|r| r.owner()).collect();
+            owners.sort_by_key(|o| o.to_ascii_lowercase());
+            owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+            for owner in owners {
+                let what = format!("sandbox {}", sb.name());
+                let Some(broker) = self.broker_for(owner) else {
+                    out.push(Check::fail(
+                        &what,
+                        format!("no [[app]] serves {owner}: add it to an app's owners"),
+                    ));
+                    continue;
+                };
+                match broker.installation_id(&sb.token_request(owner)).await {
+                    Ok(id) => out.push(Check::ok(
+                        &what,
+                        format!("installation {id} serves its {owner} repositories"),
+                    )),
+                    Err(e) => out.push(Check::warn(&what, e.to_string())),
+                }
+            }
+        }
+        out
+    }
+
+    /// GitHub trusted and the app's JWT accepted; `false` when checking further is pointless.
+    async fn check_app(broker: &Broker, out: &mut Vec<Check>) -> bool {
+        let api = broker.app().api_url();
+        match broker.app_info().await {
+            Ok(info) => out.push(Check::ok(
+                "app",
+                format!(
+                    "{api} accepts the JWT of app {} ({})",
+                    info.slug.as_deref().unwrap_or("?"),
+                    info.name
+                ),
+            )),
+            Err(ghapp_core::Error::Unreachable { url, reason }) if is_trust_failure(&reason) => {
+                out.push(Check::fail(
+                    "upstream",
+                    format!(
+                        "{url} presents a certificate this proxy does not trust ({reason}): set upstream_ca_file to the PEM of the CA that signed it"
+                    ),
+                ));
+                return false;
+            }
+            Err(e @ ghapp_core::Error::Unreachable { .. }) => {
+                out.push(Check::warn(
+                    "upstream",
+                    format!("{e}; serving anyway, requests fail until it is reachable"),
+                ));
+                return false;
+            }
+            Err(e @ ghapp_core::Error::JwtRejected { .. }) => {
+                out.push(Check::fail(
+                    "app",
+                    format!("{e}: fix [app] app_id (or client_id) and private_key_file"),
+                ));
+                return false;
+            }
+            Err(e) => {
+                out.push(Check::warn("app", e.to_string()));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The broker of the app that mints for `owner`.
+    fn broker_for(&self, owner: &str) -> Option<&Broker> {
+        self.brokers
+            .iter()
+            .find(|b| b.app().serves_owner(Some(owner)))
     }
 
     /// Serves on the configured address from a background thread with its own runtime.
@@ -310,7 +476,13 @@ impl Proxy {
 
     /// The sandbox's token for `owner`: cached, or minted.
     async fn token(&self, sb: &Sandbox, owner: &str) -> Result<CachedToken, Refusal> {
-        self.broker
+        let Some(broker) = self.broker_for(owner) else {
+            return Err(Refusal::text(
+                StatusCode::FORBIDDEN,
+                format!("no app of this proxy serves {owner} (the [[app]] owners)"),
+            ));
+        };
+        broker
             .token_with_source(&sb.token_request(owner))
             .await
             .map(|(t, source)| {
@@ -337,7 +509,10 @@ impl Proxy {
     /// `ghapp revoke`) from memory and disk, so no sandbox is handed it again.
     fn forget_token(&self, sb: &Sandbox, owner: &str, token: &CachedToken) {
         let req = sb.token_request(owner);
-        let forget = || self.broker.forget(&req, token.token.expose());
+        let Some(broker) = self.broker_for(owner) else {
+            return;
+        };
+        let forget = || broker.forget(&req, token.token.expose());
         match tokio::task::block_in_place(forget) {
             Ok(_) => tracing::warn!(
                 "GitHub refused token {} (revoked?); it is dropped and the next request mints",

@@ -1,18 +1,17 @@
 //! `ghapp installations`, `ghapp installation ID` and `ghapp hooks …`: the app's own API (app
 //! JWT), printed one line per item.
 
-#![expect(clippy::print_stdout, reason = "a command: stdout carries its output")]
-
+use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::Cli;
+use crate::cli::AppFlags;
 use crate::cli::HooksCommand;
 use crate::context::AppContext;
 
-pub(crate) fn installations(cli: &Cli, one: Option<u64>) -> Result<ExitCode> {
-    let AppContext { broker, rt } = AppContext::load(cli, true)?;
+pub(crate) fn installations(app: &AppFlags, one: Option<u64>) -> Result<ExitCode> {
+    let AppContext { broker, rt } = AppContext::load(app, true)?;
     let path = match one {
         Some(id) => format!("/app/installations/{id}"),
         None => "/app/installations".to_owned(),
@@ -42,7 +41,7 @@ pub(crate) fn installations(cli: &Cli, one: Option<u64>) -> Result<ExitCode> {
             .iter()
             .map(|(k, v)| format!("{k}:{v}"))
             .collect();
-        println!(
+        outln!(
             "{}	{account}	{}	{}",
             i.id,
             i.repository_selection,
@@ -52,9 +51,9 @@ pub(crate) fn installations(cli: &Cli, one: Option<u64>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn hooks(cli: &Cli, cmd: &HooksCommand) -> Result<ExitCode> {
+pub(crate) fn hooks(app: &AppFlags, cmd: &HooksCommand) -> Result<ExitCode> {
     use ghapp_core::client::Method;
-    let AppContext { broker, rt } = AppContext::load(cli, true)?;
+    let AppContext { broker, rt } = AppContext::load(app, true)?;
     let (method, path) = match cmd {
         HooksCommand::Config => (Method::GET, "/app/hook/config".to_owned()),
         HooksCommand::Deliveries { failed: false } => {
@@ -81,16 +80,16 @@ pub(crate) fn hooks(cli: &Cli, cmd: &HooksCommand) -> Result<ExitCode> {
     match cmd {
         HooksCommand::Config => {
             let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-            println!("url: {}", s("url"));
-            println!("content_type: {}", s("content_type"));
-            println!("insecure_ssl: {}", s("insecure_ssl"));
+            outln!("url: {}", s("url"));
+            outln!("content_type: {}", s("content_type"));
+            outln!("insecure_ssl: {}", s("insecure_ssl"));
             // GitHub masks the secret; say whether one is set and never print a value.
             let secret = if v["secret"].as_str().is_some_and(|x| !x.is_empty()) {
                 "set (masked)"
             } else {
                 "not set"
             };
-            println!("secret: {secret}");
+            outln!("secret: {secret}");
         }
         HooksCommand::Deliveries { .. } => {
             for d in v.as_array().into_iter().flatten() {
@@ -98,7 +97,7 @@ pub(crate) fn hooks(cli: &Cli, cmd: &HooksCommand) -> Result<ExitCode> {
                     Some(a) => format!("{}.{a}", d["event"].as_str().unwrap_or("")),
                     None => d["event"].as_str().unwrap_or("").to_owned(),
                 };
-                println!(
+                outln!(
                     "{}\t{}\t{event}\t{} {}{}",
                     d["id"],
                     d["delivered_at"].as_str().unwrap_or(""),
@@ -112,7 +111,7 @@ pub(crate) fn hooks(cli: &Cli, cmd: &HooksCommand) -> Result<ExitCode> {
                 );
             }
         }
-        HooksCommand::Redeliver { id } => println!("redelivery of {id} requested"),
+        HooksCommand::Redeliver { id } => outln!("redelivery of {id} requested"),
     }
     Ok(ExitCode::SUCCESS)
 }

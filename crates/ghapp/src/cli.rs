@@ -13,6 +13,15 @@ use ghapp_core::config::Overrides;
     about = "GitHub App installation tokens for git, CI and sandboxes, without a long-lived secret"
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the app is, for the commands that read the host configuration (the flags win over
+/// the environment, which wins over the file). Global within those commands, so they may
+/// come after a nested subcommand too (`ghapp hooks config --config FILE`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AppFlags {
     /// Config file (default: $GHAPP_CONFIG, else config.toml in the user config dir).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -28,8 +37,19 @@ pub struct Cli {
     /// The app's private key (PEM).
     #[arg(long, global = true, value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+impl AppFlags {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            api_url: self.api_url.clone(),
+            app_id: self.app_id,
+            installation_id: self.installation_id,
+            private_key_file: self.private_key_file.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,31 +64,47 @@ pub enum Command {
     /// Check the setup: one line per check (ok / warn / fail), each fail with its fix.
     Doctor(DoctorArgs),
     /// List the app's installations.
-    Installations,
+    Installations {
+        #[command(flatten)]
+        app: AppFlags,
+    },
     /// Show one installation.
-    Installation { id: u64 },
+    Installation {
+        /// The installation's id (`ghapp installations` lists them).
+        id: u64,
+        #[command(flatten)]
+        app: AppFlags,
+    },
     /// The app's webhook: configuration, deliveries, redelivery.
     Hooks {
         #[command(subcommand)]
         command: HooksCommand,
+        #[command(flatten)]
+        app: AppFlags,
     },
     /// Revoke the cached tokens that are still live and clear the cache ("disconnect").
     Revoke {
         /// Also clear the installation cache and lock files.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        app: AppFlags,
     },
     /// Print shell completions.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// Write man pages (ghapp.1 and one per command) into DIR, or print ghapp.1.
     Man {
+        /// Directory to write the pages into (default: print ghapp.1 on stdout).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
     /// Run the GitHub emulator (fakehub) in the foreground.
     Emulator(EmulatorArgs),
-    /// Run the sandbox proxy (`--config FILE` names its TOML: sandboxes, policy, the app):
-    /// sandboxes clone, push and open pull requests without a token.
+    /// Run the sandbox proxy: sandboxes clone, push and open pull requests through it without
+    /// holding a token.
     Proxy(ProxyArgs),
     /// Show the whole flow against the built-in emulator: clone, commit, push.
     Demo,
@@ -85,25 +121,17 @@ pub enum HooksCommand {
         failed: bool,
     },
     /// Ask GitHub to deliver a delivery again.
-    Redeliver { id: u64 },
-}
-
-impl Cli {
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            config_file: self.config.clone(),
-            api_url: self.api_url.clone(),
-            app_id: self.app_id,
-            installation_id: self.installation_id,
-            private_key_file: self.private_key_file.clone(),
-            ..Default::default()
-        }
-    }
+    Redeliver {
+        /// The delivery's id (`ghapp hooks deliveries` lists them).
+        id: u64,
+    },
 }
 
 /// What `ghapp setup` is asked.
 #[derive(Args, Debug, Clone)]
 pub struct SetupArgs {
+    #[command(flatten)]
+    pub app: AppFlags,
     /// Create the app for this organization (default: your personal account).
     #[arg(long, value_name = "ORG")]
     pub org: Option<String>,
@@ -136,6 +164,8 @@ pub struct SetupArgs {
 /// What `ghapp token` is asked.
 #[derive(Args, Debug, Clone)]
 pub struct TokenArgs {
+    #[command(flatten)]
+    pub app: AppFlags,
     /// OWNER/REPO the token is narrowed to.
     #[arg(long, value_name = "OWNER/REPO")]
     pub repo: String,
@@ -151,6 +181,8 @@ pub struct TokenArgs {
 /// What `ghapp doctor` checks.
 #[derive(Args, Debug, Clone)]
 pub struct DoctorArgs {
+    #[command(flatten)]
+    pub app: AppFlags,
     /// Also check the installation, permissions and a mint for this repository.
     #[arg(long, value_name = "OWNER/REPO")]
     pub repo: Option<String>,
@@ -173,20 +205,29 @@ pub struct EmulatorArgs {
     pub token_ttl: u64,
 }
 
-/// How `ghapp proxy` runs (besides its `--config` file).
+/// How `ghapp proxy` runs.
 #[derive(Args, Debug, Clone)]
 pub struct ProxyArgs {
+    /// The proxy's TOML: listeners, sandboxes and their policy, the app (required).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
     /// Address to listen on (overrides `listen`).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
     /// Directory of the proxy's CA (overrides `ca_dir`).
     #[arg(long)]
     pub ca_dir: Option<PathBuf>,
+    /// Only check the configuration against GitHub (its certificate, the app's JWT, each
+    /// sandbox's installation), print one line per check, and exit (1 if one failed).
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Where `ghapp configure-git` routes.
 #[derive(Args, Debug, Clone)]
 pub struct ConfigureGitArgs {
+    #[command(flatten)]
+    pub app: AppFlags,
     /// The git host (default: the configured app's, else github.com).
     #[arg(long)]
     pub host: Option<String>,

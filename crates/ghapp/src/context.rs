@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use ghapp_core::broker::Broker;
 use ghapp_core::config::Config;
 
-use crate::Cli;
+use crate::cli::AppFlags;
 
 pub(crate) struct AppContext {
     pub(crate) broker: Broker,
@@ -16,8 +16,8 @@ pub(crate) struct AppContext {
 impl AppContext {
     /// Loads the configuration for `cli`, starts the log, and builds the broker for the primary
     /// app; with `key`, the key is loaded now (so a bad key fails before any request).
-    pub(crate) fn load(cli: &Cli, key: bool) -> Result<AppContext> {
-        let cfg = Config::load(&cli.overrides())?;
+    pub(crate) fn load(app: &AppFlags, key: bool) -> Result<AppContext> {
+        let cfg = Config::load(&app.overrides())?;
         let app = cfg.primary()?.clone();
         ghapp_core::log::init("ghapp");
         let broker = Broker::new(app, cfg.refresh_margin, &cfg.cache_dir)?;

@@ -2,6 +2,7 @@
 //! config: start fakehub, route git to the helper, clone, commit, push, and check the result at
 //! the emulator. Needs nothing configured; exits 0 when every step worked.
 
+use crate::out::outln;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -40,7 +41,7 @@ fn helper_binary() -> Result<PathBuf> {
 }
 
 pub(crate) fn run() -> Result<ExitCode> {
-    println!(
+    outln!(
         "ghapp demo: clone, commit and push through git-credential-ghapp against the built-in GitHub emulator"
     );
     let tmp = tempfile::Builder::new().prefix("ghapp-demo-").tempdir()?;
@@ -50,7 +51,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         ..Default::default()
     })
     .context("cannot start the emulator")?;
-    println!(
+    outln!(
         "[1/5] fakehub is serving {} (throwaway CA, app {}, repositories octo-org/widgets and octo-org/gadgets)",
         hub.url(),
         hub.app_id()
@@ -77,7 +78,7 @@ pub(crate) fn run() -> Result<ExitCode> {
     let session = Session { env };
 
     let done = crate::configure_git(&hub.git_host(), &session.env)?;
-    println!(
+    outln!(
         "[2/5] ghapp configure-git --host {}: {}",
         hub.git_host(),
         done.join("; ")
@@ -87,7 +88,7 @@ pub(crate) fn run() -> Result<ExitCode> {
     session.git(root, &["clone", "--quiet", &url, "widgets"])?;
     let work = root.join("widgets");
     let files = session.git(&work, &["ls-files"])?;
-    println!(
+    outln!(
         "[3/5] git clone {url}: ok (files: {})",
         files.replace('\n', ", ")
     );
@@ -102,14 +103,14 @@ pub(crate) fn run() -> Result<ExitCode> {
     )?;
     let head = session.git(&work, &["rev-parse", "HEAD"])?;
     session.git(&work, &["push", "--quiet", "-u", "origin", branch])?;
-    println!("[4/5] git commit and git push origin {branch}: ok");
+    outln!("[4/5] git commit and git push origin {branch}: ok");
 
     let bare = hub.repo_dir(fakehub::ORG, "widgets");
     let at_hub = session.git(&bare, &["rev-parse", &format!("refs/heads/{branch}")])?;
     if at_hub != head {
         bail!("the emulator has {branch} at {at_hub}, not the pushed {head}");
     }
-    println!(
+    outln!(
         "[5/5] the emulator has refs/heads/{branch} at {}",
         &head[..12]
     );
@@ -126,7 +127,7 @@ pub(crate) fn run() -> Result<ExitCode> {
             None => "all repositories".into(),
         })
         .collect();
-    println!(
+    outln!(
         "tokens minted: {} (narrowed to {}); clone and push shared it through the cache",
         mints.len(),
         scopes.join("; ")
@@ -147,16 +148,16 @@ pub(crate) fn run() -> Result<ExitCode> {
         ..Default::default()
     };
     let url = gh_pr::open_with(&args, &work, &cfg, Some(&ca))?;
-    println!();
-    println!("gh-pr open (on the host's agent/demo): {url}");
+    outln!();
+    outln!("gh-pr open (on the host's agent/demo): {url}");
     Ok(ExitCode::SUCCESS)
 }
 
 /// The sandbox part: `ghapp proxy` in front of the emulator; a sandbox whose whole environment
 /// is HTTPS_PROXY and the proxy's CA clones and pushes its branch, and is refused main.
 fn sandbox(hub: &fakehub::FakeHub, root: &Path) -> Result<()> {
-    println!();
-    println!("sandbox: the same through ghapp proxy, with no credentials in the sandbox");
+    outln!();
+    outln!("sandbox: the same through ghapp proxy, with no credentials in the sandbox");
     let secret = "demo-sandbox-secret-0123456789";
     let cfg_text = format!(
         "listen = \"127.0.0.1:0\"\nca_dir = {:?}\nupstream_ca_file = {:?}\n\n[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {:?}\n\n[[sandbox]]\nname = \"agent-1\"\nsecret = {secret:?}\nrepos = [\"octo-org/widgets\"]\npush = [\"refs/heads/agent/*\"]\n",
@@ -170,7 +171,7 @@ fn sandbox(hub: &fakehub::FakeHub, root: &Path) -> Result<()> {
     let proxy = ghapp_proxy::Proxy::new(cfg).map_err(anyhow::Error::msg)?;
     let running = proxy.start().map_err(anyhow::Error::msg)?;
     let ca = ghapp_proxy::ca::Ca::cert_path(&root.join("proxy-ca"));
-    println!(
+    outln!(
         "[1/4] ghapp proxy on {}; policy: agent-1 may use octo-org/widgets and push refs/heads/agent/*",
         running.addr()
     );
@@ -198,7 +199,7 @@ fn sandbox(hub: &fakehub::FakeHub, root: &Path) -> Result<()> {
             (s("GIT_COMMITTER_EMAIL"), s("agent@example.invalid")),
         ],
     };
-    println!(
+    outln!(
         "      sandbox environment: HTTPS_PROXY=http://agent-1:****@{} GIT_SSL_CAINFO={}",
         running.addr(),
         ca.display()
@@ -206,7 +207,7 @@ fn sandbox(hub: &fakehub::FakeHub, root: &Path) -> Result<()> {
     let url = hub.repo_url(fakehub::ORG, "widgets");
     sb.git(root, &["clone", "--quiet", &url, "sandbox-widgets"])?;
     let work = root.join("sandbox-widgets");
-    println!("[2/4] git clone {url}: ok");
+    outln!("[2/4] git clone {url}: ok");
     sb.git(&work, &["switch", "--quiet", "-c", "agent/sandbox"])?;
     std::fs::write(work.join("SANDBOX.md"), "Pushed through ghapp proxy.\n")?;
     sb.git(&work, &["add", "SANDBOX.md"])?;
@@ -217,7 +218,7 @@ fn sandbox(hub: &fakehub::FakeHub, root: &Path) -> Result<()> {
     if sb.git(&bare, &["rev-parse", "refs/heads/agent/sandbox"])? != head {
         bail!("the emulator does not have the sandbox's push");
     }
-    println!("[3/4] git push origin agent/sandbox: ok (the emulator has it)");
+    outln!("[3/4] git push origin agent/sandbox: ok (the emulator has it)");
     let refused = sb.git(&work, &["push", "origin", "HEAD:main"]);
     let Err(e) = refused else {
         bail!("the push to main was not refused");
@@ -228,7 +229,7 @@ fn sandbox(hub: &fakehub::FakeHub, root: &Path) -> Result<()> {
         .find(|l| l.contains("[remote rejected]"))
         .map(str::to_owned)
         .ok_or_else(|| anyhow::anyhow!("git did not print a rejection: {e}"))?;
-    println!("[4/4] git push origin HEAD:main is refused, as git shows it:");
-    println!("      {}", line.trim());
+    outln!("[4/4] git push origin HEAD:main is refused, as git shows it:");
+    outln!("      {}", line.trim());
     Ok(())
 }

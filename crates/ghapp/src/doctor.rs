@@ -1,6 +1,7 @@
 //! `ghapp doctor`: one line per check, `ok`, `warn` or `fail`, each fail with its fix. Exit
 //! status 1 on any fail.
 
+use crate::out::outln;
 use std::process::{Command, ExitCode};
 
 use anyhow::Result;
@@ -26,6 +27,13 @@ impl Report {
         self.lines
             .push(format!("warn  {check}: {}", detail.as_ref()));
     }
+    /// A failure whose message already says what to do (ghapp-core's errors do): the fix is
+    /// not said twice.
+    fn fail_said(&mut self, check: &str, message: impl AsRef<str>) {
+        self.failed = true;
+        let message = message.as_ref().replace('\n', " ");
+        self.lines.push(format!("fail  {check}: {message}"));
+    }
     fn fail(&mut self, check: &str, detail: impl AsRef<str>, fix: impl AsRef<str>) {
         self.failed = true;
         let detail = detail.as_ref().replace('\n', " ");
@@ -42,7 +50,7 @@ pub(crate) fn run(
     let mut r = Report::default();
     check(&mut r, ov, repo, host);
     for l in &r.lines {
-        println!("{l}");
+        outln!("{l}");
     }
     Ok(if r.failed {
         ExitCode::FAILURE
@@ -264,11 +272,7 @@ fn key_checks(r: &mut Report, app: &AppConfig) -> bool {
     let loaded = match app.key.load() {
         Ok(l) => l,
         Err(e) => {
-            r.fail(
-                "private key",
-                e.to_string(),
-                "point GHAPP_PRIVATE_KEY_FILE (or private_key_file) at the .pem from the app's settings",
-            );
+            r.fail_said("private key", e.to_string());
             return false;
         }
     };
@@ -390,7 +394,7 @@ fn remote_checks(
                 return AppOutcome::NotInstalled;
             }
             Err(e) => {
-                r.fail("installation", e.to_string(), "install the app on the repository's account and grant it the repository");
+                r.fail_said("installation", e.to_string());
                 return AppOutcome::Other;
             }
         };
@@ -464,6 +468,83 @@ fn permission_checks(r: &mut Report, granted: &Permissions) {
 
 /// The helper list git builds for `https://HOST/`: `credential.helper` and
 /// `credential.<url>.helper` in config order, an empty value resetting the list.
+/// Whether git can run the configured helper, found as git finds it (`git credential-ghapp`:
+/// `git-credential-ghapp` in git's exec-path, then on PATH; an absolute path as is), and
+/// whether `ghapp`, which mints on a cache miss, is beside it or on PATH.
+fn helper_checks(r: &mut Report, helper: &str) {
+    let fix = "put git-credential-ghapp and ghapp on PATH, side by side: `cargo build --release` and add target/release to PATH, or run install.sh";
+    let first = helper.split_whitespace().next().unwrap_or("");
+    if first.starts_with('!') {
+        r.warn(
+            "helper",
+            format!("{helper:?} is a shell command: not checked"),
+        );
+        return;
+    }
+    let found = if first.contains('/') {
+        let p = std::path::PathBuf::from(first);
+        is_executable(&p).then_some(p)
+    } else {
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|p| !p.is_empty());
+        let name = format!("git-credential-{first}");
+        exec_path
+            .iter()
+            .map(std::path::PathBuf::from)
+            .chain(path_dirs())
+            .map(|d| d.join(&name))
+            .find(|p| is_executable(p))
+    };
+    let Some(helper_path) = found else {
+        r.fail(
+            "helper",
+            format!("git cannot run the helper {helper:?}: git-credential-{first} is neither in git's exec-path nor on PATH"),
+            fix,
+        );
+        return;
+    };
+    let beside = helper_path.with_file_name("ghapp");
+    let ghapp = if is_executable(&beside) {
+        Some(beside)
+    } else {
+        path_dirs()
+            .map(|d| d.join("ghapp"))
+            .find(|p| is_executable(p))
+    };
+    match ghapp {
+        Some(g) => r.ok(
+            "helper",
+            format!(
+                "git runs {}; it mints with {}",
+                helper_path.display(),
+                g.display()
+            ),
+        ),
+        None => r.fail(
+            "helper",
+            format!(
+                "ghapp is neither beside {} nor on PATH: the helper cannot mint on a cache miss",
+                helper_path.display()
+            ),
+            fix,
+        ),
+    }
+}
+
+fn path_dirs() -> impl Iterator<Item = std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).collect::<Vec<_>>().into_iter()
+}
+
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 fn git_checks(r: &mut Report, host: &str) {
     let out = Command::new("git")
         .args(["config", "--null", "--get-regexp", r"^credential\."])
@@ -503,7 +584,7 @@ fn git_checks(r: &mut Report, host: &str) {
             );
             return;
         }
-        Some(0) => {}
+        Some(0) => helper_checks(r, &helpers[0]),
         Some(_) => {
             r.fail(
                 "git",

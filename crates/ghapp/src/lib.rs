@@ -4,11 +4,7 @@
 //! Exit codes: 0 success; 1 an operation failed (the message says why and what to do);
 //! 2 bad usage.
 
-#![expect(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "a CLI: stdout carries results, stderr carries one-line errors"
-)]
+#![expect(clippy::print_stderr, reason = "a CLI: stderr carries one-line errors")]
 
 mod app_api;
 mod cli;
@@ -17,6 +13,7 @@ mod configure_git;
 mod context;
 mod demo;
 mod doctor;
+mod out;
 mod revoke;
 mod servers;
 mod setup;
@@ -24,14 +21,14 @@ mod token;
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
-use clap::Parser;
+use anyhow::Result;
 use ghapp_core::config::Config;
 use ghapp_gitproto::repo::RepoName;
 
 pub use cli::Cli;
 use cli::Command;
 pub use configure_git::configure_git;
+use out::outln;
 
 /// The helper's cache miss, minted here: logging and ghapp-core's one credential resolution.
 pub fn mint_in_process(
@@ -41,78 +38,118 @@ pub fn mint_in_process(
     use git_credential_ghapp::Minted;
     ghapp_core::log::init(git_credential_ghapp::PROGRAM);
     match obtain_blocking(miss.cfg, &miss.resolution, miss.request, Obtain::default()) {
-        Ok(Credential::Installation(t)) => Ok(Minted::Token(t)),
+        Ok(Credential::Installation { token, minted }) => {
+            if minted && let Some(short) = narrowed(miss.request, &token) {
+                // Once per token: a cached answer says nothing.
+                eprintln!("{}: note: {short}", git_credential_ghapp::PROGRAM);
+            }
+            Ok(Minted::Token(token))
+        }
         Ok(Credential::Pat { token, .. }) => Ok(Minted::Pat(token)),
         Err(e) => Err(e.to_string()),
     }
 }
 
+/// The note for a token fitted to a narrower grant than the default request, naming what
+/// will not work (a push, with only `contents: read`) and the fix.
+fn narrowed(
+    req: &ghapp_core::broker::TokenRequest,
+    token: &ghapp_core::cache::CachedToken,
+) -> Option<String> {
+    if !req.fit {
+        return None;
+    }
+    let short = req.shortfall(&token.permissions)?;
+    let owner = req.owner.as_deref().unwrap_or("this installation");
+    Some(format!(
+        "the installation on {owner} grants less than asked ({short}): this token can read but a push or pull request will be refused; grant the permissions in the app's settings and accept them on the installation"
+    ))
+}
+
 /// Parses the process arguments and runs; prints errors once.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = <Cli as clap::Parser>::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("ghapp: {}", chain.join(": ").replace('\n', " "));
-            ExitCode::FAILURE
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
-        Command::Token(args) => token::run(&cli, args),
+        Command::Token(args) => token::run(args),
         Command::ConfigureGit(args) => {
             let host = match &args.host {
                 Some(h) => h.clone(),
-                None => Config::load(&cli.overrides())
+                None => Config::load(&args.app.overrides())
                     .ok()
                     .and_then(|c| c.apps.first().map(|a| a.git_host().to_owned()))
                     .unwrap_or_else(|| "github.com".into()),
             };
             for line in configure_git(&host, &[])? {
-                println!("{line}");
+                outln!("{line}");
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Emulator(args) => servers::emulator(args),
-        Command::Proxy(args) => {
-            let Some(path) = &cli.config else {
-                bail!(
-                    "ghapp proxy needs --config FILE: the proxy's TOML (sandboxes, policy, the app); see docs/guides/sandbox.md"
-                );
-            };
-            servers::proxy(path, args)
-        }
+        Command::Proxy(args) => servers::proxy(args),
         Command::Demo => demo::run(),
-        Command::Setup(args) => setup::run(args, &cli.overrides()),
+        Command::Setup(args) => setup::run(args, &args.app.overrides()),
         Command::Doctor(args) => {
             let repo = args.repo.as_deref().map(parse_repo).transpose()?;
-            doctor::run(&cli.overrides(), repo, args.host.clone())
+            doctor::run(&args.app.overrides(), repo, args.host.clone())
         }
-        Command::Installations => app_api::installations(&cli, None),
-        Command::Installation { id } => app_api::installations(&cli, Some(*id)),
-        Command::Revoke { all } => revoke::run(&cli, *all),
-        Command::Hooks { command } => app_api::hooks(&cli, command),
+        Command::Installations { app } => app_api::installations(app, None),
+        Command::Installation { id, app } => app_api::installations(app, Some(*id)),
+        Command::Revoke { all, app } => revoke::run(app, *all),
+        Command::Hooks { command, app } => app_api::hooks(app, command),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "ghapp", &mut std::io::stdout());
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "ghapp", &mut buf);
+            out::bytes(&buf);
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { dir } => man(dir.as_deref()),
     }
 }
 
+/// Bad usage, found by the command rather than by clap: one line, exit status 2 (as clap's).
+#[derive(Debug)]
+pub(crate) struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 /// `--repo OWNER/REPO` (`.git` allowed), as GitHub names them.
 fn parse_repo(s: &str) -> Result<RepoName> {
-    RepoName::parse(s).ok_or_else(|| anyhow::anyhow!("--repo {s:?} is not OWNER/REPO"))
+    RepoName::parse(s).ok_or_else(|| {
+        Usage(format!(
+            "--repo {s:?} is not OWNER/REPO: e.g. --repo octo-org/widgets"
+        ))
+        .into()
+    })
 }
 
 fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
     let cmd = <Cli as clap::CommandFactory>::command();
     let Some(dir) = dir else {
-        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut buf)?;
+        out::bytes(&buf);
         return Ok(ExitCode::SUCCESS);
     };
     std::fs::create_dir_all(dir)?;
@@ -129,6 +166,6 @@ fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
         page(format!("ghapp-{}", sub.get_name()), sub.clone())?;
     }
     page("ghapp".into(), cmd)?;
-    println!("{}", written.join("\n"));
+    outln!("{}", written.join("\n"));
     Ok(ExitCode::SUCCESS)
 }

@@ -2,20 +2,20 @@
 //! and clear the cache.
 
 #![expect(
-    clippy::print_stdout,
     clippy::print_stderr,
-    reason = "a command: stdout carries its output, stderr its warnings"
+    reason = "a command: stderr carries its warnings"
 )]
 
+use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::Cli;
+use crate::cli::AppFlags;
 use crate::context::AppContext;
 
-pub(crate) fn run(cli: &Cli, all: bool) -> Result<ExitCode> {
-    let AppContext { broker, rt } = AppContext::load(cli, false)?;
+pub(crate) fn run(app: &AppFlags, all: bool) -> Result<ExitCode> {
+    let AppContext { broker, rt } = AppContext::load(app, false)?;
     let tokens = broker.cache().drain()?;
     let (mut revoked, mut skipped) = (0, 0);
     for t in &tokens {
@@ -36,7 +36,7 @@ pub(crate) fn run(cli: &Cli, all: bool) -> Result<ExitCode> {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    println!(
+    outln!(
         "revoked {revoked} live token(s); {skipped} expired or already invalid; cache {} cleared",
         broker.cache().dir().display()
     );

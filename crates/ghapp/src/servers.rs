@@ -1,16 +1,16 @@
 //! The long-running commands: `ghapp proxy` and `ghapp emulator`. They print where they
 //! listen, then serve until stopped.
 
-#![expect(clippy::print_stdout, reason = "a command: stdout carries its output")]
-
+use crate::out::outln;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use ghapp_proxy::CheckLevel;
 
 use crate::cli::{EmulatorArgs, ProxyArgs};
 
-pub(crate) fn proxy(path: &std::path::Path, args: &ProxyArgs) -> Result<ExitCode> {
-    let mut cfg = ghapp_proxy::config::ProxyConfig::load(path)?;
+pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
+    let mut cfg = ghapp_proxy::config::ProxyConfig::load(&args.config)?;
     if let Some(l) = args.listen {
         cfg.listen = l;
     }
@@ -22,23 +22,60 @@ pub(crate) fn proxy(path: &std::path::Path, args: &ProxyArgs) -> Result<ExitCode
     let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
     let sandboxes: Vec<String> = cfg.sandboxes.iter().map(|s| s.name.clone()).collect();
     let proxy = ghapp_proxy::Proxy::new(cfg).map_err(anyhow::Error::msg)?;
+    let checks = proxy.preflight();
+    let failed = checks.iter().find(|c| c.level == CheckLevel::Fail);
+    if args.check {
+        for c in &checks {
+            outln!("{c}");
+        }
+        return Ok(if failed.is_some() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    if let Some(f) = failed {
+        bail!("not starting: {}: {}", f.what, f.detail);
+    }
+    for c in checks.iter().filter(|c| c.level == CheckLevel::Warn) {
+        eprintln!("ghapp proxy: warning: {}: {}", c.what, c.detail);
+    }
     let running = proxy.start().map_err(anyhow::Error::msg)?;
-    println!("ghapp proxy listening on {}", running.addr());
-    println!(
+    outln!("ghapp proxy listening on {}", running.addr());
+    outln!(
         "  CA: {} (also at http://{}/ca.pem)",
         ca.display(),
         running.addr()
     );
     if let Some(m) = running.metrics_addr() {
-        println!("  metrics: http://{m}/metrics");
+        outln!("  metrics: http://{m}/metrics");
     }
-    println!("  sandboxes: {}", sandboxes.join(", "));
-    println!(
-        "  sandbox environment: HTTPS_PROXY=http://NAME:SECRET@{} GIT_SSL_CAINFO=<ca.pem> SSL_CERT_FILE=<ca.pem>",
+    outln!("  sandboxes: {}", sandboxes.join(", "));
+    // Every runtime's own variable for the CA (Python's requests ignores SSL_CERT_FILE, Node
+    // reads only its own), and git told to authenticate its first CONNECT.
+    let ca = ca.display();
+    outln!(
+        "  sandbox environment: HTTPS_PROXY=http://NAME:SECRET@{} GIT_HTTP_PROXY_AUTHMETHOD=basic",
         running.addr()
+    );
+    outln!(
+        "    GIT_SSL_CAINFO={ca} SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} NODE_EXTRA_CA_CERTS={ca}"
     );
     running.wait();
     Ok(ExitCode::SUCCESS)
+}
+
+/// A ready proxy configuration for the emulator: its CA trusted upstream, its app, one sandbox.
+fn proxy_snippet(hub: &fakehub::FakeHub) -> String {
+    let q = |p: &std::path::Path| format!("{:?}", p.display().to_string());
+    format!(
+        "listen = \"127.0.0.1:8080\"\nca_dir = \"ghapp-proxy-ca\"\nupstream_ca_file = {}\n\n[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {}\n\n[[sandbox]]\nname = \"agent-1\"\nsecret = {{ env = \"AGENT1_SECRET\" }}   # export AGENT1_SECRET=<16 or more characters>\nrepos = [\"{}/widgets\"]\npush = [\"refs/heads/agent/*\"]",
+        q(hub.ca_path()),
+        hub.api_url(),
+        hub.app_id(),
+        q(hub.key_path()),
+        fakehub::ORG,
+    )
 }
 
 pub(crate) fn emulator(args: &EmulatorArgs) -> Result<ExitCode> {
@@ -48,33 +85,37 @@ pub(crate) fn emulator(args: &EmulatorArgs) -> Result<ExitCode> {
         token_ttl: args.token_ttl,
     })
     .context("cannot start the emulator")?;
-    println!("fakehub listening on {}", hub.url());
-    println!("  API:          {}", hub.api_url());
-    println!("  CA:           {}", hub.ca_path().display());
-    println!("  app key:      {}", hub.key_path().display());
-    println!("  app id:       {}", hub.app_id());
-    println!(
+    outln!("fakehub listening on {}", hub.url());
+    outln!("  API:          {}", hub.api_url());
+    outln!("  CA:           {}", hub.ca_path().display());
+    outln!("  app key:      {}", hub.key_path().display());
+    outln!("  app id:       {}", hub.app_id());
+    outln!(
         "  installations: {} ({}: widgets, gadgets), {} ({}: all)",
         fakehub::ORG_INSTALLATION,
         fakehub::ORG,
         fakehub::USER_INSTALLATION,
         fakehub::USER
     );
-    println!("  clone:        {}", hub.repo_url(fakehub::ORG, "widgets"));
-    println!();
-    println!("Use it from another shell:");
-    println!("  export GHAPP_API_URL={}", hub.api_url());
-    println!("  export GHAPP_APP_ID={}", hub.app_id());
-    println!(
+    outln!("  clone:        {}", hub.repo_url(fakehub::ORG, "widgets"));
+    outln!();
+    outln!("Use it from another shell:");
+    outln!("  export GHAPP_API_URL={}", hub.api_url());
+    outln!("  export GHAPP_APP_ID={}", hub.app_id());
+    outln!(
         "  export GHAPP_PRIVATE_KEY_FILE={}",
         hub.key_path().display()
     );
-    println!(
+    outln!(
         "  export SSL_CERT_FILE={} GIT_SSL_CAINFO={}",
         hub.ca_path().display(),
         hub.ca_path().display()
     );
-    println!("Press Ctrl-C to stop.");
+    outln!();
+    outln!("A sandbox proxy in front of it: save these lines as proxy.toml, then run");
+    outln!("`ghapp proxy --config proxy.toml` (`--check` first to try the settings):");
+    outln!("{}", proxy_snippet(&hub));
+    outln!("Press Ctrl-C to stop.");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

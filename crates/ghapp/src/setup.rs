@@ -11,6 +11,7 @@
 //! Without a browser on this machine, `--code CODE` finishes from a code copied out of the
 //! redirect's address bar.
 
+use crate::out::outln;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -412,27 +413,27 @@ pub(crate) fn run(args: &SetupArgs, ov: &Overrides) -> Result<std::process::Exit
     };
 
     let c = &outcome.created;
-    println!(
+    outln!(
         "created GitHub App \"{}\" (id {}, slug {}) owned by {}",
         c.name,
         c.id,
         c.slug,
         if c.owner.is_empty() { "?" } else { &c.owner }
     );
-    println!("private key: {}", describe(&outcome.key));
+    outln!("private key: {}", describe(&outcome.key));
     if let Some(reason) = &outcome.keyring_skipped {
         eprintln!("ghapp: note: the OS keyring was not used ({reason})");
     }
     if let Some(w) = &outcome.webhook_secret {
-        println!("webhook secret: {}", describe(w));
+        outln!("webhook secret: {}", describe(w));
     }
-    println!("config: [[app]] added to {}", outcome.config.display());
+    outln!("config: [[app]] added to {}", outcome.config.display());
     let slug = verify(&outcome, &target).context(
         "the app was created and configured, but GitHub did not accept a JWT signed with its key",
     )?;
-    println!("check: GitHub accepted the app's JWT (GET /app answered for {slug})");
-    println!("install: {}", outcome.install_url);
-    println!(
+    outln!("check: GitHub accepted the app's JWT (GET /app answered for {slug})");
+    outln!("install: {}", outcome.install_url);
+    outln!(
         "next: install the app on the repositories it should reach (the URL above), then run `ghapp configure-git` and `ghapp doctor --repo OWNER/REPO`"
     );
     Ok(std::process::ExitCode::SUCCESS)

@@ -2,11 +2,11 @@
 //! fallback personal access token where no app serves the owner.
 
 #![expect(
-    clippy::print_stdout,
     clippy::print_stderr,
-    reason = "a command: stdout carries its output, stderr its warnings"
+    reason = "a command: stderr carries its warnings"
 )]
 
+use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -15,9 +15,9 @@ use ghapp_core::config::Config;
 use ghapp_core::resolve::{Credential, Obtain, obtain_blocking};
 
 use crate::cli::TokenArgs;
-use crate::{Cli, parse_repo};
+use crate::parse_repo;
 
-pub(crate) fn run(cli: &Cli, args: &TokenArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
     let repo = parse_repo(&args.repo)?;
     // Defaults are a ceiling fitted to the installation; explicit permissions are a demand.
     let req = if args.permissions.is_empty() {
@@ -26,11 +26,14 @@ pub(crate) fn run(cli: &Cli, args: &TokenArgs) -> Result<ExitCode> {
         let permissions = args
             .permissions
             .iter()
-            .map(|p| Permissions::parse_pair(p).map_err(|e| anyhow::anyhow!("--permission {e}")))
+            .map(|p| {
+                Permissions::parse_pair(p)
+                    .map_err(|e| crate::Usage(format!("--permission {e}")).into())
+            })
             .collect::<Result<Permissions>>()?;
         TokenRequest::exactly(&repo, permissions)
     };
-    let cfg = Config::load(&cli.overrides())?;
+    let cfg = Config::load(&args.app.overrides())?;
     ghapp_core::log::init("ghapp");
     let resolution = cfg.resolve(None, Some(repo.owner()));
     if matches!(resolution, ghapp_core::resolve::Resolution::Nothing) {
@@ -46,7 +49,12 @@ pub(crate) fn run(cli: &Cli, args: &TokenArgs) -> Result<ExitCode> {
         ..Obtain::default()
     };
     let t = match obtain_blocking(&cfg, &resolution, &req, how)? {
-        Credential::Installation(t) => t,
+        Credential::Installation { token, .. } => {
+            if let Some(note) = crate::narrowed(&req, &token) {
+                eprintln!("ghapp: note: {note}");
+            }
+            token
+        }
         Credential::Pat {
             token,
             from,
@@ -79,9 +87,9 @@ pub(crate) fn run(cli: &Cli, args: &TokenArgs) -> Result<ExitCode> {
             "permissions": t.permissions,
             "installation_id": t.installation_id,
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!("{}", t.token.expose());
+        outln!("{}", t.token.expose());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -94,8 +102,8 @@ fn print_pat(token: &ghapp_core::secret::PersonalAccessToken, json: bool) {
             "source": "personal_access_token",
             "expires_at": null,
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!("{}", token.expose());
+        outln!("{}", token.expose());
     }
 }

@@ -130,7 +130,11 @@ fn helper(
         Resolution::Pat(pat) => {
             return answer_with_pat(action, &input, &req, &cfg, pat, stdout, mint);
         }
-        Resolution::Nothing if cfg.apps.is_empty() && host == "github.com" => {
+        Resolution::Nothing
+            if cfg.apps.is_empty()
+                && (host == "github.com"
+                    || cfg.env_github.as_ref().is_some_and(|g| g.serves(host))) =>
+        {
             // Say why nothing was answered, then let the next helper try.
             return Err(ghapp_core::config::not_configured(cfg.file.as_deref()));
         }

@@ -13,10 +13,44 @@ use crate::error::{Error, Result};
 pub(crate) struct FileConfig {
     pub(crate) refresh_margin: Option<u64>,
     pub(crate) cache_dir: Option<PathBuf>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "app_tables")]
     pub(crate) app: Vec<FileApp>,
     #[serde(default)]
     pub(crate) pat: Vec<FilePat>,
+}
+
+/// `[[app]]` tables (one per app), or a single `[app]` table: the host configuration and the
+/// proxy's read apps the same way. Anything else says which shape is expected.
+pub fn app_tables<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<FileApp>, D::Error> {
+    use serde::de::{MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
+    // A visitor rather than an intermediate value: the tables are read straight from the file,
+    // so an error in one still names its line.
+    struct Apps;
+    impl<'de> Visitor<'de> for Apps {
+        type Value = Vec<FileApp>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("[[app]] tables (app_id, private_key_file, ...), one per app")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut v = Vec::new();
+            while let Some(app) = seq.next_element::<FileApp>()? {
+                v.push(app);
+            }
+            Ok(v)
+        }
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            FileApp::deserialize(MapAccessDeserializer::new(map)).map(|a| vec![a])
+        }
+    }
+    d.deserialize_any(Apps)
 }
 
 /// One `[[pat]]` table as written.

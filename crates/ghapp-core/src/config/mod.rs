@@ -36,7 +36,7 @@ mod host;
 
 pub use env::{ENV_VARS, Env, ProcessEnv};
 use env::{parse_u64, unescape_newlines};
-pub use file::{FileApp, check_text, default_config_path};
+pub use file::{FileApp, app_tables, check_text, default_config_path};
 use file::{FileConfig, FilePat, read_file};
 pub use host::{GitHubHost, default_cache_dir};
 
@@ -139,6 +139,9 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// The file the configuration came from, if any.
     pub file: Option<PathBuf>,
+    /// The GitHub that `GHAPP_API_URL` (and `GHAPP_GIT_HOST`) name, app or not: the helper
+    /// says why it answers nothing for that host when no app is configured.
+    pub env_github: Option<GitHubHost>,
 }
 
 impl Config {
@@ -195,14 +198,22 @@ impl Config {
         let (file_cfg, file) = config_file(env, ov)?;
         let refresh_margin = refresh_margin(env, &file_cfg)?;
         let cache_dir = cache_dir(env, ov, &file_cfg)?;
-        let apps = apps(env, ov, &file_cfg.app, file.as_deref())?;
+        let apps = layered_apps(env, ov, &file_cfg.app, file.as_deref())?;
         let pats = pats(env, file_cfg.pat)?;
+        let env_github = match env.var("GHAPP_API_URL") {
+            Some(api) => Some(GitHubHost::new(
+                Some(&api),
+                env.var("GHAPP_GIT_HOST").as_deref(),
+            )?),
+            None => None,
+        };
         Ok(Config {
             apps,
             pats,
             refresh_margin,
             cache_dir,
             file,
+            env_github,
         })
     }
 }
@@ -256,8 +267,8 @@ fn cache_dir(env: &dyn Env, ov: &Overrides, file_cfg: &FileConfig) -> Result<Pat
 }
 
 /// The apps: the environment and the flags layered over the file's first `[[app]]` (or making
-/// one of their own), then the file's others as written.
-fn apps(
+/// one of their own), then the file's others as written. The proxy reads its apps with it too.
+pub fn layered_apps(
     env: &dyn Env,
     ov: &Overrides,
     file_apps: &[FileApp],
@@ -572,6 +583,36 @@ mod tests {
             assert!(err.contains(want), "{err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn apps_are_tables_in_either_spelling() {
+        // Issue 11, trap 3: [app] and [[app]] are one shape; anything else says which.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load_from(
+                &env(&[("GHAPP_CONFIG", f.to_str().unwrap())]),
+                &Overrides::default(),
+            )
+        };
+        let one = "[app]\napp_id = 7\nprivate_key_file = \"/k.pem\"\n";
+        let many = "[[app]]\napp_id = 7\nprivate_key_file = \"/k.pem\"\n[[app]]\napp_id = 8\nprivate_key_file = \"/k.pem\"\nowners = [\"x\"]\n";
+        assert_eq!(load(one).unwrap().apps[0].ident.app_id, Some(7));
+        assert_eq!(load(many).unwrap().apps.len(), 2);
+        let e = load("app = \"7\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("line 1")
+                && e.contains(
+                    "expected [[app]] tables (app_id, private_key_file, ...), one per app"
+                ),
+            "{e}"
+        );
+        let e = load("[app]\napp_id = 7\nprivate_key_fil = \"/k\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("private_key_fil"), "{e}");
     }
 
     #[test]
