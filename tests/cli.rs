@@ -32,12 +32,51 @@ fn token_prints_a_narrowed_token_and_json() {
         Some("read")
     );
 
+    // Several repositories of one owner, or all of an owner's (issue 11, conventions).
+    let v: serde_json::Value = serde_json::from_str(
+        &w.ghapp(&[
+            "token",
+            "--repo",
+            "octo-org/widgets",
+            "--repo",
+            "octo-org/gadgets",
+            "--json",
+        ])
+        .ok()
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        v["repositories"],
+        serde_json::json!(["octo-org/widgets", "octo-org/gadgets"])
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        &w.ghapp(&["token", "--owner", "octo-user", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["installation_id"], fakehub::USER_INSTALLATION);
+    let mints = w.hub.counters().mints;
+    assert_eq!(
+        mints[2].repositories,
+        Some(vec!["widgets".to_owned(), "gadgets".to_owned()])
+    );
+    assert_eq!(
+        mints[3].repositories, None,
+        "--owner asks for the whole installation"
+    );
+
     // Bad usage is found before anything is asked of GitHub, and exits 2 (issue 11, trap 11).
     let requests = w.hub.requests().len();
     for (args, want) in [
         (&["token", "--repo", "nope"][..], "is not OWNER/REPO"),
         (&["token", "--repo", "widgets"], "is not OWNER/REPO"),
         (&["doctor", "--repo", "widgets"], "is not OWNER/REPO"),
+        (
+            &["token", "--repo", "a/b", "--repo", "c/d"],
+            "--repo a/b and --repo c/d have different owners",
+        ),
         (
             &["token", "--repo", "a/b", "--permission", "contents"],
             "NAME=LEVEL",
@@ -91,6 +130,67 @@ fn configure_git_is_idempotent_and_routes_git_to_the_helper() {
     // git now clones through ghapp, not through `store` (which has nothing and would prompt).
     w.clone_repo("octo-org", "widgets", "w").ok();
     assert_eq!(w.hub.mint_count(), 1);
+
+    // --unset undoes exactly that: the file is as it was (issue 11, conventions).
+    w.ghapp(&["configure-git", "--host", &host, "--unset"]).ok();
+    let after = std::fs::read_to_string(&cfg).unwrap();
+    let entries = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.contains('='))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(entries(&after), ["helper = store"], "{after}");
+    // A helper list someone else wrote is left alone.
+    let other = w.path("other-gitconfig");
+    std::fs::write(
+        &other,
+        format!("[credential \"https://{host}\"]\n\thelper = store\n"),
+    )
+    .unwrap();
+    let r = w.ghapp(&[
+        "configure-git",
+        "--host",
+        &host,
+        "--unset",
+        "--file",
+        other.to_str().unwrap(),
+    ]);
+    r.ok();
+    assert!(r.stdout.contains("left credential.https://"), "{r:#?}");
+    assert!(
+        std::fs::read_to_string(&other)
+            .unwrap()
+            .contains("helper = store")
+    );
+
+    // --file and --local: a runner's own config, the global one untouched.
+    let runner = w.path("runner-gitconfig");
+    w.ghapp(&[
+        "configure-git",
+        "--host",
+        &host,
+        "--file",
+        runner.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), after);
+    assert!(
+        std::fs::read_to_string(&runner)
+            .unwrap()
+            .contains("useHttpPath = true")
+    );
+    let repo = w.path("w");
+    let local = w
+        .cmd("ghapp")
+        .args(&["configure-git", "--host", &host, "--local"])
+        .dir(&repo)
+        .run();
+    local.ok();
+    let fetch = w.git(&repo, &["fetch", "--quiet", "origin"]);
+    fetch.ok();
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), after);
 }
 
 #[test]

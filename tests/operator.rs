@@ -37,6 +37,18 @@ fn doctor_all_good_but_an_extra_permission() {
         r.stdout
     );
     assert!(!r.stdout.contains("fail"), "{}", r.stdout);
+    // The same checks as JSON (issue 11, conventions).
+    let j = w.ghapp(&["doctor", "--repo", "octo-org/widgets", "--json"]);
+    j.ok();
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), r.stdout.lines().count());
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "JWT" && c["level"] == "ok" && c["fix"].is_null())
+    );
     w.assert_no_secrets();
 }
 
@@ -213,12 +225,25 @@ fn installations_and_revoke() {
     let r = w.ghapp(&["installations"]);
     r.ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", r.stdout);
-    assert!(lines[0].starts_with("101\tocto-org\tselected\t"));
-    assert!(lines[1].starts_with("102\tocto-user\tall\tcontents:read,metadata:read"));
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    // A header row over tab-separated columns; --json for scripts (issue 11, conventions).
+    assert_eq!(lines[0], "ID\tACCOUNT\tREPOSITORIES\tPERMISSIONS");
+    assert!(lines[1].starts_with("101\tocto-org\tselected\t"));
+    assert!(lines[2].starts_with("102\tocto-user\tall\tcontents:read,metadata:read"));
+    let j: serde_json::Value =
+        serde_json::from_str(&w.ghapp(&["installations", "--json"]).ok().stdout).unwrap();
+    assert_eq!(j[1]["id"], 102);
+    assert_eq!(j[1]["account"], "octo-user");
+    assert_eq!(
+        j[1]["permissions"],
+        serde_json::json!({"contents": "read", "metadata": "read"})
+    );
     let one = w.ghapp(&["installation", "102"]);
     one.ok();
-    assert_eq!(one.stdout.lines().count(), 1);
+    assert_eq!(one.stdout.lines().count(), 2);
+    let j: serde_json::Value =
+        serde_json::from_str(&w.ghapp(&["installation", "102", "--json"]).ok().stdout).unwrap();
+    assert_eq!(j["repository_selection"], "all");
     w.ghapp(&["installation", "999"])
         .fails()
         .one_line_error("ghapp", "installation 999 not found");

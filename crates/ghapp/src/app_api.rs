@@ -10,7 +10,7 @@ use crate::cli::AppFlags;
 use crate::cli::HooksCommand;
 use crate::context::AppContext;
 
-pub(crate) fn installations(app: &AppFlags, one: Option<u64>) -> Result<ExitCode> {
+pub(crate) fn installations(app: &AppFlags, one: Option<u64>, json: bool) -> Result<ExitCode> {
     let AppContext { broker, rt } = AppContext::load(app, true)?;
     let path = match one {
         Some(id) => format!("/app/installations/{id}"),
@@ -34,6 +34,26 @@ pub(crate) fn installations(app: &AppFlags, one: Option<u64>) -> Result<ExitCode
             None => r.json(&path)?,
         })
     })?;
+    if json {
+        let docs: Vec<serde_json::Value> = list
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.id,
+                    "account": i.account.as_ref().map(|a| a.login.as_str()),
+                    "repository_selection": i.repository_selection,
+                    "permissions": i.permissions,
+                })
+            })
+            .collect();
+        match (one, docs.as_slice()) {
+            (Some(_), [doc]) => outln!("{doc}"),
+            _ => outln!("{}", serde_json::Value::Array(docs)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Tab-separated under a header row; --json for scripts.
+    outln!("ID\tACCOUNT\tREPOSITORIES\tPERMISSIONS");
     for i in list {
         let account = i.account.map(|a| a.login).unwrap_or_default();
         let perms: Vec<String> = i
@@ -42,7 +62,7 @@ pub(crate) fn installations(app: &AppFlags, one: Option<u64>) -> Result<ExitCode
             .map(|(k, v)| format!("{k}:{v}"))
             .collect();
         outln!(
-            "{}	{account}	{}	{}",
+            "{}\t{account}\t{}\t{}",
             i.id,
             i.repository_selection,
             perms.join(",")

@@ -65,6 +65,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List the app's installations.
     Installations {
+        /// Print a JSON array (id, account, repository_selection, permissions).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         app: AppFlags,
     },
@@ -72,6 +75,9 @@ pub enum Command {
     Installation {
         /// The installation's id (`ghapp installations` lists them).
         id: u64,
+        /// Print it as a JSON object.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         app: AppFlags,
     },
@@ -166,9 +172,14 @@ pub struct SetupArgs {
 pub struct TokenArgs {
     #[command(flatten)]
     pub app: AppFlags,
-    /// OWNER/REPO the token is narrowed to.
-    #[arg(long, value_name = "OWNER/REPO")]
-    pub repo: String,
+    /// OWNER/REPO the token is narrowed to; repeatable (one owner: one token belongs to one
+    /// installation).
+    #[arg(long, value_name = "OWNER/REPO", required_unless_present = "owner")]
+    pub repo: Vec<String>,
+    /// Every repository of OWNER's installation (as create-github-app-token's `owner` without
+    /// `repositories`).
+    #[arg(long, value_name = "OWNER", conflicts_with = "repo")]
+    pub owner: Option<String>,
     /// NAME=LEVEL (read or write); repeatable. Default: contents=write,
     /// pull_requests=write, metadata=read.
     #[arg(long = "permission", value_name = "NAME=LEVEL")]
@@ -183,6 +194,9 @@ pub struct TokenArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub app: AppFlags,
+    /// Print {"ok": …, "checks": [{"level", "check", "detail", "fix"}]} instead of lines.
+    #[arg(long)]
+    pub json: bool,
     /// Also check the installation, permissions and a mint for this repository.
     #[arg(long, value_name = "OWNER/REPO")]
     pub repo: Option<String>,
@@ -228,6 +242,15 @@ pub struct ProxyArgs {
 pub struct ConfigureGitArgs {
     #[command(flatten)]
     pub app: AppFlags,
+    /// Remove exactly what configure-git writes (other helpers stay).
+    #[arg(long)]
+    pub unset: bool,
+    /// Write the repository's config (.git/config) instead of the global one.
+    #[arg(long, conflicts_with = "file")]
+    pub local: bool,
+    /// Write this git config file instead of the global one (e.g. a CI runner's).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
     /// The git host (default: the configured app's, else github.com).
     #[arg(long)]
     pub host: Option<String>,

@@ -77,7 +77,7 @@ pub(crate) fn run() -> Result<ExitCode> {
     env.extend(hub.app_env(&root.join("cache")));
     let session = Session { env };
 
-    let done = crate::configure_git(&hub.git_host(), &session.env)?;
+    let done = crate::configure_git(&hub.git_host(), &session.env, &Default::default())?;
     outln!(
         "[2/5] ghapp configure-git --host {}: {}",
         hub.git_host(),

@@ -12,33 +12,53 @@ use ghapp_core::jwt::{AppSigner, unix_now};
 use ghapp_core::resolve::Resolution;
 use ghapp_gitproto::repo::RepoName;
 
+/// One check's outcome.
+struct Line {
+    level: &'static str,
+    check: String,
+    detail: String,
+    fix: Option<String>,
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:<6}{}: {}", self.level, self.check, self.detail)?;
+        match &self.fix {
+            Some(fix) => write!(f, "; fix: {fix}"),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Report {
-    lines: Vec<String>,
+    lines: Vec<Line>,
     failed: bool,
 }
 
 impl Report {
+    fn push(&mut self, level: &'static str, check: &str, detail: &str, fix: Option<&str>) {
+        self.failed |= level == "fail";
+        self.lines.push(Line {
+            level,
+            check: check.to_owned(),
+            detail: detail.replace('\n', " "),
+            fix: fix.map(str::to_owned),
+        });
+    }
     fn ok(&mut self, check: &str, detail: impl AsRef<str>) {
-        self.lines
-            .push(format!("ok    {check}: {}", detail.as_ref()));
+        self.push("ok", check, detail.as_ref(), None);
     }
     fn warn(&mut self, check: &str, detail: impl AsRef<str>) {
-        self.lines
-            .push(format!("warn  {check}: {}", detail.as_ref()));
+        self.push("warn", check, detail.as_ref(), None);
     }
     /// A failure whose message already says what to do (ghapp-core's errors do): the fix is
     /// not said twice.
     fn fail_said(&mut self, check: &str, message: impl AsRef<str>) {
-        self.failed = true;
-        let message = message.as_ref().replace('\n', " ");
-        self.lines.push(format!("fail  {check}: {message}"));
+        self.push("fail", check, message.as_ref(), None);
     }
     fn fail(&mut self, check: &str, detail: impl AsRef<str>, fix: impl AsRef<str>) {
-        self.failed = true;
-        let detail = detail.as_ref().replace('\n', " ");
-        self.lines
-            .push(format!("fail  {check}: {detail}; fix: {}", fix.as_ref()));
+        self.push("fail", check, detail.as_ref(), Some(fix.as_ref()));
     }
 }
 
@@ -46,11 +66,28 @@ pub(crate) fn run(
     ov: &Overrides,
     repo: Option<RepoName>,
     host: Option<String>,
+    json: bool,
 ) -> Result<ExitCode> {
     let mut r = Report::default();
     check(&mut r, ov, repo, host);
-    for l in &r.lines {
-        outln!("{l}");
+    if json {
+        let checks: Vec<serde_json::Value> = r
+            .lines
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "level": l.level,
+                    "check": l.check,
+                    "detail": l.detail,
+                    "fix": l.fix,
+                })
+            })
+            .collect();
+        outln!("{}", serde_json::json!({"ok": !r.failed, "checks": checks}));
+    } else {
+        for l in &r.lines {
+            outln!("{l}");
+        }
     }
     Ok(if r.failed {
         ExitCode::FAILURE

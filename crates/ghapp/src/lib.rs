@@ -94,7 +94,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .and_then(|c| c.apps.first().map(|a| a.git_host().to_owned()))
                     .unwrap_or_else(|| "github.com".into()),
             };
-            for line in configure_git(&host, &[])? {
+            let scope = match (&args.file, args.local) {
+                (Some(f), _) => configure_git::Scope::File(f.clone()),
+                (None, true) => configure_git::Scope::Local,
+                (None, false) => configure_git::Scope::Global,
+            };
+            let done = if args.unset {
+                configure_git::unconfigure_git(&host, &[], &scope)?
+            } else {
+                configure_git(&host, &[], &scope)?
+            };
+            for line in done {
                 outln!("{line}");
             }
             Ok(ExitCode::SUCCESS)
@@ -105,10 +115,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Setup(args) => setup::run(args, &args.app.overrides()),
         Command::Doctor(args) => {
             let repo = args.repo.as_deref().map(parse_repo).transpose()?;
-            doctor::run(&args.app.overrides(), repo, args.host.clone())
+            doctor::run(&args.app.overrides(), repo, args.host.clone(), args.json)
         }
-        Command::Installations { app } => app_api::installations(app, None),
-        Command::Installation { id, app } => app_api::installations(app, Some(*id)),
+        Command::Installations { json, app } => app_api::installations(app, None, *json),
+        Command::Installation { id, json, app } => app_api::installations(app, Some(*id), *json),
         Command::Revoke { all, app } => revoke::run(app, *all),
         Command::Hooks { command, app } => app_api::hooks(app, command),
         Command::Completions { shell } => {

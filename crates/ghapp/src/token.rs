@@ -18,12 +18,15 @@ use crate::cli::TokenArgs;
 use crate::parse_repo;
 
 pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
-    let repo = parse_repo(&args.repo)?;
+    let (owner, repositories) = scope(args)?;
     // Defaults are a ceiling fitted to the installation; explicit permissions are a demand.
-    let req = if args.permissions.is_empty() {
-        TokenRequest::for_repo(&repo)
-    } else {
-        let permissions = args
+    let mut req = TokenRequest {
+        owner: Some(owner.clone()),
+        repositories,
+        ..TokenRequest::whole_installation()
+    };
+    if !args.permissions.is_empty() {
+        req.permissions = args
             .permissions
             .iter()
             .map(|p| {
@@ -31,16 +34,15 @@ pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
                     .map_err(|e| crate::Usage(format!("--permission {e}")).into())
             })
             .collect::<Result<Permissions>>()?;
-        TokenRequest::exactly(&repo, permissions)
-    };
+        req.fit = false;
+    }
     let cfg = Config::load(&args.app.overrides())?;
     ghapp_core::log::init("ghapp");
-    let resolution = cfg.resolve(None, Some(repo.owner()));
+    let resolution = cfg.resolve(None, Some(&owner));
     if matches!(resolution, ghapp_core::resolve::Resolution::Nothing) {
         cfg.primary()?;
         anyhow::bail!(
-            "no configured GitHub App or personal access token serves {}: add it to an app's owners, or install an app for it",
-            repo.owner()
+            "no configured GitHub App or personal access token serves {owner}: add it to an app's owners, or install an app for it"
         );
     }
     // An operator asking directly: a remembered "not installed" is not believed.
@@ -66,7 +68,7 @@ pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
             }
             eprintln!(
                 "ghapp: note: {}: {}; printed the fine-grained personal access token from {}",
-                repo.owner(),
+                owner,
                 reason.describe(),
                 from.source.describe()
             );
@@ -79,7 +81,6 @@ pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.expires_at),
         )
         .to_string();
-        let owner = repo.owner();
         let v = serde_json::json!({
             "token": t.token.expose(),
             "expires_at": expires,
@@ -92,6 +93,34 @@ pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
         outln!("{}", t.token.expose());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The owner and repository names asked for: `--repo` (repeatable, one owner) or `--owner`.
+fn scope(args: &TokenArgs) -> Result<(String, Vec<String>)> {
+    if let Some(owner) = &args.owner {
+        if !ghapp_gitproto::credential::valid_name(owner) {
+            return Err(
+                crate::Usage(format!("--owner {owner:?} is not a GitHub account name")).into(),
+            );
+        }
+        return Ok((owner.clone(), Vec::new()));
+    }
+    let repos = args
+        .repo
+        .iter()
+        .map(|r| parse_repo(r))
+        .collect::<Result<Vec<_>>>()?;
+    let first = repos.first().expect("clap requires --repo or --owner");
+    if let Some(other) = repos.iter().find(|r| !r.is_owned_by(first.owner())) {
+        return Err(crate::Usage(format!(
+            "--repo {first} and --repo {other} have different owners: a token belongs to one installation, so ask for one token per owner"
+        ))
+        .into());
+    }
+    Ok((
+        first.owner().to_owned(),
+        repos.iter().map(|r| r.repo().to_owned()).collect(),
+    ))
 }
 
 /// Prints the fallback personal access token.
