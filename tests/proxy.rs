@@ -651,3 +651,73 @@ fn git_told_to_use_basic_opens_tunnels_with_its_credentials() {
     let wrong = p.metrics();
     assert!(!wrong.contains("kind=\"wrong\"} 1"), "{wrong}");
 }
+
+#[test]
+fn sighup_reloads_sandboxes_and_policy_and_keeps_open_tunnels() {
+    // Issue 11, conventions: policies, sandboxes and egress reload on SIGHUP; open tunnels stay
+    // (their next request is decided on the new policy); a file that does not load keeps the
+    // old configuration and says why.
+    let w = World::new();
+    let (p, sb) = setup(&w);
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    let refs = "/octo-org/widgets.git/info/refs?service=git-upload-pack";
+    assert_eq!(t.get_keep_alive(refs).unwrap().status, 200);
+
+    let hup = |p: &ProxyProc, want: &str| {
+        let seen = p.log().matches(want).count();
+        let st = std::process::Command::new("kill")
+            .args(["-HUP", &p.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while p.log().matches(want).count() == seen {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {want:?} in:\n{}",
+                p.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let before = std::fs::read_to_string(&p.config_path).unwrap();
+    let after = before
+        .replace(
+            "push = [\"refs/heads/agent/*\"]",
+            "push = [\"refs/heads/feature/*\"]",
+        )
+        .replace("name = \"agent-b\"", "name = \"agent-c\"");
+    assert_ne!(before, after);
+    std::fs::write(&p.config_path, &after).unwrap();
+    hup(&p, "the configuration was reloaded (2 sandboxes)");
+
+    // The tunnel opened before is still open and still serves.
+    assert_eq!(t.get_keep_alive(refs).unwrap().status, 200);
+    // agent-a's new push policy applies at once.
+    let work = w.path("widgets");
+    sb.commit(&work, "r.txt", b"r\n");
+    let old = sb.git(&work, &["push", "origin", "HEAD:refs/heads/agent/r"]);
+    old.fails();
+    assert!(
+        old.stderr
+            .contains("pushes allowed only to refs/heads/feature/*"),
+        "{old:#?}"
+    );
+    sb.git(
+        &work,
+        &["push", "--quiet", "origin", "HEAD:refs/heads/feature/r"],
+    )
+    .ok();
+    // agent-b is gone, agent-c (its secret) is new.
+    let b = Sb::new(&w, &p, "agent-b", SECRET_B);
+    b.clone("octo-org", "gadgets", "b-gadgets", &[]).fails();
+    let c = Sb::new(&w, &p, "agent-c", SECRET_B);
+    c.clone("octo-org", "gadgets", "c-gadgets", &[]).ok();
+
+    // A broken file keeps what runs.
+    std::fs::write(&p.config_path, "[[sandbox]\n").unwrap();
+    hup(&p, "the configuration was not reloaded, the old one stays");
+    c.clone("octo-org", "gadgets", "c-gadgets-2", &[]).ok();
+    assert_clean(&w, &p);
+}

@@ -446,6 +446,8 @@ pub struct ProxyProc {
     pub metrics_addr: Option<String>,
     pub ca_path: PathBuf,
     pub audit_path: PathBuf,
+    /// The proxy's TOML, which SIGHUP reloads.
+    pub config_path: PathBuf,
     stderr: std::sync::Arc<Mutex<String>>,
 }
 
@@ -659,6 +661,7 @@ impl World {
             metrics_addr: metrics,
             ca_path: dir.join("ca").join("ca.pem"),
             audit_path: audit,
+            config_path: config,
             stderr,
         }
     }
@@ -888,6 +891,13 @@ impl Tunnel {
         if method == "HEAD" {
             return read_answer(&mut self.tls, false);
         }
+        self.answer()
+    }
+
+    /// A `GET` that leaves the tunnel open for the next one.
+    pub fn get_keep_alive(&mut self, target: &str) -> std::io::Result<HttpAnswer> {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.write(req.as_bytes())?;
         self.answer()
     }
 

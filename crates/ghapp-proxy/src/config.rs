@@ -5,7 +5,7 @@
 //! ca_dir = "/var/lib/ghapp-proxy/ca"
 //! egress = "deny"                 # or "tunnel": other hosts pass untouched
 //! egress_allow = ["10.1.2.3:443"] # internal addresses a tunnel may reach (IP, IP/PREFIX, IP:PORT)
-//! audit_log = "/var/log/ghapp-proxy/audit.jsonl"   # reopened on SIGHUP
+//! audit_log = "/var/log/ghapp-proxy/audit.jsonl"   # reopened on SIGHUP (which also reloads the sandboxes)
 //! audit_max_bytes = 104857600     # rotate to audit.jsonl.1 past this size
 //! metrics_listen = "127.0.0.1:9090"
 //! # upstream_ca_file = "/etc/ssl/ghes-ca.pem"   # trust for a GHES with a private CA

@@ -65,6 +65,32 @@ use crate::upstream::{Upstream, forward_headers};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
+/// What a reload replaces: the sandboxes (identity and policy) and where tunnels may go.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub sandboxes: Vec<Arc<Sandbox>>,
+    pub egress: config::Egress,
+    pub egress_allow: Vec<egress::Allow>,
+}
+
+impl Live {
+    fn of(cfg: &ProxyConfig) -> Live {
+        Live {
+            sandboxes: cfg
+                .sandboxes
+                .iter()
+                .map(|s| Arc::new(Sandbox::new(s.clone())))
+                .collect(),
+            egress: cfg.egress,
+            egress_allow: cfg.egress_allow.clone(),
+        }
+    }
+
+    fn sandbox(&self, name: &str) -> Option<&Arc<Sandbox>> {
+        self.sandboxes.iter().find(|s| s.name() == name)
+    }
+}
+
 /// How a start-up check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckLevel {
@@ -127,7 +153,10 @@ const MINT_RETRY_AFTER: &str = "10";
 
 pub struct Proxy {
     cfg: ProxyConfig,
-    sandboxes: Vec<Arc<Sandbox>>,
+    /// What SIGHUP reloads: the sandboxes and their policy, egress.
+    live: std::sync::RwLock<Arc<Live>>,
+    /// The file SIGHUP reloads `live` from (`None`: a proxy built from a value, as in tests).
+    config_path: Option<std::path::PathBuf>,
     /// One per app, in the config's order; a sandbox's owner picks the first that serves it.
     brokers: Vec<Broker>,
     ca: Ca,
@@ -192,15 +221,12 @@ impl Proxy {
             .map_err(|e| format!("cannot build the upstream client: {e}"))?;
         let audit = Audit::open(cfg.audit_log.as_deref(), cfg.audit_max_bytes)
             .map_err(|e| format!("cannot open the audit log: {e}"))?;
-        let sandboxes = cfg
-            .sandboxes
-            .iter()
-            .map(|s| Arc::new(Sandbox::new(s.clone())))
-            .collect();
+        let live = std::sync::RwLock::new(Arc::new(Live::of(&cfg)));
         Ok(Proxy {
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             cfg,
-            sandboxes,
+            live,
+            config_path: None,
             brokers,
             ca,
             upstream,
@@ -211,6 +237,60 @@ impl Proxy {
 
     pub fn ca_pem(&self) -> &str {
         &self.ca.cert_pem
+    }
+
+    /// SIGHUP reloads the sandboxes, their policy and egress from `path` (with the overrides
+    /// already applied to this proxy's listeners and CA kept).
+    pub fn reload_from(mut self, path: &std::path::Path) -> Proxy {
+        self.config_path = Some(path.to_owned());
+        self
+    }
+
+    /// The reloadable part as it is now.
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the config file again and swaps in its sandboxes and egress. Open tunnels stay
+    /// open; their next request is decided on the new policy. A file that does not load keeps
+    /// the old configuration, and says why.
+    pub(crate) fn reload(&self) {
+        let Some(path) = &self.config_path else {
+            return;
+        };
+        let new = match ProxyConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(
+                    "SIGHUP: the configuration was not reloaded, the old one stays: {e}"
+                );
+                return;
+            }
+        };
+        let differs = |a: &[ghapp_core::config::AppConfig], b: &[ghapp_core::config::AppConfig]| {
+            a.len() != b.len()
+                || a.iter().zip(b).any(|(x, y)| {
+                    x.github != y.github
+                        || x.ident != y.ident
+                        || x.installation_id != y.installation_id
+                        || x.owners != y.owners
+                })
+        };
+        if differs(&new.apps, &self.cfg.apps) || new.upstream_ca_file != self.cfg.upstream_ca_file {
+            tracing::warn!(
+                "SIGHUP: [[app]] and upstream_ca_file changes take effect on restart; the sandboxes and egress are reloaded"
+            );
+        }
+        let live = Arc::new(Live::of(&new));
+        let n = live.sandboxes.len();
+        *self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = live;
+        tracing::info!("SIGHUP: the configuration was reloaded ({n} sandboxes)");
     }
 
     /// What `ghapp proxy` checks before it serves, and `ghapp proxy --check` alone: GitHub's
@@ -236,7 +316,7 @@ impl Proxy {
                 return out;
             }
         }
-        for sb in &self.sandboxes {
+        for sb in &self.live().sandboxes {
             let mut owners: Vec<&str> = sb.cfg.repos.iter().map(|r| r.owner()).collect();
             owners.sort_by_key(|o| o.to_ascii_lowercase());
             owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
@@ -373,6 +453,31 @@ impl Proxy {
                 "Host differs from the CONNECT host",
             ));
         }
+        // The policy is the one configured now (a reload applies to open tunnels too); a
+        // sandbox removed, or given a new secret, since the tunnel opened is refused.
+        let current = match self.live().sandbox(o.sandbox.name()) {
+            Some(sb) if sb.cfg.secret.matches(o.sandbox.cfg.secret.expose()) => sb.clone(),
+            Some(_) => {
+                return p.refuse(Refusal::text(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    format!(
+                        "sandbox {}'s secret changed: connect again with the new one",
+                        o.sandbox.name()
+                    ),
+                ));
+            }
+            None => {
+                return p.refuse(Refusal::text(
+                    StatusCode::FORBIDDEN,
+                    format!("sandbox {} is no longer configured", o.sandbox.name()),
+                ));
+            }
+        };
+        let o = &Origin {
+            sandbox: current,
+            source: o.source,
+            host: o.host.clone(),
+        };
         let route = router::route(&self.hosts, &o.host, parts.uri.path());
         let verdict = policy::decide(
             &o.sandbox,

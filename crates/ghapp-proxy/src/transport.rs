@@ -61,12 +61,16 @@ impl Proxy {
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
             let audit = self.audit.clone();
+            let me = self.clone();
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     match audit.reopen() {
                         Ok(()) => tracing::info!("SIGHUP: the audit log was reopened"),
                         Err(e) => tracing::error!("SIGHUP: cannot reopen the audit log: {e}"),
                     }
+                    // Reading the file and the secrets it names blocks: off the runtime.
+                    let me = me.clone();
+                    let _ = tokio::task::spawn_blocking(move || me.reload()).await;
                 }
             });
         }
@@ -236,7 +240,7 @@ impl Proxy {
             .headers()
             .get(hyper::header::PROXY_AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or(""));
-        let kind = match login(&self.sandboxes, header) {
+        let kind = match login(&self.live().sandboxes, header) {
             Login::Ok(sb) => return Ok(sb),
             Login::Wrong(tried) => {
                 self.gate.login_failed(conn.source);
@@ -265,7 +269,7 @@ impl Proxy {
         let host = &origin.host;
         let mut target = None;
         if !self.hosts.intercepts(host) {
-            if self.cfg.egress == Egress::Deny {
+            if self.live().egress == Egress::Deny {
                 return Err(Refusal::text(
                     StatusCode::FORBIDDEN,
                     format!("{host} is not a GitHub host and egress is denied"),
@@ -307,7 +311,7 @@ impl Proxy {
             .collect();
         let mut why = "it resolves to no address".to_string();
         for a in addrs {
-            match egress::check(a, &self.cfg.egress_allow, &own) {
+            match egress::check(a, &self.live().egress_allow, &own) {
                 Ok(()) => return Ok(a),
                 Err(e) => why = e,
             }

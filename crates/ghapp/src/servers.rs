@@ -21,7 +21,9 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     ghapp_core::log::init("ghapp proxy");
     let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
     let sandboxes: Vec<String> = cfg.sandboxes.iter().map(|s| s.name.clone()).collect();
-    let proxy = ghapp_proxy::Proxy::new(cfg).map_err(anyhow::Error::msg)?;
+    let proxy = ghapp_proxy::Proxy::new(cfg)
+        .map_err(anyhow::Error::msg)?
+        .reload_from(&args.config);
     let checks = proxy.preflight();
     let failed = checks.iter().find(|c| c.level == CheckLevel::Fail);
     if args.check {
