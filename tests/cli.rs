@@ -496,6 +496,8 @@ fn help_says_what_each_command_and_flag_does() {
     for sub in subs {
         let h = w.ghapp(&[sub, "--help"]);
         h.ok();
+        // No colour anywhere (so NO_COLOR holds trivially); clap colours only a terminal.
+        assert!(!h.stdout.contains('\x1b'), "ghapp {sub}: escape codes");
         assert_eq!(
             undescribed_flags(&h.stdout),
             Vec::<String>::new(),

@@ -388,3 +388,44 @@ fn the_parser_reads_fences_comments_and_expectations() {
         "source ... answers c"
     ));
 }
+
+#[test]
+fn the_readme_says_what_a_newcomer_needs() {
+    // Issue 11, trap 12: the prerequisites (a C compiler for aws-lc, curl for the tests), how to
+    // uninstall, what the demo leaves behind and what to try next; no notes about the test
+    // harness in the text a reader sees (they live in HTML comments).
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    for want in [
+        "a C compiler",
+        "`curl`",
+        "install.sh --uninstall",
+        "throwaway directory",
+        "What to try next",
+        "both binaries must be on `PATH`",
+        "ghapp proxy --config\nproxy.toml --check",
+    ] {
+        assert!(readme.contains(want), "README.md lacks {want:?}");
+    }
+    let mut docs = vec![repo.join("README.md")];
+    markdown_files(&repo.join("docs"), &mut docs);
+    for d in docs {
+        let text = std::fs::read_to_string(&d).unwrap();
+        let visible: String = text
+            .split("<!--")
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part
+                } else {
+                    part.split_once("-->").map_or("", |(_, rest)| rest)
+                }
+            })
+            .collect();
+        assert!(
+            !visible.to_ascii_lowercase().contains("docs test"),
+            "{}: a note about the docs test in the visible text",
+            d.display()
+        );
+    }
+}
