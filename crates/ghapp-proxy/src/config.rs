@@ -228,6 +228,58 @@ pub(crate) fn read_small(path: &Path, max: u64) -> std::io::Result<String> {
     Ok(s)
 }
 
+impl FileSandbox {
+    /// The sandbox this table describes, checked; `origin` names the file in errors.
+    fn build(self, origin: &str) -> Result<SandboxConfig, ConfigError> {
+        let s = self;
+        let name = s.name.clone();
+        let fail = |m: String| ConfigError(format!("proxy config {origin}: sandbox {name:?}: {m}"));
+        if name.is_empty() || name.contains([':', ' ', '\n']) {
+            return Err(fail(
+                "the name must be non-empty, without ':' or spaces".into(),
+            ));
+        }
+        let secret = match s.secret {
+            SecretSource::Literal(v) => v,
+            SecretSource::Env { env } => std::env::var(&env)
+                .map_err(|_| fail(format!("secret variable {env} is not set")))?,
+            SecretSource::File { file } => read_small(&file, 64 * 1024)
+                .map(|t| t.trim().to_owned())
+                .map_err(|e| fail(format!("cannot read secret file {}: {e}", file.display())))?,
+        };
+        if secret.len() < 16 {
+            return Err(fail("the secret must be at least 16 characters".into()));
+        }
+        let mut repos = Vec::new();
+        for r in &s.repos {
+            let Some(name) = RepoName::parse(r) else {
+                return Err(fail(format!("repository {r:?} is not OWNER/REPO")));
+            };
+            repos.push(name);
+        }
+        let mut rest = Vec::new();
+        for r in &s.rest {
+            let Some((m, p)) = r.split_once(' ') else {
+                return Err(fail(format!("rest route {r:?} is not \"METHOD /path\"")));
+            };
+            if !p.starts_with('/') {
+                return Err(fail(format!(
+                    "rest route {r:?}: the path must start with /"
+                )));
+            }
+            rest.push((m.to_ascii_uppercase(), p.to_owned()));
+        }
+        Ok(SandboxConfig {
+            name,
+            secret: ProxySecret::new(secret),
+            repos,
+            push: s.push,
+            allow_delete: s.allow_delete,
+            rest,
+        })
+    }
+}
+
 impl ProxyConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -299,59 +351,16 @@ impl ProxyConfig {
                 other.api_url()
             )));
         }
-        let mut sandboxes = Vec::new();
+        let mut sandboxes: Vec<SandboxConfig> = Vec::new();
         for s in f.sandbox {
-            let name = s.name.clone();
-            let fail =
-                |m: String| ConfigError(format!("proxy config {origin}: sandbox {name:?}: {m}"));
-            if name.is_empty() || name.contains([':', ' ', '\n']) {
-                return Err(fail(
-                    "the name must be non-empty, without ':' or spaces".into(),
-                ));
+            let sb = s.build(origin)?;
+            if sandboxes.iter().any(|x| x.name == sb.name) {
+                return Err(ConfigError(format!(
+                    "proxy config {origin}: sandbox {:?}: the name is used twice",
+                    sb.name
+                )));
             }
-            if sandboxes.iter().any(|x: &SandboxConfig| x.name == name) {
-                return Err(fail("the name is used twice".into()));
-            }
-            let secret = match s.secret {
-                SecretSource::Literal(v) => v,
-                SecretSource::Env { env } => std::env::var(&env)
-                    .map_err(|_| fail(format!("secret variable {env} is not set")))?,
-                SecretSource::File { file } => read_small(&file, 64 * 1024)
-                    .map(|t| t.trim().to_owned())
-                    .map_err(|e| {
-                        fail(format!("cannot read secret file {}: {e}", file.display()))
-                    })?,
-            };
-            if secret.len() < 16 {
-                return Err(fail("the secret must be at least 16 characters".into()));
-            }
-            let mut repos = Vec::new();
-            for r in &s.repos {
-                let Some(name) = RepoName::parse(r) else {
-                    return Err(fail(format!("repository {r:?} is not OWNER/REPO")));
-                };
-                repos.push(name);
-            }
-            let mut rest = Vec::new();
-            for r in &s.rest {
-                let Some((m, p)) = r.split_once(' ') else {
-                    return Err(fail(format!("rest route {r:?} is not \"METHOD /path\"")));
-                };
-                if !p.starts_with('/') {
-                    return Err(fail(format!(
-                        "rest route {r:?}: the path must start with /"
-                    )));
-                }
-                rest.push((m.to_ascii_uppercase(), p.to_owned()));
-            }
-            sandboxes.push(SandboxConfig {
-                name,
-                secret: ProxySecret::new(secret),
-                repos,
-                push: s.push,
-                allow_delete: s.allow_delete,
-                rest,
-            });
+            sandboxes.push(sb);
         }
         let cache_dir = f.cache_dir.unwrap_or_else(|| ca_dir.join("tokens"));
         let egress_allow = f

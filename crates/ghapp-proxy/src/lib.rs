@@ -29,8 +29,10 @@ pub mod ca;
 pub mod config;
 pub mod egress;
 pub mod limits;
+mod live;
 pub mod metrics;
 mod policy;
+mod preflight;
 mod respond;
 mod router;
 mod sandbox;
@@ -51,6 +53,8 @@ use hyper::{Request, Response, StatusCode};
 
 pub use body::COMMAND_SECTION_LIMIT;
 pub use ghapp_core::secret::ProxySecret;
+use live::Live;
+pub use preflight::{Check, CheckLevel};
 
 use crate::audit::{Audit, Decision, Pending, RefUpdate};
 use crate::ca::Ca;
@@ -64,89 +68,6 @@ use crate::transport::Origin;
 use crate::upstream::{Upstream, forward_headers};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
-
-/// What a reload replaces: the sandboxes (identity and policy) and where tunnels may go.
-#[derive(Debug)]
-pub(crate) struct Live {
-    pub sandboxes: Vec<Arc<Sandbox>>,
-    pub egress: config::Egress,
-    pub egress_allow: Vec<egress::Allow>,
-}
-
-impl Live {
-    fn of(cfg: &ProxyConfig) -> Live {
-        Live {
-            sandboxes: cfg
-                .sandboxes
-                .iter()
-                .map(|s| Arc::new(Sandbox::new(s.clone())))
-                .collect(),
-            egress: cfg.egress,
-            egress_allow: cfg.egress_allow.clone(),
-        }
-    }
-
-    fn sandbox(&self, name: &str) -> Option<&Arc<Sandbox>> {
-        self.sandboxes.iter().find(|s| s.name() == name)
-    }
-}
-
-/// How a start-up check went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckLevel {
-    Ok,
-    Warn,
-    Fail,
-}
-
-/// One start-up check: what was checked and what was found (for a failure, also the fix).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub level: CheckLevel,
-    pub what: String,
-    pub detail: String,
-}
-
-impl Check {
-    fn ok(what: &str, detail: String) -> Check {
-        Check {
-            level: CheckLevel::Ok,
-            what: what.to_owned(),
-            detail,
-        }
-    }
-    fn warn(what: &str, detail: String) -> Check {
-        Check {
-            level: CheckLevel::Warn,
-            ..Check::ok(what, detail)
-        }
-    }
-    fn fail(what: &str, detail: String) -> Check {
-        Check {
-            level: CheckLevel::Fail,
-            ..Check::ok(what, detail)
-        }
-    }
-}
-
-impl std::fmt::Display for Check {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let level = match self.level {
-            CheckLevel::Ok => "ok  ",
-            CheckLevel::Warn => "warn",
-            CheckLevel::Fail => "fail",
-        };
-        write!(f, "{level}  {}: {}", self.what, self.detail)
-    }
-}
-
-/// Whether a transport failure is a certificate GitHub's peer presented that is not trusted
-/// (rustls' words), rather than the network.
-fn is_trust_failure(reason: &str) -> bool {
-    ["UnknownIssuer", "invalid peer certificate", "certificate"]
-        .iter()
-        .any(|w| reason.contains(w))
-}
 
 /// Seconds a sandbox is told to wait when no token can be minted.
 const MINT_RETRY_AFTER: &str = "10";
@@ -237,151 +158,6 @@ impl Proxy {
 
     pub fn ca_pem(&self) -> &str {
         &self.ca.cert_pem
-    }
-
-    /// SIGHUP reloads the sandboxes, their policy and egress from `path` (with the overrides
-    /// already applied to this proxy's listeners and CA kept).
-    pub fn reload_from(mut self, path: &std::path::Path) -> Proxy {
-        self.config_path = Some(path.to_owned());
-        self
-    }
-
-    /// The reloadable part as it is now.
-    pub(crate) fn live(&self) -> Arc<Live> {
-        self.live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Reads the config file again and swaps in its sandboxes and egress. Open tunnels stay
-    /// open; their next request is decided on the new policy. A file that does not load keeps
-    /// the old configuration, and says why.
-    pub(crate) fn reload(&self) {
-        let Some(path) = &self.config_path else {
-            return;
-        };
-        let new = match ProxyConfig::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(
-                    "SIGHUP: the configuration was not reloaded, the old one stays: {e}"
-                );
-                return;
-            }
-        };
-        let differs = |a: &[ghapp_core::config::AppConfig], b: &[ghapp_core::config::AppConfig]| {
-            a.len() != b.len()
-                || a.iter().zip(b).any(|(x, y)| {
-                    x.github != y.github
-                        || x.ident != y.ident
-                        || x.installation_id != y.installation_id
-                        || x.owners != y.owners
-                })
-        };
-        if differs(&new.apps, &self.cfg.apps) || new.upstream_ca_file != self.cfg.upstream_ca_file {
-            tracing::warn!(
-                "SIGHUP: [[app]] and upstream_ca_file changes take effect on restart; the sandboxes and egress are reloaded"
-            );
-        }
-        let live = Arc::new(Live::of(&new));
-        let n = live.sandboxes.len();
-        *self
-            .live
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = live;
-        tracing::info!("SIGHUP: the configuration was reloaded ({n} sandboxes)");
-    }
-
-    /// What `ghapp proxy` checks before it serves, and `ghapp proxy --check` alone: GitHub's
-    /// certificate is trusted, GitHub accepts the app's JWT (`GET /app`), and the app is
-    /// installed for each sandbox's repositories. A [`CheckLevel::Fail`] is a definite
-    /// misconfiguration and names the setting to fix; an unreachable GitHub is only a warning
-    /// (it may be down, and the proxy retries).
-    pub fn preflight(&self) -> Vec<Check> {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => return vec![Check::fail("runtime", format!("cannot start: {e}"))],
-        };
-        rt.block_on(self.preflight_async())
-    }
-
-    async fn preflight_async(&self) -> Vec<Check> {
-        let mut out = Vec::new();
-        for broker in &self.brokers {
-            if !Self::check_app(broker, &mut out).await {
-                return out;
-            }
-        }
-        for sb in &self.live().sandboxes {
-            let mut owners: Vec<&str> = sb.cfg.repos.iter().map(|r| r.owner()).collect();
-            owners.sort_by_key(|o| o.to_ascii_lowercase());
-            owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-            for owner in owners {
-                let what = format!("sandbox {}", sb.name());
-                let Some(broker) = self.broker_for(owner) else {
-                    out.push(Check::fail(
-                        &what,
-                        format!("no [[app]] serves {owner}: add it to an app's owners"),
-                    ));
-                    continue;
-                };
-                match broker.installation_id(&sb.token_request(owner)).await {
-                    Ok(id) => out.push(Check::ok(
-                        &what,
-                        format!("installation {id} serves its {owner} repositories"),
-                    )),
-                    Err(e) => out.push(Check::warn(&what, e.to_string())),
-                }
-            }
-        }
-        out
-    }
-
-    /// GitHub trusted and the app's JWT accepted; `false` when checking further is pointless.
-    async fn check_app(broker: &Broker, out: &mut Vec<Check>) -> bool {
-        let api = broker.app().api_url();
-        match broker.app_info().await {
-            Ok(info) => out.push(Check::ok(
-                "app",
-                format!(
-                    "{api} accepts the JWT of app {} ({})",
-                    info.slug.as_deref().unwrap_or("?"),
-                    info.name
-                ),
-            )),
-            Err(ghapp_core::Error::Unreachable { url, reason }) if is_trust_failure(&reason) => {
-                out.push(Check::fail(
-                    "upstream",
-                    format!(
-                        "{url} presents a certificate this proxy does not trust ({reason}): set upstream_ca_file to the PEM of the CA that signed it"
-                    ),
-                ));
-                return false;
-            }
-            Err(e @ ghapp_core::Error::Unreachable { .. }) => {
-                out.push(Check::warn(
-                    "upstream",
-                    format!("{e}; serving anyway, requests fail until it is reachable"),
-                ));
-                return false;
-            }
-            Err(e @ ghapp_core::Error::JwtRejected { .. }) => {
-                out.push(Check::fail(
-                    "app",
-                    format!("{e}: fix [app] app_id (or client_id) and private_key_file"),
-                ));
-                return false;
-            }
-            Err(e) => {
-                out.push(Check::warn("app", e.to_string()));
-                return false;
-            }
-        }
-        true
     }
 
     /// The broker of the app that mints for `owner`.

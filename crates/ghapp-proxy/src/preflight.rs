@@ -1,0 +1,157 @@
+//! What `ghapp proxy` checks before it serves (and `--check` alone), as doctor does for the
+//! helper: GitHub's certificate trusted, the app's JWT accepted, an installation for each
+//! sandbox's repositories.
+
+use ghapp_core::broker::Broker;
+
+use crate::Proxy;
+
+/// How a start-up check went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckLevel {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One start-up check: what was checked and what was found (for a failure, also the fix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub level: CheckLevel,
+    pub what: String,
+    pub detail: String,
+}
+
+impl Check {
+    pub(crate) fn ok(what: &str, detail: String) -> Check {
+        Check {
+            level: CheckLevel::Ok,
+            what: what.to_owned(),
+            detail,
+        }
+    }
+    pub(crate) fn warn(what: &str, detail: String) -> Check {
+        Check {
+            level: CheckLevel::Warn,
+            ..Check::ok(what, detail)
+        }
+    }
+    pub(crate) fn fail(what: &str, detail: String) -> Check {
+        Check {
+            level: CheckLevel::Fail,
+            ..Check::ok(what, detail)
+        }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = match self.level {
+            CheckLevel::Ok => "ok  ",
+            CheckLevel::Warn => "warn",
+            CheckLevel::Fail => "fail",
+        };
+        write!(f, "{level}  {}: {}", self.what, self.detail)
+    }
+}
+
+/// Whether a transport failure is a certificate GitHub's peer presented that is not trusted
+/// (rustls' words), rather than the network.
+fn is_trust_failure(reason: &str) -> bool {
+    ["UnknownIssuer", "invalid peer certificate", "certificate"]
+        .iter()
+        .any(|w| reason.contains(w))
+}
+
+impl Proxy {
+    /// What `ghapp proxy` checks before it serves, and `ghapp proxy --check` alone: GitHub's
+    /// certificate is trusted, GitHub accepts the app's JWT (`GET /app`), and the app is
+    /// installed for each sandbox's repositories. A [`CheckLevel::Fail`] is a definite
+    /// misconfiguration and names the setting to fix; an unreachable GitHub is only a warning
+    /// (it may be down, and the proxy retries).
+    pub fn preflight(&self) -> Vec<Check> {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return vec![Check::fail("runtime", format!("cannot start: {e}"))],
+        };
+        rt.block_on(self.preflight_async())
+    }
+
+    async fn preflight_async(&self) -> Vec<Check> {
+        let mut out = Vec::new();
+        for broker in &self.brokers {
+            if !Self::check_app(broker, &mut out).await {
+                return out;
+            }
+        }
+        for sb in &self.live().sandboxes {
+            let mut owners: Vec<&str> = sb.cfg.repos.iter().map(|r| r.owner()).collect();
+            owners.sort_by_key(|o| o.to_ascii_lowercase());
+            owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+            for owner in owners {
+                let what = format!("sandbox {}", sb.name());
+                let Some(broker) = self.broker_for(owner) else {
+                    out.push(Check::fail(
+                        &what,
+                        format!("no [[app]] serves {owner}: add it to an app's owners"),
+                    ));
+                    continue;
+                };
+                match broker.installation_id(&sb.token_request(owner)).await {
+                    Ok(id) => out.push(Check::ok(
+                        &what,
+                        format!("installation {id} serves its {owner} repositories"),
+                    )),
+                    Err(e) => out.push(Check::warn(&what, e.to_string())),
+                }
+            }
+        }
+        out
+    }
+
+    /// GitHub trusted and the app's JWT accepted; `false` when checking further is pointless.
+    async fn check_app(broker: &Broker, out: &mut Vec<Check>) -> bool {
+        let api = broker.app().api_url();
+        match broker.app_info().await {
+            Ok(info) => out.push(Check::ok(
+                "app",
+                format!(
+                    "{api} accepts the JWT of app {} ({})",
+                    info.slug.as_deref().unwrap_or("?"),
+                    info.name
+                ),
+            )),
+            Err(ghapp_core::Error::Unreachable { url, reason }) if is_trust_failure(&reason) => {
+                out.push(Check::fail(
+                    "upstream",
+                    format!(
+                        "{url} presents a certificate this proxy does not trust ({reason}): set upstream_ca_file to the PEM of the CA that signed it"
+                    ),
+                ));
+                return false;
+            }
+            Err(e @ ghapp_core::Error::Unreachable { .. }) => {
+                out.push(Check::warn(
+                    "upstream",
+                    format!("{e}; serving anyway, requests fail until it is reachable"),
+                ));
+                return false;
+            }
+            Err(e @ ghapp_core::Error::JwtRejected { .. }) => {
+                out.push(Check::fail(
+                    "app",
+                    format!("{e}: fix [app] app_id (or client_id) and private_key_file"),
+                ));
+                return false;
+            }
+            Err(e) => {
+                out.push(Check::warn("app", e.to_string()));
+                return false;
+            }
+        }
+        true
+    }
+}
