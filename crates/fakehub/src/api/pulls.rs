@@ -64,14 +64,7 @@ async fn get_or_update(c: Ctx, update: bool) -> Answer {
         None
     };
     let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
-    let p = pulls
-        .iter_mut()
-        .find(|p| {
-            p.number == n
-                && p.owner.eq_ignore_ascii_case(&r.owner)
-                && p.repo.eq_ignore_ascii_case(&r.name)
-        })
-        .ok_or_else(not_found)?;
+    let p = numbered(&mut pulls, &r, n)?;
     if let Some(v) = patch {
         if let Some(t) = v["title"].as_str() {
             p.title = t.to_owned();
@@ -98,6 +91,22 @@ async fn get_or_update(c: Ctx, update: bool) -> Answer {
     ))
 }
 
+/// Pull request `n` of repository `r`.
+fn numbered<'a>(
+    pulls: &'a mut [crate::pulls::Pull],
+    r: &crate::hub::Repo,
+    n: u64,
+) -> Result<&'a mut crate::pulls::Pull, Response<Body>> {
+    pulls
+        .iter_mut()
+        .find(|p| {
+            p.number == n
+                && p.owner.eq_ignore_ascii_case(&r.owner)
+                && p.repo.eq_ignore_ascii_case(&r.name)
+        })
+        .ok_or_else(not_found)
+}
+
 /// `POST /repos/{owner}/{repo}/issues/{number}/comments` on a pull request.
 pub(super) async fn comment(c: Ctx) -> Answer {
     let r = repo_for_token(&c.hub, &c.token()?, c.param(0), c.param(1), "write")?;
@@ -111,14 +120,7 @@ pub(super) async fn comment(c: Ctx) -> Answer {
         ));
     };
     let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
-    let p = pulls
-        .iter_mut()
-        .find(|p| {
-            p.number == n
-                && p.owner.eq_ignore_ascii_case(&r.owner)
-                && p.repo.eq_ignore_ascii_case(&r.name)
-        })
-        .ok_or_else(not_found)?;
+    let p = numbered(&mut pulls, &r, n)?;
     p.comments += 1;
     let id = 9000 + p.comments;
     drop(pulls);
