@@ -12,9 +12,15 @@ fuzz_target!(|data: &[u8]| {
     let (method, path) = text.split_once(' ').unwrap_or(("GET", text));
     if let Some(r) = route::parse(path) {
         let up = r.upstream_path();
-        assert_eq!(route::parse(&up).map(|x| (x.owner, x.repo, x.endpoint)), Some((r.owner, r.repo, r.endpoint)));
+        assert_eq!(
+            route::parse(&up).map(|x| (x.owner, x.repo, x.endpoint)),
+            Some((r.owner, r.repo, r.endpoint))
+        );
     }
-    let extra = vec![("POST".to_string(), "/repos/{owner}/{repo}/statuses/{sha}".to_string())];
+    let extra = vec![(
+        "POST".to_string(),
+        "/repos/{owner}/{repo}/statuses/{sha}".to_string(),
+    )];
     if let Ok(r) = rest::route(method, path, &extra) {
         for seg in r.path.split('/').skip(1) {
             assert!(seg != "." && seg != ".." && !seg.contains('\\'));

@@ -4,7 +4,9 @@
 //! git's `Documentation/git-credential.adoc` (git 2.47). [`pktline`] frames git's wire protocol,
 //! [`receive_pack`] reads a push's command section and builds report-status refusals, and
 //! [`policy`] decides which ref updates a sandbox may make; [`route`] and [`rest`] name git and REST
-//! requests, decoded once and normalised, so the proxy forwards exactly what it decided on. Everything here is table-tested and
+//! requests, decoded once and normalised, so the proxy forwards exactly what it decided on;
+//! [`graphql`] reads a GraphQL request as GitHub would run it (operation, mutation fields,
+//! variables resolved). Everything here is table-tested and
 //! property-tested: arbitrary input never panics, and formatting then parsing gives back the input.
 //!
 //! ```
@@ -16,6 +18,8 @@
 
 pub mod basic;
 pub mod credential;
+#[cfg(feature = "graphql")]
+pub mod graphql;
 pub mod pktline;
 pub mod policy;
 pub mod receive_pack;

@@ -1,0 +1,429 @@
+//! A GraphQL request to GitHub (`POST /graphql`), read once as the proxy decides it: the body
+//! bounded and parsed with a real GraphQL parser, the operation chosen by `operationName`,
+//! fragments and variables resolved. What comes out is what GitHub would execute: a query, a
+//! subscription, or the mutation fields with their arguments (aliases kept apart from names).
+//!
+//! Conservative where GitHub could skip something: a mutation field under `@skip` or
+//! `@include` is still listed, so a policy that checks every listed field checks a superset of
+//! what runs.
+//!
+//! # Security
+//! The parser recurses; a hostile body could nest brackets until the stack runs out. The text is
+//! scanned first and refused past [`MAX_DEPTH`] levels of `{`, `[` or `(` (strings and comments
+//! skipped), and fragment spreads are followed at most [`MAX_DEPTH`] deep, so neither parsing
+//! nor resolving can overflow.
+
+use std::collections::HashSet;
+
+use graphql_parser::query::{
+    Definition, Document, FragmentDefinition, OperationDefinition, Selection, SelectionSet,
+    TypeCondition, Value,
+};
+use serde_json::{Map, Value as Json};
+
+/// The largest request body read (GitHub's own queries from gh are a few KiB).
+pub const MAX_BODY: usize = 256 * 1024;
+/// The deepest nesting of `{`, `[` and `(` accepted, and of fragment spreads.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a body is not a GraphQL request the proxy can decide on. Each is refused, never
+/// forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphqlError {
+    #[error("the GraphQL body is larger than {} KiB", MAX_BODY / 1024)]
+    TooLarge,
+    #[error("the GraphQL body is not a JSON object with a \"query\" string: {0}")]
+    NotJson(String),
+    #[error("the GraphQL document nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("the GraphQL document does not parse: {0}")]
+    Syntax(String),
+    #[error("{0}")]
+    Operation(String),
+}
+
+/// What the request asks GitHub to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    Query,
+    Subscription,
+    /// The mutation fields, in document order.
+    Mutation(Vec<Call>),
+}
+
+/// One mutation field as GitHub would run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// The field's name (`createPullRequest`), whatever alias it was given.
+    pub name: String,
+    /// Its arguments with the variables substituted (a variable not given is `null`).
+    pub arguments: Map<String, Json>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    query: String,
+    #[serde(default, rename = "operationName")]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<Map<String, Json>>,
+}
+
+/// Reads a `POST /graphql` body.
+pub fn classify(body: &[u8]) -> Result<Operation, GraphqlError> {
+    if body.len() > MAX_BODY {
+        return Err(GraphqlError::TooLarge);
+    }
+    // Every key is declared, so one given twice is refused (serde's "duplicate field"): the
+    // query decided on is the one sent.
+    let b: Body = serde_json::from_slice(body).map_err(|e| GraphqlError::NotJson(e.to_string()))?;
+    check_depth(&b.query)?;
+    let doc: Document<'_, String> = graphql_parser::parse_query(&b.query)
+        .map_err(|e| GraphqlError::Syntax(e.to_string().replace('\n', " ")))?;
+    let op = chosen(&doc, b.operation_name.as_deref())?;
+    let variables = b.variables.unwrap_or_default();
+    match op {
+        OperationDefinition::Query(_) | OperationDefinition::SelectionSet(_) => {
+            Ok(Operation::Query)
+        }
+        OperationDefinition::Subscription(_) => Ok(Operation::Subscription),
+        OperationDefinition::Mutation(m) => {
+            let fragments = fragments(&doc)?;
+            let mut calls = Vec::new();
+            collect(&m.selection_set, &fragments, &variables, 0, &mut calls)?;
+            Ok(Operation::Mutation(calls))
+        }
+    }
+}
+
+/// The operation `name` selects, or the only one.
+fn chosen<'d, 'a>(
+    doc: &'d Document<'a, String>,
+    name: Option<&str>,
+) -> Result<&'d OperationDefinition<'a, String>, GraphqlError> {
+    let ops: Vec<&OperationDefinition<'a, String>> = doc
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Operation(o) => Some(o),
+            Definition::Fragment(_) => None,
+        })
+        .collect();
+    let op_name = |o: &OperationDefinition<'a, String>| -> Option<String> {
+        match o {
+            OperationDefinition::Query(q) => q.name.clone(),
+            OperationDefinition::Mutation(m) => m.name.clone(),
+            OperationDefinition::Subscription(s) => s.name.clone(),
+            OperationDefinition::SelectionSet(_) => None,
+        }
+    };
+    let fail = |m: String| Err(GraphqlError::Operation(m));
+    match (name, ops.as_slice()) {
+        (_, []) => fail("the GraphQL document has no operation".into()),
+        (None, [only]) => Ok(only),
+        (None, _) => {
+            fail("the GraphQL document has several operations and no operationName".into())
+        }
+        (Some(n), _) => {
+            let named: Vec<_> = ops
+                .iter()
+                .filter(|o| op_name(o).as_deref() == Some(n))
+                .collect();
+            match named.as_slice() {
+                [one] => Ok(one),
+                [] => fail(format!("no operation named {n:?} in the GraphQL document")),
+                _ => fail(format!("the operation name {n:?} is used twice")),
+            }
+        }
+    }
+}
+
+fn fragments<'d, 'a>(
+    doc: &'d Document<'a, String>,
+) -> Result<Vec<&'d FragmentDefinition<'a, String>>, GraphqlError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for d in &doc.definitions {
+        if let Definition::Fragment(f) = d {
+            if !seen.insert(f.name.as_str()) {
+                return Err(GraphqlError::Operation(format!(
+                    "the fragment name {:?} is used twice",
+                    f.name
+                )));
+            }
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+/// The mutation fields of `set`, spreads and inline fragments followed.
+fn collect(
+    set: &SelectionSet<'_, String>,
+    fragments: &[&FragmentDefinition<'_, String>],
+    variables: &Map<String, Json>,
+    depth: usize,
+    out: &mut Vec<Call>,
+) -> Result<(), GraphqlError> {
+    if depth > MAX_DEPTH {
+        return Err(GraphqlError::TooDeep);
+    }
+    for sel in &set.items {
+        match sel {
+            Selection::Field(f) => out.push(Call {
+                name: f.name.clone(),
+                arguments: f
+                    .arguments
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json(v, variables)))
+                    .collect(),
+            }),
+            Selection::InlineFragment(i) => {
+                on_mutation(i.type_condition.as_ref())?;
+                collect(&i.selection_set, fragments, variables, depth + 1, out)?;
+            }
+            Selection::FragmentSpread(s) => {
+                let Some(f) = fragments.iter().find(|f| f.name == s.fragment_name) else {
+                    return Err(GraphqlError::Operation(format!(
+                        "the fragment {:?} is not defined",
+                        s.fragment_name
+                    )));
+                };
+                on_mutation(Some(&f.type_condition))?;
+                collect(&f.selection_set, fragments, variables, depth + 1, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A fragment at the top of a mutation must be on `Mutation` (GitHub rejects any other).
+fn on_mutation(cond: Option<&TypeCondition<'_, String>>) -> Result<(), GraphqlError> {
+    match cond {
+        None => Ok(()),
+        Some(TypeCondition::On(t)) if t == "Mutation" => Ok(()),
+        Some(TypeCondition::On(t)) => Err(GraphqlError::Operation(format!(
+            "a fragment on {t} at the top of a mutation"
+        ))),
+    }
+}
+
+/// A GraphQL value as JSON, variables substituted.
+fn json(v: &Value<'_, String>, variables: &Map<String, Json>) -> Json {
+    match v {
+        Value::Variable(name) => variables.get(name).cloned().unwrap_or(Json::Null),
+        Value::Int(n) => n.as_i64().map_or(Json::Null, Json::from),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::String(s) => Json::String(s.clone()),
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Null => Json::Null,
+        Value::Enum(e) => Json::String(e.clone()),
+        Value::List(l) => Json::Array(l.iter().map(|x| json(x, variables)).collect()),
+        Value::Object(o) => Json::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), json(x, variables)))
+                .collect(),
+        ),
+    }
+}
+
+/// Refuses text nesting `{`, `[` or `(` deeper than [`MAX_DEPTH`], outside strings and comments.
+fn check_depth(text: &str) -> Result<(), GraphqlError> {
+    let b = text.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if b[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < b.len() && !b[i..].starts_with(b"\"\"\"") {
+                    // `\"""` is an escaped triple quote inside a block string.
+                    i += if b[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(GraphqlError::TooDeep);
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(query: &str, name: Option<&str>, vars: Json) -> Vec<u8> {
+        json!({"query": query, "operationName": name, "variables": vars})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn calls(op: Operation) -> Vec<(String, Json)> {
+        match op {
+            Operation::Mutation(c) => c
+                .into_iter()
+                .map(|c| (c.name, Json::Object(c.arguments)))
+                .collect(),
+            other => panic!("not a mutation: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn queries_and_subscriptions() {
+        // gh's own shapes: a named query with variables, an anonymous selection set.
+        let q = "query RepositoryInfo($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { id name } }";
+        assert_eq!(
+            classify(&body(q, None, json!({"owner": "o", "name": "r"}))).unwrap(),
+            Operation::Query
+        );
+        assert_eq!(
+            classify(br#"{"query":"{ viewer { login } }"}"#).unwrap(),
+            Operation::Query
+        );
+        assert_eq!(
+            classify(&body("subscription S { x }", None, json!(null))).unwrap(),
+            Operation::Subscription
+        );
+    }
+
+    #[test]
+    fn mutations_resolved_as_github_runs_them() {
+        // gh pr create's mutation, with its input in a variable.
+        let q = "mutation PullRequestCreate($input: CreatePullRequestInput!) { createPullRequest(input: $input) { pullRequest { id url } } }";
+        let input = json!({"repositoryId": "R_1", "headRefName": "agent/x", "baseRefName": "main", "title": "t"});
+        assert_eq!(
+            calls(classify(&body(q, Some("PullRequestCreate"), json!({"input": input}))).unwrap()),
+            [("createPullRequest".to_owned(), json!({"input": input}))]
+        );
+        // Aliases do not hide the field; fragments and inline fragments on Mutation are
+        // followed; a second operation is chosen by name; literals and enums become JSON.
+        let q = r#"
+            query Harmless { viewer { login } }
+            mutation Sneaky {
+              ok: addComment(input: {subjectId: "PR_1", body: "hi"}) { clientMutationId }
+              ...More
+              ... on Mutation { deleteRef(input: {refId: "REF_main"}) { clientMutationId } }
+            }
+            fragment More on Mutation { merge: mergePullRequest(input: {pullRequestId: "PR_1", mergeMethod: SQUASH}) { clientMutationId } }
+        "#;
+        let got = calls(classify(&body(q, Some("Sneaky"), json!(null))).unwrap());
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["addComment", "mergePullRequest", "deleteRef"]);
+        assert_eq!(
+            got[1].1,
+            json!({"input": {"pullRequestId": "PR_1", "mergeMethod": "SQUASH"}})
+        );
+        assert_eq!(
+            classify(&body(q, Some("Harmless"), json!(null))).unwrap(),
+            Operation::Query
+        );
+        // @skip does not hide a field from the policy.
+        let q =
+            "mutation { deleteRef(input: {refId: \"x\"}) @skip(if: true) { clientMutationId } }";
+        assert_eq!(
+            calls(classify(&body(q, None, json!(null))).unwrap()).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_decided_is_refused() {
+        let deep = format!("{{ a {} }}", "{ b ".repeat(100) + &"}".repeat(100));
+        let many_lists = format!(
+            "query {{ a(x: {}1{}) }}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"not json".to_vec(), "not a JSON object"),
+            (br#"{"query": 3}"#.to_vec(), "not a JSON object"),
+            (
+                br#"{"query": "{ a }", "extra": 1}"#.to_vec(),
+                "unknown field",
+            ),
+            (
+                br#"{"query": "{ a }", "query": "mutation { b }"}"#.to_vec(),
+                "not a JSON object",
+            ),
+            (body("mutation { a(", None, json!(null)), "does not parse"),
+            (
+                body("query A { a } query B { b }", None, json!(null)),
+                "no operationName",
+            ),
+            (
+                body("query A { a }", Some("B"), json!(null)),
+                "no operation named \"B\"",
+            ),
+            (
+                body("query A { a } mutation A { b }", Some("A"), json!(null)),
+                "used twice",
+            ),
+            (
+                body("mutation { ...F }", None, json!(null)),
+                "is not defined",
+            ),
+            (
+                body(
+                    "mutation { ...F } fragment F on Query { a }",
+                    None,
+                    json!(null),
+                ),
+                "a fragment on Query",
+            ),
+            (
+                body(
+                    "mutation { ...F } fragment F on Mutation { ...F }",
+                    None,
+                    json!(null),
+                ),
+                "nests deeper",
+            ),
+            (body(&deep, None, json!(null)), "nests deeper"),
+            (body(&many_lists, None, json!(null)), "nests deeper"),
+            (vec![b' '; MAX_BODY + 1], "larger than"),
+        ];
+        for (b, want) in cases {
+            let e = classify(&b).unwrap_err().to_string();
+            assert!(
+                e.contains(want),
+                "{}: {e}",
+                String::from_utf8_lossy(&b[..b.len().min(80)])
+            );
+        }
+        // Brackets inside strings and comments do not count.
+        let q = format!(
+            "# {}\n{{ a(s: \"{}\", t: \"\"\"{}\"\"\") }}",
+            "{".repeat(100),
+            "[".repeat(100),
+            "(".repeat(100)
+        );
+        assert_eq!(
+            classify(&body(&q, None, json!(null))).unwrap(),
+            Operation::Query
+        );
+    }
+}
