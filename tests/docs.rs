@@ -14,7 +14,8 @@
 //!   ghe.example.com are fakehub, `my-org/my-repo` is `octo-org/widgets`, `their-org/their-repo`
 //!   is `lonely/island` (where the app is not installed), app 123456 is fakehub's app, absolute
 //!   paths move under the test's root, and the working directory is a clone of the repository.
-//!   A written `[app]` table gets fakehub's `api_url`, as commands get `GHAPP_API_URL`.
+//!   A written `[app]` or `[[app]]` table gets fakehub's `api_url`, as commands get
+//!   `GHAPP_API_URL`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -246,9 +247,13 @@ fn run_document(doc: &Path, name: &str) -> (Vec<String>, usize) {
             let text: Vec<String> = b
                 .lines
                 .iter()
-                .map(|l| match l.trim_start().starts_with("[app]") {
-                    true => format!("{l}\napi_url = \"{}\"", w.hub.api_url()),
-                    false => subst(l),
+                .map(|l| {
+                    match l.trim_start().starts_with("[app]")
+                        || l.trim_start().starts_with("[[app]]")
+                    {
+                        true => format!("{l}\napi_url = \"{}\"", w.hub.api_url()),
+                        false => subst(l),
+                    }
                 })
                 .collect();
             std::fs::write(&path, text.join("\n")).unwrap();

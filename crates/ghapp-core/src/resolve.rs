@@ -102,8 +102,8 @@ mod obtain {
 
     /// Obtains the credential `resolution` names for `req`: the cached or newly minted
     /// installation token, else the personal access token. Builds a current-thread runtime for
-    /// the one call (the keyring's D-Bus client must not run inside tokio: the key is loaded
-    /// before it starts).
+    /// the one call; the key is loaded only when a token must be minted (off the runtime's
+    /// thread, as the keyring's D-Bus client needs).
     pub fn obtain_blocking<'a>(
         cfg: &Config,
         resolution: &Resolution<'a>,
