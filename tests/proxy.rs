@@ -721,3 +721,100 @@ fn sighup_reloads_sandboxes_and_policy_and_keeps_open_tunnels() {
     c.clone("octo-org", "gadgets", "c-gadgets-2", &[]).ok();
     assert_clean(&w, &p);
 }
+
+#[test]
+fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
+    // Issue 12 (started): POST /api/graphql (GHES's path; /graphql on github.com) is read with
+    // a real parser. A query goes to GitHub with the sandbox's token; a mutation or a
+    // subscription is refused in GraphQL's error shape (gh and Octokit print errors[].message),
+    // naming the sandbox and the rule, and GitHub receives nothing. Git LFS is refused in
+    // git-lfs's own shape.
+    let w = World::new();
+    let (p, _sb) = setup(&w);
+    let host = w.hub.git_host();
+    let post = |body: &str| {
+        let mut t = p.tunnel("agent-a", SECRET_A, &host);
+        t.request(
+            "POST",
+            "/api/graphql",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let before = w.hub.requests().len();
+    let refused = [
+        (
+            r#"{"query":"mutation { deleteRef(input: {refId: \"REF_main\"}) { clientMutationId } }"}"#,
+            "sandbox agent-a: mutation deleteRef is not allowed (policy: GraphQL queries pass, mutations do not yet",
+        ),
+        (
+            r#"{"query":"query Q { viewer { login } } mutation M { m: mergePullRequest(input: {pullRequestId: \"PR_1\"}) { clientMutationId } }","operationName":"M"}"#,
+            "mutation mergePullRequest is not allowed",
+        ),
+        (
+            r#"{"query":"subscription { x }"}"#,
+            "subscriptions are refused",
+        ),
+        (r#"{"query":"mutation { a("}"#, "does not parse"),
+        (
+            r#"{"query":"{ a }","query":"mutation { deleteRef(input: {}) { x } }"}"#,
+            "duplicate field",
+        ),
+    ];
+    for (body, want) in refused {
+        let a = post(body);
+        assert_eq!(a.status, 403, "{body}: {a:#?}");
+        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        let msg = v["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(want), "{body}: {msg}");
+        assert_eq!(v["message"], v["errors"][0]["message"]);
+    }
+    let mut t = p.tunnel("agent-a", SECRET_A, &host);
+    let a = t.request("GET", "/api/graphql", &[], b"").unwrap();
+    assert_eq!(a.status, 405, "{a:#?}");
+    // Git LFS: git-lfs prints the message of its own JSON.
+    let mut t = p.tunnel("agent-a", SECRET_A, &host);
+    let a = t
+        .request(
+            "POST",
+            "/octo-org/widgets.git/info/lfs/objects/batch",
+            &[("Content-Type", "application/vnd.git-lfs+json")],
+            br#"{"operation":"download","objects":[]}"#,
+        )
+        .unwrap();
+    assert_eq!(a.status, 403, "{a:#?}");
+    assert_eq!(
+        a.header("content-type").as_deref(),
+        Some("application/vnd.git-lfs+json")
+    );
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("sandbox agent-a: Git LFS does not pass this proxy yet"),
+        "{a:#?}"
+    );
+    let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
+    assert!(got.is_empty(), "GitHub received: {got:#?}");
+
+    // A query is forwarded, with the sandbox's token (fakehub has no GraphQL yet, so its answer
+    // is a 404; what matters here is what GitHub received).
+    post(
+        r#"{"query":"query Repo($o: String!) { repository(owner: $o, name: \"widgets\") { id } }","variables":{"o":"octo-org"}}"#,
+    );
+    let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
+    let graphql: Vec<_> = got.iter().filter(|r| r.target == "/api/graphql").collect();
+    assert_eq!(graphql.len(), 1, "{got:#?}");
+    assert_eq!(graphql[0].method, "POST");
+    let token = graphql[0].credential.clone().expect("a token was injected");
+    assert!(
+        w.hub
+            .issued_tokens()
+            .iter()
+            .any(|t| ghapp_core::secret::fingerprint(t) == token),
+        "{token}"
+    );
+    assert_clean(&w, &p);
+}

@@ -22,6 +22,8 @@ pub enum Service {
     /// A git route whose service is not known (refused).
     Git,
     Rest,
+    Graphql,
+    Lfs,
     Connect,
     Other,
 }
@@ -33,6 +35,8 @@ impl Service {
             Service::GitReceivePack => "git-receive-pack",
             Service::Git => "git",
             Service::Rest => "rest",
+            Service::Graphql => "graphql",
+            Service::Lfs => "lfs",
             Service::Connect => "connect",
             Service::Other => "other",
         }

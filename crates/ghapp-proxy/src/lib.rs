@@ -277,16 +277,19 @@ impl Proxy {
                 Ok(b) => Some(b),
                 Err(r) => return r,
             },
-            BodyPlan::Whole | BodyPlan::PullHead => {
+            BodyPlan::Whole | BodyPlan::PullHead | BodyPlan::Graphql => {
                 let bytes = match body::whole(body, &parts.headers, limits, &self.gate.budget).await
                 {
                     Ok(b) => b,
                     Err(r) => return p.refuse(self.note_busy(r)),
                 };
                 p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                if plan.body == BodyPlan::PullHead
-                    && let Err(r) = policy::pull_head(&o.sandbox, &plan.repo, &bytes)
-                {
+                let checked = match plan.body {
+                    BodyPlan::PullHead => policy::pull_head(&o.sandbox, &plan.repo, &bytes),
+                    BodyPlan::Graphql => policy::graphql_body(&o.sandbox, &bytes),
+                    _ => Ok(()),
+                };
+                if let Err(r) = checked {
                     return p.refuse(r);
                 }
                 Some(reqwest::Body::from(bytes))

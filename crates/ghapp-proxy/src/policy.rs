@@ -3,6 +3,7 @@
 //! command section or a pull request's body to allowed or refused. No sockets, no clocks:
 //! table-tested below.
 
+use ghapp_gitproto::graphql;
 use ghapp_gitproto::receive_pack::{self, Commands};
 use ghapp_gitproto::repo::RepoName;
 use ghapp_gitproto::rest::{self, RestKind, RouteError};
@@ -54,6 +55,8 @@ pub(crate) enum BodyPlan {
     Whole,
     /// `POST …/pulls`: read whole, `head` checked ([`pull_head`]), then sent.
     PullHead,
+    /// `POST /graphql`: read whole, decided ([`graphql_body`]), then sent.
+    Graphql,
 }
 
 fn answer(service: Service, repo: Option<String>, r: Refusal) -> Verdict {
@@ -76,6 +79,18 @@ pub(crate) fn decide(
     match route {
         Route::Git(g) => git(sb, hosts, g, method, query, headers),
         Route::Rest(path) => rest(sb, hosts, path, method, query, headers),
+        Route::Graphql => graphql(sb, hosts, method, headers),
+        Route::Lfs => answer(
+            Service::Lfs,
+            None,
+            Refusal::lfs(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "sandbox {}: Git LFS does not pass this proxy yet (policy: git's smart HTTP and the REST allow-list only)",
+                    sb.name()
+                ),
+            ),
+        ),
         Route::Other => answer(
             Service::Other,
             None,
@@ -165,6 +180,70 @@ fn git(
             }),
         },
         Err(why) => answer(service, full, Refusal::text(StatusCode::BAD_REQUEST, why)),
+    }
+}
+
+/// `POST /graphql`: read whole and decided on what it would run ([`graphql_body`]); the token
+/// is the installation's of the sandbox's first owner.
+fn graphql(sb: &Sandbox, hosts: &Hosts, method: &Method, headers: &HeaderMap) -> Verdict {
+    let refuse =
+        |status, msg: String| answer(Service::Graphql, None, Refusal::graphql(status, msg));
+    if *method != Method::POST {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("sandbox {}: GraphQL takes POST, not {method}", sb.name()),
+        );
+    }
+    if let Some(enc) = content_encoding(headers) {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "a GraphQL body with Content-Encoding {enc} cannot be checked; send it unencoded"
+            ),
+        );
+    }
+    let Some(repo) = sb.cfg.repos.first().cloned() else {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!("sandbox {} has no repositories", sb.name()),
+        );
+    };
+    match upstream_url(&hosts.api, &hosts.graphql, "") {
+        Ok(url) => Verdict {
+            service: Service::Graphql,
+            repo: None,
+            action: Action::Forward(Plan {
+                repo,
+                url,
+                scheme: Scheme::Bearer,
+                body: BodyPlan::Graphql,
+            }),
+        },
+        Err(why) => refuse(StatusCode::BAD_REQUEST, why),
+    }
+}
+
+/// A GraphQL body: queries pass (the token reaches only the sandbox's repositories);
+/// subscriptions and mutations are refused, each naming the sandbox and the rule, in GraphQL's
+/// error shape so gh and Octokit print it. (Mutations checked argument by argument come with
+/// node-id resolution; until then none passes.)
+pub(crate) fn graphql_body(sb: &Sandbox, body: &[u8]) -> Result<(), Refusal> {
+    let refuse = |msg: String| Err(Refusal::graphql(StatusCode::FORBIDDEN, msg));
+    match graphql::classify(body) {
+        Ok(graphql::Operation::Query) => Ok(()),
+        Ok(graphql::Operation::Subscription) => refuse(format!(
+            "sandbox {}: GraphQL subscriptions are refused (policy: queries only)",
+            sb.name()
+        )),
+        Ok(graphql::Operation::Mutation(calls)) => {
+            let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+            refuse(format!(
+                "sandbox {}: mutation {} is not allowed (policy: GraphQL queries pass, mutations do not yet; push with git and open pull requests with the REST API)",
+                sb.name(),
+                names.join(", ")
+            ))
+        }
+        Err(e) => refuse(format!("sandbox {}: {e}", sb.name())),
     }
 }
 

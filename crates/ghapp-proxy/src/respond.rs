@@ -17,6 +17,10 @@ pub(crate) enum Form {
     Text,
     /// REST clients read `{"message": ...}`.
     Json,
+    /// GraphQL clients (gh, Octokit) read `errors[].message`; `message` too.
+    Graphql,
+    /// git-lfs reads `{"message": ...}` in `application/vnd.git-lfs+json`.
+    Lfs,
 }
 
 /// A request the proxy answers itself instead of forwarding.
@@ -47,6 +51,20 @@ impl Refusal {
         }
     }
 
+    pub(crate) fn graphql(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            form: Form::Graphql,
+            ..Refusal::text(status, message)
+        }
+    }
+
+    pub(crate) fn lfs(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            form: Form::Lfs,
+            ..Refusal::text(status, message)
+        }
+    }
+
     pub(crate) fn retry_after(mut self, secs: &'static str) -> Refusal {
         self.retry_after = Some(secs);
         self
@@ -56,6 +74,19 @@ impl Refusal {
         let mut r = match self.form {
             Form::Text => text(self.status, &format!("ghapp proxy: {}\n", self.message)),
             Form::Json => json_error(self.status, &format!("ghapp proxy: {}", self.message)),
+            Form::Graphql => {
+                let m = format!("ghapp proxy: {}", self.message);
+                json_body(
+                    self.status,
+                    "application/json; charset=utf-8",
+                    &serde_json::json!({"message": m, "errors": [{"message": m}]}),
+                )
+            }
+            Form::Lfs => json_body(
+                self.status,
+                "application/vnd.git-lfs+json",
+                &serde_json::json!({"message": format!("ghapp proxy: {}", self.message)}),
+            ),
         };
         if let Some(s) = self.retry_after {
             r.headers_mut()
@@ -87,11 +118,19 @@ pub(crate) fn json_error(status: StatusCode, msg: &str) -> Response<Body> {
         "message": msg,
         "documentation_url": "https://github.com/ghapp/ghapp/blob/main/docs/guides/sandbox.md",
     });
-    let mut r = Response::new(full(body.to_string().into_bytes()));
+    json_body(status, "application/json; charset=utf-8", &body)
+}
+
+fn json_body(
+    status: StatusCode,
+    content_type: &'static str,
+    v: &serde_json::Value,
+) -> Response<Body> {
+    let mut r = Response::new(full(v.to_string().into_bytes()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
+        HeaderValue::from_static(content_type),
     );
     r
 }

@@ -13,6 +13,8 @@ pub(crate) struct Hosts {
     pub api: String,
     /// `/api/v3` on GHES, empty on github.com.
     pub api_prefix: String,
+    /// `/graphql` on github.com, `/api/graphql` on GHES.
+    pub graphql: String,
 }
 
 impl Hosts {
@@ -21,6 +23,7 @@ impl Hosts {
             git: with_port(github.git_host()),
             api: with_port(github.api_authority()),
             api_prefix: github.api_prefix().to_owned(),
+            graphql: github.graphql_path(),
         }
     }
 
@@ -76,11 +79,21 @@ pub(crate) enum Route {
     Git(GitRoute),
     /// A path under the API prefix (the prefix removed).
     Rest(String),
+    /// The GraphQL endpoint.
+    Graphql,
+    /// Git LFS (`/OWNER/REPO.git/info/lfs/...` on the git host).
+    Lfs,
     Other,
 }
 
 /// Names the request for `path` on `host` (the tunnel's host).
 pub(crate) fn route(hosts: &Hosts, host: &str, path: &str) -> Route {
+    if host == hosts.api && path == hosts.graphql {
+        return Route::Graphql;
+    }
+    if host == hosts.git && path.contains(".git/info/lfs") {
+        return Route::Lfs;
+    }
     if host == hosts.api
         && let Some(p) = path.strip_prefix(hosts.api_prefix.as_str())
         && (hosts.api_prefix.is_empty() || p.is_empty() || p.starts_with('/'))

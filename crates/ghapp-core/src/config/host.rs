@@ -98,6 +98,13 @@ impl GitHubHost {
         rest.find('/').map_or("", |i| &rest[i..])
     }
 
+    /// The path of the GraphQL endpoint: `/graphql` on github.com, `/api/graphql` on GHES
+    /// (beside, not under, `/api/v3`).
+    pub fn graphql_path(&self) -> String {
+        let prefix = self.api_prefix();
+        format!("{}/graphql", prefix.strip_suffix("/v3").unwrap_or(prefix))
+    }
+
     /// Whether git talks to `host` here (ASCII case ignored).
     pub fn serves(&self, host: &str) -> bool {
         self.git_host.eq_ignore_ascii_case(host)
@@ -186,7 +193,9 @@ mod tests {
         assert_eq!(h.api_url(), "https://127.0.0.1:8443/api/v3");
         assert_eq!(h.api_authority(), "127.0.0.1:8443");
         assert_eq!(h.api_prefix(), "/api/v3");
+        assert_eq!(h.graphql_path(), "/api/graphql");
         let h = GitHubHost::dotcom();
+        assert_eq!(h.graphql_path(), "/graphql");
         assert_eq!((h.api_authority(), h.api_prefix()), ("api.github.com", ""));
         assert!(h.serves("GitHub.com"));
 
