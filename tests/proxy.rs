@@ -818,3 +818,51 @@ fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
     );
     assert_clean(&w, &p);
 }
+
+#[test]
+fn a_partial_clone_fetches_lazily_through_the_proxy() {
+    // Issue 12: `--filter=blob:none` is served as GitHub serves it, so the clone leaves the
+    // blobs behind and fetches them when a checkout needs them, through the proxy.
+    let w = World::new();
+    let (p, sb) = setup(&w);
+    sb.clone(
+        "octo-org",
+        "widgets",
+        "partial",
+        &["--filter=blob:none", "--no-checkout"],
+    )
+    .ok();
+    let dir = w.path("partial");
+    let missing = |sb: &Sb<'_>| {
+        sb.git(&dir, &["rev-list", "--objects", "--all", "--missing=print"])
+            .ok()
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with('?'))
+            .count()
+    };
+    assert!(
+        missing(&sb) > 0,
+        "the clone fetched every blob: the filter was ignored"
+    );
+    assert_eq!(
+        sb.git(&dir, &["config", "remote.origin.promisor"])
+            .ok()
+            .stdout
+            .trim(),
+        "true"
+    );
+    let uploads = || {
+        w.hub
+            .counters()
+            .requests
+            .get("git POST git-upload-pack")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = uploads();
+    sb.git(&dir, &["checkout", "--quiet", "main"]).ok();
+    assert!(uploads() > before, "the checkout fetched its blobs lazily");
+    assert!(dir.join("README.md").exists());
+    assert_clean(&w, &p);
+}

@@ -204,6 +204,13 @@ async fn cgi(
         .env("HOME", &hub.home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        // As GitHub serves: partial clones (`--filter`) and fetching any object by id (the lazy
+        // fetches of a partial clone).
+        .env("GIT_CONFIG_COUNT", "2")
+        .env("GIT_CONFIG_KEY_0", "uploadpack.allowFilter")
+        .env("GIT_CONFIG_VALUE_0", "true")
+        .env("GIT_CONFIG_KEY_1", "uploadpack.allowAnySHA1InWant")
+        .env("GIT_CONFIG_VALUE_1", "true")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
