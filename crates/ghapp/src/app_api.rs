@@ -1,7 +1,6 @@
 //! `ghapp installations`, `ghapp installation ID` and `ghapp hooks …`: the app's own API (app
 //! JWT), printed one line per item.
 
-use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
@@ -9,6 +8,7 @@ use anyhow::{Result, bail};
 use crate::cli::AppFlags;
 use crate::cli::HooksCommand;
 use crate::context::AppContext;
+use crate::out::outln;
 
 pub(crate) fn installations(app: &AppFlags, one: Option<u64>, json: bool) -> Result<ExitCode> {
     let AppContext { broker, rt } = AppContext::load(app, true)?;

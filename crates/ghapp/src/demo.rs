@@ -2,11 +2,12 @@
 //! config: start fakehub, route git to the helper, clone, commit, push, and check the result at
 //! the emulator. Needs nothing configured; exits 0 when every step worked.
 
-use crate::out::outln;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+
+use crate::out::outln;
 
 struct Session {
     env: Vec<(String, String)>,

@@ -1,7 +1,6 @@
 //! `ghapp doctor`: one line per check, `ok`, `warn` or `fail`, each fail with its fix. Exit
 //! status 1 on any fail.
 
-use crate::out::outln;
 use std::process::{Command, ExitCode};
 
 use anyhow::Result;
@@ -11,6 +10,8 @@ use ghapp_core::config::{AppConfig, Config, Overrides, PatConfig};
 use ghapp_core::jwt::{AppSigner, unix_now};
 use ghapp_core::resolve::Resolution;
 use ghapp_gitproto::repo::RepoName;
+
+use crate::out::outln;
 
 /// One check's outcome.
 struct Line {

@@ -6,13 +6,13 @@
     reason = "a command: stderr carries its warnings"
 )]
 
-use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use crate::cli::AppFlags;
 use crate::context::AppContext;
+use crate::out::outln;
 
 pub(crate) fn run(app: &AppFlags, all: bool) -> Result<ExitCode> {
     let AppContext { broker, rt } = AppContext::load(app, false)?;

@@ -1,13 +1,13 @@
 //! The long-running commands: `ghapp proxy` and `ghapp emulator`. They print where they
 //! listen, then serve until stopped.
 
-use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use ghapp_proxy::CheckLevel;
 
 use crate::cli::{EmulatorArgs, ProxyArgs};
+use crate::out::outln;
 
 pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     let mut cfg = ghapp_proxy::config::ProxyConfig::load(&args.config)?;

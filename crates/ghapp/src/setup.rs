@@ -11,7 +11,6 @@
 //! Without a browser on this machine, `--code CODE` finishes from a code copied out of the
 //! redirect's address bar.
 
-use crate::out::outln;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,6 +29,7 @@ use ghapp_core::keys::{KeySource, Stored};
 use ghapp_core::secret::{PrivateKeyPem, WebhookSecret};
 
 use crate::config_edit::{NewApp, append_app};
+use crate::out::outln;
 
 pub(crate) use crate::cli::SetupArgs;
 

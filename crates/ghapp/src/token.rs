@@ -1,12 +1,12 @@
-//! `ghapp token`: an installation token for one repository (for scripts and CI), or the
-//! fallback personal access token where no app serves the owner.
+//! `ghapp token`: an installation token for repositories of one owner, or all of an owner's
+//! installation (for scripts and CI), or the fallback personal access token where no app
+//! serves the owner.
 
 #![expect(
     clippy::print_stderr,
     reason = "a command: stderr carries its warnings"
 )]
 
-use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -15,6 +15,7 @@ use ghapp_core::config::Config;
 use ghapp_core::resolve::{Credential, Obtain, obtain_blocking};
 
 use crate::cli::TokenArgs;
+use crate::out::outln;
 use crate::parse_repo;
 
 pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
@@ -51,8 +52,8 @@ pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
         ..Obtain::default()
     };
     let t = match obtain_blocking(&cfg, &resolution, &req, how)? {
-        Credential::Installation { token, .. } => {
-            if let Some(note) = crate::narrowed(&req, &token) {
+        Credential::Installation { token, minted } => {
+            if minted && let Some(note) = crate::narrowed(&req, &token) {
                 eprintln!("ghapp: note: {note}");
             }
             token
