@@ -866,3 +866,24 @@ fn a_partial_clone_fetches_lazily_through_the_proxy() {
     assert!(dir.join("README.md").exists());
     assert_clean(&w, &p);
 }
+
+#[test]
+fn an_upstream_served_under_a_name_is_reached_through_resolve() {
+    // Issue 12 groundwork: Go clients (gh, git-lfs) never send loopback addresses to a proxy,
+    // so their tests need the emulator under a name. The sandbox asks for ghe.test; the proxy
+    // alone resolves it (`resolve`), as it would a GHES behind split DNS; no /etc/hosts edit.
+    let w = World::with(fakehub::Options {
+        hostname: Some("ghe.test".into()),
+        ..Default::default()
+    });
+    assert!(
+        w.hub.git_host().starts_with("ghe.test:"),
+        "{}",
+        w.hub.git_host()
+    );
+    let p = w.start_proxy(&sandboxes(), "resolve = [\"ghe.test=127.0.0.1\"]");
+    let sb = Sb::new(&w, &p, "agent-a", SECRET_A);
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    sb.push_new_branch(&w.path("widgets"), "agent/named", "n.txt", b"n\n");
+    assert_clean(&w, &p);
+}

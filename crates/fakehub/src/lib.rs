@@ -103,6 +103,11 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// Lifetime of minted tokens, seconds.
     pub token_ttl: u64,
+    /// The name it is served as (in its certificate and every URL); it listens on 127.0.0.1
+    /// whatever the name, so clients resolve it there (git's `http.curloptResolve`, the
+    /// proxy's `resolve`). Go clients (gh, git-lfs) never send loopback addresses to a proxy,
+    /// so tests of those use a name. `None`: `127.0.0.1`.
+    pub hostname: Option<String>,
 }
 
 impl Default for Options {
@@ -111,6 +116,7 @@ impl Default for Options {
             port: 0,
             dir: None,
             token_ttl: 3600,
+            hostname: None,
         }
     }
 }
@@ -160,7 +166,15 @@ impl FakeHub {
         std::fs::create_dir_all(&repos_root)?;
         std::fs::create_dir_all(&home)?;
 
-        let tls = tls::make().map_err(io_err)?;
+        let hostname = opts.hostname.clone().unwrap_or_else(|| "127.0.0.1".into());
+        if hostname.is_empty()
+            || !hostname
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(io_err(format!("hostname {hostname:?} is not a host name")));
+        }
+        let tls = tls::make(&hostname).map_err(io_err)?;
         let app_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(io_err)?;
         let key_pem = pkcs1_pem(&app_key.serialize_der()).map_err(io_err)?;
         let decoding_key =
@@ -169,7 +183,7 @@ impl FakeHub {
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", opts.port))?;
         std_listener.set_nonblocking(true)?;
         let port = std_listener.local_addr()?.port();
-        let base_url = format!("https://127.0.0.1:{port}");
+        let base_url = format!("https://{hostname}:{port}");
 
         let perms = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
@@ -298,13 +312,17 @@ impl FakeHub {
     pub fn url(&self) -> String {
         self.hub.base_url.clone()
     }
-    /// `https://127.0.0.1:PORT/api/v3`.
+    /// `https://HOST:PORT/api/v3`.
     pub fn api_url(&self) -> String {
         format!("{}/api/v3", self.hub.base_url)
     }
-    /// `127.0.0.1:PORT`, what git sends as `host=`.
+    /// `HOST:PORT` (`127.0.0.1:PORT` unless a hostname was given), what git sends as `host=`.
     pub fn git_host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.hub
+            .base_url
+            .strip_prefix("https://")
+            .unwrap_or(&self.hub.base_url)
+            .to_owned()
     }
     pub fn port(&self) -> u16 {
         self.port

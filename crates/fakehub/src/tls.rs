@@ -1,4 +1,5 @@
-//! A throwaway CA and a leaf for `127.0.0.1` and `localhost`, made at start.
+//! A throwaway CA and a leaf for `127.0.0.1`, `localhost` and the emulator's host name, made at
+//! start.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ pub(crate) struct Tls {
     pub server: Arc<rustls::ServerConfig>,
 }
 
-pub(crate) fn make() -> Result<Tls, String> {
+pub(crate) fn make(hostname: &str) -> Result<Tls, String> {
     let err = |e: rcgen::Error| format!("certificate generation failed: {e}");
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -25,8 +26,11 @@ pub(crate) fn make() -> Result<Tls, String> {
     let issuer = Issuer::new(ca, ca_key);
 
     let leaf_key = KeyPair::generate().map_err(err)?;
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .map_err(err)?;
+    let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    if !names.iter().any(|n| n == hostname) {
+        names.push(hostname.to_owned());
+    }
+    let mut leaf = CertificateParams::new(names).map_err(err)?;
     leaf.distinguished_name.push(DnType::CommonName, "fakehub");
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -134,20 +134,34 @@ pub fn tls_config_with(ca_pem: Option<&str>) -> Result<rustls::ClientConfig> {
 
 impl GitHubClient {
     pub fn new(api_url: &str) -> Result<Self> {
-        Self::build(api_url, tls_config()?)
+        Self::build(api_url, tls_config()?, &[])
     }
 
     /// A client that trusts only `ca_pem` (an emulator's or a proxy's CA).
     pub fn with_ca(api_url: &str, ca_pem: &str) -> Result<Self> {
-        Self::build(api_url, tls_config_with(Some(ca_pem))?)
+        Self::build(api_url, tls_config_with(Some(ca_pem))?, &[])
     }
 
     /// [`GitHubClient::with_ca`] when `ca_pem` is given, else [`GitHubClient::new`].
     pub fn with_tls(api_url: &str, ca_pem: Option<&str>) -> Result<Self> {
-        Self::build(api_url, tls_config_with(ca_pem)?)
+        Self::build(api_url, tls_config_with(ca_pem)?, &[])
     }
 
-    fn build(api_url: &str, tls: rustls::ClientConfig) -> Result<Self> {
+    /// As [`GitHubClient::with_tls`], with host names resolved to fixed addresses (the proxy's
+    /// `resolve`: a GHES behind split DNS, an emulator served under a name).
+    pub fn with_resolve(
+        api_url: &str,
+        ca_pem: Option<&str>,
+        resolve: &[(String, std::net::IpAddr)],
+    ) -> Result<Self> {
+        Self::build(api_url, tls_config_with(ca_pem)?, resolve)
+    }
+
+    fn build(
+        api_url: &str,
+        tls: rustls::ClientConfig,
+        resolve: &[(String, std::net::IpAddr)],
+    ) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,
@@ -157,7 +171,12 @@ impl GitHubClient {
             "X-GitHub-Api-Version",
             HeaderValue::from_static(API_VERSION),
         );
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for (name, ip) in resolve {
+            // Port 0: the URL's port is used.
+            builder = builder.resolve(name, std::net::SocketAddr::new(*ip, 0));
+        }
+        let http = builder
             .use_preconfigured_tls(tls)
             .user_agent(USER_AGENT)
             .default_headers(headers)

@@ -74,6 +74,8 @@ struct File {
     metrics_listen: Option<String>,
     cache_dir: Option<PathBuf>,
     upstream_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    resolve: Vec<String>,
     #[serde(default, deserialize_with = "ghapp_core::config::app_tables")]
     app: Vec<FileApp>,
     #[serde(default)]
@@ -203,6 +205,9 @@ pub struct ProxyConfig {
     /// PEM bundle trusted for GitHub (a GHES private CA); default: the system's or
     /// `SSL_CERT_FILE`.
     pub upstream_ca_file: Option<PathBuf>,
+    /// Upstream host names resolved to fixed addresses (`NAME=IP`): a GHES behind split DNS,
+    /// or an emulator served under a name.
+    pub resolve: Vec<(String, std::net::IpAddr)>,
     /// The apps that mint for sandboxes, each for its `owners` (empty: any): `[[app]]` tables
     /// (or one `[app]`), with the `GHAPP_*` environment layered over the first as for every
     /// command. All on one GitHub.
@@ -371,6 +376,20 @@ impl ProxyConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let limits = f.limits.build(origin)?;
+        let resolve = f
+            .resolve
+            .iter()
+            .map(|r| {
+                r.split_once('=')
+                    .and_then(|(n, ip)| Some((n.trim().to_ascii_lowercase(), ip.trim().parse().ok()?)))
+                    .filter(|(n, _)| !n.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "proxy config {origin}: resolve entry {r:?} is not NAME=IP: e.g. \"ghe.internal=10.1.2.3\""
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ProxyConfig {
             listen,
             ca_dir,
@@ -382,6 +401,7 @@ impl ProxyConfig {
             metrics_listen,
             cache_dir,
             upstream_ca_file: f.upstream_ca_file,
+            resolve,
             apps,
             refresh_margin: ghapp_core::config::DEFAULT_REFRESH_MARGIN,
             sandboxes,
@@ -474,6 +494,8 @@ secret = { file = "/dev/zero" }
                 "egress_allow = [\"example.com:443\"]\n",
                 "names are not accepted",
             ),
+            ("resolve = [\"ghe.test\"]\n", "is not NAME=IP"),
+            ("resolve = [\"ghe.test=nowhere\"]\n", "is not NAME=IP"),
         ] {
             let e = ProxyConfig::parse(&format!("{bad}{base}"), "t")
                 .unwrap_err()

@@ -114,10 +114,14 @@ impl Proxy {
         for app in &cfg.apps {
             let mut broker = Broker::new(app.clone(), cfg.refresh_margin, &cfg.cache_dir)
                 .map_err(|e| e.to_string())?;
-            if let Some(ca) = &upstream_ca {
+            if upstream_ca.is_some() || !cfg.resolve.is_empty() {
                 broker = broker.with_client(
-                    ghapp_core::client::GitHubClient::with_ca(app.api_url(), ca)
-                        .map_err(|e| e.to_string())?,
+                    ghapp_core::client::GitHubClient::with_resolve(
+                        app.api_url(),
+                        upstream_ca.as_deref(),
+                        &cfg.resolve,
+                    )
+                    .map_err(|e| e.to_string())?,
                 );
             }
             let broker = broker.with_deadline(Duration::from_secs(20));
@@ -132,7 +136,11 @@ impl Proxy {
         }
         let tls = ghapp_core::client::tls_config_with(upstream_ca.as_deref())
             .map_err(|e| e.to_string())?;
-        let upstream = reqwest::Client::builder()
+        let mut upstream = reqwest::Client::builder();
+        for (name, ip) in &cfg.resolve {
+            upstream = upstream.resolve(name, SocketAddr::new(*ip, 0));
+        }
+        let upstream = upstream
             .use_preconfigured_tls(tls)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())

@@ -217,6 +217,10 @@ pub struct EmulatorArgs {
     /// Lifetime of minted tokens in seconds.
     #[arg(long, default_value_t = 3600)]
     pub token_ttl: u64,
+    /// Serve as this host name (in the certificate and every URL), still on 127.0.0.1: for
+    /// clients that never proxy loopback addresses (gh, git-lfs); resolve it to 127.0.0.1.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
 }
 
 /// How `ghapp proxy` runs.

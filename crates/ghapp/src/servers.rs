@@ -85,6 +85,7 @@ pub(crate) fn emulator(args: &EmulatorArgs) -> Result<ExitCode> {
         port: args.port,
         dir: args.dir.clone(),
         token_ttl: args.token_ttl,
+        hostname: args.hostname.clone(),
     })
     .context("cannot start the emulator")?;
     outln!("fakehub listening on {}", hub.url());
