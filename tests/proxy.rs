@@ -887,3 +887,81 @@ fn an_upstream_served_under_a_name_is_reached_through_resolve() {
     sb.push_new_branch(&w.path("widgets"), "agent/named", "n.txt", b"n\n");
     assert_clean(&w, &p);
 }
+
+/// A sandbox's environment for `gh` against the emulator served as `ghe.test`: gh talks to
+/// it as a GitHub Enterprise Server through the proxy, with a placeholder for a token (the
+/// proxy drops it and injects the sandbox's).
+fn gh_env(w: &World, p: &ProxyProc) -> Vec<(String, String)> {
+    let mut env = w.sandbox_env(p, "agent-a", SECRET_A);
+    let config = w.path("gh-config");
+    std::fs::create_dir_all(&config).unwrap();
+    for (k, v) in [
+        ("GH_HOST", w.hub.git_host()),
+        ("GH_ENTERPRISE_TOKEN", GH_PLACEHOLDER.to_owned()),
+        ("GH_CONFIG_DIR", config.display().to_string()),
+        ("GH_NO_UPDATE_NOTIFIER", "1".to_owned()),
+        ("GH_PROMPT_DISABLED", "1".to_owned()),
+        ("NO_COLOR", "1".to_owned()),
+        ("SSL_CERT_FILE", p.ca_path.display().to_string()),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    env
+}
+
+const GH_PLACEHOLDER: &str = "placeholder-the-proxy-replaces";
+
+#[test]
+fn gh_rest_and_graphql_through_the_proxy() {
+    // Issue 12 (started): the real gh in a sandbox. REST passes the allow-list; a refused REST
+    // call and a GraphQL mutation print the proxy's reason through gh; GitHub never sees them
+    // nor the placeholder token.
+    assert!(
+        std::process::Command::new("gh")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "gh is not installed: .ci/run installs Debian's gh"
+    );
+    let w = World::with(fakehub::Options {
+        hostname: Some("ghe.test".into()),
+        ..Default::default()
+    });
+    let p = w.start_proxy(&sandboxes(), "resolve = [\"ghe.test=127.0.0.1\"]");
+    let env = gh_env(&w, &p);
+    let gh = |args: &[&str]| w.cmd("gh").env(&env).args(args).run();
+    let r = gh(&["api", "repos/octo-org/widgets", "--jq", ".full_name"]);
+    r.ok();
+    assert_eq!(r.stdout.trim(), "octo-org/widgets");
+    let before = w.hub.requests().len();
+    let r = gh(&["api", "-X", "DELETE", "repos/octo-org/widgets"]);
+    r.fails();
+    assert!(
+        r.stderr.contains(
+            "ghapp proxy: DELETE /repos/octo-org/widgets is not allowed for sandbox agent-a"
+        ),
+        "{r:#?}"
+    );
+    let r = gh(&[
+        "api",
+        "graphql",
+        "-f",
+        "query=mutation { deleteRef(input: {refId: \"REF_main\"}) { clientMutationId } }",
+    ]);
+    r.fails();
+    assert!(
+        r.stderr.contains("mutation deleteRef is not allowed"),
+        "{r:#?}"
+    );
+    let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
+    assert!(got.is_empty(), "GitHub received: {got:#?}");
+    let placeholder = ghapp_core::secret::fingerprint(GH_PLACEHOLDER);
+    assert!(
+        w.hub
+            .requests()
+            .iter()
+            .all(|r| r.credential.as_deref() != Some(placeholder.as_str())),
+        "the placeholder reached GitHub"
+    );
+    assert_clean(&w, &p);
+}
