@@ -799,11 +799,13 @@ fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
     let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
     assert!(got.is_empty(), "GitHub received: {got:#?}");
 
-    // A query is forwarded, with the sandbox's token (fakehub has no GraphQL yet, so its answer
-    // is a 404; what matters here is what GitHub received).
-    post(
-        r#"{"query":"query Repo($o: String!) { repository(owner: $o, name: \"widgets\") { id } }","variables":{"o":"octo-org"}}"#,
+    // A query is forwarded, with the sandbox's token, and answered.
+    let a = post(
+        r#"{"query":"query Repo($o: String!) { repository(owner: $o, name: \"widgets\") { name } }","variables":{"o":"octo-org"}}"#,
     );
+    assert_eq!(a.status, 200, "{a:#?}");
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(v["data"]["repository"]["name"], "widgets", "{a:#?}");
     let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
     let graphql: Vec<_> = got.iter().filter(|r| r.target == "/api/graphql").collect();
     assert_eq!(graphql.len(), 1, "{got:#?}");
@@ -933,6 +935,34 @@ fn gh_rest_and_graphql_through_the_proxy() {
     let r = gh(&["api", "repos/octo-org/widgets", "--jq", ".full_name"]);
     r.ok();
     assert_eq!(r.stdout.trim(), "octo-org/widgets");
+    // A GraphQL query passes: fakehub answers it from GitHub's schema, strictly.
+    let q = "query($o: String!, $n: String!) { repository(owner: $o, name: $n) { nameWithOwner defaultBranchRef { name } } }";
+    let r = gh(&[
+        "api",
+        "graphql",
+        "-f",
+        &format!("query={q}"),
+        "-f",
+        "o=octo-org",
+        "-f",
+        "n=widgets",
+        "--jq",
+        ".data.repository | .nameWithOwner + \" \" + .defaultBranchRef.name",
+    ]);
+    r.ok();
+    assert_eq!(r.stdout.trim(), "octo-org/widgets main");
+    let r = gh(&[
+        "api",
+        "graphql",
+        "-f",
+        "query={ repository(owner: \"octo-org\", name: \"widgets\") { nope } }",
+    ]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("Field 'nope' doesn't exist on type 'Repository'"),
+        "{r:#?}"
+    );
     let before = w.hub.requests().len();
     let r = gh(&["api", "-X", "DELETE", "repos/octo-org/widgets"]);
     r.fails();

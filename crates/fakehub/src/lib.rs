@@ -48,6 +48,7 @@
 
 mod api;
 mod git;
+mod graphql;
 mod hub;
 mod json;
 mod keys;

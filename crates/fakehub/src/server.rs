@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::hub::{self, Received};
-use crate::{Body, api, git, manifest};
+use crate::{Body, api, git, graphql, manifest};
 
 pub(crate) async fn serve(
     hub: Arc<hub::Hub>,
@@ -108,6 +108,8 @@ async fn route(
     let path = req.uri().path().to_owned();
     let mut resp = if let Some(rest) = path.strip_prefix("/api/v3") {
         api::handle(hub.clone(), req, rest).await
+    } else if path == "/api/graphql" && req.method() == hyper::Method::POST {
+        graphql::handle(hub.clone(), req).await
     } else if path.starts_with("/_fakehub/") {
         control(&hub, req, &path).await
     } else if let Some(r) = web(&path) {
