@@ -952,6 +952,17 @@ fn gh_rest_and_graphql_through_the_proxy() {
     r.ok();
     assert_eq!(r.stdout.trim(), "octo-org/widgets main");
     let r = gh(&[
+        "repo",
+        "view",
+        "octo-org/widgets",
+        "--json",
+        "nameWithOwner,defaultBranchRef,isPrivate",
+    ]);
+    r.ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["nameWithOwner"], "octo-org/widgets");
+    assert_eq!(v["defaultBranchRef"]["name"], "main");
+    let r = gh(&[
         "api",
         "graphql",
         "-f",
