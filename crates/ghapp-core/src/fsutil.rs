@@ -62,6 +62,23 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
+/// Reads a text file of at most `max` bytes (a key, a token, a secret, a CA bundle): a path
+/// such as `/dev/zero` is refused, not read forever.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut s)?;
+    if s.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {} KiB", max / 1024),
+        ));
+    }
+    Ok(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -398,23 +398,12 @@ fn first_word(s: &str) -> &str {
 pub const KEY_FILE_HINT: &str =
     "set GHAPP_PRIVATE_KEY_FILE to the .pem downloaded from the app's settings";
 
-/// The largest key, token or credentials file read: a path such as `/dev/zero` is refused,
-/// not read forever.
+/// The largest key, token or credentials file read.
 const MAX_SECRET_FILE: u64 = 1 << 20;
 
 /// Reads a file holding a secret, at most [`MAX_SECRET_FILE`] bytes.
-pub(crate) fn read_secret_file(path: &Path) -> std::io::Result<String> {
-    let mut s = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_SECRET_FILE + 1)
-        .read_to_string(&mut s)?;
-    if s.len() as u64 > MAX_SECRET_FILE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "it is larger than 1 MiB, so it is not a key",
-        ));
-    }
-    Ok(s)
+fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    crate::fsutil::read_bounded(path, MAX_SECRET_FILE)
 }
 
 pub(crate) fn io_reason(e: &std::io::Error) -> String {

@@ -216,23 +216,6 @@ pub struct ProxyConfig {
     pub sandboxes: Vec<SandboxConfig>,
 }
 
-/// Reads a text file of at most `max` bytes (a secret, a CA bundle): a path such as
-/// `/dev/zero` must not hang the proxy at start.
-pub(crate) fn read_small(path: &Path, max: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut s = String::new();
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_string(&mut s)?;
-    if s.len() as u64 > max {
-        return Err(std::io::Error::other(format!(
-            "it is larger than {} KiB",
-            max / 1024
-        )));
-    }
-    Ok(s)
-}
-
 impl FileSandbox {
     /// The sandbox this table describes, checked; `origin` names the file in errors.
     fn build(self, origin: &str) -> Result<SandboxConfig, ConfigError> {
@@ -248,7 +231,7 @@ impl FileSandbox {
             SecretSource::Literal(v) => v,
             SecretSource::Env { env } => std::env::var(&env)
                 .map_err(|_| fail(format!("secret variable {env} is not set")))?,
-            SecretSource::File { file } => read_small(&file, 64 * 1024)
+            SecretSource::File { file } => ghapp_core::fsutil::read_bounded(&file, 64 * 1024)
                 .map(|t| t.trim().to_owned())
                 .map_err(|e| fail(format!("cannot read secret file {}: {e}", file.display())))?,
         };

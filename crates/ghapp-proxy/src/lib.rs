@@ -105,7 +105,7 @@ impl Proxy {
         let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted())?;
         let upstream_ca = match &cfg.upstream_ca_file {
             Some(p) => Some(
-                config::read_small(p, 4 << 20)
+                ghapp_core::fsutil::read_bounded(p, 4 << 20)
                     .map_err(|e| format!("cannot read upstream_ca_file {}: {e}", p.display()))?,
             ),
             None => None,
