@@ -484,15 +484,9 @@ fn api_failure(repo: &str, what: &str, s: StatusCode, v: &Value) -> String {
     )
 }
 
+/// `s` as one percent-encoded query value (RFC 3986's unreserved characters pass).
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    ghapp_gitproto::rest::encode_segment(s)
 }
 
 #[cfg(test)]
