@@ -15,6 +15,17 @@ pub enum Error {
     #[error("{0}")]
     Key(String),
 
+    /// The private key file cannot be read. Typed, so a caller whose setting has another name
+    /// (the proxy's `[app] private_key_file`) can say that name instead.
+    #[error(
+        "cannot read private key file {}: {reason}; set GHAPP_PRIVATE_KEY_FILE to the .pem downloaded from the app's settings",
+        path.display()
+    )]
+    KeyFileUnreadable {
+        path: PathBuf,
+        reason: String,
+    },
+
     #[error("cannot reach {url}: {reason}; check GHAPP_API_URL and the network or proxy settings")]
     Unreachable { url: String, reason: String },
 

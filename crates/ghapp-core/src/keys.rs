@@ -60,12 +60,9 @@ impl KeySource {
                 if let Some(w) = loose_permissions("private key file", p) {
                     warnings.push(w);
                 }
-                let text = read_secret_file(p).map_err(|e| {
-                    Error::Key(format!(
-                        "cannot read private key file {}: {}; {KEY_FILE_HINT}",
-                        p.display(),
-                        io_reason(&e)
-                    ))
+                let text = read_secret_file(p).map_err(|e| Error::KeyFileUnreadable {
+                    path: p.clone(),
+                    reason: io_reason(&e),
                 })?;
                 (PrivateKeyPem::new(text), None)
             }
@@ -392,11 +389,6 @@ fn first_line(s: &str) -> String {
 fn first_word(s: &str) -> &str {
     s.split_whitespace().next().unwrap_or("")
 }
-
-/// How a key file's error says where to point instead (the environment's name for it; the
-/// proxy says its own config key).
-pub const KEY_FILE_HINT: &str =
-    "set GHAPP_PRIVATE_KEY_FILE to the .pem downloaded from the app's settings";
 
 /// The largest key, token or credentials file read.
 const MAX_SECRET_FILE: u64 = 1 << 20;

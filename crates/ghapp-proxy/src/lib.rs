@@ -126,11 +126,12 @@ impl Proxy {
             }
             let broker = broker.with_deadline(Duration::from_secs(20));
             // The key's error names the setting of this file, not the environment's.
-            broker.load_key_now().map_err(|e| {
-                e.to_string().replace(
-                    ghapp_core::keys::KEY_FILE_HINT,
-                    "set [app] private_key_file in the proxy config to the .pem downloaded from the app's settings",
-                )
+            broker.load_key_now().map_err(|e| match e {
+                ghapp_core::Error::KeyFileUnreadable { path, reason } => format!(
+                    "cannot read private key file {}: {reason}; set [app] private_key_file in the proxy config to the .pem downloaded from the app's settings",
+                    path.display()
+                ),
+                e => e.to_string(),
             })?;
             brokers.push(broker);
         }
