@@ -818,6 +818,17 @@ fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
             .any(|t| ghapp_core::secret::fingerprint(t) == token),
         "{token}"
     );
+    // A fragment that spreads itself is an answer with an error, not a crashed emulator.
+    let a = post(
+        r#"{"query":"{ repository(owner: \"octo-org\", name: \"widgets\") { ...F } } fragment F on Repository { name ...F }"}"#,
+    );
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nests deeper")),
+        "{a:#?}"
+    );
     assert_clean(&w, &p);
 }
 

@@ -22,6 +22,8 @@ use crate::hub::{Hub, TokenCheck};
 use crate::{Body, json_response};
 
 const SCHEMA: &str = include_str!("../data/github-graphql-subset.graphql");
+/// The deepest selection answered (GitHub's own limit is of the same order).
+const MAX_DEPTH: usize = 32;
 
 /// Object type -> field -> the named type it returns.
 type Types = HashMap<String, HashMap<String, String>>;
@@ -79,12 +81,19 @@ pub(crate) async fn handle(hub: Arc<Hub>, req: Request<Incoming>) -> Response<Bo
     else {
         return error("Problems parsing JSON".into());
     };
-    let Ok(b) = serde_json::from_slice::<Value>(&body.to_bytes()) else {
+    let body = body.to_bytes();
+    let Ok(b) = serde_json::from_slice::<Value>(&body) else {
         return error("Problems parsing JSON".into());
     };
     let Some(query) = b["query"].as_str() else {
         return error("A query attribute must be specified and must be a string.".into());
     };
+    // The parser recurses: text nested past what the proxy accepts is refused before it.
+    if let Err(e @ ghapp_gitproto::graphql::GraphqlError::TooDeep) =
+        ghapp_gitproto::graphql::classify(&body)
+    {
+        return error(e.to_string());
+    }
     let variables = b["variables"].as_object().cloned().unwrap_or_default();
     let doc = match graphql_parser::parse_query::<String>(query) {
         Ok(d) => d,
@@ -121,7 +130,7 @@ pub(crate) async fn handle(hub: Arc<Hub>, req: Request<Incoming>) -> Response<Bo
         variables: &variables,
         fragments: &fragments,
     };
-    match cx.select("Query", set, &Value::Null) {
+    match cx.select("Query", set, &Value::Null, 0) {
         Ok(data) => json_response(StatusCode::OK, &json!({ "data": data })),
         Err(e) => json_response(StatusCode::OK, &json!({ "data": null, "errors": [e] })),
     }
@@ -141,7 +150,15 @@ impl Cx<'_> {
         ty: &str,
         set: &SelectionSet<'_, String>,
         obj: &Value,
+        depth: usize,
     ) -> Result<Value, Value> {
+        // A fragment that spreads itself, or a document nested past reason, is an error, not
+        // a stack overflow.
+        if depth > MAX_DEPTH {
+            return Err(
+                json!({"message": format!("the query nests deeper than {MAX_DEPTH} levels (a fragment spreading itself?)")}),
+            );
+        }
         let mut out = Map::new();
         for sel in &set.items {
             match sel {
@@ -172,7 +189,7 @@ impl Cx<'_> {
                                     json!({"message": format!("fakehub does not emulate the type {field_ty}")}),
                                 );
                             }
-                            self.select(field_ty, &f.selection_set, &value)?
+                            self.select(field_ty, &f.selection_set, &value, depth + 1)?
                         }
                     };
                     out.insert(key, v);
@@ -183,7 +200,7 @@ impl Cx<'_> {
                     {
                         continue;
                     }
-                    merge(&mut out, self.select(ty, &i.selection_set, obj)?);
+                    merge(&mut out, self.select(ty, &i.selection_set, obj, depth + 1)?);
                 }
                 Selection::FragmentSpread(s) => {
                     let Some(f) = self.fragments.get(s.fragment_name.as_str()) else {
@@ -193,7 +210,7 @@ impl Cx<'_> {
                     };
                     let graphql_parser::query::TypeCondition::On(t) = &f.type_condition;
                     if t == ty {
-                        merge(&mut out, self.select(ty, &f.selection_set, obj)?);
+                        merge(&mut out, self.select(ty, &f.selection_set, obj, depth + 1)?);
                     }
                 }
             }

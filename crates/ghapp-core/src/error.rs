@@ -21,10 +21,7 @@ pub enum Error {
         "cannot read private key file {}: {reason}; set GHAPP_PRIVATE_KEY_FILE to the .pem downloaded from the app's settings",
         path.display()
     )]
-    KeyFileUnreadable {
-        path: PathBuf,
-        reason: String,
-    },
+    KeyFileUnreadable { path: PathBuf, reason: String },
 
     #[error("cannot reach {url}: {reason}; check GHAPP_API_URL and the network or proxy settings")]
     Unreachable { url: String, reason: String },
