@@ -241,7 +241,13 @@ impl Proxy {
         // The policy is the one configured now (a reload applies to open tunnels too); a
         // sandbox removed, or given a new secret, since the tunnel opened is refused.
         let current = match self.live().sandbox(o.sandbox.name()) {
-            Some(sb) if sb.cfg.secret.matches(o.sandbox.cfg.secret.expose()) => sb.clone(),
+            // Unchanged since the tunnel opened (the common case): no comparison at all.
+            Some(sb)
+                if Arc::ptr_eq(sb, &o.sandbox)
+                    || sb.cfg.secret.matches(o.sandbox.cfg.secret.expose()) =>
+            {
+                sb.clone()
+            }
             Some(_) => {
                 return p.refuse(Refusal::text(
                     StatusCode::PROXY_AUTHENTICATION_REQUIRED,
