@@ -127,22 +127,14 @@ impl Broker {
                 let loaded = tokio::task::spawn_blocking(move || source.load())
                     .await
                     .map_err(|e| Error::Key(format!("key loading stopped: {e}")))??;
-                for w in &loaded.warnings {
-                    tracing::warn!("{w}");
-                }
-                let mut ident = self.app.ident.clone();
-                if let Some((app_id, _)) = loaded.credentials {
-                    ident.app_id = ident.app_id.or(Some(app_id));
-                }
-                AppSigner::new(ident, &loaded.pem, &self.app.key.describe())
+                self.signer_from(loaded)
             })
             .await
     }
 
-    /// Loads the key now, synchronously (call before a runtime starts, so a bad key fails at
-    /// start-up and the keyring never runs on a runtime thread).
-    pub fn load_key_now(&self) -> Result<()> {
-        let loaded = self.app.key.load()?;
+    /// The signer for a loaded key: its warnings logged, the app id taken from a credentials
+    /// file when the configuration has none.
+    fn signer_from(&self, loaded: crate::keys::LoadedKey) -> Result<AppSigner> {
         for w in &loaded.warnings {
             tracing::warn!("{w}");
         }
@@ -150,7 +142,13 @@ impl Broker {
         if let Some((app_id, _)) = loaded.credentials {
             ident.app_id = ident.app_id.or(Some(app_id));
         }
-        let signer = AppSigner::new(ident, &loaded.pem, &self.app.key.describe())?;
+        AppSigner::new(ident, &loaded.pem, &self.app.key.describe())
+    }
+
+    /// Loads the key now, synchronously (call before a runtime starts, so a bad key fails at
+    /// start-up and the keyring never runs on a runtime thread).
+    pub fn load_key_now(&self) -> Result<()> {
+        let signer = self.signer_from(self.app.key.load()?)?;
         let _ = self.signer.set(signer);
         Ok(())
     }
