@@ -99,6 +99,8 @@ pub struct Counters {
     pub pushes: u64,
     /// The JSON bodies of every mint request, as sent (for schema checks of clients).
     pub mint_bodies: Vec<serde_json::Value>,
+    /// Every GraphQL operation received: `query NAME` or `mutation FIELD,FIELD`.
+    pub graphql: Vec<String>,
 }
 
 /// Fault knobs. Set through [`crate::FakeHub`] or `POST /_fakehub/knobs`.
@@ -275,6 +277,13 @@ impl Hub {
     pub(crate) fn installation(&self, id: u64) -> Option<Installation> {
         let all = self.installations.read().unwrap_or_else(|e| e.into_inner());
         all.iter().find(|i| i.id == id).cloned()
+    }
+
+    /// The bare repository of `r` on disk.
+    pub(crate) fn repo_dir(&self, r: &Repo) -> PathBuf {
+        self.repos_root
+            .join(r.owner.to_ascii_lowercase())
+            .join(format!("{}.git", r.name.to_ascii_lowercase()))
     }
 
     pub(crate) fn find_repo(&self, owner: &str, name: &str) -> Option<Repo> {

@@ -348,6 +348,11 @@ impl FakeHub {
     pub fn repo_url(&self, owner: &str, repo: &str) -> String {
         format!("{}/{owner}/{repo}.git", self.hub.base_url)
     }
+    /// A repository's id (its GraphQL node id is `R_kgDO` and the id).
+    pub fn repo_id(&self, owner: &str, repo: &str) -> Option<u64> {
+        self.hub.find_repo(owner, repo).map(|r| r.id)
+    }
+
     /// The bare repository on disk.
     pub fn repo_dir(&self, owner: &str, repo: &str) -> PathBuf {
         self.hub
@@ -379,7 +384,7 @@ impl FakeHub {
                 body: p.body.clone(),
                 draft: p.draft,
                 state: p.state.clone(),
-                comments: p.comments,
+                comments: p.comments.len() as u64,
             })
             .collect()
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::hub::{Hub, Repo};
+use crate::hub::{Hub, IssuedToken, Repo};
 use crate::json as docs;
 
 #[derive(Debug, Clone)]
@@ -20,35 +20,168 @@ pub(crate) struct Pull {
     pub state: String,
     pub head_sha: String,
     pub base_sha: String,
-    pub comments: u64,
+    pub comments: Vec<Comment>,
     /// Who opened it: `SLUG[bot]` for an app token, the user for a personal access token.
     pub author: String,
 }
 
-/// The sha of `branch` in the bare repository, if it exists.
-pub(crate) async fn branch_sha(hub: &Hub, repo: &Repo, branch: &str) -> Option<String> {
-    let out = tokio::process::Command::new("git")
-        .args([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("refs/heads/{branch}"),
-        ])
-        .env(
-            "GIT_DIR",
-            hub.repos_root
-                .join(repo.owner.to_ascii_lowercase())
-                .join(format!("{}.git", repo.name.to_ascii_lowercase())),
-        )
+/// A comment on a pull request (an issue comment, as GitHub stores it).
+#[derive(Debug, Clone)]
+pub(crate) struct Comment {
+    pub id: u64,
+    pub body: String,
+    pub author: String,
+}
+
+/// A fresh comment id (GitHub's are global).
+pub(crate) fn next_comment_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(9001);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs git in the bare repository of `repo` (blocking): its output, or git's complaint.
+pub(crate) fn git(hub: &Hub, repo: &Repo, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .env("GIT_DIR", hub.repo_dir(repo))
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("HOME", &hub.home)
         .output()
-        .await
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// The sha of `branch` in the bare repository, if it exists (blocking).
+pub(crate) fn branch_sha(hub: &Hub, repo: &Repo, branch: &str) -> Option<String> {
+    git(
+        hub,
+        repo,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}^{{commit}}"),
+        ],
+    )
+    .ok()
+}
+
+/// GitHub's node id of pull request `number` of repository `repo_id`.
+pub(crate) fn node_id(repo_id: u64, number: u64) -> String {
+    format!("PR_kwDO{repo_id}_{number}")
+}
+
+/// Who a token acts as: `SLUG[bot]` for an app's, the user for a personal access token's.
+pub(crate) fn actor(hub: &Hub, t: &IssuedToken) -> String {
+    match &t.user {
+        Some(u) => u.clone(),
+        None => hub
+            .installation(t.installation_id)
+            .and_then(|i| hub.app(i.app_id))
+            .map(|a| format!("{}[bot]", a.slug))
+            .unwrap_or_else(|| "ghost".into()),
+    }
+}
+
+/// Why GitHub refuses to open a pull request: a field and GitHub's code, or its own words.
+#[derive(Debug)]
+pub(crate) enum Invalid {
+    Field(&'static str, &'static str),
+    Custom(String),
+}
+
+impl Invalid {
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Invalid::Field(f, "missing_field") => format!("{f} can't be blank"),
+            Invalid::Field(f, _) => format!("{f} is invalid"),
+            Invalid::Custom(m) => m.clone(),
+        }
+    }
+
+    /// GitHub's REST answer (422 "Validation Failed").
+    pub(crate) fn rest(&self) -> Value {
+        match self {
+            Invalid::Field(f, code) => validation_failed(f, code, None),
+            Invalid::Custom(m) => validation_failed("", "", Some(m)),
+        }
+    }
+}
+
+/// What opening a pull request takes (REST's body or GraphQL's input, already read).
+pub(crate) struct Open<'a> {
+    pub title: Option<&'a str>,
+    pub head: Option<&'a str>,
+    pub base: Option<&'a str>,
+    pub body: Option<&'a str>,
+    pub draft: bool,
+}
+
+/// Opens a pull request with GitHub's validation (blocking: it reads the branches).
+pub(crate) fn open(hub: &Hub, t: &IssuedToken, r: &Repo, o: &Open<'_>) -> Result<Pull, Invalid> {
+    let title = o
+        .title
+        .filter(|t| !t.trim().is_empty())
+        .ok_or(Invalid::Field("title", "missing_field"))?;
+    let head_raw = o
+        .head
+        .filter(|h| !h.is_empty())
+        .ok_or(Invalid::Field("head", "missing_field"))?;
+    let base = o
+        .base
+        .filter(|b| !b.is_empty())
+        .ok_or(Invalid::Field("base", "missing_field"))?;
+    let head = match head_raw.split_once(':') {
+        Some((owner, b)) if owner.eq_ignore_ascii_case(&r.owner) => b,
+        Some(_) => return Err(Invalid::Field("head", "invalid")),
+        None => head_raw,
+    };
+    let head_sha = branch_sha(hub, r, head).ok_or(Invalid::Field("head", "invalid"))?;
+    let base_sha = branch_sha(hub, r, base).ok_or(Invalid::Field("base", "invalid"))?;
+    if head_sha == base_sha {
+        return Err(Invalid::Custom(format!(
+            "No commits between {base} and {head}"
+        )));
+    }
+    let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+    if pulls
+        .iter()
+        .any(|p| p.state == "open" && p.is(r) && p.head == head && p.base == base)
+    {
+        return Err(Invalid::Custom(format!(
+            "A pull request already exists for {}:{head}.",
+            r.owner
+        )));
+    }
+    let p = Pull {
+        number: pulls.len() as u64 + 1,
+        owner: r.owner.clone(),
+        repo: r.name.clone(),
+        title: title.to_owned(),
+        body: o.body.map(str::to_owned),
+        head: head.to_owned(),
+        base: base.to_owned(),
+        draft: o.draft,
+        state: "open".into(),
+        head_sha,
+        base_sha,
+        comments: Vec::new(),
+        author: actor(hub, t),
+    };
+    pulls.push(p.clone());
+    Ok(p)
+}
+
+impl Pull {
+    /// Whether it belongs to repository `r`.
+    pub(crate) fn is(&self, r: &Repo) -> bool {
+        self.owner.eq_ignore_ascii_case(&r.owner) && self.repo.eq_ignore_ascii_case(&r.name)
+    }
 }
 
 pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
@@ -66,7 +199,7 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
     let mut v = json!({
         "url": format!("{api}/pulls/{}", p.number),
         "id": 8000 + p.number,
-        "node_id": format!("PR_kwDO{}", p.number),
+        "node_id": node_id(repo.id, p.number),
         "html_url": html,
         "diff_url": format!("{html}.diff"),
         "patch_url": format!("{html}.patch"),
@@ -129,7 +262,7 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
             ("rebaseable", json!(true)),
             ("mergeable_state", json!("clean")),
             ("merged_by", Value::Null),
-            ("comments", json!(p.comments)),
+            ("comments", json!(p.comments.len())),
             ("review_comments", json!(0)),
             ("maintainer_can_modify", json!(false)),
             ("commits", json!(1)),

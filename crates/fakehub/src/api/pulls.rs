@@ -6,7 +6,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Answer, Ctx, err, not_found, read_json};
-use crate::hub::{Hub, IssuedToken, level_covers};
+use crate::hub::{Hub, IssuedToken, Repo, level_covers};
 use crate::{Body, json_response};
 
 pub(super) async fn list(c: Ctx) -> Answer {
@@ -23,7 +23,7 @@ pub(super) async fn list(c: Ctx) -> Answer {
         .clone();
     let list: Vec<Value> = pulls
         .iter()
-        .filter(|p| p.owner.eq_ignore_ascii_case(&r.owner) && p.repo.eq_ignore_ascii_case(&r.name))
+        .filter(|p| p.is(&r))
         .filter(|p| state == "all" || p.state == state)
         .filter(|p| match &head {
             Some(h) => {
@@ -94,22 +94,19 @@ async fn get_or_update(c: Ctx, update: bool) -> Answer {
 /// Pull request `n` of repository `r`.
 fn numbered<'a>(
     pulls: &'a mut [crate::pulls::Pull],
-    r: &crate::hub::Repo,
+    r: &Repo,
     n: u64,
 ) -> Result<&'a mut crate::pulls::Pull, Response<Body>> {
     pulls
         .iter_mut()
-        .find(|p| {
-            p.number == n
-                && p.owner.eq_ignore_ascii_case(&r.owner)
-                && p.repo.eq_ignore_ascii_case(&r.name)
-        })
+        .find(|p| p.number == n && p.is(r))
         .ok_or_else(not_found)
 }
 
 /// `POST /repos/{owner}/{repo}/issues/{number}/comments` on a pull request.
 pub(super) async fn comment(c: Ctx) -> Answer {
-    let r = repo_for_token(&c.hub, &c.token()?, c.param(0), c.param(1), "write")?;
+    let t = c.token()?;
+    let r = repo_for_token(&c.hub, &t, c.param(0), c.param(1), "write")?;
     let n: u64 = c.param(2).parse().map_err(|_| not_found())?;
     let hub = c.hub.clone();
     let v = read_json(c.req).await?;
@@ -121,8 +118,12 @@ pub(super) async fn comment(c: Ctx) -> Answer {
     };
     let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
     let p = numbered(&mut pulls, &r, n)?;
-    p.comments += 1;
-    let id = 9000 + p.comments;
+    let id = crate::pulls::next_comment_id();
+    p.comments.push(crate::pulls::Comment {
+        id,
+        body: body.to_owned(),
+        author: crate::pulls::actor(&hub, &t),
+    });
     drop(pulls);
     Ok(json_response(
         StatusCode::CREATED,
@@ -137,7 +138,7 @@ fn repo_for_token(
     owner: &str,
     repo: &str,
     level: &str,
-) -> Result<crate::hub::Repo, Response<Body>> {
+) -> Result<Repo, Response<Body>> {
     let r = hub
         .find_repo(owner, repo)
         .filter(|r| hub.token_covers(t, &r.owner, &r.name))
@@ -157,81 +158,22 @@ fn repo_for_token(
 }
 
 /// `POST /repos/{o}/{r}/pulls` with GitHub's validation.
-async fn create_pull(
-    hub: &Arc<Hub>,
-    t: &IssuedToken,
-    r: &crate::hub::Repo,
-    v: &Value,
-) -> Response<Body> {
-    use crate::pulls::validation_failed;
-    let unprocessable = |v: Value| json_response(StatusCode::UNPROCESSABLE_ENTITY, &v);
-    let Some(title) = v["title"].as_str().filter(|t| !t.trim().is_empty()) else {
-        return unprocessable(validation_failed("title", "missing_field", None));
-    };
-    let Some(head_raw) = v["head"].as_str().filter(|h| !h.is_empty()) else {
-        return unprocessable(validation_failed("head", "missing_field", None));
-    };
-    let Some(base) = v["base"].as_str().filter(|b| !b.is_empty()) else {
-        return unprocessable(validation_failed("base", "missing_field", None));
-    };
-    let head = match head_raw.split_once(':') {
-        Some((o, b)) if o.eq_ignore_ascii_case(&r.owner) => b,
-        Some(_) => return unprocessable(validation_failed("head", "invalid", None)),
-        None => head_raw,
-    };
-    let Some(head_sha) = crate::pulls::branch_sha(hub, r, head).await else {
-        return unprocessable(validation_failed("head", "invalid", None));
-    };
-    let Some(base_sha) = crate::pulls::branch_sha(hub, r, base).await else {
-        return unprocessable(validation_failed("base", "invalid", None));
-    };
-    if head_sha == base_sha {
-        return unprocessable(validation_failed(
-            "",
-            "",
-            Some(&format!("No commits between {base} and {head}")),
-        ));
+async fn create_pull(hub: &Arc<Hub>, t: &IssuedToken, r: &Repo, v: &Value) -> Response<Body> {
+    let (hub2, t, r2, v) = (hub.clone(), t.clone(), r.clone(), v.clone());
+    let opened = tokio::task::spawn_blocking(move || {
+        let o = crate::pulls::Open {
+            title: v["title"].as_str(),
+            head: v["head"].as_str(),
+            base: v["base"].as_str(),
+            body: v["body"].as_str(),
+            draft: v["draft"].as_bool().unwrap_or(false),
+        };
+        crate::pulls::open(&hub2, &t, &r2, &o)
+    })
+    .await;
+    match opened {
+        Ok(Ok(p)) => json_response(StatusCode::CREATED, &crate::pulls::doc(hub, &p, r, true)),
+        Ok(Err(invalid)) => json_response(StatusCode::UNPROCESSABLE_ENTITY, &invalid.rest()),
+        Err(_) => err(StatusCode::INTERNAL_SERVER_ERROR, "fakehub failed"),
     }
-    let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
-    if pulls.iter().any(|p| {
-        p.state == "open"
-            && p.owner.eq_ignore_ascii_case(&r.owner)
-            && p.repo.eq_ignore_ascii_case(&r.name)
-            && p.head == head
-            && p.base == base
-    }) {
-        return unprocessable(validation_failed(
-            "",
-            "",
-            Some(&format!(
-                "A pull request already exists for {}:{head}.",
-                r.owner
-            )),
-        ));
-    }
-    let p = crate::pulls::Pull {
-        number: pulls.len() as u64 + 1,
-        owner: r.owner.clone(),
-        repo: r.name.clone(),
-        title: title.to_owned(),
-        body: v["body"].as_str().map(str::to_owned),
-        head: head.to_owned(),
-        base: base.to_owned(),
-        draft: v["draft"].as_bool().unwrap_or(false),
-        state: "open".into(),
-        head_sha,
-        base_sha,
-        comments: 0,
-        author: match &t.user {
-            Some(u) => u.clone(),
-            None => hub
-                .installation(t.installation_id)
-                .and_then(|i| hub.app(i.app_id))
-                .map(|a| format!("{}[bot]", a.slug))
-                .unwrap_or_else(|| "ghost".into()),
-        },
-    };
-    pulls.push(p.clone());
-    drop(pulls);
-    json_response(StatusCode::CREATED, &crate::pulls::doc(hub, &p, r, true))
 }
