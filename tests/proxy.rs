@@ -463,10 +463,10 @@ fn rest_calls_pass_the_allow_list_only() {
             "POST /graphql is not allowed",
         ),
         (
-            "GET",
-            "/repos/octo-org/widgets/commits",
-            None,
-            "is not allowed for sandbox agent-a",
+            "PUT",
+            "/repos/octo-org/widgets/pulls/1/merge",
+            Some(r#"{"merge_method":"squash"}"#),
+            "PUT /repos/octo-org/widgets/pulls/1/merge is not allowed for sandbox agent-a",
         ),
         (
             "GET",
@@ -492,7 +492,7 @@ fn rest_calls_pass_the_allow_list_only() {
     assert!(
         !c.requests
             .keys()
-            .any(|k| k.starts_with("DELETE") || k.contains("graphql") || k.contains("commits")),
+            .any(|k| k.starts_with("DELETE") || k.contains("graphql") || k.contains("merge")),
         "{:?}",
         c.requests
     );
@@ -745,8 +745,12 @@ fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
     let before = w.hub.requests().len();
     let refused = [
         (
-            r#"{"query":"mutation { deleteRef(input: {refId: \"REF_main\"}) { clientMutationId } }"}"#,
-            "sandbox agent-a: mutation deleteRef is not allowed (policy: GraphQL queries pass, mutations do not yet",
+            r#"{"query":"mutation { enablePullRequestAutoMerge(input: {pullRequestId: \"PR_1\"}) { clientMutationId } }"}"#,
+            "sandbox agent-a: mutation enablePullRequestAutoMerge is not allowed (policy: GraphQL mutations pass only from the allow-list: createPullRequest,",
+        ),
+        (
+            r#"{"query":"mutation { deleteRef(input: {}) { clientMutationId } }"}"#,
+            "sandbox agent-a: deleteRef needs input.refId",
         ),
         (
             r#"{"query":"query Q { viewer { login } } mutation M { m: mergePullRequest(input: {pullRequestId: \"PR_1\"}) { clientMutationId } }","operationName":"M"}"#,
@@ -998,11 +1002,12 @@ fn gh_rest_and_graphql_through_the_proxy() {
         "api",
         "graphql",
         "-f",
-        "query=mutation { deleteRef(input: {refId: \"REF_main\"}) { clientMutationId } }",
+        "query=mutation { mergePullRequest(input: {pullRequestId: \"PR_1\"}) { clientMutationId } }",
     ]);
     r.fails();
     assert!(
-        r.stderr.contains("mutation deleteRef is not allowed"),
+        r.stderr
+            .contains("mutation mergePullRequest is not allowed"),
         "{r:#?}"
     );
     let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
@@ -1014,6 +1019,206 @@ fn gh_rest_and_graphql_through_the_proxy() {
             .iter()
             .all(|r| r.credential.as_deref() != Some(placeholder.as_str())),
         "the placeholder reached GitHub"
+    );
+    assert_clean(&w, &p);
+}
+
+/// gh's arguments, and what it reads on its standard input.
+type GhCall = (Vec<String>, Option<String>);
+
+/// `gh api graphql` sending the mutation `field` with `input`: the arguments and the body for
+/// its standard input.
+fn gh_mutation(field: &str, input: &serde_json::Value) -> GhCall {
+    let mut ty = field.to_owned();
+    ty[..1].make_ascii_uppercase();
+    let body = serde_json::json!({
+        "query": format!("mutation($input: {ty}Input!) {{ {field}(input: $input) {{ clientMutationId }} }}"),
+        "variables": {"input": input},
+    });
+    (
+        ["api", "graphql", "--input", "-"].map(String::from).into(),
+        Some(body.to_string()),
+    )
+}
+
+#[test]
+fn gh_opens_lists_views_and_comments_on_pull_requests_through_the_proxy() {
+    // Issue 12: gh's own pull-request commands in a sandbox (GraphQL underneath), and the
+    // mutations the policy refuses, each printed by gh with the proxy's reason and none of
+    // them arriving at GitHub.
+    let w = World::with(fakehub::Options {
+        hostname: Some("ghe.test".into()),
+        ..Default::default()
+    });
+    let p = w.start_proxy(&sandboxes(), "resolve = [\"ghe.test=127.0.0.1\"]");
+    let sb = Sb::new(&w, &p, "agent-a", SECRET_A);
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let work = w.path("widgets");
+    sb.push_new_branch(&work, "agent/x", "x.txt", b"from the agent\n");
+    let env = gh_env(&w, &p);
+    let gh = |args: &[&str]| w.cmd("gh").env(&env).dir(&work).args(args).run();
+    let repo = ["-R", "octo-org/widgets"];
+
+    let r = gh(&["repo", "view", "octo-org/widgets"]);
+    r.ok();
+    assert!(r.stdout.contains("octo-org/widgets"), "{r:#?}");
+    let r = gh(&[
+        "pr",
+        "create",
+        "-R",
+        "octo-org/widgets",
+        "--head",
+        "agent/x",
+        "--base",
+        "main",
+        "--title",
+        "From the agent",
+        "--body",
+        "Made in a sandbox.",
+    ]);
+    r.ok();
+    assert!(r.stdout.contains("/octo-org/widgets/pull/1"), "{r:#?}");
+    let pulls = w.hub.pulls();
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(
+        (pulls[0].head.as_str(), pulls[0].title.as_str()),
+        ("agent/x", "From the agent")
+    );
+    let r = gh(&[&["pr", "list"][..], &repo].concat());
+    r.ok();
+    assert!(
+        r.stdout.contains("From the agent") && r.stdout.contains("agent/x"),
+        "{r:#?}"
+    );
+    let r = gh(&[&["pr", "view", "1"][..], &repo].concat());
+    r.ok();
+    assert!(
+        r.stdout.contains("From the agent") && r.stdout.contains("Made in a sandbox."),
+        "{r:#?}"
+    );
+    let r = gh(&[
+        &["pr", "comment", "1", "--body", "A note from the agent."][..],
+        &repo,
+    ]
+    .concat());
+    r.ok();
+    assert_eq!(w.hub.pulls()[0].comments, 1);
+
+    // The ids the refused mutations aim at, as gh itself would find them.
+    let q = "{ a: repository(owner: \"octo-org\", name: \"widgets\") { id ref(qualifiedName: \"refs/heads/main\") { id target { oid } } pullRequest(number: 1) { id } } }";
+    let r = gh(&["api", "graphql", "-f", &format!("query={q}")]);
+    r.ok();
+    let ids: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let a = &ids["data"]["a"];
+    let (repo_id, main_ref, main_oid, pr_id) = (
+        a["id"].as_str().unwrap(),
+        a["ref"]["id"].as_str().unwrap(),
+        a["ref"]["target"]["oid"].as_str().unwrap(),
+        a["pullRequest"]["id"].as_str().unwrap(),
+    );
+    let gadgets = format!("R_kgDO{}", w.hub.repo_id("octo-org", "gadgets").unwrap());
+    let before = w.hub.counters().graphql.len();
+    let main_before = w.hub_ref("octo-org", "widgets", "refs/heads/main");
+    let refused: [(&str, GhCall, &str); 5] = [
+        (
+            "mergePullRequest",
+            (
+                ["pr", "merge", "1", "--squash", "-R", "octo-org/widgets"]
+                    .map(String::from)
+                    .into(),
+                None,
+            ),
+            "mutation mergePullRequest is not allowed",
+        ),
+        (
+            "createCommitOnBranch",
+            gh_mutation(
+                "createCommitOnBranch",
+                &serde_json::json!({
+                    "branch": {"repositoryNameWithOwner": "octo-org/widgets", "branchName": "main"},
+                    "expectedHeadOid": main_oid,
+                    "message": {"headline": "sneaky"},
+                    "fileChanges": {"additions": [{"path": "x", "contents": "eA=="}]},
+                }),
+            ),
+            "refs/heads/main: pushes allowed only to refs/heads/agent/*",
+        ),
+        (
+            "updateRef",
+            gh_mutation(
+                "updateRef",
+                &serde_json::json!({"refId": main_ref, "oid": main_oid, "force": true}),
+            ),
+            "refs/heads/main: pushes allowed only to refs/heads/agent/*",
+        ),
+        (
+            "createPullRequest",
+            gh_mutation(
+                "createPullRequest",
+                &serde_json::json!({
+                    "repositoryId": gadgets, "headRefName": "agent/x", "baseRefName": "main", "title": "elsewhere",
+                }),
+            ),
+            "is not a repository that sandbox agent-a's token can reach",
+        ),
+        (
+            "closePullRequest",
+            gh_mutation(
+                "closePullRequest",
+                &serde_json::json!({"pullRequestId": "PR_kwDO999_1"}),
+            ),
+            "is not a pull request that sandbox agent-a's token can reach",
+        ),
+    ];
+    let gh_with = |(args, stdin): &GhCall| {
+        let c = w.cmd("gh").env(&env).dir(&work).args(args);
+        match stdin {
+            Some(s) => c.stdin(s).run(),
+            None => c.run(),
+        }
+    };
+    for (name, call, why) in &refused {
+        let r = gh_with(call);
+        r.fails();
+        assert!(
+            r.stderr.contains("sandbox agent-a") && r.stderr.contains(why),
+            "{name}: {r:#?}"
+        );
+    }
+    let arrived: Vec<String> = w.hub.counters().graphql[before..]
+        .iter()
+        .filter(|op| op.starts_with("mutation"))
+        .cloned()
+        .collect();
+    assert!(arrived.is_empty(), "GitHub received {arrived:?}");
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/main"),
+        main_before
+    );
+    assert_eq!(w.hub.pulls().len(), 1);
+    assert_eq!(w.hub.pulls()[0].state, "open");
+    // An allowed mutation by id passes: the pull request closes, then reopens.
+    for (field, state) in [
+        ("closePullRequest", "closed"),
+        ("reopenPullRequest", "open"),
+    ] {
+        gh_with(&gh_mutation(
+            field,
+            &serde_json::json!({"pullRequestId": pr_id}),
+        ))
+        .ok();
+        assert_eq!(w.hub.pulls()[0].state, state);
+    }
+    // A ref the push policy allows is created by id, as git would push it.
+    gh_with(&gh_mutation(
+        "createRef",
+        &serde_json::json!({"repositoryId": repo_id, "name": "refs/heads/agent/y", "oid": main_oid}),
+    ))
+    .ok();
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/y")
+            .as_deref(),
+        Some(main_oid)
     );
     assert_clean(&w, &p);
 }

@@ -3,6 +3,12 @@
 //! fragments and variables resolved. What comes out is what GitHub would execute: a query, a
 //! subscription, or the mutation fields with their arguments (aliases kept apart from names).
 //!
+//! A mutation is forwarded as it was decided on: the chosen operation and the fragments it
+//! uses, printed again from the parsed document ([`Mutation::body`]), and that text parsed
+//! once more and checked to decide the same. Anything the parser read differently from GitHub
+//! (a key given twice in an input object, which the parser keeps once; another operation in
+//! the document) never reaches GitHub.
+//!
 //! Conservative where GitHub could skip something: a mutation field under `@skip` or
 //! `@include` is still listed, so a policy that checks every listed field checks a superset of
 //! what runs.
@@ -47,8 +53,17 @@ pub enum GraphqlError {
 pub enum Operation {
     Query,
     Subscription,
+    Mutation(Mutation),
+}
+
+/// A mutation as GitHub would run it, and the body that says exactly that.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mutation {
     /// The mutation fields, in document order.
-    Mutation(Vec<Call>),
+    pub calls: Vec<Call>,
+    /// The request body to forward: the operation and its fragments re-printed, the
+    /// variables re-serialised.
+    pub body: Vec<u8>,
 }
 
 /// One mutation field as GitHub would run it.
@@ -60,13 +75,17 @@ pub struct Call {
     pub arguments: Map<String, Json>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct Body {
     query: String,
-    #[serde(default, rename = "operationName")]
+    #[serde(
+        default,
+        rename = "operationName",
+        skip_serializing_if = "Option::is_none"
+    )]
     operation_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     variables: Option<Map<String, Json>>,
 }
 
@@ -78,21 +97,76 @@ pub fn classify(body: &[u8]) -> Result<Operation, GraphqlError> {
     // Every key is declared, so one given twice is refused (serde's "duplicate field"): the
     // query decided on is the one sent.
     let b: Body = serde_json::from_slice(body).map_err(|e| GraphqlError::NotJson(e.to_string()))?;
+    let (op, calls) = read(&b)?;
+    match op {
+        Kind::Query => Ok(Operation::Query),
+        Kind::Subscription => Ok(Operation::Subscription),
+        Kind::Mutation(printed) => {
+            // What goes upstream is the re-printed text: it must decide the same.
+            let forward = Body {
+                query: printed,
+                operation_name: b.operation_name,
+                variables: b.variables,
+            };
+            match read(&forward)? {
+                (Kind::Mutation(_), again) if again == calls => {}
+                _ => {
+                    return Err(GraphqlError::Operation(
+                        "the GraphQL mutation does not read the same once re-printed".into(),
+                    ));
+                }
+            }
+            let body =
+                serde_json::to_vec(&forward).map_err(|e| GraphqlError::Operation(e.to_string()))?;
+            Ok(Operation::Mutation(Mutation { calls, body }))
+        }
+    }
+}
+
+enum Kind {
+    Query,
+    Subscription,
+    /// The operation and the fragments it uses, printed.
+    Mutation(String),
+}
+
+/// The chosen operation of `b` and, for a mutation, its fields and their arguments.
+fn read(b: &Body) -> Result<(Kind, Vec<Call>), GraphqlError> {
     check_depth(&b.query)?;
     let doc: Document<'_, String> = graphql_parser::parse_query(&b.query)
         .map_err(|e| GraphqlError::Syntax(e.to_string().replace('\n', " ")))?;
     let op = chosen(&doc, b.operation_name.as_deref())?;
-    let variables = b.variables.unwrap_or_default();
     match op {
         OperationDefinition::Query(_) | OperationDefinition::SelectionSet(_) => {
-            Ok(Operation::Query)
+            Ok((Kind::Query, Vec::new()))
         }
-        OperationDefinition::Subscription(_) => Ok(Operation::Subscription),
+        OperationDefinition::Subscription(_) => Ok((Kind::Subscription, Vec::new())),
         OperationDefinition::Mutation(m) => {
+            let mut variables = b.variables.clone().unwrap_or_default();
+            for d in &m.variable_definitions {
+                if !variables.contains_key(&d.name)
+                    && let Some(v) = &d.default_value
+                {
+                    variables.insert(d.name.clone(), json(v, &Map::new())?);
+                }
+            }
             let fragments = fragments(&doc)?;
-            let mut calls = Vec::new();
-            collect(&m.selection_set, &fragments, &variables, 0, &mut calls)?;
-            Ok(Operation::Mutation(calls))
+            let mut w = Walk {
+                fragments: &fragments,
+                variables: &variables,
+                calls: Vec::new(),
+                used: Vec::new(),
+            };
+            w.collect(&m.selection_set, 0)?;
+            let mut printed = op.to_string();
+            for f in fragments
+                .iter()
+                .filter(|f| w.used.contains(&f.name.as_str()))
+            {
+                printed.push('\n');
+                printed.push_str(&f.to_string());
+            }
+            Ok((Kind::Mutation(printed), w.calls))
         }
     }
 }
@@ -159,46 +233,67 @@ fn fragments<'d, 'a>(
 }
 
 /// The mutation fields of `set`, spreads and inline fragments followed.
-fn collect(
-    set: &SelectionSet<'_, String>,
-    fragments: &[&FragmentDefinition<'_, String>],
-    variables: &Map<String, Json>,
-    depth: usize,
-    out: &mut Vec<Call>,
-) -> Result<(), GraphqlError> {
-    if depth > MAX_DEPTH {
-        return Err(GraphqlError::TooDeep);
-    }
-    for sel in &set.items {
-        match sel {
-            Selection::Field(f) => out.push(Call {
-                name: f.name.clone(),
-                arguments: f
-                    .arguments
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json(v, variables)))
-                    .collect(),
-            }),
-            Selection::InlineFragment(i) => {
-                on_mutation(i.type_condition.as_ref())?;
-                collect(&i.selection_set, fragments, variables, depth + 1, out)?;
-            }
-            Selection::FragmentSpread(s) => {
-                let Some(f) = fragments.iter().find(|f| f.name == s.fragment_name) else {
-                    return Err(GraphqlError::Operation(format!(
-                        "the fragment {:?} is not defined",
-                        s.fragment_name
-                    )));
-                };
-                on_mutation(Some(&f.type_condition))?;
-                collect(&f.selection_set, fragments, variables, depth + 1, out)?;
-            }
-        }
-    }
-    Ok(())
+struct Walk<'w, 'a> {
+    fragments: &'w [&'w FragmentDefinition<'a, String>],
+    variables: &'w Map<String, Json>,
+    calls: Vec<Call>,
+    /// The fragments spread, by name.
+    used: Vec<&'w str>,
 }
 
-/// A fragment at the top of a mutation must be on `Mutation` (GitHub rejects any other).
+impl<'w, 'a> Walk<'w, 'a> {
+    fn collect(
+        &mut self,
+        set: &'w SelectionSet<'a, String>,
+        depth: usize,
+    ) -> Result<(), GraphqlError> {
+        if depth > MAX_DEPTH {
+            return Err(GraphqlError::TooDeep);
+        }
+        for sel in &set.items {
+            match sel {
+                Selection::Field(f) => {
+                    let mut arguments = Map::new();
+                    for (k, v) in &f.arguments {
+                        if arguments
+                            .insert(k.clone(), json(v, self.variables)?)
+                            .is_some()
+                        {
+                            return Err(GraphqlError::Operation(format!(
+                                "the argument {k:?} of {} is given twice",
+                                f.name
+                            )));
+                        }
+                    }
+                    self.calls.push(Call {
+                        name: f.name.clone(),
+                        arguments,
+                    });
+                }
+                Selection::InlineFragment(i) => {
+                    on_mutation(i.type_condition.as_ref())?;
+                    self.collect(&i.selection_set, depth + 1)?;
+                }
+                Selection::FragmentSpread(s) => {
+                    let fragments = self.fragments;
+                    let Some(f) = fragments.iter().find(|f| f.name == s.fragment_name) else {
+                        return Err(GraphqlError::Operation(format!(
+                            "the fragment {:?} is not defined",
+                            s.fragment_name
+                        )));
+                    };
+                    on_mutation(Some(&f.type_condition))?;
+                    if !self.used.contains(&f.name.as_str()) {
+                        self.used.push(f.name.as_str());
+                    }
+                    self.collect(&f.selection_set, depth + 1)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn on_mutation(cond: Option<&TypeCondition<'_, String>>) -> Result<(), GraphqlError> {
     match cond {
         None => Ok(()),
@@ -210,25 +305,32 @@ fn on_mutation(cond: Option<&TypeCondition<'_, String>>) -> Result<(), GraphqlEr
 }
 
 /// A GraphQL value as JSON, variables substituted.
-fn json(v: &Value<'_, String>, variables: &Map<String, Json>) -> Json {
-    match v {
+/// A literal or variable as JSON, the variables substituted (one not given is `null`). A
+/// number JSON cannot hold exactly is refused rather than decided on as something else.
+fn json(v: &Value<'_, String>, variables: &Map<String, Json>) -> Result<Json, GraphqlError> {
+    let inexact =
+        || GraphqlError::Operation("a number in the GraphQL document is out of range".into());
+    Ok(match v {
         Value::Variable(name) => variables.get(name).cloned().unwrap_or(Json::Null),
-        Value::Int(n) => n.as_i64().map_or(Json::Null, Json::from),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Int(n) => Json::from(n.as_i64().ok_or_else(inexact)?),
+        Value::Float(f) => Json::Number(serde_json::Number::from_f64(*f).ok_or_else(inexact)?),
         Value::String(s) => Json::String(s.clone()),
         Value::Boolean(b) => Json::Bool(*b),
         Value::Null => Json::Null,
         Value::Enum(e) => Json::String(e.clone()),
-        Value::List(l) => Json::Array(l.iter().map(|x| json(x, variables)).collect()),
+        Value::List(l) => Json::Array(
+            l.iter()
+                .map(|x| json(x, variables))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(o) => Json::Object(
             o.iter()
-                .map(|(k, x)| (k.clone(), json(x, variables)))
-                .collect(),
+                .map(|(k, x)| Ok((k.clone(), json(x, variables)?)))
+                .collect::<Result<_, GraphqlError>>()?,
         ),
-    }
+    })
 }
 
-/// Refuses text nesting `{`, `[` or `(` deeper than [`MAX_DEPTH`], outside strings and comments.
 fn check_depth(text: &str) -> Result<(), GraphqlError> {
     let b = text.as_bytes();
     let (mut i, mut depth) = (0, 0usize);
@@ -284,7 +386,8 @@ mod tests {
 
     fn calls(op: Operation) -> Vec<(String, Json)> {
         match op {
-            Operation::Mutation(c) => c
+            Operation::Mutation(m) => m
+                .calls
                 .into_iter()
                 .map(|c| (c.name, Json::Object(c.arguments)))
                 .collect(),
@@ -425,5 +528,50 @@ mod tests {
             classify(&body(&q, None, json!(null))).unwrap(),
             Operation::Query
         );
+    }
+
+    #[test]
+    fn a_mutation_is_forwarded_as_it_was_decided_on() {
+        let forwarded = |b: Vec<u8>| match classify(&b).unwrap() {
+            Operation::Mutation(m) => (serde_json::from_slice::<Json>(&m.body).unwrap(), m.calls),
+            other => panic!("not a mutation: {other:?}"),
+        };
+        // A key given twice in an input object: the parser keeps one, and so does what is sent.
+        let q = r#"mutation { createRef(input: {repositoryId: "R_1", name: "refs/heads/agent/x", name: "refs/heads/main", oid: "abc"}) { clientMutationId } }"#;
+        let (sent, calls) = forwarded(body(q, None, json!(null)));
+        let text = sent["query"].as_str().unwrap();
+        assert_eq!(text.matches("name:").count(), 1, "{text}");
+        assert_eq!(calls[0].arguments["input"]["name"], "refs/heads/main");
+        // Other operations and unused fragments stay behind; used ones go along.
+        let q = r#"
+            query Other { viewer { login } }
+            mutation M($id: ID! = "PR_1") { ...F }
+            fragment F on Mutation { closePullRequest(input: {pullRequestId: $id}) { clientMutationId } }
+            fragment Unused on Query { viewer { login } }
+        "#;
+        let (sent, calls) = forwarded(body(q, Some("M"), json!(null)));
+        let text = sent["query"].as_str().unwrap();
+        assert!(
+            !text.contains("Other") && !text.contains("Unused"),
+            "{text}"
+        );
+        assert!(text.contains("fragment F on Mutation"), "{text}");
+        assert_eq!(sent["operationName"], "M");
+        // A variable's default is what runs when none is given.
+        assert_eq!(calls[0].arguments["input"]["pullRequestId"], "PR_1");
+        let (_, calls) = forwarded(body(q, Some("M"), json!({"id": "PR_2"})));
+        assert_eq!(calls[0].arguments["input"]["pullRequestId"], "PR_2");
+        // An argument given twice is refused, not decided on one and sent with both.
+        let q = r#"mutation { deleteRef(input: {refId: "a"}, input: {refId: "b"}) { clientMutationId } }"#;
+        assert!(
+            classify(&body(q, None, json!(null)))
+                .unwrap_err()
+                .to_string()
+                .contains("given twice")
+        );
+        // Strings that need escaping survive the round trip.
+        let q = "mutation { addComment(input: {subjectId: \"PR_1\", body: \"a \\\"quote\\\" \\n line\"}) { clientMutationId } }";
+        let (_, calls) = forwarded(body(q, None, json!(null)));
+        assert_eq!(calls[0].arguments["input"]["body"], "a \"quote\" \n line");
     }
 }

@@ -127,8 +127,8 @@ fn join(segs: &[&str]) -> String {
         .collect()
 }
 
-/// Matches `method path` against the fixed table (the sandbox's repositories: read the
-/// repository, list/create/update pulls, comment, read a branch) and `extra` routes
+/// Matches `method path` against the fixed table (the sandbox's repositories: any read,
+/// create/update pulls, comment) and `extra` routes
 /// (`(METHOD, "/repos/{owner}/{repo}/…")`, `{…}` matching one segment).
 pub fn route(
     method: &str,
@@ -159,11 +159,12 @@ pub fn route(
         plain(s)?;
     }
     let kind = match (method, segs.as_slice()) {
-        ("GET", ["repos", _, _]) => RestKind::Plain,
-        ("GET", ["repos", _, _, "pulls"]) => RestKind::Plain,
+        // Reads of the sandbox's repositories (its README, contents, branches, checks…): the
+        // token reaches only them, with the sandbox's permissions, so a read passes.
+        ("GET" | "HEAD", ["repos", _, _, ..]) => RestKind::Plain,
         ("POST", ["repos", _, _, "pulls"]) => RestKind::CreatePull,
-        ("GET" | "PATCH", ["repos", _, _, "pulls", n]) if number(n) => RestKind::Plain,
-        ("GET" | "POST", ["repos", _, _, "issues" | "pulls", n, "comments"]) if number(n) => {
+        ("PATCH", ["repos", _, _, "pulls", n]) if number(n) => RestKind::Plain,
+        ("POST", ["repos", _, _, "issues" | "pulls", n, "comments"]) if number(n) => {
             RestKind::Plain
         }
         _ => {
@@ -234,7 +235,15 @@ mod tests {
         );
         assert_eq!(route("POST", "/graphql", &[]), Err(RouteError::NotAllowed));
         assert_eq!(
-            route("GET", "/repos/o/r/pulls/x", &[]),
+            route("PATCH", "/repos/o/r/pulls/x", &[]),
+            Err(RouteError::NotAllowed)
+        );
+        // Any read of the repository passes; writes only from the table.
+        assert!(route("GET", "/repos/o/r/readme", &[]).is_ok());
+        assert!(route("GET", "/repos/o/r/commits/main/check-runs", &[]).is_ok());
+        assert_eq!(route("GET", "/user", &[]), Err(RouteError::NotAllowed));
+        assert_eq!(
+            route("PUT", "/repos/o/r/pulls/3/merge", &[]),
             Err(RouteError::NotAllowed)
         );
         let r = route("POST", "/repos/o/r/statuses/abc123", &extra()).unwrap();

@@ -28,9 +28,11 @@ mod body;
 pub mod ca;
 pub mod config;
 pub mod egress;
+mod graphql;
 pub mod limits;
 mod live;
 pub mod metrics;
+mod nodes;
 mod policy;
 mod preflight;
 mod respond;
@@ -85,6 +87,8 @@ pub struct Proxy {
     audit: Arc<Audit>,
     hosts: Hosts,
     gate: Arc<Gate>,
+    /// Node ids resolved for the GraphQL mutation policy.
+    nodes: nodes::NodeCache,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -154,6 +158,7 @@ impl Proxy {
         let live = std::sync::RwLock::new(Arc::new(Live::of(&cfg)));
         Ok(Proxy {
             gate: Arc::new(Gate::new(cfg.limits.clone())),
+            nodes: nodes::NodeCache::default(),
             cfg,
             live,
             config_path: None,
@@ -280,7 +285,7 @@ impl Proxy {
         );
         p.event.service = verdict.service;
         p.event.repo = verdict.repo;
-        let plan = match verdict.action {
+        let mut plan = match verdict.action {
             Action::Answer(r) => return p.refuse(r),
             Action::Forward(plan) => plan,
         };
@@ -300,14 +305,24 @@ impl Proxy {
                 };
                 p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 let checked = match plan.body {
-                    BodyPlan::PullHead => policy::pull_head(&o.sandbox, &plan.repo, &bytes),
-                    BodyPlan::Graphql => policy::graphql_body(&o.sandbox, &bytes),
-                    _ => Ok(()),
+                    BodyPlan::PullHead => {
+                        policy::pull_head(&o.sandbox, &plan.repo, &bytes).map(|()| bytes)
+                    }
+                    BodyPlan::Graphql => {
+                        let checked = self.graphql(&o.sandbox, bytes).await;
+                        if let Ok((_, Some(repo))) = &checked {
+                            // A mutation: carried by the token of the repository it changes.
+                            p.event.repo = Some(repo.to_string());
+                            plan.repo = repo.clone();
+                        }
+                        checked.map(|(b, _)| b)
+                    }
+                    _ => Ok(bytes),
                 };
-                if let Err(r) = checked {
-                    return p.refuse(r);
+                match checked {
+                    Ok(b) => Some(reqwest::Body::from(b)),
+                    Err(r) => return p.refuse(r),
                 }
-                Some(reqwest::Body::from(bytes))
             }
         };
         let token = match self.token(&o.sandbox, plan.repo.owner()).await {
@@ -315,10 +330,15 @@ impl Proxy {
             Err(r) => return p.refuse(r),
         };
         p.event.decision = Decision::Allow;
+        let mut headers = forward_headers(&parts.headers);
+        if plan.body == BodyPlan::Graphql {
+            // A mutation goes re-printed: its length is the new body's.
+            headers.remove(hyper::header::CONTENT_LENGTH);
+        }
         let up = Upstream {
             method: parts.method,
             url: plan.url,
-            headers: forward_headers(&parts.headers),
+            headers,
             body,
             scheme: plan.scheme,
             owner: plan.repo.owner().to_owned(),
@@ -362,6 +382,28 @@ impl Proxy {
                 p.bytes_out = refused.report.len() as u64;
                 Err(respond::push_report(refused.report))
             }
+        }
+    }
+
+    /// A GraphQL body decided: a query as it came; a mutation's node ids resolved, its checks
+    /// decided, and the re-printed body to send with the token of the repository it changes.
+    async fn graphql(
+        &self,
+        sb: &Sandbox,
+        bytes: Bytes,
+    ) -> Result<(Bytes, Option<ghapp_gitproto::repo::RepoName>), Refusal> {
+        let (checks, body) = match policy::graphql_body(sb, &bytes)? {
+            policy::GraphqlPlan::Query => return Ok((bytes, None)),
+            policy::GraphqlPlan::Mutation { checks, body } => (checks, body),
+        };
+        let ids: Vec<&str> = checks.iter().flat_map(|(_, c)| c.ids()).collect();
+        let nodes = self.resolve_nodes(sb, &ids).await?;
+        match graphql::decide(sb, &checks, &nodes) {
+            Ok(repo) => Ok((Bytes::from(body), Some(repo))),
+            Err(why) => Err(Refusal::graphql(
+                StatusCode::FORBIDDEN,
+                format!("sandbox {}: {why}", sb.name()),
+            )),
         }
     }
 

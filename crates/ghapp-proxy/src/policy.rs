@@ -223,27 +223,54 @@ fn graphql(sb: &Sandbox, hosts: &Hosts, method: &Method, headers: &HeaderMap) ->
     }
 }
 
-/// A GraphQL body: queries pass (the token reaches only the sandbox's repositories);
-/// subscriptions and mutations are refused, each naming the sandbox and the rule, in GraphQL's
-/// error shape so gh and Octokit print it. (Mutations checked argument by argument come with
-/// node-id resolution; until then none passes.)
-pub(crate) fn graphql_body(sb: &Sandbox, body: &[u8]) -> Result<(), Refusal> {
-    let refuse = |msg: String| Err(Refusal::graphql(StatusCode::FORBIDDEN, msg));
+/// What a GraphQL body asks, once read.
+#[derive(Debug)]
+pub(crate) enum GraphqlPlan {
+    /// A query: sent as it came (the token reaches only the sandbox's repositories).
+    Query,
+    /// Allowed mutations, to be decided on their resolved node ids
+    /// ([`crate::graphql::decide`]), and the body to send if they pass.
+    Mutation {
+        checks: Vec<(String, crate::graphql::Check)>,
+        body: Vec<u8>,
+    },
+}
+
+/// A GraphQL body: queries pass; subscriptions and mutations off the allow-list are refused,
+/// each naming the sandbox and the rule, in GraphQL's error shape so gh and Octokit print it.
+pub(crate) fn graphql_body(sb: &Sandbox, body: &[u8]) -> Result<GraphqlPlan, Refusal> {
+    let refuse = |msg: String| {
+        Err(Refusal::graphql(
+            StatusCode::FORBIDDEN,
+            format!("sandbox {}: {msg}", sb.name()),
+        ))
+    };
     match graphql::classify(body) {
-        Ok(graphql::Operation::Query) => Ok(()),
-        Ok(graphql::Operation::Subscription) => refuse(format!(
-            "sandbox {}: GraphQL subscriptions are refused (policy: queries only)",
-            sb.name()
-        )),
-        Ok(graphql::Operation::Mutation(calls)) => {
-            let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
-            refuse(format!(
-                "sandbox {}: mutation {} is not allowed (policy: GraphQL queries pass, mutations do not yet; push with git and open pull requests with the REST API)",
-                sb.name(),
-                names.join(", ")
-            ))
+        Ok(graphql::Operation::Query) => Ok(GraphqlPlan::Query),
+        Ok(graphql::Operation::Subscription) => refuse(
+            "GraphQL subscriptions are refused (policy: queries and allowed mutations only)".into(),
+        ),
+        Ok(graphql::Operation::Mutation(m)) => {
+            let mut checks = Vec::new();
+            for call in &m.calls {
+                match crate::graphql::check(call) {
+                    Ok(c) => checks.push((call.name.clone(), c)),
+                    Err(why) => return refuse(why),
+                }
+            }
+            let ids: usize = checks.iter().map(|(_, c)| c.ids().len()).sum();
+            if ids > crate::graphql::MAX_IDS {
+                return refuse(format!(
+                    "the mutation names {ids} nodes, more than the {} one request may",
+                    crate::graphql::MAX_IDS
+                ));
+            }
+            Ok(GraphqlPlan::Mutation {
+                checks,
+                body: m.body,
+            })
         }
-        Err(e) => refuse(format!("sandbox {}: {e}", sb.name())),
+        Err(e) => refuse(e.to_string()),
     }
 }
 
@@ -396,7 +423,6 @@ struct PullBody {
 
 /// `POST .../pulls`: `head` must be a branch the sandbox may push, in the same repository.
 pub(crate) fn pull_head(sb: &Sandbox, repo: &RepoName, body: &[u8]) -> Result<(), Refusal> {
-    let owner = repo.owner();
     let refuse = |msg: String| Err(Refusal::json(StatusCode::FORBIDDEN, msg));
     let v: PullBody = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -406,7 +432,6 @@ pub(crate) fn pull_head(sb: &Sandbox, repo: &RepoName, body: &[u8]) -> Result<()
             ));
         }
     };
-    let head = v.head.unwrap_or_default();
     if let Some(hr) = v.head_repo.as_deref()
         && !hr.eq_ignore_ascii_case(repo.repo())
         && RepoName::parse(hr).as_ref() != Some(repo)
@@ -416,20 +441,26 @@ pub(crate) fn pull_head(sb: &Sandbox, repo: &RepoName, body: &[u8]) -> Result<()
             sb.name()
         ));
     }
+    pull_head_branch(sb, repo, v.head.as_deref().unwrap_or_default()).or_else(refuse)
+}
+
+/// A pull request's head (`BRANCH` or `OWNER:BRANCH`, REST's `head` and GraphQL's
+/// `headRefName`): a branch of `repo` the sandbox may push.
+pub(crate) fn pull_head_branch(sb: &Sandbox, repo: &RepoName, head: &str) -> Result<(), String> {
     let branch = match head.split_once(':') {
-        Some((o, b)) if o.eq_ignore_ascii_case(owner) => b,
+        Some((o, b)) if o.eq_ignore_ascii_case(repo.owner()) => b,
         Some((o, _)) => {
-            return refuse(format!(
+            return Err(format!(
                 "pull request head {head:?} is in {o}'s fork; sandbox {} may open pull requests only from its own branches",
                 sb.name()
             ));
         }
-        None => head.as_str(),
+        None => head,
     };
     let refname = format!("refs/heads/{branch}");
     if branch.is_empty() || !receive_pack::valid_refname(&refname) || !sb.push.allows_ref(&refname)
     {
-        return refuse(format!(
+        return Err(format!(
             "pull request head {head:?} is not allowed for sandbox {} (policy: heads must match {})",
             sb.name(),
             sb.push.patterns.join(", ")
