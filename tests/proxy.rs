@@ -1103,6 +1103,17 @@ fn gh_opens_lists_views_and_comments_on_pull_requests_through_the_proxy() {
     .concat());
     r.ok();
     assert_eq!(w.hub.pulls()[0].comments, 1);
+    let r = gh(&[&["pr", "view", "1", "--comments"][..], &repo].concat());
+    r.ok();
+    assert!(r.stdout.contains("A note from the agent."), "{r:#?}");
+    gh(&[&["issue", "list"][..], &repo].concat()).ok();
+    // No CI ran on fakehub: gh says so, as it does on GitHub (and exits 1).
+    let r = gh(&[&["pr", "checks", "1"][..], &repo].concat());
+    assert!(
+        r.stderr
+            .contains("no checks reported on the 'agent/x' branch"),
+        "{r:#?}"
+    );
 
     // The ids the refused mutations aim at, as gh itself would find them.
     let q = "{ a: repository(owner: \"octo-org\", name: \"widgets\") { id ref(qualifiedName: \"refs/heads/main\") { id target { oid } } pullRequest(number: 1) { id } } }";

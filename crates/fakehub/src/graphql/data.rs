@@ -135,6 +135,23 @@ impl Cx<'_> {
             ("PullRequest" | "Ref", "repository" | "headRepository" | "baseRepository") => {
                 self.repository(&self.repo_of(obj)?)
             }
+            ("PullRequest", "commits") => {
+                // The head commit (fakehub does not walk the pull request's history).
+                let oid = obj["headRefOid"].as_str().unwrap_or_default();
+                let commit = json!({
+                    "__typename": "PullRequestCommit",
+                    "id": format!("PURC_kwDO{oid}"),
+                    "url": format!("{}/commits/{oid}", obj["url"].as_str().unwrap_or_default()),
+                    "commit": {
+                        "__typename": "Commit",
+                        "id": format!("C_kwDO{oid}"),
+                        "oid": oid,
+                        "abbreviatedOid": &oid[..7.min(oid.len())],
+                        "statusCheckRollup": null,
+                    },
+                });
+                connection("PullRequestCommitConnection", vec![commit])
+            }
             ("PullRequest", "comments") => {
                 let r = self.repo_of(obj)?;
                 let n = obj["number"].as_u64().unwrap_or(0);
