@@ -26,7 +26,7 @@ fn unauthorized(msg: &str) -> Response<Body> {
     r
 }
 
-fn basic_password(req: &Request<Incoming>) -> Option<String> {
+pub(crate) fn basic_password(req: &Request<Incoming>) -> Option<String> {
     let v = req
         .headers()
         .get(hyper::header::AUTHORIZATION)?

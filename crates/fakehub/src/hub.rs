@@ -159,6 +159,11 @@ pub(crate) struct Hub {
     /// Webhook deliveries, newest last.
     pub deliveries: Mutex<Vec<Delivery>>,
     pub knobs: Knobs,
+    /// `host:port` of the LFS storage host (a second name for this server).
+    pub lfs_host: String,
+    /// What storage URLs are signed with.
+    pub lfs_secret: [u8; 32],
+    pub lfs_locks: Mutex<Vec<crate::lfs::Lock>>,
     /// Every request received, in order (bounded: the oldest are dropped past 100,000).
     pub received: Mutex<std::collections::VecDeque<Received>>,
 }

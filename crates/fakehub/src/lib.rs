@@ -52,6 +52,7 @@ mod graphql;
 mod hub;
 mod json;
 mod keys;
+mod lfs;
 mod manifest;
 mod pulls;
 mod server;
@@ -175,7 +176,13 @@ impl FakeHub {
         {
             return Err(io_err(format!("hostname {hostname:?} is not a host name")));
         }
-        let tls = tls::make(&hostname).map_err(io_err)?;
+        // LFS storage answers under a second name, as GitHub's does.
+        let lfs_name = if hostname == "127.0.0.1" {
+            "localhost".to_owned()
+        } else {
+            format!("lfs.{hostname}")
+        };
+        let tls = tls::make(&[hostname.as_str(), lfs_name.as_str()]).map_err(io_err)?;
         let app_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(io_err)?;
         let key_pem = pkcs1_pem(&app_key.serialize_der()).map_err(io_err)?;
         let decoding_key =
@@ -271,6 +278,9 @@ impl FakeHub {
             deliveries: Mutex::new(hub::seed_deliveries()),
             knobs: Default::default(),
             received: Mutex::new(Default::default()),
+            lfs_host: format!("{lfs_name}:{port}"),
+            lfs_secret: rand::random(),
+            lfs_locks: Mutex::new(Vec::new()),
         });
         hub.knobs.token_ttl.store(opts.token_ttl, Ordering::Relaxed);
         hub.knobs.fail_status.store(502, Ordering::Relaxed);
@@ -348,6 +358,11 @@ impl FakeHub {
     pub fn repo_url(&self, owner: &str, repo: &str) -> String {
         format!("{}/{owner}/{repo}.git", self.hub.base_url)
     }
+    /// `HOST:PORT` of the LFS storage host (`lfs.HOSTNAME`, or `localhost`).
+    pub fn lfs_host(&self) -> String {
+        self.hub.lfs_host.clone()
+    }
+
     /// A repository's id (its GraphQL node id is `R_kgDO` and the id).
     pub fn repo_id(&self, owner: &str, repo: &str) -> Option<u64> {
         self.hub.find_repo(owner, repo).map(|r| r.id)

@@ -106,7 +106,18 @@ async fn route(
 ) -> Result<Response<Body>, std::io::Error> {
     receive(&hub, &req);
     let path = req.uri().path().to_owned();
-    let mut resp = if let Some(rest) = path.strip_prefix("/api/v3") {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut resp = if host == hub.lfs_host {
+        crate::lfs::storage(hub.clone(), req).await
+    } else if path.contains("/info/lfs/") {
+        crate::lfs::api(hub.clone(), req, &path).await
+    } else if let Some(rest) = path.strip_prefix("/api/v3") {
         api::handle(hub.clone(), req, rest).await
     } else if path == "/api/graphql" && req.method() == hyper::Method::POST {
         graphql::handle(hub.clone(), req).await

@@ -14,7 +14,7 @@ pub(crate) struct Tls {
     pub server: Arc<rustls::ServerConfig>,
 }
 
-pub(crate) fn make(hostname: &str) -> Result<Tls, String> {
+pub(crate) fn make(hostnames: &[&str]) -> Result<Tls, String> {
     let err = |e: rcgen::Error| format!("certificate generation failed: {e}");
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -27,8 +27,10 @@ pub(crate) fn make(hostname: &str) -> Result<Tls, String> {
 
     let leaf_key = KeyPair::generate().map_err(err)?;
     let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-    if !names.iter().any(|n| n == hostname) {
-        names.push(hostname.to_owned());
+    for h in hostnames {
+        if !names.iter().any(|n| n == h) {
+            names.push((*h).to_owned());
+        }
     }
     let mut leaf = CertificateParams::new(names).map_err(err)?;
     leaf.distinguished_name.push(DnType::CommonName, "fakehub");

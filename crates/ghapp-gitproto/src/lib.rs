@@ -20,6 +20,7 @@ pub mod basic;
 pub mod credential;
 #[cfg(feature = "graphql")]
 pub mod graphql;
+pub mod lfs;
 pub mod pktline;
 pub mod policy;
 pub mod receive_pack;

@@ -29,6 +29,7 @@ pub mod ca;
 pub mod config;
 pub mod egress;
 mod graphql;
+mod lfs;
 pub mod limits;
 mod live;
 pub mod metrics;
@@ -89,6 +90,8 @@ pub struct Proxy {
     gate: Arc<Gate>,
     /// Node ids resolved for the GraphQL mutation policy.
     nodes: nodes::NodeCache,
+    /// LFS storage hosts each sandbox may reach, from GitHub's batch answers.
+    lfs: lfs::Grants,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -159,6 +162,7 @@ impl Proxy {
         Ok(Proxy {
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             nodes: nodes::NodeCache::default(),
+            lfs: lfs::Grants::default(),
             cfg,
             live,
             config_path: None,
@@ -297,7 +301,7 @@ impl Proxy {
                 Ok(b) => Some(b),
                 Err(r) => return r,
             },
-            BodyPlan::Whole | BodyPlan::PullHead | BodyPlan::Graphql => {
+            BodyPlan::Whole | BodyPlan::PullHead | BodyPlan::Graphql | BodyPlan::LfsBatch => {
                 let bytes = match body::whole(body, &parts.headers, limits, &self.gate.budget).await
                 {
                     Ok(b) => b,
@@ -307,6 +311,9 @@ impl Proxy {
                 let checked = match plan.body {
                     BodyPlan::PullHead => {
                         policy::pull_head(&o.sandbox, &plan.repo, &bytes).map(|()| bytes)
+                    }
+                    BodyPlan::LfsBatch => {
+                        policy::lfs_batch(&o.sandbox, &plan.repo, &bytes).map(|()| bytes)
                     }
                     BodyPlan::Graphql => {
                         let checked = self.graphql(&o.sandbox, bytes).await;
@@ -330,15 +337,11 @@ impl Proxy {
             Err(r) => return p.refuse(r),
         };
         p.event.decision = Decision::Allow;
-        let mut headers = forward_headers(&parts.headers);
-        if plan.body == BodyPlan::Graphql {
-            // A mutation goes re-printed: its length is the new body's.
-            headers.remove(hyper::header::CONTENT_LENGTH);
-        }
         let up = Upstream {
             method: parts.method,
             url: plan.url,
-            headers,
+            headers: forward_headers(&parts.headers),
+            lfs_batch: plan.body == BodyPlan::LfsBatch,
             body,
             scheme: plan.scheme,
             owner: plan.repo.owner().to_owned(),

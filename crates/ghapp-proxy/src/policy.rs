@@ -57,6 +57,9 @@ pub(crate) enum BodyPlan {
     PullHead,
     /// `POST /graphql`: read whole, decided ([`graphql_body`]), then sent.
     Graphql,
+    /// `POST …/info/lfs/objects/batch`: read whole, its operation decided ([`lfs_batch`]),
+    /// sent; the answer read for the storage hosts it grants.
+    LfsBatch,
 }
 
 fn answer(service: Service, repo: Option<String>, r: Refusal) -> Verdict {
@@ -80,17 +83,7 @@ pub(crate) fn decide(
         Route::Git(g) => git(sb, hosts, g, method, query, headers),
         Route::Rest(path) => rest(sb, hosts, path, method, query, headers),
         Route::Graphql => graphql(sb, hosts, method, headers),
-        Route::Lfs => answer(
-            Service::Lfs,
-            None,
-            Refusal::lfs(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "sandbox {}: Git LFS does not pass this proxy yet (policy: git's smart HTTP and the REST allow-list only)",
-                    sb.name()
-                ),
-            ),
-        ),
+        Route::Lfs(r) => lfs(sb, hosts, r.as_ref(), method, query, headers),
         Route::Other => answer(
             Service::Other,
             None,
@@ -271,6 +264,98 @@ pub(crate) fn graphql_body(sb: &Sandbox, body: &[u8]) -> Result<GraphqlPlan, Ref
             })
         }
         Err(e) => refuse(e.to_string()),
+    }
+}
+
+/// Git LFS: the batch API for the sandbox's repositories (uploads only for a sandbox that may
+/// push), the locks API (reading for all, locking for those that may push); every refusal in
+/// git-lfs's JSON so git-lfs prints it.
+fn lfs(
+    sb: &Sandbox,
+    hosts: &Hosts,
+    route: Option<&ghapp_gitproto::lfs::LfsRoute>,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Verdict {
+    let refuse = |status, msg: String| {
+        answer(
+            Service::Lfs,
+            None,
+            Refusal::lfs(status, format!("sandbox {}: {msg}", sb.name())),
+        )
+    };
+    let Some(r) = route else {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "only Git LFS's batch and locks APIs pass (policy)".into(),
+        );
+    };
+    if !r.method_allowed(method.as_str()) {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not a Git LFS method for {}", r.upstream_path()),
+        );
+    }
+    let repo = match sb.own_repo(&r.owner, &r.repo) {
+        Ok(repo) => repo,
+        Err(why) => return refuse(StatusCode::FORBIDDEN, why),
+    };
+    if r.writes(method.as_str()) && !sb.may_push() {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Git LFS locks need push access, and this sandbox may not push to {repo} (policy: push = [])"
+            ),
+        );
+    }
+    if let Some(enc) = content_encoding(headers) {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "a Git LFS body with Content-Encoding {enc} cannot be checked; send it unencoded"
+            ),
+        );
+    }
+    let (body, query) = match (&r.endpoint, method.as_str()) {
+        (ghapp_gitproto::lfs::LfsEndpoint::Batch, _) => (BodyPlan::LfsBatch, String::new()),
+        (_, "GET") => (
+            BodyPlan::None,
+            query.map(|q| format!("?{q}")).unwrap_or_default(),
+        ),
+        _ => (BodyPlan::Whole, String::new()),
+    };
+    let full = Some(repo.to_string());
+    match upstream_url(&hosts.git, &r.upstream_path(), &query) {
+        Ok(url) => Verdict {
+            service: Service::Lfs,
+            repo: full,
+            action: Action::Forward(Plan {
+                repo,
+                url,
+                scheme: Scheme::Basic,
+                body,
+            }),
+        },
+        Err(why) => refuse(StatusCode::BAD_REQUEST, why),
+    }
+}
+
+/// A batch request: downloads pass; uploads only for a sandbox that may push.
+pub(crate) fn lfs_batch(sb: &Sandbox, repo: &RepoName, body: &[u8]) -> Result<(), Refusal> {
+    let refuse = |msg: String| {
+        Err(Refusal::lfs(
+            StatusCode::FORBIDDEN,
+            format!("sandbox {}: {msg}", sb.name()),
+        ))
+    };
+    match ghapp_gitproto::lfs::operation(body) {
+        Ok(ghapp_gitproto::lfs::Operation::Download) => Ok(()),
+        Ok(ghapp_gitproto::lfs::Operation::Upload) if sb.may_push() => Ok(()),
+        Ok(ghapp_gitproto::lfs::Operation::Upload) => refuse(format!(
+            "Git LFS uploads need push access, and this sandbox may not push to {repo} (policy: push = [])"
+        )),
+        Err(e) => refuse(e),
     }
 }
 

@@ -81,8 +81,9 @@ pub(crate) enum Route {
     Rest(String),
     /// The GraphQL endpoint.
     Graphql,
-    /// Git LFS (`/OWNER/REPO.git/info/lfs/...` on the git host).
-    Lfs,
+    /// Git LFS (`/OWNER/REPO.git/info/lfs/...` on the git host): the batch or locks API,
+    /// or `None` for another path there.
+    Lfs(Option<ghapp_gitproto::lfs::LfsRoute>),
     Other,
 }
 
@@ -91,8 +92,8 @@ pub(crate) fn route(hosts: &Hosts, host: &str, path: &str) -> Route {
     if host == hosts.api && path == hosts.graphql {
         return Route::Graphql;
     }
-    if host == hosts.git && path.contains(".git/info/lfs") {
-        return Route::Lfs;
+    if host == hosts.git && path.contains("/info/lfs") {
+        return Route::Lfs(ghapp_gitproto::lfs::parse(path));
     }
     if host == hosts.api
         && let Some(p) = path.strip_prefix(hosts.api_prefix.as_str())

@@ -43,6 +43,11 @@ impl Sandbox {
         })
     }
 
+    /// Whether the sandbox may push at all (some ref pattern is allowed).
+    pub(crate) fn may_push(&self) -> bool {
+        !self.push.patterns.is_empty()
+    }
+
     /// One token per sandbox and owner: narrowed to the sandbox's repositories of that owner.
     pub(crate) fn token_request(&self, owner: &str) -> TokenRequest {
         TokenRequest {

@@ -268,7 +268,17 @@ impl Proxy {
     ) -> Result<(Option<SocketAddr>, tokio::sync::OwnedSemaphorePermit), Refusal> {
         let host = &origin.host;
         let mut target = None;
-        if !self.hosts.intercepts(host) {
+        if !self.hosts.intercepts(host) && self.lfs.allows(origin.sandbox.name(), host) {
+            // A storage host GitHub's LFS batch answer named for this sandbox, while its URLs
+            // live: a plain tunnel (no token rides in it), whatever egress says.
+            let addr = self.storage_target(host).await.map_err(|why| {
+                Refusal::text(
+                    StatusCode::FORBIDDEN,
+                    format!("the LFS storage host {host} is refused: {why}"),
+                )
+            })?;
+            target = Some(addr);
+        } else if !self.hosts.intercepts(host) {
             if self.live().egress == Egress::Deny {
                 return Err(Refusal::text(
                     StatusCode::FORBIDDEN,
@@ -317,6 +327,24 @@ impl Proxy {
             }
         }
         Err(why)
+    }
+
+    /// The address of an LFS storage host: the configured `resolve` entry for its name when
+    /// there is one (the operator's word), else resolved and checked as egress is.
+    async fn storage_target(&self, host: &str) -> Result<SocketAddr, String> {
+        let (name, port) = host.rsplit_once(':').unwrap_or((host, "443"));
+        let port: u16 = port
+            .parse()
+            .map_err(|_| "its port is not a number".to_string())?;
+        if let Some((_, ip)) = self
+            .cfg
+            .resolve
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Ok(SocketAddr::new(*ip, port));
+        }
+        self.egress_target(host).await
     }
 
     /// `egress = "tunnel"`: bytes pass untouched to the checked address.

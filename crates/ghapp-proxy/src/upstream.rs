@@ -47,6 +47,8 @@ pub(crate) struct Upstream {
     pub scheme: Scheme,
     /// The owner whose token is injected.
     pub owner: String,
+    /// An LFS batch request: its answer names the storage hosts the sandbox may then reach.
+    pub lfs_batch: bool,
 }
 
 impl Proxy {
@@ -126,6 +128,9 @@ impl Proxy {
                 out = out.header(k, v);
             }
         }
+        if up.lfs_batch && status == StatusCode::OK {
+            return self.lfs_answer(resp, out, o, p).await;
+        }
         let mut pending = Some(p);
         let upstream = TryStreamExt::map_err(resp.bytes_stream(), std::io::Error::other);
         let stream = coalesce(upstream).map(move |chunk| {
@@ -142,6 +147,55 @@ impl Proxy {
                     "ghapp proxy: bad upstream answer\n",
                 )
             })
+    }
+}
+
+/// The largest LFS batch answer read (GitHub answers at most 100 objects per batch).
+const MAX_LFS_ANSWER: usize = 4 << 20;
+
+impl Proxy {
+    /// An LFS batch answer: read whole (bounded), the storage hosts it names granted to the
+    /// sandbox ([`crate::lfs::Grants`]), then passed on unchanged.
+    async fn lfs_answer(
+        &self,
+        resp: reqwest::Response,
+        out: hyper::http::response::Builder,
+        o: &Origin,
+        mut p: Pending,
+    ) -> Response<Body> {
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return p.refuse(Refusal::lfs(
+                    StatusCode::BAD_GATEWAY,
+                    "the LFS batch answer was cut off",
+                ));
+            };
+            if body.len() + chunk.len() > MAX_LFS_ANSWER {
+                return p.refuse(Refusal::lfs(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the LFS batch answer is over {} MiB", MAX_LFS_ANSWER >> 20),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let granted = self
+            .lfs
+            .record(o.sandbox.name(), &body, |h| self.hosts.intercepts(h));
+        if !granted.is_empty() {
+            p.event.reason = format!("LFS storage granted: {}", granted.join(", "));
+        }
+        p.bytes_out = body.len() as u64;
+        out.body(BodyExt::boxed(
+            http_body_util::Full::new(Bytes::from(body)).map_err(|never| match never {}),
+        ))
+        .unwrap_or_else(|_| {
+            text(
+                StatusCode::BAD_GATEWAY,
+                "ghapp proxy: bad upstream answer\n",
+            )
+        })
     }
 }
 

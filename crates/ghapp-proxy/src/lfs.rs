@@ -1,0 +1,113 @@
+//! Git LFS object transfers: the batch answer (from GitHub, through the proxy) names the
+//! storage URLs; each storage host named becomes reachable for that sandbox while the URLs
+//! live, as a plain tunnel with no token in it, whatever `egress` says. Nothing else opens
+//! those hosts: a sandbox cannot name a host itself.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ghapp_gitproto::lfs::actions;
+
+/// How long a URL lives when the answer does not say (GitHub says `expires_in`).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// The longest a grant lasts, whatever the answer says.
+const MAX_LIFETIME: Duration = Duration::from_secs(6 * 3600);
+/// The most grants held (sandbox and host pairs).
+const CAP: usize = 4096;
+
+/// `(sandbox, host:port)` -> until when the sandbox may reach that storage host.
+#[derive(Debug, Default)]
+pub(crate) struct Grants {
+    map: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl Grants {
+    /// Grants `sandbox` the storage hosts a batch `answer` names (https only; `skip`: hosts
+    /// the proxy intercepts anyway). Returns the hosts granted.
+    pub(crate) fn record(
+        &self,
+        sandbox: &str,
+        answer: &[u8],
+        skip: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let now = Instant::now();
+        let mut granted = Vec::new();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, until| *until > now);
+        for a in actions(answer) {
+            let Ok(url) = reqwest::Url::parse(&a.href) else {
+                continue;
+            };
+            let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+                continue;
+            };
+            let host = format!("{}:{port}", host.to_ascii_lowercase());
+            if url.scheme() != "https" || skip(&host) {
+                continue;
+            }
+            let life = a
+                .expires_in
+                .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+                .min(MAX_LIFETIME);
+            let key = (sandbox.to_owned(), host.clone());
+            if map.len() >= CAP && !map.contains_key(&key) {
+                tracing::warn!("LFS storage grants are full ({CAP}); {host} not granted");
+                continue;
+            }
+            let until = map.entry(key).or_insert(now);
+            *until = (*until).max(now + life);
+            if !granted.contains(&host) {
+                granted.push(host);
+            }
+        }
+        granted
+    }
+
+    /// Whether `sandbox` may reach the storage host `host` (`host:port`) now.
+    pub(crate) fn allows(&self, sandbox: &str, host: &str) -> bool {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(sandbox.to_owned(), host.to_owned()))
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    /// Drops a sandbox's grants (it was removed or re-keyed).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "used by the control plane (issue 14)")
+    )]
+    pub(crate) fn forget(&self, sandbox: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|(s, _), _| s != sandbox);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_follow_the_batch_answer() {
+        let g = Grants::default();
+        let answer = br#"{"objects":[
+            {"oid":"a","actions":{"upload":{"href":"https://Storage.example:8443/x?sig=1","expires_in":60}}},
+            {"oid":"b","actions":{"download":{"href":"https://storage.example:8443/y"}}},
+            {"oid":"c","actions":{"download":{"href":"http://plain.example/z"}}},
+            {"oid":"d","actions":{"download":{"href":"https://github.test/o/r.git/info/lfs/z"}}}
+        ]}"#;
+        let got = g.record("agent-a", answer, |h| h == "github.test:443");
+        assert_eq!(got, ["storage.example:8443"]);
+        assert!(g.allows("agent-a", "storage.example:8443"));
+        assert!(!g.allows("agent-b", "storage.example:8443"), "per sandbox");
+        assert!(!g.allows("agent-a", "plain.example:80"), "https only");
+        assert!(!g.allows("agent-a", "github.test:443"));
+        g.forget("agent-a");
+        assert!(!g.allows("agent-a", "storage.example:8443"));
+        let g = Grants::default();
+        g.record("agent-a", br#"{"objects":[{"actions":{"download":{"href":"https://s.example/x","expires_in":0}}}]}"#, |_| false);
+        assert!(
+            !g.allows("agent-a", "s.example:443"),
+            "an expired URL grants nothing"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Git LFS with the real git-lfs: on a host through the credential helper, and in sandboxes
+//! behind the proxy (batch API with the token injected, storage on a second host reached for
+//! the URLs' lifetime with egress denied, uploads refused to a sandbox that may not push).
+
+use fakehub::Options;
+use ghapp_e2e::*;
+
+fn git_lfs_installed() {
+    assert!(
+        std::process::Command::new("git-lfs")
+            .arg("version")
+            .output()
+            .is_ok(),
+        "git-lfs is not installed: .ci/run installs Debian's git-lfs"
+    );
+}
+
+/// 3 MiB that do not compress, so the object is the file and not a few bytes.
+fn big_file() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `git clone` arguments that set up git-lfs's filters in the new clone (as `git lfs install`
+/// would globally), then `rest`.
+fn clone_with_lfs<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "clone",
+        "--quiet",
+        "--config",
+        "filter.lfs.process=git-lfs filter-process",
+        "--config",
+        "filter.lfs.required=true",
+        "--config",
+        "filter.lfs.smudge=git-lfs smudge -- %f",
+        "--config",
+        "filter.lfs.clean=git-lfs clean -- %f",
+    ];
+    v.extend_from_slice(rest);
+    v
+}
+
+/// The file at `path` holds `data` (the object, not its pointer).
+#[track_caller]
+fn assert_same(path: &std::path::Path, data: &[u8]) {
+    let got = std::fs::read(path).unwrap();
+    assert!(
+        got == data,
+        "{} holds {} bytes, starting {:?}",
+        path.display(),
+        got.len(),
+        String::from_utf8_lossy(&got[..got.len().min(60)])
+    );
+}
+
+/// In `dir` (a clone): tracks `*.bin` with LFS, commits `big.bin` on `branch`.
+fn commit_lfs_file(git: &dyn Fn(&[&str]) -> Run, dir: &std::path::Path, branch: &str, data: &[u8]) {
+    git(&["lfs", "install", "--local"]).ok();
+    git(&["switch", "--quiet", "-c", branch]).ok();
+    git(&["lfs", "track", "*.bin"]).ok();
+    std::fs::write(dir.join("big.bin"), data).unwrap();
+    git(&["add", ".gitattributes", "big.bin"]).ok();
+    git(&["commit", "--quiet", "-m", "Add an LFS object"]).ok();
+}
+
+#[test]
+fn lfs_push_and_clone_on_a_host_through_the_helper() {
+    git_lfs_installed();
+    let w = World::new();
+    let data = big_file();
+    w.git(
+        w.root.path(),
+        &[
+            "clone",
+            "--quiet",
+            &w.hub.repo_url("octo-org", "widgets"),
+            "widgets",
+        ],
+    )
+    .ok();
+    let work = w.path("widgets");
+    let git = |args: &[&str]| w.git(&work, args);
+    commit_lfs_file(&git, &work, "agent/lfs", &data);
+    w.git(&work, &["push", "--quiet", "origin", "agent/lfs"])
+        .ok();
+
+    let c = w.hub.counters().requests;
+    assert_eq!(c.get("lfs storage PUT"), Some(&1), "{c:?}");
+    // What git stored is the pointer; the object is in storage.
+    let pointer = w
+        .git(&work, &["cat-file", "-p", "HEAD:big.bin"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        pointer.starts_with("version https://git-lfs.github.com/spec/v1"),
+        "{pointer}"
+    );
+
+    let url = w.hub.repo_url("octo-org", "widgets");
+    w.git(
+        w.root.path(),
+        &clone_with_lfs(&["--branch", "agent/lfs", &url, "again"]),
+    )
+    .ok();
+    assert_same(&w.path("again").join("big.bin"), &data);
+    assert_eq!(w.hub.counters().requests.get("lfs storage GET"), Some(&1));
+    w.assert_no_secrets();
+}
+
+/// Sandboxes behind the proxy, with fakehub under `ghe.test` and its storage under
+/// `lfs.ghe.test` (both resolved by the proxy, so Go's clients proxy them).
+fn lfs_world() -> (World, ProxyProc) {
+    let w = World::with(Options {
+        hostname: Some("ghe.test".into()),
+        ..Default::default()
+    });
+    let sandboxes = format!(
+        r#"{}
+[[sandbox]]
+name = "agent-ro"
+secret = "read-only-secret-0123456789"
+repos = ["octo-org/widgets"]
+push = []
+"#,
+        two_sandboxes("")
+    );
+    let p = w.start_proxy(
+        &sandboxes,
+        "egress = \"deny\"\nresolve = [\"ghe.test=127.0.0.1\", \"lfs.ghe.test=127.0.0.1\"]",
+    );
+    (w, p)
+}
+
+/// A sandbox's environment for git-lfs: the proxy, and a CA bundle of the proxy's CA and the
+/// roots the storage host's certificate chains to (on a real sandbox: the system's roots).
+fn lfs_env(w: &World, p: &ProxyProc, name: &str, secret: &str) -> Vec<(String, String)> {
+    let bundle = w.path(&format!("ca-bundle-{name}.pem"));
+    let mut pem = std::fs::read(&p.ca_path).unwrap();
+    pem.extend(std::fs::read(w.hub.ca_path()).unwrap());
+    std::fs::write(&bundle, pem).unwrap();
+    let mut env = w.sandbox_env(p, name, secret);
+    for (k, v) in env.iter_mut() {
+        if k == "GIT_SSL_CAINFO" || k == "SSL_CERT_FILE" {
+            *v = bundle.display().to_string();
+        }
+    }
+    env
+}
+
+#[test]
+fn lfs_push_and_clone_in_a_sandbox_with_egress_denied() {
+    git_lfs_installed();
+    let (w, p) = lfs_world();
+    let env = lfs_env(&w, &p, "agent-a", SECRET_A);
+    let data = big_file();
+    let url = w.hub.repo_url("octo-org", "widgets");
+    let git =
+        |dir: &std::path::Path, args: &[&str]| w.cmd("git").env(&env).dir(dir).args(args).run();
+    git(w.root.path(), &["clone", "--quiet", &url, "widgets"]).ok();
+    let work = w.path("widgets");
+    commit_lfs_file(&|a| git(&work, a), &work, "agent/lfs", &data);
+    let r = git(&work, &["push", "origin", "agent/lfs"]);
+    r.ok();
+    assert_eq!(w.hub.counters().requests.get("lfs storage PUT"), Some(&1));
+    git(
+        w.root.path(),
+        &clone_with_lfs(&["--branch", "agent/lfs", &url, "again"]),
+    )
+    .ok();
+    assert_same(&w.path("again").join("big.bin"), &data);
+    // The storage host was reached through the proxy, granted by the batch answers.
+    let audit = p.audit();
+    let granted = audit
+        .iter()
+        .filter(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("LFS storage granted: lfs.ghe.test:"))
+        })
+        .count();
+    assert!(granted >= 2, "{audit:#?}");
+    // Storage URLs are signed and expire: a batch answer's URL works as given, not altered,
+    // and not once expired.
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    let oid = w
+        .git(&work, &["lfs", "ls-files", "--long"])
+        .ok()
+        .stdout
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let batch = format!(
+        r#"{{"operation":"download","transfers":["basic"],"objects":[{{"oid":"{oid}","size":{}}}]}}"#,
+        data.len()
+    );
+    let a = t
+        .request(
+            "POST",
+            "/octo-org/widgets.git/info/lfs/objects/batch",
+            &[
+                ("Content-Type", "application/vnd.git-lfs+json"),
+                ("Accept", "application/vnd.git-lfs+json"),
+            ],
+            batch.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(a.status, 200, "{a:#?}");
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    let href = v["objects"][0]["actions"]["download"]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fetch = |url: &str| {
+        w.cmd("curl")
+            .args(&[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                &w.hub.ca_path().display().to_string(),
+                "--resolve",
+                &format!("{}:127.0.0.1", w.hub.lfs_host()),
+                url,
+            ])
+            .run()
+            .stdout
+    };
+    assert_eq!(fetch(&href), "200");
+    let last = if href.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &href[..href.len() - 1]);
+    assert_eq!(fetch(&forged), "403");
+    w.hub.set_clock_skew(2 * 3600);
+    assert_eq!(fetch(&href), "403", "an expired URL");
+    w.hub.set_clock_skew(0);
+    // A storage host the batch answers never named stays closed (egress is denied).
+    let mut t = std::net::TcpStream::connect(&p.addr).unwrap();
+    use std::io::{Read, Write};
+    let auth = ghapp_gitproto::basic::encode("agent-b", SECRET_B);
+    write!(
+        t,
+        "CONNECT {} HTTP/1.1\r\nHost: {0}\r\nProxy-Authorization: {auth}\r\n\r\n",
+        w.hub.lfs_host()
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    t.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 403", "agent-b was granted nothing");
+    w.capture(p.log());
+    w.assert_no_secrets();
+}
+
+#[test]
+fn an_lfs_upload_from_a_read_only_sandbox_is_refused_with_the_proxys_reason() {
+    git_lfs_installed();
+    let (w, p) = lfs_world();
+    let env = lfs_env(&w, &p, "agent-ro", "read-only-secret-0123456789");
+    let url = w.hub.repo_url("octo-org", "widgets");
+    let git =
+        |dir: &std::path::Path, args: &[&str]| w.cmd("git").env(&env).dir(dir).args(args).run();
+    git(w.root.path(), &["clone", "--quiet", &url, "widgets"]).ok();
+    let work = w.path("widgets");
+    commit_lfs_file(&|a| git(&work, a), &work, "agent/lfs", &big_file());
+    let r = git(&work, &["push", "origin", "agent/lfs"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("sandbox agent-ro: Git LFS uploads need push access"),
+        "{r:#?}"
+    );
+    let c = w.hub.counters().requests;
+    assert!(
+        !c.keys().any(|k| k.starts_with("lfs")),
+        "GitHub received an LFS request: {c:?}"
+    );
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/lfs"),
+        None
+    );
+}
