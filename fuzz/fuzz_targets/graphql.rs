@@ -1,14 +1,27 @@
 //! A `POST /graphql` body from a sandbox: never a panic or a stack overflow, whatever it holds;
-//! what it resolves to is a query, a subscription or mutation calls, else a refusal.
+//! what it resolves to is a query, a subscription or mutation calls, else a refusal; and a
+//! mutation's re-printed body (what is forwarded) reads as the same calls.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
+use ghapp_gitproto::graphql::{Operation, classify};
+
+/// A mutation is forwarded re-printed: that body must read as the same calls.
+fn check(body: &[u8]) {
+    if let Ok(Operation::Mutation(m)) = classify(body) {
+        match classify(&m.body) {
+            Ok(Operation::Mutation(again)) => assert_eq!(again.calls, m.calls),
+            other => panic!("the re-printed mutation reads as {other:?}"),
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
-    let _ = ghapp_gitproto::graphql::classify(data);
+    check(data);
     // The same bytes as the query text itself, wrapped as a client would send them.
     if let Ok(text) = std::str::from_utf8(data) {
         let body = serde_json::json!({ "query": text }).to_string();
-        let _ = ghapp_gitproto::graphql::classify(body.as_bytes());
+        check(body.as_bytes());
     }
 });

@@ -1,8 +1,8 @@
-//! Git routes and REST paths: never a panic, and whatever passes is sent in a form an URL
+//! Git routes, Git LFS routes and bodies, and REST paths: never a panic, and whatever passes is sent in a form an URL
 //! parser leaves alone, decoding to exactly the segments that were decided on.
 #![no_main]
 
-use ghapp_gitproto::{rest, route};
+use ghapp_gitproto::{lfs, rest, route};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,6 +17,11 @@ fuzz_target!(|data: &[u8]| {
             Some((r.owner, r.repo, r.endpoint))
         );
     }
+    if let Some(r) = lfs::parse(path) {
+        assert_eq!(lfs::parse(&r.upstream_path()), Some(r));
+    }
+    let _ = lfs::operation(data);
+    let _ = lfs::actions(data);
     let extra = vec![(
         "POST".to_string(),
         "/repos/{owner}/{repo}/statuses/{sha}".to_string(),
