@@ -78,6 +78,16 @@ fn fakehub_answers_match_githubs_schemas() {
         let minted: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(minted["repositories"].as_array().unwrap().len(), 1);
         assert_eq!(minted["permissions"], json!({"contents": "read", "metadata": "read"}));
+        // `"permissions": {}` asks for nothing in particular: GitHub answers with all the
+        // installation's permissions, as when the key is left out.
+        let body = json!({"repositories": ["widgets"], "permissions": {}});
+        assert!(spec.check(spec.request_schema(tokens_op, "post"), &body).is_empty());
+        let r = call(&client, Method::POST, "/app/installations/101/access_tokens", Auth::Jwt(&jwt), Some(body)).await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.message());
+        let all: Value = serde_json::from_slice(&r.body).unwrap();
+        let inst = call(&client, Method::GET, "/app/installations/101", Auth::Jwt(&jwt), None).await;
+        let inst: Value = serde_json::from_slice(&inst.body).unwrap();
+        assert_eq!(all["permissions"], inst["permissions"]);
         let token = InstallationToken::new(minted["token"].as_str().unwrap());
 
         for (body, status) in [
@@ -288,6 +298,82 @@ fn pull_request_answers_match_githubs_schemas() {
             &r.body,
             "PATCH pull",
         );
+        // Comments: created and listed as GitHub's full issue-comment document.
+        let comments = "/repos/{owner}/{repo}/issues/{issue_number}/comments";
+        let body = json!({"body": "A note."});
+        assert!(
+            spec.check(spec.request_schema(comments, "post"), &body)
+                .is_empty()
+        );
+        let r = call(
+            &client,
+            Method::POST,
+            "/repos/octo-org/widgets/issues/1/comments",
+            Auth::Token(&token),
+            Some(body),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.message());
+        assert_valid(
+            &spec,
+            spec.response_schema(comments, "post", 201),
+            &r.body,
+            "POST comment",
+        );
+        let r = call(
+            &client,
+            Method::GET,
+            "/repos/octo-org/widgets/issues/1/comments",
+            Auth::Token(&token),
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 200);
+        assert_valid(
+            &spec,
+            spec.response_schema(comments, "get", 200),
+            &r.body,
+            "GET comments",
+        );
+        let list: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(list[0]["body"], "A note.");
+        assert_eq!(list[0]["performed_via_github_app"]["slug"], "ghapp-fakehub");
+        let r = call(
+            &client,
+            Method::GET,
+            "/repos/octo-org/widgets/pulls/1/comments",
+            Auth::Token(&token),
+            None,
+        )
+        .await;
+        assert_eq!((r.status.as_u16(), r.body.as_slice()), (200, &b"[]"[..]));
+        // A branch whose name holds a slash, spelled either way.
+        let branch = "/repos/{owner}/{repo}/branches/{branch}";
+        for path in [
+            "/repos/octo-org/widgets/branches/agent/pr",
+            "/repos/octo-org/widgets/branches/agent%2Fpr",
+        ] {
+            let r = call(&client, Method::GET, path, Auth::Token(&token), None).await;
+            assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.message());
+            assert_valid(
+                &spec,
+                spec.response_schema(branch, "get", 200),
+                &r.body,
+                path,
+            );
+            let b: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(b["name"], "agent/pr");
+            assert_eq!(b["commit"]["commit"]["message"], "Add pr.txt");
+        }
+        let r = call(
+            &client,
+            Method::GET,
+            "/repos/octo-org/widgets/branches/agent/nope",
+            Auth::Token(&token),
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 404);
     });
     assert_eq!(w.hub.pulls()[0].title, "T2");
 }

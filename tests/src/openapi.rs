@@ -96,6 +96,7 @@ impl Spec {
             "integer" => v.is_i64() || v.is_u64(),
             "number" => v.is_number(),
             "boolean" => v.is_boolean(),
+            "null" => v.is_null(),
             _ => true,
         };
         if !type_ok {

@@ -7,12 +7,17 @@
 //! |---|---|---|
 //! | `GET /api/v3/app` | app JWT | RS256 by the app key; `iss` app id or client id; `iat` not in the future; `exp` in the future, at most 600 s ahead and 600 s after `iat`; else 401 with GitHub's message |
 //! | `GET /api/v3/app/installations[/{id}]` | app JWT | |
-//! | `POST /api/v3/app/installations/{id}/access_tokens` | app JWT | `repositories` must be reachable by the installation, `permissions` within its grant (else 422); TTL from the knob (3600 s) |
+//! | `POST /api/v3/app/installations/{id}/access_tokens` | app JWT | `repositories` must be reachable by the installation, `permissions` within its grant (else 422; left out or `{}`: all of the installation's); TTL from the knob (3600 s) |
 //! | `GET /api/v3/repos/{o}/{r}/installation`, `/users/{u}/installation`, `/orgs/{o}/installation` | app JWT | 404 when not installed |
 //! | `GET /api/v3/installation/repositories`, `GET /api/v3/repos/{o}/{r}` | token | 401 for expired, revoked or unknown tokens |
 //! | `DELETE /api/v3/installation/token` | token | revokes it (204) |
 //! | `GET /api/v3/repos/{o}/{r}/pulls[?head=&state=&base=]`, `GET …/pulls/{n}` | token (`pull_requests` read) | |
 //! | `POST /api/v3/repos/{o}/{r}/pulls`, `PATCH …/pulls/{n}`, `POST …/issues/{n}/comments` | token (`pull_requests` write) | 422 "Validation Failed" for a missing title, an unknown head or base, no commits between them, or an open PR for the same head and base |
+//! | `GET /api/v3/repos/{o}/{r}/issues/{n}/comments`, `GET …/pulls/{n}/comments` | token (`pull_requests` read) | GitHub's full issue-comment document; a pull request's review comments are always `[]` |
+//! | `GET /api/v3/repos/{o}/{r}/branches/{branch}` | token | the branch name may hold slashes (raw or `%2F`); the head commit, unprotected |
+//! | `POST /api/graphql` | token (Bearer) | GitHub's published schema, whole and strict (see `graphql`): repositories, pull requests, refs, comments, `node`/`nodes`, `__type`; the pull-request and ref mutations |
+//! | `POST /{o}/{r}.git/info/lfs/objects/batch`, `GET`/`POST …/info/lfs/locks`, `POST …/locks/verify`, `POST …/locks/{id}/unlock` | Basic, token as password | uploads and locking need `contents: write`; transfer URLs on the storage host (`lfs.HOSTNAME`, or `localhost`), signed, expiring after an hour |
+//! | `GET`/`PUT https://LFS_HOST/objects/{o}/{r}/{oid}?exp=&sig=` | the signature; a request carrying `Authorization` is refused | an upload is kept only if its sha256 is the oid |
 //! | `GET /api/v3/app/hook/config`, `GET …/app/hook/deliveries[?status=failure]`, `POST …/app/hook/deliveries/{id}/attempts` | app JWT | the secret is always `********`; a redelivery appends a delivery with `redelivery: true` |
 //! | `GET /api/v3/rate_limit` | any | |
 //! | `GET /{o}/{r}[.git]/info/refs?service=…`, `POST …/git-upload-pack`, `POST …/git-receive-pack` | Basic, token as password | real `git http-backend`; no credentials: 401 `WWW-Authenticate: Basic realm="GitHub"`; bad or expired token: 401; repository outside the token: 404 "Repository not found."; push without `contents: write`: 403 |

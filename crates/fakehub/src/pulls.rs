@@ -276,6 +276,45 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
     v
 }
 
+/// GitHub's issue-comment document for comment `c` on pull request `number` of `repo`.
+pub(crate) fn comment_doc(hub: &Hub, repo: &Repo, number: u64, c: &Comment) -> Value {
+    let base = &hub.base_url;
+    let api = format!("{base}/api/v3/repos/{}/{}", repo.owner, repo.name);
+    let user = if c.author.ends_with("[bot]") {
+        docs::simple_user(base, &c.author, 41898282, "Bot")
+    } else {
+        docs::simple_user(base, &c.author, 7100, "User")
+    };
+    let performed_via = if c.author.ends_with("[bot]") {
+        hub.apps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|a| format!("{}[bot]", a.app.slug) == c.author)
+            .map(|a| crate::api::app_doc(hub, &a.app))
+    } else {
+        None
+    };
+    json!({
+        "id": c.id,
+        "node_id": format!("IC_kwDO{}_{number}_{}", repo.id, c.id),
+        "url": format!("{api}/issues/comments/{}", c.id),
+        "html_url": format!("{base}/{}/{}/pull/{number}#issuecomment-{}", repo.owner, repo.name, c.id),
+        "issue_url": format!("{api}/issues/{number}"),
+        "body": c.body,
+        "user": user,
+        "created_at": docs::CREATED,
+        "updated_at": docs::CREATED,
+        "author_association": "NONE",
+        "performed_via_github_app": performed_via,
+        "reactions": {
+            "url": format!("{api}/issues/comments/{}/reactions", c.id),
+            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "confused": 0,
+            "heart": 0, "hooray": 0, "eyes": 0, "rocket": 0,
+        },
+    })
+}
+
 pub(crate) fn validation_failed(field: &str, code: &str, message: Option<&str>) -> Value {
     let mut e = json!({"resource": "PullRequest", "field": field, "code": code});
     if let Some(m) = message {

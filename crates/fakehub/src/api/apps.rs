@@ -260,7 +260,10 @@ async fn mint(hub: &Arc<Hub>, app: &App, id: u64, req: Request<Incoming>) -> Res
         }
     };
     let permissions: BTreeMap<String, String> = match v.get("permissions") {
+        // Left out, or empty (GitHub Enterprise Server before 2.19 required `{}`): all of the
+        // installation's permissions.
         None | Some(Value::Null) => inst.permissions.clone(),
+        Some(Value::Object(m)) if m.is_empty() => inst.permissions.clone(),
         Some(Value::Object(m)) => {
             let mut out = BTreeMap::new();
             for (k, lvl) in m {

@@ -71,11 +71,29 @@ static ROUTES: &[Route] = routes! {
     "GET" "/repos/{owner}/{repo}/pulls/{number}" => pulls::get,
     "PATCH" "/repos/{owner}/{repo}/pulls/{number}" => pulls::update,
     "POST" "/repos/{owner}/{repo}/issues/{number}/comments" => pulls::comment,
+    "GET" "/repos/{owner}/{repo}/issues/{number}/comments" => pulls::comments,
+    "GET" "/repos/{owner}/{repo}/branches/{branch+}" => repos::branch,
+    "GET" "/repos/{owner}/{repo}/pulls/{number}/comments" => pulls::review_comments,
 };
 
-/// The template's parameters when `segs` fits it.
+/// The template's parameters when `segs` fits it. A last `{name+}` takes the rest of the path,
+/// slashes and all, decoded (a branch name).
 fn fit(template: &str, segs: &[&str]) -> Option<Vec<String>> {
     let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    if let Some((last, head)) = parts.split_last()
+        && last.ends_with("+}")
+    {
+        if segs.len() <= head.len() {
+            return None;
+        }
+        let mut params = fit(&head.join("/"), &segs[..head.len()])?;
+        let rest: Option<Vec<String>> = segs[head.len()..]
+            .iter()
+            .map(|s| ghapp_gitproto::rest::decode_segment(s).ok())
+            .collect();
+        params.push(rest?.join("/"));
+        return Some(params);
+    }
     if parts.len() != segs.len() {
         return None;
     }

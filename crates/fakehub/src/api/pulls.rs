@@ -118,17 +118,41 @@ pub(super) async fn comment(c: Ctx) -> Answer {
     };
     let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
     let p = numbered(&mut pulls, &r, n)?;
-    let id = crate::pulls::next_comment_id();
-    p.comments.push(crate::pulls::Comment {
-        id,
+    let c = crate::pulls::Comment {
+        id: crate::pulls::next_comment_id(),
         body: body.to_owned(),
         author: crate::pulls::actor(&hub, &t),
-    });
+    };
+    p.comments.push(c.clone());
     drop(pulls);
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({"id": id, "body": body, "html_url": format!("{}/{}/{}/pull/{n}#issuecomment-{id}", hub.base_url, r.owner, r.name)}),
+        &crate::pulls::comment_doc(&hub, &r, n, &c),
     ))
+}
+
+/// `GET /repos/{owner}/{repo}/issues/{number}/comments` on a pull request.
+pub(super) async fn comments(c: Ctx) -> Answer {
+    let r = repo_for_token(&c.hub, &c.token()?, c.param(0), c.param(1), "read")?;
+    let n: u64 = c.param(2).parse().map_err(|_| not_found())?;
+    let mut pulls = c.hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+    let p = numbered(&mut pulls, &r, n)?;
+    let list: Vec<Value> = p
+        .comments
+        .iter()
+        .map(|x| crate::pulls::comment_doc(&c.hub, &r, n, x))
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(list)))
+}
+
+/// `GET /repos/{owner}/{repo}/pulls/{number}/comments`: review comments, which fakehub's
+/// pull requests never have.
+pub(super) async fn review_comments(c: Ctx) -> Answer {
+    let r = repo_for_token(&c.hub, &c.token()?, c.param(0), c.param(1), "read")?;
+    let n: u64 = c.param(2).parse().map_err(|_| not_found())?;
+    let mut pulls = c.hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+    numbered(&mut pulls, &r, n)?;
+    Ok(json_response(StatusCode::OK, &json!([])))
 }
 
 /// The repository, when `t` reaches it with `pull_requests` at `level`.
