@@ -724,11 +724,11 @@ fn sighup_reloads_sandboxes_and_policy_and_keeps_open_tunnels() {
 
 #[test]
 fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
-    // Issue 12 (started): POST /api/graphql (GHES's path; /graphql on github.com) is read with
-    // a real parser. A query goes to GitHub with the sandbox's token; a mutation or a
-    // subscription is refused in GraphQL's error shape (gh and Octokit print errors[].message),
-    // naming the sandbox and the rule, and GitHub receives nothing. Git LFS is refused in
-    // git-lfs's own shape.
+    // Issue 12: POST /api/graphql (GHES's path; /graphql on github.com) is read with a real
+    // parser. A query goes to GitHub with the sandbox's token; a mutation off the allow-list, one
+    // without its input, or a subscription is refused in GraphQL's error shape (gh and Octokit
+    // print errors[].message), naming the sandbox and the rule, and GitHub receives nothing. Git
+    // LFS off its APIs is refused in git-lfs's own shape.
     let w = World::new();
     let (p, _sb) = setup(&w);
     let host = w.hub.git_host();
@@ -777,29 +777,35 @@ fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
     let mut t = p.tunnel("agent-a", SECRET_A, &host);
     let a = t.request("GET", "/api/graphql", &[], b"").unwrap();
     assert_eq!(a.status, 405, "{a:#?}");
-    // Git LFS: git-lfs prints the message of its own JSON.
-    let mut t = p.tunnel("agent-a", SECRET_A, &host);
-    let a = t
-        .request(
-            "POST",
-            "/octo-org/widgets.git/info/lfs/objects/batch",
-            &[("Content-Type", "application/vnd.git-lfs+json")],
-            br#"{"operation":"download","objects":[]}"#,
-        )
-        .unwrap();
-    assert_eq!(a.status, 403, "{a:#?}");
-    assert_eq!(
-        a.header("content-type").as_deref(),
-        Some("application/vnd.git-lfs+json")
-    );
-    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
-    assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .contains("sandbox agent-a: Git LFS does not pass this proxy yet"),
-        "{a:#?}"
-    );
+    // Git LFS off its batch and locks APIs, or for another repository: refused in git-lfs's
+    // own JSON, so git-lfs prints the message.
+    for (path, want) in [
+        (
+            "/octo-org/widgets.git/info/lfs/objects/nope",
+            "sandbox agent-a: only Git LFS's batch and locks APIs pass",
+        ),
+        (
+            "/octo-org/gadgets.git/info/lfs/objects/batch",
+            "sandbox agent-a: octo-org/gadgets is not among sandbox agent-a's repositories",
+        ),
+    ] {
+        let mut t = p.tunnel("agent-a", SECRET_A, &host);
+        let a = t
+            .request(
+                "POST",
+                path,
+                &[("Content-Type", "application/vnd.git-lfs+json")],
+                br#"{"operation":"download","objects":[]}"#,
+            )
+            .unwrap();
+        assert_eq!(a.status, 403, "{a:#?}");
+        assert_eq!(
+            a.header("content-type").as_deref(),
+            Some("application/vnd.git-lfs+json")
+        );
+        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        assert!(v["message"].as_str().unwrap().contains(want), "{a:#?}");
+    }
     let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
     assert!(got.is_empty(), "GitHub received: {got:#?}");
 

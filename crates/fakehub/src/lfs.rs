@@ -168,6 +168,8 @@ pub(crate) async fn api(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Re
                     &json!({"ours": ours.iter().map(lock_doc).collect::<Vec<_>>(), "theirs": theirs.iter().map(lock_doc).collect::<Vec<_>>(), "next_cursor": ""}),
                 ))
             }
+            // fakehub's batch answers name no verify action.
+            LfsEndpoint::VerifyObject => Err(lfs_error(StatusCode::NOT_FOUND, "Not Found")),
             LfsEndpoint::Unlock(id) => {
                 let mut all = hub.lfs_locks.lock().unwrap_or_else(|e| e.into_inner());
                 match all

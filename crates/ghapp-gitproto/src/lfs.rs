@@ -10,6 +10,8 @@ use crate::credential::valid_name;
 pub enum LfsEndpoint {
     /// `POST objects/batch`.
     Batch,
+    /// `POST objects/verify`: a verify action the server named on its own host.
+    VerifyObject,
     /// `GET locks` (list) and `POST locks` (create).
     Locks,
     /// `POST locks/verify`.
@@ -40,7 +42,7 @@ impl LfsRoute {
         match self.endpoint {
             LfsEndpoint::Batch => false,
             LfsEndpoint::Locks => method != "GET",
-            LfsEndpoint::Verify | LfsEndpoint::Unlock(_) => true,
+            LfsEndpoint::Verify | LfsEndpoint::Unlock(_) | LfsEndpoint::VerifyObject => true,
         }
     }
 
@@ -48,6 +50,7 @@ impl LfsRoute {
     pub fn upstream_path(&self) -> String {
         let tail = match &self.endpoint {
             LfsEndpoint::Batch => "objects/batch".to_owned(),
+            LfsEndpoint::VerifyObject => "objects/verify".to_owned(),
             LfsEndpoint::Locks => "locks".to_owned(),
             LfsEndpoint::Verify => "locks/verify".to_owned(),
             LfsEndpoint::Unlock(id) => format!("locks/{id}/unlock"),
@@ -65,6 +68,7 @@ pub fn parse(path: &str) -> Option<LfsRoute> {
     let tail = rest.strip_prefix("info/lfs/")?;
     let endpoint = match tail.split('/').collect::<Vec<_>>().as_slice() {
         ["objects", "batch"] => LfsEndpoint::Batch,
+        ["objects", "verify"] => LfsEndpoint::VerifyObject,
         ["locks"] => LfsEndpoint::Locks,
         ["locks", "verify"] => LfsEndpoint::Verify,
         ["locks", id, "unlock"]
@@ -145,6 +149,8 @@ mod tests {
         assert!(r.method_allowed("POST") && !r.method_allowed("GET"));
         let l = parse("/o/r/info/lfs/locks").unwrap();
         assert!(l.method_allowed("GET") && !l.writes("GET") && l.writes("POST"));
+        let v = parse("/o/r.git/info/lfs/objects/verify").unwrap();
+        assert!(v.writes("POST") && !v.method_allowed("GET"));
         assert_eq!(
             parse("/o/r.git/info/lfs/locks/42/unlock").unwrap().endpoint,
             LfsEndpoint::Unlock("42".into())

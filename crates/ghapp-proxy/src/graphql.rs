@@ -391,20 +391,8 @@ pub(crate) fn read_nodes(ids: &[String], answer: &Value) -> HashMap<String, Node
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SandboxConfig;
-    use ghapp_core::secret::ProxySecret;
+    use crate::sandbox::tests::sandbox;
     use serde_json::json;
-
-    fn sandbox() -> Sandbox {
-        Sandbox::new(SandboxConfig {
-            name: "agent-a".into(),
-            secret: ProxySecret::new("0123456789abcdef"),
-            repos: vec![RepoName::parse("Octo-Org/Widgets").unwrap()],
-            push: vec!["agent/*".into()],
-            allow_delete: false,
-            rest: vec![],
-        })
-    }
 
     fn nodes() -> HashMap<String, Node> {
         let answer = json!({"data": {"nodes": [

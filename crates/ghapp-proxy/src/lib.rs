@@ -317,9 +317,10 @@ impl Proxy {
                     }
                     BodyPlan::Graphql => {
                         let checked = self.graphql(&o.sandbox, bytes).await;
-                        if let Ok((_, Some(repo))) = &checked {
+                        if let Ok((_, Some((repo, names)))) = &checked {
                             // A mutation: carried by the token of the repository it changes.
                             p.event.repo = Some(repo.to_string());
+                            p.event.reason = format!("mutation {names}");
                             plan.repo = repo.clone();
                         }
                         checked.map(|(b, _)| b)
@@ -389,12 +390,13 @@ impl Proxy {
     }
 
     /// A GraphQL body decided: a query as it came; a mutation's node ids resolved, its checks
-    /// decided, and the re-printed body to send with the token of the repository it changes.
+    /// decided, and the re-printed body to send with the token of the repository it changes
+    /// (returned with the mutations' names, for the audit).
     async fn graphql(
         &self,
         sb: &Sandbox,
         bytes: Bytes,
-    ) -> Result<(Bytes, Option<ghapp_gitproto::repo::RepoName>), Refusal> {
+    ) -> Result<(Bytes, Option<(ghapp_gitproto::repo::RepoName, String)>), Refusal> {
         let (checks, body) = match policy::graphql_body(sb, &bytes)? {
             policy::GraphqlPlan::Query => return Ok((bytes, None)),
             policy::GraphqlPlan::Mutation { checks, body } => (checks, body),
@@ -402,7 +404,10 @@ impl Proxy {
         let ids: Vec<&str> = checks.iter().flat_map(|(_, c)| c.ids()).collect();
         let nodes = self.resolve_nodes(sb, &ids).await?;
         match graphql::decide(sb, &checks, &nodes) {
-            Ok(repo) => Ok((Bytes::from(body), Some(repo))),
+            Ok(repo) => {
+                let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
+                Ok((Bytes::from(body), Some((repo, names.join(",")))))
+            }
             Err(why) => Err(Refusal::graphql(
                 StatusCode::FORBIDDEN,
                 format!("sandbox {}: {why}", sb.name()),

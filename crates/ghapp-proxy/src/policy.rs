@@ -557,21 +557,9 @@ pub(crate) fn pull_head_branch(sb: &Sandbox, repo: &RepoName, head: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SandboxConfig;
     use crate::router::route;
+    use crate::sandbox::tests::sandbox;
     use ghapp_core::config::GitHubHost;
-    use ghapp_core::secret::ProxySecret;
-
-    fn sandbox() -> Sandbox {
-        Sandbox::new(SandboxConfig {
-            name: "agent-a".into(),
-            secret: ProxySecret::new("0123456789abcdef"),
-            repos: vec![RepoName::parse("Octo-Org/Widgets").unwrap()],
-            push: vec!["agent/*".into()],
-            allow_delete: false,
-            rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
-        })
-    }
 
     /// The verdict for `METHOD host path?query`, as a short string: `forward URL BODY` or
     /// `STATUS`.

@@ -94,3 +94,21 @@ pub(crate) fn login(sandboxes: &[Arc<Sandbox>], header: Option<&str>) -> Login {
         None => Login::Wrong(name.chars().filter(|c| !c.is_control()).take(64).collect()),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The sandbox the policy tables test: `agent-a` on `Octo-Org/Widgets`, pushing `agent/*`,
+    /// no deletes, one configured REST route.
+    pub(crate) fn sandbox() -> Sandbox {
+        Sandbox::new(SandboxConfig {
+            name: "agent-a".into(),
+            secret: ghapp_core::secret::ProxySecret::new("0123456789abcdef"),
+            repos: vec![RepoName::parse("Octo-Org/Widgets").unwrap()],
+            push: vec!["agent/*".into()],
+            allow_delete: false,
+            rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
+        })
+    }
+}
