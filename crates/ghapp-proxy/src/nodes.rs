@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
@@ -105,27 +104,17 @@ impl Proxy {
             .header(hyper::header::USER_AGENT, "ghapp-proxy")
             .json(&json!({"query": NODES_QUERY, "variables": {"ids": ids}}))
             .send();
-        let read = async {
-            let resp = send
-                .await
-                .map_err(|e| unavailable(ghapp_core::client::root_cause(&e)))?;
-            if resp.status() != StatusCode::OK {
-                return Err(unavailable(format!("GitHub answered {}", resp.status())));
-            }
-            let mut body = Vec::new();
-            let mut stream = resp.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| unavailable(ghapp_core::client::root_cause(&e)))?;
-                if body.len() + chunk.len() > MAX_ANSWER {
-                    return Err(unavailable("the answer is too large".into()));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            serde_json::from_slice(&body)
-                .map_err(|e| unavailable(format!("the answer is not JSON: {e}")))
-        };
-        tokio::time::timeout(WAIT, read)
+        let resp = tokio::time::timeout(WAIT, send)
             .await
-            .unwrap_or_else(|_| Err(unavailable(format!("no answer in {} s", WAIT.as_secs()))))
+            .map_err(|_| unavailable(format!("no answer in {} s", WAIT.as_secs())))?
+            .map_err(|e| unavailable(ghapp_core::client::root_cause(&e)))?;
+        if resp.status() != StatusCode::OK {
+            return Err(unavailable(format!("GitHub answered {}", resp.status())));
+        }
+        let body = crate::upstream::read_bounded(resp, MAX_ANSWER, WAIT)
+            .await
+            .map_err(|why| unavailable(format!("the answer: {why}")))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| unavailable(format!("the answer is not JSON: {e}")))
     }
 }

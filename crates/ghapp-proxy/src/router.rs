@@ -92,7 +92,11 @@ pub(crate) fn route(hosts: &Hosts, host: &str, path: &str) -> Route {
     if host == hosts.api && path == hosts.graphql {
         return Route::Graphql;
     }
-    if host == hosts.git && path.contains("/info/lfs") {
+    // `/{owner}/{repo}/info/lfs…` on the git host (not a REST path that happens to hold it).
+    if host == hosts.git
+        && let [_, _, "info", "lfs", ..] =
+            path.trim_start_matches('/').split('/').collect::<Vec<_>>()[..]
+    {
         return Route::Lfs(ghapp_gitproto::lfs::parse(path));
     }
     if host == hosts.api
@@ -162,13 +166,34 @@ mod tests {
             route(&gh, "api.github.com:443", "/repos/o/r"),
             Route::Rest("/repos/o/r".into())
         );
-        assert_eq!(route(&gh, "github.com:443", "/o/r/info/lfs"), Route::Other);
+        assert_eq!(
+            route(&gh, "github.com:443", "/o/r/info/lfs"),
+            Route::Lfs(None)
+        );
+        assert_eq!(
+            route(&gh, "github.com:443", "/o/r/info/lfs/x"),
+            Route::Lfs(None)
+        );
+        assert!(matches!(
+            route(&gh, "github.com:443", "/o/r.git/info/lfs/objects/batch"),
+            Route::Lfs(Some(_))
+        ));
+        assert_eq!(
+            route(&gh, "api.github.com:443", "/o/r.git/info/lfs/objects/batch"),
+            Route::Rest("/o/r.git/info/lfs/objects/batch".into()),
+            "LFS is on the git host (on the API host this is a REST path, refused there)"
+        );
         assert_eq!(
             route(&gh, "github.com:443", "/o/../info/refs"),
             Route::Other
         );
         let ghes =
             Hosts::new(&GitHubHost::new(Some("https://h:8443/api/v3"), Some("h:8443")).unwrap());
+        assert_eq!(
+            route(&ghes, "h:8443", "/api/v3/repos/o/r/contents/info/lfs/x"),
+            Route::Rest("/repos/o/r/contents/info/lfs/x".into()),
+            "a REST path holding info/lfs is REST"
+        );
         assert_eq!(
             route(&ghes, "h:8443", "/api/v3/repos/o/r"),
             Route::Rest("/repos/o/r".into())

@@ -152,6 +152,32 @@ impl Proxy {
 
 /// The largest LFS batch answer read (GitHub answers at most 100 objects per batch).
 const MAX_LFS_ANSWER: usize = 4 << 20;
+/// The longest wait for an answer the proxy reads whole.
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(30);
+
+/// An upstream answer's body read whole: at most `max` bytes, within `wait`.
+pub(crate) async fn read_bounded(
+    resp: reqwest::Response,
+    max: usize,
+    wait: Duration,
+) -> Result<Vec<u8>, String> {
+    let read = async {
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| format!("cut off: {}", ghapp_core::client::root_cause(&e)))?;
+            if body.len() + chunk.len() > max {
+                return Err(format!("over {} KiB", max >> 10));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(wait, read)
+        .await
+        .unwrap_or_else(|_| Err(format!("not complete in {} s", wait.as_secs())))
+}
 
 impl Proxy {
     /// An LFS batch answer: read whole (bounded), the storage hosts it names granted to the
@@ -163,23 +189,15 @@ impl Proxy {
         o: &Origin,
         mut p: Pending,
     ) -> Response<Body> {
-        let mut body = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let Ok(chunk) = chunk else {
+        let body = match read_bounded(resp, MAX_LFS_ANSWER, ANSWER_WAIT).await {
+            Ok(b) => b,
+            Err(why) => {
                 return p.refuse(Refusal::lfs(
                     StatusCode::BAD_GATEWAY,
-                    "the LFS batch answer was cut off",
-                ));
-            };
-            if body.len() + chunk.len() > MAX_LFS_ANSWER {
-                return p.refuse(Refusal::lfs(
-                    StatusCode::BAD_GATEWAY,
-                    format!("the LFS batch answer is over {} MiB", MAX_LFS_ANSWER >> 20),
+                    format!("the LFS batch answer: {why}"),
                 ));
             }
-            body.extend_from_slice(&chunk);
-        }
+        };
         let granted = self
             .lfs
             .record(o.sandbox.name(), &body, |h| self.hosts.intercepts(h));
