@@ -288,3 +288,57 @@ fn an_lfs_upload_from_a_read_only_sandbox_is_refused_with_the_proxys_reason() {
         None
     );
 }
+
+#[test]
+fn lfs_storage_on_githubs_own_host_passes_only_the_urls_granted() {
+    // A GitHub that stores LFS objects on its own host (an appliance may): the proxy passes
+    // exactly the URLs a batch answer handed the sandbox, with no token, and nothing else there.
+    git_lfs_installed();
+    let w = World::with(Options {
+        hostname: Some("ghe.test".into()),
+        lfs_same_host: true,
+        ..Default::default()
+    });
+    let p = w.start_proxy(
+        &two_sandboxes(""),
+        "egress = \"deny\"\nresolve = [\"ghe.test=127.0.0.1\"]",
+    );
+    // Only the proxy's CA: every host the sandbox reaches is one the proxy serves.
+    let env = w.sandbox_env(&p, "agent-a", SECRET_A);
+    let data = big_file();
+    let url = w.hub.repo_url("octo-org", "widgets");
+    let git =
+        |dir: &std::path::Path, args: &[&str]| w.cmd("git").env(&env).dir(dir).args(args).run();
+    git(w.root.path(), &["clone", "--quiet", &url, "widgets"]).ok();
+    let work = w.path("widgets");
+    commit_lfs_file(&|a| git(&work, a), &work, "agent/lfs", &data);
+    git(&work, &["push", "--quiet", "origin", "agent/lfs"]).ok();
+    assert_eq!(w.hub.counters().requests.get("lfs storage PUT"), Some(&1));
+    git(
+        w.root.path(),
+        &clone_with_lfs(&["--branch", "agent/lfs", &url, "again"]),
+    )
+    .ok();
+    assert_same(&w.path("again").join("big.bin"), &data);
+    assert!(
+        p.audit()
+            .iter()
+            .any(|e| e["reason"] == "LFS storage URL from a batch answer"
+                && e["decision"] == "allow"),
+        "{:#?}",
+        p.audit()
+    );
+    // A storage URL the sandbox made up is refused by the proxy, and GitHub never sees it.
+    let before = w.hub.requests().len();
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    let made_up = format!(
+        "/_lfs/objects/octo-org/widgets/{}?exp=9999999999&sig=00",
+        "a".repeat(64)
+    );
+    let a = t.request("GET", &made_up, &[], b"").unwrap();
+    assert_eq!(a.status, 403, "{a:#?}");
+    let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
+    assert!(got.is_empty(), "GitHub received: {got:#?}");
+    w.capture(p.log());
+    w.assert_no_secrets();
+}

@@ -161,6 +161,8 @@ pub(crate) struct Hub {
     pub knobs: Knobs,
     /// `host:port` of the LFS storage host (a second name for this server).
     pub lfs_host: String,
+    /// Where storage URLs point: `https://LFS_HOST` or, same-host, `BASE/_lfs`.
+    pub lfs_base: String,
     /// What storage URLs are signed with.
     pub lfs_secret: [u8; 32],
     pub lfs_locks: Mutex<Vec<crate::lfs::Lock>>,

@@ -285,8 +285,8 @@ fn batch(
         let have = object_path(hub, r, oid).exists();
         let method = if upload { "PUT" } else { "GET" };
         let href = format!(
-            "https://{}/objects/{}/{}/{oid}?exp={exp}&sig={}",
-            hub.lfs_host,
+            "{}/objects/{}/{}/{oid}?exp={exp}&sig={}",
+            hub.lfs_base,
             r.owner,
             r.name,
             sign(hub, method, &r.owner, &r.name, oid, exp)
@@ -305,8 +305,9 @@ fn batch(
     ))
 }
 
-/// The storage host: `GET` or `PUT /objects/{owner}/{repo}/{oid}?exp=&sig=`.
-pub(crate) async fn storage(hub: Arc<Hub>, req: Request<Incoming>) -> Response<Body> {
+/// The storage: `GET` or `PUT /objects/{owner}/{repo}/{oid}?exp=&sig=` (`path`, on the storage
+/// host or under `/_lfs` on fakehub's own).
+pub(crate) async fn storage(hub: Arc<Hub>, req: Request<Incoming>, path: &str) -> Response<Body> {
     let refuse = |status, m: &str| crate::text(status, &format!("{m}\n"));
     if req.headers().contains_key(hyper::header::AUTHORIZATION) {
         return refuse(
@@ -314,8 +315,7 @@ pub(crate) async fn storage(hub: Arc<Hub>, req: Request<Incoming>) -> Response<B
             "fakehub storage takes no credentials: the URL is signed",
         );
     }
-    let uri_path = req.uri().path().to_owned();
-    let segs: Vec<&str> = uri_path.trim_start_matches('/').split('/').collect();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let ["objects", owner, repo, oid] = segs.as_slice() else {
         return refuse(StatusCode::NOT_FOUND, "Not Found");
     };

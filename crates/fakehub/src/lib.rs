@@ -17,7 +17,7 @@
 //! | `GET /api/v3/repos/{o}/{r}/branches/{branch}` | token | the branch name may hold slashes (raw or `%2F`); the head commit, unprotected |
 //! | `POST /api/graphql` | token (Bearer) | GitHub's published schema, whole and strict (see `graphql`): repositories, pull requests, refs, comments, `node`/`nodes`, `__type`; the pull-request and ref mutations |
 //! | `POST /{o}/{r}.git/info/lfs/objects/batch`, `GET`/`POST …/info/lfs/locks`, `POST …/locks/verify`, `POST …/locks/{id}/unlock` | Basic, token as password | uploads and locking need `contents: write`; transfer URLs on the storage host (`lfs.HOSTNAME`, or `localhost`), signed, expiring after an hour |
-//! | `GET`/`PUT https://LFS_HOST/objects/{o}/{r}/{oid}?exp=&sig=` | the signature; a request carrying `Authorization` is refused | an upload is kept only if its sha256 is the oid |
+//! | `GET`/`PUT https://LFS_HOST/objects/{o}/{r}/{oid}?exp=&sig=` (or `/_lfs/objects/…` on fakehub's own host with `Options::lfs_same_host`) | the signature; a request carrying `Authorization` is refused | an upload is kept only if its sha256 is the oid |
 //! | `GET /api/v3/app/hook/config`, `GET …/app/hook/deliveries[?status=failure]`, `POST …/app/hook/deliveries/{id}/attempts` | app JWT | the secret is always `********`; a redelivery appends a delivery with `redelivery: true` |
 //! | `GET /api/v3/rate_limit` | any | |
 //! | `GET /{o}/{r}[.git]/info/refs?service=…`, `POST …/git-upload-pack`, `POST …/git-receive-pack` | Basic, token as password | real `git http-backend`; no credentials: 401 `WWW-Authenticate: Basic realm="GitHub"`; bad or expired token: 401; repository outside the token: 404 "Repository not found."; push without `contents: write`: 403 |
@@ -115,6 +115,9 @@ pub struct Options {
     /// proxy's `resolve`). Go clients (gh, git-lfs) never send loopback addresses to a proxy,
     /// so tests of those use a name. `None`: `127.0.0.1`.
     pub hostname: Option<String>,
+    /// LFS objects stored under `/_lfs/` on fakehub's own host (as an appliance may serve
+    /// them) instead of on the second host name.
+    pub lfs_same_host: bool,
 }
 
 impl Default for Options {
@@ -124,6 +127,7 @@ impl Default for Options {
             dir: None,
             token_ttl: 3600,
             hostname: None,
+            lfs_same_host: false,
         }
     }
 }
@@ -284,6 +288,11 @@ impl FakeHub {
             knobs: Default::default(),
             received: Mutex::new(Default::default()),
             lfs_host: format!("{lfs_name}:{port}"),
+            lfs_base: if opts.lfs_same_host {
+                format!("https://{hostname}:{port}/_lfs")
+            } else {
+                format!("https://{lfs_name}:{port}")
+            },
             lfs_secret: rand::random(),
             lfs_locks: Mutex::new(Vec::new()),
         });

@@ -114,7 +114,9 @@ async fn route(
         .unwrap_or_default()
         .to_ascii_lowercase();
     let mut resp = if host == hub.lfs_host {
-        crate::lfs::storage(hub.clone(), req).await
+        crate::lfs::storage(hub.clone(), req, &path).await
+    } else if let Some(rest) = path.strip_prefix("/_lfs/") {
+        crate::lfs::storage(hub.clone(), req, rest).await
     } else if path.contains("/info/lfs/") {
         crate::lfs::api(hub.clone(), req, &path).await
     } else if let Some(rest) = path.strip_prefix("/api/v3") {

@@ -1,7 +1,9 @@
 //! Git LFS object transfers: the batch answer (from GitHub, through the proxy) names the
-//! storage URLs; each storage host named becomes reachable for that sandbox while the URLs
-//! live, as a plain tunnel with no token in it, whatever `egress` says. Nothing else opens
-//! those hosts: a sandbox cannot name a host itself.
+//! storage URLs. Each storage host named becomes reachable for that sandbox while the URLs
+//! live, as a plain tunnel with no token in it, whatever `egress` says; a URL on a GitHub host
+//! the proxy intercepts (storage on the appliance itself, as a GHES may answer) passes exactly,
+//! that path and query, with no token added. Nothing else opens either: a sandbox cannot name a
+//! host or a URL itself.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,21 +22,25 @@ const CAP: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct Grants {
     map: Mutex<HashMap<(String, String), Instant>>,
+    /// `(sandbox, host:port, path?query)` on intercepted hosts -> until when.
+    urls: Mutex<HashMap<(String, String, String), Instant>>,
 }
 
 impl Grants {
-    /// Grants `sandbox` the storage hosts a batch `answer` names (https only; `skip`: hosts
-    /// the proxy intercepts anyway). Returns the hosts granted.
+    /// Grants `sandbox` the storage a batch `answer` names (https only): the hosts, or for a
+    /// host the proxy intercepts (`intercepted`), the exact URLs. Returns what was granted.
     pub(crate) fn record(
         &self,
         sandbox: &str,
         answer: &[u8],
-        skip: impl Fn(&str) -> bool,
+        intercepted: impl Fn(&str) -> bool,
     ) -> Vec<String> {
         let now = Instant::now();
         let mut granted = Vec::new();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, until| *until > now);
+        urls.retain(|_, until| *until > now);
         for a in actions(answer) {
             let Ok(url) = reqwest::Url::parse(&a.href) else {
                 continue;
@@ -43,13 +49,28 @@ impl Grants {
                 continue;
             };
             let host = format!("{}:{port}", host.to_ascii_lowercase());
-            if url.scheme() != "https" || skip(&host) {
+            if url.scheme() != "https" {
                 continue;
             }
             let life = a
                 .expires_in
                 .map_or(DEFAULT_LIFETIME, Duration::from_secs)
                 .min(MAX_LIFETIME);
+            if intercepted(&host) {
+                let target = match url.query() {
+                    Some(q) => format!("{}?{q}", url.path()),
+                    None => url.path().to_owned(),
+                };
+                if urls.len() >= CAP {
+                    tracing::warn!(
+                        "LFS storage grants are full ({CAP}); a URL on {host} not granted"
+                    );
+                    continue;
+                }
+                urls.insert((sandbox.to_owned(), host.clone(), target), now + life);
+                granted.push(format!("{host} (one URL)"));
+                continue;
+            }
             let key = (sandbox.to_owned(), host.clone());
             if map.len() >= CAP && !map.contains_key(&key) {
                 tracing::warn!("LFS storage grants are full ({CAP}); {host} not granted");
@@ -71,6 +92,14 @@ impl Grants {
             .is_some_and(|until| *until > Instant::now())
     }
 
+    /// Whether `sandbox` may send to `path?query` on the intercepted host `host` now: a URL a
+    /// batch answer handed it, spelled exactly.
+    pub(crate) fn allows_url(&self, sandbox: &str, host: &str, target: &str) -> bool {
+        let urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        urls.get(&(sandbox.to_owned(), host.to_owned(), target.to_owned()))
+            .is_some_and(|until| *until > Instant::now())
+    }
+
     /// Drops a sandbox's grants (it was removed or re-keyed).
     #[cfg_attr(
         not(test),
@@ -79,6 +108,8 @@ impl Grants {
     pub(crate) fn forget(&self, sandbox: &str) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|(s, _), _| s != sandbox);
+        let mut urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        urls.retain(|(s, _, _), _| s != sandbox);
     }
 }
 
@@ -96,7 +127,10 @@ mod tests {
             {"oid":"d","actions":{"download":{"href":"https://github.test/o/r.git/info/lfs/z"}}}
         ]}"#;
         let got = g.record("agent-a", answer, |h| h == "github.test:443");
-        assert_eq!(got, ["storage.example:8443"]);
+        assert_eq!(got, ["storage.example:8443", "github.test:443 (one URL)"]);
+        assert!(g.allows_url("agent-a", "github.test:443", "/o/r.git/info/lfs/z"));
+        assert!(!g.allows_url("agent-a", "github.test:443", "/o/r.git/info/lfs/y"));
+        assert!(!g.allows_url("agent-b", "github.test:443", "/o/r.git/info/lfs/z"));
         assert!(g.allows("agent-a", "storage.example:8443"));
         assert!(!g.allows("agent-b", "storage.example:8443"), "per sandbox");
         assert!(!g.allows("agent-a", "plain.example:80"), "https only");

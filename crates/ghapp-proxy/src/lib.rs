@@ -278,6 +278,27 @@ impl Proxy {
             source: o.source,
             host: o.host.clone(),
         };
+        // An LFS object URL a batch answer handed this sandbox on a GitHub host: exactly it
+        // passes, with no token added.
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        if self.lfs.allows_url(o.sandbox.name(), &o.host, target) {
+            p.event.service = audit::Service::Lfs;
+            let query = parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            let url = match policy::upstream_url(&o.host, parts.uri.path(), &query) {
+                Ok(u) => u,
+                Err(why) => return p.refuse(Refusal::lfs(StatusCode::BAD_REQUEST, why)),
+            };
+            p.event.decision = Decision::Allow;
+            p.event.reason = "LFS storage URL from a batch answer".into();
+            let body = upstream::streamed(body, p.bytes_in.clone());
+            return self
+                .storage(parts.method, url, parts.headers, body, o, p)
+                .await;
+        }
         let route = router::route(&self.hosts, &o.host, parts.uri.path());
         let verdict = policy::decide(
             &o.sandbox,

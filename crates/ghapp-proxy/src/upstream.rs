@@ -119,6 +119,60 @@ impl Proxy {
                 }
             }
         };
+        self.relay(resp, up.lfs_batch, o, p).await
+    }
+
+    /// An LFS object transfer to a URL GitHub's batch answer named on a GitHub host: sent as
+    /// the sandbox sent it (with the action's own headers), no token added, never retried.
+    pub(crate) async fn storage(
+        &self,
+        method: Method,
+        url: reqwest::Url,
+        headers: HeaderMap,
+        body: reqwest::Body,
+        o: &Origin,
+        mut p: Pending,
+    ) -> Response<Body> {
+        let mut h = HeaderMap::new();
+        for (k, v) in &headers {
+            if !is_hop_by_hop(k) && !is_method_override(k) && k != hyper::header::HOST {
+                h.append(k.clone(), v.clone());
+            }
+        }
+        match self
+            .upstream
+            .request(method, url.clone())
+            .headers(h)
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(resp) => self.relay(resp, false, o, p).await,
+            Err(e) => {
+                p.event.reason = format!(
+                    "LFS storage {} unreachable",
+                    url.origin().ascii_serialization()
+                );
+                p.refuse(Refusal::lfs(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "the LFS storage is unreachable: {}",
+                        ghapp_core::client::root_cause(&e)
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// GitHub's answer passed to the sandbox: streamed, or (an LFS batch answer) read for the
+    /// storage it grants.
+    async fn relay(
+        &self,
+        resp: reqwest::Response,
+        lfs_batch: bool,
+        o: &Origin,
+        mut p: Pending,
+    ) -> Response<Body> {
         let status = resp.status();
         p.event.upstream_status = Some(status.as_u16());
         p.event.status = status.as_u16();
@@ -128,7 +182,7 @@ impl Proxy {
                 out = out.header(k, v);
             }
         }
-        if up.lfs_batch && status == StatusCode::OK {
+        if lfs_batch && status == StatusCode::OK {
             return self.lfs_answer(resp, out, o, p).await;
         }
         let mut pending = Some(p);

@@ -82,6 +82,7 @@ fn proxy_snippet(hub: &fakehub::FakeHub) -> String {
 
 pub(crate) fn emulator(args: &EmulatorArgs) -> Result<ExitCode> {
     let hub = fakehub::FakeHub::start(fakehub::Options {
+        lfs_same_host: false,
         port: args.port,
         dir: args.dir.clone(),
         token_ttl: args.token_ttl,
