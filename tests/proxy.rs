@@ -1239,3 +1239,72 @@ fn gh_opens_lists_views_and_comments_on_pull_requests_through_the_proxy() {
     );
     assert_clean(&w, &p);
 }
+
+/// A PyGithub script run in a sandbox: Debian's python3 with python3-github (`.ci/run`
+/// installs it).
+const PYGITHUB: &str = r#"
+import sys
+from github import Github, GithubException
+g = Github(base_url=sys.argv[1], login_or_token="placeholder-the-proxy-replaces")
+repo = g.get_repo("octo-org/widgets")
+print("repo", repo.full_name, repo.default_branch)
+pr = repo.create_pull(title="From PyGithub", body="Made in a sandbox.", head="agent/py", base="main")
+print("pull", pr.number, pr.head.ref)
+c = pr.create_issue_comment("A note from PyGithub.")
+print("comment", c.body)
+for what, call in [("merge", lambda: pr.merge()), ("delete", lambda: repo.delete())]:
+    try:
+        call()
+        print(what, "passed")
+    except GithubException as e:
+        print(what, "refused", e.status, e.data["message"])
+"#;
+
+#[test]
+fn pygithub_works_through_the_proxy_and_prints_its_refusals() {
+    // Issue 12: an SDK in a sandbox, with a placeholder token: reads, a pull request, a comment;
+    // a merge and a delete refused with the proxy's message, which PyGithub hands the caller.
+    let python = "/usr/bin/python3";
+    let have = std::process::Command::new(python)
+        .args(["-c", "import github"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have,
+        "PyGithub is not installed: .ci/run installs Debian's python3-github"
+    );
+    let w = World::new();
+    let (p, sb) = setup(&w);
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let work = w.path("widgets");
+    sb.push_new_branch(&work, "agent/py", "py.txt", b"from python\n");
+    let mut env = w.sandbox_env(&p, "agent-a", SECRET_A);
+    env.push(("REQUESTS_CA_BUNDLE".into(), p.ca_path.display().to_string()));
+    let before = w.hub.requests().len();
+    let r = w
+        .cmd(python)
+        .env(&env)
+        .args(&["-c", PYGITHUB, &w.hub.api_url()])
+        .run();
+    r.ok();
+    let out = r.stdout.lines().collect::<Vec<_>>();
+    assert_eq!(out[0], "repo octo-org/widgets main", "{r:#?}");
+    assert_eq!(out[1], "pull 1 agent/py");
+    assert_eq!(out[2], "comment A note from PyGithub.");
+    assert!(
+        out[3].starts_with("merge refused 403 ghapp proxy: PUT /repos/octo-org/widgets/pulls/1/merge is not allowed for sandbox agent-a"),
+        "{r:#?}"
+    );
+    assert!(
+        out[4].starts_with("delete refused 403 ghapp proxy: DELETE /repos/octo-org/widgets is not allowed for sandbox agent-a"),
+        "{r:#?}"
+    );
+    assert_eq!(w.hub.pulls()[0].comments, 1);
+    let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
+    assert!(
+        !got.iter()
+            .any(|q| q.method == "DELETE" || q.target.ends_with("/merge")),
+        "GitHub received: {got:#?}"
+    );
+    assert_clean(&w, &p);
+}
