@@ -1306,5 +1306,90 @@ fn pygithub_works_through_the_proxy_and_prints_its_refusals() {
             .any(|q| q.method == "DELETE" || q.target.ends_with("/merge")),
         "GitHub received: {got:#?}"
     );
+    // A keep-alive client (requests reuses its connections) sends its next request on the
+    // connection a refused write used: the proxy read that small body, so the connection
+    // still works.
+    let host = w.hub.git_host();
+    let mut t = p.tunnel("agent-a", SECRET_A, &host);
+    let body = r#"{"merge_method":"squash"}"#;
+    t.write(
+        format!(
+            "PUT /api/v3/repos/octo-org/widgets/pulls/1/merge HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // The body a moment after the head (a loaded client, a slow network): the refusal is
+    // decided on the head alone.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    t.write(body.as_bytes()).unwrap();
+    let a = t.answer().unwrap();
+    assert_eq!(a.status, 403, "{a:#?}");
+    assert_ne!(a.header("connection").as_deref(), Some("close"), "{a:#?}");
+    let a = t.get_keep_alive("/api/v3/repos/octo-org/widgets").unwrap();
+    assert_eq!(a.status, 200, "the same connection, next request: {a:#?}");
+    assert_clean(&w, &p);
+}
+
+#[test]
+fn a_sandbox_reads_its_own_policy_from_the_proxy() {
+    // Issue 13 (started): GET /policy on the proxy's address, with the sandbox's credentials,
+    // answers its rules (text for curl, JSON when asked), so an agent learns them before it
+    // tries; [defaults] give every sandbox the fleet's rules unless it states its own.
+    let w = World::new();
+    let sandboxes = format!(
+        r#"
+[defaults]
+push = ["agent/*"]
+
+[[sandbox]]
+name = "agent-a"
+secret = "{SECRET_A}"
+repos = ["octo-org/widgets"]
+
+[[sandbox]]
+name = "agent-b"
+secret = "{SECRET_B}"
+repos = ["octo-org/gadgets"]
+push = []
+"#
+    );
+    let p = w.start_proxy(&sandboxes, "");
+    let curl = |auth: &str, extra: &[&str]| {
+        let url = format!("http://{auth}@{}/policy", p.addr);
+        let mut args = vec!["-s", "-w", "\n%{http_code}"];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let r = w.cmd("curl").args(&args).run();
+        let (body, code) = r.stdout.rsplit_once('\n').unwrap();
+        (code.to_owned(), body.to_owned())
+    };
+    let (code, text) = curl(&format!("agent-a:{SECRET_A}"), &[]);
+    assert_eq!(code, "200", "{text}");
+    assert!(text.contains("sandbox: agent-a\n"), "{text}");
+    assert!(
+        text.contains("push.refs: refs/heads/agent/*\n"),
+        "inherited: {text}"
+    );
+    assert!(
+        text.contains("graphql.mutations: createPullRequest\n"),
+        "{text}"
+    );
+    let (code, json) = curl(
+        &format!("agent-b:{SECRET_B}"),
+        &["-H", "Accept: application/json"],
+    );
+    assert_eq!(code, "200", "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["repositories"], serde_json::json!(["octo-org/gadgets"]));
+    assert_eq!(v["push"]["refs"], serde_json::json!([]), "its own rule");
+    assert_eq!(v["lfs"]["upload"], false);
+    let (code, _) = curl("agent-a:wrong-secret-0123456789", &[]);
+    assert_eq!(code, "407");
+    // The rules it read are the rules applied.
+    let a = Sb::new(&w, &p, "agent-a", SECRET_A);
+    a.clone("octo-org", "widgets", "widgets", &[]).ok();
+    a.push_new_branch(&w.path("widgets"), "agent/one", "a.txt", b"a\n");
     assert_clean(&w, &p);
 }

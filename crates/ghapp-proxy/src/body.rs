@@ -90,10 +90,24 @@ pub(crate) async fn command_section(
 
 /// Reads and discards what is left of a refused push (bounded), so git, still sending its
 /// pack, reads the answer. Returns the bytes drained.
-pub(crate) async fn drain(mut body: Incoming) -> u64 {
-    let deadline = Instant::now() + DRAIN_TIME;
+pub(crate) async fn drain(body: Incoming) -> u64 {
+    drain_within(body, DRAIN_LIMIT, DRAIN_TIME).await
+}
+
+/// Reads and discards the body of a request refused before it was read, when it is small
+/// (up to [`REFUSED_DRAIN_LIMIT`] in [`REFUSED_DRAIN_TIME`]), so the connection stays usable
+/// for the client's next request; a larger one is left, and the connection closes.
+pub(crate) async fn drain_refused(body: Incoming) -> u64 {
+    drain_within(body, REFUSED_DRAIN_LIMIT, REFUSED_DRAIN_TIME).await
+}
+
+const REFUSED_DRAIN_LIMIT: u64 = 1 << 20;
+const REFUSED_DRAIN_TIME: Duration = Duration::from_secs(2);
+
+async fn drain_within(mut body: Incoming, limit: u64, time: Duration) -> u64 {
+    let deadline = Instant::now() + time;
     let mut drained = 0u64;
-    while drained < DRAIN_LIMIT && Instant::now() < deadline {
+    while drained < limit && Instant::now() < deadline {
         match tokio::time::timeout(Duration::from_secs(5), body.frame()).await {
             Ok(Some(Ok(f))) => drained += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
             _ => break,

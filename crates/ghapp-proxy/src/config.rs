@@ -78,8 +78,20 @@ struct File {
     resolve: Vec<String>,
     #[serde(default, deserialize_with = "ghapp_core::config::app_tables")]
     app: Vec<FileApp>,
+    /// What every `[[sandbox]]` inherits unless it says otherwise.
+    #[serde(default)]
+    defaults: FileDefaults,
     #[serde(default)]
     sandbox: Vec<FileSandbox>,
+}
+
+/// `[defaults]`: the policy keys a fleet states once; a sandbox's own value replaces one.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileDefaults {
+    push: Option<Vec<String>>,
+    allow_delete: Option<bool>,
+    rest: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -160,12 +172,9 @@ struct FileSandbox {
     secret: SecretSource,
     #[serde(default)]
     repos: Vec<String>,
-    #[serde(default)]
-    push: Vec<String>,
-    #[serde(default)]
-    allow_delete: bool,
-    #[serde(default)]
-    rest: Vec<String>,
+    push: Option<Vec<String>>,
+    allow_delete: Option<bool>,
+    rest: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,8 +226,9 @@ pub struct ProxyConfig {
 }
 
 impl FileSandbox {
-    /// The sandbox this table describes, checked; `origin` names the file in errors.
-    fn build(self, origin: &str) -> Result<SandboxConfig, ConfigError> {
+    /// The sandbox this table describes, checked, with `[defaults]` for the keys it leaves
+    /// out; `origin` names the file in errors.
+    fn build(self, origin: &str, defaults: &FileDefaults) -> Result<SandboxConfig, ConfigError> {
         let s = self;
         let name = s.name.clone();
         let fail = |m: String| ConfigError(format!("proxy config {origin}: sandbox {name:?}: {m}"));
@@ -246,7 +256,8 @@ impl FileSandbox {
             repos.push(name);
         }
         let mut rest = Vec::new();
-        for r in &s.rest {
+        let rest_routes = s.rest.as_ref().or(defaults.rest.as_ref());
+        for r in rest_routes.into_iter().flatten() {
             let Some((m, p)) = r.split_once(' ') else {
                 return Err(fail(format!("rest route {r:?} is not \"METHOD /path\"")));
             };
@@ -261,8 +272,8 @@ impl FileSandbox {
             name,
             secret: ProxySecret::new(secret),
             repos,
-            push: s.push,
-            allow_delete: s.allow_delete,
+            push: s.push.or_else(|| defaults.push.clone()).unwrap_or_default(),
+            allow_delete: s.allow_delete.or(defaults.allow_delete).unwrap_or(false),
             rest,
         })
     }
@@ -341,7 +352,7 @@ impl ProxyConfig {
         }
         let mut sandboxes: Vec<SandboxConfig> = Vec::new();
         for s in f.sandbox {
-            let sb = s.build(origin)?;
+            let sb = s.build(origin, &f.defaults)?;
             if sandboxes.iter().any(|x| x.name == sb.name) {
                 return Err(ConfigError(format!(
                     "proxy config {origin}: sandbox {:?}: the name is used twice",
@@ -415,6 +426,48 @@ secret = { file = "/dev/zero" }
             e.contains("sandbox \"a\"") && e.contains("larger than 64 KiB"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_fleet_states_its_rules_once_in_defaults() {
+        let text = r#"
+[app]
+api_url = "https://h/api/v3"
+app_id = 1
+private_key_file = "/k"
+
+[defaults]
+push = ["agent/*"]
+allow_delete = true
+rest = ["POST /repos/{owner}/{repo}/statuses/{sha}"]
+
+[[sandbox]]
+name = "inherits"
+secret = "0123456789abcdef"
+repos = ["o/r"]
+
+[[sandbox]]
+name = "read-only"
+secret = "0123456789abcdef"
+repos = ["o/r"]
+push = []
+allow_delete = false
+rest = []
+"#;
+        let c = ProxyConfig::parse(text, "t").unwrap();
+        let (a, b) = (&c.sandboxes[0], &c.sandboxes[1]);
+        assert_eq!(
+            (a.push.clone(), a.allow_delete, a.rest.len()),
+            (vec!["agent/*".to_owned()], true, 1)
+        );
+        assert_eq!((b.push.len(), b.allow_delete, b.rest.len()), (0, false, 0));
+        let e = ProxyConfig::parse(
+            &text.replace("allow_delete = true", "alow_delete = true"),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("alow_delete"), "{e}");
     }
 
     #[test]

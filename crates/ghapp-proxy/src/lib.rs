@@ -290,7 +290,11 @@ impl Proxy {
                 .unwrap_or_default();
             let url = match policy::upstream_url(&o.host, parts.uri.path(), &query) {
                 Ok(u) => u,
-                Err(why) => return p.refuse(Refusal::lfs(StatusCode::BAD_REQUEST, why)),
+                Err(why) => {
+                    return self
+                        .refuse_unread(p, body, Refusal::lfs(StatusCode::BAD_REQUEST, why))
+                        .await;
+                }
             };
             p.event.decision = Decision::Allow;
             p.event.reason = "LFS storage URL from a batch answer".into();
@@ -311,7 +315,7 @@ impl Proxy {
         p.event.service = verdict.service;
         p.event.repo = verdict.repo;
         let mut plan = match verdict.action {
-            Action::Answer(r) => return p.refuse(r),
+            Action::Answer(r) => return self.refuse_unread(p, body, r).await,
             Action::Forward(plan) => plan,
         };
         let limits = &self.gate.limits;
@@ -434,6 +438,14 @@ impl Proxy {
                 format!("sandbox {}: {why}", sb.name()),
             )),
         }
+    }
+
+    /// A refusal before the body was read: a small body is drained first, so a keep-alive
+    /// client's next request finds the connection usable.
+    async fn refuse_unread(&self, mut p: Pending, body: Incoming, r: Refusal) -> Response<Body> {
+        p.bytes_in
+            .fetch_add(body::drain_refused(body).await, Ordering::Relaxed);
+        p.refuse(r)
     }
 
     /// Counts a body refused for the buffer budget.

@@ -121,7 +121,7 @@ pub(crate) fn json_error(status: StatusCode, msg: &str) -> Response<Body> {
     json_body(status, "application/json; charset=utf-8", &body)
 }
 
-fn json_body(
+pub(crate) fn json_body(
     status: StatusCode,
     content_type: &'static str,
     v: &serde_json::Value,

@@ -160,7 +160,7 @@ impl Proxy {
         conn: Arc<Conn>,
     ) -> Result<Response<Body>, Infallible> {
         if req.method() != Method::CONNECT {
-            return Ok(self.own_endpoint(&req));
+            return Ok(self.own_endpoint(&req, &conn));
         }
         let Some(authority) = req
             .uri()
@@ -203,8 +203,33 @@ impl Proxy {
         Ok(Response::new(empty()))
     }
 
-    /// What the proxy answers itself, outside a tunnel: its CA at `/ca.pem`, else 405.
-    fn own_endpoint(&self, req: &Request<Incoming>) -> Response<Body> {
+    /// What the proxy answers itself, outside a tunnel: its CA at `/ca.pem`, a sandbox's own
+    /// policy at `/policy` (with its credentials, as `Proxy-Authorization` or `Authorization`;
+    /// JSON when asked for, else text), else 405.
+    fn own_endpoint(&self, req: &Request<Incoming>, conn: &Conn) -> Response<Body> {
+        if req.method() == Method::GET && req.uri().path() == "/policy" {
+            let header = req
+                .headers()
+                .get(hyper::header::PROXY_AUTHORIZATION)
+                .or_else(|| req.headers().get(hyper::header::AUTHORIZATION))
+                .map(|v| v.to_str().unwrap_or(""));
+            let sb = match self.login(header, conn, "/policy") {
+                Ok(sb) => sb,
+                Err(r) => return r.response(),
+            };
+            let v = crate::policy::describe(&sb, self.live().egress == Egress::Deny);
+            let json = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("application/json"))
+                || req.uri().query() == Some("format=json");
+            return if json {
+                crate::respond::json_body(StatusCode::OK, "application/json; charset=utf-8", &v)
+            } else {
+                text(StatusCode::OK, &crate::policy::describe_text(&v))
+            };
+        }
         if req.method() == Method::GET && req.uri().path() == "/ca.pem" {
             let mut r = text(StatusCode::OK, &self.ca.cert_pem);
             r.headers_mut().insert(
@@ -215,7 +240,7 @@ impl Proxy {
         }
         text(
             StatusCode::METHOD_NOT_ALLOWED,
-            "ghapp proxy: only CONNECT is proxied (use HTTPS_PROXY); the CA is at /ca.pem\n",
+            "ghapp proxy: only CONNECT is proxied (use HTTPS_PROXY); the CA is at /ca.pem, a sandbox's policy at /policy\n",
         )
     }
 
@@ -228,6 +253,22 @@ impl Proxy {
         conn: &Conn,
         host: &str,
     ) -> Result<Arc<Sandbox>, Refusal> {
+        let header = req
+            .headers()
+            .get(hyper::header::PROXY_AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        self.login(header, conn, host)
+    }
+
+    /// The sandbox a credentials header names (see [`Proxy::authenticate`]); `what` names the
+    /// target in the audit.
+    fn login(
+        &self,
+        header: Option<&str>,
+        conn: &Conn,
+        what: &str,
+    ) -> Result<Arc<Sandbox>, Refusal> {
+        let host = what;
         if self.gate.login_blocked(conn.source) {
             self.audit.metrics.auth_failure("rate_limited");
             return Err(Refusal::text(
@@ -236,10 +277,6 @@ impl Proxy {
             )
             .retry_after("60"));
         }
-        let header = req
-            .headers()
-            .get(hyper::header::PROXY_AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or(""));
         let kind = match login(&self.live().sandboxes, header) {
             Login::Ok(sb) => return Ok(sb),
             Login::Wrong(tried) => {
