@@ -282,26 +282,7 @@ impl Proxy {
         // passes, with no token added.
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         if self.lfs.allows_url(o.sandbox.name(), &o.host, target) {
-            p.event.service = audit::Service::Lfs;
-            let query = parts
-                .uri
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            let url = match policy::upstream_url(&o.host, parts.uri.path(), &query) {
-                Ok(u) => u,
-                Err(why) => {
-                    return self
-                        .refuse_unread(p, body, Refusal::lfs(StatusCode::BAD_REQUEST, why))
-                        .await;
-                }
-            };
-            p.event.decision = Decision::Allow;
-            p.event.reason = "LFS storage URL from a batch answer".into();
-            let body = upstream::streamed(body, p.bytes_in.clone());
-            return self
-                .storage(parts.method, url, parts.headers, body, o, p)
-                .await;
+            return self.granted_storage(parts, body, o, p).await;
         }
         let route = router::route(&self.hosts, &o.host, parts.uri.path());
         let verdict = policy::decide(
@@ -438,6 +419,36 @@ impl Proxy {
                 format!("sandbox {}: {why}", sb.name()),
             )),
         }
+    }
+
+    /// A request to an LFS storage URL a batch answer handed the sandbox on a GitHub host:
+    /// forwarded to exactly that URL, its body streamed, no token added.
+    async fn granted_storage(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Incoming,
+        o: &Origin,
+        mut p: Pending,
+    ) -> Response<Body> {
+        p.event.service = audit::Service::Lfs;
+        let query = parts
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let url = match policy::upstream_url(&o.host, parts.uri.path(), &query) {
+            Ok(u) => u,
+            Err(why) => {
+                return self
+                    .refuse_unread(p, body, Refusal::lfs(StatusCode::BAD_REQUEST, why))
+                    .await;
+            }
+        };
+        p.event.decision = Decision::Allow;
+        p.event.reason = "LFS storage URL from a batch answer".into();
+        let body = upstream::streamed(body, p.bytes_in.clone());
+        self.storage(parts.method, url, parts.headers, body, o, p)
+            .await
     }
 
     /// A refusal before the body was read: a small body is drained first, so a keep-alive
