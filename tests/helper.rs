@@ -676,3 +676,54 @@ fn a_full_or_read_only_cache_disk_costs_a_warning_not_the_token() {
     drop(mount);
     w.assert_no_secrets();
 }
+
+#[test]
+fn github_refuses_workflow_files_from_a_token_without_the_workflows_permission() {
+    // fakehub enforces GitHub's rule (issue 13): a token without `workflows: write` cannot
+    // create, change or delete `.github/workflows/*`, with GitHub's message; one with it can.
+    let w = World::new();
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    let work = w.path("widgets");
+    w.git(&work, &["switch", "--quiet", "-c", "agent/ci"]).ok();
+    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
+    w.commit_file(&work, ".github/workflows/ci.yml", "on: push\n");
+    let r = w.git(&work, &["push", "origin", "agent/ci"]);
+    r.fails();
+    assert!(
+        r.stderr.contains(
+            "refusing to allow a GitHub App to create or update workflow `.github/workflows/ci.yml` without `workflows` permission"
+        ),
+        "{r:#?}"
+    );
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/ci"),
+        None
+    );
+    // Another file on the same kind of push passes: the rule is about workflow files.
+    w.git(&work, &["switch", "--quiet", "-c", "agent/plain", "main"])
+        .ok();
+    w.commit_file(&work, "plain.txt", "plain\n");
+    w.git(&work, &["push", "--quiet", "origin", "agent/plain"])
+        .ok();
+    // A token with `workflows: write` pushes the workflow.
+    let pat = w.hub.add_fine_grained_pat(
+        "octocat",
+        &["octo-org/widgets"],
+        &[("contents", "write"), ("workflows", "write")],
+        None,
+    );
+    let url = format!(
+        "https://octocat:{pat}@{}/octo-org/widgets.git",
+        w.hub.git_host()
+    );
+    w.cmd("git")
+        .dir(&work)
+        .args(&["push", "--quiet", &url, "agent/ci"])
+        .carries_secrets()
+        .run()
+        .ok();
+    assert!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/ci")
+            .is_some()
+    );
+}

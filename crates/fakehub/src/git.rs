@@ -146,7 +146,15 @@ async fn answer(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Answe
     } else {
         0
     };
-    match cgi(&hub, req, &repo.owner, &repo.name, tail, &query, drop_after).await {
+    let workflows = level_covers(
+        t.permissions.get("workflows").map_or("", String::as_str),
+        "write",
+    );
+    let push = Push {
+        drop_after,
+        workflows,
+    };
+    match cgi(&hub, req, &repo.owner, &repo.name, tail, &query, push).await {
         Ok(Some(r)) => {
             if is_push && r.status() == StatusCode::OK {
                 hub.with_counters(|c| c.pushes += 1);
@@ -162,9 +170,47 @@ async fn answer(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Answe
     }
 }
 
+/// What a push may do.
+struct Push {
+    /// Above zero: after that many body bytes, kill the backend (so no ref changes) and
+    /// answer `None`: the connection is to be dropped.
+    drop_after: u64,
+    /// The token may write workflow files (`workflows: write`); without it the pre-receive hook
+    /// refuses a push that creates, changes or deletes `.github/workflows/*`, as GitHub does.
+    workflows: bool,
+}
+
+/// The pre-receive hook that enforces GitHub's rule on workflow files for tokens without
+/// `workflows: write`, with GitHub's words.
+pub(crate) const PRE_RECEIVE: &str = r#"#!/bin/sh
+# fakehub: GitHub refuses a token without `workflows: write` that creates, changes or deletes a
+# workflow file.
+[ "$FAKEHUB_WORKFLOWS" = write ] && exit 0
+z=0000000000000000000000000000000000000000
+status=0
+while read -r old new ref; do
+  [ "$new" = "$z" ] && continue
+  if [ "$old" = "$z" ]; then
+    git rev-list "$new" --not --all | while read -r c; do
+      git diff-tree --no-commit-id --name-only -r --root "$c"
+    done
+  else
+    git diff --name-only "$old" "$new"
+  fi > "$GIT_DIR/fakehub-changed.$$"
+  while read -r f; do
+    case "$f" in
+      .github/workflows/*)
+        echo "refusing to allow a GitHub App to create or update workflow \`$f\` without \`workflows\` permission" >&2
+        status=1
+        ;;
+    esac
+  done < "$GIT_DIR/fakehub-changed.$$"
+  rm -f "$GIT_DIR/fakehub-changed.$$"
+done
+exit $status
+"#;
+
 /// Runs `git http-backend` with the request streamed to its stdin and its stdout streamed back.
-/// `drop_after` > 0: after that many body bytes, kill the backend (so no ref changes) and
-/// answer `None`: the connection is to be dropped.
 async fn cgi(
     hub: &Hub,
     req: Request<Incoming>,
@@ -172,8 +218,9 @@ async fn cgi(
     name: &str,
     tail: &str,
     query: &str,
-    drop_after: u64,
+    push: Push,
 ) -> std::io::Result<Option<Response<Body>>> {
+    let drop_after = push.drop_after;
     let header = |n: &str| {
         req.headers()
             .get(n)
@@ -206,11 +253,18 @@ async fn cgi(
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         // As GitHub serves: partial clones (`--filter`) and fetching any object by id (the lazy
         // fetches of a partial clone).
-        .env("GIT_CONFIG_COUNT", "2")
+        .env("GIT_CONFIG_COUNT", "3")
         .env("GIT_CONFIG_KEY_0", "uploadpack.allowFilter")
         .env("GIT_CONFIG_VALUE_0", "true")
         .env("GIT_CONFIG_KEY_1", "uploadpack.allowAnySHA1InWant")
         .env("GIT_CONFIG_VALUE_1", "true")
+        // GitHub's rule on workflow files, as a pre-receive hook.
+        .env("GIT_CONFIG_KEY_2", "core.hooksPath")
+        .env("GIT_CONFIG_VALUE_2", hub.home.join("hooks"))
+        .env(
+            "FAKEHUB_WORKFLOWS",
+            if push.workflows { "write" } else { "none" },
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -20,7 +20,7 @@
 //! | `GET`/`PUT https://LFS_HOST/objects/{o}/{r}/{oid}?exp=&sig=` (or `/_lfs/objects/…` on fakehub's own host with `Options::lfs_same_host`) | the signature; a request carrying `Authorization` is refused | an upload is kept only if its sha256 is the oid |
 //! | `GET /api/v3/app/hook/config`, `GET …/app/hook/deliveries[?status=failure]`, `POST …/app/hook/deliveries/{id}/attempts` | app JWT | the secret is always `********`; a redelivery appends a delivery with `redelivery: true` |
 //! | `GET /api/v3/rate_limit` | any | |
-//! | `GET /{o}/{r}[.git]/info/refs?service=…`, `POST …/git-upload-pack`, `POST …/git-receive-pack` | Basic, token as password | real `git http-backend`; no credentials: 401 `WWW-Authenticate: Basic realm="GitHub"`; bad or expired token: 401; repository outside the token: 404 "Repository not found."; push without `contents: write`: 403 |
+//! | `GET /{o}/{r}[.git]/info/refs?service=…`, `POST …/git-upload-pack`, `POST …/git-receive-pack` | Basic, token as password | real `git http-backend`; no credentials: 401 `WWW-Authenticate: Basic realm="GitHub"`; bad or expired token: 401; repository outside the token: 404 "Repository not found."; push without `contents: write`: 403; a push that creates, changes or deletes `.github/workflows/*` with a token without `workflows: write` is declined with GitHub's message (a pre-receive hook) |
 //! | `GET /_fakehub/state`, `POST /_fakehub/knobs` | none (loopback only) | counters as JSON; set knobs from JSON |
 //! | `POST /settings/apps/new?state=`, `POST /organizations/{org}/settings/apps/new` (form `manifest`) | none | the manifest flow: registers the app, 302 to `redirect_url?code=&state=`; a 422 page for a bad manifest or a taken name |
 //! | `POST /api/v3/app-manifests/{code}/conversions` | none | 201 with `pem`, `client_secret`, `webhook_secret`; a code converts once, within an hour of fakehub's clock; else 404 |
@@ -176,6 +176,14 @@ impl FakeHub {
         let home = dir.join("home");
         std::fs::create_dir_all(&repos_root)?;
         std::fs::create_dir_all(&home)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let hooks = home.join("hooks");
+            std::fs::create_dir_all(&hooks)?;
+            let hook = hooks.join("pre-receive");
+            std::fs::write(&hook, git::PRE_RECEIVE)?;
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+        }
 
         let hostname = opts.hostname.clone().unwrap_or_else(|| "127.0.0.1".into());
         if hostname.is_empty()
