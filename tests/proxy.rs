@@ -1356,7 +1356,7 @@ push = []
 "#
     );
     let p = w.start_proxy(&sandboxes, "");
-    let curl = |auth: &str, extra: &[&str]| {
+    let policy = |auth: &str, extra: &[&str]| {
         let url = format!("http://{auth}@{}/policy", p.addr);
         let mut args = vec!["-s", "-w", "\n%{http_code}"];
         args.extend_from_slice(extra);
@@ -1365,7 +1365,7 @@ push = []
         let (body, code) = r.stdout.rsplit_once('\n').unwrap();
         (code.to_owned(), body.to_owned())
     };
-    let (code, text) = curl(&format!("agent-a:{SECRET_A}"), &[]);
+    let (code, text) = policy(&format!("agent-a:{SECRET_A}"), &[]);
     assert_eq!(code, "200", "{text}");
     assert!(text.contains("sandbox: agent-a\n"), "{text}");
     assert!(
@@ -1376,7 +1376,7 @@ push = []
         text.contains("graphql.mutations: createPullRequest\n"),
         "{text}"
     );
-    let (code, json) = curl(
+    let (code, json) = policy(
         &format!("agent-b:{SECRET_B}"),
         &["-H", "Accept: application/json"],
     );
@@ -1385,11 +1385,32 @@ push = []
     assert_eq!(v["repositories"], serde_json::json!(["octo-org/gadgets"]));
     assert_eq!(v["push"]["refs"], serde_json::json!([]), "its own rule");
     assert_eq!(v["lfs"]["upload"], false);
-    let (code, _) = curl("agent-a:wrong-secret-0123456789", &[]);
+    let (code, _) = policy("agent-a:wrong-secret-0123456789", &[]);
     assert_eq!(code, "407");
-    // The rules it read are the rules applied.
+    // The rules it read are the rules applied, and a refusal points to them.
     let a = Sb::new(&w, &p, "agent-a", SECRET_A);
     a.clone("octo-org", "widgets", "widgets", &[]).ok();
     a.push_new_branch(&w.path("widgets"), "agent/one", "a.txt", b"a\n");
+    let b = Sb::new(&w, &p, "agent-b", SECRET_B);
+    b.clone("octo-org", "gadgets", "gadgets", &[]).ok();
+    let work = w.path("gadgets");
+    b.commit(&work, "b.txt", b"b\n");
+    let r = b.git(&work, &["push", "origin", "HEAD:refs/heads/agent/b"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("(the sandbox's rules: GET /policy on the proxy)"),
+        "{r:#?}"
+    );
+    let (status, text) = curl(
+        &w,
+        &p,
+        ("agent-b", SECRET_B),
+        "DELETE",
+        "/repos/octo-org/gadgets",
+        None,
+    );
+    assert_eq!(status, 403);
+    assert!(text.contains("GET /policy on the proxy"), "{text}");
     assert_clean(&w, &p);
 }

@@ -555,8 +555,9 @@ pub(crate) fn push(sb: &Sandbox, cmds: &Commands) -> Result<(), PushRefusal> {
         .join("; ");
     let sideband = cmds.has_capability("side-band-64k") || cmds.has_capability("side-band");
     let msg = format!(
-        "ghapp proxy: push refused by sandbox {} policy: {reason}",
-        sb.name()
+        "ghapp proxy: push refused by sandbox {} policy: {reason} {}",
+        sb.name(),
+        crate::respond::POLICY_HINT
     );
     Err(PushRefusal {
         report: receive_pack::reject_report(&refused, sideband, &msg),

@@ -71,21 +71,24 @@ impl Refusal {
     }
 
     pub(crate) fn response(&self) -> Response<Body> {
+        // A policy refusal points to where the sandbox can read all its rules.
+        let m = if self.status == StatusCode::FORBIDDEN {
+            format!("ghapp proxy: {} {POLICY_HINT}", self.message)
+        } else {
+            format!("ghapp proxy: {}", self.message)
+        };
         let mut r = match self.form {
-            Form::Text => text(self.status, &format!("ghapp proxy: {}\n", self.message)),
-            Form::Json => json_error(self.status, &format!("ghapp proxy: {}", self.message)),
-            Form::Graphql => {
-                let m = format!("ghapp proxy: {}", self.message);
-                json_body(
-                    self.status,
-                    "application/json; charset=utf-8",
-                    &serde_json::json!({"message": m, "errors": [{"message": m}]}),
-                )
-            }
+            Form::Text => text(self.status, &format!("{m}\n")),
+            Form::Json => json_error(self.status, &m),
+            Form::Graphql => json_body(
+                self.status,
+                "application/json; charset=utf-8",
+                &serde_json::json!({"message": m, "errors": [{"message": m}]}),
+            ),
             Form::Lfs => json_body(
                 self.status,
                 "application/vnd.git-lfs+json",
-                &serde_json::json!({"message": format!("ghapp proxy: {}", self.message)}),
+                &serde_json::json!({"message": m}),
             ),
         };
         if let Some(s) = self.retry_after {
@@ -102,6 +105,9 @@ impl Refusal {
         r
     }
 }
+
+/// Where a refused sandbox reads its rules (said after every policy refusal).
+pub(crate) const POLICY_HINT: &str = "(the sandbox's rules: GET /policy on the proxy)";
 
 pub(crate) fn text(status: StatusCode, s: &str) -> Response<Body> {
     let mut r = Response::new(full(s.as_bytes().to_vec()));
