@@ -155,14 +155,14 @@ fn read(b: &Body) -> Result<(Kind, Vec<Call>), GraphqlError> {
                 fragments: &fragments,
                 variables: &variables,
                 calls: Vec::new(),
-                used: Vec::new(),
             };
             w.collect(&m.selection_set, 0)?;
+            // Every fragment the operation spreads, at any depth (the payload's selections
+            // too), and only those: GitHub refuses an unused one.
+            let mut used = Vec::new();
+            spreads(&m.selection_set, &fragments, &mut used);
             let mut printed = op.to_string();
-            for f in fragments
-                .iter()
-                .filter(|f| w.used.contains(&f.name.as_str()))
-            {
+            for f in fragments.iter().filter(|f| used.contains(&f.name.as_str())) {
                 printed.push('\n');
                 printed.push_str(&f.to_string());
             }
@@ -237,8 +237,28 @@ struct Walk<'w, 'a> {
     fragments: &'w [&'w FragmentDefinition<'a, String>],
     variables: &'w Map<String, Json>,
     calls: Vec<Call>,
-    /// The fragments spread, by name.
-    used: Vec<&'w str>,
+}
+
+/// The names of the fragments `set` spreads, directly or through other fragments, each once.
+fn spreads<'d>(
+    set: &'d SelectionSet<'_, String>,
+    fragments: &[&'d FragmentDefinition<'_, String>],
+    out: &mut Vec<&'d str>,
+) {
+    for sel in &set.items {
+        match sel {
+            Selection::Field(f) => spreads(&f.selection_set, fragments, out),
+            Selection::InlineFragment(i) => spreads(&i.selection_set, fragments, out),
+            Selection::FragmentSpread(s) => {
+                if let Some(f) = fragments.iter().find(|f| f.name == s.fragment_name)
+                    && !out.contains(&f.name.as_str())
+                {
+                    out.push(f.name.as_str());
+                    spreads(&f.selection_set, fragments, out);
+                }
+            }
+        }
+    }
 }
 
 impl<'w, 'a> Walk<'w, 'a> {
@@ -283,9 +303,6 @@ impl<'w, 'a> Walk<'w, 'a> {
                         )));
                     };
                     on_mutation(Some(&f.type_condition))?;
-                    if !self.used.contains(&f.name.as_str()) {
-                        self.used.push(f.name.as_str());
-                    }
                     self.collect(&f.selection_set, depth + 1)?;
                 }
             }
@@ -557,6 +574,19 @@ mod tests {
         );
         assert!(text.contains("fragment F on Mutation"), "{text}");
         assert_eq!(sent["operationName"], "M");
+        // A fragment spread inside the payload goes along too (GitHub refuses one undefined).
+        let payload = r#"
+            mutation { createPullRequest(input: {repositoryId: "R", headRefName: "agent/x", baseRefName: "main", title: "t"}) { pullRequest { ...Pr } } }
+            fragment Pr on PullRequest { id url ...More }
+            fragment More on PullRequest { number }
+        "#;
+        let (sent, _) = forwarded(body(payload, None, json!(null)));
+        let text = sent["query"].as_str().unwrap();
+        assert!(
+            text.contains("fragment Pr on PullRequest")
+                && text.contains("fragment More on PullRequest"),
+            "{text}"
+        );
         // A variable's default is what runs when none is given.
         assert_eq!(calls[0].arguments["input"]["pullRequestId"], "PR_1");
         let (_, calls) = forwarded(body(q, Some("M"), json!({"id": "PR_2"})));
