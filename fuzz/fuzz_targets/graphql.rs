@@ -7,13 +7,19 @@ use libfuzzer_sys::fuzz_target;
 
 use ghapp_gitproto::graphql::{Operation, classify};
 
-/// A mutation is forwarded re-printed: that body must read as the same calls.
+/// What is forwarded is re-printed: that body must read the same (a query as a query, a
+/// mutation as the same calls).
 fn check(body: &[u8]) {
-    if let Ok(Operation::Mutation(m)) = classify(body) {
-        match classify(&m.body) {
+    match classify(body) {
+        Ok(Operation::Mutation(m)) => match classify(&m.body) {
             Ok(Operation::Mutation(again)) => assert_eq!(again.calls, m.calls),
             other => panic!("the re-printed mutation reads as {other:?}"),
-        }
+        },
+        Ok(Operation::Query { body }) => assert!(
+            matches!(classify(&body), Ok(Operation::Query { .. })),
+            "the re-printed query reads otherwise"
+        ),
+        _ => {}
     }
 }
 

@@ -3,11 +3,12 @@
 //! fragments and variables resolved. What comes out is what GitHub would execute: a query, a
 //! subscription, or the mutation fields with their arguments (aliases kept apart from names).
 //!
-//! A mutation is forwarded as it was decided on: the chosen operation and the fragments it
-//! uses, printed again from the parsed document ([`Mutation::body`]), and that text parsed
-//! once more and checked to decide the same. Anything the parser read differently from GitHub
-//! (a key given twice in an input object, which the parser keeps once; another operation in
-//! the document) never reaches GitHub.
+//! What is forwarded is what was decided on: the chosen operation and the fragments it uses,
+//! printed again from the parsed document ([`Mutation::body`], `Operation::Query::body`), and
+//! that text parsed once more and checked to decide the same (still a query; the same mutation
+//! calls). Anything the parser read differently from GitHub (a key given twice in an input
+//! object, which the parser keeps once; another operation in the document; a text GitHub would
+//! read as another kind of operation) never reaches GitHub as written.
 //!
 //! Conservative where GitHub could skip something: a mutation field under `@skip` or
 //! `@include` is still listed, so a policy that checks every listed field checks a superset of
@@ -51,7 +52,10 @@ pub enum GraphqlError {
 /// What the request asks GitHub to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
-    Query,
+    /// A query, and the body to forward (re-printed, as a mutation's is).
+    Query {
+        body: Vec<u8>,
+    },
     Subscription,
     Mutation(Mutation),
 }
@@ -98,36 +102,59 @@ pub fn classify(body: &[u8]) -> Result<Operation, GraphqlError> {
     // query decided on is the one sent.
     let b: Body = serde_json::from_slice(body).map_err(|e| GraphqlError::NotJson(e.to_string()))?;
     let (op, calls) = read(&b)?;
-    match op {
-        Kind::Query => Ok(Operation::Query),
-        Kind::Subscription => Ok(Operation::Subscription),
-        Kind::Mutation(printed) => {
-            // What goes upstream is the re-printed text: it must decide the same.
-            let forward = Body {
-                query: printed,
-                operation_name: b.operation_name,
-                variables: b.variables,
-            };
-            match read(&forward)? {
-                (Kind::Mutation(_), again) if again == calls => {}
-                _ => {
-                    return Err(GraphqlError::Operation(
-                        "the GraphQL mutation does not read the same once re-printed".into(),
-                    ));
-                }
-            }
-            let body =
-                serde_json::to_vec(&forward).map_err(|e| GraphqlError::Operation(e.to_string()))?;
-            Ok(Operation::Mutation(Mutation { calls, body }))
-        }
+    let (printed, mutation) = match op {
+        Kind::Subscription => return Ok(Operation::Subscription),
+        Kind::Query(printed) => (printed, false),
+        Kind::Mutation(printed) => (printed, true),
+    };
+    // What goes upstream is the re-printed text: it must decide the same.
+    let forward = Body {
+        query: printed,
+        operation_name: b.operation_name,
+        variables: b.variables,
+    };
+    let same = match read(&forward)? {
+        (Kind::Query(_), _) => !mutation,
+        (Kind::Mutation(_), again) => mutation && again == calls,
+        (Kind::Subscription, _) => false,
+    };
+    if !same {
+        return Err(GraphqlError::Operation(
+            "the GraphQL operation does not read the same once re-printed".into(),
+        ));
     }
+    let body = serde_json::to_vec(&forward).map_err(|e| GraphqlError::Operation(e.to_string()))?;
+    Ok(if mutation {
+        Operation::Mutation(Mutation { calls, body })
+    } else {
+        Operation::Query { body }
+    })
 }
 
 enum Kind {
-    Query,
+    /// The operation and the fragments it uses, printed.
+    Query(String),
     Subscription,
     /// The operation and the fragments it uses, printed.
     Mutation(String),
+}
+
+/// `op` and the fragments it spreads, printed: the document that is forwarded.
+fn print<'d>(
+    op: &'d OperationDefinition<'_, String>,
+    set: &'d SelectionSet<'_, String>,
+    fragments: &[&'d FragmentDefinition<'_, String>],
+) -> String {
+    // Every fragment the operation spreads, at any depth, and only those: GitHub refuses an
+    // unused one.
+    let mut used = Vec::new();
+    spreads(set, fragments, &mut used);
+    let mut printed = op.to_string();
+    for f in fragments.iter().filter(|f| used.contains(&f.name.as_str())) {
+        printed.push('\n');
+        printed.push_str(&f.to_string());
+    }
+    printed
 }
 
 /// The chosen operation of `b` and, for a mutation, its fields and their arguments.
@@ -137,8 +164,12 @@ fn read(b: &Body) -> Result<(Kind, Vec<Call>), GraphqlError> {
         .map_err(|e| GraphqlError::Syntax(e.to_string().replace('\n', " ")))?;
     let op = chosen(&doc, b.operation_name.as_deref())?;
     match op {
-        OperationDefinition::Query(_) | OperationDefinition::SelectionSet(_) => {
-            Ok((Kind::Query, Vec::new()))
+        OperationDefinition::Query(q) => Ok((
+            Kind::Query(print(op, &q.selection_set, &fragments(&doc)?)),
+            Vec::new(),
+        )),
+        OperationDefinition::SelectionSet(set) => {
+            Ok((Kind::Query(print(op, set, &fragments(&doc)?)), Vec::new()))
         }
         OperationDefinition::Subscription(_) => Ok((Kind::Subscription, Vec::new())),
         OperationDefinition::Mutation(m) => {
@@ -157,16 +188,10 @@ fn read(b: &Body) -> Result<(Kind, Vec<Call>), GraphqlError> {
                 calls: Vec::new(),
             };
             w.collect(&m.selection_set, 0)?;
-            // Every fragment the operation spreads, at any depth (the payload's selections
-            // too), and only those: GitHub refuses an unused one.
-            let mut used = Vec::new();
-            spreads(&m.selection_set, &fragments, &mut used);
-            let mut printed = op.to_string();
-            for f in fragments.iter().filter(|f| used.contains(&f.name.as_str())) {
-                printed.push('\n');
-                printed.push_str(&f.to_string());
-            }
-            Ok((Kind::Mutation(printed), w.calls))
+            Ok((
+                Kind::Mutation(print(op, &m.selection_set, &fragments)),
+                w.calls,
+            ))
         }
     }
 }
@@ -416,14 +441,14 @@ mod tests {
     fn queries_and_subscriptions() {
         // gh's own shapes: a named query with variables, an anonymous selection set.
         let q = "query RepositoryInfo($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { id name } }";
-        assert_eq!(
+        assert!(matches!(
             classify(&body(q, None, json!({"owner": "o", "name": "r"}))).unwrap(),
-            Operation::Query
-        );
-        assert_eq!(
+            Operation::Query { .. }
+        ));
+        assert!(matches!(
             classify(br#"{"query":"{ viewer { login } }"}"#).unwrap(),
-            Operation::Query
-        );
+            Operation::Query { .. }
+        ));
         assert_eq!(
             classify(&body("subscription S { x }", None, json!(null))).unwrap(),
             Operation::Subscription
@@ -457,10 +482,10 @@ mod tests {
             got[1].1,
             json!({"input": {"pullRequestId": "PR_1", "mergeMethod": "SQUASH"}})
         );
-        assert_eq!(
+        assert!(matches!(
             classify(&body(q, Some("Harmless"), json!(null))).unwrap(),
-            Operation::Query
-        );
+            Operation::Query { .. }
+        ));
         // @skip does not hide a field from the policy.
         let q =
             "mutation { deleteRef(input: {refId: \"x\"}) @skip(if: true) { clientMutationId } }";
@@ -541,9 +566,38 @@ mod tests {
             "[".repeat(100),
             "(".repeat(100)
         );
-        assert_eq!(
+        assert!(matches!(
             classify(&body(&q, None, json!(null))).unwrap(),
-            Operation::Query
+            Operation::Query { .. }
+        ));
+    }
+
+    #[test]
+    fn a_query_is_forwarded_re_printed_with_only_what_it_uses() {
+        let q = r#"
+            query Mine($o: String!) { repository(owner: $o, name: "r") { ...R } }
+            mutation Other { mergePullRequest(input: {pullRequestId: "PR_1"}) { clientMutationId } }
+            fragment R on Repository { id }
+            fragment Unused on Repository { name }
+        "#;
+        let Operation::Query { body: sent } =
+            classify(&body(q, Some("Mine"), json!({"o": "octo"}))).unwrap()
+        else {
+            panic!("not a query")
+        };
+        let sent: Json = serde_json::from_slice(&sent).unwrap();
+        let text = sent["query"].as_str().unwrap();
+        assert!(
+            text.contains("query Mine") && text.contains("fragment R on Repository"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("mergePullRequest") && !text.contains("Unused"),
+            "{text}"
+        );
+        assert_eq!(
+            (sent["operationName"].as_str(), &sent["variables"]),
+            (Some("Mine"), &json!({"o": "octo"}))
         );
     }
 

@@ -395,7 +395,7 @@ impl Proxy {
         }
     }
 
-    /// A GraphQL body decided: a query as it came; a mutation's node ids resolved, its checks
+    /// A GraphQL body decided: a query re-printed as read; a mutation's node ids resolved, its checks
     /// decided, and the re-printed body to send with the token of the repository it changes
     /// (returned with the mutations' names, for the audit).
     async fn graphql(
@@ -404,7 +404,7 @@ impl Proxy {
         bytes: Bytes,
     ) -> Result<(Bytes, Option<(ghapp_gitproto::repo::RepoName, String)>), Refusal> {
         let (checks, body) = match policy::graphql_body(sb, &bytes)? {
-            policy::GraphqlPlan::Query => return Ok((bytes, None)),
+            policy::GraphqlPlan::Query(body) => return Ok((Bytes::from(body), None)),
             policy::GraphqlPlan::Mutation { checks, body } => (checks, body),
         };
         let ids: Vec<&str> = checks.iter().flat_map(|(_, c)| c.ids()).collect();

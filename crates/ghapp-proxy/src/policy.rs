@@ -219,8 +219,9 @@ fn graphql(sb: &Sandbox, hosts: &Hosts, method: &Method, headers: &HeaderMap) ->
 /// What a GraphQL body asks, once read.
 #[derive(Debug)]
 pub(crate) enum GraphqlPlan {
-    /// A query: sent as it came (the token reaches only the sandbox's repositories).
-    Query,
+    /// A query (the token reaches only the sandbox's repositories), and the body to send: the
+    /// query re-printed as it was read.
+    Query(Vec<u8>),
     /// Allowed mutations, to be decided on their resolved node ids
     /// ([`crate::graphql::decide`]), and the body to send if they pass.
     Mutation {
@@ -239,7 +240,7 @@ pub(crate) fn graphql_body(sb: &Sandbox, body: &[u8]) -> Result<GraphqlPlan, Ref
         ))
     };
     match graphql::classify(body) {
-        Ok(graphql::Operation::Query) => Ok(GraphqlPlan::Query),
+        Ok(graphql::Operation::Query { body }) => Ok(GraphqlPlan::Query(body)),
         Ok(graphql::Operation::Subscription) => refuse(
             "GraphQL subscriptions are refused (policy: queries and allowed mutations only)".into(),
         ),
