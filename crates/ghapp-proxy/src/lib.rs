@@ -299,7 +299,6 @@ impl Proxy {
             Action::Answer(r) => return self.refuse_unread(p, body, r).await,
             Action::Forward(plan) => plan,
         };
-        let limits = &self.gate.limits;
         let body = match plan.body {
             BodyPlan::None => None,
             BodyPlan::Stream => Some(upstream::streamed(body, p.bytes_in.clone())),
@@ -308,34 +307,12 @@ impl Proxy {
                 Err(r) => return r,
             },
             BodyPlan::Whole | BodyPlan::PullHead | BodyPlan::Graphql | BodyPlan::LfsBatch => {
-                let bytes = match body::whole(body, &parts.headers, limits, &self.gate.budget).await
+                match self
+                    .checked_body(body, &parts.headers, &mut plan, &o.sandbox, &mut p)
+                    .await
                 {
-                    Ok(b) => b,
-                    Err(r) => return p.refuse(self.note_busy(r)),
-                };
-                p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                let checked = match plan.body {
-                    BodyPlan::PullHead => {
-                        policy::pull_head(&o.sandbox, &plan.repo, &bytes).map(|()| bytes)
-                    }
-                    BodyPlan::LfsBatch => {
-                        policy::lfs_batch(&o.sandbox, &plan.repo, &bytes).map(|()| bytes)
-                    }
-                    BodyPlan::Graphql => {
-                        let checked = self.graphql(&o.sandbox, bytes).await;
-                        if let Ok((_, Some((repo, names)))) = &checked {
-                            // A mutation: carried by the token of the repository it changes.
-                            p.event.repo = Some(repo.to_string());
-                            p.event.reason = format!("mutation {names}");
-                            plan.repo = repo.clone();
-                        }
-                        checked.map(|(b, _)| b)
-                    }
-                    _ => Ok(bytes),
-                };
-                match checked {
                     Ok(b) => Some(reqwest::Body::from(b)),
-                    Err(r) => return p.refuse(r),
+                    Err(r) => return r,
                 }
             }
         };
@@ -393,6 +370,40 @@ impl Proxy {
                 Err(respond::push_report(refused.report))
             }
         }
+    }
+
+    /// A body the policy reads whole (bounded) before it is sent: checked as its plan says
+    /// (a pull request's head, an LFS batch's operation, a GraphQL document), and what to send.
+    /// A mutation re-points the plan to the repository it changes.
+    async fn checked_body(
+        &self,
+        body: Incoming,
+        headers: &hyper::HeaderMap,
+        plan: &mut policy::Plan,
+        sb: &Sandbox,
+        p: &mut Pending,
+    ) -> Result<Bytes, Response<Body>> {
+        let bytes = match body::whole(body, headers, &self.gate.limits, &self.gate.budget).await {
+            Ok(b) => b,
+            Err(r) => return Err(p.refuse(self.note_busy(r))),
+        };
+        p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let checked = match plan.body {
+            BodyPlan::PullHead => policy::pull_head(sb, &plan.repo, &bytes).map(|()| bytes),
+            BodyPlan::LfsBatch => policy::lfs_batch(sb, &plan.repo, &bytes).map(|()| bytes),
+            BodyPlan::Graphql => {
+                let checked = self.graphql(sb, bytes).await;
+                if let Ok((_, Some((repo, names)))) = &checked {
+                    // A mutation: carried by the token of the repository it changes.
+                    p.event.repo = Some(repo.to_string());
+                    p.event.reason = format!("mutation {names}");
+                    plan.repo = repo.clone();
+                }
+                checked.map(|(b, _)| b)
+            }
+            _ => Ok(bytes),
+        };
+        checked.map_err(|r| p.refuse(r))
     }
 
     /// A GraphQL body decided: a query re-printed as read; a mutation's node ids resolved, its checks

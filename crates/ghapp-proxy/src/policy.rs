@@ -146,16 +146,11 @@ fn git(
         Endpoint::InfoRefs => BodyPlan::None,
         Endpoint::UploadPack => BodyPlan::Stream,
         Endpoint::ReceivePack => {
-            if let Some(enc) = content_encoding(headers) {
+            if let Some(why) = encoded(headers, "a push body") {
                 return answer(
                     service,
                     full,
-                    Refusal::text(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        format!(
-                            "a push body with Content-Encoding {enc} cannot be inspected; send it unencoded"
-                        ),
-                    ),
+                    Refusal::text(StatusCode::UNSUPPORTED_MEDIA_TYPE, why),
                 );
             }
             BodyPlan::Push
@@ -187,13 +182,8 @@ fn graphql(sb: &Sandbox, hosts: &Hosts, method: &Method, headers: &HeaderMap) ->
             format!("sandbox {}: GraphQL takes POST, not {method}", sb.name()),
         );
     }
-    if let Some(enc) = content_encoding(headers) {
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "a GraphQL body with Content-Encoding {enc} cannot be checked; send it unencoded"
-            ),
-        );
+    if let Some(why) = encoded(headers, "a GraphQL body") {
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
     }
     let Some(repo) = sb.cfg.repos.first().cloned() else {
         return refuse(
@@ -310,13 +300,8 @@ fn lfs(
             ),
         );
     }
-    if let Some(enc) = content_encoding(headers) {
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "a Git LFS body with Content-Encoding {enc} cannot be checked; send it unencoded"
-            ),
-        );
+    if let Some(why) = encoded(headers, "a Git LFS body") {
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
     }
     let (body, query) = match (&r.endpoint, method.as_str()) {
         (ghapp_gitproto::lfs::LfsEndpoint::Batch, _) => (BodyPlan::LfsBatch, String::new()),
@@ -397,16 +382,11 @@ fn rest(
     let full = Some(repo.to_string());
     let body = if *method == Method::GET || *method == Method::HEAD {
         BodyPlan::None
-    } else if let Some(enc) = content_encoding(headers) {
+    } else if let Some(why) = encoded(headers, "a request body") {
         return answer(
             Service::Rest,
             full,
-            Refusal::json(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "a request body with Content-Encoding {enc} cannot be checked; send it unencoded"
-                ),
-            ),
+            Refusal::json(StatusCode::UNSUPPORTED_MEDIA_TYPE, why),
         );
     } else if route.kind == RestKind::CreatePull {
         BodyPlan::PullHead
@@ -519,6 +499,14 @@ pub(crate) fn upstream_url(origin: &str, path: &str, query: &str) -> Result<reqw
         ));
     }
     Ok(url)
+}
+
+/// Why a body (`what`) in a Content-Encoding cannot be decided on, if it is in one: the policy
+/// reads bodies as they are sent, and forwards what it read.
+fn encoded(h: &HeaderMap, what: &str) -> Option<String> {
+    content_encoding(h).map(|enc| {
+        format!("{what} with Content-Encoding {enc} cannot be checked; send it unencoded")
+    })
 }
 
 /// The request's Content-Encoding, unless there is none or it is `identity`.
