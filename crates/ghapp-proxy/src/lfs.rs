@@ -15,8 +15,11 @@ use ghapp_gitproto::lfs::actions;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// The longest a grant lasts, whatever the answer says.
 const MAX_LIFETIME: Duration = Duration::from_secs(6 * 3600);
-/// The most grants held (sandbox and host pairs).
+/// The most grants held (sandbox and host pairs; sandbox and URL pairs).
 const CAP: usize = 4096;
+/// The most URL grants one sandbox holds: past it, its grant expiring soonest makes room, so
+/// one sandbox asking batch after batch cannot fill what the others need.
+const PER_SANDBOX: usize = 512;
 
 /// `(sandbox, host:port)` -> until when the sandbox may reach that storage host.
 #[derive(Debug, Default)]
@@ -61,6 +64,18 @@ impl Grants {
                     Some(q) => format!("{}?{q}", url.path()),
                     None => url.path().to_owned(),
                 };
+                let oldest_of_mine = urls.iter().filter(|(k, _)| k.0 == sandbox).fold(
+                    (0, None),
+                    |(n, old), (k, until)| match old {
+                        Some((_, u)) if u <= until => (n + 1, old),
+                        _ => (n + 1, Some((k.clone(), until))),
+                    },
+                );
+                if let (n, Some((k, _))) = oldest_of_mine
+                    && n >= PER_SANDBOX
+                {
+                    urls.remove(&k);
+                }
                 if urls.len() >= CAP {
                     tracing::warn!(
                         "LFS storage grants are full ({CAP}); a URL on {host} not granted"
@@ -96,6 +111,10 @@ impl Grants {
     /// batch answer handed it, spelled exactly.
     pub(crate) fn allows_url(&self, sandbox: &str, host: &str, target: &str) -> bool {
         let urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        // Asked for every request in a tunnel: nothing to build when nothing was granted.
+        if urls.is_empty() {
+            return false;
+        }
         urls.get(&(sandbox.to_owned(), host.to_owned(), target.to_owned()))
             .is_some_and(|until| *until > Instant::now())
     }
@@ -116,6 +135,33 @@ impl Grants {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_sandbox_cannot_crowd_out_the_others() {
+        let g = Grants::default();
+        let answer = |from: usize| {
+            let objects: Vec<String> = (from..from + 100)
+                .map(|i| {
+                    format!(r#"{{"actions":{{"download":{{"href":"https://gh.test/_lfs/{i}"}}}}}}"#)
+                })
+                .collect();
+            format!(r#"{{"objects":[{}]}}"#, objects.join(","))
+        };
+        for batch in 0..50 {
+            g.record("hog", answer(batch * 100).as_bytes(), |_| true);
+        }
+        let held = |who: &str| {
+            let urls = g.urls.lock().unwrap();
+            urls.keys().filter(|k| k.0 == who).count()
+        };
+        assert_eq!(held("hog"), PER_SANDBOX);
+        assert!(
+            g.allows_url("hog", "gh.test:443", "/_lfs/4999"),
+            "the newest are kept"
+        );
+        g.record("agent-a", answer(0).as_bytes(), |_| true);
+        assert!(g.allows_url("agent-a", "gh.test:443", "/_lfs/7"));
+    }
 
     #[test]
     fn grants_follow_the_batch_answer() {

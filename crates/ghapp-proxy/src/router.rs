@@ -93,10 +93,7 @@ pub(crate) fn route(hosts: &Hosts, host: &str, path: &str) -> Route {
         return Route::Graphql;
     }
     // `/{owner}/{repo}/info/lfs…` on the git host (not a REST path that happens to hold it).
-    if host == hosts.git
-        && let [_, _, "info", "lfs", ..] =
-            path.trim_start_matches('/').split('/').collect::<Vec<_>>()[..]
-    {
+    if host == hosts.git && is_lfs_path(path) {
         return Route::Lfs(ghapp_gitproto::lfs::parse(path));
     }
     if host == hosts.api
@@ -111,6 +108,13 @@ pub(crate) fn route(hosts: &Hosts, host: &str, path: &str) -> Route {
         return Route::Git(g);
     }
     Route::Other
+}
+
+/// `/{owner}/{repo}/info/lfs…`: the third and fourth segments (no allocation: every request on
+/// the git host asks).
+fn is_lfs_path(path: &str) -> bool {
+    let mut segs = path.trim_start_matches('/').split('/');
+    segs.nth(2) == Some("info") && segs.next() == Some("lfs")
 }
 
 #[cfg(test)]

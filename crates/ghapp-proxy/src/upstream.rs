@@ -133,11 +133,11 @@ impl Proxy {
         o: &Origin,
         mut p: Pending,
     ) -> Response<Body> {
-        let mut h = HeaderMap::new();
-        for (k, v) in &headers {
-            if !is_hop_by_hop(k) && !is_method_override(k) && k != hyper::header::HOST {
-                h.append(k.clone(), v.clone());
-            }
+        // As any forwarded request's, but the action's own Authorization (from GitHub's batch
+        // answer, not a token of the proxy's) goes along.
+        let mut h = forward_headers(&headers);
+        for v in headers.get_all(hyper::header::AUTHORIZATION) {
+            h.append(hyper::header::AUTHORIZATION, v.clone());
         }
         match self
             .upstream
