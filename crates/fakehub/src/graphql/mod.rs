@@ -87,10 +87,11 @@ fn execute(hub: &Hub, token: &IssuedToken, body: &Bytes) -> Value {
             "A query attribute must be specified and must be a string.",
         ));
     };
-    // The parser recurses: text nested past what the proxy accepts is refused before it.
-    if let Err(e @ ghapp_gitproto::graphql::GraphqlError::TooDeep) =
-        ghapp_gitproto::graphql::classify(body)
-    {
+    // Read once as the proxy reads it: text nested past what the proxy accepts is refused
+    // before the parser recurses into it, and a mutation's fields (through fragments) name it
+    // in the counters.
+    let read = ghapp_gitproto::graphql::classify(body);
+    if let Err(e @ ghapp_gitproto::graphql::GraphqlError::TooDeep) = &read {
         return errors(message(e.to_string()));
     }
     let doc: Document<'_, String> = match graphql_parser::parse_query(query) {
@@ -124,7 +125,7 @@ fn execute(hub: &Hub, token: &IssuedToken, body: &Bytes) -> Value {
             variables.insert(d.name.clone(), to_json(v, &Map::new()));
         }
     }
-    hub.with_counters(|c| c.graphql.push(describe(op, body)));
+    hub.with_counters(|c| c.graphql.push(describe(op, read)));
     let cx = Cx {
         hub,
         token,
@@ -146,10 +147,13 @@ fn execute(hub: &Hub, token: &IssuedToken, body: &Bytes) -> Value {
 
 /// How the counters name an operation: `query NAME` or `mutation FIELD,FIELD` (the fields
 /// as GitHub would run them, through fragments).
-fn describe(op: &OperationDefinition<'_, String>, body: &[u8]) -> String {
+fn describe(
+    op: &OperationDefinition<'_, String>,
+    read: Result<ghapp_gitproto::graphql::Operation, ghapp_gitproto::graphql::GraphqlError>,
+) -> String {
     match op {
         OperationDefinition::Mutation(m) => {
-            let fields: Vec<String> = match ghapp_gitproto::graphql::classify(body) {
+            let fields: Vec<String> = match read {
                 Ok(ghapp_gitproto::graphql::Operation::Mutation(m)) => {
                     m.calls.into_iter().map(|c| c.name).collect()
                 }
