@@ -28,6 +28,28 @@ fn big_file() -> Vec<u8> {
         .collect()
 }
 
+/// `git` in a sandbox with `env`, in a directory.
+fn sandbox_git<'a>(
+    w: &'a World,
+    env: &'a [(String, String)],
+) -> impl Fn(&std::path::Path, &[&str]) -> Run + 'a {
+    move |dir, args| w.cmd("git").env(env).dir(dir).args(args).run()
+}
+
+/// With `git`: clones octo-org/widgets as `widgets` and commits `data` as an LFS file on
+/// `agent/lfs`; the clone's directory.
+fn clone_with_an_lfs_commit(
+    w: &World,
+    git: &impl Fn(&std::path::Path, &[&str]) -> Run,
+    data: &[u8],
+) -> std::path::PathBuf {
+    let url = w.hub.repo_url("octo-org", "widgets");
+    git(w.root.path(), &["clone", "--quiet", &url, "widgets"]).ok();
+    let work = w.path("widgets");
+    commit_lfs_file(&|a| git(&work, a), &work, "agent/lfs", data);
+    work
+}
+
 /// `git clone` arguments that set up git-lfs's filters in the new clone (as `git lfs install`
 /// would globally), then `rest`.
 fn clone_with_lfs<'a>(rest: &[&'a str]) -> Vec<&'a str> {
@@ -162,11 +184,8 @@ fn lfs_push_and_clone_in_a_sandbox_with_egress_denied() {
     let env = lfs_env(&w, &p, "agent-a", SECRET_A);
     let data = big_file();
     let url = w.hub.repo_url("octo-org", "widgets");
-    let git =
-        |dir: &std::path::Path, args: &[&str]| w.cmd("git").env(&env).dir(dir).args(args).run();
-    git(w.root.path(), &["clone", "--quiet", &url, "widgets"]).ok();
-    let work = w.path("widgets");
-    commit_lfs_file(&|a| git(&work, a), &work, "agent/lfs", &data);
+    let git = sandbox_git(&w, &env);
+    let work = clone_with_an_lfs_commit(&w, &git, &data);
     let r = git(&work, &["push", "origin", "agent/lfs"]);
     r.ok();
     assert_eq!(w.hub.counters().requests.get("lfs storage PUT"), Some(&1));
@@ -265,12 +284,8 @@ fn an_lfs_upload_from_a_read_only_sandbox_is_refused_with_the_proxys_reason() {
     git_lfs_installed();
     let (w, p) = lfs_world();
     let env = lfs_env(&w, &p, "agent-ro", "read-only-secret-0123456789");
-    let url = w.hub.repo_url("octo-org", "widgets");
-    let git =
-        |dir: &std::path::Path, args: &[&str]| w.cmd("git").env(&env).dir(dir).args(args).run();
-    git(w.root.path(), &["clone", "--quiet", &url, "widgets"]).ok();
-    let work = w.path("widgets");
-    commit_lfs_file(&|a| git(&work, a), &work, "agent/lfs", &big_file());
+    let git = sandbox_git(&w, &env);
+    let work = clone_with_an_lfs_commit(&w, &git, &big_file());
     let r = git(&work, &["push", "origin", "agent/lfs"]);
     r.fails();
     assert!(
@@ -307,11 +322,8 @@ fn lfs_storage_on_githubs_own_host_passes_only_the_urls_granted() {
     let env = w.sandbox_env(&p, "agent-a", SECRET_A);
     let data = big_file();
     let url = w.hub.repo_url("octo-org", "widgets");
-    let git =
-        |dir: &std::path::Path, args: &[&str]| w.cmd("git").env(&env).dir(dir).args(args).run();
-    git(w.root.path(), &["clone", "--quiet", &url, "widgets"]).ok();
-    let work = w.path("widgets");
-    commit_lfs_file(&|a| git(&work, a), &work, "agent/lfs", &data);
+    let git = sandbox_git(&w, &env);
+    let work = clone_with_an_lfs_commit(&w, &git, &data);
     git(&work, &["push", "--quiet", "origin", "agent/lfs"]).ok();
     assert_eq!(w.hub.counters().requests.get("lfs storage PUT"), Some(&1));
     git(
