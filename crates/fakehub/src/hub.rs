@@ -286,6 +286,17 @@ impl Hub {
         all.iter().find(|i| i.id == id).cloned()
     }
 
+    /// The id and type (`Organization` or `User`) of the account `login`, as its installation
+    /// says; an account without one is a `User`.
+    pub(crate) fn account(&self, login: &str) -> (u64, &'static str) {
+        self.installations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|i| i.account.eq_ignore_ascii_case(login))
+            .map_or((7000, "User"), |i| (i.account_id, i.account_type))
+    }
+
     /// The bare repository of `r` on disk.
     pub(crate) fn repo_dir(&self, r: &Repo) -> PathBuf {
         self.repos_root

@@ -190,11 +190,7 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
     let html = format!("{base}/{}/{}/pull/{}", repo.owner, repo.name, p.number);
     let repo_doc = crate::api::repo_doc(hub, repo, None);
     let owner = repo_doc["owner"].clone();
-    let bot = if p.author.ends_with("[bot]") {
-        docs::simple_user(base, &p.author, 41898282, "Bot")
-    } else {
-        docs::simple_user(base, &p.author, 7100, "User")
-    };
+    let bot = author_doc(base, &p.author);
     let link = |h: String| json!({ "href": h });
     let mut v = json!({
         "url": format!("{api}/pulls/{}", p.number),
@@ -276,15 +272,21 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
     v
 }
 
+/// The simple-user document of who wrote a pull request or comment: an app's bot
+/// (`SLUG[bot]`) or a user.
+fn author_doc(base: &str, login: &str) -> Value {
+    if login.ends_with("[bot]") {
+        docs::simple_user(base, login, 41898282, "Bot")
+    } else {
+        docs::simple_user(base, login, 7100, "User")
+    }
+}
+
 /// GitHub's issue-comment document for comment `c` on pull request `number` of `repo`.
 pub(crate) fn comment_doc(hub: &Hub, repo: &Repo, number: u64, c: &Comment) -> Value {
     let base = &hub.base_url;
     let api = format!("{base}/api/v3/repos/{}/{}", repo.owner, repo.name);
-    let user = if c.author.ends_with("[bot]") {
-        docs::simple_user(base, &c.author, 41898282, "Bot")
-    } else {
-        docs::simple_user(base, &c.author, 7100, "User")
-    };
+    let user = author_doc(base, &c.author);
     let performed_via = if c.author.ends_with("[bot]") {
         hub.apps
             .read()

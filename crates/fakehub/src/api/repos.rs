@@ -88,14 +88,7 @@ pub(super) async fn rate_limit(c: Ctx) -> Answer {
 }
 
 pub(crate) fn repo_doc(hub: &Hub, r: &crate::hub::Repo, perms: Option<(bool, bool)>) -> Value {
-    let kind = hub
-        .installations
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .find(|i| i.account.eq_ignore_ascii_case(&r.owner))
-        .map(|i| (i.account_id, i.account_type))
-        .unwrap_or((7000, "User"));
+    let kind = hub.account(&r.owner);
     let owner = docs::simple_user(&hub.base_url, &r.owner, kind.0, kind.1);
     docs::repository(
         &hub.base_url,

@@ -238,14 +238,7 @@ impl Cx<'_> {
     }
 
     fn owner(&self, login: &str) -> Value {
-        let kind = self
-            .hub
-            .installations
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|i| i.account.eq_ignore_ascii_case(login))
-            .map_or("User", |i| i.account_type);
+        let (_, kind) = self.hub.account(login);
         json!({
             "__typename": if kind == "Organization" { "Organization" } else { "User" },
             "login": login,
