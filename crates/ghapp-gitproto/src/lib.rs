@@ -6,7 +6,8 @@
 //! [`policy`] decides which ref updates a sandbox may make; [`route`] and [`rest`] name git and REST
 //! requests, decoded once and normalised, so the proxy forwards exactly what it decided on;
 //! [`graphql`] reads a GraphQL request as GitHub would run it (operation, mutation fields,
-//! variables resolved). Everything here is table-tested and
+//! variables resolved); [`pack`] reads a pushed pack as it streams (object sizes, blob
+//! contents) and [`secrets`] finds credentials in pushed files. Everything here is table-tested and
 //! property-tested: arbitrary input never panics, and formatting then parsing gives back the input.
 //!
 //! ```
@@ -21,9 +22,11 @@ pub mod credential;
 #[cfg(feature = "graphql")]
 pub mod graphql;
 pub mod lfs;
+pub mod pack;
 pub mod pktline;
 pub mod policy;
 pub mod receive_pack;
 pub mod repo;
 pub mod rest;
 pub mod route;
+pub mod secrets;
