@@ -540,7 +540,7 @@ mod tests {
             Err(PackError::Version(4))
         );
         assert_eq!(scan(&pack[..pack.len() - 1], 5), Err(PackError::Truncated));
-        let mut long = pack.clone();
+        let mut long = pack;
         long.push(0);
         assert_eq!(scan(&long, 5), Err(PackError::Trailing));
         // A header that understates the size: caught as the data inflates.

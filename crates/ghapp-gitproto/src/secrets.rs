@@ -218,7 +218,7 @@ mod tests {
     fn credentials_are_found_with_their_line() {
         let cases: [(String, Option<(&str, u64)>); 12] = [
             (format!("a\nb\nTOKEN={TOKEN}\n"), Some(("GitHub token", 3))),
-            (format!("{TOKEN}"), Some(("GitHub token", 1))),
+            (TOKEN.to_string(), Some(("GitHub token", 1))),
             (format!("x\n{KEY}"), Some(("private key", 2))),
             (
                 "id = AKIAIOSFODNN7EXAMPLE\n".into(),
