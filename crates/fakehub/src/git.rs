@@ -153,6 +153,7 @@ async fn answer(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Answe
     let push = Push {
         drop_after,
         workflows,
+        counted: is_push.then(|| hub.knobs.push_bytes.clone()),
     };
     match cgi(&hub, req, &repo.owner, &repo.name, tail, &query, push).await {
         Ok(Some(r)) => {
@@ -178,6 +179,8 @@ struct Push {
     /// The token may write workflow files (`workflows: write`); without it the pre-receive hook
     /// refuses a push that creates, changes or deletes `.github/workflows/*`, as GitHub does.
     workflows: bool,
+    /// Where a push's body bytes are counted.
+    counted: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The pre-receive hook that enforces GitHub's rule on workflow files for tokens without
@@ -282,12 +285,16 @@ async fn cgi(
     let (kill, killed) = tokio::sync::oneshot::channel::<()>();
     let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let dropping = dropped.clone();
+    let counted = push.counted;
     let feeding = tokio::spawn(async move {
         let mut fed = 0u64;
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { break };
             if let Ok(data) = frame.into_data() {
                 fed += data.len() as u64;
+                if let Some(c) = &counted {
+                    c.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
                 if drop_after > 0 && fed > drop_after {
                     dropping.store(true, std::sync::atomic::Ordering::SeqCst);
                     let _ = kill.send(());

@@ -127,6 +127,8 @@ pub(crate) struct Knobs {
     /// A push whose body passes this many bytes is cut off: the backend is killed (no ref
     /// changes) and the connection dropped without an answer. 0: off.
     pub drop_push_after: AtomicU64,
+    /// Bytes of push bodies received, in all (what reached "GitHub" of each pack).
+    pub push_bytes: std::sync::Arc<AtomicU64>,
 }
 
 /// One request as fakehub received it, before any routing: what "GitHub" saw.

@@ -457,6 +457,12 @@ impl FakeHub {
             .store(bytes, Ordering::SeqCst);
     }
 
+    /// Bytes of push request bodies received so far, in all: what of each pack reached
+    /// "GitHub".
+    pub fn push_bytes_received(&self) -> u64 {
+        self.hub.knobs.push_bytes.load(Ordering::SeqCst)
+    }
+
     /// Every token issued so far (for leak scans).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.hub

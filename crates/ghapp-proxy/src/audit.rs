@@ -94,6 +94,25 @@ pub struct Event {
     pub latency_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// A push's inspection: what it found (accepted pushes) and the bytes sent on to GitHub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushSummary>,
+}
+
+/// What push inspection saw (design section 13).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PushSummary {
+    /// `accepted` or the rule that refused it (`force`, `protected_paths`, `max_file_bytes`,
+    /// `max_push_bytes`, `secret_scan`, `pack`, `inspection`).
+    pub verdict: String,
+    /// New commits (not yet at GitHub).
+    pub commits: u64,
+    /// Paths the push adds, changes or deletes (its net change, per ref).
+    pub changed_paths: u64,
+    pub pack_bytes: u64,
+    /// Bytes of the pack sent on to GitHub: all of it for an accepted push, less (never the
+    /// trailer) for a refused one.
+    pub pack_bytes_upstream: u64,
 }
 
 pub struct Audit {
@@ -170,6 +189,7 @@ impl Event {
             status: 0,
             latency_ms: 0,
             token: None,
+            push: None,
         }
     }
 }

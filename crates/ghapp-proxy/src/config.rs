@@ -33,7 +33,18 @@
 //! push = ["refs/heads/agent/*"]
 //! allow_delete = false
 //! rest = ["GET /repos/{owner}/{repo}/commits"]   # routes beyond the built-in table
+//! # What a push may do (the defaults shown; all may also go in [defaults]):
+//! force = []                                # refs where a non-fast-forward update is allowed
+//! protected_paths = [".github/workflows/**"]   # paths a push may not add, change or delete
+//! max_file_bytes = 104857600                # GitHub's limit: 100 MiB
+//! max_push_bytes = 2147483648               # GitHub's limit: 2 GiB
+//! secret_scan = true                        # refuse files with tokens, private keys, AWS key ids
+//! inspect = true                            # false: decide pushes on ref names alone
 //! ```
+//!
+//! `spool_dir` (default `CA_DIR/spool`) holds what push inspection writes: a pack being
+//! inspected (removed after the verdict) and a mirror of each pushed repository's commits and
+//! trees (no file contents), fetched with the sandbox's token.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -76,6 +87,7 @@ struct File {
     upstream_ca_file: Option<PathBuf>,
     #[serde(default)]
     resolve: Vec<String>,
+    spool_dir: Option<PathBuf>,
     #[serde(default, deserialize_with = "ghapp_core::config::app_tables")]
     app: Vec<FileApp>,
     /// What every `[[sandbox]]` inherits unless it says otherwise.
@@ -92,6 +104,120 @@ struct FileDefaults {
     push: Option<Vec<String>>,
     allow_delete: Option<bool>,
     rest: Option<Vec<String>>,
+    force: Option<Vec<String>>,
+    protected_paths: Option<Vec<String>>,
+    max_file_bytes: Option<u64>,
+    max_push_bytes: Option<u64>,
+    secret_scan: Option<bool>,
+    inspect: Option<bool>,
+}
+
+/// The push inspection keys, as `[defaults]` or a `[[sandbox]]` gives them (serde's `flatten`
+/// cannot be combined with `deny_unknown_fields`, so each table lists them and hands them here).
+#[derive(Debug, Default)]
+struct FileRules {
+    force: Option<Vec<String>>,
+    protected_paths: Option<Vec<String>>,
+    max_file_bytes: Option<u64>,
+    max_push_bytes: Option<u64>,
+    secret_scan: Option<bool>,
+    inspect: Option<bool>,
+}
+
+/// A table's push inspection keys, moved out.
+macro_rules! file_rules {
+    ($t:expr) => {
+        FileRules {
+            force: $t.force.take(),
+            protected_paths: $t.protected_paths.take(),
+            max_file_bytes: $t.max_file_bytes,
+            max_push_bytes: $t.max_push_bytes,
+            secret_scan: $t.secret_scan,
+            inspect: $t.inspect,
+        }
+    };
+}
+
+impl FileRules {
+    /// These rules, each key this table leaves out taken from `defaults`, then from the built-in
+    /// defaults; `fail` words an error.
+    fn build(
+        &self,
+        defaults: &FileRules,
+        fail: &dyn Fn(String) -> ConfigError,
+    ) -> Result<PushRules, ConfigError> {
+        let d = PushRules::default();
+        let protected_paths = self
+            .protected_paths
+            .clone()
+            .or_else(|| defaults.protected_paths.clone())
+            .unwrap_or(d.protected_paths);
+        for g in &protected_paths {
+            if let Err(e) = globset::Glob::new(g) {
+                return Err(fail(format!(
+                    "protected_paths entry {g:?} is not a glob ({}): e.g. \".github/workflows/**\"",
+                    e.kind()
+                )));
+            }
+        }
+        let bytes = |v: Option<u64>, dv: Option<u64>, key: &str, def: u64| match v.or(dv) {
+            Some(0) => Err(fail(format!("{key} must be at least 1"))),
+            v => Ok(v.unwrap_or(def)),
+        };
+        Ok(PushRules {
+            force: self
+                .force
+                .clone()
+                .or_else(|| defaults.force.clone())
+                .unwrap_or_default(),
+            protected_paths,
+            max_file_bytes: bytes(
+                self.max_file_bytes,
+                defaults.max_file_bytes,
+                "max_file_bytes",
+                d.max_file_bytes,
+            )?,
+            max_push_bytes: bytes(
+                self.max_push_bytes,
+                defaults.max_push_bytes,
+                "max_push_bytes",
+                d.max_push_bytes,
+            )?,
+            secret_scan: self
+                .secret_scan
+                .or(defaults.secret_scan)
+                .unwrap_or(d.secret_scan),
+            inspect: self.inspect.or(defaults.inspect).unwrap_or(d.inspect),
+        })
+    }
+}
+
+/// What a push may do beyond its ref names, decided by inspecting it (design section 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRules {
+    /// Ref patterns (as `push`) where a non-fast-forward update is allowed.
+    pub force: Vec<String>,
+    /// Globs over paths (`**` crosses directories, `*` does not; compared ignoring case) that a
+    /// push may not add, change or delete.
+    pub protected_paths: Vec<String>,
+    pub max_file_bytes: u64,
+    pub max_push_bytes: u64,
+    pub secret_scan: bool,
+    /// Off: pushes are decided on their ref names alone.
+    pub inspect: bool,
+}
+
+impl Default for PushRules {
+    fn default() -> Self {
+        PushRules {
+            force: Vec::new(),
+            protected_paths: vec![".github/workflows/**".into()],
+            max_file_bytes: 100 << 20,
+            max_push_bytes: 2 << 30,
+            secret_scan: true,
+            inspect: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -175,6 +301,12 @@ struct FileSandbox {
     push: Option<Vec<String>>,
     allow_delete: Option<bool>,
     rest: Option<Vec<String>>,
+    force: Option<Vec<String>>,
+    protected_paths: Option<Vec<String>>,
+    max_file_bytes: Option<u64>,
+    max_push_bytes: Option<u64>,
+    secret_scan: Option<bool>,
+    inspect: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +328,7 @@ pub struct SandboxConfig {
     pub allow_delete: bool,
     /// Extra REST routes: `(METHOD, path pattern)`.
     pub rest: Vec<(String, String)>,
+    pub rules: PushRules,
 }
 
 #[derive(Debug, Clone)]
@@ -223,13 +356,20 @@ pub struct ProxyConfig {
     pub apps: Vec<AppConfig>,
     pub refresh_margin: std::time::Duration,
     pub sandboxes: Vec<SandboxConfig>,
+    /// Push inspection's packs and mirrors.
+    pub spool_dir: PathBuf,
 }
 
 impl FileSandbox {
     /// The sandbox this table describes, checked, with `[defaults]` for the keys it leaves
     /// out; `origin` names the file in errors.
-    fn build(self, origin: &str, defaults: &FileDefaults) -> Result<SandboxConfig, ConfigError> {
-        let s = self;
+    fn build(
+        self,
+        origin: &str,
+        defaults: &FileDefaults,
+        default_rules: &FileRules,
+    ) -> Result<SandboxConfig, ConfigError> {
+        let mut s = self;
         let name = s.name.clone();
         let fail = |m: String| ConfigError(format!("proxy config {origin}: sandbox {name:?}: {m}"));
         if name.is_empty() || name.contains([':', ' ', '\n']) {
@@ -268,7 +408,9 @@ impl FileSandbox {
             }
             rest.push((m.to_ascii_uppercase(), p.to_owned()));
         }
+        let rules = file_rules!(s).build(default_rules, &fail)?;
         Ok(SandboxConfig {
+            rules,
             name,
             secret: ProxySecret::new(secret),
             repos,
@@ -351,8 +493,10 @@ impl ProxyConfig {
             )));
         }
         let mut sandboxes: Vec<SandboxConfig> = Vec::new();
+        let mut defaults = f.defaults;
+        let default_rules = file_rules!(defaults);
         for s in f.sandbox {
-            let sb = s.build(origin, &f.defaults)?;
+            let sb = s.build(origin, &defaults, &default_rules)?;
             if sandboxes.iter().any(|x| x.name == sb.name) {
                 return Err(ConfigError(format!(
                     "proxy config {origin}: sandbox {:?}: the name is used twice",
@@ -362,6 +506,7 @@ impl ProxyConfig {
             sandboxes.push(sb);
         }
         let cache_dir = f.cache_dir.unwrap_or_else(|| ca_dir.join("tokens"));
+        let spool_dir = f.spool_dir.unwrap_or_else(|| ca_dir.join("spool"));
         let egress_allow = f
             .egress_allow
             .iter()
@@ -399,6 +544,7 @@ impl ProxyConfig {
             apps,
             refresh_margin: ghapp_core::config::DEFAULT_REFRESH_MARGIN,
             sandboxes,
+            spool_dir,
         })
     }
 }

@@ -29,6 +29,7 @@ pub mod ca;
 pub mod config;
 pub mod egress;
 mod graphql;
+mod inspect;
 mod lfs;
 pub mod limits;
 mod live;
@@ -92,6 +93,8 @@ pub struct Proxy {
     nodes: nodes::NodeCache,
     /// LFS storage hosts each sandbox may reach, from GitHub's batch answers.
     lfs: lfs::Grants,
+    /// Push inspection's git: mirrors and quarantines under `spool_dir`.
+    git: Arc<inspect::Git>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -159,7 +162,20 @@ impl Proxy {
         let audit = Audit::open(cfg.audit_log.as_deref(), cfg.audit_max_bytes)
             .map_err(|e| format!("cannot open the audit log: {e}"))?;
         let live = std::sync::RwLock::new(Arc::new(Live::of(&cfg)));
+        let git_origin = reqwest::Url::parse(&format!("https://{}/", hosts.git))
+            .map_err(|e| format!("the git host {}: {e}", hosts.git))?;
+        let ca_for_git = cfg
+            .upstream_ca_file
+            .clone()
+            .or_else(|| std::env::var_os("SSL_CERT_FILE").map(Into::into));
+        let git = inspect::Git::new(
+            &cfg.spool_dir,
+            &git_origin,
+            ca_for_git.as_deref(),
+            &cfg.resolve,
+        );
         Ok(Proxy {
+            git: Arc::new(git),
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             nodes: nodes::NodeCache::default(),
             lfs: lfs::Grants::default(),
@@ -299,11 +315,15 @@ impl Proxy {
             Action::Answer(r) => return self.refuse_unread(p, body, r).await,
             Action::Forward(plan) => plan,
         };
+        let mut verdict = None;
         let body = match plan.body {
             BodyPlan::None => None,
             BodyPlan::Stream => Some(upstream::streamed(body, p.bytes_in.clone())),
-            BodyPlan::Push => match self.push_body(body, &o.sandbox, &mut p).await {
-                Ok(b) => Some(b),
+            BodyPlan::Push => match self.push_body(body, o, &plan, &mut p).await {
+                Ok((b, v)) => {
+                    verdict = v;
+                    Some(b)
+                }
                 Err(r) => return r,
             },
             BodyPlan::Whole | BodyPlan::PullHead | BodyPlan::Graphql | BodyPlan::LfsBatch => {
@@ -327,20 +347,25 @@ impl Proxy {
             headers: forward_headers(&parts.headers),
             lfs_batch: plan.body == BodyPlan::LfsBatch,
             body,
+            verdict,
             scheme: plan.scheme,
             owner: plan.repo.owner().to_owned(),
         };
         self.forward(up, o, token, p).await
     }
 
-    /// Reads a push's command section and decides it: the body to forward (the section, then
-    /// the rest streamed), or the answer (git's report-status for a refused push).
+    /// Reads a push's command section and decides it on its ref names: the body to forward
+    /// (the section, then the rest streamed; with inspection, the pack held back by its
+    /// trailer until the verdict that comes with it), or the answer (git's report-status for
+    /// a refused push).
     async fn push_body(
         &self,
         mut body: Incoming,
-        sb: &Sandbox,
+        o: &Origin,
+        plan: &policy::Plan,
         p: &mut Pending,
-    ) -> Result<reqwest::Body, Response<Body>> {
+    ) -> Result<(reqwest::Body, Option<inspect::Verdict>), Response<Body>> {
+        let sb = &o.sandbox;
         let section =
             match body::command_section(&mut body, &self.gate.limits, &self.gate.budget).await {
                 Ok(s) => s,
@@ -358,16 +383,57 @@ impl Proxy {
             .collect();
         p.bytes_in
             .fetch_add(section.bytes.len() as u64, Ordering::Relaxed);
-        match policy::push(sb, &section.commands) {
-            Ok(()) => Ok(upstream::prefixed(section.bytes, body, p.bytes_in.clone())),
-            Err(refused) => {
-                drop(section);
-                p.bytes_in
-                    .fetch_add(body::drain(body).await, Ordering::Relaxed);
-                p.event.reason = refused.reason;
-                p.event.status = 200;
-                p.bytes_out = refused.report.len() as u64;
-                Err(respond::push_report(refused.report))
+        if let Err(refused) = policy::push(sb, &section.commands) {
+            drop(section);
+            p.bytes_in
+                .fetch_add(body::drain(body).await, Ordering::Relaxed);
+            return Err(push_refused(p, refused));
+        }
+        // Deletes and git's probe carry no pack: nothing to inspect.
+        let has_pack = section.commands.commands.iter().any(|c| !c.is_delete());
+        if !sb.cfg.rules.inspect || !has_pack {
+            return Ok((
+                upstream::prefixed(section.bytes, body, p.bytes_in.clone()),
+                None,
+            ));
+        }
+        let owner = plan.repo.owner();
+        let token = match self.token(sb, owner).await {
+            Ok(t) => t,
+            Err(r) => return Err(p.refuse(r)),
+        };
+        let push = inspect::Push {
+            sb: sb.clone(),
+            commands: section.commands.clone(),
+            fetch_url: plan
+                .url
+                .as_str()
+                .trim_end_matches("/git-receive-pack")
+                .to_owned(),
+            host: self.hosts.git.clone(),
+            repo: plan.repo.clone(),
+            auth: inspect::Auth::basic(token.token.expose()),
+            idle: self.gate.limits.idle_timeout,
+        };
+        let consumed = section.commands.consumed;
+        let bytes = section.bytes;
+        match inspect::start(
+            self.git.clone(),
+            push,
+            bytes,
+            consumed,
+            body,
+            p.bytes_in.clone(),
+        )
+        .await
+        {
+            Ok((b, v)) => Ok((b, Some(v))),
+            Err(why) => {
+                tracing::warn!("push inspection cannot start: {why}");
+                Err(p.refuse(Refusal::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot inspect the push: {why}"),
+                )))
             }
         }
     }
@@ -526,6 +592,15 @@ impl Proxy {
         }
         self.audit.metrics.tokens_dropped.inc();
     }
+}
+
+/// A push refused: git's report-status answer, the reason in the audit.
+fn push_refused(p: &mut Pending, refused: policy::PushRefusal) -> Response<Body> {
+    p.event.decision = Decision::Deny;
+    p.event.reason = refused.reason;
+    p.event.status = 200;
+    p.bytes_out = refused.report.len() as u64;
+    respond::push_report(refused.report)
 }
 
 /// A running proxy; dropping it stops it.

@@ -13,14 +13,39 @@ use crate::config::SandboxConfig;
 pub(crate) struct Sandbox {
     pub cfg: SandboxConfig,
     pub push: PushPolicy,
+    /// `force`: the refs where a non-fast-forward update is allowed.
+    pub force: PushPolicy,
+    /// `protected_paths`, compiled.
+    pub protected: globset::GlobSet,
 }
 
 impl Sandbox {
     pub(crate) fn new(cfg: SandboxConfig) -> Sandbox {
+        let mut protected = globset::GlobSetBuilder::new();
+        for g in &cfg.rules.protected_paths {
+            // Checked when the file was read; compared ignoring case, so `.GitHub/Workflows`
+            // is no way around `.github/workflows`.
+            if let Ok(g) = globset::GlobBuilder::new(g)
+                .literal_separator(true)
+                .case_insensitive(true)
+                .build()
+            {
+                protected.add(g);
+            }
+        }
         Sandbox {
             push: PushPolicy::new(cfg.push.iter().cloned(), cfg.allow_delete),
+            force: PushPolicy::new(cfg.rules.force.iter().cloned(), false),
+            protected: protected
+                .build()
+                .unwrap_or_else(|_| globset::GlobSet::empty()),
             cfg,
         }
+    }
+
+    /// Whether a push may not add, change or delete `path`.
+    pub(crate) fn protects(&self, path: &str) -> bool {
+        self.protected.is_match(path)
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -109,6 +134,7 @@ pub(crate) mod tests {
             push: vec!["agent/*".into()],
             allow_delete: false,
             rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
+            rules: crate::config::PushRules::default(),
         })
     }
 }

@@ -49,6 +49,9 @@ pub(crate) struct Upstream {
     pub owner: String,
     /// An LFS batch request: its answer names the storage hosts the sandbox may then reach.
     pub lfs_batch: bool,
+    /// An inspected push: the verdict, which comes before GitHub can answer (the body's last
+    /// bytes wait for it).
+    pub verdict: Option<crate::inspect::Verdict>,
 }
 
 impl Proxy {
@@ -65,6 +68,7 @@ impl Proxy {
     ) -> Response<Body> {
         let retryable = up.body.is_none();
         let mut body = up.body;
+        let mut verdict = up.verdict;
         let (mut waited, mut reminted) = (false, false);
         let resp = loop {
             p.event.token = Some(token.token.fingerprint());
@@ -77,7 +81,28 @@ impl Proxy {
                 rb = rb.body(b);
             }
             let sent = std::time::Instant::now();
-            let answer = rb.send().await;
+            let answer = match verdict.take() {
+                None => rb.send().await,
+                Some(v) => {
+                    let (answer, decided) = tokio::join!(rb.send(), v);
+                    match decided {
+                        Ok(Ok(summary)) => {
+                            p.event.push = Some(summary);
+                            answer
+                        }
+                        Ok(Err((summary, refused))) => {
+                            p.event.push = Some(summary);
+                            return crate::push_refused(&mut p, refused);
+                        }
+                        Err(_) => {
+                            return p.refuse(Refusal::text(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "the push inspection ended without a verdict",
+                            ));
+                        }
+                    }
+                }
+            };
             self.audit
                 .metrics
                 .upstream_latency(p.event.service, sent.elapsed().as_secs_f64());
@@ -328,7 +353,7 @@ pub(crate) fn prefixed(prefix: Vec<u8>, body: Incoming, counter: Arc<AtomicU64>)
 /// Joins the chunks that are already there into one (up to 64 of them), so a pack crosses the
 /// upstream TLS connection in large records instead of one per small read; a chunk is never
 /// held back waiting for more (git's small protocol messages pass at once).
-fn coalesce(
+pub(crate) fn coalesce(
     s: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     s.ready_chunks(64).map(|items| {

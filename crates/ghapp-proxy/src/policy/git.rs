@@ -108,16 +108,27 @@ pub(crate) fn push(sb: &Sandbox, cmds: &Commands) -> Result<(), PushRefusal> {
         .map(|(r, why)| format!("{r}: {why}"))
         .collect::<Vec<_>>()
         .join("; ");
+    Err(push_refusal(sb, cmds, &refused, reason))
+}
+
+/// git's report-status refusing every ref of `cmds` with its reason in `refused`, the message
+/// pointing to the sandbox's rules; `reason` is for the audit.
+pub(crate) fn push_refusal(
+    sb: &Sandbox,
+    cmds: &Commands,
+    refused: &[(String, String)],
+    reason: String,
+) -> PushRefusal {
     let sideband = cmds.has_capability("side-band-64k") || cmds.has_capability("side-band");
     let msg = format!(
         "ghapp proxy: push refused by sandbox {} policy: {reason} {}",
         sb.name(),
         crate::respond::POLICY_HINT
     );
-    Err(PushRefusal {
-        report: receive_pack::reject_report(&refused, sideband, &msg),
+    PushRefusal {
+        report: receive_pack::reject_report(refused, sideband, &msg),
         reason,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::sandbox::Sandbox;
 use crate::upstream::Scheme;
 
 pub(crate) use describe::{describe, describe_text};
-pub(crate) use git::push;
+pub(crate) use git::{PushRefusal, push, push_refusal};
 pub(crate) use graphql::{GraphqlPlan, graphql_body};
 pub(crate) use lfs::lfs_batch;
 pub(crate) use rest::{pull_head, pull_head_branch};
