@@ -18,6 +18,12 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> serde_json::Value {
         "push": {
             "refs": sb.push.patterns,
             "delete": sb.push.allow_delete,
+            "inspected": sb.cfg.rules.inspect,
+            "force": sb.force.patterns,
+            "protected_paths": sb.cfg.rules.protected_paths,
+            "max_file_bytes": sb.cfg.rules.max_file_bytes,
+            "max_push_bytes": sb.cfg.rules.max_push_bytes,
+            "secret_scan": sb.cfg.rules.secret_scan,
         },
         "rest": {
             "reads": "any GET or HEAD under the repositories",
