@@ -277,7 +277,8 @@ fn protected_paths_are_decided_on_the_net_change() {
     let sb = Sb::new(&w, &p, "agent-a", SECRET);
     sb.clone("octo-org", "widgets", "work", &[]).ok();
     let work = w.path("work");
-    let cases: [(&str, &dyn Fn(&Path), &str); 5] = [
+    type Change<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Change<'_>, &str); 5] = [
         (
             "agent/add",
             &|d| write(d, ".github/workflows/new.yml", b"on: push\n"),

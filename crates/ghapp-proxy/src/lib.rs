@@ -174,6 +174,9 @@ impl Proxy {
             ca_for_git.as_deref(),
             &cfg.resolve,
         );
+        if cfg.sandboxes.iter().any(|s| s.rules.inspect) {
+            git.prepare()?;
+        }
         Ok(Proxy {
             git: Arc::new(git),
             gate: Arc::new(Gate::new(cfg.limits.clone())),

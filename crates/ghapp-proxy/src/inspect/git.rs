@@ -86,6 +86,31 @@ impl Git {
         }
     }
 
+    /// Checks, before serving, that inspection can run: git is on `PATH`, the spool directory
+    /// is ours (0700), and no quarantine of an earlier run is left behind.
+    pub(crate) fn prepare(&self) -> Result<(), String> {
+        let v = std::process::Command::new("git")
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output();
+        if !v.is_ok_and(|o| o.status.success()) {
+            return Err(
+                "push inspection needs git on PATH: install git, or set inspect = false in [defaults]"
+                    .into(),
+            );
+        }
+        let incoming = self.spool.join("incoming");
+        ghapp_core::fsutil::ensure_private_dir(&self.spool)
+            .and_then(|()| ghapp_core::fsutil::ensure_private_dir(&incoming))
+            .map_err(|e| format!("cannot use spool_dir {}: {e}", self.spool.display()))?;
+        if let Ok(left) = std::fs::read_dir(&incoming) {
+            for e in left.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        Ok(())
+    }
+
     /// `git` in `git_dir` with a clean environment, the base settings and `auth`.
     pub(crate) fn command(&self, git_dir: &Path, auth: Option<&Auth>) -> Command {
         let mut cmd = Command::new("git");
