@@ -142,6 +142,9 @@ pub(crate) async fn start(
     ))
 }
 
+/// Oversized objects and credentials remembered (the first is what git is told).
+const KEPT: usize = 64;
+
 /// What the stream showed, object by object.
 #[derive(Default)]
 struct Observed {
@@ -161,7 +164,7 @@ impl Observed {
     fn see(&mut self, s: Seen<'_>) {
         match s {
             Seen::Object(o) => {
-                if o.size > self.max_file {
+                if o.size > self.max_file && self.oversized.len() < KEPT {
                     self.oversized.push((o.offset, o.size));
                 }
                 if o.kind.is_delta() {
@@ -185,6 +188,7 @@ impl Observed {
     fn end_blob(&mut self) {
         if let Some((at, s)) = self.blob.take()
             && let Some(f) = s.finish()
+            && self.findings.len() < KEPT
         {
             self.findings.push((at, f));
         }
