@@ -158,11 +158,22 @@ impl Git {
         ));
         let lock = self.lock(&dir);
         let _held = lock.lock().await;
-        if dir.join("objects").is_dir() {
-            return Ok(dir);
+        if !dir.join("objects").is_dir() {
+            self.create_mirror(&dir, url).await?;
         }
-        ghapp_core::fsutil::ensure_private_dir(&dir)
-            .map_err(|e| format!("cannot create the mirror {}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Makes a mirror in a scratch directory and moves it into place whole, so a proxy killed
+    /// half-way leaves no half-made mirror.
+    async fn create_mirror(&self, dir: &Path, url: &str) -> Result<(), String> {
+        let parent = dir.parent().unwrap_or(&self.spool);
+        ghapp_core::fsutil::ensure_private_dir(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let scratch = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(parent)
+            .map_err(|e| format!("cannot create a mirror in {}: {e}", parent.display()))?;
         let init = [
             vec!["init", "--quiet", "--bare", "."],
             vec!["config", "core.repositoryformatversion", "1"],
@@ -172,11 +183,13 @@ impl Git {
             vec!["config", "extensions.partialClone", "origin"],
         ];
         for args in init {
-            let mut cmd = self.command(&dir, None);
+            let mut cmd = self.command(scratch.path(), None);
             cmd.args(&args);
             run(cmd, None, Duration::from_secs(30)).await?;
         }
-        Ok(dir)
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::rename(scratch.keep(), dir)
+            .map_err(|e| format!("cannot move the mirror into {}: {e}", dir.display()))
     }
 
     /// Brings `mirror` up to date with GitHub: branches, tags and the default branch (as
@@ -202,11 +215,35 @@ impl Git {
             }
             cmd
         };
-        match run(fetch(true), None, FETCH_TIME).await {
-            Ok(_) => Ok(()),
-            // An empty repository has no HEAD to fetch.
-            Err(e) if e.contains("couldn't find remote ref HEAD") => {
-                run(fetch(false), None, FETCH_TIME).await.map(|_| ())
+        let once = || async {
+            match run(fetch(true), None, FETCH_TIME).await {
+                Ok(_) => Ok(()),
+                // An empty repository has no HEAD to fetch.
+                Err(e) if e.contains("couldn't find remote ref HEAD") => {
+                    run(fetch(false), None, FETCH_TIME).await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match once().await {
+            Ok(()) => Ok(()),
+            // A mirror left broken (a fetch killed with an earlier proxy, its locks behind) is
+            // only a cache: made again once.
+            Err(e)
+                if e.contains(".lock")
+                    || e.contains("corrupt")
+                    || e.contains("not a git repository") =>
+            {
+                tracing::warn!("the mirror {} is made again: {e}", mirror.display());
+                let url = {
+                    let mut c = self.command(mirror, None);
+                    c.args(["config", "remote.origin.url"]);
+                    String::from_utf8_lossy(&run(c, None, Duration::from_secs(30)).await?)
+                        .trim()
+                        .to_owned()
+                };
+                self.create_mirror(mirror, &url).await?;
+                once().await
             }
             Err(e) => Err(e),
         }

@@ -380,11 +380,15 @@ impl Pump {
             rules::whole("inspection", format!("git index-pack: {e}"), &self.names())
         })?;
         if !out.status.success() {
-            return Err(rules::whole(
-                "pack",
-                format!("the pack is broken: {}", git::first_line(&out.stderr)),
-                &self.names(),
-            ));
+            let why = git::first_line(&out.stderr);
+            // The proxy's trouble (its disk), not the pack's.
+            let (rule, what) = if why.contains("No space left") || why.contains("Permission denied")
+            {
+                ("inspection", "the proxy cannot inspect the push")
+            } else {
+                ("pack", "git index-pack refused the pack")
+            };
+            return Err(rules::whole(rule, format!("{what}: {why}"), &self.names()));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let hash = text
