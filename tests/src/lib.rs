@@ -444,6 +444,8 @@ pub struct ProxyProc {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     pub metrics_addr: Option<String>,
+    /// The admin API's `http://ADDR`, when `admin_listen` is set.
+    pub admin_url: Option<String>,
     pub ca_path: PathBuf,
     pub audit_path: PathBuf,
     /// The proxy's TOML, which SIGHUP reloads.
@@ -627,7 +629,7 @@ impl World {
             }
         });
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut addr, mut metrics) = (None, None);
+        let (mut addr, mut metrics, mut admin) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let mut l = String::new();
@@ -639,6 +641,9 @@ impl World {
             }
             if let Some(m) = l.trim().strip_prefix("metrics: http://") {
                 metrics = m.strip_suffix("/metrics").map(str::to_owned);
+            }
+            if let Some(a) = l.trim().strip_prefix("admin API: ") {
+                admin = a.split("/v1/").next().map(str::to_owned);
             }
             if l.trim_start().starts_with("sandbox environment:") {
                 break;
@@ -659,6 +664,7 @@ impl World {
             child,
             addr,
             metrics_addr: metrics,
+            admin_url: admin,
             ca_path: dir.join("ca").join("ca.pem"),
             audit_path: audit,
             config_path: config,

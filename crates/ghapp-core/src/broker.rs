@@ -293,6 +293,14 @@ impl Broker {
         }
     }
 
+    /// The fresh token for `req` this broker holds (memory, then disk), without minting.
+    pub fn cached(&self, req: &TokenRequest) -> Option<CachedToken> {
+        let key = token_key(&self.app, req);
+        let now = unix_now() as u64;
+        self.fresh_in_memory(&key, now)
+            .or_else(|| self.fresh_on_disk(&key, now))
+    }
+
     /// Drops a token from memory and disk if it is `value`.
     pub fn forget(&self, req: &TokenRequest, value: &str) -> Result<bool> {
         let key = token_key(&self.app, req);

@@ -88,6 +88,9 @@ struct File {
     #[serde(default)]
     resolve: Vec<String>,
     spool_dir: Option<PathBuf>,
+    state: Option<String>,
+    admin_listen: Option<String>,
+    admin_token: Option<SecretSource>,
     #[serde(default, deserialize_with = "ghapp_core::config::app_tables")]
     app: Vec<FileApp>,
     /// What every `[[sandbox]]` inherits unless it says otherwise.
@@ -98,7 +101,7 @@ struct File {
 }
 
 /// `[defaults]`: the policy keys a fleet states once; a sandbox's own value replaces one.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 struct FileDefaults {
     push: Option<Vec<String>>,
@@ -313,15 +316,90 @@ struct FileSandbox {
 #[serde(untagged)]
 enum SecretSource {
     Literal(String),
-    Env { env: String },
-    File { file: PathBuf },
+    Env {
+        env: String,
+    },
+    File {
+        file: PathBuf,
+    },
+    /// Only the secret's SHA-256 (hex): what the state store keeps.
+    Sha256 {
+        sha256: String,
+    },
+}
+
+impl SecretSource {
+    /// The secret named by `what` (in errors).
+    fn read(self, what: &str) -> Result<Credential, String> {
+        let secret = match self {
+            SecretSource::Literal(v) => v,
+            SecretSource::Env { env } => {
+                std::env::var(&env).map_err(|_| format!("{what} variable {env} is not set"))?
+            }
+            SecretSource::File { file } => ghapp_core::fsutil::read_bounded(&file, 64 * 1024)
+                .map(|t| t.trim().to_owned())
+                .map_err(|e| format!("cannot read {what} file {}: {e}", file.display()))?,
+            SecretSource::Sha256 { sha256 } => {
+                let bytes: Vec<u8> = (0..sha256.len())
+                    .step_by(2)
+                    .filter_map(|i| u8::from_str_radix(sha256.get(i..i + 2)?, 16).ok())
+                    .collect();
+                return <[u8; 32]>::try_from(bytes)
+                    .map(Credential::Sha256)
+                    .map_err(|_| format!("{what} sha256 must be 64 hex digits"));
+            }
+        };
+        if secret.len() < 16 {
+            return Err(format!("the {what} must be at least 16 characters"));
+        }
+        Ok(Credential::Secret(ProxySecret::new(secret)))
+    }
+}
+
+/// How a sandbox proves itself: its secret, or (stored sandboxes) only the secret's SHA-256.
+#[derive(Clone)]
+pub enum Credential {
+    Secret(ProxySecret),
+    Sha256([u8; 32]),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(****)")
+    }
+}
+
+impl Credential {
+    /// The SHA-256 of a secret.
+    pub fn digest(secret: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(secret.as_bytes()).into()
+    }
+
+    /// Whether `presented` is the secret (compared in constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        match self {
+            Credential::Secret(s) => s.matches(presented),
+            Credential::Sha256(h) => Credential::digest(presented).ct_eq(h).into(),
+        }
+    }
+
+    /// Whether two credentials accept the same secret.
+    pub fn same(&self, other: &Credential) -> bool {
+        match (self, other) {
+            (Credential::Secret(a), b) => b.matches(a.expose()),
+            (a, Credential::Secret(b)) => a.matches(b.expose()),
+            (Credential::Sha256(a), Credential::Sha256(b)) => a == b,
+        }
+    }
 }
 
 /// One sandbox's identity and policy.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     pub name: String,
-    pub secret: ProxySecret,
+    pub secret: Credential,
     /// As configured (the spelling kept; compared case-insensitively).
     pub repos: Vec<RepoName>,
     pub push: Vec<String>,
@@ -358,6 +436,14 @@ pub struct ProxyConfig {
     pub sandboxes: Vec<SandboxConfig>,
     /// Push inspection's packs and mirrors.
     pub spool_dir: PathBuf,
+    /// The state store (`sqlite:PATH` or `postgres://…`); `None`: no store (sandboxes from
+    /// this file only).
+    pub state: Option<String>,
+    /// The admin API's listener and bearer token.
+    pub admin_listen: Option<SocketAddr>,
+    pub admin_token: Option<ProxySecret>,
+    /// `[defaults]`, for sandboxes added through the admin API.
+    defaults: FileDefaults,
 }
 
 impl FileSandbox {
@@ -377,17 +463,7 @@ impl FileSandbox {
                 "the name must be non-empty, without ':' or spaces".into(),
             ));
         }
-        let secret = match s.secret {
-            SecretSource::Literal(v) => v,
-            SecretSource::Env { env } => std::env::var(&env)
-                .map_err(|_| fail(format!("secret variable {env} is not set")))?,
-            SecretSource::File { file } => ghapp_core::fsutil::read_bounded(&file, 64 * 1024)
-                .map(|t| t.trim().to_owned())
-                .map_err(|e| fail(format!("cannot read secret file {}: {e}", file.display())))?,
-        };
-        if secret.len() < 16 {
-            return Err(fail("the secret must be at least 16 characters".into()));
-        }
+        let secret = s.secret.read("secret").map_err(fail)?;
         let mut repos = Vec::new();
         for r in &s.repos {
             let Some(name) = RepoName::parse(r) else {
@@ -412,7 +488,7 @@ impl FileSandbox {
         Ok(SandboxConfig {
             rules,
             name,
-            secret: ProxySecret::new(secret),
+            secret,
             repos,
             push: s.push.or_else(|| defaults.push.clone()).unwrap_or_default(),
             allow_delete: s.allow_delete.or(defaults.allow_delete).unwrap_or(false),
@@ -422,6 +498,24 @@ impl FileSandbox {
 }
 
 impl ProxyConfig {
+    /// A sandbox of the state store: its stored keys (the `[[sandbox]]` keys as JSON, the
+    /// secret as `{"sha256": HEX}`) with this file's `[defaults]`, checked as the file's are.
+    pub fn stored_sandbox(
+        &self,
+        name: &str,
+        spec: &serde_json::Value,
+    ) -> Result<SandboxConfig, ConfigError> {
+        let mut spec = spec.clone();
+        if let Some(m) = spec.as_object_mut() {
+            m.insert("name".into(), serde_json::Value::String(name.to_owned()));
+        }
+        let s: FileSandbox = serde_json::from_value(spec)
+            .map_err(|e| ConfigError(format!("sandbox {name:?}: {e}")))?;
+        let mut d = self.defaults.clone();
+        let rules = file_rules!(d);
+        s.build("(the admin API)", &self.defaults, &rules)
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError(format!("cannot read proxy config {}: {e}", path.display()))
@@ -493,6 +587,7 @@ impl ProxyConfig {
             )));
         }
         let mut sandboxes: Vec<SandboxConfig> = Vec::new();
+        let kept_defaults = f.defaults.clone();
         let mut defaults = f.defaults;
         let default_rules = file_rules!(defaults);
         for s in f.sandbox {
@@ -507,6 +602,37 @@ impl ProxyConfig {
         }
         let cache_dir = f.cache_dir.unwrap_or_else(|| ca_dir.join("tokens"));
         let spool_dir = f.spool_dir.unwrap_or_else(|| ca_dir.join("spool"));
+        let admin_listen = f
+            .admin_listen
+            .as_deref()
+            .map(|s| addr(s, "admin_listen"))
+            .transpose()?;
+        let admin_token = match f.admin_token {
+            Some(src) => match src.read("admin_token") {
+                Ok(Credential::Secret(t)) => Some(t),
+                Ok(Credential::Sha256(_)) => {
+                    return Err(ConfigError(format!(
+                        "proxy config {origin}: admin_token: give the token ({{ env = \"VAR\" }} or {{ file = \"PATH\" }}), not its sha256"
+                    )));
+                }
+                Err(e) => return Err(ConfigError(format!("proxy config {origin}: {e}"))),
+            },
+            None => None,
+        };
+        if admin_listen.is_some() && admin_token.is_none() {
+            return Err(ConfigError(format!(
+                "proxy config {origin}: admin_listen needs admin_token = {{ env = \"VAR\" }} or {{ file = \"PATH\" }} (the bearer token of the admin API)"
+            )));
+        }
+        // The store: named, or (with an admin API to fill it) a SQLite file beside the CA dir.
+        let state = std::env::var("GHAPP_PROXY_STATE")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or(f.state)
+            .or_else(|| {
+                admin_listen
+                    .map(|_| format!("sqlite:{}", ca_dir.with_file_name("state.db").display()))
+            });
         let egress_allow = f
             .egress_allow
             .iter()
@@ -545,6 +671,10 @@ impl ProxyConfig {
             refresh_margin: ghapp_core::config::DEFAULT_REFRESH_MARGIN,
             sandboxes,
             spool_dir,
+            state,
+            admin_listen,
+            admin_token,
+            defaults: kept_defaults,
         })
     }
 }

@@ -119,11 +119,7 @@ impl Grants {
             .is_some_and(|until| *until > Instant::now())
     }
 
-    /// Drops a sandbox's grants (it was removed or re-keyed).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by the control plane (issue 14)")
-    )]
+    /// Drops a sandbox's grants (it was disconnected).
     pub(crate) fn forget(&self, sandbox: &str) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|(s, _), _| s != sandbox);

@@ -23,6 +23,7 @@
 //! logs name it by fingerprint. Pushes are decided from the command section before any byte of
 //! the pack reaches GitHub. Redirects are never followed.
 
+pub mod admin;
 pub mod audit;
 mod body;
 pub mod ca;
@@ -40,6 +41,7 @@ mod preflight;
 mod respond;
 mod router;
 mod sandbox;
+pub mod store;
 mod transport;
 mod upstream;
 
@@ -95,6 +97,10 @@ pub struct Proxy {
     lfs: lfs::Grants,
     /// Push inspection's git: mirrors and quarantines under `spool_dir`.
     git: Arc<inspect::Git>,
+    /// The state store, opened when the proxy starts (with `state` or `admin_listen`).
+    store: std::sync::OnceLock<store::Store>,
+    /// Per sandbox, the signal that closes its tunnels when it is disconnected.
+    cuts: std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -178,6 +184,8 @@ impl Proxy {
             git.prepare()?;
         }
         Ok(Proxy {
+            store: std::sync::OnceLock::new(),
+            cuts: std::sync::Mutex::default(),
             git: Arc::new(git),
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             nodes: nodes::NodeCache::default(),
@@ -204,42 +212,59 @@ impl Proxy {
             .find(|b| b.app().serves_owner(Some(owner)))
     }
 
-    /// Serves on the configured address from a background thread with its own runtime.
+    /// Serves on the configured address from a background thread with its own runtime. The
+    /// state store is opened (and migrated) first, so a store that cannot be opened is an
+    /// error here, not a failing request later.
     pub fn start(self) -> Result<Running, String> {
-        let listener = std::net::TcpListener::bind(self.cfg.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", self.cfg.listen))?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let metrics = match self.cfg.metrics_listen {
-            Some(a) => {
-                let l = std::net::TcpListener::bind(a)
-                    .map_err(|e| format!("cannot listen on {a} for metrics: {e}"))?;
-                l.set_nonblocking(true).map_err(|e| e.to_string())?;
-                Some(l)
-            }
-            None => None,
+        let bind = |a: SocketAddr, what: &str| -> Result<std::net::TcpListener, String> {
+            let l = std::net::TcpListener::bind(a)
+                .map_err(|e| format!("cannot listen on {a}{what}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok(l)
         };
+        let listener = bind(self.cfg.listen, "")?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let metrics = self
+            .cfg
+            .metrics_listen
+            .map(|a| bind(a, " for metrics"))
+            .transpose()?;
+        let admin = self
+            .cfg
+            .admin_listen
+            .map(|a| bind(a, " for the admin API"))
+            .transpose()?;
         let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut me = self;
         // The proxy's own listeners are never a tunnel's destination.
         me.cfg.listen = addr;
         me.cfg.metrics_listen = metrics_addr;
+        me.cfg.admin_listen = admin_addr;
         let me = Arc::new(me);
+        if let Some(url) = me.cfg.state.clone() {
+            let store = rt
+                .block_on(store::Store::open(&url))
+                .map_err(|e| e.to_string())?;
+            let _ = me.store.set(store);
+            rt.block_on(me.sync_store());
+        }
         let thread = std::thread::Builder::new()
             .name("ghapp-proxy".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                    .expect("tokio runtime");
-                rt.block_on(me.serve(listener, metrics, rx));
+                rt.block_on(me.serve(listener, metrics, admin, rx));
                 rt.shutdown_timeout(Duration::from_millis(200));
             })
             .map_err(|e| e.to_string())?;
         Ok(Running {
             addr,
             metrics_addr,
+            admin_addr,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -271,8 +296,7 @@ impl Proxy {
         let current = match self.live().sandbox(o.sandbox.name()) {
             // Unchanged since the tunnel opened (the common case): no comparison at all.
             Some(sb)
-                if Arc::ptr_eq(sb, &o.sandbox)
-                    || sb.cfg.secret.matches(o.sandbox.cfg.secret.expose()) =>
+                if Arc::ptr_eq(sb, &o.sandbox) || sb.cfg.secret.same(&o.sandbox.cfg.secret) =>
             {
                 sb.clone()
             }
@@ -610,6 +634,7 @@ fn push_refused(p: &mut Pending, refused: policy::PushRefusal) -> Response<Body>
 pub struct Running {
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -620,6 +645,9 @@ impl Running {
     }
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
     /// Blocks until the proxy stops (for `ghapp proxy`).
     pub fn wait(mut self) {

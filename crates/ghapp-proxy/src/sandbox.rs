@@ -129,7 +129,9 @@ pub(crate) mod tests {
     pub(crate) fn sandbox() -> Sandbox {
         Sandbox::new(SandboxConfig {
             name: "agent-a".into(),
-            secret: ghapp_core::secret::ProxySecret::new("0123456789abcdef"),
+            secret: crate::config::Credential::Secret(ghapp_core::secret::ProxySecret::new(
+                "0123456789abcdef",
+            )),
             repos: vec![RepoName::parse("Octo-Org/Widgets").unwrap()],
             push: vec!["agent/*".into()],
             allow_delete: false,

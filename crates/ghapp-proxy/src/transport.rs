@@ -24,6 +24,9 @@ use crate::{Body, Proxy, egress};
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// How often each replica looks for changes in the state store.
+const STORE_POLL: Duration = Duration::from_secs(1);
+
 /// Who is asking: the sandbox, the client's address, the host it tunnelled to.
 #[derive(Clone)]
 pub(crate) struct Origin {
@@ -50,6 +53,7 @@ impl Proxy {
         self: Arc<Self>,
         listener: std::net::TcpListener,
         metrics: Option<std::net::TcpListener>,
+        admin: Option<std::net::TcpListener>,
         mut shutdown: tokio::sync::oneshot::Receiver<()>,
     ) {
         let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -57,6 +61,24 @@ impl Proxy {
         };
         if let Some(m) = metrics.and_then(|m| tokio::net::TcpListener::from_std(m).ok()) {
             tokio::spawn(self.clone().serve_metrics(m));
+        }
+        if let Some(a) = admin.and_then(|a| tokio::net::TcpListener::from_std(a).ok()) {
+            tokio::spawn(self.clone().serve_admin(a));
+        }
+        if let Some(store) = self.store.get().cloned() {
+            // Changes made through another replica (or this one): reloaded within a second.
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut seen = store.generation().await.ok();
+                loop {
+                    tokio::time::sleep(STORE_POLL).await;
+                    let now = store.generation().await.ok();
+                    if now.is_some() && now != seen {
+                        seen = now;
+                        me.sync_store().await;
+                    }
+                }
+            });
         }
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
@@ -189,15 +211,23 @@ impl Proxy {
         conn.authenticated();
         let upgrade = hyper::upgrade::on(&mut req);
         let me = self.clone();
+        // Closed at once when the sandbox is disconnected.
+        let cut = self.cut_signal(origin.sandbox.name());
         tokio::spawn(async move {
             // The connection's slots are held as long as its tunnel is open.
             let _conn = conn;
             let _slot = slot;
             let Ok(upgraded) = upgrade.await else { return };
             let io = TokioIo::new(upgraded);
-            match target {
-                None => me.intercept(io, origin).await,
-                Some(addr) => me.tunnel(io, origin, addr).await,
+            let serve = async {
+                match target {
+                    None => me.intercept(io, origin).await,
+                    Some(addr) => me.tunnel(io, origin, addr).await,
+                }
+            };
+            tokio::select! {
+                () = serve => {}
+                () = cut.cancelled() => {}
             }
         });
         Ok(Response::new(empty()))
@@ -277,8 +307,19 @@ impl Proxy {
             )
             .retry_after("60"));
         }
-        let kind = match login(&self.live().sandboxes, header) {
+        let live = self.live();
+        let kind = match login(&live.sandboxes, header) {
             Login::Ok(sb) => return Ok(sb),
+            Login::Wrong(tried)
+                if header
+                    .and_then(ghapp_gitproto::basic::parse)
+                    .is_some_and(|(n, s)| live.disconnected(&n, &s)) =>
+            {
+                return Err(Refusal::text(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    format!("sandbox {tried} is disconnected"),
+                ));
+            }
             Login::Wrong(tried) => {
                 self.gate.login_failed(conn.source);
                 let mut ev = Event::new(&tried, Some(conn.source.to_string()), "CONNECT", host, "");

@@ -114,6 +114,78 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Show the whole flow against the built-in emulator: clone, commit, push.
     Demo,
+    /// Add, change, list and disconnect the proxy's sandboxes (a client of its admin API:
+    /// GHAPP_ADMIN_URL, GHAPP_ADMIN_TOKEN).
+    Sandbox(SandboxArgs),
+}
+
+/// `ghapp sandbox`: the admin API's address and token, and what to do.
+#[derive(Args, Debug, Clone)]
+pub struct SandboxArgs {
+    /// The proxy's admin API (its `admin_listen`), e.g. http://127.0.0.1:9091.
+    #[arg(long, env = "GHAPP_ADMIN_URL", global = true)]
+    pub admin_url: Option<String>,
+    #[command(subcommand)]
+    pub command: SandboxCommand,
+}
+
+/// A sandbox's policy, as flags (`add` and `set`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SandboxPolicy {
+    /// A repository the sandbox works on (OWNER/REPO); repeat for several. `set` replaces them.
+    #[arg(long = "repo", value_name = "OWNER/REPO")]
+    pub repos: Vec<String>,
+    /// A ref pattern it may push (e.g. agent/*); repeat for several. `set` replaces them.
+    #[arg(long = "push", value_name = "PATTERN")]
+    pub push: Vec<String>,
+    /// Refs where it may rewrite history (a non-fast-forward push).
+    #[arg(long = "force", value_name = "PATTERN")]
+    pub force: Vec<String>,
+    /// May it delete refs.
+    #[arg(long)]
+    pub allow_delete: Option<bool>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum SandboxCommand {
+    /// Add a sandbox; prints its environment (HTTPS_PROXY with its new secret, the CA), ready
+    /// to paste or `eval`. The secret is shown this once.
+    Add {
+        name: String,
+        #[command(flatten)]
+        policy: SandboxPolicy,
+        /// Where to write the proxy's CA for the sandbox (default: NAME-ca.pem here).
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<PathBuf>,
+        /// Print the admin API's answer as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the sandboxes (from the proxy's file and its state store).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one sandbox and its rules.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a sandbox: its repositories, push patterns, ... (takes effect at once).
+    Set {
+        name: String,
+        #[command(flatten)]
+        policy: SandboxPolicy,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disconnect a sandbox: its tokens revoked at GitHub, its tunnels closed, new ones refused.
+    Disconnect {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

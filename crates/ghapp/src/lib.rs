@@ -15,6 +15,7 @@ mod demo;
 mod doctor;
 mod out;
 mod revoke;
+mod sandbox;
 mod servers;
 mod setup;
 mod token;
@@ -112,6 +113,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Emulator(args) => servers::emulator(args),
         Command::Proxy(args) => servers::proxy(args),
         Command::Demo => demo::run(),
+        Command::Sandbox(args) => sandbox::run(args),
         Command::Setup(args) => setup::run(args, &args.app.overrides()),
         Command::Doctor(args) => {
             let repo = args.repo.as_deref().map(parse_repo).transpose()?;

@@ -1,0 +1,326 @@
+//! The admin API (design section 14), on its own listener (`admin_listen`, never the sandbox
+//! listener), a bearer token (`admin_token`), JSON:
+//!
+//! | method and path | does |
+//! |---|---|
+//! | `POST /v1/sandboxes` | adds a sandbox (`name`, `repos`, `push` and the other `[[sandbox]]` keys but `secret`); answers its secret (once), `HTTPS_PROXY`, the CA and the environment |
+//! | `GET /v1/sandboxes`, `GET /v1/sandboxes/{name}` | the sandboxes (the file's and the store's) and their rules |
+//! | `PATCH /v1/sandboxes/{name}` | changes a stored sandbox's keys (e.g. `repos`) |
+//! | `DELETE /v1/sandboxes/{name}` | disconnects it: its tokens revoked at GitHub and dropped, its tunnels closed, new ones refused |
+//!
+//! Described in `docs/reference/admin-api.yaml` (OpenAPI).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{Value, json};
+
+use crate::store::StoreError;
+use crate::{Body, Proxy};
+
+/// The largest admin request body.
+const BODY_LIMIT: usize = 64 * 1024;
+/// The `[[sandbox]]` keys the admin API takes (all but `name` and `secret`).
+const KEYS: &[&str] = &[
+    "repos",
+    "push",
+    "allow_delete",
+    "rest",
+    "force",
+    "protected_paths",
+    "max_file_bytes",
+    "max_push_bytes",
+    "secret_scan",
+    "inspect",
+];
+/// The variables that name the proxy's CA for each runtime.
+pub const CA_VARIABLES: &[&str] = &[
+    "GIT_SSL_CAINFO",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+];
+
+fn answer(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut r = crate::respond::json_body(status, "application/json", v);
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    answer(status, &json!({ "message": message.into() }))
+}
+
+impl Proxy {
+    pub(crate) async fn serve_admin(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        while let Ok((s, _)) = listener.accept().await {
+            let me = self.clone();
+            let timeout = me.gate.limits.header_timeout;
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let me = me.clone();
+                    async move { Ok::<_, Infallible>(me.admin(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    }
+
+    async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
+        let authorized = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .zip(self.cfg.admin_token.as_ref())
+            .is_some_and(|(given, token)| token.matches(given.trim()));
+        if !authorized {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "the admin API needs Authorization: Bearer <admin_token> (GHAPP_ADMIN_TOKEN for ghapp sandbox)",
+            );
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+        let Some(store) = self.store.get() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state store is not open",
+            );
+        };
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().trim_end_matches('/');
+        let name = path.strip_prefix("/v1/sandboxes/").map(str::to_owned);
+        let body = match read(body).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        match (&parts.method, path, name) {
+            (&Method::GET, "/v1/sandboxes", None) => {
+                let mut all = Vec::new();
+                for sb in &self.live().sandboxes {
+                    all.push(self.describe_sandbox(sb.name()).await);
+                }
+                if let Ok(stored) = store.all().await {
+                    for s in stored.iter().filter(|s| s.disconnected_at.is_some()) {
+                        all.push(self.describe_sandbox(&s.name).await);
+                    }
+                }
+                answer(StatusCode::OK, &Value::Array(all))
+            }
+            (&Method::POST, "/v1/sandboxes", None) => self.add_sandbox(body).await,
+            (&Method::GET, _, Some(n)) => {
+                let v = self.describe_sandbox(&n).await;
+                if v.is_null() {
+                    error(StatusCode::NOT_FOUND, format!("no sandbox {n}"))
+                } else {
+                    answer(StatusCode::OK, &v)
+                }
+            }
+            (&Method::PATCH, _, Some(n)) => self.set_sandbox(&n, body).await,
+            (&Method::DELETE, _, Some(n)) => match store.disconnect(&n).await {
+                Ok(()) => {
+                    let revoked = self.sync_store().await;
+                    answer(
+                        StatusCode::OK,
+                        &json!({ "name": n, "disconnected": true, "tokens_revoked": revoked }),
+                    )
+                }
+                Err(e) => self.store_error(&n, e),
+            },
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}",
+            ),
+        }
+    }
+
+    fn store_error(&self, name: &str, e: StoreError) -> Response<Body> {
+        let file = self.cfg.sandboxes.iter().any(|s| s.name == name);
+        match e {
+            StoreError::Missing(_) if file => error(
+                StatusCode::CONFLICT,
+                format!("sandbox {name} is configured in the proxy's file: change it there"),
+            ),
+            StoreError::Missing(_) => error(StatusCode::NOT_FOUND, format!("no sandbox {name}")),
+            StoreError::Exists(_) => error(StatusCode::CONFLICT, format!("sandbox {name} exists")),
+            StoreError::Db(m) => {
+                tracing::error!("admin API: {m}");
+                error(StatusCode::SERVICE_UNAVAILABLE, m)
+            }
+        }
+    }
+
+    async fn add_sandbox(&self, body: Value) -> Response<Body> {
+        let Some(store) = self.store.get() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state store is not open",
+            );
+        };
+        let Some(name) = body.get("name").and_then(Value::as_str).map(str::to_owned) else {
+            return error(StatusCode::BAD_REQUEST, "a sandbox needs a \"name\"");
+        };
+        if self.cfg.sandboxes.iter().any(|s| s.name == name) {
+            return error(
+                StatusCode::CONFLICT,
+                format!("sandbox {name} is configured in the proxy's file"),
+            );
+        }
+        let mut spec = match keys(&body, true) {
+            Ok(s) => s,
+            Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        };
+        let secret = new_secret();
+        let digest: String = crate::config::Credential::digest(&secret)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        spec.insert("secret".into(), json!({ "sha256": digest }));
+        let spec = Value::Object(spec);
+        if let Err(e) = self.cfg.stored_sandbox(&name, &spec) {
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+        if let Err(e) = store.add(&name, &spec).await {
+            return self.store_error(&name, e);
+        }
+        self.sync_store().await;
+        let proxy = format!("http://{name}:{secret}@{}", self.cfg.listen);
+        let mut out = self.describe_sandbox(&name).await;
+        out["secret"] = json!(secret);
+        out["https_proxy"] = json!(proxy);
+        out["ca_pem"] = json!(self.ca_pem());
+        out["env"] = json!({ "HTTPS_PROXY": proxy, "GIT_HTTP_PROXY_AUTHMETHOD": "basic" });
+        out["ca_env"] = json!(CA_VARIABLES);
+        answer(StatusCode::CREATED, &out)
+    }
+
+    async fn set_sandbox(&self, name: &str, body: Value) -> Response<Body> {
+        let Some(store) = self.store.get() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state store is not open",
+            );
+        };
+        let current = match store.get(name).await {
+            Ok(Some(s)) if s.disconnected_at.is_none() => s,
+            Ok(_) => return self.store_error(name, StoreError::Missing(name.into())),
+            Err(e) => return self.store_error(name, e),
+        };
+        let changes = match keys(&body, false) {
+            Ok(s) => s,
+            Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        };
+        let mut spec = current.spec;
+        if let Some(m) = spec.as_object_mut() {
+            m.extend(changes);
+        }
+        if let Err(e) = self.cfg.stored_sandbox(name, &spec) {
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+        if let Err(e) = store.set(name, &spec).await {
+            return self.store_error(name, e);
+        }
+        self.sync_store().await;
+        answer(StatusCode::OK, &self.describe_sandbox(name).await)
+    }
+
+    /// A sandbox as the admin API shows it: its rules (as `GET /policy` words them), where it
+    /// comes from, whether it is disconnected; `null` when there is none.
+    async fn describe_sandbox(&self, name: &str) -> Value {
+        let file = self.cfg.sandboxes.iter().any(|s| s.name == name);
+        if let Some(sb) = self.live().sandbox(name) {
+            let mut v =
+                crate::policy::describe(sb, self.live().egress == crate::config::Egress::Deny);
+            v["source"] = json!(if file { "file" } else { "store" });
+            v["disconnected"] = json!(false);
+            return v;
+        }
+        let Some(store) = self.store.get() else {
+            return Value::Null;
+        };
+        match store.get(name).await {
+            Ok(Some(s)) => json!({
+                "sandbox": s.name,
+                "repositories": s.spec.get("repos").cloned().unwrap_or(Value::Null),
+                "source": "store",
+                "disconnected": s.disconnected_at.is_some(),
+            }),
+            _ => Value::Null,
+        }
+    }
+}
+
+/// The request's JSON body (at most [`BODY_LIMIT`]); `Null` when empty.
+async fn read(body: Incoming) -> Result<Value, Response<Body>> {
+    let collected = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        http_body_util::Limited::new(body, BODY_LIMIT).collect(),
+    )
+    .await;
+    let bytes: Bytes = match collected {
+        Ok(Ok(b)) => b.to_bytes(),
+        _ => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body must be JSON under {} KiB, sent within 10 s",
+                    BODY_LIMIT >> 10
+                ),
+            ));
+        }
+    };
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+/// The sandbox keys of a request body, each one the admin API takes; `name` allowed when
+/// adding.
+fn keys(body: &Value, adding: bool) -> Result<serde_json::Map<String, Value>, String> {
+    let Some(m) = body.as_object() else {
+        return Err("the body must be a JSON object".into());
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        if k == "name" && adding {
+            continue;
+        }
+        if !KEYS.contains(&k.as_str()) {
+            return Err(format!(
+                "unknown key {k:?}: a sandbox takes {}{}",
+                if adding { "name, " } else { "" },
+                KEYS.join(", ")
+            ));
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    Ok(out)
+}
+
+/// A new sandbox secret: 32 random bytes, hex.
+fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,322 @@
+//! The proxy's state store (design section 14): the sandboxes added through the admin API, their
+//! disconnections, the webhook deliveries acted on. SQLite in a file by default (nothing to
+//! run), PostgreSQL for several replicas; one schema (`migrations/`), the same queries (sqlx's
+//! `Any` driver), the same tests against both.
+//!
+//! Every change bumps a generation number; each replica polls it (every second) and reloads
+//! its sandboxes when it moves, so a change made through one replica is seen by all.
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::Row;
+use sqlx::any::AnyPoolOptions;
+
+/// The migrations, in order: `(version, SQL)`. Applied once each, in a transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_control_plane.sql"))];
+
+/// One stored sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub name: String,
+    /// The `[[sandbox]]` keys as JSON, the secret as `{"sha256": HEX}`.
+    pub spec: serde_json::Value,
+    pub created_at: i64,
+    pub disconnected_at: Option<i64>,
+}
+
+/// A store error, worded for the operator (the URL's password never in it).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sandbox {0} exists")]
+    Exists(String),
+    #[error("no sandbox {0}")]
+    Missing(String),
+    #[error("the state store: {0}")]
+    Db(String),
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+fn now() -> i64 {
+    ghapp_core::jwt::unix_now()
+}
+
+impl Store {
+    /// Opens (creating a SQLite file as needed) and migrates the store at `url`:
+    /// `sqlite:PATH` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                ghapp_core::fsutil::ensure_private_dir(dir)
+                    .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            format!("sqlite://{path}?mode=rwc")
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.to_owned()
+        } else {
+            return Err(StoreError::Db(
+                "state must be sqlite:PATH or postgres://…".into(),
+            ));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::Db(format!("cannot open: {}", redact(&e.to_string()))))?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if done.is_some() {
+                continue;
+            }
+            for stmt in statements(sql) {
+                sqlx::query(&stmt).execute(&mut *tx).await.map_err(db)?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+        }
+        Ok(())
+    }
+
+    /// The generation: it moves whenever anything changes.
+    pub async fn generation(&self) -> Result<i64, StoreError> {
+        sqlx::query("SELECT value FROM generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?
+            .try_get::<i64, _>(0)
+            .map_err(db)
+    }
+
+    async fn bump(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE generation SET value = value + 1 WHERE id = 1")
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Every stored sandbox, disconnected ones included.
+    pub async fn all(&self) -> Result<Vec<Stored>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, spec, created_at, disconnected_at FROM sandboxes ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(stored).collect()
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<Stored>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, spec, created_at, disconnected_at FROM sandboxes WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(stored).transpose()
+    }
+
+    /// Adds a sandbox; one that was disconnected under this name is replaced.
+    pub async fn add(&self, name: &str, spec: &serde_json::Value) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let existing = sqlx::query("SELECT disconnected_at FROM sandboxes WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if let Some(row) = existing {
+            let gone: Option<i64> = row.try_get(0).map_err(db)?;
+            if gone.is_none() {
+                return Err(StoreError::Exists(name.into()));
+            }
+            sqlx::query("DELETE FROM sandboxes WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        sqlx::query(
+            "INSERT INTO sandboxes (name, spec, created_at, updated_at, disconnected_at) VALUES ($1, $2, $3, $3, NULL)",
+        )
+        .bind(name)
+        .bind(spec.to_string())
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        self.bump(&mut tx).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// Replaces an active sandbox's spec.
+    pub async fn set(&self, name: &str, spec: &serde_json::Value) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let n = sqlx::query(
+            "UPDATE sandboxes SET spec = $1, updated_at = $2 WHERE name = $3 AND disconnected_at IS NULL",
+        )
+        .bind(spec.to_string())
+        .bind(now())
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Missing(name.into()));
+        }
+        self.bump(&mut tx).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// Marks a sandbox disconnected (its spec kept for the record).
+    pub async fn disconnect(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let n = sqlx::query(
+            "UPDATE sandboxes SET disconnected_at = $1, updated_at = $1 WHERE name = $2 AND disconnected_at IS NULL",
+        )
+        .bind(now())
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Missing(name.into()));
+        }
+        self.bump(&mut tx).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// Records a webhook delivery; false when it was recorded before (a redelivery).
+    pub async fn first_delivery(&self, id: &str, event: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO deliveries (id, event, received_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(event)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+fn stored(row: &sqlx::any::AnyRow) -> Result<Stored, StoreError> {
+    let spec: String = row.try_get(1).map_err(db)?;
+    Ok(Stored {
+        name: row.try_get(0).map_err(db)?,
+        spec: serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Db(format!("a stored spec: {e}")))?,
+        created_at: row.try_get(2).map_err(db)?,
+        disconnected_at: row.try_get(3).map_err(db)?,
+    })
+}
+
+/// The statements of a migration (split on `;` at line ends; comments dropped).
+fn statements(sql: &str) -> Vec<String> {
+    let text: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.split(";\n")
+        .chain(std::iter::once(""))
+        .map(|s| s.trim().trim_end_matches(';').trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A database error without the password a URL may carry.
+fn redact(s: &str) -> String {
+    match (s.find("://"), s.find('@')) {
+        (Some(a), Some(b)) if a < b => format!("{}://…{}", &s[..a], &s[b..]),
+        _ => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sandboxes_are_added_changed_and_disconnected() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("state/proxy.db").display());
+        let s = Store::open(&url).await.unwrap();
+        let g0 = s.generation().await.unwrap();
+        let spec = serde_json::json!({"repos": ["o/r"], "secret": {"sha256": "00"}});
+        s.add("a", &spec).await.unwrap();
+        assert!(matches!(
+            s.add("a", &spec).await,
+            Err(StoreError::Exists(_))
+        ));
+        let mut changed = spec.clone();
+        changed["repos"] = serde_json::json!(["o/other"]);
+        s.set("a", &changed).await.unwrap();
+        assert_eq!(s.get("a").await.unwrap().unwrap().spec, changed);
+        s.disconnect("a").await.unwrap();
+        assert!(s.get("a").await.unwrap().unwrap().disconnected_at.is_some());
+        assert!(matches!(
+            s.set("a", &spec).await,
+            Err(StoreError::Missing(_))
+        ));
+        assert!(s.generation().await.unwrap() >= g0 + 3);
+        // Added again after a disconnect; a reopened store keeps everything.
+        s.add("a", &spec).await.unwrap();
+        drop(s);
+        let s = Store::open(&url).await.unwrap();
+        let all = s.all().await.unwrap();
+        assert_eq!((all.len(), all[0].disconnected_at), (1, None));
+        assert!(s.first_delivery("d-1", "ping").await.unwrap());
+        assert!(!s.first_delivery("d-1", "ping").await.unwrap());
+        assert!(Store::open("mysql://x").await.is_err());
+    }
+
+    #[test]
+    fn migrations_split_into_statements() {
+        let st = statements(MIGRATIONS[0].1);
+        assert_eq!(st.len(), 4, "{st:#?}");
+        assert!(st.iter().all(|s| !s.contains("--")));
+        assert_eq!(
+            redact("error connecting to postgres://u:pw@h/db"),
+            "error connecting to postgres://…@h/db"
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! `ghapp sandbox add|list|show|set|disconnect`: a client of the proxy's admin API
+//! (`GHAPP_ADMIN_URL`, `GHAPP_ADMIN_TOKEN`).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::Usage;
+use crate::cli::{SandboxArgs, SandboxCommand, SandboxPolicy};
+use crate::out::outln;
+
+pub(crate) fn run(args: &SandboxArgs) -> Result<ExitCode> {
+    let Some(url) = args.admin_url.as_deref() else {
+        return Err(Usage(
+            "ghapp sandbox needs the proxy's admin API: set GHAPP_ADMIN_URL (or --admin-url), e.g. http://127.0.0.1:9091".into(),
+        )
+        .into());
+    };
+    let token = ghapp_core::secret::ProxySecret::new(
+        std::env::var("GHAPP_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Usage("ghapp sandbox needs GHAPP_ADMIN_TOKEN (the proxy's admin_token)".into())
+            })?,
+    );
+    let api = Api {
+        base: url.trim_end_matches('/').to_owned(),
+        token,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(api.command(&args.command))
+}
+
+struct Api {
+    base: String,
+    token: ghapp_core::secret::ProxySecret,
+}
+
+fn policy(p: &SandboxPolicy) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    if !p.repos.is_empty() {
+        m.insert("repos".into(), json!(p.repos));
+    }
+    if !p.push.is_empty() {
+        m.insert("push".into(), json!(p.push));
+    }
+    if !p.force.is_empty() {
+        m.insert("force".into(), json!(p.force));
+    }
+    if let Some(d) = p.allow_delete {
+        m.insert("allow_delete".into(), json!(d));
+    }
+    m
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .no_proxy()
+            .build()?;
+        let url = format!("{}{path}", self.base);
+        let mut rb = client
+            .request(method.clone(), &url)
+            .bearer_auth(self.token.expose());
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            bail!("the admin API answered {status} to {method} {path}: {msg}");
+        }
+        Ok(v)
+    }
+
+    async fn command(&self, c: &SandboxCommand) -> Result<ExitCode> {
+        use reqwest::Method;
+        let (v, json) = match c {
+            SandboxCommand::Add {
+                name,
+                policy: p,
+                ca_file,
+                json,
+            } => {
+                if p.repos.is_empty() {
+                    return Err(Usage(format!(
+                        "ghapp sandbox add {name}: give its repositories (--repo OWNER/REPO)"
+                    ))
+                    .into());
+                }
+                let mut body = policy(p);
+                body.insert("name".into(), json!(name));
+                let v = self
+                    .call(Method::POST, "/v1/sandboxes", Some(Value::Object(body)))
+                    .await?;
+                if *json {
+                    (v, true)
+                } else {
+                    let ca = ca_file
+                        .clone()
+                        .unwrap_or_else(|| std::path::PathBuf::from(format!("{name}-ca.pem")));
+                    let pem = v["ca_pem"].as_str().unwrap_or_default();
+                    std::fs::write(&ca, pem)
+                        .with_context(|| format!("cannot write the CA to {}", ca.display()))?;
+                    let ca = std::path::absolute(&ca).unwrap_or(ca);
+                    outln!("# sandbox {name}: its environment (the secret is shown this once)");
+                    if let Some(env) = v["env"].as_object() {
+                        for (k, val) in env {
+                            outln!("export {k}={}", shell(val.as_str().unwrap_or_default()));
+                        }
+                    }
+                    for k in v["ca_env"].as_array().into_iter().flatten() {
+                        outln!(
+                            "export {}={}",
+                            k.as_str().unwrap_or_default(),
+                            shell(&ca.display().to_string())
+                        );
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            SandboxCommand::List { json } => {
+                (self.call(Method::GET, "/v1/sandboxes", None).await?, *json)
+            }
+            SandboxCommand::Show { name, json } => (
+                self.call(Method::GET, &format!("/v1/sandboxes/{name}"), None)
+                    .await?,
+                *json,
+            ),
+            SandboxCommand::Set {
+                name,
+                policy: p,
+                json,
+            } => {
+                let body = policy(p);
+                if body.is_empty() {
+                    return Err(Usage(format!(
+                        "ghapp sandbox set {name}: nothing to change (--repo, --push, --force, --allow-delete)"
+                    ))
+                    .into());
+                }
+                (
+                    self.call(
+                        Method::PATCH,
+                        &format!("/v1/sandboxes/{name}"),
+                        Some(Value::Object(body)),
+                    )
+                    .await?,
+                    *json,
+                )
+            }
+            SandboxCommand::Disconnect { name, json } => (
+                self.call(Method::DELETE, &format!("/v1/sandboxes/{name}"), None)
+                    .await?,
+                *json,
+            ),
+        };
+        if json {
+            outln!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            match &v {
+                Value::Array(all) => all.iter().for_each(line),
+                one => line(one),
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// One sandbox in a line: name, where it comes from, repositories, pushes, state.
+fn line(v: &Value) {
+    if v.get("tokens_revoked").is_some() {
+        outln!(
+            "{}: disconnected ({} token(s) revoked)",
+            v["name"].as_str().unwrap_or_default(),
+            v["tokens_revoked"]
+        );
+        return;
+    }
+    let list = |x: &Value| {
+        x.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    outln!(
+        "{}\t{}\trepos={}\tpush={}\t{}",
+        v["sandbox"].as_str().unwrap_or_default(),
+        v["source"].as_str().unwrap_or_default(),
+        list(&v["repositories"]),
+        list(&v["push"]["refs"]),
+        if v["disconnected"] == json!(true) {
+            "disconnected"
+        } else {
+            "active"
+        }
+    );
+}
+
+/// `s` quoted for a POSIX shell.
+fn shell(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}

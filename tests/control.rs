@@ -1,0 +1,446 @@
+//! The proxy's control plane (issue 14): sandboxes added, changed and disconnected through the
+//! admin API (driven by `ghapp sandbox`), on SQLite and on a real PostgreSQL, one proxy or two.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ghapp_e2e::{ProxyProc, Run, Sandbox as Sb, World};
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
+
+/// A proxy with an admin API on `state`, no sandbox of its own.
+fn proxy(w: &World, state: &str) -> ProxyProc {
+    let token = w.path("admin-token");
+    std::fs::write(&token, ADMIN_TOKEN).unwrap();
+    w.start_proxy(
+        "",
+        &format!(
+            "admin_listen = \"127.0.0.1:0\"\nadmin_token = {{ file = {:?} }}\nstate = {state:?}\n",
+            token.display().to_string()
+        ),
+    )
+}
+
+/// `ghapp sandbox ARGS` against `p`'s admin API.
+fn ghapp_sandbox(w: &World, p: &ProxyProc, args: &[&str]) -> Run {
+    let mut env = w.env().to_vec();
+    env.push(("GHAPP_ADMIN_URL".to_owned(), p.admin_url.clone().unwrap()));
+    env.push(("GHAPP_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()));
+    let mut all = vec!["sandbox"];
+    all.extend_from_slice(args);
+    w.cmd("ghapp")
+        .env(&env)
+        .args(&all)
+        .dir(w.root.path())
+        .carries_secrets()
+        .run()
+}
+
+/// The `export K='V'` lines `ghapp sandbox add` printed, as a sandbox's environment (with git
+/// kept away from the user's configuration).
+fn environment(w: &World, name: &str, printed: &str) -> Vec<(String, String)> {
+    let home = w.path(&format!("home-{name}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let cfg = home.join("gitconfig");
+    std::fs::write(&cfg, "").unwrap();
+    let mut env: Vec<(String, String)> = Vec::new();
+    for line in printed.lines().filter_map(|l| l.strip_prefix("export ")) {
+        let (k, v) = line.split_once('=').unwrap();
+        env.push((k.to_owned(), v.trim_matches('\'').to_owned()));
+    }
+    let ca = env
+        .iter()
+        .find(|(k, _)| k == "GIT_SSL_CAINFO")
+        .map(|(_, v)| PathBuf::from(v))
+        .expect("the CA variable");
+    let mut all = fakehub::isolated_git_env(
+        &std::env::var("PATH").unwrap_or_default(),
+        &home,
+        &cfg,
+        &ca,
+        "Sandbox Agent",
+    );
+    all.retain(|(k, _)| !env.iter().any(|(e, _)| e == k));
+    all.extend(env);
+    all
+}
+
+fn var(env: &[(String, String)], key: &str) -> String {
+    env.iter().find(|(k, _)| k == key).unwrap().1.clone()
+}
+
+/// `env` pointed at another proxy (its port), same credentials.
+fn repointed(env: &[(String, String)], p: &ProxyProc) -> Vec<(String, String)> {
+    let proxy = var(env, "HTTPS_PROXY");
+    let (creds, _) = proxy.rsplit_once('@').unwrap();
+    let mut out = env.to_vec();
+    for (k, v) in out.iter_mut() {
+        if k == "HTTPS_PROXY" {
+            *v = format!("{creds}@{}", p.addr);
+        }
+    }
+    out
+}
+
+fn admin_get(url: &str, token: Option<&str>) -> u16 {
+    let mut c = std::process::Command::new("curl");
+    c.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--noproxy",
+        "*",
+    ]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = c.arg(format!("{url}/v1/sandboxes")).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+/// The whole life of a sandbox on one store: add, use, re-point, disconnect mid-clone,
+/// restart.
+fn lifecycle(w: &World, state: &str) {
+    let p = proxy(w, state);
+    // The admin API wants its token, and is not served on the sandbox listener.
+    let admin = p.admin_url.clone().unwrap();
+    assert_eq!(admin_get(&admin, None), 401);
+    assert_eq!(admin_get(&admin, Some("wrong-token-0123456789")), 401);
+    assert_eq!(admin_get(&admin, Some(ADMIN_TOKEN)), 200);
+    assert_eq!(
+        admin_get(&format!("http://{}", p.addr), Some(ADMIN_TOKEN)),
+        405
+    );
+
+    let ca = w.path("agent-x-ca.pem");
+    let add = ghapp_sandbox(
+        w,
+        &p,
+        &[
+            "add",
+            "agent-x",
+            "--repo",
+            "octo-org/widgets",
+            "--push",
+            "agent/*",
+            "--ca-file",
+            &ca.display().to_string(),
+        ],
+    );
+    add.ok();
+    assert!(
+        add.stdout.contains("export HTTPS_PROXY='http://agent-x:"),
+        "{add:#?}"
+    );
+    let env = environment(w, "agent-x", &add.stdout);
+    let sb = Sb {
+        w,
+        env: env.clone(),
+    };
+    sb.clone("octo-org", "widgets", "x-widgets", &[]).ok();
+    let work = w.path("x-widgets");
+    sb.push_new_branch(
+        &work,
+        "agent/x",
+        "x.txt",
+        b"from a sandbox added at run time\n",
+    );
+    let list = ghapp_sandbox(w, &p, &["list"]);
+    list.ok();
+    assert!(
+        list.stdout
+            .contains("agent-x\tstore\trepos=octo-org/widgets\tpush=refs/heads/agent/*\tactive"),
+        "{list:#?}"
+    );
+
+    // Re-pointed: the old repository is refused at once, the new one works.
+    ghapp_sandbox(w, &p, &["set", "agent-x", "--repo", "octo-org/gadgets"]).ok();
+    let r = sb.git(&work, &["fetch", "origin"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("is not among sandbox agent-x's repositories"),
+        "{r:#?}"
+    );
+    sb.clone("octo-org", "gadgets", "x-gadgets", &[]).ok();
+
+    // Disconnect while a clone is under way: the clone fails, the token is revoked at GitHub.
+    w.hub.stall_git(Some("octo-org/gadgets"), 4_000);
+    let issued_before = w.hub.issued_tokens().len();
+    let cloning = std::thread::scope(|s| {
+        let clone = s.spawn(|| sb.clone("octo-org", "gadgets", "x-cut", &[]));
+        std::thread::sleep(Duration::from_millis(1_500));
+        let d = ghapp_sandbox(w, &p, &["disconnect", "agent-x"]);
+        d.ok();
+        assert!(
+            d.stdout
+                .contains("agent-x: disconnected (1 token(s) revoked)"),
+            "{d:#?}"
+        );
+        clone.join().unwrap()
+    });
+    w.hub.stall_git(None, 0);
+    cloning.fails();
+    assert_eq!(
+        w.hub.issued_tokens().len(),
+        issued_before,
+        "nothing new minted"
+    );
+    let revoked = w
+        .hub
+        .requests()
+        .iter()
+        .any(|r| r.method == "DELETE" && r.target.ends_with("/installation/token"));
+    assert!(revoked, "fakehub saw the revocation");
+    // The token it held no longer works at GitHub.
+    let token = w.hub.issued_tokens().last().cloned().unwrap();
+    let url = w
+        .hub
+        .repo_url("octo-org", "gadgets")
+        .replace("https://", &format!("https://x-access-token:{token}@"));
+    w.git(w.root.path(), &["ls-remote", &url]).fails();
+    // A new tunnel is refused with the reason.
+    let secret = var(&env, "HTTPS_PROXY");
+    let secret = secret
+        .rsplit_once('@')
+        .unwrap()
+        .0
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    let (a, _) = p
+        .connect(Some(("agent-x", &secret)), &w.hub.git_host())
+        .unwrap();
+    assert_eq!(a.status, 407, "{a:#?}");
+    assert!(a.body.contains("sandbox agent-x is disconnected"), "{a:#?}");
+
+    // Another sandbox, then a restart on the same store: it is still there.
+    let add = ghapp_sandbox(
+        w,
+        &p,
+        &[
+            "add",
+            "agent-y",
+            "--repo",
+            "octo-org/widgets",
+            "--ca-file",
+            &w.path("agent-y-ca.pem").display().to_string(),
+        ],
+    );
+    add.ok();
+    let env_y = environment(w, "agent-y", &add.stdout);
+    drop(p);
+    let p = proxy(w, state);
+    // The CA is new with the proxy's new directory: fetch it as a sandbox would.
+    let ca_y = w.path("agent-y-ca.pem");
+    std::fs::copy(&p.ca_path, &ca_y).unwrap();
+    let sb = Sb {
+        w,
+        env: repointed(&env_y, &p),
+    };
+    sb.clone("octo-org", "widgets", "y-widgets", &[]).ok();
+    let (a, _) = p
+        .connect(Some(("agent-x", &secret)), &w.hub.git_host())
+        .unwrap();
+    assert_eq!(
+        a.status, 407,
+        "still disconnected after the restart: {a:#?}"
+    );
+    w.capture(p.log());
+    w.capture(std::fs::read_to_string(&p.audit_path).unwrap_or_default());
+    w.assert_no_secrets();
+}
+
+#[test]
+fn sandboxes_come_and_go_on_sqlite() {
+    let w = World::new();
+    let state = format!("sqlite:{}", w.path("state/proxy.db").display());
+    lifecycle(&w, &state);
+}
+
+/// A throwaway PostgreSQL cluster (Debian's `postgresql`), on a Unix socket in a temp dir.
+struct Postgres {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Postgres {
+    fn start(root: &Path) -> Option<Postgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())?;
+        let dir = root.join("pg");
+        std::fs::create_dir_all(&dir).unwrap();
+        let root_user = rustix_is_root();
+        if root_user {
+            // initdb refuses to run as root: the cluster belongs to postgres.
+            let _ = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status();
+            let _ = std::process::Command::new("chmod")
+                .args(["o+x"])
+                .arg(root)
+                .status();
+        }
+        let run = |args: &[&str]| {
+            let mut c = if root_user {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", "postgres", "--"]);
+                c.arg(bin.join(args[0]));
+                c
+            } else {
+                std::process::Command::new(bin.join(args[0]))
+            };
+            let out = c.args(&args[1..]).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let data = dir.join("data").display().to_string();
+        let sock = dir.display().to_string();
+        run(&[
+            "initdb",
+            "-D",
+            &data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]);
+        run(&[
+            "pg_ctl",
+            "-D",
+            &data,
+            "-l",
+            &dir.join("log").display().to_string(),
+            "-o",
+            &format!("-k {sock} -c listen_addresses='' -c fsync=off"),
+            "-w",
+            "start",
+        ]);
+        Some(Postgres { dir, bin })
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://postgres@localhost/postgres?host={}",
+            self.dir.display()
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data").display().to_string();
+        let pg_ctl = self.bin.join("pg_ctl").display().to_string();
+        let args = [pg_ctl.as_str(), "-D", &data, "-m", "immediate", "stop"];
+        let _ = if rustix_is_root() {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .output()
+        } else {
+            std::process::Command::new(args[0])
+                .args(&args[1..])
+                .output()
+        };
+    }
+}
+
+fn rustix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+#[test]
+fn sandboxes_come_and_go_on_postgres() {
+    let w = World::new();
+    let Some(pg) = Postgres::start(w.root.path()) else {
+        panic!("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)");
+    };
+    lifecycle(&w, &pg.url());
+}
+
+#[test]
+fn two_replicas_on_one_postgres_serve_the_same_sandboxes() {
+    let w = World::new();
+    let Some(pg) = Postgres::start(w.root.path()) else {
+        panic!("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)");
+    };
+    let a = proxy(&w, &pg.url());
+    let b = proxy(&w, &pg.url());
+    // Added on A, used on B within 2 s (B's CA is B's own).
+    let add = ghapp_sandbox(
+        &w,
+        &a,
+        &[
+            "add",
+            "agent-r",
+            "--repo",
+            "octo-org/widgets",
+            "--push",
+            "agent/*",
+            "--ca-file",
+            &w.path("r-ca.pem").display().to_string(),
+        ],
+    );
+    add.ok();
+    let added = Instant::now();
+    std::fs::copy(&b.ca_path, w.path("r-ca.pem")).unwrap();
+    let env = repointed(&environment(&w, "agent-r", &add.stdout), &b);
+    let secret = var(&env, "HTTPS_PROXY");
+    let secret = secret
+        .rsplit_once('@')
+        .unwrap()
+        .0
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    loop {
+        let (r, _) = b
+            .connect(Some(("agent-r", &secret)), &w.hub.git_host())
+            .unwrap();
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            added.elapsed() < Duration::from_secs(2),
+            "B did not see the sandbox: {r:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Sb { w: &w, env }
+        .clone("octo-org", "widgets", "r-widgets", &[])
+        .ok();
+    // A tunnel open on A closes within 2 s of a disconnect made on B.
+    let mut t = a.tunnel("agent-r", &secret, &w.hub.git_host());
+    let head = t.get_keep_alive("/octo-org/widgets.git/info/refs?service=git-upload-pack");
+    assert!(head.is_ok());
+    ghapp_sandbox(&w, &b, &["disconnect", "agent-r"]).ok();
+    let cut = Instant::now();
+    loop {
+        match t.get_keep_alive("/octo-org/widgets.git/info/refs?service=git-upload-pack") {
+            Err(_) => break,
+            Ok(r) if r.status != 200 => break,
+            Ok(_) => {}
+        }
+        assert!(
+            cut.elapsed() < Duration::from_secs(2),
+            "A's tunnel is still open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
