@@ -8,15 +8,18 @@ use ghapp_e2e::{ProxyProc, Run, Sandbox as Sb, World};
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
-/// A proxy with an admin API on `state`, no sandbox of its own.
+/// A proxy with an admin API and a webhook receiver on `state`, no sandbox of its own.
 fn proxy(w: &World, state: &str) -> ProxyProc {
     let token = w.path("admin-token");
     std::fs::write(&token, ADMIN_TOKEN).unwrap();
+    let hook = w.path("hook-secret");
+    std::fs::write(&hook, HOOK_SECRET).unwrap();
     w.start_proxy(
         "",
         &format!(
-            "admin_listen = \"127.0.0.1:0\"\nadmin_token = {{ file = {:?} }}\nstate = {state:?}\n",
-            token.display().to_string()
+            "admin_listen = \"127.0.0.1:0\"\nadmin_token = {{ file = {:?} }}\nstate = {state:?}\nwebhook_listen = \"127.0.0.1:0\"\nwebhook_secret = {{ file = {:?} }}\n",
+            token.display().to_string(),
+            hook.display().to_string()
         ),
     )
 }
@@ -443,4 +446,151 @@ fn two_replicas_on_one_postgres_serve_the_same_sandboxes() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+const HOOK_SECRET: &str = "webhook-secret-0123456789";
+
+/// A delivery as GitHub sends it: signed with `secret`; the answer's status and body.
+fn deliver(url: &str, id: &str, event: &str, body: &str, secret: &str) -> (u16, String) {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--noproxy", "*", "-w", "\n%{http_code}", "-X", "POST"])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-H", &format!("X-GitHub-Event: {event}")])
+        .args(["-H", &format!("X-GitHub-Delivery: {id}")])
+        .args(["-H", &format!("X-Hub-Signature-256: sha256={sig}")])
+        .args(["--data-binary", body, url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_owned())
+}
+
+#[test]
+fn webhooks_are_verified_and_act_once() {
+    let w = World::new();
+    let secret = w.path("hook-secret");
+    std::fs::write(&secret, HOOK_SECRET).unwrap();
+    let events = w.path("events.jsonl");
+    let p = w.start_proxy(
+        &ghapp_e2e::two_sandboxes(""),
+        &format!(
+            "webhook_listen = \"127.0.0.1:0\"\nwebhook_secret = {{ file = {:?} }}\nevents_log = {:?}\nstate = {:?}\n",
+            secret.display().to_string(),
+            events.display().to_string(),
+            format!("sqlite:{}", w.path("state.db").display()),
+        ),
+    );
+    let url = p.webhook_url.clone().unwrap();
+    let sb = Sb::new(&w, &p, "agent-a", ghapp_e2e::SECRET_A);
+    sb.clone("octo-org", "widgets", "before", &[]).ok();
+    let mints = w.hub.mint_count();
+
+    let (code, body) = deliver(
+        &url,
+        "d-ping",
+        "ping",
+        r#"{"zen":"Keep it logically awesome.","hook_id":1}"#,
+        HOOK_SECRET,
+    );
+    assert_eq!((code, body.contains("pong")), (200, true), "{body}");
+    let deleted = r#"{"action":"deleted","installation":{"id":101,"account":{"login":"octo-org","id":9000}}}"#;
+    // A wrong signature: 401, nothing changes.
+    let (code, _) = deliver(
+        &url,
+        "d-forged",
+        "installation",
+        deleted,
+        "not-the-secret-0123",
+    );
+    assert_eq!(code, 401);
+    sb.clone("octo-org", "widgets", "still", &[]).ok();
+    assert_eq!(w.hub.mint_count(), mints, "the cached token still serves");
+
+    // Signed: the installation's tokens are dropped and the owner is refused, clearly.
+    let (code, body) = deliver(&url, "d-1", "installation", deleted, HOOK_SECRET);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("the app was removed from octo-org: 1 cached token(s) dropped"),
+        "{body}"
+    );
+    let r = sb.clone("octo-org", "widgets", "after", &[]);
+    r.fails();
+    assert!(
+        r.stderr.contains("the app was removed from octo-org"),
+        "{r:#?}"
+    );
+    assert_eq!(
+        w.hub.mint_count(),
+        mints,
+        "nothing minted for a removed owner"
+    );
+    // A redelivery acts once.
+    let (code, body) = deliver(&url, "d-1", "installation", deleted, HOOK_SECRET);
+    assert_eq!(
+        (code, body.contains("already processed")),
+        (200, true),
+        "{body}"
+    );
+    let logged = std::fs::read_to_string(&events).unwrap();
+    assert_eq!(
+        logged.lines().count(),
+        2,
+        "ping and one installation event: {logged}"
+    );
+    assert!(logged.contains(r#""action":"deleted""#));
+    // The app installed again: tokens are minted again.
+    let created = deleted.replace("deleted", "created");
+    deliver(&url, "d-2", "installation", &created, HOOK_SECRET);
+    sb.clone("octo-org", "widgets", "again", &[]).ok();
+    assert_eq!(w.hub.mint_count(), mints + 1);
+
+    // `ghapp hooks verify` for users' own receivers.
+    let sig = {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+        mac.update(deleted.as_bytes());
+        let b: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("sha256={b}")
+    };
+    let ok = w
+        .cmd("ghapp")
+        .args(&[
+            "hooks",
+            "verify",
+            "--secret-file",
+            &secret.display().to_string(),
+            "--signature",
+            &sig,
+        ])
+        .stdin(deleted)
+        .run();
+    ok.ok();
+    assert_eq!(ok.stdout.trim(), "ok");
+    w.cmd("ghapp")
+        .args(&[
+            "hooks",
+            "verify",
+            "--secret-file",
+            &secret.display().to_string(),
+            "--signature",
+            &sig,
+        ])
+        .stdin("tampered")
+        .run()
+        .one_line_error("ghapp", "the signature does not match");
 }

@@ -446,6 +446,8 @@ pub struct ProxyProc {
     pub metrics_addr: Option<String>,
     /// The admin API's `http://ADDR`, when `admin_listen` is set.
     pub admin_url: Option<String>,
+    /// The webhook receiver's URL, when `webhook_listen` is set.
+    pub webhook_url: Option<String>,
     pub ca_path: PathBuf,
     pub audit_path: PathBuf,
     /// The proxy's TOML, which SIGHUP reloads.
@@ -629,7 +631,7 @@ impl World {
             }
         });
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut addr, mut metrics, mut admin) = (None, None, None);
+        let (mut addr, mut metrics, mut admin, mut hooks) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let mut l = String::new();
@@ -641,6 +643,9 @@ impl World {
             }
             if let Some(m) = l.trim().strip_prefix("metrics: http://") {
                 metrics = m.strip_suffix("/metrics").map(str::to_owned);
+            }
+            if let Some(a) = l.trim().strip_prefix("webhooks: ") {
+                hooks = Some(a.to_owned());
             }
             if let Some(a) = l.trim().strip_prefix("admin API: ") {
                 admin = a.split("/v1/").next().map(str::to_owned);
@@ -665,6 +670,7 @@ impl World {
             addr,
             metrics_addr: metrics,
             admin_url: admin,
+            webhook_url: hooks,
             ca_path: dir.join("ca").join("ca.pem"),
             audit_path: audit,
             config_path: config,

@@ -15,9 +15,11 @@ CREATE TABLE generation (
     value BIGINT NOT NULL
 );
 INSERT INTO generation (id, value) VALUES (1, 0);
--- Webhook deliveries acted on, by X-GitHub-Delivery: a redelivery acts once.
+-- Webhook deliveries acted on, by X-GitHub-Delivery: a redelivery acts once. `summary` is what
+-- the event does (JSON), so every replica acts on it.
 CREATE TABLE deliveries (
     id TEXT PRIMARY KEY,
     event TEXT NOT NULL,
-    received_at BIGINT NOT NULL
+    received_at BIGINT NOT NULL,
+    summary TEXT NOT NULL
 );

@@ -91,6 +91,9 @@ struct File {
     state: Option<String>,
     admin_listen: Option<String>,
     admin_token: Option<SecretSource>,
+    webhook_listen: Option<String>,
+    webhook_secret: Option<SecretSource>,
+    events_log: Option<PathBuf>,
     #[serde(default, deserialize_with = "ghapp_core::config::app_tables")]
     app: Vec<FileApp>,
     /// What every `[[sandbox]]` inherits unless it says otherwise.
@@ -442,6 +445,11 @@ pub struct ProxyConfig {
     /// The admin API's listener and bearer token.
     pub admin_listen: Option<SocketAddr>,
     pub admin_token: Option<ProxySecret>,
+    /// GitHub's webhooks: their listener, the secret deliveries are signed with, and the file
+    /// every verified event is appended to.
+    pub webhook_listen: Option<SocketAddr>,
+    pub webhook_secret: Option<ProxySecret>,
+    pub events_log: Option<PathBuf>,
     /// `[defaults]`, for sandboxes added through the admin API.
     defaults: FileDefaults,
 }
@@ -607,18 +615,30 @@ impl ProxyConfig {
             .as_deref()
             .map(|s| addr(s, "admin_listen"))
             .transpose()?;
-        let admin_token = match f.admin_token {
-            Some(src) => match src.read("admin_token") {
-                Ok(Credential::Secret(t)) => Some(t),
-                Ok(Credential::Sha256(_)) => {
-                    return Err(ConfigError(format!(
-                        "proxy config {origin}: admin_token: give the token ({{ env = \"VAR\" }} or {{ file = \"PATH\" }}), not its sha256"
-                    )));
-                }
-                Err(e) => return Err(ConfigError(format!("proxy config {origin}: {e}"))),
-            },
-            None => None,
+        let token = |src: Option<SecretSource>,
+                     key: &str|
+         -> Result<Option<ProxySecret>, ConfigError> {
+            match src.map(|s| s.read(key)) {
+                None => Ok(None),
+                Some(Ok(Credential::Secret(t))) => Ok(Some(t)),
+                Some(Ok(Credential::Sha256(_))) => Err(ConfigError(format!(
+                    "proxy config {origin}: {key}: give the value ({{ env = \"VAR\" }} or {{ file = \"PATH\" }}), not its sha256"
+                ))),
+                Some(Err(e)) => Err(ConfigError(format!("proxy config {origin}: {e}"))),
+            }
         };
+        let admin_token = token(f.admin_token, "admin_token")?;
+        let webhook_secret = token(f.webhook_secret, "webhook_secret")?;
+        let webhook_listen = f
+            .webhook_listen
+            .as_deref()
+            .map(|s| addr(s, "webhook_listen"))
+            .transpose()?;
+        if webhook_listen.is_some() && webhook_secret.is_none() {
+            return Err(ConfigError(format!(
+                "proxy config {origin}: webhook_listen needs webhook_secret = {{ env = \"VAR\" }} or {{ file = \"PATH\" }} (the app's webhook secret)"
+            )));
+        }
         if admin_listen.is_some() && admin_token.is_none() {
             return Err(ConfigError(format!(
                 "proxy config {origin}: admin_listen needs admin_token = {{ env = \"VAR\" }} or {{ file = \"PATH\" }} (the bearer token of the admin API)"
@@ -674,6 +694,9 @@ impl ProxyConfig {
             state,
             admin_listen,
             admin_token,
+            webhook_listen,
+            webhook_secret,
+            events_log: f.events_log,
             defaults: kept_defaults,
         })
     }

@@ -44,6 +44,7 @@ mod sandbox;
 pub mod store;
 mod transport;
 mod upstream;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,6 +102,10 @@ pub struct Proxy {
     store: std::sync::OnceLock<store::Store>,
     /// Per sandbox, the signal that closes its tunnels when it is disconnected.
     cuts: std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
+    /// Owners (lowercase) the app was removed from, by GitHub's `installation` event.
+    removed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Webhook deliveries this replica has acted on.
+    deliveries: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -186,6 +191,8 @@ impl Proxy {
         Ok(Proxy {
             store: std::sync::OnceLock::new(),
             cuts: std::sync::Mutex::default(),
+            removed: std::sync::Mutex::default(),
+            deliveries: std::sync::Mutex::default(),
             git: Arc::new(git),
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             nodes: nodes::NodeCache::default(),
@@ -234,6 +241,12 @@ impl Proxy {
             .admin_listen
             .map(|a| bind(a, " for the admin API"))
             .transpose()?;
+        let webhooks = self
+            .cfg
+            .webhook_listen
+            .map(|a| bind(a, " for webhooks"))
+            .transpose()?;
+        let webhook_addr = webhooks.as_ref().and_then(|l| l.local_addr().ok());
         let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -246,6 +259,7 @@ impl Proxy {
         me.cfg.listen = addr;
         me.cfg.metrics_listen = metrics_addr;
         me.cfg.admin_listen = admin_addr;
+        me.cfg.webhook_listen = webhook_addr;
         let me = Arc::new(me);
         if let Some(url) = me.cfg.state.clone() {
             let store = rt
@@ -257,6 +271,12 @@ impl Proxy {
         let thread = std::thread::Builder::new()
             .name("ghapp-proxy".into())
             .spawn(move || {
+                if let Some(l) = webhooks.and_then(|l| {
+                    let _guard = rt.enter();
+                    tokio::net::TcpListener::from_std(l).ok()
+                }) {
+                    rt.spawn(me.clone().serve_webhooks(l));
+                }
                 rt.block_on(me.serve(listener, metrics, admin, rx));
                 rt.shutdown_timeout(Duration::from_millis(200));
             })
@@ -265,6 +285,7 @@ impl Proxy {
             addr,
             metrics_addr,
             admin_addr,
+            webhook_addr,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -573,6 +594,19 @@ impl Proxy {
 
     /// The sandbox's token for `owner`: cached, or minted.
     async fn token(&self, sb: &Sandbox, owner: &str) -> Result<CachedToken, Refusal> {
+        if self
+            .removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&owner.to_ascii_lowercase())
+        {
+            return Err(Refusal::text(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the app was removed from {owner} (GitHub's installation event): ask an owner of {owner} to install it again"
+                ),
+            ));
+        }
         let Some(broker) = self.broker_for(owner) else {
             return Err(Refusal::text(
                 StatusCode::FORBIDDEN,
@@ -635,6 +669,7 @@ pub struct Running {
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
+    webhook_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -648,6 +683,9 @@ impl Running {
     }
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook_addr
     }
     /// Blocks until the proxy stops (for `ghapp proxy`).
     pub fn wait(mut self) {

@@ -198,29 +198,43 @@ impl Proxy {
         owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
         let mut revoked = 0;
         for owner in owners {
-            let Some(broker) = self.broker_for(owner) else {
-                continue;
-            };
-            let req = sb.token_request(owner);
-            let Some(token) = broker.cached(&req) else {
-                continue;
-            };
-            match broker.revoke(&token).await {
-                Ok(true) => revoked += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(
-                    "sandbox {}: cannot revoke token {}: {e}",
-                    sb.name(),
-                    token.token.fingerprint()
-                ),
+            if self.drop_token(sb, owner, true).await {
+                revoked += 1;
             }
-            let _ = broker.forget(&req, token.token.expose());
         }
         tracing::info!(
             "sandbox {} disconnected: tunnels closed, {revoked} token(s) revoked",
             sb.name()
         );
         revoked
+    }
+
+    /// Drops the sandbox's cached token for `owner` from memory and disk, revoking it at
+    /// GitHub first when `revoke`. Whether there was one (and, revoking, GitHub revoked it).
+    pub(crate) async fn drop_token(&self, sb: &Sandbox, owner: &str, revoke: bool) -> bool {
+        let Some(broker) = self.broker_for(owner) else {
+            return false;
+        };
+        let req = sb.token_request(owner);
+        let Some(token) = broker.cached(&req) else {
+            return false;
+        };
+        let mut done = true;
+        if revoke {
+            done = match broker.revoke(&token).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(
+                        "sandbox {}: cannot revoke token {}: {e}",
+                        sb.name(),
+                        token.token.fingerprint()
+                    );
+                    false
+                }
+            };
+        }
+        let _ = broker.forget(&req, token.token.expose());
+        done
     }
 
     /// The signal that closes `name`'s tunnels when it is cut off.

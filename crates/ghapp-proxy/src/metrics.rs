@@ -76,6 +76,7 @@ pub struct Metrics {
     pub bytes: Family<BytesLabels, Counter>,
     pub upstream_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
     pub auth_failures: Family<KindLabels, Counter>,
+    pub webhooks: Family<KindLabels, Counter>,
     pub connections_refused: Family<LimitLabels, Counter>,
     pub accept_errors: Counter,
     pub mints: Counter,
@@ -98,6 +99,7 @@ impl Default for Metrics {
             bytes: Family::default(),
             upstream_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             auth_failures: Family::default(),
+            webhooks: Family::default(),
             connections_refused: Family::default(),
             accept_errors: Counter::default(),
             mints: Counter::default(),
@@ -125,6 +127,11 @@ impl Default for Metrics {
             "ghapp_proxy_auth_failures",
             "CONNECTs without valid proxy credentials: missing, wrong, or rate_limited",
             m.auth_failures.clone(),
+        );
+        registry.register(
+            "ghapp_proxy_webhooks",
+            "GitHub webhook deliveries: accepted, redelivery (acted on before), bad_signature",
+            m.webhooks.clone(),
         );
         registry.register(
             "ghapp_proxy_connections_refused",
@@ -188,6 +195,11 @@ impl Metrics {
                 })
                 .inc_by(n);
         }
+    }
+
+    /// A webhook delivery: `accepted`, `redelivery` or `bad_signature`.
+    pub fn webhook(&self, kind: &'static str) {
+        self.webhooks.get_or_create(&KindLabels { kind }).inc();
     }
 
     pub fn auth_failure(&self, kind: &'static str) {

@@ -223,18 +223,55 @@ impl Store {
         tx.commit().await.map_err(db)
     }
 
-    /// Records a webhook delivery; false when it was recorded before (a redelivery).
-    pub async fn first_delivery(&self, id: &str, event: &str) -> Result<bool, StoreError> {
+    /// Records a webhook delivery and what it does; false when it was recorded before (a
+    /// redelivery).
+    pub async fn first_delivery(
+        &self,
+        id: &str,
+        event: &str,
+        summary: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let r = sqlx::query(
-            "INSERT INTO deliveries (id, event, received_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO deliveries (id, event, received_at, summary) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
         )
         .bind(id)
         .bind(event)
         .bind(now())
-        .execute(&self.pool)
+        .bind(summary.to_string())
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(r.rows_affected() == 1)
+        let first = r.rows_affected() == 1;
+        if first {
+            self.bump(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(first)
+    }
+
+    /// Deliveries received since `since` (unix seconds): `(id, summary)`, oldest first.
+    pub async fn deliveries_since(
+        &self,
+        since: i64,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, summary FROM deliveries WHERE received_at >= $1 ORDER BY received_at, id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(db)?;
+                let s: String = r.try_get(1).map_err(db)?;
+                Ok((
+                    id,
+                    serde_json::from_str(&s).unwrap_or(serde_json::Value::Null),
+                ))
+            })
+            .collect()
     }
 }
 
@@ -304,8 +341,13 @@ mod tests {
         let s = Store::open(&url).await.unwrap();
         let all = s.all().await.unwrap();
         assert_eq!((all.len(), all[0].disconnected_at), (1, None));
-        assert!(s.first_delivery("d-1", "ping").await.unwrap());
-        assert!(!s.first_delivery("d-1", "ping").await.unwrap());
+        let ping = serde_json::json!({"event": "ping"});
+        assert!(s.first_delivery("d-1", "ping", &ping).await.unwrap());
+        assert!(!s.first_delivery("d-1", "ping", &ping).await.unwrap());
+        assert_eq!(
+            s.deliveries_since(0).await.unwrap(),
+            vec![("d-1".into(), ping)]
+        );
         assert!(Store::open("mysql://x").await.is_err());
     }
 

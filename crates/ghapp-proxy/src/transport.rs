@@ -76,6 +76,14 @@ impl Proxy {
                     if now.is_some() && now != seen {
                         seen = now;
                         me.sync_store().await;
+                        // Webhook deliveries another replica received.
+                        let since = ghapp_core::jwt::unix_now() - 600;
+                        for (id, summary) in store.deliveries_since(since).await.unwrap_or_default()
+                        {
+                            if me.applied(&id) {
+                                me.apply_event(&summary).await;
+                            }
+                        }
                     }
                 }
             });

@@ -73,8 +73,17 @@ pub(crate) fn installations(app: &AppFlags, one: Option<u64>, json: bool) -> Res
 
 pub(crate) fn hooks(app: &AppFlags, cmd: &HooksCommand) -> Result<ExitCode> {
     use ghapp_core::client::Method;
+    // Offline: no app needed.
+    if let HooksCommand::Verify {
+        secret_file,
+        signature,
+    } = cmd
+    {
+        return verify_hook(secret_file, signature);
+    }
     let AppContext { broker, rt } = AppContext::load(app, true)?;
     let (method, path) = match cmd {
+        HooksCommand::Verify { .. } => return Ok(ExitCode::SUCCESS),
         HooksCommand::Config => (Method::GET, "/app/hook/config".to_owned()),
         HooksCommand::Deliveries { failed: false } => {
             (Method::GET, "/app/hook/deliveries?per_page=50".to_owned())
@@ -132,6 +141,30 @@ pub(crate) fn hooks(app: &AppFlags, cmd: &HooksCommand) -> Result<ExitCode> {
             }
         }
         HooksCommand::Redeliver { id } => outln!("redelivery of {id} requested"),
+        HooksCommand::Verify { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ghapp hooks verify`: the body on stdin (at most 25 MB, GitHub's cap), the secret from a
+/// file.
+fn verify_hook(secret_file: &std::path::Path, signature: &str) -> Result<ExitCode> {
+    use std::io::Read;
+    let secret = ghapp_core::fsutil::read_bounded(secret_file, 64 * 1024).map_err(|e| {
+        anyhow::anyhow!("cannot read the secret file {}: {e}", secret_file.display())
+    })?;
+    let mut body = Vec::new();
+    std::io::stdin().take(25 << 20).read_to_end(&mut body)?;
+    if ghapp_proxy::webhook::verify(
+        secret.trim_end_matches(['\n', '\r']).as_bytes(),
+        &body,
+        signature,
+    ) {
+        outln!("ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        anyhow::bail!(
+            "the signature does not match: the body was changed, or the secret is not the webhook's"
+        )
+    }
 }

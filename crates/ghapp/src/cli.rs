@@ -203,6 +203,16 @@ pub enum HooksCommand {
         /// The delivery's id (`ghapp hooks deliveries` lists them).
         id: u64,
     },
+    /// Check a delivery's X-Hub-Signature-256 against the webhook secret (the body on stdin),
+    /// for your own receivers: prints "ok", or fails.
+    Verify {
+        /// A file holding the webhook secret.
+        #[arg(long, value_name = "PATH")]
+        secret_file: PathBuf,
+        /// The X-Hub-Signature-256 header's value (sha256=HEX).
+        #[arg(long, value_name = "SIG")]
+        signature: String,
+    },
 }
 
 /// What `ghapp setup` is asked.

@@ -52,6 +52,9 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     if let Some(m) = running.metrics_addr() {
         outln!("  metrics: http://{m}/metrics");
     }
+    if let Some(a) = running.webhook_addr() {
+        outln!("  webhooks: http://{a}/webhooks/github");
+    }
     if let Some(a) = running.admin_addr() {
         outln!("  admin API: http://{a}/v1/sandboxes (GHAPP_ADMIN_URL=http://{a})");
     }

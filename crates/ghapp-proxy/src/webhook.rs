@@ -1,0 +1,308 @@
+//! GitHub's webhooks (design section 14), on their own listener (`webhook_listen`: GitHub
+//! must reach it, the admin API must not be reachable there): `POST /webhooks/github`.
+//!
+//! A delivery is verified first: `X-Hub-Signature-256: sha256=HEX`, the HMAC-SHA256 of the raw
+//! body with the webhook secret, compared in constant time (401 otherwise, so GitHub's Recent
+//! Deliveries shows the mismatch). Then it acts once per `X-GitHub-Delivery` (a redelivery is
+//! answered, not acted on again), is appended to `events_log` as a JSON line, and, through the
+//! state store, acts on every replica:
+//!
+//! - `installation` `deleted` or `suspend`: every cached token for that account is dropped, and
+//!   requests for it are refused with "the app was removed from OWNER" until `created` or
+//!   `unsuspend` comes;
+//! - `installation_repositories` `removed`: the tokens of the sandboxes that cover a removed
+//!   repository are dropped (the next request mints, narrowed to what is left);
+//! - `ping` is answered.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{Value, json};
+
+use crate::{Body, Proxy};
+
+/// GitHub caps a payload at 25 MB.
+const BODY_LIMIT: usize = 25 << 20;
+
+fn answer(status: StatusCode, v: &Value) -> Response<Body> {
+    crate::respond::json_body(status, "application/json", v)
+}
+
+/// Whether `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` with `secret`.
+pub fn verify(secret: &[u8], body: &[u8], signature: &str) -> bool {
+    let Some(hex) = signature.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    let Some(given) = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+/// What a delivery does, as every replica applies it.
+pub(crate) fn summary(event: &str, payload: &Value) -> Value {
+    let account = payload["installation"]["account"]["login"]
+        .as_str()
+        .unwrap_or_default();
+    let removed: Vec<&str> = payload["repositories_removed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["full_name"].as_str())
+        .collect();
+    json!({
+        "event": event,
+        "action": payload["action"].as_str().unwrap_or_default(),
+        "installation": payload["installation"]["id"],
+        "account": account,
+        "repositories_removed": removed,
+    })
+}
+
+impl Proxy {
+    pub(crate) async fn serve_webhooks(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        while let Ok((s, _)) = listener.accept().await {
+            let me = self.clone();
+            let timeout = me.gate.limits.header_timeout;
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let me = me.clone();
+                    async move { Ok::<_, Infallible>(me.webhook(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    }
+
+    async fn webhook(&self, req: Request<Incoming>) -> Response<Body> {
+        if req.method() != Method::POST || req.uri().path() != "/webhooks/github" {
+            return answer(
+                StatusCode::NOT_FOUND,
+                &json!({"message": "GitHub's webhooks go to POST /webhooks/github"}),
+            );
+        }
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (signature, event, delivery) = (
+            header("x-hub-signature-256"),
+            header("x-github-event"),
+            header("x-github-delivery"),
+        );
+        let body = match tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            http_body_util::Limited::new(req.into_body(), BODY_LIMIT).collect(),
+        )
+        .await
+        {
+            Ok(Ok(b)) => b.to_bytes(),
+            _ => {
+                return answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &json!({"message": "the delivery is over 25 MB or did not arrive within 10 s"}),
+                );
+            }
+        };
+        let Some(secret) = self.cfg.webhook_secret.as_ref() else {
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"message": "no webhook_secret is configured"}),
+            );
+        };
+        if !verify(secret.expose().as_bytes(), &body, &signature) {
+            self.audit.metrics.webhook("bad_signature");
+            tracing::warn!(
+                "webhook delivery {delivery:.64}: X-Hub-Signature-256 does not match (is webhook_secret the app's?)"
+            );
+            return answer(
+                StatusCode::UNAUTHORIZED,
+                &json!({"message": "X-Hub-Signature-256 does not match the webhook secret"}),
+            );
+        }
+        let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                &json!({"message": "the delivery is not JSON (set the webhook's content type to application/json)"}),
+            );
+        };
+        if delivery.is_empty() || delivery.len() > 100 {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                &json!({"message": "X-GitHub-Delivery is missing"}),
+            );
+        }
+        let summary = summary(&event, &payload);
+        let first = match self.store.get() {
+            Some(store) => match store.first_delivery(&delivery, &event, &summary).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!("webhook: {e}");
+                    return answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({"message": "the state store is unavailable; GitHub may redeliver"}),
+                    );
+                }
+            },
+            None => self.applied(&delivery),
+        };
+        if !first {
+            self.audit.metrics.webhook("redelivery");
+            return answer(
+                StatusCode::OK,
+                &json!({"message": "already processed", "delivery": delivery}),
+            );
+        }
+        self.audit.metrics.webhook("accepted");
+        self.log_event(&delivery, &summary);
+        if self.store.get().is_some() {
+            // Marked applied here; the other replicas apply it when they see the store move.
+            self.applied(&delivery);
+        }
+        let did = self.apply_event(&summary).await;
+        answer(
+            StatusCode::OK,
+            &json!({"message": did, "delivery": delivery}),
+        )
+    }
+
+    /// Marks `delivery` applied on this replica; false when it was already.
+    pub(crate) fn applied(&self, delivery: &str) -> bool {
+        let mut seen = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+        seen.insert(delivery.to_owned())
+    }
+
+    fn log_event(&self, delivery: &str, summary: &Value) {
+        let Some(path) = &self.cfg.events_log else {
+            return;
+        };
+        let mut line = summary.clone();
+        line["delivery"] = json!(delivery);
+        line["received_at"] = json!(ghapp_core::jwt::unix_now());
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = r {
+            tracing::warn!("cannot append to events_log {}: {e}", path.display());
+        }
+    }
+
+    /// Acts on a verified delivery's summary; says what it did.
+    pub(crate) async fn apply_event(&self, s: &Value) -> String {
+        let account = s["account"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match (
+            s["event"].as_str().unwrap_or_default(),
+            s["action"].as_str().unwrap_or_default(),
+        ) {
+            ("ping", _) => "pong".into(),
+            ("installation", "deleted" | "suspend") if !account.is_empty() => {
+                self.removed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(account.clone());
+                let n = self.drop_tokens(|r| r.is_owned_by(&account)).await;
+                format!("the app was removed from {account}: {n} cached token(s) dropped")
+            }
+            ("installation", "created" | "unsuspend" | "new_permissions_accepted") => {
+                self.removed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&account);
+                let n = self.drop_tokens(|r| r.is_owned_by(&account)).await;
+                format!("the app serves {account}: {n} cached token(s) dropped")
+            }
+            ("installation_repositories", "removed") => {
+                let removed: Vec<ghapp_gitproto::repo::RepoName> = s["repositories_removed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| ghapp_gitproto::repo::RepoName::parse(r.as_str()?))
+                    .collect();
+                let n = self.drop_tokens(|r| removed.contains(r)).await;
+                format!(
+                    "{} repositories removed: {n} cached token(s) dropped",
+                    removed.len()
+                )
+            }
+            (e, a) => format!("{e} {a}: nothing to do"),
+        }
+    }
+
+    /// Drops the cached tokens of every sandbox with a repository `hit` matches (for that
+    /// repository's owner). Returns how many were dropped.
+    async fn drop_tokens(&self, hit: impl Fn(&ghapp_gitproto::repo::RepoName) -> bool) -> usize {
+        let mut n = 0;
+        for sb in &self.live().sandboxes {
+            for r in sb.cfg.repos.iter().filter(|r| hit(r)) {
+                if self.drop_token(sb, r.owner(), false).await {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_as_github_computes_them() {
+        // GitHub's documented example ("Validating webhook deliveries").
+        let secret = b"It's a Secret to Everybody";
+        let body = b"Hello, World!";
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(verify(secret, body, sig));
+        assert!(!verify(secret, b"Hello, World?", sig));
+        assert!(!verify(b"another secret", body, sig));
+        assert!(!verify(secret, body, &sig.replace("sha256=", "sha1=")));
+        assert!(!verify(secret, body, "sha256=zz"));
+        assert!(!verify(secret, body, ""));
+    }
+
+    #[test]
+    fn what_a_delivery_does() {
+        let p = json!({
+            "action": "removed",
+            "installation": {"id": 7, "account": {"login": "Octo-Org"}},
+            "repositories_removed": [{"full_name": "Octo-Org/widgets"}]
+        });
+        let s = summary("installation_repositories", &p);
+        assert_eq!(s["account"], "Octo-Org");
+        assert_eq!(s["repositories_removed"], json!(["Octo-Org/widgets"]));
+        assert_eq!(s["installation"], 7);
+    }
+}
