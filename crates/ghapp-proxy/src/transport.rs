@@ -158,10 +158,25 @@ impl Proxy {
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let me = me.clone();
                     async move {
-                        Ok::<_, Infallible>(if req.uri().path() == "/metrics" {
-                            text(StatusCode::OK, &me.audit.metrics_text())
-                        } else {
-                            text(StatusCode::NOT_FOUND, "metrics are at /metrics\n")
+                        Ok::<_, Infallible>(match req.uri().path() {
+                            "/metrics" => text(StatusCode::OK, &me.audit.metrics_text()),
+                            // Liveness: the runtime answers.
+                            "/healthz" => text(StatusCode::OK, "ok\n"),
+                            // Readiness: the state store answers too.
+                            "/readyz" => match me.store.get() {
+                                Some(store) => match store.generation().await {
+                                    Ok(_) => text(StatusCode::OK, "ready\n"),
+                                    Err(e) => text(
+                                        StatusCode::SERVICE_UNAVAILABLE,
+                                        &format!("not ready: {e}\n"),
+                                    ),
+                                },
+                                None => text(StatusCode::OK, "ready\n"),
+                            },
+                            _ => text(
+                                StatusCode::NOT_FOUND,
+                                "metrics are at /metrics, health at /healthz and /readyz\n",
+                            ),
                         })
                     }
                 });

@@ -1,0 +1,144 @@
+//! The container recipe and the Kubernetes manifests in `deploy/` checked against the binary
+//! (no image registry is reachable here, so the image is not built): every flag, environment
+//! variable, port and health path they use exists, and the configuration they ship loads.
+
+use std::collections::BTreeSet;
+
+use ghapp_e2e::World;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path),
+    )
+    .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The `proxy.toml` of the ConfigMap.
+fn shipped_config(yaml: &str) -> String {
+    let start = yaml
+        .find("proxy.toml: |")
+        .expect("the ConfigMap's proxy.toml")
+        + "proxy.toml: |".len();
+    yaml[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ports(text: &str, key: &str) -> BTreeSet<u16> {
+    text.lines()
+        .filter_map(|l| l.split(key).nth(1))
+        .filter_map(|rest| {
+            rest.trim_start_matches([' ', ':', '='])
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn the_recipe_and_manifests_use_only_what_the_binary_has() {
+    let docker = read("deploy/Dockerfile");
+    let yaml = read("deploy/kubernetes/proxy.yaml");
+    let w = World::new();
+
+    // Flags: what the entrypoint and the container args pass, `ghapp proxy --help` knows.
+    let help = w.ghapp(&["proxy", "--help"]);
+    help.ok();
+    for flag in ["--config"] {
+        assert!(docker.contains(flag) && yaml.contains(flag), "{flag}");
+        assert!(help.stdout.contains(flag), "ghapp proxy has {flag}");
+    }
+    assert!(docker.contains(r#"ENTRYPOINT ["/usr/local/bin/ghapp", "proxy", "--config""#));
+
+    // The configuration they ship loads with the proxy's own loader, its secret files given.
+    let dir = w.path("deploy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = shipped_config(&yaml);
+    for (file, content) in [
+        (
+            "/run/secrets/ghapp/admin-token",
+            "an-admin-token-0123456789",
+        ),
+        (
+            "/run/secrets/ghapp/webhook-secret",
+            "a-webhook-secret-0123456789",
+        ),
+    ] {
+        let local = dir.join(file.rsplit('/').next().unwrap());
+        std::fs::write(&local, content).unwrap();
+        text = text.replace(file, &local.display().to_string());
+    }
+    // GHAPP_PROXY_STATE, as the Deployment sets it from its Secret, names the store.
+    assert!(yaml.contains("name: GHAPP_PROXY_STATE"));
+    let cfg = ghapp_proxy::config::ProxyConfig::parse(&text, "deploy/kubernetes/proxy.yaml")
+        .unwrap_or_else(|e| panic!("the shipped proxy.toml: {e}"));
+    assert!(
+        cfg.admin_listen.is_some() && cfg.webhook_listen.is_some() && cfg.metrics_listen.is_some()
+    );
+    assert_eq!(cfg.ca_dir, std::path::PathBuf::from("/etc/ghapp-proxy/ca"));
+    assert!(
+        text.contains("ca_dir = \"/etc/ghapp-proxy/ca\"")
+            && yaml.contains("mountPath: /etc/ghapp-proxy/ca")
+    );
+    // GHAPP_LOG is the documented log variable.
+    assert!(read("docs/reference/configuration.md").contains("`GHAPP_LOG`"));
+    assert!(yaml.contains("name: GHAPP_LOG") && docker.contains("GHAPP_LOG"));
+
+    // Ports: the listeners of the config are the container's ports and the image's.
+    let listening: BTreeSet<u16> = [
+        Some(cfg.listen),
+        cfg.metrics_listen,
+        cfg.admin_listen,
+        cfg.webhook_listen,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|a| a.port())
+    .collect();
+    assert_eq!(ports(&yaml, "containerPort"), listening);
+    let exposed: BTreeSet<u16> = docker
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(exposed, listening);
+    // The admin API and the webhooks have their own Services, never the sandboxes' one.
+    for svc in ["name: ghapp-proxy-admin", "name: ghapp-proxy-webhooks"] {
+        assert!(yaml.contains(svc), "{svc}");
+    }
+
+    // Health: the probes' paths are served on the metrics listener.
+    for path in ["/healthz", "/readyz"] {
+        assert!(
+            yaml.contains(&format!("path: {path}, port: metrics")),
+            "{path}"
+        );
+    }
+    let p = w.start_proxy(&ghapp_e2e::two_sandboxes(""), "");
+    for path in ["/healthz", "/readyz"] {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--noproxy",
+                "*",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg(format!("http://{}{path}", p.metrics_addr.clone().unwrap()))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{path}");
+    }
+}
