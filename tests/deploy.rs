@@ -53,8 +53,10 @@ fn the_recipe_and_manifests_use_only_what_the_binary_has() {
     let help = w.ghapp(&["proxy", "--help"]);
     help.ok();
     let flags: BTreeSet<&str> = docker
-        .split(['"', ' ', '[', ']', ','])
-        .chain(yaml.split(['"', ' ', '[', ']', ',']))
+        .lines()
+        .filter(|l| l.starts_with("ENTRYPOINT") || l.starts_with("CMD"))
+        .chain(yaml.lines().filter(|l| l.trim_start().starts_with("args:")))
+        .flat_map(|l| l.split(['"', ' ', '[', ']', ',']))
         .filter(|t| t.starts_with("--") && t.len() > 2)
         .collect();
     assert!(flags.contains("--config"), "{flags:?}");
