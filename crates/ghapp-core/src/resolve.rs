@@ -179,6 +179,7 @@ mod tests {
             installation_id: None,
             key: KeySource::Command("true".into()),
             owners: owners.iter().map(|s| s.to_string()).collect(),
+            webhook_secret: None,
         }
     }
 

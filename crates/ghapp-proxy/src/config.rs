@@ -628,7 +628,14 @@ impl ProxyConfig {
             }
         };
         let admin_token = token(f.admin_token, "admin_token")?;
-        let webhook_secret = token(f.webhook_secret, "webhook_secret")?;
+        // Named here, or the credentials JSON's WebhookSecret.
+        let webhook_secret = match token(f.webhook_secret, "webhook_secret")? {
+            Some(s) => Some(s),
+            None => apps
+                .iter()
+                .find_map(|a| a.webhook_secret.as_ref())
+                .map(|w| ProxySecret::new(w.expose().to_owned())),
+        };
         let webhook_listen = f
             .webhook_listen
             .as_deref()
@@ -806,6 +813,44 @@ rest = []
         .unwrap_err()
         .to_string();
         assert!(e.contains("one proxy fronts one GitHub"), "{e}");
+    }
+
+    #[test]
+    fn the_webhook_secret_comes_from_the_file_or_the_credentials_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds.json");
+        std::fs::write(
+            &creds,
+            r#"{"AppID": 7, "PrivateKeyPEM": "-----BEGIN RSA PRIVATE KEY-----\nQQ\n-----END RSA PRIVATE KEY-----", "WebhookSecret": "from-the-credentials"}"#,
+        )
+        .unwrap();
+        let app = format!(
+            "[app]\napi_url = \"https://h/api/v3\"\ncredentials_file = {:?}\n",
+            creds.display().to_string()
+        );
+        let c =
+            ProxyConfig::parse(&format!("webhook_listen = \"127.0.0.1:0\"\n{app}"), "t").unwrap();
+        assert_eq!(c.webhook_secret.unwrap().expose(), "from-the-credentials");
+        let c = ProxyConfig::parse(
+            &format!("webhook_listen = \"127.0.0.1:0\"\nwebhook_secret = \"named-here-0123456789\"\n{app}"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.webhook_secret.unwrap().expose(), "named-here-0123456789");
+        let e = ProxyConfig::parse(
+            "webhook_listen = \"127.0.0.1:0\"\n[app]\napi_url = \"https://h/api/v3\"\napp_id = 1\nprivate_key_file = \"/k\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("webhook_listen needs webhook_secret"), "{e}");
+        let e = ProxyConfig::parse(
+            "admin_listen = \"127.0.0.1:0\"\n[app]\napi_url = \"https://h/api/v3\"\napp_id = 1\nprivate_key_file = \"/k\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("admin_listen needs admin_token"), "{e}");
     }
 
     #[test]

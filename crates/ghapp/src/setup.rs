@@ -378,6 +378,7 @@ fn verify(outcome: &Outcome, target: &Target) -> Result<String> {
         installation_id: None,
         key,
         owners: Vec::new(),
+        webhook_secret: None,
     };
     let scratch = tempfile::tempdir()?;
     let broker = ghapp_core::broker::Broker::new(app, Duration::from_secs(600), scratch.path())?;

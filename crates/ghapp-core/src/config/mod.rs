@@ -77,6 +77,8 @@ pub struct AppConfig {
     pub key: KeySource,
     /// Owners this app serves; empty: any owner on its host.
     pub owners: Vec<String>,
+    /// The app's webhook secret, when its credentials JSON carries one (`WebhookSecret`).
+    pub webhook_secret: Option<crate::secret::WebhookSecret>,
 }
 
 impl AppConfig {
@@ -423,6 +425,7 @@ fn build_app(
         client_id: a.client_id,
     };
     let mut installation_id = a.installation_id;
+    let mut webhook_secret = None;
 
     let key = if let Some(pem) = env_pem {
         KeySource::Env(crate::secret::PrivateKeyPem::new(unescape_newlines(&pem)))
@@ -439,6 +442,7 @@ fn build_app(
         let creds = Credentials::read_file(&expand_tilde(&p))?;
         ident.app_id = ident.app_id.or(Some(creds.app_id));
         installation_id = installation_id.or(creds.installation_id);
+        webhook_secret = creds.webhook_secret;
         KeySource::Inline(creds.private_key)
     } else {
         let what = if ident.app_id.is_some() || ident.client_id.is_some() {
@@ -462,6 +466,7 @@ fn build_app(
         installation_id,
         key,
         owners: a.owners,
+        webhook_secret,
     })
 }
 
