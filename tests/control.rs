@@ -68,6 +68,13 @@ fn environment(w: &World, name: &str, printed: &str) -> Vec<(String, String)> {
     all
 }
 
+/// The sandbox's secret, from its `HTTPS_PROXY`.
+fn proxy_secret(env: &[(String, String)]) -> String {
+    let proxy = var(env, "HTTPS_PROXY");
+    let creds = proxy.rsplit_once('@').unwrap().0;
+    creds.rsplit_once(':').unwrap().1.to_owned()
+}
+
 fn var(env: &[(String, String)], key: &str) -> String {
     env.iter().find(|(k, _)| k == key).unwrap().1.clone()
 }
@@ -205,15 +212,7 @@ fn lifecycle(w: &World, state: &str) {
         .replace("https://", &format!("https://x-access-token:{token}@"));
     w.git(w.root.path(), &["ls-remote", &url]).fails();
     // A new tunnel is refused with the reason.
-    let secret = var(&env, "HTTPS_PROXY");
-    let secret = secret
-        .rsplit_once('@')
-        .unwrap()
-        .0
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .to_owned();
+    let secret = proxy_secret(&env);
     let (a, _) = p
         .connect(Some(("agent-x", &secret)), &w.hub.git_host())
         .unwrap();
@@ -403,15 +402,7 @@ fn two_replicas_on_one_postgres_serve_the_same_sandboxes() {
     let added = Instant::now();
     std::fs::copy(&b.ca_path, w.path("r-ca.pem")).unwrap();
     let env = repointed(&environment(&w, "agent-r", &add.stdout), &b);
-    let secret = var(&env, "HTTPS_PROXY");
-    let secret = secret
-        .rsplit_once('@')
-        .unwrap()
-        .0
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .to_owned();
+    let secret = proxy_secret(&env);
     loop {
         let (r, _) = b
             .connect(Some(("agent-r", &secret)), &w.hub.git_host())
@@ -450,23 +441,29 @@ fn two_replicas_on_one_postgres_serve_the_same_sandboxes() {
 
 const HOOK_SECRET: &str = "webhook-secret-0123456789";
 
-/// A delivery as GitHub sends it: signed with `secret`; the answer's status and body.
-fn deliver(url: &str, id: &str, event: &str, body: &str, secret: &str) -> (u16, String) {
+/// `sha256=HEX`: the HMAC-SHA256 of `body` with `secret`, as GitHub signs a delivery.
+fn signature(body: &str, secret: &str) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body.as_bytes());
-    let sig: String = mac
+    let hex: String = mac
         .finalize()
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    format!("sha256={hex}")
+}
+
+/// A delivery as GitHub sends it: signed with `secret`; the answer's status and body.
+fn deliver(url: &str, id: &str, event: &str, body: &str, secret: &str) -> (u16, String) {
+    let sig = signature(body, secret);
     let out = std::process::Command::new("curl")
         .args(["-s", "--noproxy", "*", "-w", "\n%{http_code}", "-X", "POST"])
         .args(["-H", "Content-Type: application/json"])
         .args(["-H", &format!("X-GitHub-Event: {event}")])
         .args(["-H", &format!("X-GitHub-Delivery: {id}")])
-        .args(["-H", &format!("X-Hub-Signature-256: sha256={sig}")])
+        .args(["-H", &format!("X-Hub-Signature-256: {sig}")])
         .args(["--data-binary", body, url])
         .output()
         .unwrap();
@@ -555,18 +552,7 @@ fn webhooks_are_verified_and_act_once() {
     assert_eq!(w.hub.mint_count(), mints + 1);
 
     // `ghapp hooks verify` for users' own receivers.
-    let sig = {
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
-        mac.update(deleted.as_bytes());
-        let b: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256={b}")
-    };
+    let sig = signature(deleted, HOOK_SECRET);
     let ok = w
         .cmd("ghapp")
         .args(&[

@@ -10,14 +10,12 @@
 //!
 //! Described in `docs/reference/admin-api.yaml` (OpenAPI).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
 
 use crate::store::StoreError;
@@ -60,25 +58,8 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 }
 
 impl Proxy {
-    pub(crate) async fn serve_admin(self: Arc<Self>, listener: tokio::net::TcpListener) {
-        while let Ok((s, _)) = listener.accept().await {
-            let me = self.clone();
-            let timeout = me.gate.limits.header_timeout;
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let me = me.clone();
-                    async move { Ok::<_, Infallible>(me.admin(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(timeout)
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    }
-
-    async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
+    /// One admin API request (served by `Proxy::serve_side` on `admin_listen`).
+    pub(crate) async fn admin(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let authorized = req
             .headers()
             .get(hyper::header::AUTHORIZATION)

@@ -275,7 +275,7 @@ impl Proxy {
                     let _guard = rt.enter();
                     tokio::net::TcpListener::from_std(l).ok()
                 }) {
-                    rt.spawn(me.clone().serve_webhooks(l));
+                    rt.spawn(me.clone().serve_side(l, Proxy::webhook));
                 }
                 rt.block_on(me.serve(listener, metrics, admin, rx));
                 rt.shutdown_timeout(Duration::from_millis(200));

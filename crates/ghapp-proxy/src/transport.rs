@@ -60,10 +60,10 @@ impl Proxy {
             return;
         };
         if let Some(m) = metrics.and_then(|m| tokio::net::TcpListener::from_std(m).ok()) {
-            tokio::spawn(self.clone().serve_metrics(m));
+            tokio::spawn(self.clone().serve_side(m, Proxy::metrics_endpoint));
         }
         if let Some(a) = admin.and_then(|a| tokio::net::TcpListener::from_std(a).ok()) {
-            tokio::spawn(self.clone().serve_admin(a));
+            tokio::spawn(self.clone().serve_side(a, Proxy::admin));
         }
         if let Some(store) = self.store.get().cloned() {
             // Changes made through another replica (or this one): reloaded within a second.
@@ -150,35 +150,24 @@ impl Proxy {
         }
     }
 
-    async fn serve_metrics(self: Arc<Self>, listener: tokio::net::TcpListener) {
+    /// Serves HTTP/1.1 on one of the proxy's side listeners (metrics, admin API, webhooks):
+    /// each request to `handle`, the request head within `header_timeout`.
+    pub(crate) async fn serve_side<F, Fut>(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        handle: F,
+    ) where
+        F: Fn(Arc<Proxy>, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
         while let Ok((s, _)) = listener.accept().await {
             let me = self.clone();
             let timeout = me.gate.limits.header_timeout;
+            let handle = handle.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let me = me.clone();
-                    async move {
-                        Ok::<_, Infallible>(match req.uri().path() {
-                            "/metrics" => text(StatusCode::OK, &me.audit.metrics_text()),
-                            // Liveness: the runtime answers.
-                            "/healthz" => text(StatusCode::OK, "ok\n"),
-                            // Readiness: the state store answers too.
-                            "/readyz" => match me.store.get() {
-                                Some(store) => match store.generation().await {
-                                    Ok(_) => text(StatusCode::OK, "ready\n"),
-                                    Err(e) => text(
-                                        StatusCode::SERVICE_UNAVAILABLE,
-                                        &format!("not ready: {e}\n"),
-                                    ),
-                                },
-                                None => text(StatusCode::OK, "ready\n"),
-                            },
-                            _ => text(
-                                StatusCode::NOT_FOUND,
-                                "metrics are at /metrics, health at /healthz and /readyz\n",
-                            ),
-                        })
-                    }
+                    let fut = handle(me.clone(), req);
+                    async move { Ok::<_, Infallible>(fut.await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -186,6 +175,30 @@ impl Proxy {
                     .serve_connection(TokioIo::new(s), svc)
                     .await;
             });
+        }
+    }
+
+    /// The metrics listener: `/metrics`, and health for orchestrators.
+    async fn metrics_endpoint(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        match req.uri().path() {
+            "/metrics" => text(StatusCode::OK, &self.audit.metrics_text()),
+            // Liveness: the runtime answers.
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            // Readiness: the state store answers too.
+            "/readyz" => match self.store.get() {
+                Some(store) => match store.generation().await {
+                    Ok(_) => text(StatusCode::OK, "ready\n"),
+                    Err(e) => text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("not ready: {e}\n"),
+                    ),
+                },
+                None => text(StatusCode::OK, "ready\n"),
+            },
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "metrics are at /metrics, health at /healthz and /readyz\n",
+            ),
         }
     }
 

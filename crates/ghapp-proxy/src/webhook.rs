@@ -14,7 +14,6 @@
 //!   repository are dropped (the next request mints, narrowed to what is left);
 //! - `ping` is answered.
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -22,7 +21,6 @@ use hmac::{Hmac, Mac};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
 
 use crate::{Body, Proxy};
@@ -74,25 +72,8 @@ pub(crate) fn summary(event: &str, payload: &Value) -> Value {
 }
 
 impl Proxy {
-    pub(crate) async fn serve_webhooks(self: Arc<Self>, listener: tokio::net::TcpListener) {
-        while let Ok((s, _)) = listener.accept().await {
-            let me = self.clone();
-            let timeout = me.gate.limits.header_timeout;
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let me = me.clone();
-                    async move { Ok::<_, Infallible>(me.webhook(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(timeout)
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    }
-
-    async fn webhook(&self, req: Request<Incoming>) -> Response<Body> {
+    /// One delivery (served by `Proxy::serve_side` on `webhook_listen`).
+    pub(crate) async fn webhook(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if req.method() != Method::POST || req.uri().path() != "/webhooks/github" {
             return answer(
                 StatusCode::NOT_FOUND,
