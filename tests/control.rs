@@ -580,3 +580,125 @@ fn webhooks_are_verified_and_act_once() {
         .run()
         .one_line_error("ghapp", "the signature does not match");
 }
+
+#[test]
+fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
+    let w = World::new();
+    let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
+    let add = ghapp_sandbox(
+        &w,
+        &p,
+        &[
+            "add",
+            "learner",
+            "--repo",
+            "octo-org/widgets",
+            "--push",
+            "agent/*",
+            "--mode",
+            "learning",
+            "--ca-file",
+            &w.path("learner-ca.pem").display().to_string(),
+        ],
+    );
+    add.ok();
+    let env = environment(&w, "learner", &add.stdout);
+    let sb = Sb {
+        w: &w,
+        env: env.clone(),
+    };
+    sb.clone("octo-org", "widgets", "learn", &[]).ok();
+    let work = w.path("learn");
+    sb.push_new_branch(&work, "agent/learn", "l.txt", b"learning\n");
+    sb.git(
+        &work,
+        &["branch", "--set-upstream-to", "origin/agent/learn"],
+    )
+    .ok();
+    let gh_pr = ghapp_e2e::bin_dir().join("gh-pr").display().to_string();
+    let open = |title: &str| {
+        w.cmd(&gh_pr)
+            .env(&env)
+            .args(&["open", "--title", title, "--body", "Why: tests"])
+            .dir(&work)
+            .run()
+    };
+
+    // Held: its own exit status and a line naming the approval; asked again, the same one.
+    let r = open("Learned");
+    assert_eq!(r.code, Some(3), "{r:#?}");
+    assert!(
+        r.stdout
+            .starts_with("held for approval 1: sandbox learner is in learning mode"),
+        "{r:#?}"
+    );
+    let r = open("Learned");
+    assert_eq!(r.code, Some(3), "{r:#?}");
+    assert!(r.stdout.starts_with("held for approval 1:"), "{r:#?}");
+    assert!(w.hub.pulls().is_empty(), "nothing reached GitHub");
+    let list = ghapp_approvals(&w, &p, &["list"]);
+    list.ok();
+    assert_eq!(list.stdout.lines().count(), 1, "{list:#?}");
+    assert!(
+        list.stdout
+            .contains("learner\tocto-org/widgets\tagent/learn -> main\tLearned\tpending"),
+        "{list:#?}"
+    );
+
+    // Approved through the CLI: the proxy opens it with the sandbox's token; gh-pr then
+    // prints its URL.
+    let a = ghapp_approvals(&w, &p, &["approve", "1"]);
+    a.ok();
+    assert!(a.stdout.contains("approved by"), "{a:#?}");
+    let pulls = w.hub.pulls();
+    assert_eq!((pulls.len(), pulls[0].head.as_str()), (1, "agent/learn"));
+    let r = open("Learned");
+    r.ok();
+    assert!(
+        r.stdout.trim().ends_with("/octo-org/widgets/pull/1"),
+        "{r:#?}"
+    );
+
+    // Another, denied: gh-pr fails with the reason.
+    sb.push_new_branch(&work, "agent/learn2", "m.txt", b"more\n");
+    sb.git(
+        &work,
+        &["branch", "--set-upstream-to", "origin/agent/learn2"],
+    )
+    .ok();
+    let r = open("Second");
+    assert_eq!(r.code, Some(3), "{r:#?}");
+    assert!(r.stdout.starts_with("held for approval 2:"), "{r:#?}");
+    ghapp_approvals(
+        &w,
+        &p,
+        &["deny", "2", "--reason", "split it into two changes"],
+    )
+    .ok();
+    let r = open("Second");
+    r.fails();
+    assert!(
+        r.stderr.contains("was denied by") && r.stderr.contains("split it into two changes"),
+        "{r:#?}"
+    );
+    assert_eq!(w.hub.pulls().len(), 1);
+    let shown = ghapp_approvals(&w, &p, &["show", "2"]);
+    assert!(
+        shown.stdout.contains("denied by") && shown.stdout.contains("Why: tests"),
+        "{shown:#?}"
+    );
+    // Every decision is in the audit.
+    let audit = std::fs::read_to_string(&p.audit_path).unwrap();
+    assert!(audit.contains("approval 1 approved by") && audit.contains("approval 2 denied by"));
+    assert!(audit.contains(r#""decision":"held""#));
+}
+
+/// `ghapp approvals ARGS` against `p`'s admin API.
+fn ghapp_approvals(w: &World, p: &ProxyProc, args: &[&str]) -> Run {
+    let mut env = w.env().to_vec();
+    env.push(("GHAPP_ADMIN_URL".to_owned(), p.admin_url.clone().unwrap()));
+    env.push(("GHAPP_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()));
+    let mut all = vec!["approvals"];
+    all.extend_from_slice(args);
+    w.cmd("ghapp").env(&env).args(&all).dir(w.root.path()).run()
+}

@@ -4,7 +4,10 @@
 //! `git@HOST:owner/repo.git`, `ssh://`, with `url.<base>.insteadOf` applied), HEAD's message for
 //! `--fill`, and whether the remote-tracking ref equals HEAD. Then
 //! `GET /repos/{o}/{r}/pulls?head=OWNER:BRANCH&state=open` finds an open pull request (printed, so
-//! the command is idempotent), else `POST /repos/{o}/{r}/pulls` opens one.
+//! the command is idempotent), else `POST /repos/{o}/{r}/pulls` opens one. Behind ghapp proxy a
+//! learning sandbox's request is held for a human: gh-pr prints `held for approval N: …` and
+//! exits 3 ([`EXIT_HELD`]); run again, it names the same approval, then prints the pull
+//! request once approved, or fails with the reason once denied.
 //!
 //! Authentication, in order: a token from ghapp-core when an app is configured for the host; else
 //! `git credential fill` for the host (any helper, git-credential-ghapp included); else no
@@ -75,6 +78,22 @@ pub struct OpenArgs {
     pub json: bool,
 }
 
+/// The exit status of a pull request held for a human's approval (a learning sandbox behind
+/// ghapp proxy): not opened yet, not failed.
+pub const EXIT_HELD: u8 = 3;
+
+/// A pull request held for approval: what to print (a line naming the approval, or JSON).
+#[derive(Debug)]
+pub struct Held(pub String);
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Held {}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let Cmd::Open(args) = cli.command;
@@ -83,6 +102,11 @@ pub fn main() -> ExitCode {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{out}");
             ExitCode::SUCCESS
+        }
+        Err(e) if e.downcast_ref::<Held>().is_some() => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{e}");
+            ExitCode::from(EXIT_HELD)
         }
         Err(e) => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -426,6 +450,21 @@ async fn open_pr(
         )
         .await?;
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    if r.status == StatusCode::ACCEPTED {
+        // ghapp proxy holds a learning sandbox's pull request for a human; asking again gets
+        // the same approval, not a second one.
+        let id = &v["approval_id"];
+        let held = if args.json {
+            json!({"state": "held", "approval_id": id, "approval_url": v["approval_url"], "message": v["message"]})
+                .to_string()
+        } else {
+            format!(
+                "held for approval {id}: {}",
+                v["message"].as_str().unwrap_or("a human must approve it")
+            )
+        };
+        return Err(Held(held).into());
+    }
     if !r.status.is_success() {
         bail!("{}", api_failure(repo, "open a pull request", r.status, &v));
     }

@@ -35,6 +35,7 @@ const KEYS: &[&str] = &[
     "max_push_bytes",
     "secret_scan",
     "inspect",
+    "mode",
 ];
 /// The variables that name the proxy's CA for each runtime.
 pub const CA_VARIABLES: &[&str] = &[
@@ -91,6 +92,11 @@ impl Proxy {
             Ok(b) => b,
             Err(r) => return r,
         };
+        if let Some(rest) = path.strip_prefix("/v1/approvals") {
+            return self
+                .admin_approvals(&parts.method, rest, parts.uri.query(), body)
+                .await;
+        }
         match (&parts.method, path, name) {
             (&Method::GET, "/v1/sandboxes", None) => {
                 let mut all = Vec::new();
@@ -126,8 +132,72 @@ impl Proxy {
             },
             _ => error(
                 StatusCode::NOT_FOUND,
-                "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}",
+                "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}, GET /v1/approvals[/{id}], POST /v1/approvals/{id}/approve|deny",
             ),
+        }
+    }
+
+    /// `GET /v1/approvals[?status=S]`, `GET /v1/approvals/{id}`,
+    /// `POST /v1/approvals/{id}/approve` (`{"by"}`), `POST /v1/approvals/{id}/deny`
+    /// (`{"reason", "by"}`); `rest` is the path after `/v1/approvals`.
+    async fn admin_approvals(
+        &self,
+        method: &Method,
+        rest: &str,
+        query: Option<&str>,
+        body: Value,
+    ) -> Response<Body> {
+        let Some(store) = self.store.get() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state store is not open",
+            );
+        };
+        let by = body["by"].as_str().unwrap_or("admin API").to_owned();
+        let mut parts = rest.trim_start_matches('/').splitn(2, '/');
+        let id = parts.next().filter(|s| !s.is_empty());
+        let action = parts.next();
+        let outcome = match (method, id, action) {
+            (&Method::GET, None, None) => {
+                let status = query
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .find_map(|kv| kv.strip_prefix("status="));
+                return match store.approvals(status).await {
+                    Ok(all) => answer(StatusCode::OK, &json!(all)),
+                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                };
+            }
+            (_, Some(id), action) => {
+                let Ok(id) = id.parse::<i64>() else {
+                    return error(StatusCode::NOT_FOUND, format!("no approval {id}"));
+                };
+                match (method, action) {
+                    (&Method::GET, None) => match store.approval(id).await {
+                        Ok(Some(a)) => Ok(a),
+                        Ok(None) => Err((StatusCode::NOT_FOUND, format!("no approval {id}"))),
+                        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+                    },
+                    (&Method::POST, Some("approve")) => self.approve(id, &by).await,
+                    (&Method::POST, Some("deny")) => {
+                        let reason = body["reason"].as_str().unwrap_or_default();
+                        self.deny(id, &by, reason).await
+                    }
+                    _ => Err((
+                        StatusCode::NOT_FOUND,
+                        "approvals: GET /v1/approvals[/{id}], POST /v1/approvals/{id}/approve|deny"
+                            .into(),
+                    )),
+                }
+            }
+            _ => Err((
+                StatusCode::NOT_FOUND,
+                "approvals: GET /v1/approvals[/{id}]".into(),
+            )),
+        };
+        match outcome {
+            Ok(a) => answer(StatusCode::OK, &json!(a)),
+            Err((status, why)) => error(status, why),
         }
     }
 

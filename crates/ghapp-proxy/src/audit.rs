@@ -48,6 +48,8 @@ impl Service {
 pub enum Decision {
     Allow,
     Deny,
+    /// Held for a human (a learning sandbox's pull request).
+    Held,
 }
 
 impl Decision {
@@ -55,6 +57,7 @@ impl Decision {
         match self {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
+            Decision::Held => "held",
         }
     }
 }

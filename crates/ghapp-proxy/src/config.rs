@@ -110,6 +110,7 @@ struct FileDefaults {
     push: Option<Vec<String>>,
     allow_delete: Option<bool>,
     rest: Option<Vec<String>>,
+    mode: Option<Mode>,
     force: Option<Vec<String>>,
     protected_paths: Option<Vec<String>>,
     max_file_bytes: Option<u64>,
@@ -307,6 +308,7 @@ struct FileSandbox {
     push: Option<Vec<String>>,
     allow_delete: Option<bool>,
     rest: Option<Vec<String>>,
+    mode: Option<Mode>,
     force: Option<Vec<String>>,
     protected_paths: Option<Vec<String>>,
     max_file_bytes: Option<u64>,
@@ -398,6 +400,32 @@ impl Credential {
     }
 }
 
+/// How far a sandbox's agent is trusted (design section 15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Read-only; pushes and pull requests recorded as proposals.
+    Observe,
+    /// Every pull request held for a human's approval.
+    Learning,
+    /// Pull requests created at once unless significant.
+    Assisted,
+    /// Today's behaviour: the agent opens and manages its pull requests.
+    #[default]
+    Autonomous,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Observe => "observe",
+            Mode::Learning => "learning",
+            Mode::Assisted => "assisted",
+            Mode::Autonomous => "autonomous",
+        }
+    }
+}
+
 /// One sandbox's identity and policy.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -410,6 +438,7 @@ pub struct SandboxConfig {
     /// Extra REST routes: `(METHOD, path pattern)`.
     pub rest: Vec<(String, String)>,
     pub rules: PushRules,
+    pub mode: Mode,
 }
 
 #[derive(Debug, Clone)]
@@ -493,8 +522,16 @@ impl FileSandbox {
             rest.push((m.to_ascii_uppercase(), p.to_owned()));
         }
         let rules = file_rules!(s).build(default_rules, &fail)?;
+        let mode = s.mode.or(defaults.mode).unwrap_or_default();
+        if matches!(mode, Mode::Observe | Mode::Assisted) {
+            return Err(fail(format!(
+                "mode = \"{}\" is not in this version of the proxy yet: use \"learning\" (pull requests held for approval) or \"autonomous\"",
+                mode.as_str()
+            )));
+        }
         Ok(SandboxConfig {
             rules,
+            mode,
             name,
             secret,
             repos,
@@ -682,6 +719,14 @@ impl ProxyConfig {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if state.is_none()
+            && let Some(s) = sandboxes.iter().find(|s| s.mode == Mode::Learning)
+        {
+            return Err(ConfigError(format!(
+                "proxy config {origin}: sandbox {:?}: mode = \"learning\" holds pull requests in the state store: set state = \"sqlite:PATH\" (or admin_listen, to approve them)",
+                s.name
+            )));
+        }
         Ok(ProxyConfig {
             listen,
             ca_dir,

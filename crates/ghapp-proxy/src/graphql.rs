@@ -73,6 +73,11 @@ pub(crate) enum Check {
         repository: String,
         head_repository: Option<String>,
         head: String,
+        /// What a learning sandbox's held request needs to be created later.
+        base: String,
+        title: String,
+        body: String,
+        draft: bool,
     },
     /// `updatePullRequest`, `closePullRequest`, `reopenPullRequest`,
     /// `markPullRequestReadyForReview`.
@@ -134,6 +139,10 @@ pub(crate) fn check(call: &Call) -> Result<Check, String> {
             repository: s("repositoryId")?,
             head_repository: input["headRepositoryId"].as_str().map(str::to_owned),
             head: s("headRefName")?,
+            base: input["baseRefName"].as_str().unwrap_or_default().to_owned(),
+            title: input["title"].as_str().unwrap_or_default().to_owned(),
+            body: input["body"].as_str().unwrap_or_default().to_owned(),
+            draft: input["draft"].as_bool().unwrap_or(false),
         },
         "addComment" => Check::Comment {
             subject: s("subjectId")?,
@@ -288,6 +297,7 @@ fn one(
             repository,
             head_repository,
             head,
+            ..
         } => {
             let (_, repo) = node(sb, nodes, repository, REPO)?;
             if let Some(h) = head_repository {

@@ -24,6 +24,7 @@
 //! the pack reaches GitHub. Redirects are never followed.
 
 pub mod admin;
+mod approvals;
 pub mod audit;
 mod body;
 pub mod ca;
@@ -503,10 +504,32 @@ impl Proxy {
         };
         p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let checked = match plan.body {
+            BodyPlan::PullHead if sb.cfg.mode == config::Mode::Learning => {
+                if let Err(r) = policy::pull_head(sb, &plan.repo, &bytes) {
+                    return Err(p.refuse(r));
+                }
+                let ask = match approvals::Ask::rest(&bytes) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        return Err(p.refuse(Refusal::json(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("the pull request: {why}"),
+                        )));
+                    }
+                };
+                return Err(self.hold(sb, &plan.repo, ask, respond::Form::Json, p).await);
+            }
             BodyPlan::PullHead => policy::pull_head(sb, &plan.repo, &bytes).map(|()| bytes),
             BodyPlan::LfsBatch => policy::lfs_batch(sb, &plan.repo, &bytes).map(|()| bytes),
             BodyPlan::Graphql => {
-                let checked = self.graphql(sb, bytes).await;
+                let checked = match self.graphql(sb, bytes).await {
+                    Err(Stop::Held(repo, ask)) => {
+                        p.event.repo = Some(repo.to_string());
+                        return Err(self.hold(sb, &repo, ask, respond::Form::Graphql, p).await);
+                    }
+                    Err(Stop::Refused(r)) => Err(r),
+                    Ok(x) => Ok(x),
+                };
                 if let Ok((_, Some((repo, names)))) = &checked {
                     // A mutation: carried by the token of the repository it changes.
                     p.event.repo = Some(repo.to_string());
@@ -527,7 +550,7 @@ impl Proxy {
         &self,
         sb: &Sandbox,
         bytes: Bytes,
-    ) -> Result<(Bytes, Option<(ghapp_gitproto::repo::RepoName, String)>), Refusal> {
+    ) -> Result<(Bytes, Option<(ghapp_gitproto::repo::RepoName, String)>), Stop> {
         let (checks, body) = match policy::graphql_body(sb, &bytes)? {
             policy::GraphqlPlan::Query(body) => return Ok((Bytes::from(body), None)),
             policy::GraphqlPlan::Mutation { checks, body } => (checks, body),
@@ -535,14 +558,41 @@ impl Proxy {
         let ids: Vec<&str> = checks.iter().flat_map(|(_, c)| c.ids()).collect();
         let nodes = self.resolve_nodes(sb, &ids).await?;
         match graphql::decide(sb, &checks, &nodes) {
+            Ok(repo) if sb.cfg.mode == config::Mode::Learning => {
+                // A learning sandbox's createPullRequest is held, never forwarded.
+                let held = checks.iter().find_map(|(_, c)| match c {
+                    graphql::Check::CreatePull {
+                        head,
+                        base,
+                        title,
+                        body,
+                        draft,
+                        ..
+                    } => Some(approvals::Ask {
+                        head: head.clone(),
+                        base: base.clone(),
+                        title: title.clone(),
+                        body: body.clone(),
+                        draft: *draft,
+                    }),
+                    _ => None,
+                });
+                match held {
+                    Some(ask) => Err(Stop::Held(repo, ask)),
+                    None => {
+                        let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
+                        Ok((Bytes::from(body), Some((repo, names.join(",")))))
+                    }
+                }
+            }
             Ok(repo) => {
                 let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
                 Ok((Bytes::from(body), Some((repo, names.join(",")))))
             }
-            Err(why) => Err(Refusal::graphql(
+            Err(why) => Err(Stop::Refused(Refusal::graphql(
                 StatusCode::FORBIDDEN,
                 format!("sandbox {}: {why}", sb.name()),
-            )),
+            ))),
         }
     }
 
@@ -652,6 +702,19 @@ impl Proxy {
             Err(e) => tracing::warn!("cannot drop a refused token from the cache: {e}"),
         }
         self.audit.metrics.tokens_dropped.inc();
+    }
+}
+
+/// Why a GraphQL request is not forwarded: refused, or (a learning sandbox's
+/// `createPullRequest`) held for a human.
+enum Stop {
+    Refused(Refusal),
+    Held(ghapp_gitproto::repo::RepoName, approvals::Ask),
+}
+
+impl From<Refusal> for Stop {
+    fn from(r: Refusal) -> Stop {
+        Stop::Refused(r)
     }
 }
 

@@ -77,6 +77,7 @@ pub struct Metrics {
     pub upstream_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
     pub auth_failures: Family<KindLabels, Counter>,
     pub webhooks: Family<KindLabels, Counter>,
+    pub approvals: Family<KindLabels, Counter>,
     pub connections_refused: Family<LimitLabels, Counter>,
     pub accept_errors: Counter,
     pub mints: Counter,
@@ -100,6 +101,7 @@ impl Default for Metrics {
             upstream_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             auth_failures: Family::default(),
             webhooks: Family::default(),
+            approvals: Family::default(),
             connections_refused: Family::default(),
             accept_errors: Counter::default(),
             mints: Counter::default(),
@@ -127,6 +129,11 @@ impl Default for Metrics {
             "ghapp_proxy_auth_failures",
             "CONNECTs without valid proxy credentials: missing, wrong, or rate_limited",
             m.auth_failures.clone(),
+        );
+        registry.register(
+            "ghapp_proxy_approvals",
+            "Learning sandboxes' pull requests: held, answered, approved, denied, closed",
+            m.approvals.clone(),
         );
         registry.register(
             "ghapp_proxy_webhooks",
@@ -195,6 +202,12 @@ impl Metrics {
                 })
                 .inc_by(n);
         }
+    }
+
+    /// A learning sandbox's pull request: `held`, `answered` (asked again), `approved`,
+    /// `denied`, `closed`.
+    pub fn approval(&self, kind: &'static str) {
+        self.approvals.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// A webhook delivery: `accepted`, `redelivery` or `bad_signature`.

@@ -137,6 +137,7 @@ pub(crate) mod tests {
             allow_delete: false,
             rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
             rules: crate::config::PushRules::default(),
+            mode: crate::config::Mode::Autonomous,
         })
     }
 }

@@ -117,6 +117,50 @@ pub enum Command {
     /// Add, change, list and disconnect the proxy's sandboxes (a client of its admin API:
     /// GHAPP_ADMIN_URL, GHAPP_ADMIN_TOKEN).
     Sandbox(SandboxArgs),
+    /// Pull requests learning sandboxes asked for: list, show, approve (the proxy creates it),
+    /// deny (the agent is told why). A client of the proxy's admin API.
+    Approvals(ApprovalsArgs),
+}
+
+/// `ghapp approvals`.
+#[derive(Args, Debug, Clone)]
+pub struct ApprovalsArgs {
+    /// The proxy's admin API (its `admin_listen`).
+    #[arg(long, env = "GHAPP_ADMIN_URL", global = true)]
+    pub admin_url: Option<String>,
+    #[command(subcommand)]
+    pub command: ApprovalsCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ApprovalsCommand {
+    /// The pending ones (--all: every one).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One approval: sandbox, repository, head -> base, title, body, decision.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve: the proxy opens the pull request at GitHub with the sandbox's token.
+    Approve {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deny, with the reason the agent is told.
+    Deny {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `ghapp sandbox`: the admin API's address and token, and what to do.
@@ -144,6 +188,9 @@ pub struct SandboxPolicy {
     /// May it delete refs.
     #[arg(long)]
     pub allow_delete: Option<bool>,
+    /// How far its agent is trusted: learning (pull requests held for approval) or autonomous.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
 }
 
 #[derive(Subcommand, Debug, Clone)]

@@ -114,6 +114,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Proxy(args) => servers::proxy(args),
         Command::Demo => demo::run(),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Approvals(args) => sandbox::approvals(args),
         Command::Setup(args) => setup::run(args, &args.app.overrides()),
         Command::Doctor(args) => {
             let repo = args.repo.as_deref().map(parse_repo).transpose()?;

@@ -1,5 +1,5 @@
-//! `ghapp sandbox add|list|show|set|disconnect`: a client of the proxy's admin API
-//! (`GHAPP_ADMIN_URL`, `GHAPP_ADMIN_TOKEN`).
+//! `ghapp sandbox add|list|show|set|disconnect` and `ghapp approvals list|show|approve|deny`:
+//! clients of the proxy's admin API (`GHAPP_ADMIN_URL`, `GHAPP_ADMIN_TOKEN`).
 
 use std::process::ExitCode;
 
@@ -7,11 +7,21 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::Usage;
-use crate::cli::{SandboxArgs, SandboxCommand, SandboxPolicy};
+use crate::cli::{ApprovalsArgs, ApprovalsCommand, SandboxArgs, SandboxCommand, SandboxPolicy};
 use crate::out::outln;
 
 pub(crate) fn run(args: &SandboxArgs) -> Result<ExitCode> {
-    let Some(url) = args.admin_url.as_deref() else {
+    let (api, rt) = connect(args.admin_url.as_deref())?;
+    rt.block_on(api.command(&args.command))
+}
+
+pub(crate) fn approvals(args: &ApprovalsArgs) -> Result<ExitCode> {
+    let (api, rt) = connect(args.admin_url.as_deref())?;
+    rt.block_on(api.approvals(&args.command))
+}
+
+fn connect(url: Option<&str>) -> Result<(Api, tokio::runtime::Runtime)> {
+    let Some(url) = url else {
         return Err(Usage(
             "ghapp sandbox needs the proxy's admin API: set GHAPP_ADMIN_URL (or --admin-url), e.g. http://127.0.0.1:9091".into(),
         )
@@ -32,7 +42,7 @@ pub(crate) fn run(args: &SandboxArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(api.command(&args.command))
+    Ok((api, rt))
 }
 
 struct Api {
@@ -54,10 +64,82 @@ fn policy(p: &SandboxPolicy) -> serde_json::Map<String, Value> {
     if let Some(d) = p.allow_delete {
         m.insert("allow_delete".into(), json!(d));
     }
+    if let Some(mode) = &p.mode {
+        m.insert("mode".into(), json!(mode));
+    }
     m
 }
 
 impl Api {
+    async fn approvals(&self, c: &ApprovalsCommand) -> Result<ExitCode> {
+        use reqwest::Method;
+        let (v, json) = match c {
+            ApprovalsCommand::List { all, json } => {
+                let path = if *all {
+                    "/v1/approvals"
+                } else {
+                    "/v1/approvals?status=pending"
+                };
+                (self.call(Method::GET, path, None).await?, *json)
+            }
+            ApprovalsCommand::Show { id, json } => (
+                self.call(Method::GET, &format!("/v1/approvals/{id}"), None)
+                    .await?,
+                *json,
+            ),
+            ApprovalsCommand::Approve { id, json } => (
+                self.call(
+                    Method::POST,
+                    &format!("/v1/approvals/{id}/approve"),
+                    Some(json!({ "by": who() })),
+                )
+                .await?,
+                *json,
+            ),
+            ApprovalsCommand::Deny { id, reason, json } => (
+                self.call(
+                    Method::POST,
+                    &format!("/v1/approvals/{id}/deny"),
+                    Some(json!({ "by": who(), "reason": reason })),
+                )
+                .await?,
+                *json,
+            ),
+        };
+        if json {
+            outln!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let show = |a: &Value| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
+            let decided = match s("status").as_str() {
+                "approved" => format!("approved by {}: {}", s("decided_by"), s("pr_url")),
+                "pending" => "pending".to_owned(),
+                other => format!("{other} by {}: {}", s("decided_by"), s("reason")),
+            };
+            outln!(
+                "{}\t{}\t{}\t{} -> {}\t{}\t{}",
+                a["id"],
+                s("sandbox"),
+                s("repo"),
+                s("head"),
+                s("base"),
+                s("title"),
+                decided
+            );
+        };
+        match &v {
+            Value::Array(all) => all.iter().for_each(show),
+            one => {
+                show(one);
+                if matches!(c, ApprovalsCommand::Show { .. }) {
+                    outln!("{}", one["body"].as_str().unwrap_or_default());
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -222,4 +304,12 @@ fn line(v: &Value) {
 /// `s` quoted for a POSIX shell.
 fn shell(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Who decides, for the record: `$USER`, else "ghapp approvals".
+fn who() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "ghapp approvals".into())
 }

@@ -14,6 +14,7 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> serde_json::Value {
     writes.extend(sb.cfg.rest.iter().map(|(m, p)| format!("{m} {p}")));
     serde_json::json!({
         "sandbox": sb.name(),
+        "mode": sb.cfg.mode.as_str(),
         "repositories": sb.cfg.repos.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "push": {
             "refs": sb.push.patterns,

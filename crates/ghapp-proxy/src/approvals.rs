@@ -1,0 +1,319 @@
+//! Learning mode (design section 15): every pull request a learning sandbox asks for, by REST
+//! (`POST …/pulls`) or GraphQL (`createPullRequest`), is held in the state store and answered
+//! `202 Accepted` with `{message, approval_id, approval_url}` (GraphQL: the message as an
+//! error, which gh prints). Asking again for the same head and base gets the same approval
+//! (pending, or its decision): nothing is held twice. A human approves (the proxy then creates
+//! the pull request at GitHub with the sandbox's token and records its URL) or denies (the
+//! reason is recorded and told to the agent) through the admin API or `ghapp approvals`.
+
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::audit::{Decision, Event, Pending, Service};
+use crate::respond::{Form, Refusal};
+use crate::sandbox::Sandbox;
+use crate::store::Approval;
+use crate::{Body, Proxy};
+
+/// What a pull request asks for.
+pub(crate) struct Ask {
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub draft: bool,
+}
+
+impl Ask {
+    /// From a REST `POST …/pulls` body (`head` already checked).
+    pub(crate) fn rest(body: &[u8]) -> Result<Ask, String> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        let (head, base) = (s("head"), s("base"));
+        if head.is_empty() || base.is_empty() {
+            return Err("a pull request needs head and base".into());
+        }
+        Ok(Ask {
+            head: head.rsplit(':').next().unwrap_or_default().to_owned(),
+            base,
+            title: s("title"),
+            body: s("body"),
+            draft: v["draft"].as_bool().unwrap_or(false),
+        })
+    }
+}
+
+impl Proxy {
+    /// Holds `ask` for sandbox `sb` on `repo` (or answers the earlier decision), in `form`.
+    pub(crate) async fn hold(
+        &self,
+        sb: &Sandbox,
+        repo: &ghapp_gitproto::repo::RepoName,
+        ask: Ask,
+        form: Form,
+        p: &mut Pending,
+    ) -> Response<Body> {
+        let Some(store) = self.store.get() else {
+            return p.refuse(Refusal {
+                form,
+                ..Refusal::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "learning mode needs the proxy's state store (state = …)",
+                )
+            });
+        };
+        let held = store
+            .hold(&Approval {
+                id: 0,
+                sandbox: sb.name().to_owned(),
+                repo: repo.to_string(),
+                head: ask.head,
+                base: ask.base,
+                title: ask.title,
+                body: ask.body,
+                draft: ask.draft,
+                status: String::new(),
+                reason: String::new(),
+                decided_by: String::new(),
+                pr_url: String::new(),
+                created_at: 0,
+                decided_at: None,
+            })
+            .await;
+        let a = match held {
+            Ok(a) => a,
+            Err(e) => {
+                return p.refuse(Refusal {
+                    form,
+                    ..Refusal::text(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                });
+            }
+        };
+        let what = format!("pull request {} -> {} in {}", a.head, a.base, a.repo);
+        let (status, message) = match a.status.as_str() {
+            "pending" => (
+                StatusCode::ACCEPTED,
+                format!(
+                    "sandbox {} is in learning mode: {what} is held for approval {} (ghapp approvals approve {})",
+                    sb.name(),
+                    a.id,
+                    a.id
+                ),
+            ),
+            "approved" => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{what} was approved (approval {}): {}", a.id, a.pr_url),
+            ),
+            _ => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{what} was {} by {} (approval {}): {}",
+                    a.status, a.decided_by, a.id, a.reason
+                ),
+            ),
+        };
+        p.event.decision = if status == StatusCode::ACCEPTED {
+            Decision::Held
+        } else {
+            Decision::Deny
+        };
+        p.event.reason = message.clone();
+        p.event.status = status.as_u16();
+        self.audit.metrics.approval(if a.status == "pending" {
+            "held"
+        } else {
+            "answered"
+        });
+        let url = self
+            .cfg
+            .admin_listen
+            .map(|l| format!("http://{l}/v1/approvals/{}", a.id))
+            .unwrap_or_default();
+        match form {
+            Form::Graphql => Refusal::graphql(StatusCode::OK, message).response(),
+            _ => crate::respond::json_body(
+                status,
+                "application/json",
+                &json!({ "message": message, "approval_id": a.id, "approval_url": url, "status": a.status }),
+            ),
+        }
+    }
+
+    /// Approves approval `id` on behalf of `by`: the pull request is created at GitHub with the
+    /// sandbox's token. A head GitHub no longer has, or a pull request someone else opened
+    /// meanwhile, closes the approval with that reason.
+    pub(crate) async fn approve(
+        &self,
+        id: i64,
+        by: &str,
+    ) -> Result<Approval, (StatusCode, String)> {
+        let store = self
+            .store
+            .get()
+            .ok_or((StatusCode::SERVICE_UNAVAILABLE, "no state store".to_owned()))?;
+        let db = |e: crate::store::StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        let a = store
+            .approval(id)
+            .await
+            .map_err(db)?
+            .ok_or((StatusCode::NOT_FOUND, format!("no approval {id}")))?;
+        if a.status != "pending" {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("approval {id} is {}", a.status),
+            ));
+        }
+        let live = self.live();
+        let sb = live.sandbox(&a.sandbox).ok_or((
+            StatusCode::CONFLICT,
+            format!("sandbox {} is gone: deny approval {id} instead", a.sandbox),
+        ))?;
+        let repo = ghapp_gitproto::repo::RepoName::parse(&a.repo).ok_or((
+            StatusCode::CONFLICT,
+            format!("approval {id}: bad repository"),
+        ))?;
+        let token = self
+            .token(sb, repo.owner())
+            .await
+            .map_err(|r| (r.status, r.message))?;
+        let url = format!(
+            "{}/repos/{}/{}/pulls",
+            self.cfg.github().api_url(),
+            repo.owner(),
+            repo.repo()
+        );
+        let sent = self
+            .upstream
+            .post(&url)
+            .bearer_auth(token.token.expose())
+            .header(hyper::header::ACCEPT, "application/vnd.github+json")
+            .header(hyper::header::USER_AGENT, "ghapp-proxy")
+            .json(&json!({"title": a.title, "head": a.head, "base": a.base, "body": a.body, "draft": a.draft}))
+            .send()
+            .await
+            .map_err(|e| (StatusCode::BAD_GATEWAY, format!("GitHub is unreachable: {e}")))?;
+        let status = sent.status();
+        let body: Value =
+            crate::upstream::read_bounded(sent, 1 << 20, crate::upstream::ANSWER_WAIT)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null);
+        let (state, reason, pr) = if status == StatusCode::CREATED {
+            (
+                "approved",
+                String::new(),
+                body["html_url"].as_str().unwrap_or_default().to_owned(),
+            )
+        } else {
+            let why = github_words(&body);
+            let reason = if why.contains("already exists") {
+                format!(
+                    "a pull request for {} was opened meanwhile by someone else ({why})",
+                    a.head
+                )
+            } else {
+                format!(
+                    "GitHub refused to create it ({status}: {why}); the head branch may be gone"
+                )
+            };
+            ("closed", reason, String::new())
+        };
+        store
+            .decide(id, state, by, &reason, &pr)
+            .await
+            .map_err(db)?;
+        self.record_decision(&a, state, by, &reason);
+        let a = store.approval(id).await.map_err(db)?.unwrap_or(a);
+        if state == "closed" {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("approval {id} closed: {reason}"),
+            ));
+        }
+        Ok(a)
+    }
+
+    /// Denies approval `id` with `reason`.
+    pub(crate) async fn deny(
+        &self,
+        id: i64,
+        by: &str,
+        reason: &str,
+    ) -> Result<Approval, (StatusCode, String)> {
+        let store = self
+            .store
+            .get()
+            .ok_or((StatusCode::SERVICE_UNAVAILABLE, "no state store".to_owned()))?;
+        let db = |e: crate::store::StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        if reason.trim().is_empty() {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "a denial needs a reason (the agent is told it)".into(),
+            ));
+        }
+        let a = store
+            .approval(id)
+            .await
+            .map_err(db)?
+            .ok_or((StatusCode::NOT_FOUND, format!("no approval {id}")))?;
+        if !store
+            .decide(id, "denied", by, reason, "")
+            .await
+            .map_err(db)?
+        {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("approval {id} is {}", a.status),
+            ));
+        }
+        self.record_decision(&a, "denied", by, reason);
+        Ok(store.approval(id).await.map_err(db)?.unwrap_or(a))
+    }
+
+    /// Every decision is an audit event and a metric.
+    fn record_decision(&self, a: &Approval, state: &str, by: &str, reason: &str) {
+        let mut ev = Event::new(
+            &a.sandbox,
+            None,
+            "POST",
+            "admin",
+            &format!("/v1/approvals/{}", a.id),
+        );
+        ev.service = Service::Rest;
+        ev.repo = Some(a.repo.clone());
+        ev.decision = if state == "approved" {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        ev.reason = format!(
+            "approval {} {state} by {by}{}",
+            a.id,
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        );
+        ev.status = 200;
+        self.audit.record(&ev);
+        self.audit.metrics.approval(match state {
+            "approved" => "approved",
+            "denied" => "denied",
+            _ => "closed",
+        });
+    }
+}
+
+/// GitHub's message and its errors' messages, in one line.
+fn github_words(v: &Value) -> String {
+    let mut msg = v["message"].as_str().unwrap_or("no message").to_owned();
+    for e in v["errors"].as_array().into_iter().flatten() {
+        if let Some(m) = e["message"].as_str() {
+            msg.push_str(": ");
+            msg.push_str(m);
+        }
+    }
+    msg
+}
