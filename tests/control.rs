@@ -702,3 +702,88 @@ fn ghapp_approvals(w: &World, p: &ProxyProc, args: &[&str]) -> Run {
     all.extend_from_slice(args);
     w.cmd("ghapp").env(&env).args(&all).dir(w.root.path()).run()
 }
+
+#[test]
+fn gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart() {
+    let w = World::with(fakehub::Options {
+        hostname: Some("ghe.test".into()),
+        ..Default::default()
+    });
+    let token = w.path("admin-token");
+    std::fs::write(&token, ADMIN_TOKEN).unwrap();
+    let extra = format!(
+        "resolve = [\"ghe.test=127.0.0.1\"]\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = {{ file = {:?} }}\nstate = {:?}\n",
+        token.display().to_string(),
+        format!("sqlite:{}", w.path("state.db").display())
+    );
+    let sandboxes = ghapp_e2e::two_sandboxes("mode = \"learning\"");
+    let p = w.start_proxy(&sandboxes, &extra);
+    let sb = Sb::new(&w, &p, "agent-a", ghapp_e2e::SECRET_A);
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let work = w.path("widgets");
+    sb.push_new_branch(&work, "agent/x", "x.txt", b"from the agent\n");
+    let config = w.path("gh-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let mut env = sb.env.clone();
+    for (k, v) in [
+        ("GH_HOST", w.hub.git_host()),
+        (
+            "GH_ENTERPRISE_TOKEN",
+            "placeholder-the-proxy-replaces".to_owned(),
+        ),
+        ("GH_CONFIG_DIR", config.display().to_string()),
+        ("GH_NO_UPDATE_NOTIFIER", "1".to_owned()),
+        ("GH_PROMPT_DISABLED", "1".to_owned()),
+        ("NO_COLOR", "1".to_owned()),
+        ("SSL_CERT_FILE", p.ca_path.display().to_string()),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    let r = w
+        .cmd("gh")
+        .env(&env)
+        .dir(&work)
+        .args(&[
+            "pr",
+            "create",
+            "-R",
+            "octo-org/widgets",
+            "--head",
+            "agent/x",
+            "--base",
+            "main",
+            "--title",
+            "From gh",
+            "--body",
+            "Held?",
+        ])
+        .run();
+    r.fails();
+    assert!(
+        r.stderr.contains("sandbox agent-a is in learning mode: pull request agent/x -> main in octo-org/widgets is held for approval 1"),
+        "gh prints the proxy's message: {r:#?}"
+    );
+    assert!(w.hub.pulls().is_empty());
+    let mutations = w
+        .hub
+        .counters()
+        .graphql
+        .iter()
+        .filter(|k| k.starts_with("mutation"))
+        .count();
+    assert_eq!(mutations, 0, "no mutation reached GitHub");
+
+    // The held request survives a restart; approved afterwards, the pull request is created.
+    drop(p);
+    let p = w.start_proxy(&sandboxes, &extra);
+    let a = ghapp_approvals(&w, &p, &["show", "1"]);
+    a.ok();
+    assert!(
+        a.stdout
+            .contains("agent-a\tocto-org/widgets\tagent/x -> main\tFrom gh\tpending"),
+        "{a:#?}"
+    );
+    ghapp_approvals(&w, &p, &["approve", "1"]).ok();
+    let pulls = w.hub.pulls();
+    assert_eq!((pulls.len(), pulls[0].title.as_str()), (1, "From gh"));
+}
