@@ -724,7 +724,7 @@ fn gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart() {
     sb.push_new_branch(&work, "agent/x", "x.txt", b"from the agent\n");
     let config = w.path("gh-config");
     std::fs::create_dir_all(&config).unwrap();
-    let mut env = sb.env.clone();
+    let mut env = sb.env;
     for (k, v) in [
         ("GH_HOST", w.hub.git_host()),
         (
