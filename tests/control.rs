@@ -687,6 +687,30 @@ fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
         shown.stdout.contains("denied by") && shown.stdout.contains("Why: tests"),
         "{shown:#?}"
     );
+    // A held one whose head GitHub deleted is closed with that reason (the delete event).
+    sb.push_new_branch(&work, "agent/learn3", "n.txt", b"third\n");
+    sb.git(
+        &work,
+        &["branch", "--set-upstream-to", "origin/agent/learn3"],
+    )
+    .ok();
+    assert_eq!(open("Third").code, Some(3));
+    let deleted = r#"{"ref":"agent/learn3","ref_type":"branch","pusher_type":"user","repository":{"full_name":"octo-org/widgets"},"installation":{"id":101}}"#;
+    let (code, body) = deliver(
+        &p.webhook_url.clone().unwrap(),
+        "del-1",
+        "delete",
+        deleted,
+        HOOK_SECRET,
+    );
+    assert_eq!(code, 200, "{body}");
+    let shown = ghapp_approvals(&w, &p, &["show", "3"]);
+    assert!(
+        shown
+            .stdout
+            .contains("closed by GitHub: GitHub deleted its head branch agent/learn3"),
+        "{shown:#?}"
+    );
     // Every decision is in the audit.
     let audit = std::fs::read_to_string(&p.audit_path).unwrap();
     assert!(audit.contains("approval 1 approved by") && audit.contains("approval 2 denied by"));

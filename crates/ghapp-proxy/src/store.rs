@@ -408,6 +408,33 @@ impl Store {
         rows.iter().map(approval).collect()
     }
 
+    /// Closes the pending approvals for `head` in `repo` with `reason` (GitHub deleted the
+    /// branch, or someone opened the pull request meanwhile). Returns how many.
+    pub async fn close_pending(
+        &self,
+        repo: &str,
+        head: &str,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let n = sqlx::query(
+            "UPDATE approvals SET status = 'closed', decided_by = 'GitHub', reason = $1, decided_at = $2 WHERE status = 'pending' AND LOWER(repo) = LOWER($3) AND head = $4",
+        )
+        .bind(reason)
+        .bind(now())
+        .bind(repo)
+        .bind(head)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if n > 0 {
+            self.bump(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(n)
+    }
+
     /// Decides a pending approval: `approved` (with the pull request's URL), `denied` or
     /// `closed` (with the reason). False when it was not pending.
     pub async fn decide(

@@ -12,6 +12,8 @@
 //!   `unsuspend` comes;
 //! - `installation_repositories` `removed`: the tokens of the sandboxes that cover a removed
 //!   repository are dropped (the next request mints, narrowed to what is left);
+//! - `delete` of a branch, `pull_request` `opened`/`reopened`: a held pull request (learning
+//!   mode) for that head is closed with that reason;
 //! - `ping` is answered.
 
 use std::io::Write;
@@ -68,6 +70,11 @@ pub(crate) fn summary(event: &str, payload: &Value) -> Value {
         "installation": payload["installation"]["id"],
         "account": account,
         "repositories_removed": removed,
+        "repository": payload["repository"]["full_name"],
+        "ref": payload["ref"],
+        "ref_type": payload["ref_type"],
+        "pull_head": payload["pull_request"]["head"]["ref"],
+        "pull_url": payload["pull_request"]["html_url"],
     })
 }
 
@@ -237,7 +244,47 @@ impl Proxy {
                     removed.len()
                 )
             }
+            // A held pull request whose head GitHub deleted, or that someone opened meanwhile.
+            ("delete", _) if s["ref_type"] == "branch" => {
+                let (repo, head) = (
+                    s["repository"].as_str().unwrap_or_default(),
+                    s["ref"].as_str().unwrap_or_default(),
+                );
+                self.close_held(repo, head, format!("GitHub deleted its head branch {head}"))
+                    .await
+            }
+            ("pull_request", "opened" | "reopened") => {
+                let (repo, head) = (
+                    s["repository"].as_str().unwrap_or_default(),
+                    s["pull_head"].as_str().unwrap_or_default(),
+                );
+                let url = s["pull_url"].as_str().unwrap_or_default();
+                self.close_held(
+                    repo,
+                    head,
+                    format!(
+                        "a pull request for {head} was opened by someone else meanwhile: {url}"
+                    ),
+                )
+                .await
+            }
             (e, a) => format!("{e} {a}: nothing to do"),
+        }
+    }
+
+    /// Closes the held pull requests for `head` in `repo`; says how many.
+    async fn close_held(&self, repo: &str, head: &str, reason: String) -> String {
+        let Some(store) = self.store.get() else {
+            return "no state store: nothing held".into();
+        };
+        match store.close_pending(repo, head, &reason).await {
+            Ok(n) => {
+                if n > 0 {
+                    self.audit.metrics.approval("closed");
+                }
+                format!("{n} held pull request(s) closed: {reason}")
+            }
+            Err(e) => format!("cannot close held pull requests: {e}"),
         }
     }
 
