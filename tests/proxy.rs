@@ -1414,3 +1414,76 @@ push = []
     assert!(text.contains("GET /policy on the proxy"), "{text}");
     assert_clean(&w, &p);
 }
+
+#[test]
+fn a_sandbox_changes_only_its_own_pull_requests() {
+    // Issue 15 (autonomous): the agent updates and closes pull requests whose head is a
+    // branch it may push; one a person opened from another branch is not its to change.
+    let w = World::new();
+    let (p, sb) = setup(&w);
+    sb.clone("octo-org", "widgets", "widgets", &[]).ok();
+    let work = w.path("widgets");
+    sb.push_new_branch(&work, "agent/own", "o.txt", b"own\n");
+    let a = ("agent-a", SECRET_A);
+    let (status, body) = curl(
+        &w,
+        &p,
+        a,
+        "POST",
+        "/repos/octo-org/widgets/pulls",
+        Some(r#"{"title":"The agent's","head":"agent/own","base":"main"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    // A person's pull request from `feature` (pushed and opened with the operator's own
+    // credentials, not through the proxy).
+    w.clone_repo("octo-org", "widgets", "human").ok();
+    let human = w.path("human");
+    w.git(&human, &["switch", "--quiet", "-c", "feature"]).ok();
+    w.commit_file(&human, "h.txt", "by a person\n");
+    w.git(&human, &["push", "--quiet", "-u", "origin", "feature"])
+        .ok();
+    w.gh_pr(&human, &["open", "--title", "A person's"]).ok();
+    assert_eq!(w.hub.pulls().len(), 2);
+
+    let (status, body) = curl(
+        &w,
+        &p,
+        a,
+        "PATCH",
+        "/repos/octo-org/widgets/pulls/1",
+        Some(r#"{"title":"Renamed"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let patches = |w: &World| {
+        w.hub
+            .counters()
+            .requests
+            .get("PATCH /repos/{owner}/{repo}/pulls/{number}")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = patches(&w);
+    let (status, body) = curl(
+        &w,
+        &p,
+        a,
+        "PATCH",
+        "/repos/octo-org/widgets/pulls/2",
+        Some(r#"{"state":"closed"}"#),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("feature") && body.contains("is not allowed for sandbox agent-a"),
+        "{body}"
+    );
+    assert!(
+        body.contains("changes only pull requests from its own branches"),
+        "{body}"
+    );
+    assert_eq!(patches(&w), before, "the PATCH never reached GitHub");
+    let pulls = w.hub.pulls();
+    assert_eq!(
+        (pulls[0].title.as_str(), pulls[1].state.as_str()),
+        ("Renamed", "open")
+    );
+}

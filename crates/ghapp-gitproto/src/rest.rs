@@ -23,6 +23,9 @@ pub enum RestKind {
     Plain,
     /// `POST /repos/{o}/{r}/pulls`: the body's `head` is checked against the push policy.
     CreatePull,
+    /// `PATCH /repos/{o}/{r}/pulls/{number}`: only a pull request from the sandbox's own
+    /// branches.
+    UpdatePull(u64),
 }
 
 /// An allowed REST request.
@@ -163,7 +166,9 @@ pub fn route(
         // token reaches only them, with the sandbox's permissions, so a read passes.
         ("GET" | "HEAD", ["repos", _, _, ..]) => RestKind::Plain,
         ("POST", ["repos", _, _, "pulls"]) => RestKind::CreatePull,
-        ("PATCH", ["repos", _, _, "pulls", n]) if number(n) => RestKind::Plain,
+        ("PATCH", ["repos", _, _, "pulls", n]) if number(n) => {
+            RestKind::UpdatePull(n.parse().unwrap_or(0))
+        }
         ("POST", ["repos", _, _, "issues" | "pulls", n, "comments"]) if number(n) => {
             RestKind::Plain
         }

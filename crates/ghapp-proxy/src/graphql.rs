@@ -49,7 +49,11 @@ pub(crate) struct Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
     Repository,
-    PullRequest,
+    /// A pull request, with its head branch and the repository that holds it.
+    PullRequest {
+        head: String,
+        head_repo: Option<RepoName>,
+    },
     Issue,
     /// A ref, by its full name (`refs/heads/agent/x`).
     Ref(String),
@@ -59,7 +63,7 @@ impl Kind {
     fn what(&self) -> &'static str {
         match self {
             Kind::Repository => "a repository",
-            Kind::PullRequest => "a pull request",
+            Kind::PullRequest { .. } => "a pull request",
             Kind::Issue => "an issue",
             Kind::Ref(_) => "a ref",
         }
@@ -269,6 +273,28 @@ fn node<'n>(
     Ok((n, repo))
 }
 
+/// Whether a pull request (head branch `head` in `head_repo`) is one of the sandbox's own: its
+/// head a branch of `repo` the sandbox may push.
+pub(crate) fn pull_is_own(
+    sb: &Sandbox,
+    repo: &RepoName,
+    head: &str,
+    head_repo: Option<&RepoName>,
+) -> Result<(), String> {
+    if head_repo != Some(repo) {
+        return Err(format!(
+            "the pull request's head is not in {repo}: sandbox {} changes only pull requests from its own branches",
+            sb.name()
+        ));
+    }
+    crate::policy::pull_head_branch(sb, repo, head).map_err(|why| {
+        format!(
+            "{why}: sandbox {} changes only pull requests from its own branches",
+            sb.name()
+        )
+    })
+}
+
 /// A ref update through the push policy, with git's words for a refusal.
 fn push(sb: &Sandbox, refname: &str, delete: bool) -> Result<(), String> {
     if !ghapp_gitproto::receive_pack::valid_refname(refname) {
@@ -312,7 +338,15 @@ fn one(
             crate::policy::pull_head_branch(sb, &repo, head)?;
             Ok(repo)
         }
-        Check::OnPull { pull } => Ok(node(sb, nodes, pull, &["a pull request"])?.1),
+        // Only pull requests from the sandbox's own branches (a head it may push, in the same
+        // repository) are its to change, close or reopen.
+        Check::OnPull { pull } => {
+            let (n, repo) = node(sb, nodes, pull, &["a pull request"])?;
+            if let Kind::PullRequest { head, head_repo } = &n.kind {
+                pull_is_own(sb, &repo, head, head_repo.as_ref())?;
+            }
+            Ok(repo)
+        }
         Check::Comment { subject } => {
             Ok(node(sb, nodes, subject, &["a pull request", "an issue"])?.1)
         }
@@ -365,7 +399,7 @@ fn one(
 }
 
 /// The query that resolves node ids, and how its answer is read.
-pub(crate) const NODES_QUERY: &str = "query ghappProxyNodes($ids: [ID!]!) { nodes(ids: $ids) { __typename ... on Repository { nameWithOwner } ... on PullRequest { repository { nameWithOwner } } ... on Issue { repository { nameWithOwner } } ... on Ref { prefix name repository { nameWithOwner } } } }";
+pub(crate) const NODES_QUERY: &str = "query ghappProxyNodes($ids: [ID!]!) { nodes(ids: $ids) { __typename ... on Repository { nameWithOwner } ... on PullRequest { repository { nameWithOwner } headRefName headRepository { nameWithOwner } } ... on Issue { repository { nameWithOwner } } ... on Ref { prefix name repository { nameWithOwner } } } }";
 
 /// Reads GitHub's answer to [`NODES_QUERY`] for `ids`: the nodes it named that the policy can
 /// use (other types, and ids GitHub did not resolve, are left out).
@@ -379,7 +413,15 @@ pub(crate) fn read_nodes(ids: &[String], answer: &Value) -> HashMap<String, Node
         let theirs = n["repository"]["nameWithOwner"].as_str();
         let (kind, repo) = match n["__typename"].as_str() {
             Some("Repository") => (Kind::Repository, own),
-            Some("PullRequest") => (Kind::PullRequest, theirs),
+            Some("PullRequest") => (
+                Kind::PullRequest {
+                    head: n["headRefName"].as_str().unwrap_or_default().to_owned(),
+                    head_repo: n["headRepository"]["nameWithOwner"]
+                        .as_str()
+                        .and_then(RepoName::parse),
+                },
+                theirs,
+            ),
             Some("Issue") => (Kind::Issue, theirs),
             Some("Ref") => {
                 let full = format!(
@@ -408,15 +450,19 @@ mod tests {
         let answer = json!({"data": {"nodes": [
             {"__typename": "Repository", "nameWithOwner": "octo-org/widgets"},
             {"__typename": "Repository", "nameWithOwner": "octo-org/gadgets"},
-            {"__typename": "PullRequest", "repository": {"nameWithOwner": "octo-org/widgets"}},
+            {"__typename": "PullRequest", "repository": {"nameWithOwner": "octo-org/widgets"}, "headRefName": "agent/x", "headRepository": {"nameWithOwner": "octo-org/widgets"}},
             {"__typename": "Ref", "prefix": "refs/heads/", "name": "main", "repository": {"nameWithOwner": "octo-org/widgets"}},
             {"__typename": "Ref", "prefix": "refs/heads/", "name": "agent/x", "repository": {"nameWithOwner": "octo-org/widgets"}},
             {"__typename": "User"},
             null,
+            {"__typename": "PullRequest", "repository": {"nameWithOwner": "octo-org/widgets"}, "headRefName": "feature", "headRepository": {"nameWithOwner": "octo-org/widgets"}},
+            {"__typename": "PullRequest", "repository": {"nameWithOwner": "octo-org/widgets"}, "headRefName": "agent/x", "headRepository": {"nameWithOwner": "someone/widgets"}},
         ]}});
-        let ids: Vec<String> = ["R_w", "R_g", "PR_1", "REF_main", "REF_x", "U_1", "R_gone"]
-            .map(str::to_owned)
-            .into();
+        let ids: Vec<String> = [
+            "R_w", "R_g", "PR_1", "REF_main", "REF_x", "U_1", "R_gone", "PR_human", "PR_fork",
+        ]
+        .map(str::to_owned)
+        .into();
         read_nodes(&ids, &answer)
     }
 
@@ -534,6 +580,16 @@ mod tests {
                 "is not a pull request or an issue",
             ),
             ("closePullRequest", json!({}), "needs input.pullRequestId"),
+            (
+                "closePullRequest",
+                json!({"pullRequestId": "PR_human"}),
+                "pull request head \"feature\" is not allowed for sandbox agent-a",
+            ),
+            (
+                "updatePullRequest",
+                json!({"pullRequestId": "PR_fork", "title": "x"}),
+                "the pull request's head is not in Octo-Org/Widgets",
+            ),
             ("closePullRequest", json!(null), "needs its input object"),
         ] {
             let got = verdict(name, input.clone()).unwrap_err();

@@ -375,7 +375,11 @@ impl Proxy {
                 }
                 Err(r) => return r,
             },
-            BodyPlan::Whole | BodyPlan::PullHead | BodyPlan::Graphql | BodyPlan::LfsBatch => {
+            BodyPlan::Whole
+            | BodyPlan::PullHead
+            | BodyPlan::OwnPull(_)
+            | BodyPlan::Graphql
+            | BodyPlan::LfsBatch => {
                 match self
                     .checked_body(body, &parts.headers, &mut plan, &o.sandbox, &mut p)
                     .await
@@ -520,6 +524,7 @@ impl Proxy {
                 return Err(self.hold(sb, &plan.repo, ask, respond::Form::Json, p).await);
             }
             BodyPlan::PullHead => policy::pull_head(sb, &plan.repo, &bytes).map(|()| bytes),
+            BodyPlan::OwnPull(n) => self.own_pull(sb, &plan.repo, n).await.map(|()| bytes),
             BodyPlan::LfsBatch => policy::lfs_batch(sb, &plan.repo, &bytes).map(|()| bytes),
             BodyPlan::Graphql => {
                 let checked = match self.graphql(sb, bytes).await {
@@ -624,6 +629,57 @@ impl Proxy {
         let body = upstream::streamed(body, p.bytes_in.clone());
         self.storage(parts.method, url, parts.headers, body, o, p)
             .await
+    }
+
+    /// Whether pull request `n` of `repo` is one of the sandbox's own (its head a branch the
+    /// sandbox may push, in `repo`), as GitHub answers with the sandbox's token.
+    async fn own_pull(
+        &self,
+        sb: &Sandbox,
+        repo: &ghapp_gitproto::repo::RepoName,
+        n: u64,
+    ) -> Result<(), Refusal> {
+        let token = self.token(sb, repo.owner()).await?;
+        let url = format!(
+            "{}/repos/{}/{}/pulls/{n}",
+            self.cfg.github().api_url(),
+            repo.owner(),
+            repo.repo()
+        );
+        let unreadable = |why: String| {
+            Refusal::json(
+                StatusCode::BAD_GATEWAY,
+                format!("cannot read pull request {n} of {repo} to check it: {why}"),
+            )
+        };
+        let resp = self
+            .upstream
+            .get(&url)
+            .bearer_auth(token.token.expose())
+            .header(hyper::header::ACCEPT, "application/vnd.github+json")
+            .header(hyper::header::USER_AGENT, "ghapp-proxy")
+            .send()
+            .await
+            .map_err(|e| unreadable(ghapp_core::client::root_cause(&e)))?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(Refusal::json(
+                StatusCode::NOT_FOUND,
+                format!("{repo} has no pull request {n}"),
+            ));
+        }
+        if !resp.status().is_success() {
+            return Err(unreadable(format!("GitHub answered {}", resp.status())));
+        }
+        let body = upstream::read_bounded(resp, 4 << 20, upstream::ANSWER_WAIT)
+            .await
+            .map_err(unreadable)?;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let head = v["head"]["ref"].as_str().unwrap_or_default();
+        let head_repo = v["head"]["repo"]["full_name"]
+            .as_str()
+            .and_then(ghapp_gitproto::repo::RepoName::parse);
+        graphql::pull_is_own(sb, repo, head, head_repo.as_ref())
+            .map_err(|why| Refusal::json(StatusCode::FORBIDDEN, why))
     }
 
     /// A refusal before the body was read: a small body is drained first, so a keep-alive

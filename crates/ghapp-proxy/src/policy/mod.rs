@@ -64,6 +64,9 @@ pub(crate) enum BodyPlan {
     Whole,
     /// `POST …/pulls`: read whole, `head` checked ([`pull_head`]), then sent.
     PullHead,
+    /// `PATCH …/pulls/{number}`: read whole, sent only when the pull request's head is a
+    /// branch of the sandbox's (asked of GitHub).
+    OwnPull(u64),
     /// `POST /graphql`: read whole, decided ([`graphql_body`]), then sent.
     Graphql,
     /// `POST …/info/lfs/objects/batch`: read whole, its operation decided ([`lfs_batch`]),

@@ -61,6 +61,8 @@ pub(super) fn rest(
         );
     } else if route.kind == RestKind::CreatePull {
         BodyPlan::PullHead
+    } else if let RestKind::UpdatePull(n) = route.kind {
+        BodyPlan::OwnPull(n)
     } else {
         BodyPlan::Whole
     };
