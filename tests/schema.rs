@@ -374,6 +374,30 @@ fn pull_request_answers_match_githubs_schemas() {
         )
         .await;
         assert_eq!(r.status.as_u16(), 404);
+        // The comparison the proxy reads in assisted mode.
+        let compare = "/repos/{owner}/{repo}/compare/{basehead}";
+        let r = call(
+            &client,
+            Method::GET,
+            "/repos/octo-org/widgets/compare/main...agent/pr",
+            Auth::Token(&token),
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.message());
+        assert_valid(
+            &spec,
+            spec.response_schema(compare, "get", 200),
+            &r.body,
+            "GET compare",
+        );
+        let c: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (c["status"].as_str(), c["ahead_by"].as_u64()),
+            (Some("ahead"), Some(1))
+        );
+        assert_eq!(c["files"][0]["filename"], "pr.txt");
+        assert_eq!(c["files"][0]["additions"], 1);
     });
     assert_eq!(w.hub.pulls()[0].title, "T2");
 }

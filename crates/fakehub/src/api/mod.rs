@@ -73,6 +73,7 @@ static ROUTES: &[Route] = routes! {
     "POST" "/repos/{owner}/{repo}/issues/{number}/comments" => pulls::comment,
     "GET" "/repos/{owner}/{repo}/issues/{number}/comments" => pulls::comments,
     "GET" "/repos/{owner}/{repo}/branches/{branch+}" => repos::branch,
+    "GET" "/repos/{owner}/{repo}/compare/{basehead+}" => repos::compare,
     "GET" "/repos/{owner}/{repo}/pulls/{number}/comments" => pulls::review_comments,
 };
 

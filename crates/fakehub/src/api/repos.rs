@@ -1,6 +1,7 @@
 //! Repositories and what a token asks about itself: a repository, the installation's
 //! repositories, the token's user, its revocation, the rate limit.
 
+use crate::hub::Repo;
 use std::time::Duration;
 
 use hyper::StatusCode;
@@ -87,7 +88,7 @@ pub(super) async fn rate_limit(c: Ctx) -> Answer {
     ))
 }
 
-pub(crate) fn repo_doc(hub: &Hub, r: &crate::hub::Repo, perms: Option<(bool, bool)>) -> Value {
+pub(crate) fn repo_doc(hub: &Hub, r: &Repo, perms: Option<(bool, bool)>) -> Value {
     let kind = hub.account(&r.owner);
     let owner = docs::simple_user(&hub.base_url, &r.owner, kind.0, kind.1);
     docs::repository(
@@ -114,40 +115,25 @@ fn pat_expiry_header(expires_at: i64) -> Option<hyper::header::HeaderValue> {
     format!("{t} UTC").parse().ok()
 }
 
-/// `GET /repos/{owner}/{repo}/branches/{branch}` (the branch's name may hold slashes): the
-/// branch with its head commit, unprotected.
-pub(super) async fn branch(c: Ctx) -> Answer {
-    let t = c.token()?;
-    let r = c
-        .hub
-        .find_repo(c.param(0), c.param(1))
-        .filter(|r| c.hub.token_covers(&t, &r.owner, &r.name))
-        .ok_or_else(not_found)?;
-    let name = c.param(2).to_owned();
-    let hub = c.hub.clone();
-    let (r2, n2) = (r.clone(), name.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        crate::pulls::git(
-            &hub,
-            &r2,
-            &[
-                "log",
-                "-1",
-                "--format=%H%n%T%n%P%n%an%n%ae%n%aI%n%cn%n%ce%n%cI%n%B",
-                &format!("refs/heads/{n2}"),
-                "--",
-            ],
-        )
-    })
-    .await
-    .map_err(|_| not_found())?
-    .map_err(|_| err(StatusCode::NOT_FOUND, "Branch not found"))?;
+/// A commit as GitHub's REST `commit` document (`rev` resolved in `r`).
+fn commit_doc(hub: &Hub, r: &Repo, rev: &str) -> Result<Value, String> {
+    let out = crate::pulls::git(
+        hub,
+        r,
+        &[
+            "log",
+            "-1",
+            "--format=%H%n%T%n%P%n%an%n%ae%n%aI%n%cn%n%ce%n%cI%n%B",
+            rev,
+            "--",
+        ],
+    )?;
     let mut l = out.lines();
     let mut next = || l.next().unwrap_or_default().to_owned();
     let (sha, tree, parents) = (next(), next(), next());
     let (an, ae, ad, cn, ce, cd) = (next(), next(), next(), next(), next(), next());
     let message: String = out.lines().skip(9).collect::<Vec<_>>().join("\n");
-    let base = &c.hub.base_url;
+    let base = &hub.base_url;
     let api = format!("{base}/api/v3/repos/{}/{}", r.owner, r.name);
     let html = format!("{base}/{}/{}", r.owner, r.name);
     let who = |n: &str, e: &str, d: &str| json!({"name": n, "email": e, "date": d});
@@ -155,31 +141,159 @@ pub(super) async fn branch(c: Ctx) -> Answer {
         .split_whitespace()
         .map(|p| json!({"sha": p, "url": format!("{api}/commits/{p}"), "html_url": format!("{html}/commit/{p}")}))
         .collect();
+    Ok(json!({
+        "sha": sha,
+        "node_id": format!("C_kwDO{sha}"),
+        "url": format!("{api}/commits/{sha}"),
+        "html_url": format!("{html}/commit/{sha}"),
+        "comments_url": format!("{api}/commits/{sha}/comments"),
+        "commit": {
+            "url": format!("{api}/git/commits/{sha}"),
+            "author": who(&an, &ae, &ad),
+            "committer": who(&cn, &ce, &cd),
+            "message": message,
+            "comment_count": 0,
+            "tree": {"sha": tree, "url": format!("{api}/git/trees/{tree}")},
+            "verification": {"verified": false, "reason": "unsigned", "payload": null, "signature": null, "verified_at": null},
+        },
+        "author": null,
+        "committer": null,
+        "parents": parents,
+    }))
+}
+
+/// The repository a token may read, from the first two path parameters.
+fn readable_repo(c: &Ctx) -> Result<Repo, hyper::Response<crate::Body>> {
+    let t = c.token()?;
+    c.hub
+        .find_repo(c.param(0), c.param(1))
+        .filter(|r| c.hub.token_covers(&t, &r.owner, &r.name))
+        .ok_or_else(not_found)
+}
+
+/// `GET /repos/{owner}/{repo}/branches/{branch}` (the branch's name may hold slashes): the
+/// branch with its head commit, unprotected.
+pub(super) async fn branch(c: Ctx) -> Answer {
+    let r = readable_repo(&c)?;
+    let name = c.param(2).to_owned();
+    let hub = c.hub.clone();
+    let (r2, n2) = (r.clone(), name.clone());
+    let commit =
+        tokio::task::spawn_blocking(move || commit_doc(&hub, &r2, &format!("refs/heads/{n2}")))
+            .await
+            .map_err(|_| not_found())?
+            .map_err(|_| err(StatusCode::NOT_FOUND, "Branch not found"))?;
+    let base = &c.hub.base_url;
+    let api = format!("{base}/api/v3/repos/{}/{}", r.owner, r.name);
+    let html = format!("{base}/{}/{}", r.owner, r.name);
     let doc = json!({
         "name": name,
-        "commit": {
-            "sha": sha,
-            "node_id": format!("C_kwDO{sha}"),
-            "url": format!("{api}/commits/{sha}"),
-            "html_url": format!("{html}/commit/{sha}"),
-            "comments_url": format!("{api}/commits/{sha}/comments"),
-            "commit": {
-                "url": format!("{api}/git/commits/{sha}"),
-                "author": who(&an, &ae, &ad),
-                "committer": who(&cn, &ce, &cd),
-                "message": message,
-                "comment_count": 0,
-                "tree": {"sha": tree, "url": format!("{api}/git/trees/{tree}")},
-                "verification": {"verified": false, "reason": "unsigned", "payload": null, "signature": null, "verified_at": null},
-            },
-            "author": null,
-            "committer": null,
-            "parents": parents,
-        },
+        "commit": commit,
         "_links": {"html": format!("{html}/tree/{name}"), "self": format!("{api}/branches/{name}")},
         "protected": false,
         "protection": {"enabled": false, "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []}},
         "protection_url": format!("{api}/branches/{name}/protection"),
     });
+    Ok(json_response(StatusCode::OK, &doc))
+}
+
+/// `GET /repos/{owner}/{repo}/compare/{basehead}` (`BASE...HEAD`, branches or commits of the
+/// repository): GitHub's commit comparison, its commits (up to 250, oldest first) and its
+/// files (up to 300) against the merge base, with their line counts.
+pub(super) async fn compare(c: Ctx) -> Answer {
+    let r = readable_repo(&c)?;
+    let basehead = c.param(2).to_owned();
+    let Some((base, head)) = basehead.split_once("...") else {
+        return Err(err(StatusCode::NOT_FOUND, "Not Found"));
+    };
+    let (base, head) = (base.to_owned(), head.to_owned());
+    let hub = c.hub.clone();
+    let doc = tokio::task::spawn_blocking(move || -> Result<Value, String> {
+        let git = |args: &[&str]| crate::pulls::git(&hub, &r, args);
+        let rev = |name: &str| {
+            git(&[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{name}^{{commit}}"),
+            ])
+        };
+        let (b, h) = (rev(&base)?, rev(&head)?);
+        let mb = git(&["merge-base", &b, &h])?;
+        let count = |range: &str| -> usize {
+            git(&["rev-list", "--count", range])
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let (ahead, behind) = (count(&format!("{b}..{h}")), count(&format!("{h}..{b}")));
+        let status = match (ahead, behind) {
+            (0, 0) => "identical",
+            (_, 0) => "ahead",
+            (0, _) => "behind",
+            _ => "diverged",
+        };
+        let list = git(&[
+            "rev-list",
+            "--reverse",
+            "--max-count=250",
+            &format!("{mb}..{h}"),
+        ])?;
+        let commits = list
+            .lines()
+            .map(|sha| commit_doc(&hub, &r, sha))
+            .collect::<Result<Vec<_>, _>>()?;
+        let numstat = git(&["diff", "--numstat", "--no-renames", &mb, &h])?;
+        let names = git(&["diff", "--name-status", "--no-renames", &mb, &h])?;
+        let base_url = &hub.base_url;
+        let api = format!("{base_url}/api/v3/repos/{}/{}", r.owner, r.name);
+        let html = format!("{base_url}/{}/{}", r.owner, r.name);
+        let files: Vec<Value> = numstat
+            .lines()
+            .zip(names.lines())
+            .take(300)
+            .map(|(n, s)| {
+                let mut f = n.split('\t');
+                let add: u64 = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                let del: u64 = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                let name = f.next().unwrap_or_default();
+                let status = match s.chars().next() {
+                    Some('A') => "added",
+                    Some('D') => "removed",
+                    _ => "modified",
+                };
+                let blob = git(&["rev-parse", &format!("{h}:{name}")]).unwrap_or_default();
+                json!({
+                    "sha": blob,
+                    "filename": name,
+                    "status": status,
+                    "additions": add,
+                    "deletions": del,
+                    "changes": add + del,
+                    "blob_url": format!("{html}/blob/{h}/{name}"),
+                    "raw_url": format!("{html}/raw/{h}/{name}"),
+                    "contents_url": format!("{api}/contents/{name}?ref={h}"),
+                })
+            })
+            .collect();
+        Ok(json!({
+            "url": format!("{api}/compare/{base}...{head}"),
+            "html_url": format!("{html}/compare/{base}...{head}"),
+            "permalink_url": format!("{html}/compare/{}...{}", &b[..7], &h[..7]),
+            "diff_url": format!("{html}/compare/{base}...{head}.diff"),
+            "patch_url": format!("{html}/compare/{base}...{head}.patch"),
+            "base_commit": commit_doc(&hub, &r, &b)?,
+            "merge_base_commit": commit_doc(&hub, &r, &mb)?,
+            "status": status,
+            "ahead_by": ahead,
+            "behind_by": behind,
+            "total_commits": ahead,
+            "commits": commits,
+            "files": files,
+        }))
+    })
+    .await
+    .map_err(|_| not_found())?
+    .map_err(|_| err(StatusCode::NOT_FOUND, "Not Found"))?;
     Ok(json_response(StatusCode::OK, &doc))
 }
