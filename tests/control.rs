@@ -811,3 +811,101 @@ fn gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart() {
     let pulls = w.hub.pulls();
     assert_eq!((pulls.len(), pulls[0].title.as_str()), (1, "From gh"));
 }
+
+#[test]
+fn an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait() {
+    let w = World::new();
+    let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
+    let add = ghapp_sandbox(
+        &w,
+        &p,
+        &[
+            "add",
+            "helper",
+            "--repo",
+            "octo-org/widgets",
+            "--push",
+            "agent/*",
+            "--mode",
+            "assisted",
+            "--ca-file",
+            &w.path("helper-ca.pem").display().to_string(),
+        ],
+    );
+    add.ok();
+    // Significant: more than 10 changed lines, or anything under docs/.
+    let token = std::fs::read_to_string(w.path("admin-token")).unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-X",
+            "PATCH",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+        ])
+        .args([
+            "--data",
+            r#"{"significant": {"lines": 10, "paths": ["docs/**"]}}"#,
+        ])
+        .arg(format!(
+            "{}/v1/sandboxes/helper",
+            p.admin_url.clone().unwrap()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let env = environment(&w, "helper", &add.stdout);
+    let sb = Sb {
+        w: &w,
+        env: env.clone(),
+    };
+    sb.clone("octo-org", "widgets", "assist", &[]).ok();
+    let work = w.path("assist");
+    let gh_pr = ghapp_e2e::bin_dir().join("gh-pr").display().to_string();
+    let open = |title: &str| {
+        w.cmd(&gh_pr)
+            .env(&env)
+            .args(&["open", "--title", title])
+            .dir(&work)
+            .run()
+    };
+    let branch = |name: &str, file: &str, text: &str| {
+        sb.git(&work, &["switch", "--quiet", "-C", name, "origin/main"])
+            .ok();
+        std::fs::create_dir_all(work.join(file).parent().unwrap()).unwrap();
+        std::fs::write(work.join(file), text).unwrap();
+        sb.git(&work, &["add", "-A"]).ok();
+        sb.git(&work, &["commit", "--quiet", "-m", name]).ok();
+        sb.git(&work, &["push", "--quiet", "-u", "origin", name])
+            .ok();
+    };
+    // A 3-line change: created at once.
+    branch("agent/small", "small.txt", "one\ntwo\nthree\n");
+    let r = open("Small");
+    r.ok();
+    assert!(
+        r.stdout.trim().ends_with("/octo-org/widgets/pull/1"),
+        "{r:#?}"
+    );
+    // Over the line threshold: held.
+    branch("agent/large", "large.txt", &"line\n".repeat(50));
+    let r = open("Large");
+    assert_eq!(r.code, Some(3), "{r:#?}");
+    assert!(
+        r.stdout.contains(
+            "is in assisted mode and the change is significant (50 changed lines, over 10)"
+        ),
+        "{r:#?}"
+    );
+    // A significant path: held, however small.
+    branch("agent/docs", "docs/one.md", "a\n");
+    let r = open("Docs");
+    assert_eq!(r.code, Some(3), "{r:#?}");
+    assert!(
+        r.stdout.contains("docs/one.md is a significant path"),
+        "{r:#?}"
+    );
+    assert_eq!(w.hub.pulls().len(), 1);
+}

@@ -36,6 +36,7 @@ const KEYS: &[&str] = &[
     "secret_scan",
     "inspect",
     "mode",
+    "significant",
 ];
 /// The variables that name the proxy's CA for each runtime.
 pub const CA_VARIABLES: &[&str] = &[

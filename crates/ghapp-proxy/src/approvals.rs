@@ -1,4 +1,5 @@
-//! Learning mode (design section 15): every pull request a learning sandbox asks for, by REST
+//! Learning and assisted modes (design section 15): every pull request a learning sandbox
+//! asks for (an assisted one's when it is significant: `needs_approval`), by REST
 //! (`POST …/pulls`) or GraphQL (`createPullRequest`), is held in the state store and answered
 //! `202 Accepted` with `{message, approval_id, approval_url}` (GraphQL: the message as an
 //! error, which gh prints). Asking again for the same head and base gets the same approval
@@ -44,12 +45,109 @@ impl Ask {
 }
 
 impl Proxy {
-    /// Holds `ask` for sandbox `sb` on `repo` (or answers the earlier decision), in `form`.
+    /// Why a pull request of this sandbox must wait for a human, if it must: every one in
+    /// learning mode; in assisted mode a significant one (more files or changed lines than
+    /// `significant` allows, or a path it names, by GitHub's compare of base...head).
+    pub(crate) async fn needs_approval(
+        &self,
+        sb: &Sandbox,
+        repo: &ghapp_gitproto::repo::RepoName,
+        ask: &Ask,
+    ) -> Result<Option<String>, Refusal> {
+        match sb.cfg.mode {
+            crate::config::Mode::Learning => Ok(Some("is in learning mode".into())),
+            crate::config::Mode::Assisted => Ok(self
+                .significance(sb, repo, &ask.base, &ask.head)
+                .await?
+                .map(|why| format!("is in assisted mode and the change is significant ({why})"))),
+            _ => Ok(None),
+        }
+    }
+
+    /// What makes `base...head` significant for `sb`, if anything.
+    async fn significance(
+        &self,
+        sb: &Sandbox,
+        repo: &ghapp_gitproto::repo::RepoName,
+        base: &str,
+        head: &str,
+    ) -> Result<Option<String>, Refusal> {
+        let token = self.token(sb, repo.owner()).await?;
+        // Branch names keep their slashes (GitHub reads `base...head` whole); anything else
+        // that is not plain is encoded.
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'/')
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.');
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+        let url = format!(
+            "{}/repos/{}/{}/compare/{}...{}",
+            self.cfg.github().api_url(),
+            repo.owner(),
+            repo.repo(),
+            enc(base),
+            enc(head)
+        );
+        let unreadable = |why: String| {
+            Refusal::json(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "cannot compare {base}...{head} in {repo} to weigh the pull request: {why}"
+                ),
+            )
+        };
+        let resp = self
+            .upstream
+            .get(&url)
+            .bearer_auth(token.token.expose())
+            .header(hyper::header::ACCEPT, "application/vnd.github+json")
+            .header(hyper::header::USER_AGENT, "ghapp-proxy")
+            .send()
+            .await
+            .map_err(|e| unreadable(ghapp_core::client::root_cause(&e)))?;
+        if !resp.status().is_success() {
+            return Err(unreadable(format!("GitHub answered {}", resp.status())));
+        }
+        let body = crate::upstream::read_bounded(resp, 16 << 20, crate::upstream::ANSWER_WAIT)
+            .await
+            .map_err(unreadable)?;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let files = v["files"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let lines: u64 = files
+            .iter()
+            .map(|f| f["additions"].as_u64().unwrap_or(0) + f["deletions"].as_u64().unwrap_or(0))
+            .sum();
+        let limits = &sb.cfg.significant;
+        // GitHub lists at most 300 files: that many means at least that many.
+        if files.len() as u64 > limits.files {
+            return Ok(Some(format!(
+                "{} files, over {}",
+                files.len(),
+                limits.files
+            )));
+        }
+        if lines > limits.lines {
+            return Ok(Some(format!(
+                "{lines} changed lines, over {}",
+                limits.lines
+            )));
+        }
+        Ok(files
+            .iter()
+            .filter_map(|f| f["filename"].as_str())
+            .find(|p| sb.significant.is_match(p))
+            .map(|p| format!("{p} is a significant path")))
+    }
+
+    /// Holds `ask` for sandbox `sb` on `repo` (or answers the earlier decision), in `form`;
+    /// `why` says why it waits ("is in learning mode").
     pub(crate) async fn hold(
         &self,
         sb: &Sandbox,
         repo: &ghapp_gitproto::repo::RepoName,
         ask: Ask,
+        why: &str,
         form: Form,
         p: &mut Pending,
     ) -> Response<Body> {
@@ -94,7 +192,7 @@ impl Proxy {
             "pending" => (
                 StatusCode::ACCEPTED,
                 format!(
-                    "sandbox {} is in learning mode: {what} is held for approval {} (ghapp approvals approve {})",
+                    "sandbox {} {why}: {what} is held for approval {} (ghapp approvals approve {})",
                     sb.name(),
                     a.id,
                     a.id

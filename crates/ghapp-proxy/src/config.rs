@@ -111,6 +111,7 @@ struct FileDefaults {
     allow_delete: Option<bool>,
     rest: Option<Vec<String>>,
     mode: Option<Mode>,
+    significant: Option<FileSignificant>,
     force: Option<Vec<String>>,
     protected_paths: Option<Vec<String>>,
     max_file_bytes: Option<u64>,
@@ -309,6 +310,7 @@ struct FileSandbox {
     allow_delete: Option<bool>,
     rest: Option<Vec<String>>,
     mode: Option<Mode>,
+    significant: Option<FileSignificant>,
     force: Option<Vec<String>>,
     protected_paths: Option<Vec<String>>,
     max_file_bytes: Option<u64>,
@@ -400,6 +402,34 @@ impl Credential {
     }
 }
 
+/// `significant = { files, lines, paths }`: when an assisted sandbox's pull request is held.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct FileSignificant {
+    files: Option<u64>,
+    lines: Option<u64>,
+    paths: Option<Vec<String>>,
+}
+
+/// When a pull request is significant (assisted mode holds it): more files or changed lines
+/// than these (GitHub's compare of base...head), or a path matching one of `paths`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Significant {
+    pub files: u64,
+    pub lines: u64,
+    pub paths: Vec<String>,
+}
+
+impl Default for Significant {
+    fn default() -> Self {
+        Significant {
+            files: 20,
+            lines: 400,
+            paths: Vec::new(),
+        }
+    }
+}
+
 /// How far a sandbox's agent is trusted (design section 15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -439,6 +469,7 @@ pub struct SandboxConfig {
     pub rest: Vec<(String, String)>,
     pub rules: PushRules,
     pub mode: Mode,
+    pub significant: Significant,
 }
 
 #[derive(Debug, Clone)]
@@ -523,15 +554,33 @@ impl FileSandbox {
         }
         let rules = file_rules!(s).build(default_rules, &fail)?;
         let mode = s.mode.or(defaults.mode).unwrap_or_default();
-        if matches!(mode, Mode::Observe | Mode::Assisted) {
-            return Err(fail(format!(
-                "mode = \"{}\" is not in this version of the proxy yet: use \"learning\" (pull requests held for approval) or \"autonomous\"",
-                mode.as_str()
-            )));
+        if mode == Mode::Observe {
+            return Err(fail(
+                "mode = \"observe\" is not in this version of the proxy yet: use \"learning\" (every pull request held for approval), \"assisted\" or \"autonomous\"".into(),
+            ));
+        }
+        let d = Significant::default();
+        let (own, def) = (
+            s.significant.clone().unwrap_or_default(),
+            defaults.significant.clone().unwrap_or_default(),
+        );
+        let significant = Significant {
+            files: own.files.or(def.files).unwrap_or(d.files),
+            lines: own.lines.or(def.lines).unwrap_or(d.lines),
+            paths: own.paths.or(def.paths).unwrap_or(d.paths),
+        };
+        for g in &significant.paths {
+            if let Err(e) = globset::Glob::new(g) {
+                return Err(fail(format!(
+                    "significant.paths entry {g:?} is not a glob ({})",
+                    e.kind()
+                )));
+            }
         }
         Ok(SandboxConfig {
             rules,
             mode,
+            significant,
             name,
             secret,
             repos,
@@ -720,11 +769,14 @@ impl ProxyConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if state.is_none()
-            && let Some(s) = sandboxes.iter().find(|s| s.mode == Mode::Learning)
+            && let Some(s) = sandboxes
+                .iter()
+                .find(|s| matches!(s.mode, Mode::Learning | Mode::Assisted))
         {
             return Err(ConfigError(format!(
-                "proxy config {origin}: sandbox {:?}: mode = \"learning\" holds pull requests in the state store: set state = \"sqlite:PATH\" (or admin_listen, to approve them)",
-                s.name
+                "proxy config {origin}: sandbox {:?}: mode = \"{}\" holds pull requests in the state store: set state = \"sqlite:PATH\" (or admin_listen, to approve them)",
+                s.name,
+                s.mode.as_str()
             )));
         }
         Ok(ProxyConfig {

@@ -508,7 +508,9 @@ impl Proxy {
         };
         p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let checked = match plan.body {
-            BodyPlan::PullHead if sb.cfg.mode == config::Mode::Learning => {
+            BodyPlan::PullHead
+                if matches!(sb.cfg.mode, config::Mode::Learning | config::Mode::Assisted) =>
+            {
                 if let Err(r) = policy::pull_head(sb, &plan.repo, &bytes) {
                     return Err(p.refuse(r));
                 }
@@ -521,16 +523,26 @@ impl Proxy {
                         )));
                     }
                 };
-                return Err(self.hold(sb, &plan.repo, ask, respond::Form::Json, p).await);
+                match self.needs_approval(sb, &plan.repo, &ask).await {
+                    Ok(None) => Ok(bytes),
+                    Ok(Some(why)) => {
+                        return Err(self
+                            .hold(sb, &plan.repo, ask, &why, respond::Form::Json, p)
+                            .await);
+                    }
+                    Err(r) => Err(r),
+                }
             }
             BodyPlan::PullHead => policy::pull_head(sb, &plan.repo, &bytes).map(|()| bytes),
             BodyPlan::OwnPull(n) => self.own_pull(sb, &plan.repo, n).await.map(|()| bytes),
             BodyPlan::LfsBatch => policy::lfs_batch(sb, &plan.repo, &bytes).map(|()| bytes),
             BodyPlan::Graphql => {
                 let checked = match self.graphql(sb, bytes).await {
-                    Err(Stop::Held(repo, ask)) => {
+                    Err(Stop::Held(repo, ask, why)) => {
                         p.event.repo = Some(repo.to_string());
-                        return Err(self.hold(sb, &repo, ask, respond::Form::Graphql, p).await);
+                        return Err(self
+                            .hold(sb, &repo, ask, &why, respond::Form::Graphql, p)
+                            .await);
                     }
                     Err(Stop::Refused(r)) => Err(r),
                     Ok(x) => Ok(x),
@@ -563,8 +575,8 @@ impl Proxy {
         let ids: Vec<&str> = checks.iter().flat_map(|(_, c)| c.ids()).collect();
         let nodes = self.resolve_nodes(sb, &ids).await?;
         match graphql::decide(sb, &checks, &nodes) {
-            Ok(repo) if sb.cfg.mode == config::Mode::Learning => {
-                // A learning sandbox's createPullRequest is held, never forwarded.
+            Ok(repo) if matches!(sb.cfg.mode, config::Mode::Learning | config::Mode::Assisted) => {
+                // A createPullRequest that needs a human is held, never forwarded.
                 let held = checks.iter().find_map(|(_, c)| match c {
                     graphql::Check::CreatePull {
                         head,
@@ -582,9 +594,13 @@ impl Proxy {
                     }),
                     _ => None,
                 });
-                match held {
-                    Some(ask) => Err(Stop::Held(repo, ask)),
-                    None => {
+                let why = match &held {
+                    Some(ask) => self.needs_approval(sb, &repo, ask).await?,
+                    None => None,
+                };
+                match (held, why) {
+                    (Some(ask), Some(why)) => Err(Stop::Held(repo, ask, why)),
+                    _ => {
                         let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
                         Ok((Bytes::from(body), Some((repo, names.join(",")))))
                     }
@@ -765,7 +781,8 @@ impl Proxy {
 /// `createPullRequest`) held for a human.
 enum Stop {
     Refused(Refusal),
-    Held(ghapp_gitproto::repo::RepoName, approvals::Ask),
+    /// Held: the repository, what was asked, and why it waits.
+    Held(ghapp_gitproto::repo::RepoName, approvals::Ask, String),
 }
 
 impl From<Refusal> for Stop {

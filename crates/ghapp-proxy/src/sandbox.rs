@@ -17,28 +17,17 @@ pub(crate) struct Sandbox {
     pub force: PushPolicy,
     /// `protected_paths`, compiled.
     pub protected: globset::GlobSet,
+    /// `significant.paths`, compiled.
+    pub significant: globset::GlobSet,
 }
 
 impl Sandbox {
     pub(crate) fn new(cfg: SandboxConfig) -> Sandbox {
-        let mut protected = globset::GlobSetBuilder::new();
-        for g in &cfg.rules.protected_paths {
-            // Checked when the file was read; compared ignoring case, so `.GitHub/Workflows`
-            // is no way around `.github/workflows`.
-            if let Ok(g) = globset::GlobBuilder::new(g)
-                .literal_separator(true)
-                .case_insensitive(true)
-                .build()
-            {
-                protected.add(g);
-            }
-        }
         Sandbox {
             push: PushPolicy::new(cfg.push.iter().cloned(), cfg.allow_delete),
             force: PushPolicy::new(cfg.rules.force.iter().cloned(), false),
-            protected: protected
-                .build()
-                .unwrap_or_else(|_| globset::GlobSet::empty()),
+            protected: globs(&cfg.rules.protected_paths),
+            significant: globs(&cfg.significant.paths),
             cfg,
         }
     }
@@ -90,6 +79,23 @@ impl Sandbox {
     }
 }
 
+/// Path globs compiled (checked when the configuration was read): `**` crosses directories,
+/// `*` does not, compared ignoring case (so `.GitHub/Workflows` is no way around
+/// `.github/workflows`).
+fn globs(patterns: &[String]) -> globset::GlobSet {
+    let mut set = globset::GlobSetBuilder::new();
+    for g in patterns {
+        if let Ok(g) = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .case_insensitive(true)
+            .build()
+        {
+            set.add(g);
+        }
+    }
+    set.build().unwrap_or_else(|_| globset::GlobSet::empty())
+}
+
 /// What a proxy credential check found.
 pub(crate) enum Login {
     Missing,
@@ -138,6 +144,7 @@ pub(crate) mod tests {
             rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
             rules: crate::config::PushRules::default(),
             mode: crate::config::Mode::Autonomous,
+            significant: crate::config::Significant::default(),
         })
     }
 }
