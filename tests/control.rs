@@ -615,14 +615,8 @@ fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
         &["branch", "--set-upstream-to", "origin/agent/learn"],
     )
     .ok();
-    let gh_pr = ghapp_e2e::bin_dir().join("gh-pr").display().to_string();
-    let open = |title: &str| {
-        w.cmd(&gh_pr)
-            .env(&env)
-            .args(&["open", "--title", title, "--body", "Why: tests"])
-            .dir(&work)
-            .run()
-    };
+    let open =
+        |title: &str| gh_pr_open(&w, &env, &work, &["--title", title, "--body", "Why: tests"]);
 
     // Held: its own exit status and a line naming the approval; asked again, the same one.
     let r = open("Learned");
@@ -715,6 +709,14 @@ fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
     let audit = std::fs::read_to_string(&p.audit_path).unwrap();
     assert!(audit.contains("approval 1 approved by") && audit.contains("approval 2 denied by"));
     assert!(audit.contains(r#""decision":"held""#));
+}
+
+/// `gh-pr open ARGS` in a sandbox's checkout, with only the sandbox's environment.
+fn gh_pr_open(w: &World, env: &[(String, String)], dir: &Path, args: &[&str]) -> Run {
+    let gh_pr = ghapp_e2e::bin_dir().join("gh-pr").display().to_string();
+    let mut all = vec!["open"];
+    all.extend_from_slice(args);
+    w.cmd(&gh_pr).env(env).args(&all).dir(dir).run()
 }
 
 /// `ghapp approvals ARGS` against `p`'s admin API.
@@ -863,14 +865,7 @@ fn an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait() {
     };
     sb.clone("octo-org", "widgets", "assist", &[]).ok();
     let work = w.path("assist");
-    let gh_pr = ghapp_e2e::bin_dir().join("gh-pr").display().to_string();
-    let open = |title: &str| {
-        w.cmd(&gh_pr)
-            .env(&env)
-            .args(&["open", "--title", title])
-            .dir(&work)
-            .run()
-    };
+    let open = |title: &str| gh_pr_open(&w, &env, &work, &["--title", title]);
     let branch = |name: &str, file: &str, text: &str| {
         sb.git(&work, &["switch", "--quiet", "-C", name, "origin/main"])
             .ok();

@@ -72,7 +72,6 @@ impl Proxy {
         base: &str,
         head: &str,
     ) -> Result<Option<String>, Refusal> {
-        let token = self.token(sb, repo.owner()).await?;
         // Branch names keep their slashes (GitHub reads `base...head` whole); anything else
         // that is not plain is encoded.
         const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -81,38 +80,24 @@ impl Proxy {
             .remove(b'_')
             .remove(b'.');
         let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
-        let url = format!(
-            "{}/repos/{}/{}/compare/{}...{}",
-            self.cfg.github().api_url(),
+        let path = format!(
+            "/repos/{}/{}/compare/{}...{}",
             repo.owner(),
             repo.repo(),
             enc(base),
             enc(head)
         );
-        let unreadable = |why: String| {
-            Refusal::json(
+        let (status, v) = self
+            .api_call(sb, repo.owner(), hyper::Method::GET, &path, None, 16 << 20)
+            .await?;
+        if !status.is_success() {
+            return Err(Refusal::json(
                 StatusCode::BAD_GATEWAY,
                 format!(
-                    "cannot compare {base}...{head} in {repo} to weigh the pull request: {why}"
+                    "cannot compare {base}...{head} in {repo} to weigh the pull request: GitHub answered {status}"
                 ),
-            )
-        };
-        let resp = self
-            .upstream
-            .get(&url)
-            .bearer_auth(token.token.expose())
-            .header(hyper::header::ACCEPT, "application/vnd.github+json")
-            .header(hyper::header::USER_AGENT, "ghapp-proxy")
-            .send()
-            .await
-            .map_err(|e| unreadable(ghapp_core::client::root_cause(&e)))?;
-        if !resp.status().is_success() {
-            return Err(unreadable(format!("GitHub answered {}", resp.status())));
+            ));
         }
-        let body = crate::upstream::read_bounded(resp, 16 << 20, crate::upstream::ANSWER_WAIT)
-            .await
-            .map_err(unreadable)?;
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let files = v["files"].as_array().map(Vec::as_slice).unwrap_or_default();
         let lines: u64 = files
             .iter()
@@ -245,11 +230,7 @@ impl Proxy {
         id: i64,
         by: &str,
     ) -> Result<Approval, (StatusCode, String)> {
-        let store = self
-            .store
-            .get()
-            .ok_or((StatusCode::SERVICE_UNAVAILABLE, "no state store".to_owned()))?;
-        let db = |e: crate::store::StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        let store = self.approvals_store()?;
         let a = store
             .approval(id)
             .await
@@ -270,33 +251,19 @@ impl Proxy {
             StatusCode::CONFLICT,
             format!("approval {id}: bad repository"),
         ))?;
-        let token = self
-            .token(sb, repo.owner())
+        let path = format!("/repos/{}/{}/pulls", repo.owner(), repo.repo());
+        let ask = json!({"title": a.title, "head": a.head, "base": a.base, "body": a.body, "draft": a.draft});
+        let (status, body) = self
+            .api_call(
+                sb,
+                repo.owner(),
+                hyper::Method::POST,
+                &path,
+                Some(&ask),
+                1 << 20,
+            )
             .await
             .map_err(|r| (r.status, r.message))?;
-        let url = format!(
-            "{}/repos/{}/{}/pulls",
-            self.cfg.github().api_url(),
-            repo.owner(),
-            repo.repo()
-        );
-        let sent = self
-            .upstream
-            .post(&url)
-            .bearer_auth(token.token.expose())
-            .header(hyper::header::ACCEPT, "application/vnd.github+json")
-            .header(hyper::header::USER_AGENT, "ghapp-proxy")
-            .json(&json!({"title": a.title, "head": a.head, "base": a.base, "body": a.body, "draft": a.draft}))
-            .send()
-            .await
-            .map_err(|e| (StatusCode::BAD_GATEWAY, format!("GitHub is unreachable: {e}")))?;
-        let status = sent.status();
-        let body: Value =
-            crate::upstream::read_bounded(sent, 1 << 20, crate::upstream::ANSWER_WAIT)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or(Value::Null);
         let (state, reason, pr) = if status == StatusCode::CREATED {
             (
                 "approved",
@@ -339,11 +306,7 @@ impl Proxy {
         by: &str,
         reason: &str,
     ) -> Result<Approval, (StatusCode, String)> {
-        let store = self
-            .store
-            .get()
-            .ok_or((StatusCode::SERVICE_UNAVAILABLE, "no state store".to_owned()))?;
-        let db = |e: crate::store::StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        let store = self.approvals_store()?;
         if reason.trim().is_empty() {
             return Err((
                 StatusCode::BAD_REQUEST,
@@ -367,6 +330,12 @@ impl Proxy {
         }
         self.record_decision(&a, "denied", by, reason);
         Ok(store.approval(id).await.map_err(db)?.unwrap_or(a))
+    }
+
+    fn approvals_store(&self) -> Result<&crate::store::Store, (StatusCode, String)> {
+        self.store
+            .get()
+            .ok_or((StatusCode::SERVICE_UNAVAILABLE, "no state store".to_owned()))
     }
 
     /// Every decision is an audit event and a metric.
@@ -402,6 +371,10 @@ impl Proxy {
             _ => "closed",
         });
     }
+}
+
+fn db(e: crate::store::StoreError) -> (StatusCode, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
 /// GitHub's message and its errors' messages, in one line.

@@ -655,41 +655,24 @@ impl Proxy {
         repo: &ghapp_gitproto::repo::RepoName,
         n: u64,
     ) -> Result<(), Refusal> {
-        let token = self.token(sb, repo.owner()).await?;
-        let url = format!(
-            "{}/repos/{}/{}/pulls/{n}",
-            self.cfg.github().api_url(),
-            repo.owner(),
-            repo.repo()
-        );
-        let unreadable = |why: String| {
-            Refusal::json(
-                StatusCode::BAD_GATEWAY,
-                format!("cannot read pull request {n} of {repo} to check it: {why}"),
-            )
-        };
-        let resp = self
-            .upstream
-            .get(&url)
-            .bearer_auth(token.token.expose())
-            .header(hyper::header::ACCEPT, "application/vnd.github+json")
-            .header(hyper::header::USER_AGENT, "ghapp-proxy")
-            .send()
-            .await
-            .map_err(|e| unreadable(ghapp_core::client::root_cause(&e)))?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let path = format!("/repos/{}/{}/pulls/{n}", repo.owner(), repo.repo());
+        let (status, v) = self
+            .api_call(sb, repo.owner(), hyper::Method::GET, &path, None, 4 << 20)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
             return Err(Refusal::json(
                 StatusCode::NOT_FOUND,
                 format!("{repo} has no pull request {n}"),
             ));
         }
-        if !resp.status().is_success() {
-            return Err(unreadable(format!("GitHub answered {}", resp.status())));
+        if !status.is_success() {
+            return Err(Refusal::json(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "cannot read pull request {n} of {repo} to check it: GitHub answered {status}"
+                ),
+            ));
         }
-        let body = upstream::read_bounded(resp, 4 << 20, upstream::ANSWER_WAIT)
-            .await
-            .map_err(unreadable)?;
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let head = v["head"]["ref"].as_str().unwrap_or_default();
         let head_repo = v["head"]["repo"]["full_name"]
             .as_str()

@@ -229,6 +229,51 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// A call the proxy makes to GitHub's REST API on a sandbox's behalf (not one it
+    /// forwards): `path` under the API base, with the sandbox's token for `owner`; GitHub's
+    /// status and JSON answer (read whole, at most `max` bytes), or why there is none.
+    pub(crate) async fn api_call(
+        &self,
+        sb: &crate::sandbox::Sandbox,
+        owner: &str,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        max: usize,
+    ) -> Result<(StatusCode, serde_json::Value), Refusal> {
+        let token = self.token(sb, owner).await?;
+        let url = format!("{}{path}", self.cfg.github().api_url());
+        let unreachable = |why: String| {
+            Refusal::json(
+                StatusCode::BAD_GATEWAY,
+                format!("GitHub ({method} {path}): {why}"),
+            )
+        };
+        let mut rb = self
+            .upstream
+            .request(method.clone(), &url)
+            .bearer_auth(token.token.expose())
+            .header(hyper::header::ACCEPT, "application/vnd.github+json")
+            .header(hyper::header::USER_AGENT, "ghapp-proxy");
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| unreachable(ghapp_core::client::root_cause(&e)))?;
+        let status = resp.status();
+        let bytes = read_bounded(resp, max, ANSWER_WAIT)
+            .await
+            .map_err(unreachable)?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+}
+
 /// The largest LFS batch answer read (GitHub answers at most 100 objects per batch).
 const MAX_LFS_ANSWER: usize = 4 << 20;
 /// The longest wait for an answer the proxy reads whole.
