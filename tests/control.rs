@@ -904,3 +904,340 @@ fn an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait() {
     );
     assert_eq!(w.hub.pulls().len(), 1);
 }
+
+/// A WebDriver session on Debian's headless Chromium (chromedriver on a free port).
+struct Browser {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+    _profile: tempfile::TempDir,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver (apt-get install chromium chromium-driver; .ci/run does)");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let ready = Instant::now();
+        while rt
+            .block_on(client.get(format!("{base}/status")).send())
+            .is_err()
+        {
+            assert!(
+                ready.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1280,900", format!("--user-data-dir={}", profile.path().display())]
+            }
+        }}});
+        let v: serde_json::Value = rt
+            .block_on(async {
+                client
+                    .post(format!("{base}/session"))
+                    .json(&caps)
+                    .send()
+                    .await?
+                    .json()
+                    .await
+            })
+            .unwrap();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_owned();
+        Browser {
+            driver,
+            base,
+            session,
+            client,
+            rt,
+            _profile: profile,
+        }
+    }
+
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut rb = self.client.request(method, url);
+        if !body.is_null() {
+            rb = rb.json(&body);
+        }
+        let v: serde_json::Value = self
+            .rt
+            .block_on(async { rb.send().await?.json().await })
+            .unwrap();
+        v["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/url",
+            serde_json::json!({ "url": url }),
+        );
+    }
+
+    fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", serde_json::Value::Null)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits (at most 10 s) until the page's URL ends with `suffix` and its body is there.
+    fn wait_for(&self, suffix: &str) {
+        let start = Instant::now();
+        loop {
+            let body = self.call(
+                reqwest::Method::POST,
+                "/element",
+                serde_json::json!({"using": "css selector", "value": "body"}),
+            );
+            if self.url().ends_with(suffix) && body.get(ELEMENT).is_some() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "still at {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            reqwest::Method::POST,
+            "/element",
+            serde_json::json!({"using": "css selector", "value": css}),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {css}: {v}"))
+            .to_owned()
+    }
+
+    fn text(&self, css: &str) -> String {
+        let e = self.find(css);
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{e}/text"),
+            serde_json::Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/value"),
+            serde_json::json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/click"),
+            serde_json::json!({}),
+        );
+    }
+
+    fn cookie(&self, name: &str) -> String {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/cookie/{name}"),
+            serde_json::Value::Null,
+        )["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A PNG of the page (or of one element) saved under target/artifacts (not committed).
+    fn screenshot(&self, css: Option<&str>, file: &str) {
+        let path = match css {
+            Some(c) => format!("/element/{}/screenshot", self.find(c)),
+            None => "/screenshot".to_owned(),
+        };
+        let b64 = self.call(reqwest::Method::GET, &path, serde_json::Value::Null);
+        use base64::Engine;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap_or_default())
+            .unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = self.rt.block_on(self.client.delete(url).send());
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn the_approvals_page_in_a_real_browser() {
+    let w = World::new();
+    let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
+    let add = ghapp_sandbox(
+        &w,
+        &p,
+        &[
+            "add",
+            "learner",
+            "--repo",
+            "octo-org/widgets",
+            "--push",
+            "agent/*",
+            "--mode",
+            "learning",
+            "--ca-file",
+            &w.path("l-ca.pem").display().to_string(),
+        ],
+    );
+    add.ok();
+    let env = environment(&w, "learner", &add.stdout);
+    let sb = Sb {
+        w: &w,
+        env: env.clone(),
+    };
+    sb.clone("octo-org", "widgets", "page", &[]).ok();
+    let work = w.path("page");
+    for (branch, file) in [("agent/page", "p.txt"), ("agent/page2", "q.txt")] {
+        sb.push_new_branch(&work, branch, file, b"for the page\n");
+        sb.git(
+            &work,
+            &["branch", "--set-upstream-to", &format!("origin/{branch}")],
+        )
+        .ok();
+        let title = format!("Change <b>{branch}</b>");
+        assert_eq!(
+            gh_pr_open(
+                &w,
+                &env,
+                &work,
+                &["--title", &title, "--body", "Please look."]
+            )
+            .code,
+            Some(3)
+        );
+    }
+    let admin = p.admin_url.clone().unwrap();
+
+    // Without signing in, the page sends the browser to sign in.
+    let b = Browser::start();
+    b.go(&format!("{admin}/approvals"));
+    b.wait_for("/signin");
+    b.type_into("#token", ADMIN_TOKEN);
+    b.click("#signin");
+    b.wait_for("/approvals");
+    let row = b.text("#approval-1");
+    assert!(
+        row.contains("learner")
+            && row.contains("octo-org/widgets")
+            && row.contains("agent/page -> main"),
+        "{row}"
+    );
+    assert!(
+        row.contains("Change <b>agent/page</b>") && row.contains("Please look."),
+        "escaped, shown as text: {row}"
+    );
+    assert!(
+        row.contains("1 commits, 1 files, +1 -0") && row.contains("p.txt"),
+        "{row}"
+    );
+    b.screenshot(None, "approvals-list.png");
+    b.screenshot(Some("#approval-1"), "approval-1.png");
+
+    // Approve: the row is gone and the pull request exists.
+    b.click("#approve-1");
+    let clicked = Instant::now();
+    while b.text("body").contains("agent/page -> main") {
+        assert!(
+            clicked.elapsed() < Duration::from_secs(10),
+            "the approved row stays"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.wait_for("/approvals");
+    assert_eq!(w.hub.pulls().len(), 1);
+    assert_eq!(w.hub.pulls()[0].head, "agent/page");
+
+    // A POST with the session but without the CSRF token is refused; without a session the
+    // page redirects.
+    let cookie = b.cookie("ghapp_session");
+    assert!(!cookie.is_empty());
+    let post = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--noproxy",
+                "*",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let refused = post(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Cookie: ghapp_session={cookie}"),
+        "--data",
+        "reason=nope",
+        &format!("{admin}/approvals/2/deny"),
+    ]);
+    assert!(refused.starts_with("403"), "{refused}");
+    let redirected = post(&[&format!("{admin}/approvals")]);
+    assert!(
+        redirected.starts_with("303") && redirected.ends_with("/signin"),
+        "{redirected}"
+    );
+    let still = ghapp_approvals(&w, &p, &["show", "2"]);
+    assert!(still.stdout.contains("pending"), "{still:#?}");
+}

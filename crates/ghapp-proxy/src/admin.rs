@@ -62,6 +62,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 impl Proxy {
     /// One admin API request (served by `Proxy::serve_side` on `admin_listen`).
     pub(crate) async fn admin(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        if crate::page::is_page(req.uri().path()) {
+            return self.page(req).await;
+        }
         let authorized = req
             .headers()
             .get(hyper::header::AUTHORIZATION)

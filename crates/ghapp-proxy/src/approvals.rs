@@ -64,14 +64,14 @@ impl Proxy {
         }
     }
 
-    /// What makes `base...head` significant for `sb`, if anything.
-    async fn significance(
+    /// GitHub's compare of `base...head` in `repo`, read with the sandbox's token.
+    pub(crate) async fn compare(
         &self,
         sb: &Sandbox,
         repo: &ghapp_gitproto::repo::RepoName,
         base: &str,
         head: &str,
-    ) -> Result<Option<String>, Refusal> {
+    ) -> Result<Value, Refusal> {
         // Branch names keep their slashes (GitHub reads `base...head` whole); anything else
         // that is not plain is encoded.
         const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -93,11 +93,21 @@ impl Proxy {
         if !status.is_success() {
             return Err(Refusal::json(
                 StatusCode::BAD_GATEWAY,
-                format!(
-                    "cannot compare {base}...{head} in {repo} to weigh the pull request: GitHub answered {status}"
-                ),
+                format!("cannot compare {base}...{head} in {repo}: GitHub answered {status}"),
             ));
         }
+        Ok(v)
+    }
+
+    /// What makes `base...head` significant for `sb`, if anything.
+    async fn significance(
+        &self,
+        sb: &Sandbox,
+        repo: &ghapp_gitproto::repo::RepoName,
+        base: &str,
+        head: &str,
+    ) -> Result<Option<String>, Refusal> {
+        let v = self.compare(sb, repo, base, head).await?;
         let files = v["files"].as_array().map(Vec::as_slice).unwrap_or_default();
         let lines: u64 = files
             .iter()

@@ -37,6 +37,7 @@ pub mod limits;
 mod live;
 pub mod metrics;
 mod nodes;
+mod page;
 mod policy;
 mod preflight;
 mod respond;
@@ -107,6 +108,8 @@ pub struct Proxy {
     removed: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Webhook deliveries this replica has acted on.
     deliveries: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Signed-in sessions of the approvals page.
+    sessions: page::Sessions,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -194,6 +197,7 @@ impl Proxy {
             cuts: std::sync::Mutex::default(),
             removed: std::sync::Mutex::default(),
             deliveries: std::sync::Mutex::default(),
+            sessions: page::Sessions::default(),
             git: Arc::new(git),
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             nodes: nodes::NodeCache::default(),
