@@ -454,7 +454,7 @@ fn credentials_are_refused_by_file_and_line_never_echoed() {
         (
             "agent/key",
             "deploy/key.pem",
-            key.clone(),
+            key,
             "possible private key in deploy/key.pem line 1",
         ),
         (
