@@ -214,6 +214,7 @@ impl Proxy {
             ),
             StoreError::Missing(_) => error(StatusCode::NOT_FOUND, format!("no sandbox {name}")),
             StoreError::Exists(_) => error(StatusCode::CONFLICT, format!("sandbox {name} exists")),
+            StoreError::Full(_) => error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
             StoreError::Db(m) => {
                 tracing::error!("admin API: {m}");
                 error(StatusCode::SERVICE_UNAVAILABLE, m)

@@ -17,6 +17,7 @@ use crate::store::Approval;
 use crate::{Body, Proxy};
 
 /// What a pull request asks for.
+#[derive(Debug)]
 pub(crate) struct Ask {
     pub head: String,
     pub base: String,
@@ -25,22 +26,49 @@ pub(crate) struct Ask {
     pub draft: bool,
 }
 
+/// The fields of `POST …/pulls` a held request keeps. Declared fields given twice are refused
+/// (`{"base":"main","base":"release"}` cannot be weighed on one and sent with the other).
+#[derive(serde::Deserialize)]
+struct RestAsk {
+    head: String,
+    base: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    draft: Option<bool>,
+}
+
+/// GitHub's limits on what a held request may carry (title and body characters).
+const MAX_TITLE: usize = 256;
+const MAX_BODY: usize = 65_536;
+
 impl Ask {
     /// From a REST `POST …/pulls` body (`head` already checked).
     pub(crate) fn rest(body: &[u8]) -> Result<Ask, String> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-        let (head, base) = (s("head"), s("base"));
-        if head.is_empty() || base.is_empty() {
+        let v: RestAsk = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ask {
+            head: v.head.rsplit(':').next().unwrap_or_default().to_owned(),
+            base: v.base,
+            title: v.title.unwrap_or_default(),
+            body: v.body.unwrap_or_default(),
+            draft: v.draft.unwrap_or(false),
+        }
+        .checked()
+    }
+
+    /// Refused when it is more than GitHub would take.
+    pub(crate) fn checked(self) -> Result<Ask, String> {
+        if self.head.is_empty() || self.base.is_empty() {
             return Err("a pull request needs head and base".into());
         }
-        Ok(Ask {
-            head: head.rsplit(':').next().unwrap_or_default().to_owned(),
-            base,
-            title: s("title"),
-            body: s("body"),
-            draft: v["draft"].as_bool().unwrap_or(false),
-        })
+        if self.title.chars().count() > MAX_TITLE || self.body.chars().count() > MAX_BODY {
+            return Err(format!(
+                "the title is over {MAX_TITLE} or the body over {MAX_BODY} characters"
+            ));
+        }
+        Ok(self)
     }
 }
 
@@ -175,6 +203,18 @@ impl Proxy {
             .await;
         let a = match held {
             Ok(a) => a,
+            Err(crate::store::StoreError::Full(n)) => {
+                return p.refuse(Refusal {
+                    form,
+                    ..Refusal::text(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "sandbox {} has {n} pull requests waiting for approval: wait for a decision",
+                            sb.name()
+                        ),
+                    )
+                });
+            }
             Err(e) => {
                 return p.refuse(Refusal {
                     form,
@@ -397,4 +437,31 @@ fn github_words(v: &Value) -> String {
         }
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_request_is_read_as_github_would_and_bounded() {
+        let a = Ask::rest(br#"{"head":"octo-org:agent/x","base":"main","title":"T","draft":true}"#)
+            .unwrap();
+        assert_eq!(
+            (a.head.as_str(), a.base.as_str(), a.title.as_str(), a.draft),
+            ("agent/x", "main", "T", true)
+        );
+        let twice = Ask::rest(br#"{"head":"agent/x","base":"main","base":"release"}"#).unwrap_err();
+        assert!(twice.contains("duplicate field `base`"), "{twice}");
+        assert!(Ask::rest(br#"{"head":"agent/x"}"#).is_err());
+        let long = format!(
+            r#"{{"head":"agent/x","base":"main","title":"{}"}}"#,
+            "t".repeat(300)
+        );
+        assert!(
+            Ask::rest(long.as_bytes())
+                .unwrap_err()
+                .contains("title is over 256")
+        );
+    }
 }

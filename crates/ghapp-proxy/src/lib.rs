@@ -598,6 +598,15 @@ impl Proxy {
                     }),
                     _ => None,
                 });
+                let held = match held.map(approvals::Ask::checked).transpose() {
+                    Ok(h) => h,
+                    Err(why) => {
+                        return Err(Stop::Refused(Refusal::graphql(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("sandbox {}: createPullRequest: {why}", sb.name()),
+                        )));
+                    }
+                };
                 let why = match &held {
                     Some(ask) => self.needs_approval(sb, &repo, ask).await?,
                     None => None,

@@ -78,7 +78,13 @@ pub enum StoreError {
     Missing(String),
     #[error("the state store: {0}")]
     Db(String),
+    /// A sandbox has this many pull requests pending already.
+    #[error("{0} pull requests are waiting for approval")]
+    Full(i64),
 }
+
+/// The most pull requests one sandbox may have waiting for approval.
+pub const MAX_PENDING: i64 = 100;
 
 fn db(e: sqlx::Error) -> StoreError {
     StoreError::Db(e.to_string())
@@ -328,6 +334,17 @@ impl Store {
             && existing.status != "closed"
         {
             return Ok(existing);
+        }
+        let pending: i64 =
+            sqlx::query("SELECT COUNT(*) FROM approvals WHERE sandbox = $1 AND status = 'pending'")
+                .bind(&a.sandbox)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?
+                .try_get(0)
+                .map_err(db)?;
+        if pending >= MAX_PENDING {
+            return Err(StoreError::Full(pending));
         }
         for _ in 0..3 {
             let mut tx = self.pool.begin().await.map_err(db)?;
@@ -588,6 +605,26 @@ mod tests {
         );
         assert_eq!(s.approvals(Some("pending")).await.unwrap().len(), 1);
         assert_eq!(s.approvals(None).await.unwrap().len(), 2);
+        // A sandbox cannot fill the store: past MAX_PENDING waiting, no more are held.
+        for i in 1..MAX_PENDING {
+            let head = format!("agent/{i}");
+            s.hold(&Approval {
+                head,
+                ..ask.clone()
+            })
+            .await
+            .unwrap();
+        }
+        let full = s
+            .hold(&Approval {
+                head: "agent/one-more".into(),
+                ..ask.clone()
+            })
+            .await;
+        assert!(
+            matches!(full, Err(StoreError::Full(n)) if n == MAX_PENDING),
+            "{full:?}"
+        );
     }
 
     #[test]

@@ -259,10 +259,16 @@ impl Proxy {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| unreachable(ghapp_core::client::root_cause(&e)))?;
+        let resp = match tokio::time::timeout(ANSWER_WAIT, rb.send()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(unreachable(ghapp_core::client::root_cause(&e))),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} s",
+                    ANSWER_WAIT.as_secs()
+                )));
+            }
+        };
         let status = resp.status();
         let bytes = read_bounded(resp, max, ANSWER_WAIT)
             .await

@@ -144,6 +144,10 @@ pub(crate) async fn start(
 
 /// Oversized objects and credentials remembered (the first is what git is told).
 const KEPT: usize = 64;
+/// The most delta objects one push may hold: their offsets are kept (8 bytes each) and, with
+/// the secret scan, their ids and contents read after the pack; past this a push is refused
+/// rather than let a hostile pack of tiny deltas grow the proxy's memory.
+const MAX_DELTAS: usize = 500_000;
 
 /// What the stream showed, object by object.
 #[derive(Default)]
@@ -158,6 +162,8 @@ struct Observed {
     findings: Vec<(u64, secrets::Finding)>,
     /// Offsets of deltas (their contents are known only once indexed), in pack order.
     deltas: Vec<u64>,
+    /// More than [`MAX_DELTAS`] deltas: the push is refused.
+    too_many_deltas: bool,
 }
 
 impl Observed {
@@ -168,7 +174,11 @@ impl Observed {
                     self.oversized.push((o.offset, o.size));
                 }
                 if o.kind.is_delta() {
-                    self.deltas.push(o.offset);
+                    if self.deltas.len() < MAX_DELTAS {
+                        self.deltas.push(o.offset);
+                    } else {
+                        self.too_many_deltas = true;
+                    }
                 } else if o.kind == Kind::Blob && self.scan {
                     self.blob = Some((o.offset, secrets::Scanner::new()));
                 }
@@ -314,6 +324,16 @@ impl Pump {
             let seen = &mut self.seen;
             if let Err(e) = self.scanner.feed(&chunk, &mut |s| seen.see(s)) {
                 let r = self.refuse("pack", format!("the pack is broken: {e}"));
+                crate::body::drain(body).await;
+                return Err(r);
+            }
+            if self.seen.too_many_deltas {
+                let r = self.refuse(
+                    "inspection",
+                    format!(
+                        "the pack holds over {MAX_DELTAS} delta objects, more than the proxy inspects in one push: push in parts"
+                    ),
+                );
                 crate::body::drain(body).await;
                 return Err(r);
             }
