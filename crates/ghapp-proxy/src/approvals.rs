@@ -272,6 +272,40 @@ impl Proxy {
         }
     }
 
+    /// Whether pull request `n` of `repo` is one of the sandbox's own (its head a branch the
+    /// sandbox may push, in `repo`), as GitHub answers with the sandbox's token.
+    pub(crate) async fn own_pull(
+        &self,
+        sb: &Sandbox,
+        repo: &ghapp_gitproto::repo::RepoName,
+        n: u64,
+    ) -> Result<(), Refusal> {
+        let path = format!("/repos/{}/{}/pulls/{n}", repo.owner(), repo.repo());
+        let (status, v) = self
+            .api_call(sb, repo.owner(), hyper::Method::GET, &path, None, 4 << 20)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(Refusal::json(
+                StatusCode::NOT_FOUND,
+                format!("{repo} has no pull request {n}"),
+            ));
+        }
+        if !status.is_success() {
+            return Err(Refusal::json(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "cannot read pull request {n} of {repo} to check it: GitHub answered {status}"
+                ),
+            ));
+        }
+        let head = v["head"]["ref"].as_str().unwrap_or_default();
+        let head_repo = v["head"]["repo"]["full_name"]
+            .as_str()
+            .and_then(ghapp_gitproto::repo::RepoName::parse);
+        crate::graphql::pull_is_own(sb, repo, head, head_repo.as_ref())
+            .map_err(|why| Refusal::json(StatusCode::FORBIDDEN, why))
+    }
+
     /// Approves approval `id` on behalf of `by`: the pull request is created at GitHub with the
     /// sandbox's token. A head GitHub no longer has, or a pull request someone else opened
     /// meanwhile, closes the approval with that reason.

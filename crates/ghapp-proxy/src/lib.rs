@@ -40,8 +40,10 @@ mod nodes;
 mod page;
 mod policy;
 mod preflight;
+mod push;
 mod respond;
 mod router;
+mod running;
 mod sandbox;
 pub mod store;
 mod transport;
@@ -64,8 +66,9 @@ pub use body::COMMAND_SECTION_LIMIT;
 pub use ghapp_core::secret::ProxySecret;
 use live::Live;
 pub use preflight::{Check, CheckLevel};
+pub use running::Running;
 
-use crate::audit::{Audit, Decision, Pending, RefUpdate};
+use crate::audit::{Audit, Decision, Pending};
 use crate::ca::Ca;
 use crate::config::ProxyConfig;
 use crate::limits::Gate;
@@ -224,78 +227,6 @@ impl Proxy {
             .find(|b| b.app().serves_owner(Some(owner)))
     }
 
-    /// Serves on the configured address from a background thread with its own runtime. The
-    /// state store is opened (and migrated) first, so a store that cannot be opened is an
-    /// error here, not a failing request later.
-    pub fn start(self) -> Result<Running, String> {
-        let bind = |a: SocketAddr, what: &str| -> Result<std::net::TcpListener, String> {
-            let l = std::net::TcpListener::bind(a)
-                .map_err(|e| format!("cannot listen on {a}{what}: {e}"))?;
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
-            Ok(l)
-        };
-        let listener = bind(self.cfg.listen, "")?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let metrics = self
-            .cfg
-            .metrics_listen
-            .map(|a| bind(a, " for metrics"))
-            .transpose()?;
-        let admin = self
-            .cfg
-            .admin_listen
-            .map(|a| bind(a, " for the admin API"))
-            .transpose()?;
-        let webhooks = self
-            .cfg
-            .webhook_listen
-            .map(|a| bind(a, " for webhooks"))
-            .transpose()?;
-        let webhook_addr = webhooks.as_ref().and_then(|l| l.local_addr().ok());
-        let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
-        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let mut me = self;
-        // The proxy's own listeners are never a tunnel's destination.
-        me.cfg.listen = addr;
-        me.cfg.metrics_listen = metrics_addr;
-        me.cfg.admin_listen = admin_addr;
-        me.cfg.webhook_listen = webhook_addr;
-        let me = Arc::new(me);
-        if let Some(url) = me.cfg.state.clone() {
-            let store = rt
-                .block_on(store::Store::open(&url))
-                .map_err(|e| e.to_string())?;
-            let _ = me.store.set(store);
-            rt.block_on(me.sync_store());
-        }
-        let thread = std::thread::Builder::new()
-            .name("ghapp-proxy".into())
-            .spawn(move || {
-                if let Some(l) = webhooks.and_then(|l| {
-                    let _guard = rt.enter();
-                    tokio::net::TcpListener::from_std(l).ok()
-                }) {
-                    rt.spawn(me.clone().serve_side(l, Proxy::webhook));
-                }
-                rt.block_on(me.serve(listener, metrics, admin, rx));
-                rt.shutdown_timeout(Duration::from_millis(200));
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Running {
-            addr,
-            metrics_addr,
-            admin_addr,
-            webhook_addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
     /// One request inside an intercepted tunnel: named by the router, decided by the policy,
     /// its body read where the policy must see it, then forwarded with the token. The audit
     /// event is recorded when the answer has been streamed (or abandoned).
@@ -411,90 +342,6 @@ impl Proxy {
         self.forward(up, o, token, p).await
     }
 
-    /// Reads a push's command section and decides it on its ref names: the body to forward
-    /// (the section, then the rest streamed; with inspection, the pack held back by its
-    /// trailer until the verdict that comes with it), or the answer (git's report-status for
-    /// a refused push).
-    async fn push_body(
-        &self,
-        mut body: Incoming,
-        o: &Origin,
-        plan: &policy::Plan,
-        p: &mut Pending,
-    ) -> Result<(reqwest::Body, Option<inspect::Verdict>), Response<Body>> {
-        let sb = &o.sandbox;
-        let section =
-            match body::command_section(&mut body, &self.gate.limits, &self.gate.budget).await {
-                Ok(s) => s,
-                Err(r) => return Err(p.refuse(r)),
-            };
-        p.event.ref_updates = section
-            .commands
-            .commands
-            .iter()
-            .map(|c| RefUpdate {
-                old: c.old.clone(),
-                new: c.new.clone(),
-                refname: c.refname.clone(),
-            })
-            .collect();
-        p.bytes_in
-            .fetch_add(section.bytes.len() as u64, Ordering::Relaxed);
-        if let Err(refused) = policy::push(sb, &section.commands) {
-            drop(section);
-            p.bytes_in
-                .fetch_add(body::drain(body).await, Ordering::Relaxed);
-            return Err(push_refused(p, refused));
-        }
-        // Deletes and git's probe carry no pack: nothing to inspect.
-        let has_pack = section.commands.commands.iter().any(|c| !c.is_delete());
-        if !sb.cfg.rules.inspect || !has_pack {
-            return Ok((
-                upstream::prefixed(section.bytes, body, p.bytes_in.clone()),
-                None,
-            ));
-        }
-        let owner = plan.repo.owner();
-        let token = match self.token(sb, owner).await {
-            Ok(t) => t,
-            Err(r) => return Err(p.refuse(r)),
-        };
-        let push = inspect::Push {
-            sb: sb.clone(),
-            commands: section.commands.clone(),
-            fetch_url: plan
-                .url
-                .as_str()
-                .trim_end_matches("/git-receive-pack")
-                .to_owned(),
-            host: self.hosts.git.clone(),
-            repo: plan.repo.clone(),
-            auth: inspect::Auth::basic(token.token.expose()),
-            idle: self.gate.limits.idle_timeout,
-        };
-        let consumed = section.commands.consumed;
-        let bytes = section.bytes;
-        match inspect::start(
-            self.git.clone(),
-            push,
-            bytes,
-            consumed,
-            body,
-            p.bytes_in.clone(),
-        )
-        .await
-        {
-            Ok((b, v)) => Ok((b, Some(v))),
-            Err(why) => {
-                tracing::warn!("push inspection cannot start: {why}");
-                Err(p.refuse(Refusal::text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("cannot inspect the push: {why}"),
-                )))
-            }
-        }
-    }
-
     /// A body the policy reads whole (bounded) before it is sent: checked as its plan says
     /// (a pull request's head, an LFS batch's operation, a GraphQL document), and what to send.
     /// A mutation re-points the plan to the repository it changes.
@@ -542,13 +389,13 @@ impl Proxy {
             BodyPlan::LfsBatch => policy::lfs_batch(sb, &plan.repo, &bytes).map(|()| bytes),
             BodyPlan::Graphql => {
                 let checked = match self.graphql(sb, bytes).await {
-                    Err(Stop::Held(repo, ask, why)) => {
+                    Err(nodes::Stop::Held(repo, ask, why)) => {
                         p.event.repo = Some(repo.to_string());
                         return Err(self
                             .hold(sb, &repo, ask, &why, respond::Form::Graphql, p)
                             .await);
                     }
-                    Err(Stop::Refused(r)) => Err(r),
+                    Err(nodes::Stop::Refused(r)) => Err(r),
                     Ok(x) => Ok(x),
                 };
                 if let Ok((_, Some((repo, names)))) = &checked {
@@ -562,72 +409,6 @@ impl Proxy {
             _ => Ok(bytes),
         };
         checked.map_err(|r| p.refuse(r))
-    }
-
-    /// A GraphQL body decided: a query re-printed as read; a mutation's node ids resolved, its checks
-    /// decided, and the re-printed body to send with the token of the repository it changes
-    /// (returned with the mutations' names, for the audit).
-    async fn graphql(
-        &self,
-        sb: &Sandbox,
-        bytes: Bytes,
-    ) -> Result<(Bytes, Option<(ghapp_gitproto::repo::RepoName, String)>), Stop> {
-        let (checks, body) = match policy::graphql_body(sb, &bytes)? {
-            policy::GraphqlPlan::Query(body) => return Ok((Bytes::from(body), None)),
-            policy::GraphqlPlan::Mutation { checks, body } => (checks, body),
-        };
-        let ids: Vec<&str> = checks.iter().flat_map(|(_, c)| c.ids()).collect();
-        let nodes = self.resolve_nodes(sb, &ids).await?;
-        match graphql::decide(sb, &checks, &nodes) {
-            Ok(repo) if matches!(sb.cfg.mode, config::Mode::Learning | config::Mode::Assisted) => {
-                // A createPullRequest that needs a human is held, never forwarded.
-                let held = checks.iter().find_map(|(_, c)| match c {
-                    graphql::Check::CreatePull {
-                        head,
-                        base,
-                        title,
-                        body,
-                        draft,
-                        ..
-                    } => Some(approvals::Ask {
-                        head: head.clone(),
-                        base: base.clone(),
-                        title: title.clone(),
-                        body: body.clone(),
-                        draft: *draft,
-                    }),
-                    _ => None,
-                });
-                let held = match held.map(approvals::Ask::checked).transpose() {
-                    Ok(h) => h,
-                    Err(why) => {
-                        return Err(Stop::Refused(Refusal::graphql(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            format!("sandbox {}: createPullRequest: {why}", sb.name()),
-                        )));
-                    }
-                };
-                let why = match &held {
-                    Some(ask) => self.needs_approval(sb, &repo, ask).await?,
-                    None => None,
-                };
-                match (held, why) {
-                    (Some(ask), Some(why)) => Err(Stop::Held(repo, ask, why)),
-                    _ => {
-                        let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
-                        Ok((Bytes::from(body), Some((repo, names.join(",")))))
-                    }
-                }
-            }
-            Ok(repo) => {
-                let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
-                Ok((Bytes::from(body), Some((repo, names.join(",")))))
-            }
-            Err(why) => Err(Stop::Refused(Refusal::graphql(
-                StatusCode::FORBIDDEN,
-                format!("sandbox {}: {why}", sb.name()),
-            ))),
-        }
     }
 
     /// A request to an LFS storage URL a batch answer handed the sandbox on a GitHub host:
@@ -658,40 +439,6 @@ impl Proxy {
         let body = upstream::streamed(body, p.bytes_in.clone());
         self.storage(parts.method, url, parts.headers, body, o, p)
             .await
-    }
-
-    /// Whether pull request `n` of `repo` is one of the sandbox's own (its head a branch the
-    /// sandbox may push, in `repo`), as GitHub answers with the sandbox's token.
-    async fn own_pull(
-        &self,
-        sb: &Sandbox,
-        repo: &ghapp_gitproto::repo::RepoName,
-        n: u64,
-    ) -> Result<(), Refusal> {
-        let path = format!("/repos/{}/{}/pulls/{n}", repo.owner(), repo.repo());
-        let (status, v) = self
-            .api_call(sb, repo.owner(), hyper::Method::GET, &path, None, 4 << 20)
-            .await?;
-        if status == StatusCode::NOT_FOUND {
-            return Err(Refusal::json(
-                StatusCode::NOT_FOUND,
-                format!("{repo} has no pull request {n}"),
-            ));
-        }
-        if !status.is_success() {
-            return Err(Refusal::json(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "cannot read pull request {n} of {repo} to check it: GitHub answered {status}"
-                ),
-            ));
-        }
-        let head = v["head"]["ref"].as_str().unwrap_or_default();
-        let head_repo = v["head"]["repo"]["full_name"]
-            .as_str()
-            .and_then(ghapp_gitproto::repo::RepoName::parse);
-        graphql::pull_is_own(sb, repo, head, head_repo.as_ref())
-            .map_err(|why| Refusal::json(StatusCode::FORBIDDEN, why))
     }
 
     /// A refusal before the body was read: a small body is drained first, so a keep-alive
@@ -770,70 +517,5 @@ impl Proxy {
             Err(e) => tracing::warn!("cannot drop a refused token from the cache: {e}"),
         }
         self.audit.metrics.tokens_dropped.inc();
-    }
-}
-
-/// Why a GraphQL request is not forwarded: refused, or (a learning sandbox's
-/// `createPullRequest`) held for a human.
-enum Stop {
-    Refused(Refusal),
-    /// Held: the repository, what was asked, and why it waits.
-    Held(ghapp_gitproto::repo::RepoName, approvals::Ask, String),
-}
-
-impl From<Refusal> for Stop {
-    fn from(r: Refusal) -> Stop {
-        Stop::Refused(r)
-    }
-}
-
-/// A push refused: git's report-status answer, the reason in the audit.
-fn push_refused(p: &mut Pending, refused: policy::PushRefusal) -> Response<Body> {
-    p.event.decision = Decision::Deny;
-    p.event.reason = refused.reason;
-    p.event.status = 200;
-    p.bytes_out = refused.report.len() as u64;
-    respond::push_report(refused.report)
-}
-
-/// A running proxy; dropping it stops it.
-pub struct Running {
-    addr: SocketAddr,
-    metrics_addr: Option<SocketAddr>,
-    admin_addr: Option<SocketAddr>,
-    webhook_addr: Option<SocketAddr>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_addr
-    }
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin_addr
-    }
-    pub fn webhook_addr(&self) -> Option<SocketAddr> {
-        self.webhook_addr
-    }
-    /// Blocks until the proxy stops (for `ghapp proxy`).
-    pub fn wait(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

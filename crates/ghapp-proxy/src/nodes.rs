@@ -2,8 +2,9 @@
 //! with the sandbox's own token (so an id outside its repositories does not resolve), one
 //! `nodes(ids:)` query per owner, bounded in time and size, and cached. What an id names and the
 //! repository it belongs to do not change (a repository renamed or transferred aside), so a
-//! resolved id is kept for [`TTL`].
+//! resolved id is kept for [`TTL`]. [`Proxy::graphql`] decides a GraphQL body with them.
 
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use crate::graphql::{NODES_QUERY, Node, read_nodes};
 use crate::respond::Refusal;
 use crate::sandbox::Sandbox;
-use crate::{Proxy, policy};
+use crate::{Proxy, approvals, config, graphql, policy};
 
 /// How long a resolved id is kept.
 const TTL: Duration = Duration::from_secs(600);
@@ -116,5 +117,87 @@ impl Proxy {
             .map_err(|why| unavailable(format!("the answer: {why}")))?;
         serde_json::from_slice(&body)
             .map_err(|e| unavailable(format!("the answer is not JSON: {e}")))
+    }
+}
+
+/// Why a GraphQL request is not forwarded: refused, or (a learning sandbox's
+/// `createPullRequest`) held for a human.
+pub(crate) enum Stop {
+    Refused(Refusal),
+    /// Held: the repository, what was asked, and why it waits.
+    Held(ghapp_gitproto::repo::RepoName, approvals::Ask, String),
+}
+
+impl From<Refusal> for Stop {
+    fn from(r: Refusal) -> Stop {
+        Stop::Refused(r)
+    }
+}
+
+impl Proxy {
+    /// A GraphQL body decided: a query re-printed as read; a mutation's node ids resolved, its checks
+    /// decided, and the re-printed body to send with the token of the repository it changes
+    /// (returned with the mutations' names, for the audit).
+    pub(crate) async fn graphql(
+        &self,
+        sb: &Sandbox,
+        bytes: Bytes,
+    ) -> Result<(Bytes, Option<(ghapp_gitproto::repo::RepoName, String)>), Stop> {
+        let (checks, body) = match policy::graphql_body(sb, &bytes)? {
+            policy::GraphqlPlan::Query(body) => return Ok((Bytes::from(body), None)),
+            policy::GraphqlPlan::Mutation { checks, body } => (checks, body),
+        };
+        let ids: Vec<&str> = checks.iter().flat_map(|(_, c)| c.ids()).collect();
+        let nodes = self.resolve_nodes(sb, &ids).await?;
+        match graphql::decide(sb, &checks, &nodes) {
+            Ok(repo) if matches!(sb.cfg.mode, config::Mode::Learning | config::Mode::Assisted) => {
+                // A createPullRequest that needs a human is held, never forwarded.
+                let held = checks.iter().find_map(|(_, c)| match c {
+                    graphql::Check::CreatePull {
+                        head,
+                        base,
+                        title,
+                        body,
+                        draft,
+                        ..
+                    } => Some(approvals::Ask {
+                        head: head.clone(),
+                        base: base.clone(),
+                        title: title.clone(),
+                        body: body.clone(),
+                        draft: *draft,
+                    }),
+                    _ => None,
+                });
+                let held = match held.map(approvals::Ask::checked).transpose() {
+                    Ok(h) => h,
+                    Err(why) => {
+                        return Err(Stop::Refused(Refusal::graphql(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("sandbox {}: createPullRequest: {why}", sb.name()),
+                        )));
+                    }
+                };
+                let why = match &held {
+                    Some(ask) => self.needs_approval(sb, &repo, ask).await?,
+                    None => None,
+                };
+                match (held, why) {
+                    (Some(ask), Some(why)) => Err(Stop::Held(repo, ask, why)),
+                    _ => {
+                        let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
+                        Ok((Bytes::from(body), Some((repo, names.join(",")))))
+                    }
+                }
+            }
+            Ok(repo) => {
+                let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
+                Ok((Bytes::from(body), Some((repo, names.join(",")))))
+            }
+            Err(why) => Err(Stop::Refused(Refusal::graphql(
+                StatusCode::FORBIDDEN,
+                format!("sandbox {}: {why}", sb.name()),
+            ))),
+        }
     }
 }

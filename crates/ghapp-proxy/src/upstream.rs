@@ -92,7 +92,7 @@ impl Proxy {
                         }
                         Ok(Err((summary, refused))) => {
                             p.event.push = Some(summary);
-                            return crate::push_refused(&mut p, refused);
+                            return crate::push::push_refused(&mut p, refused);
                         }
                         Err(_) => {
                             return p.refuse(Refusal::text(
