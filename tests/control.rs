@@ -585,24 +585,7 @@ fn webhooks_are_verified_and_act_once() {
 fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
     let w = World::new();
     let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
-    let add = ghapp_sandbox(
-        &w,
-        &p,
-        &[
-            "add",
-            "learner",
-            "--repo",
-            "octo-org/widgets",
-            "--push",
-            "agent/*",
-            "--mode",
-            "learning",
-            "--ca-file",
-            &w.path("learner-ca.pem").display().to_string(),
-        ],
-    );
-    add.ok();
-    let env = environment(&w, "learner", &add.stdout);
+    let env = add_sandbox(&w, &p, "learner", "learning");
     let sb = Sb {
         w: &w,
         env: env.clone(),
@@ -711,6 +694,30 @@ fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
     assert!(audit.contains(r#""decision":"held""#));
 }
 
+/// Adds sandbox `name` (octo-org/widgets, pushing `agent/*`, in `mode`) through `ghapp sandbox
+/// add`; its printed environment.
+fn add_sandbox(w: &World, p: &ProxyProc, name: &str, mode: &str) -> Vec<(String, String)> {
+    let ca = w.path(&format!("{name}-ca.pem")).display().to_string();
+    let add = ghapp_sandbox(
+        w,
+        p,
+        &[
+            "add",
+            name,
+            "--repo",
+            "octo-org/widgets",
+            "--push",
+            "agent/*",
+            "--mode",
+            mode,
+            "--ca-file",
+            &ca,
+        ],
+    );
+    add.ok();
+    environment(w, name, &add.stdout)
+}
+
 /// `gh-pr open ARGS` in a sandbox's checkout, with only the sandbox's environment.
 fn gh_pr_open(w: &World, env: &[(String, String)], dir: &Path, args: &[&str]) -> Run {
     let gh_pr = ghapp_e2e::bin_dir().join("gh-pr").display().to_string();
@@ -748,23 +755,7 @@ fn gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart() {
     sb.clone("octo-org", "widgets", "widgets", &[]).ok();
     let work = w.path("widgets");
     sb.push_new_branch(&work, "agent/x", "x.txt", b"from the agent\n");
-    let config = w.path("gh-config");
-    std::fs::create_dir_all(&config).unwrap();
-    let mut env = sb.env;
-    for (k, v) in [
-        ("GH_HOST", w.hub.git_host()),
-        (
-            "GH_ENTERPRISE_TOKEN",
-            "placeholder-the-proxy-replaces".to_owned(),
-        ),
-        ("GH_CONFIG_DIR", config.display().to_string()),
-        ("GH_NO_UPDATE_NOTIFIER", "1".to_owned()),
-        ("GH_PROMPT_DISABLED", "1".to_owned()),
-        ("NO_COLOR", "1".to_owned()),
-        ("SSL_CERT_FILE", p.ca_path.display().to_string()),
-    ] {
-        env.push((k.to_owned(), v));
-    }
+    let env = w.gh_env(&p, sb.env);
     let r = w
         .cmd("gh")
         .env(&env)
@@ -818,23 +809,7 @@ fn gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart() {
 fn an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait() {
     let w = World::new();
     let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
-    let add = ghapp_sandbox(
-        &w,
-        &p,
-        &[
-            "add",
-            "helper",
-            "--repo",
-            "octo-org/widgets",
-            "--push",
-            "agent/*",
-            "--mode",
-            "assisted",
-            "--ca-file",
-            &w.path("helper-ca.pem").display().to_string(),
-        ],
-    );
-    add.ok();
+    let env = add_sandbox(&w, &p, "helper", "assisted");
     // Significant: more than 10 changed lines, or anything under docs/.
     let token = std::fs::read_to_string(w.path("admin-token")).unwrap();
     let out = std::process::Command::new("curl")
@@ -858,7 +833,6 @@ fn an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let env = environment(&w, "helper", &add.stdout);
     let sb = Sb {
         w: &w,
         env: env.clone(),
@@ -1119,24 +1093,7 @@ impl Drop for Browser {
 fn the_approvals_page_in_a_real_browser() {
     let w = World::new();
     let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
-    let add = ghapp_sandbox(
-        &w,
-        &p,
-        &[
-            "add",
-            "learner",
-            "--repo",
-            "octo-org/widgets",
-            "--push",
-            "agent/*",
-            "--mode",
-            "learning",
-            "--ca-file",
-            &w.path("l-ca.pem").display().to_string(),
-        ],
-    );
-    add.ok();
-    let env = environment(&w, "learner", &add.stdout);
+    let env = add_sandbox(&w, &p, "learner", "learning");
     let sb = Sb {
         w: &w,
         env: env.clone(),

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 
-use ghapp_e2e::{ProxyProc, Run, SECRET_A, SECRET_B, Sandbox as Sb, World};
+use ghapp_e2e::{GH_PLACEHOLDER, ProxyProc, Run, SECRET_A, SECRET_B, Sandbox as Sb, World};
 
 fn sandboxes() -> String {
     ghapp_e2e::two_sandboxes("")
@@ -915,24 +915,8 @@ fn an_upstream_served_under_a_name_is_reached_through_resolve() {
 /// it as a GitHub Enterprise Server through the proxy, with a placeholder for a token (the
 /// proxy drops it and injects the sandbox's).
 fn gh_env(w: &World, p: &ProxyProc) -> Vec<(String, String)> {
-    let mut env = w.sandbox_env(p, "agent-a", SECRET_A);
-    let config = w.path("gh-config");
-    std::fs::create_dir_all(&config).unwrap();
-    for (k, v) in [
-        ("GH_HOST", w.hub.git_host()),
-        ("GH_ENTERPRISE_TOKEN", GH_PLACEHOLDER.to_owned()),
-        ("GH_CONFIG_DIR", config.display().to_string()),
-        ("GH_NO_UPDATE_NOTIFIER", "1".to_owned()),
-        ("GH_PROMPT_DISABLED", "1".to_owned()),
-        ("NO_COLOR", "1".to_owned()),
-        ("SSL_CERT_FILE", p.ca_path.display().to_string()),
-    ] {
-        env.push((k.to_owned(), v));
-    }
-    env
+    w.gh_env(p, w.sandbox_env(p, "agent-a", SECRET_A))
 }
-
-const GH_PLACEHOLDER: &str = "placeholder-the-proxy-replaces";
 
 #[test]
 fn gh_rest_and_graphql_through_the_proxy() {

@@ -706,6 +706,35 @@ impl World {
     }
 }
 
+impl World {
+    /// `env` (a sandbox's) with what gh needs behind the proxy: the emulator as `GH_HOST`, a
+    /// placeholder token the proxy replaces, a config dir of its own, no prompts or colour,
+    /// and the proxy's CA for Go's TLS.
+    pub fn gh_env(
+        &self,
+        proxy: &ProxyProc,
+        mut env: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let config = self.path("gh-config");
+        std::fs::create_dir_all(&config).unwrap();
+        for (k, v) in [
+            ("GH_HOST", self.hub.git_host()),
+            ("GH_ENTERPRISE_TOKEN", GH_PLACEHOLDER.to_owned()),
+            ("GH_CONFIG_DIR", config.display().to_string()),
+            ("GH_NO_UPDATE_NOTIFIER", "1".to_owned()),
+            ("GH_PROMPT_DISABLED", "1".to_owned()),
+            ("NO_COLOR", "1".to_owned()),
+            ("SSL_CERT_FILE", proxy.ca_path.display().to_string()),
+        ] {
+            env.push((k.to_owned(), v));
+        }
+        env
+    }
+}
+
+/// The token gh is given in a sandbox: any value, which the proxy drops for its own.
+pub const GH_PLACEHOLDER: &str = "placeholder-the-proxy-replaces";
+
 /// An HTTP answer as a client read it.
 #[derive(Debug, Clone)]
 pub struct HttpAnswer {

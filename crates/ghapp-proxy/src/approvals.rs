@@ -184,22 +184,15 @@ impl Proxy {
             });
         };
         let held = store
-            .hold(&Approval {
-                id: 0,
-                sandbox: sb.name().to_owned(),
-                repo: repo.to_string(),
-                head: ask.head,
-                base: ask.base,
-                title: ask.title,
-                body: ask.body,
-                draft: ask.draft,
-                status: String::new(),
-                reason: String::new(),
-                decided_by: String::new(),
-                pr_url: String::new(),
-                created_at: 0,
-                decided_at: None,
-            })
+            .hold(&Approval::asked(
+                sb.name(),
+                &repo.to_string(),
+                &ask.head,
+                &ask.base,
+                &ask.title,
+                &ask.body,
+                ask.draft,
+            ))
             .await;
         let a = match held {
             Ok(a) => a,

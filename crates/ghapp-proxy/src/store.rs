@@ -38,6 +38,36 @@ pub struct Approval {
     pub decided_at: Option<i64>,
 }
 
+impl Approval {
+    /// A pull request asked for, not yet held (the store gives it its id and status).
+    pub fn asked(
+        sandbox: &str,
+        repo: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+        draft: bool,
+    ) -> Approval {
+        Approval {
+            id: 0,
+            sandbox: sandbox.into(),
+            repo: repo.into(),
+            head: head.into(),
+            base: base.into(),
+            title: title.into(),
+            body: body.into(),
+            draft,
+            status: String::new(),
+            reason: String::new(),
+            decided_by: String::new(),
+            pr_url: String::new(),
+            created_at: 0,
+            decided_at: None,
+        }
+    }
+}
+
 const APPROVAL_COLUMNS: &str = "id, sandbox, repo, head, base, title, body, draft, status, reason, decided_by, pr_url, created_at, decided_at";
 
 fn approval(r: &sqlx::any::AnyRow) -> Result<Approval, StoreError> {
@@ -172,12 +202,20 @@ impl Store {
             .map_err(db)
     }
 
-    async fn bump(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE generation SET value = value + 1 WHERE id = 1")
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?;
-        Ok(())
+    /// Commits `tx`, moving the generation first when it `changed` something (every replica
+    /// reloads when it moves).
+    async fn commit(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        changed: bool,
+    ) -> Result<(), StoreError> {
+        if changed {
+            sqlx::query("UPDATE generation SET value = value + 1 WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
     }
 
     /// Every stored sandbox, disconnected ones included.
@@ -230,8 +268,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        self.bump(&mut tx).await?;
-        tx.commit().await.map_err(db)
+        self.commit(tx, true).await
     }
 
     /// Replaces an active sandbox's spec.
@@ -250,8 +287,7 @@ impl Store {
         if n == 0 {
             return Err(StoreError::Missing(name.into()));
         }
-        self.bump(&mut tx).await?;
-        tx.commit().await.map_err(db)
+        self.commit(tx, true).await
     }
 
     /// Marks a sandbox disconnected (its spec kept for the record).
@@ -269,8 +305,7 @@ impl Store {
         if n == 0 {
             return Err(StoreError::Missing(name.into()));
         }
-        self.bump(&mut tx).await?;
-        tx.commit().await.map_err(db)
+        self.commit(tx, true).await
     }
 
     /// Records a webhook delivery and what it does; false when it was recorded before (a
@@ -293,10 +328,7 @@ impl Store {
         .await
         .map_err(db)?;
         let first = r.rows_affected() == 1;
-        if first {
-            self.bump(&mut tx).await?;
-        }
-        tx.commit().await.map_err(db)?;
+        self.commit(tx, first).await?;
         Ok(first)
     }
 
@@ -372,8 +404,7 @@ impl Store {
             if inserted.is_err() {
                 continue;
             }
-            self.bump(&mut tx).await?;
-            tx.commit().await.map_err(db)?;
+            self.commit(tx, true).await?;
             return self
                 .approval(id)
                 .await?
@@ -445,10 +476,7 @@ impl Store {
         .await
         .map_err(db)?
         .rows_affected();
-        if n > 0 {
-            self.bump(&mut tx).await?;
-        }
-        tx.commit().await.map_err(db)?;
+        self.commit(tx, n > 0).await?;
         Ok(n)
     }
 
@@ -476,10 +504,7 @@ impl Store {
         .await
         .map_err(db)?
         .rows_affected();
-        if n == 1 {
-            self.bump(&mut tx).await?;
-        }
-        tx.commit().await.map_err(db)?;
+        self.commit(tx, n == 1).await?;
         Ok(n == 1)
     }
 }
@@ -566,22 +591,7 @@ mod tests {
         let s = Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
             .await
             .unwrap();
-        let ask = Approval {
-            id: 0,
-            sandbox: "a".into(),
-            repo: "o/r".into(),
-            head: "agent/x".into(),
-            base: "main".into(),
-            title: "T".into(),
-            body: "B".into(),
-            draft: false,
-            status: String::new(),
-            reason: String::new(),
-            decided_by: String::new(),
-            pr_url: String::new(),
-            created_at: 0,
-            decided_at: None,
-        };
+        let ask = Approval::asked("a", "o/r", "agent/x", "main", "T", "B", false);
         let first = s.hold(&ask).await.unwrap();
         assert_eq!((first.id, first.status.as_str()), (1, "pending"));
         assert_eq!(s.hold(&ask).await.unwrap().id, 1, "asking again: the same");
