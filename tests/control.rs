@@ -10,6 +10,11 @@ const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
 /// A proxy with an admin API and a webhook receiver on `state`, no sandbox of its own.
 fn proxy(w: &World, state: &str) -> ProxyProc {
+    proxy_with(w, state, "")
+}
+
+/// As [`proxy`], with `extra` settings first.
+fn proxy_with(w: &World, state: &str, extra: &str) -> ProxyProc {
     let token = w.path("admin-token");
     std::fs::write(&token, ADMIN_TOKEN).unwrap();
     let hook = w.path("hook-secret");
@@ -17,7 +22,7 @@ fn proxy(w: &World, state: &str) -> ProxyProc {
     w.start_proxy(
         "",
         &format!(
-            "admin_listen = \"127.0.0.1:0\"\nadmin_token = {{ file = {:?} }}\nstate = {state:?}\nwebhook_listen = \"127.0.0.1:0\"\nwebhook_secret = {{ file = {:?} }}\n",
+            "{extra}admin_listen = \"127.0.0.1:0\"\nadmin_token = {{ file = {:?} }}\nstate = {state:?}\nwebhook_listen = \"127.0.0.1:0\"\nwebhook_secret = {{ file = {:?} }}\n",
             token.display().to_string(),
             hook.display().to_string()
         ),
@@ -728,12 +733,209 @@ fn gh_pr_open(w: &World, env: &[(String, String)], dir: &Path, args: &[&str]) ->
 
 /// `ghapp approvals ARGS` against `p`'s admin API.
 fn ghapp_approvals(w: &World, p: &ProxyProc, args: &[&str]) -> Run {
+    ghapp_admin(w, p, "approvals", args)
+}
+
+/// `ghapp COMMAND ARGS` (a client of the admin API) against `p`'s admin API.
+fn ghapp_admin(w: &World, p: &ProxyProc, command: &str, args: &[&str]) -> Run {
     let mut env = w.env().to_vec();
     env.push(("GHAPP_ADMIN_URL".to_owned(), p.admin_url.clone().unwrap()));
     env.push(("GHAPP_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()));
-    let mut all = vec!["approvals"];
+    let mut all = vec![command];
     all.extend_from_slice(args);
     w.cmd("ghapp").env(&env).args(&all).dir(w.root.path()).run()
+}
+
+#[test]
+fn an_observing_sandbox_s_work_is_recorded_not_done() {
+    let w = World::with(fakehub::Options {
+        hostname: Some("ghe.test".into()),
+        ..Default::default()
+    });
+    let p = proxy_with(
+        &w,
+        &format!("sqlite:{}", w.path("state.db").display()),
+        "resolve = [\"ghe.test=127.0.0.1\"]\n",
+    );
+    let env = add_sandbox(&w, &p, "watcher", "observe");
+    let sb = Sb {
+        w: &w,
+        env: env.clone(),
+    };
+    // It reads as any sandbox does.
+    sb.clone("octo-org", "widgets", "obs", &[]).ok();
+    let work = w.path("obs");
+    sb.git(&work, &["switch", "--quiet", "-c", "agent/obs"])
+        .ok();
+    std::fs::write(
+        work.join("README.md"),
+        "# octo-org/widgets\n\nAn emulated repository served by fakehub.\nA line the agent adds.\n",
+    )
+    .unwrap();
+    std::fs::write(work.join("notes.txt"), "observed, not pushed\n").unwrap();
+    sb.git(&work, &["add", "README.md", "notes.txt"]).ok();
+    sb.git(
+        &work,
+        &[
+            "commit",
+            "--quiet",
+            "-m",
+            "Describe the widgets\n\nWhy: a test.",
+        ],
+    )
+    .ok();
+    let head = sb
+        .git(&work, &["rev-parse", "HEAD"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+
+    // The push: refused the git way, recorded as proposal 1; GitHub got nothing of it.
+    let r = sb.git(&work, &["push", "origin", "agent/obs"]);
+    r.fails();
+    assert!(
+        r.stderr.contains(
+            "! [remote rejected] agent/obs -> agent/obs (observe mode: recorded as proposal 1, not pushed)"
+        ),
+        "{r:#?}"
+    );
+    assert!(
+        r.stderr.contains("ghapp proposals show 1"),
+        "the side band says where to look: {r:#?}"
+    );
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/obs"),
+        None
+    );
+    let seen = w.hub.requests();
+    assert!(
+        !seen.iter().any(|q| q.target.contains("git-receive-pack")),
+        "no receive-pack request reached GitHub: {seen:#?}"
+    );
+    // Every token GitHub saw was read-only.
+    let read_only: std::collections::BTreeMap<String, String> = [
+        ("contents", "read"),
+        ("metadata", "read"),
+        ("pull_requests", "read"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let tokens: Vec<_> = seen.iter().filter_map(|q| q.permissions.as_ref()).collect();
+    assert!(!tokens.is_empty(), "the clone used a token");
+    assert!(tokens.iter().all(|t| **t == read_only), "{tokens:#?}");
+
+    // The proposal, with its commit, paths and diff.
+    let shown = ghapp_admin(&w, &p, "proposals", &["show", "1"]);
+    shown.ok();
+    let out = &shown.stdout;
+    for want in [
+        "1\twatcher\tocto-org/widgets\tpush refs/heads/agent/obs: 1 commits, 2 paths",
+        &format!("commit {head} Sandbox Agent"),
+        "Describe the widgets",
+        "M\tREADME.md",
+        "A\tnotes.txt",
+        "+A line the agent adds.",
+        "+observed, not pushed",
+        " An emulated repository served by fakehub.",
+    ] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    let json = ghapp_admin(&w, &p, "proposals", &["show", "1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.ok().stdout).unwrap();
+    assert_eq!(v["detail"]["commits"][0]["id"], head.as_str());
+    assert_eq!(v["detail"]["refs"][0]["new"], head.as_str());
+
+    // A pull request through REST (as an SDK sends it) and through GraphQL (gh): refused
+    // with a message naming the proposal, recorded.
+    let rest = w
+        .cmd("curl")
+        .env(&env)
+        .args(&[
+            "-s",
+            "--cacert",
+            &var(&env, "GIT_SSL_CAINFO"),
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer placeholder",
+            "--data",
+            r#"{"title":"Observed","body":"Would open this.","head":"agent/obs","base":"main"}"#,
+            &format!("{}/repos/octo-org/widgets/pulls", w.hub.api_url()),
+        ])
+        .run();
+    let (body, code) = rest.stdout.trim().rsplit_once('\n').unwrap();
+    assert_eq!(code, "403", "{rest:#?}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(
+        v["message"].as_str().unwrap_or_default().contains(
+            "sandbox watcher is in observe mode: the pull request agent/obs -> main in octo-org/widgets was recorded as proposal 2"
+        ),
+        "{v}"
+    );
+    let gh = w
+        .cmd("gh")
+        .env(&w.gh_env(&p, env))
+        .dir(&work)
+        .args(&[
+            "pr",
+            "create",
+            "-R",
+            "octo-org/widgets",
+            "--head",
+            "agent/obs",
+            "--base",
+            "main",
+            "--title",
+            "From gh",
+            "--body",
+            "GraphQL",
+        ])
+        .run();
+    gh.fails();
+    assert!(
+        gh.stderr.contains("was recorded as proposal 3"),
+        "gh prints the proxy's message: {gh:#?}"
+    );
+    assert!(w.hub.pulls().is_empty(), "no pull request at GitHub");
+    assert!(
+        !w.hub
+            .requests()
+            .iter()
+            .any(|q| q.method == "POST" && q.target.ends_with("/pulls")),
+        "the REST creation never reached GitHub"
+    );
+    assert!(
+        !w.hub
+            .counters()
+            .graphql
+            .iter()
+            .any(|k| k.starts_with("mutation")),
+        "no mutation reached GitHub"
+    );
+    let list = ghapp_admin(&w, &p, "proposals", &["list", "--sandbox", "watcher"]);
+    list.ok();
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{list:#?}");
+    assert!(
+        lines[0].ends_with("pull request agent/obs -> main: From gh")
+            && lines[1].ends_with("pull request agent/obs -> main: Observed"),
+        "{list:#?}"
+    );
+    let two = ghapp_admin(&w, &p, "proposals", &["show", "2"]);
+    assert!(two.ok().stdout.contains("Would open this."), "{two:#?}");
+
+    // Moved to autonomous (the admin API), the same push goes through on the next request.
+    ghapp_sandbox(&w, &p, &["set", "watcher", "--mode", "autonomous"]).ok();
+    sb.git(&work, &["push", "--quiet", "origin", "agent/obs"])
+        .ok();
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/obs"),
+        Some(head)
+    );
 }
 
 #[test]

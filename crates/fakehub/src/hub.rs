@@ -140,6 +140,8 @@ pub struct Received {
     /// The token presented (Basic password or Bearer value), by fingerprint; `jwt` for an app
     /// JWT; `None` without credentials.
     pub credential: Option<String>,
+    /// The permissions of the installation token presented (`None`: no such token).
+    pub permissions: Option<BTreeMap<String, String>>,
     /// The header names, lower-cased, in order.
     pub headers: Vec<String>,
 }

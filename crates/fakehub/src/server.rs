@@ -52,24 +52,31 @@ pub(crate) async fn serve(
 
 /// Notes what arrived, as it arrived.
 fn receive(hub: &hub::Hub, req: &Request<Incoming>) {
-    let credential = req
+    let secret = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            let secret = match v.split_once(' ') {
-                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
-                    ghapp_gitproto::basic::parse(v).map_or_else(|| rest.to_owned(), |(_, p)| p)
-                }
-                Some((_, rest)) => rest.trim().to_owned(),
-                None => v.to_owned(),
-            };
-            if secret.starts_with("eyJ") && secret.matches('.').count() == 2 {
-                "jwt".to_owned()
-            } else {
-                fingerprint(&secret)
+        .map(|v| match v.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+                ghapp_gitproto::basic::parse(v).map_or_else(|| rest.to_owned(), |(_, p)| p)
             }
+            Some((_, rest)) => rest.trim().to_owned(),
+            None => v.to_owned(),
         });
+    let credential = secret.as_deref().map(|secret| {
+        if secret.starts_with("eyJ") && secret.matches('.').count() == 2 {
+            "jwt".to_owned()
+        } else {
+            fingerprint(secret)
+        }
+    });
+    let permissions = secret.as_deref().and_then(|secret| {
+        hub.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(secret)
+            .map(|t| t.permissions.clone())
+    });
     let target = req
         .uri()
         .path_and_query()
@@ -83,6 +90,7 @@ fn receive(hub: &hub::Hub, req: &Request<Incoming>) {
         method: req.method().to_string(),
         target,
         credential,
+        permissions,
         headers: req
             .headers()
             .keys()

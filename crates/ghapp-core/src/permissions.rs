@@ -59,6 +59,18 @@ impl Permissions {
         .collect()
     }
 
+    /// What reading a repository and its pull requests needs, nothing more: the token of a
+    /// sandbox in observe mode.
+    pub fn read_only_for_git() -> Permissions {
+        [
+            ("contents", Level::Read),
+            ("metadata", Level::Read),
+            ("pull_requests", Level::Read),
+        ]
+        .into_iter()
+        .collect()
+    }
+
     /// `NAME=LEVEL`, as `ghapp token --permission` takes it: a permission GitHub Apps have
     /// ([`KNOWN`]) at a level it takes.
     pub fn parse_pair(s: &str) -> Result<(String, Level), String> {

@@ -287,6 +287,99 @@ pub fn reject_report(rejected: &[(String, String)], sideband: bool, message: &st
     out
 }
 
+/// What receive-pack advertises, in the order `git-receive-pack` does: the capabilities a
+/// push through the proxy may use (design section 15).
+pub const RECEIVE_CAPABILITIES: &str =
+    "report-status delete-refs side-band-64k quiet atomic ofs-delta push-options agent=ghapp-proxy";
+
+/// The most refs [`advertisement_from_upload`] reads (GitHub's largest repositories have a few
+/// hundred thousand; past this the advertisement is refused rather than held).
+pub const MAX_ADVERTISED_REFS: usize = 500_000;
+
+/// A receive-pack advertisement (`info/refs?service=git-receive-pack`, protocol v0) made from
+/// an upload-pack one (protocol v0): the same refs, without `HEAD` and peeled tags (which
+/// receive-pack does not list), with receive-pack's capabilities. For a token that may read but
+/// not push: GitHub refuses it the receive-pack advertisement, and the push is answered by the
+/// proxy (observe mode).
+pub fn advertisement_from_upload(upload: &[u8]) -> Result<Vec<u8>, String> {
+    let mut rest = upload;
+    let mut next = || -> Result<Option<Pkt<'_>>, String> {
+        match pktline::read(rest) {
+            Ok(Some((p, n))) => {
+                rest = &rest[n..];
+                Ok(Some(p))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("the upload-pack advertisement: {e}")),
+        }
+    };
+    let mut refs: Vec<(String, String)> = Vec::new();
+    let mut header = true;
+    loop {
+        let Some(p) = next()? else {
+            return Err("the upload-pack advertisement ends before its flush".into());
+        };
+        let line = match p {
+            Pkt::Flush if header => {
+                header = false;
+                continue;
+            }
+            Pkt::Flush => break,
+            Pkt::Data(d) => d,
+            _ => return Err("the upload-pack advertisement has a delimiter (protocol v2?)".into()),
+        };
+        if header {
+            if line.starts_with(b"# service=") {
+                continue;
+            }
+            // No "# service" header (a dumb reply): the refs start at once.
+            header = false;
+        }
+        if line.starts_with(b"version ") {
+            return Err("the upload-pack advertisement is protocol v2, not v0".into());
+        }
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.split(|b| *b == 0).next().unwrap_or_default();
+        let text = std::str::from_utf8(line)
+            .map_err(|_| "the upload-pack advertisement has a ref line that is not UTF-8")?;
+        let Some((oid, name)) = text.split_once(' ') else {
+            return Err(format!(
+                "the upload-pack advertisement has a line without a ref: {text:?}"
+            ));
+        };
+        if oid.len() != 40 || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "the upload-pack advertisement has a bad object id {oid:?}"
+            ));
+        }
+        if name == "HEAD" || name.ends_with("^{}") || name == "capabilities^{}" {
+            continue;
+        }
+        if refs.len() >= MAX_ADVERTISED_REFS {
+            return Err(format!(
+                "the repository has over {MAX_ADVERTISED_REFS} refs"
+            ));
+        }
+        refs.push((oid.to_owned(), name.to_owned()));
+    }
+    let mut out = Vec::new();
+    pktline::write(&mut out, b"# service=git-receive-pack\n");
+    pktline::flush(&mut out);
+    if refs.is_empty() {
+        refs.push(("0".repeat(40), "capabilities^{}".to_owned()));
+    }
+    for (i, (oid, name)) in refs.iter().enumerate() {
+        let line = if i == 0 {
+            format!("{oid} {name}\0{RECEIVE_CAPABILITIES}\n")
+        } else {
+            format!("{oid} {name}\n")
+        };
+        pktline::write(&mut out, line.as_bytes());
+    }
+    pktline::flush(&mut out);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +500,61 @@ mod tests {
             "refs/heads/a@{1}",
         ] {
             assert!(!valid_refname(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_receive_advertisement_from_an_upload_one() {
+        let mut up = Vec::new();
+        pktline::write(&mut up, b"# service=git-upload-pack\n");
+        pktline::flush(&mut up);
+        pktline::write(
+            &mut up,
+            format!("{A} HEAD\0multi_ack thin-pack symref=HEAD:refs/heads/main\n").as_bytes(),
+        );
+        pktline::write(&mut up, format!("{A} refs/heads/main\n").as_bytes());
+        pktline::write(&mut up, format!("{B} refs/tags/v1\n").as_bytes());
+        pktline::write(&mut up, format!("{A} refs/tags/v1^{{}}\n").as_bytes());
+        pktline::flush(&mut up);
+        let out = advertisement_from_upload(&up).unwrap();
+        let mut want = Vec::new();
+        pktline::write(&mut want, b"# service=git-receive-pack\n");
+        pktline::flush(&mut want);
+        pktline::write(
+            &mut want,
+            format!("{A} refs/heads/main\0{RECEIVE_CAPABILITIES}\n").as_bytes(),
+        );
+        pktline::write(&mut want, format!("{B} refs/tags/v1\n").as_bytes());
+        pktline::flush(&mut want);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&want)
+        );
+
+        // An empty repository: the capabilities on the zero id.
+        let mut empty = Vec::new();
+        pktline::write(&mut empty, b"# service=git-upload-pack\n");
+        pktline::flush(&mut empty);
+        pktline::write(
+            &mut empty,
+            format!("{Z} capabilities^{{}}\0agent=x\n").as_bytes(),
+        );
+        pktline::flush(&mut empty);
+        let out = String::from_utf8(advertisement_from_upload(&empty).unwrap()).unwrap();
+        assert!(
+            out.contains(&format!("{Z} capabilities^{{}}\0report-status")),
+            "{out}"
+        );
+
+        // Broken or unexpected answers are errors, never a panic.
+        for bad in [
+            &b""[..],
+            b"0000",
+            b"zzzz",
+            b"001e# service=git-upload-pack\n0000000eversion 2\n0000",
+            b"0008abc\n0000",
+        ] {
+            assert!(advertisement_from_upload(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -7,6 +7,9 @@
 //! | `GET /v1/sandboxes`, `GET /v1/sandboxes/{name}` | the sandboxes (the file's and the store's) and their rules |
 //! | `PATCH /v1/sandboxes/{name}` | changes a stored sandbox's keys (e.g. `repos`) |
 //! | `DELETE /v1/sandboxes/{name}` | disconnects it: its tokens revoked at GitHub and dropped, its tunnels closed, new ones refused |
+//! | `GET /v1/approvals[?status=S]`, `GET /v1/approvals/{id}` | pull requests held for a human (learning, assisted) |
+//! | `POST /v1/approvals/{id}/approve`, `POST /v1/approvals/{id}/deny` | decides one: the proxy creates the pull request, or the agent is told the reason |
+//! | `GET /v1/proposals[?sandbox=NAME]`, `GET /v1/proposals/{id}` | what observe-mode sandboxes would have done (one with its diff) |
 //!
 //! Described in `docs/reference/admin-api.yaml` (OpenAPI).
 
@@ -96,6 +99,11 @@ impl Proxy {
             Ok(b) => b,
             Err(r) => return r,
         };
+        if let Some(rest) = path.strip_prefix("/v1/proposals") {
+            return self
+                .admin_proposals(&parts.method, rest, parts.uri.query())
+                .await;
+        }
         if let Some(rest) = path.strip_prefix("/v1/approvals") {
             return self
                 .admin_approvals(&parts.method, rest, parts.uri.query(), body)
@@ -136,7 +144,48 @@ impl Proxy {
             },
             _ => error(
                 StatusCode::NOT_FOUND,
-                "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}, GET /v1/approvals[/{id}], POST /v1/approvals/{id}/approve|deny",
+                "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}, GET /v1/approvals[/{id}], POST /v1/approvals/{id}/approve|deny, GET /v1/proposals[/{id}]",
+            ),
+        }
+    }
+
+    /// `GET /v1/proposals[?sandbox=NAME]` (newest first, without diffs) and
+    /// `GET /v1/proposals/{id}` (with its diff); `rest` is the path after `/v1/proposals`.
+    async fn admin_proposals(
+        &self,
+        method: &Method,
+        rest: &str,
+        query: Option<&str>,
+    ) -> Response<Body> {
+        let Some(store) = self.store.get() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state store is not open",
+            );
+        };
+        let id = rest.trim_start_matches('/');
+        match (method, id) {
+            (&Method::GET, "") => {
+                let sandbox = query
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .find_map(|kv| kv.strip_prefix("sandbox="));
+                match store.proposals(sandbox).await {
+                    Ok(all) => answer(StatusCode::OK, &json!(all)),
+                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                }
+            }
+            (&Method::GET, id) => match id.parse::<i64>() {
+                Ok(n) => match store.proposal(n).await {
+                    Ok(Some(p)) => answer(StatusCode::OK, &json!(p)),
+                    Ok(None) => error(StatusCode::NOT_FOUND, format!("no proposal {n}")),
+                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                },
+                Err(_) => error(StatusCode::NOT_FOUND, format!("no proposal {id}")),
+            },
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "proposals: GET /v1/proposals[?sandbox=NAME], GET /v1/proposals/{id}",
             ),
         }
     }

@@ -50,6 +50,8 @@ pub enum Decision {
     Deny,
     /// Held for a human (a learning sandbox's pull request).
     Held,
+    /// Recorded as a proposal, not done (a sandbox in observe mode).
+    Proposed,
 }
 
 impl Decision {
@@ -58,6 +60,7 @@ impl Decision {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
             Decision::Held => "held",
+            Decision::Proposed => "proposed",
         }
     }
 }
@@ -100,6 +103,9 @@ pub struct Event {
     /// A push's inspection: what it found (accepted pushes) and the bytes sent on to GitHub.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<PushSummary>,
+    /// The proposal an observe-mode push or pull request was recorded as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<i64>,
 }
 
 /// What push inspection saw (design section 13).
@@ -193,6 +199,7 @@ impl Event {
             latency_ms: 0,
             token: None,
             push: None,
+            proposal: None,
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod limits;
 mod live;
 pub mod metrics;
 mod nodes;
+mod observe;
 mod page;
 mod policy;
 mod preflight;
@@ -328,6 +329,13 @@ impl Proxy {
             Ok(t) => t,
             Err(r) => return p.refuse(r),
         };
+        if observe::answers_refs(
+            &o.sandbox,
+            p.event.service,
+            parts.method == hyper::Method::GET,
+        ) {
+            return self.observe_refs(plan.url, &token, p).await;
+        }
         p.event.decision = Decision::Allow;
         let up = Upstream {
             method: parts.method,
@@ -359,9 +367,7 @@ impl Proxy {
         };
         p.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let checked = match plan.body {
-            BodyPlan::PullHead
-                if matches!(sb.cfg.mode, config::Mode::Learning | config::Mode::Assisted) =>
-            {
+            BodyPlan::PullHead if sb.cfg.mode != config::Mode::Autonomous => {
                 if let Err(r) = policy::pull_head(sb, &plan.repo, &bytes) {
                     return Err(p.refuse(r));
                 }
@@ -374,6 +380,11 @@ impl Proxy {
                         )));
                     }
                 };
+                if sb.cfg.mode == config::Mode::Observe {
+                    return Err(self
+                        .propose_pull(sb, &plan.repo, ask, respond::Form::Json, p)
+                        .await);
+                }
                 match self.needs_approval(sb, &plan.repo, &ask).await {
                     Ok(None) => Ok(bytes),
                     Ok(Some(why)) => {
@@ -393,6 +404,12 @@ impl Proxy {
                         p.event.repo = Some(repo.to_string());
                         return Err(self
                             .hold(sb, &repo, ask, &why, respond::Form::Graphql, p)
+                            .await);
+                    }
+                    Err(nodes::Stop::Proposed(repo, ask)) => {
+                        p.event.repo = Some(repo.to_string());
+                        return Err(self
+                            .propose_pull(sb, &repo, ask, respond::Form::Graphql, p)
                             .await);
                     }
                     Err(nodes::Stop::Refused(r)) => Err(r),

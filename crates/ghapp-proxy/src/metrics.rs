@@ -78,6 +78,7 @@ pub struct Metrics {
     pub auth_failures: Family<KindLabels, Counter>,
     pub webhooks: Family<KindLabels, Counter>,
     pub approvals: Family<KindLabels, Counter>,
+    pub proposals: Family<KindLabels, Counter>,
     pub connections_refused: Family<LimitLabels, Counter>,
     pub accept_errors: Counter,
     pub mints: Counter,
@@ -102,6 +103,7 @@ impl Default for Metrics {
             auth_failures: Family::default(),
             webhooks: Family::default(),
             approvals: Family::default(),
+            proposals: Family::default(),
             connections_refused: Family::default(),
             accept_errors: Counter::default(),
             mints: Counter::default(),
@@ -134,6 +136,11 @@ impl Default for Metrics {
             "ghapp_proxy_approvals",
             "Learning sandboxes' pull requests: held, answered, approved, denied, closed",
             m.approvals.clone(),
+        );
+        registry.register(
+            "ghapp_proxy_proposals",
+            "Observe-mode sandboxes' pushes and pull requests recorded as proposals",
+            m.proposals.clone(),
         );
         registry.register(
             "ghapp_proxy_webhooks",
@@ -208,6 +215,11 @@ impl Metrics {
     /// `denied`, `closed`.
     pub fn approval(&self, kind: &'static str) {
         self.approvals.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// A proposal recorded: `push` or `pull_request`.
+    pub fn proposal(&self, kind: &'static str) {
+        self.proposals.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// A webhook delivery: `accepted`, `redelivery` or `bad_signature`.

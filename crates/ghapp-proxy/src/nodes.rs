@@ -126,6 +126,8 @@ pub(crate) enum Stop {
     Refused(Refusal),
     /// Held: the repository, what was asked, and why it waits.
     Held(ghapp_gitproto::repo::RepoName, approvals::Ask, String),
+    /// To be recorded as a proposal, not done (observe mode).
+    Proposed(ghapp_gitproto::repo::RepoName, approvals::Ask),
 }
 
 impl From<Refusal> for Stop {
@@ -150,8 +152,9 @@ impl Proxy {
         let ids: Vec<&str> = checks.iter().flat_map(|(_, c)| c.ids()).collect();
         let nodes = self.resolve_nodes(sb, &ids).await?;
         match graphql::decide(sb, &checks, &nodes) {
-            Ok(repo) if matches!(sb.cfg.mode, config::Mode::Learning | config::Mode::Assisted) => {
-                // A createPullRequest that needs a human is held, never forwarded.
+            Ok(repo) if sb.cfg.mode != config::Mode::Autonomous => {
+                // A createPullRequest that needs a human is held, one in observe mode
+                // recorded; neither is forwarded.
                 let held = checks.iter().find_map(|(_, c)| match c {
                     graphql::Check::CreatePull {
                         head,
@@ -178,6 +181,11 @@ impl Proxy {
                         )));
                     }
                 };
+                if sb.cfg.mode == config::Mode::Observe
+                    && let Some(ask) = held
+                {
+                    return Err(Stop::Proposed(repo, ask));
+                }
                 let why = match &held {
                     Some(ask) => self.needs_approval(sb, &repo, ask).await?,
                     None => None,

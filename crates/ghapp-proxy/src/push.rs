@@ -48,6 +48,9 @@ impl Proxy {
                 .fetch_add(body::drain(body).await, Ordering::Relaxed);
             return Err(push_refused(p, refused));
         }
+        if sb.cfg.mode == crate::config::Mode::Observe {
+            return Err(self.observe_push(section, body, o, plan, p).await);
+        }
         // Deletes and git's probe carry no pack: nothing to inspect.
         let has_pack = section.commands.commands.iter().any(|c| !c.is_delete());
         if !sb.cfg.rules.inspect || !has_pack {

@@ -62,7 +62,8 @@ impl Sandbox {
         !self.push.patterns.is_empty()
     }
 
-    /// One token per sandbox and owner: narrowed to the sandbox's repositories of that owner.
+    /// One token per sandbox and owner: narrowed to the sandbox's repositories of that owner;
+    /// read-only in observe mode (design section 15).
     pub(crate) fn token_request(&self, owner: &str) -> TokenRequest {
         TokenRequest {
             owner: Some(owner.to_owned()),
@@ -73,7 +74,11 @@ impl Sandbox {
                 .filter(|r| r.is_owned_by(owner))
                 .map(|r| r.repo().to_owned())
                 .collect(),
-            permissions: Permissions::default_for_git(),
+            permissions: if self.cfg.mode == crate::config::Mode::Observe {
+                Permissions::read_only_for_git()
+            } else {
+                Permissions::default_for_git()
+            },
             fit: true,
         }
     }

@@ -16,6 +16,7 @@ use sqlx::any::AnyPoolOptions;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_control_plane.sql")),
     (2, include_str!("../migrations/0002_approvals.sql")),
+    (3, include_str!("../migrations/0003_proposals.sql")),
 ];
 
 /// A pull request held for a human (learning mode).
@@ -115,6 +116,23 @@ pub enum StoreError {
 
 /// The most pull requests one sandbox may have waiting for approval.
 pub const MAX_PENDING: i64 = 100;
+/// The proposals kept per sandbox: recording one more drops its oldest.
+pub const MAX_PROPOSALS: i64 = 200;
+
+/// What a sandbox in observe mode would have done, recorded instead (design section 15).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Proposal {
+    pub id: i64,
+    pub sandbox: String,
+    pub repo: String,
+    /// `push` or `pull_request`.
+    pub kind: String,
+    /// A push: `refs`, `commits`, `paths`; a pull request: `title`, `body`, `head`, `base`.
+    pub detail: serde_json::Value,
+    /// A push's diff (bounded; `detail.diff_truncated` says when cut).
+    pub diff: String,
+    pub created_at: i64,
+}
 
 fn db(e: sqlx::Error) -> StoreError {
     StoreError::Db(e.to_string())
@@ -358,6 +376,90 @@ impl Store {
 }
 
 impl Store {
+    /// Records a proposal (its id given here); past [`MAX_PROPOSALS`] for its sandbox the
+    /// oldest are dropped.
+    pub async fn propose(&self, p: &Proposal) -> Result<Proposal, StoreError> {
+        for _ in 0..3 {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 FROM proposals")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?
+                .try_get(0)
+                .map_err(db)?;
+            let inserted = sqlx::query(
+                "INSERT INTO proposals (id, sandbox, repo, kind, detail, diff, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(&p.sandbox)
+            .bind(&p.repo)
+            .bind(&p.kind)
+            .bind(p.detail.to_string())
+            .bind(&p.diff)
+            .bind(now())
+            .execute(&mut *tx)
+            .await;
+            // Another replica took the id: try the next.
+            if inserted.is_err() {
+                continue;
+            }
+            sqlx::query(
+                "DELETE FROM proposals WHERE sandbox = $1 AND id NOT IN (SELECT id FROM proposals WHERE sandbox = $1 ORDER BY id DESC LIMIT $2)",
+            )
+            .bind(&p.sandbox)
+            .bind(MAX_PROPOSALS)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            self.commit(tx, false).await?;
+            return self
+                .proposal(id)
+                .await?
+                .ok_or_else(|| StoreError::Missing(format!("proposal {id}")));
+        }
+        Err(StoreError::Db("cannot record the proposal".into()))
+    }
+
+    pub async fn proposal(&self, id: i64) -> Result<Option<Proposal>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(proposal).transpose()
+    }
+
+    /// Proposals, newest first, without their diffs; only `sandbox`'s when given.
+    pub async fn proposals(&self, sandbox: Option<&str>) -> Result<Vec<Proposal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, sandbox, repo, kind, detail, '', created_at FROM proposals WHERE $1 = '' OR sandbox = $1 ORDER BY id DESC LIMIT 1000",
+        )
+        .bind(sandbox.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(proposal).collect()
+    }
+}
+
+const PROPOSAL_COLUMNS: &str = "id, sandbox, repo, kind, detail, diff, created_at";
+
+fn proposal(r: &sqlx::any::AnyRow) -> Result<Proposal, StoreError> {
+    let detail: String = r.try_get(4).map_err(db)?;
+    Ok(Proposal {
+        id: r.try_get(0).map_err(db)?,
+        sandbox: r.try_get(1).map_err(db)?,
+        repo: r.try_get(2).map_err(db)?,
+        kind: r.try_get(3).map_err(db)?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+        diff: r.try_get(5).map_err(db)?,
+        created_at: r.try_get(6).map_err(db)?,
+    })
+}
+
+impl Store {
     /// Holds a pull request for approval: the latest request of this sandbox for the same
     /// repository, head and base if there is one (pending, or decided: asking again gets the
     /// same answer), else a new pending one.
@@ -583,6 +685,41 @@ mod tests {
             vec![("d-1".into(), ping)]
         );
         assert!(Store::open("mysql://x").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn proposals_are_recorded_and_bounded_per_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
+            .await
+            .unwrap();
+        let p = |sandbox: &str, n: i64| Proposal {
+            id: 0,
+            sandbox: sandbox.into(),
+            repo: "o/r".into(),
+            kind: "push".into(),
+            detail: serde_json::json!({ "n": n }),
+            diff: format!("diff {n}"),
+            created_at: 0,
+        };
+        let first = s.propose(&p("a", 0)).await.unwrap();
+        assert_eq!((first.id, first.diff.as_str()), (1, "diff 0"));
+        s.propose(&p("b", 0)).await.unwrap();
+        for n in 1..=MAX_PROPOSALS {
+            s.propose(&p("a", n)).await.unwrap();
+        }
+        let a = s.proposals(Some("a")).await.unwrap();
+        assert_eq!(a.len() as i64, MAX_PROPOSALS, "the oldest of a dropped");
+        assert_eq!(a[0].detail["n"], MAX_PROPOSALS);
+        assert!(a.iter().all(|p| p.diff.is_empty()), "lists carry no diff");
+        assert!(s.proposal(1).await.unwrap().is_none());
+        assert_eq!(
+            s.proposals(Some("b")).await.unwrap().len(),
+            1,
+            "b untouched"
+        );
+        let last = s.proposal(a[0].id).await.unwrap().unwrap();
+        assert_eq!(last.diff, format!("diff {MAX_PROPOSALS}"));
     }
 
     #[tokio::test]

@@ -120,6 +120,38 @@ pub enum Command {
     /// Pull requests learning sandboxes asked for: list, show, approve (the proxy creates it),
     /// deny (the agent is told why). A client of the proxy's admin API.
     Approvals(ApprovalsArgs),
+    /// What observe-mode sandboxes would have done (pushes with their diffs, pull requests),
+    /// recorded instead: list, show. A client of the proxy's admin API.
+    Proposals(ProposalsArgs),
+}
+
+/// `ghapp proposals`.
+#[derive(Args, Debug, Clone)]
+pub struct ProposalsArgs {
+    /// The proxy's admin API (its `admin_listen`).
+    #[arg(long, env = "GHAPP_ADMIN_URL", global = true)]
+    pub admin_url: Option<String>,
+    #[command(subcommand)]
+    pub command: ProposalsCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ProposalsCommand {
+    /// Newest first: id, sandbox, repository, what it would have done.
+    List {
+        /// Only this sandbox's.
+        #[arg(long)]
+        sandbox: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One proposal: a push's refs, commits, changed paths and diff; a pull request's head,
+    /// base, title and body.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `ghapp approvals`.

@@ -115,6 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo => demo::run(),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Approvals(args) => sandbox::approvals(args),
+        Command::Proposals(args) => sandbox::proposals(args),
         Command::Setup(args) => setup::run(args, &args.app.overrides()),
         Command::Doctor(args) => {
             let repo = args.repo.as_deref().map(parse_repo).transpose()?;

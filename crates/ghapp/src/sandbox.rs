@@ -1,4 +1,5 @@
-//! `ghapp sandbox add|list|show|set|disconnect` and `ghapp approvals list|show|approve|deny`:
+//! `ghapp sandbox add|list|show|set|disconnect`, `ghapp approvals list|show|approve|deny` and
+//! `ghapp proposals list|show`:
 //! clients of the proxy's admin API (`GHAPP_ADMIN_URL`, `GHAPP_ADMIN_TOKEN`).
 
 use std::process::ExitCode;
@@ -7,7 +8,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::Usage;
-use crate::cli::{ApprovalsArgs, ApprovalsCommand, SandboxArgs, SandboxCommand, SandboxPolicy};
+use crate::cli::{
+    ApprovalsArgs, ApprovalsCommand, ProposalsArgs, ProposalsCommand, SandboxArgs, SandboxCommand,
+    SandboxPolicy,
+};
 use crate::out::outln;
 
 pub(crate) fn run(args: &SandboxArgs) -> Result<ExitCode> {
@@ -18,6 +22,11 @@ pub(crate) fn run(args: &SandboxArgs) -> Result<ExitCode> {
 pub(crate) fn approvals(args: &ApprovalsArgs) -> Result<ExitCode> {
     let (api, rt) = connect(args.admin_url.as_deref())?;
     rt.block_on(api.approvals(&args.command))
+}
+
+pub(crate) fn proposals(args: &ProposalsArgs) -> Result<ExitCode> {
+    let (api, rt) = connect(args.admin_url.as_deref())?;
+    rt.block_on(api.proposals(&args.command))
 }
 
 fn connect(url: Option<&str>) -> Result<(Api, tokio::runtime::Runtime)> {
@@ -136,6 +145,33 @@ impl Api {
                     outln!("{}", one["body"].as_str().unwrap_or_default());
                 }
             }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn proposals(&self, c: &ProposalsCommand) -> Result<ExitCode> {
+        use reqwest::Method;
+        let (v, json) = match c {
+            ProposalsCommand::List { sandbox, json } => {
+                let path = match sandbox {
+                    Some(s) => format!("/v1/proposals?sandbox={s}"),
+                    None => "/v1/proposals".to_owned(),
+                };
+                (self.call(Method::GET, &path, None).await?, *json)
+            }
+            ProposalsCommand::Show { id, json } => (
+                self.call(Method::GET, &format!("/v1/proposals/{id}"), None)
+                    .await?,
+                *json,
+            ),
+        };
+        if json {
+            outln!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        match &v {
+            Value::Array(all) => all.iter().for_each(|p| outln!("{}", proposal_line(p))),
+            one => outln!("{}", proposal_text(one)),
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -304,6 +340,80 @@ fn line(v: &Value) {
 /// `s` quoted for a POSIX shell.
 fn shell(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// One proposal in a line: id, sandbox, repository, what it would have done.
+fn proposal_line(p: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let d = &p["detail"];
+    let what = match p["kind"].as_str() {
+        Some("push") => {
+            let refs: Vec<String> = d["refs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| s(&r["ref"]))
+                .collect();
+            format!(
+                "push {}: {} commits, {} paths",
+                refs.join(" "),
+                d["commits_total"],
+                d["paths_total"]
+            )
+        }
+        _ => format!(
+            "pull request {} -> {}: {}",
+            s(&d["head"]),
+            s(&d["base"]),
+            s(&d["title"])
+        ),
+    };
+    format!(
+        "{}\t{}\t{}\t{what}",
+        p["id"],
+        s(&p["sandbox"]),
+        s(&p["repo"])
+    )
+}
+
+/// One proposal whole: its line, then a push's refs, commits, paths and diff, or a pull
+/// request's body.
+fn proposal_text(p: &Value) -> String {
+    use std::fmt::Write;
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let d = &p["detail"];
+    let mut out = proposal_line(p);
+    out.push('\n');
+    if p["kind"] == "push" {
+        for r in d["refs"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "ref {} {} -> {}",
+                s(&r["ref"]),
+                s(&r["old"]),
+                s(&r["new"])
+            );
+        }
+        for c in d["commits"].as_array().into_iter().flatten() {
+            let first = s(&c["message"])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let _ = writeln!(out, "commit {} {} {first}", s(&c["id"]), s(&c["author"]));
+        }
+        for f in d["paths"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "{}\t{}", s(&f["status"]), s(&f["path"]));
+        }
+        out.push('\n');
+        out.push_str(&s(&p["diff"]));
+        if d["diff_truncated"] == true {
+            out.push_str("\n(the diff is cut here: the proxy keeps the first MiB)\n");
+        }
+    } else {
+        out.push_str(&s(&d["body"]));
+    }
+    out
 }
 
 /// Who decides, for the record: `$USER`, else "ghapp approvals".

@@ -397,12 +397,10 @@ impl ProxyConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if state.is_none()
-            && let Some(s) = sandboxes
-                .iter()
-                .find(|s| matches!(s.mode, Mode::Learning | Mode::Assisted))
+            && let Some(s) = sandboxes.iter().find(|s| s.mode != Mode::Autonomous)
         {
             return Err(ConfigError(format!(
-                "proxy config {origin}: sandbox {:?}: mode = \"{}\" holds pull requests in the state store: set state = \"sqlite:PATH\" (or admin_listen, to approve them)",
+                "proxy config {origin}: sandbox {:?}: mode = \"{}\" keeps pull requests (held or proposed) in the state store: set state = \"sqlite:PATH\" (or admin_listen, to see and approve them)",
                 s.name,
                 s.mode.as_str()
             )));

@@ -348,11 +348,6 @@ impl FileSandbox {
         }
         let rules = file_rules!(s).build(default_rules, &fail)?;
         let mode = s.mode.or(defaults.mode).unwrap_or_default();
-        if mode == Mode::Observe {
-            return Err(fail(
-                "mode = \"observe\" is not in this version of the proxy yet: use \"learning\" (every pull request held for approval), \"assisted\" or \"autonomous\"".into(),
-            ));
-        }
         let d = Significant::default();
         let (own, def) = (
             s.significant.clone().unwrap_or_default(),

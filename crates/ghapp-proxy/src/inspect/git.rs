@@ -327,6 +327,8 @@ fn safe(s: &str) -> String {
 pub(crate) struct Ran {
     pub code: i32,
     pub out: Vec<u8>,
+    /// stdout went on past [`OUTPUT_LIMIT`] (the rest was dropped).
+    pub truncated: bool,
     pub err: Vec<u8>,
     what: String,
 }
@@ -373,10 +375,15 @@ pub(crate) async fn exec(
         };
         let read_out = async {
             let mut buf = Vec::new();
+            let mut more = 0;
             if let Some(o) = out.as_mut() {
                 let _ = o.take(OUTPUT_LIMIT as u64).read_to_end(&mut buf).await;
+                // The rest is read and dropped, so git is never left blocked on a full pipe.
+                more = tokio::io::copy(o, &mut tokio::io::sink())
+                    .await
+                    .unwrap_or(0);
             }
-            buf
+            (buf, more > 0)
         };
         let read_err = async {
             let mut buf = Vec::new();
@@ -385,17 +392,18 @@ pub(crate) async fn exec(
             }
             buf
         };
-        let ((), o, e) = tokio::join!(feed, read_out, read_err);
+        let ((), (o, cut), e) = tokio::join!(feed, read_out, read_err);
         let status = child.wait().await;
-        (status, o, e)
+        (status, o, cut, e)
     };
-    let (status, out, err) = tokio::time::timeout(time, work)
+    let (status, out, truncated, err) = tokio::time::timeout(time, work)
         .await
         .map_err(|_| format!("{what} did not finish within {} s", time.as_secs()))?;
     let code = status.map_err(|e| e.to_string())?.code().unwrap_or(-1);
     Ok(Ran {
         code,
         out,
+        truncated,
         err,
         what,
     })

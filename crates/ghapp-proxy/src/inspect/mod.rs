@@ -19,6 +19,7 @@
 //! told the git way, every ref refused with the rule named.
 
 mod git;
+pub(crate) mod observe;
 pub(crate) mod rules;
 
 use std::sync::Arc;

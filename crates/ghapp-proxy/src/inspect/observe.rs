@@ -1,0 +1,215 @@
+//! A push from a sandbox in observe mode (design section 15): read whole into a quarantine
+//! (never sent on), then described for its proposal: the ref updates, the new commits, the
+//! paths they change and the diff, each bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use super::{DECIDE_TIME, Facts, Git, Push, STEP, git};
+
+/// The most commits listed per ref (all are counted).
+const MAX_COMMITS: usize = 100;
+/// The most changed paths listed per push (all are counted).
+const MAX_PATHS: usize = 1000;
+/// The longest commit message kept.
+const MAX_MESSAGE: usize = 4096;
+
+/// What an observed push would have done: the proposal's detail and its diff.
+pub(crate) struct Described {
+    pub detail: Value,
+    pub diff: String,
+}
+
+/// Reads the push's pack into a quarantine (over the repository's mirror, fetched first with
+/// the sandbox's read-only token) and describes what each ref update would have done.
+/// `first` holds the command section and whatever of the pack came with it (from
+/// `consumed`); the pack is bounded by `max_push_bytes` and the idle timeout.
+pub(crate) async fn describe(
+    git: Arc<Git>,
+    push: Push,
+    mut first: Vec<u8>,
+    consumed: usize,
+    mut body: Incoming,
+    bytes_in: Arc<AtomicU64>,
+) -> Result<Described, String> {
+    let refs: Vec<Value> = push
+        .commands
+        .commands
+        .iter()
+        .map(|c| json!({ "ref": c.refname, "old": c.old, "new": c.new }))
+        .collect();
+    let news: Vec<String> = push
+        .commands
+        .commands
+        .iter()
+        .filter(|c| !c.is_delete())
+        .map(|c| c.new.clone())
+        .collect();
+    if news.is_empty() {
+        return Ok(Described {
+            detail: json!({ "refs": refs, "commits": [], "commits_total": 0, "paths": [], "paths_total": 0, "pack_bytes": 0 }),
+            diff: String::new(),
+        });
+    }
+    let mirror = git.mirror(&push.host, &push.repo, &push.fetch_url).await?;
+    git.fetch(&mirror, &push.auth)
+        .await
+        .map_err(|e| format!("fetching the repository failed: {e}"))?;
+    let q = git.quarantine(&mirror)?;
+    let mut index = q.command(&git, Some(&push.auth));
+    index
+        .args(["index-pack", "--stdin", "--fix-thin"])
+        .stdin(std::process::Stdio::piped());
+    let mut index = index
+        .spawn()
+        .map_err(|e| format!("cannot run git index-pack: {e}"))?;
+    let mut stdin = index.stdin.take().ok_or("git index-pack: no stdin")?;
+    let max = push.sb.cfg.rules.max_push_bytes;
+    let mut total = 0u64;
+    let mut next = Some(first.split_off(consumed.min(first.len())));
+    loop {
+        let chunk = match next.take() {
+            Some(c) => bytes::Bytes::from(c),
+            None => match tokio::time::timeout(push.idle, body.frame()).await {
+                Ok(Some(Ok(f))) => match f.into_data() {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                },
+                Ok(None) => break,
+                Ok(Some(Err(_))) => return Err("the push was cut off".into()),
+                Err(_) => return Err("the pack stalled (idle_timeout)".into()),
+            },
+        };
+        bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(format!(
+                "the push is over {} (max_push_bytes)",
+                super::rules::mib(max)
+            ));
+        }
+        stdin
+            .write_all(&chunk)
+            .await
+            .map_err(|_| "git index-pack refused the pack".to_owned())?;
+    }
+    drop(stdin);
+    let out = tokio::time::timeout(DECIDE_TIME, index.wait_with_output())
+        .await
+        .map_err(|_| "indexing the pack took too long".to_owned())?
+        .map_err(|e| format!("git index-pack: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git index-pack refused the pack: {}",
+            git::first_line(&out.stderr)
+        ));
+    }
+    let facts = Facts { git: &git, q: &q };
+    let mut commits = Vec::new();
+    let mut commits_total = 0u64;
+    let mut paths: Vec<Value> = Vec::new();
+    let mut paths_total = 0usize;
+    let mut diff = String::new();
+    let mut truncated = false;
+    for c in push.commands.commands.iter().filter(|c| !c.is_delete()) {
+        let base = if c.is_create() {
+            facts.create_base(&c.new).await?
+        } else {
+            Some(c.old.clone())
+        };
+        let (listed, count) = log(&git, &q, &c.new).await?;
+        commits_total += count;
+        commits.extend(listed.into_iter().map(|mut v| {
+            v["ref"] = json!(c.refname);
+            v
+        }));
+        let Some(base) = base else { continue };
+        for (status, path) in facts.changed(&base, &c.new).await? {
+            paths_total += 1;
+            if paths.len() < MAX_PATHS {
+                paths.push(json!({ "ref": c.refname, "status": status.to_string(), "path": path }));
+            }
+        }
+        // The diff reads the old side's blobs: the mirror has none, so git fetches them (in
+        // one batch) with the sandbox's token.
+        let mut cmd = q.command(&git, Some(&push.auth));
+        cmd.args([
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--stat",
+            "--patch",
+            &base,
+            &c.new,
+        ]);
+        let r = git::exec(cmd, None, STEP).await?;
+        if r.code != 0 {
+            return Err(r.why());
+        }
+        diff.push_str(&format!(
+            "diff for {} ({}..{})\n",
+            c.refname,
+            short(&base),
+            short(&c.new)
+        ));
+        diff.push_str(&String::from_utf8_lossy(&r.out));
+        truncated |= r.truncated;
+    }
+    Ok(Described {
+        detail: json!({
+            "refs": refs,
+            "commits": commits,
+            "commits_total": commits_total,
+            "paths": paths,
+            "paths_total": paths_total,
+            "pack_bytes": total,
+            "diff_truncated": truncated,
+        }),
+        diff,
+    })
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// The commits `new` brings that GitHub does not have: the first [`MAX_COMMITS`] (id,
+/// author, message) and how many in all.
+async fn log(git: &Git, q: &git::Quarantine, new: &str) -> Result<(Vec<Value>, u64), String> {
+    let mut c = q.command(git, None);
+    c.args(["rev-list", "--count", new, "--not", "--all"]);
+    let count = String::from_utf8_lossy(&git::run(c, None, STEP).await?)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let mut c = q.command(git, None);
+    c.args([
+        "log",
+        "-z",
+        "--no-color",
+        &format!("--max-count={MAX_COMMITS}"),
+        "--format=%H%x1f%an <%ae>%x1f%aI%x1f%B",
+        new,
+        "--not",
+        "--all",
+    ]);
+    let out = git::run(c, None, STEP).await?;
+    let listed = out
+        .split(|b| *b == 0)
+        .filter(|r| !r.is_empty())
+        .filter_map(|r| {
+            let text = String::from_utf8_lossy(r);
+            let mut f = text.splitn(4, '\u{1f}');
+            let (id, author, date, message) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            let message: String = message.trim_end().chars().take(MAX_MESSAGE).collect();
+            Some(json!({ "id": id, "author": author, "date": date, "message": message }))
+        })
+        .collect();
+    Ok((listed, count))
+}
