@@ -398,6 +398,77 @@ fn pull_request_answers_match_githubs_schemas() {
         );
         assert_eq!(c["files"][0]["filename"], "pr.txt");
         assert_eq!(c["files"][0]["additions"], 1);
+        // Merging (what an autonomous sandbox with allow_merge may do): an unknown method is
+        // refused; a squash moves main and answers GitHub's merge result; a second merge is
+        // refused as GitHub refuses it.
+        let merge = "/repos/{owner}/{repo}/pulls/{pull_number}/merge";
+        let r = call(
+            &client,
+            Method::PUT,
+            "/repos/octo-org/widgets/pulls/1/merge",
+            Auth::Token(&token),
+            Some(json!({"merge_method": "octopus"})),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 422, "{}", r.message());
+        let before = w.hub_ref("octo-org", "widgets", "refs/heads/main").unwrap();
+        let r = call(
+            &client,
+            Method::PUT,
+            "/repos/octo-org/widgets/pulls/1/merge",
+            Auth::Token(&token),
+            Some(json!({"merge_method": "squash", "sha": "0".repeat(40)})),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 409, "a stale sha: {}", r.message());
+        let r = call(
+            &client,
+            Method::PUT,
+            "/repos/octo-org/widgets/pulls/1/merge",
+            Auth::Token(&token),
+            Some(json!({"merge_method": "squash"})),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.message());
+        assert_valid(
+            &spec,
+            spec.response_schema(merge, "put", 200),
+            &r.body,
+            "PUT merge",
+        );
+        let m: Value = serde_json::from_slice(&r.body).unwrap();
+        let after = w.hub_ref("octo-org", "widgets", "refs/heads/main").unwrap();
+        assert_eq!(m["sha"].as_str(), Some(after.as_str()));
+        assert_ne!(after, before);
+        let r = call(
+            &client,
+            Method::PUT,
+            "/repos/octo-org/widgets/pulls/1/merge",
+            Auth::Token(&token),
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 405, "merged once: {}", r.message());
+        assert_valid(
+            &spec,
+            spec.response_schema(merge, "put", 405),
+            &r.body,
+            "PUT merge 405",
+        );
+        let r = call(
+            &client,
+            Method::GET,
+            "/repos/octo-org/widgets/pulls/1",
+            Auth::Token(&token),
+            None,
+        )
+        .await;
+        let pr: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (pr["merged"].as_bool(), pr["state"].as_str()),
+            (Some(true), Some("closed"))
+        );
+        assert_eq!(pr["merge_commit_sha"].as_str(), Some(after.as_str()));
     });
     assert_eq!(w.hub.pulls()[0].title, "T2");
 }

@@ -13,6 +13,7 @@
 //! | `DELETE /api/v3/installation/token` | token | revokes it (204) |
 //! | `GET /api/v3/repos/{o}/{r}/pulls[?head=&state=&base=]`, `GET …/pulls/{n}` | token (`pull_requests` read) | |
 //! | `POST /api/v3/repos/{o}/{r}/pulls`, `PATCH …/pulls/{n}`, `POST …/issues/{n}/comments` | token (`pull_requests` write) | 422 "Validation Failed" for a missing title, an unknown head or base, no commits between them, or an open PR for the same head and base |
+//! | `PUT /api/v3/repos/{o}/{r}/pulls/{n}/merge` (`merge_method` merge, squash or rebase; `sha`, `commit_title`, `commit_message`) | token (`contents` write) | a merge commit, a squash or the head's commits replayed on the base; 405 when closed, merged or conflicting, 409 for a stale `sha`, 422 for another method |
 //! | `GET /api/v3/repos/{o}/{r}/issues/{n}/comments`, `GET …/pulls/{n}/comments` | token (`pull_requests` read) | GitHub's full issue-comment document; a pull request's review comments are always `[]` |
 //! | `GET /api/v3/repos/{o}/{r}/branches/{branch}` | token | the branch name may hold slashes (raw or `%2F`); the head commit, unprotected |
 //! | `POST /api/graphql` | token (Bearer) | GitHub's published schema, whole and strict (see `graphql`): repositories, pull requests, refs, comments, `node`/`nodes`, `__type`; the pull-request and ref mutations |

@@ -21,6 +21,8 @@ pub(crate) struct Pull {
     pub head_sha: String,
     pub base_sha: String,
     pub comments: Vec<Comment>,
+    /// The commit its merge made on the base branch (`None`: not merged).
+    pub merge_commit_sha: Option<String>,
     /// Who opened it: `SLUG[bot]` for an app token, the user for a personal access token.
     pub author: String,
 }
@@ -171,6 +173,7 @@ pub(crate) fn open(hub: &Hub, t: &IssuedToken, r: &Repo, o: &Open<'_>) -> Result
         head_sha,
         base_sha,
         comments: Vec::new(),
+        merge_commit_sha: None,
         author: actor(hub, t),
     };
     pulls.push(p.clone());
@@ -216,9 +219,9 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
         "active_lock_reason": null,
         "created_at": docs::CREATED,
         "updated_at": docs::CREATED,
-        "closed_at": null,
-        "merged_at": null,
-        "merge_commit_sha": null,
+        "closed_at": p.merge_commit_sha.as_ref().map(|_| docs::CREATED),
+        "merged_at": p.merge_commit_sha.as_ref().map(|_| docs::CREATED),
+        "merge_commit_sha": p.merge_commit_sha,
         "assignee": null,
         "assignees": [],
         "requested_reviewers": [],
@@ -253,8 +256,8 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
     });
     if full {
         for (k, val) in [
-            ("merged", json!(false)),
-            ("mergeable", json!(true)),
+            ("merged", json!(p.merge_commit_sha.is_some())),
+            ("mergeable", json!(p.merge_commit_sha.is_none())),
             ("rebaseable", json!(true)),
             ("mergeable_state", json!("clean")),
             ("merged_by", Value::Null),
@@ -270,6 +273,108 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
         }
     }
     v
+}
+
+/// Why a merge did not happen, in GitHub's words and status.
+pub(crate) struct NotMerged(pub u16, pub String);
+
+/// Merges pull request `p` of `repo` as GitHub's `PUT …/pulls/{n}/merge` does (blocking): a
+/// merge commit, a squash, or the head's commits replayed onto the base, then the base moved
+/// (compare-and-swap); the new base commit.
+pub(crate) fn merge(
+    hub: &Hub,
+    repo: &Repo,
+    p: &Pull,
+    method: &str,
+    title: Option<&str>,
+    message: Option<&str>,
+) -> Result<String, NotMerged> {
+    let not_mergeable = || NotMerged(405, "Pull Request is not mergeable".into());
+    let head = branch_sha(hub, repo, &p.head).ok_or_else(not_mergeable)?;
+    let base = branch_sha(hub, repo, &p.base).ok_or_else(not_mergeable)?;
+    let who = [
+        "-c",
+        "user.name=GitHub",
+        "-c",
+        "user.email=noreply@github.com",
+    ];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = who.to_vec();
+        all.extend_from_slice(args);
+        git(hub, repo, &all)
+    };
+    // The tree of `ours` and `theirs` merged (from `base_of` when given), or not mergeable.
+    let merged_tree = |ours: &str, theirs: &str, base_of: Option<&str>| {
+        let mut args = vec!["merge-tree", "--write-tree"];
+        let mb;
+        if let Some(b) = base_of {
+            mb = format!("--merge-base={b}");
+            args.push(&mb);
+        }
+        args.extend([ours, theirs]);
+        run(&args)
+            .ok()
+            .and_then(|o| o.lines().next().map(str::to_owned))
+            .ok_or_else(not_mergeable)
+    };
+    let default_title = format!("{} (#{})", p.title, p.number);
+    let new = match method {
+        "merge" => {
+            let tree = merged_tree(&base, &head, None)?;
+            let msg = format!(
+                "{}\n\n{}",
+                title.map_or_else(
+                    || format!(
+                        "Merge pull request #{} from {}/{}",
+                        p.number, repo.owner, p.head
+                    ),
+                    str::to_owned
+                ),
+                message.unwrap_or(&p.title)
+            );
+            run(&["commit-tree", &tree, "-p", &base, "-p", &head, "-m", &msg])
+        }
+        "squash" => {
+            let tree = merged_tree(&base, &head, None)?;
+            let msg = format!(
+                "{}\n\n{}",
+                title.unwrap_or(&default_title),
+                message.unwrap_or_default()
+            );
+            run(&["commit-tree", &tree, "-p", &base, "-m", msg.trim_end()])
+        }
+        "rebase" => {
+            let list = run(&[
+                "rev-list",
+                "--reverse",
+                "--no-merges",
+                &format!("{base}..{head}"),
+            ])
+            .map_err(|_| not_mergeable())?;
+            let mut on = base.clone();
+            for c in list.lines() {
+                let tree = merged_tree(&on, c, Some(&format!("{c}^")))?;
+                let msg = run(&["log", "-1", "--format=%B", c]).map_err(|_| not_mergeable())?;
+                on = run(&["commit-tree", &tree, "-p", &on, "-m", &msg])
+                    .map_err(|_| not_mergeable())?;
+            }
+            Ok(on)
+        }
+        _ => {
+            return Err(NotMerged(
+                422,
+                format!("merge_method {method:?} is not one of merge, squash, rebase"),
+            ));
+        }
+    }
+    .map_err(|_| not_mergeable())?;
+    run(&["update-ref", &format!("refs/heads/{}", p.base), &new, &base]).map_err(|_| {
+        NotMerged(
+            409,
+            "Base branch was modified. Review and try the merge again.".into(),
+        )
+    })?;
+    Ok(new)
 }
 
 /// The simple-user document of who wrote a pull request or comment: an app's bot

@@ -91,6 +91,95 @@ async fn get_or_update(c: Ctx, update: bool) -> Answer {
     ))
 }
 
+/// `PUT /repos/{owner}/{repo}/pulls/{number}/merge`: needs contents write; 405 when it is
+/// closed, merged or conflicts, 409 when `sha` is not the head, 422 for an unknown
+/// `merge_method`.
+pub(super) async fn merge(c: Ctx) -> Answer {
+    let t = c.token()?;
+    let r = repo_for_token(&c.hub, &t, c.param(0), c.param(1), "read")?;
+    if !level_covers(
+        t.permissions.get("contents").map_or("", String::as_str),
+        "write",
+    ) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        ));
+    }
+    let n: u64 = c.param(2).parse().map_err(|_| not_found())?;
+    let hub = c.hub.clone();
+    let body =
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(c.req.into_body(), 1 << 20))
+            .await
+            .map_err(|_| err(StatusCode::BAD_REQUEST, "Problems parsing JSON"))?
+            .to_bytes();
+    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Err(err(StatusCode::BAD_REQUEST, "Problems parsing JSON")),
+        }
+    };
+    let p = {
+        let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+        numbered(&mut pulls, &r, n)?.clone()
+    };
+    if p.state != "open" || p.merge_commit_sha.is_some() {
+        return Err(err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Pull Request is not mergeable",
+        ));
+    }
+    let head_now = crate::pulls::branch_sha(&hub, &r, &p.head);
+    if let Some(sha) = v["sha"].as_str()
+        && head_now.as_deref() != Some(sha)
+    {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "Head branch was modified. Review and try the merge again.",
+        ));
+    }
+    let method = v["merge_method"].as_str().unwrap_or("merge").to_owned();
+    let (h, r2, p2) = (hub.clone(), r.clone(), p.clone());
+    let (title, message) = (
+        v["commit_title"].as_str().map(str::to_owned),
+        v["commit_message"].as_str().map(str::to_owned),
+    );
+    let merged = tokio::task::spawn_blocking(move || {
+        crate::pulls::merge(&h, &r2, &p2, &method, title.as_deref(), message.as_deref())
+    })
+    .await
+    .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "merge failed"))?;
+    let sha = match merged {
+        Ok(sha) => sha,
+        Err(crate::pulls::NotMerged(422, why)) => {
+            return Err(json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &crate::pulls::validation_failed("merge_method", "invalid", Some(&why)),
+            ));
+        }
+        Err(crate::pulls::NotMerged(status, why)) => {
+            return Err(err(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::METHOD_NOT_ALLOWED),
+                &why,
+            ));
+        }
+    };
+    {
+        let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(p) = numbered(&mut pulls, &r, n) {
+            p.merge_commit_sha = Some(sha.clone());
+            p.state = "closed".into();
+            p.head_sha = head_now.unwrap_or_default();
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "sha": sha, "merged": true, "message": "Pull Request successfully merged" }),
+    ))
+}
+
 /// Pull request `n` of repository `r`.
 fn numbered<'a>(
     pulls: &'a mut [crate::pulls::Pull],

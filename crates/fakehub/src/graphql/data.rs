@@ -349,7 +349,7 @@ impl Cx<'_> {
             "resourcePath": format!("/{}/{}/pull/{}", r.owner, r.name, p.number),
             "state": state,
             "closed": state != "OPEN",
-            "merged": false,
+            "merged": p.merge_commit_sha.is_some(),
             "isDraft": p.draft,
             "locked": false,
             "headRefName": p.head,
