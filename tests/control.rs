@@ -381,7 +381,7 @@ fn sandboxes_come_and_go_on_postgres() {
 }
 
 #[test]
-fn two_replicas_on_one_postgres_serve_the_same_sandboxes() {
+fn two_replicas_on_one_postgres_serve_the_same_sandboxes_and_approvals() {
     let w = World::new();
     let Some(pg) = Postgres::start(w.root.path()) else {
         panic!("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)");
@@ -421,9 +421,50 @@ fn two_replicas_on_one_postgres_serve_the_same_sandboxes() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Sb { w: &w, env }
-        .clone("octo-org", "widgets", "r-widgets", &[])
+    let sb = Sb {
+        w: &w,
+        env: env.clone(),
+    };
+    sb.clone("octo-org", "widgets", "r-widgets", &[]).ok();
+
+    // Moved to learning on A: B holds its next pull request; approved through A, the pull
+    // request exists and gh-pr through B prints it.
+    ghapp_sandbox(&w, &a, &["set", "agent-r", "--mode", "learning"]).ok();
+    let set = Instant::now();
+    while !ghapp_sandbox(&w, &b, &["show", "agent-r", "--json"])
+        .ok()
+        .stdout
+        .contains("\"learning\"")
+    {
+        assert!(
+            set.elapsed() < Duration::from_secs(2),
+            "B did not see the mode"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let work = w.path("r-widgets");
+    sb.push_new_branch(&work, "agent/r", "r.txt", b"through B\n");
+    sb.git(&work, &["branch", "--set-upstream-to", "origin/agent/r"])
         .ok();
+    let held = gh_pr_open(&w, &env, &work, &["--title", "Held on B"]);
+    assert_eq!(held.code, Some(3), "{held:#?}");
+    assert!(held.stdout.starts_with("held for approval 1:"), "{held:#?}");
+    let pending = ghapp_approvals(&w, &a, &["list"]);
+    assert!(
+        pending
+            .ok()
+            .stdout
+            .contains("agent-r\tocto-org/widgets\tagent/r -> main\tHeld on B"),
+        "A lists what B held: {pending:#?}"
+    );
+    ghapp_approvals(&w, &a, &["approve", "1"]).ok();
+    assert_eq!(w.hub.pulls().len(), 1);
+    let r = gh_pr_open(&w, &env, &work, &["--title", "Held on B"]);
+    assert!(
+        r.ok().stdout.trim().ends_with("/octo-org/widgets/pull/1"),
+        "{r:#?}"
+    );
+
     // A tunnel open on A closes within 2 s of a disconnect made on B.
     let mut t = a.tunnel("agent-r", &secret, &w.hub.git_host());
     let head = t.get_keep_alive("/octo-org/widgets.git/info/refs?service=git-upload-pack");
@@ -744,6 +785,164 @@ fn ghapp_admin(w: &World, p: &ProxyProc, command: &str, args: &[&str]) -> Run {
     let mut all = vec![command];
     all.extend_from_slice(args);
     w.cmd("ghapp").env(&env).args(&all).dir(w.root.path()).run()
+}
+
+/// A REST or GraphQL call as an SDK in the sandbox makes it (through its `HTTPS_PROXY`, trusting
+/// its CA, any token: the proxy puts its own): the status and the JSON answer.
+fn sdk(
+    w: &World,
+    env: &[(String, String)],
+    method: &str,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut args = vec![
+        "-s".to_owned(),
+        "--cacert".to_owned(),
+        var(env, "GIT_SSL_CAINFO"),
+        "-w".to_owned(),
+        "\n%{http_code}".to_owned(),
+        "-X".to_owned(),
+        method.to_owned(),
+        "-H".to_owned(),
+        "Authorization: Bearer placeholder".to_owned(),
+    ];
+    if !body.is_null() {
+        args.extend(["--data".to_owned(), body.to_string()]);
+    }
+    args.push(url.to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = w.cmd("curl").env(env).args(&args).run();
+    let (text, code) = r
+        .stdout
+        .trim()
+        .rsplit_once('\n')
+        .unwrap_or(("", r.stdout.trim()));
+    (
+        code.parse().unwrap_or(0),
+        serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn an_autonomous_sandbox_manages_its_pull_requests_and_merges_only_when_allowed() {
+    let w = World::new();
+    let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
+    let env = add_sandbox(&w, &p, "auto", "autonomous");
+    let sb = Sb {
+        w: &w,
+        env: env.clone(),
+    };
+    sb.clone("octo-org", "widgets", "auto", &[]).ok();
+    let work = w.path("auto");
+    sb.push_new_branch(&work, "agent/auto", "a.txt", b"autonomous\n");
+    sb.git(&work, &["branch", "--set-upstream-to", "origin/agent/auto"])
+        .ok();
+    let api = w.hub.api_url();
+    let pulls = format!("{api}/repos/octo-org/widgets/pulls");
+
+    // Create (gh-pr), update, comment, close: at once, no human.
+    let r = gh_pr_open(
+        &w,
+        &env,
+        &work,
+        &["--title", "Auto", "--body", "By itself."],
+    );
+    assert!(
+        r.ok().stdout.trim().ends_with("/octo-org/widgets/pull/1"),
+        "{r:#?}"
+    );
+    let (code, v) = sdk(
+        &w,
+        &env,
+        "PATCH",
+        &format!("{pulls}/1"),
+        &serde_json::json!({"title": "Auto, renamed"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = sdk(
+        &w,
+        &env,
+        "POST",
+        &format!("{api}/repos/octo-org/widgets/issues/1/comments"),
+        &serde_json::json!({"body": "Done."}),
+    );
+    assert_eq!(code, 201, "{v}");
+
+    // Merging is refused (REST and GraphQL) without allow_merge; GitHub never sees it.
+    let (code, v) = sdk(
+        &w,
+        &env,
+        "PUT",
+        &format!("{pulls}/1/merge"),
+        &serde_json::json!({"merge_method": "squash"}),
+    );
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or_default().contains("sandbox auto may not merge pull requests: merging is for autonomous sandboxes with allow_merge = true"),
+        "{v}"
+    );
+    let node = w.hub.pulls()[0].number;
+    assert_eq!(node, 1);
+    let (code, v) = sdk(
+        &w,
+        &env,
+        "POST",
+        &format!("{}/api/graphql", w.hub.url()),
+        &serde_json::json!({"query": "mutation($id: ID!) { mergePullRequest(input: {pullRequestId: $id}) { pullRequest { merged } } }", "variables": {"id": "PR_anything"}}),
+    );
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap_or_default().contains("mutation mergePullRequest is not allowed: merging is for autonomous sandboxes with allow_merge = true"),
+        "{code} {v}"
+    );
+    assert!(
+        !w.hub
+            .requests()
+            .iter()
+            .any(|q| q.target.ends_with("/merge")),
+        "no merge reached GitHub"
+    );
+    let (code, v) = sdk(
+        &w,
+        &env,
+        "PATCH",
+        &format!("{pulls}/1"),
+        &serde_json::json!({"state": "closed"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let pr = &w.hub.pulls()[0];
+    assert_eq!(
+        (pr.title.as_str(), pr.state.as_str(), pr.comments),
+        ("Auto, renamed", "closed", 1)
+    );
+
+    // With allow_merge (changed through the admin API, in force on the next request): its own
+    // pull request merges.
+    ghapp_sandbox(&w, &p, &["set", "auto", "--allow-merge", "true"]).ok();
+    sb.git(&work, &["switch", "--quiet", "main"]).ok();
+    sb.push_new_branch(&work, "agent/auto2", "b.txt", b"merged by the agent\n");
+    sb.git(
+        &work,
+        &["branch", "--set-upstream-to", "origin/agent/auto2"],
+    )
+    .ok();
+    let r = gh_pr_open(&w, &env, &work, &["--title", "Auto 2"]);
+    assert!(r.ok().stdout.trim().ends_with("/pull/2"), "{r:#?}");
+    let (code, v) = sdk(
+        &w,
+        &env,
+        "PUT",
+        &format!("{pulls}/2/merge"),
+        &serde_json::json!({"merge_method": "squash"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["merged"], true);
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/main")
+            .as_deref(),
+        v["sha"].as_str(),
+        "main moved at GitHub"
+    );
 }
 
 #[test]

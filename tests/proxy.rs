@@ -466,7 +466,7 @@ fn rest_calls_pass_the_allow_list_only() {
             "PUT",
             "/repos/octo-org/widgets/pulls/1/merge",
             Some(r#"{"merge_method":"squash"}"#),
-            "PUT /repos/octo-org/widgets/pulls/1/merge is not allowed for sandbox agent-a",
+            "sandbox agent-a may not merge pull requests: merging is for autonomous sandboxes with allow_merge = true",
         ),
         (
             "GET",
@@ -1276,7 +1276,9 @@ fn pygithub_works_through_the_proxy_and_prints_its_refusals() {
     assert_eq!(out[1], "pull 1 agent/py");
     assert_eq!(out[2], "comment A note from PyGithub.");
     assert!(
-        out[3].starts_with("merge refused 403 ghapp proxy: PUT /repos/octo-org/widgets/pulls/1/merge is not allowed for sandbox agent-a"),
+        out[3].starts_with(
+            "merge refused 403 ghapp proxy: sandbox agent-a may not merge pull requests"
+        ),
         "{r:#?}"
     );
     assert!(

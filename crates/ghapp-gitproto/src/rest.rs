@@ -26,6 +26,9 @@ pub enum RestKind {
     /// `PATCH /repos/{o}/{r}/pulls/{number}`: only a pull request from the sandbox's own
     /// branches.
     UpdatePull(u64),
+    /// `PUT /repos/{o}/{r}/pulls/{number}/merge`: only where merging is allowed, only the
+    /// sandbox's own pull request.
+    MergePull(u64),
 }
 
 /// An allowed REST request.
@@ -169,6 +172,9 @@ pub fn route(
         ("PATCH", ["repos", _, _, "pulls", n]) if number(n) => {
             RestKind::UpdatePull(n.parse().unwrap_or(0))
         }
+        ("PUT", ["repos", _, _, "pulls", n, "merge"]) if number(n) => {
+            RestKind::MergePull(n.parse().unwrap_or(0))
+        }
         ("POST", ["repos", _, _, "issues" | "pulls", n, "comments"]) if number(n) => {
             RestKind::Plain
         }
@@ -248,7 +254,12 @@ mod tests {
         assert!(route("GET", "/repos/o/r/commits/main/check-runs", &[]).is_ok());
         assert_eq!(route("GET", "/user", &[]), Err(RouteError::NotAllowed));
         assert_eq!(
-            route("PUT", "/repos/o/r/pulls/3/merge", &[]),
+            route("PUT", "/repos/o/r/pulls/3/merge", &[]).map(|r| r.kind),
+            Ok(RestKind::MergePull(3)),
+            "named, for the policy to decide (allow_merge)"
+        );
+        assert_eq!(
+            route("PUT", "/repos/o/r/pulls/x/merge", &[]),
             Err(RouteError::NotAllowed)
         );
         let r = route("POST", "/repos/o/r/statuses/abc123", &extra()).unwrap();

@@ -31,6 +31,7 @@ const KEYS: &[&str] = &[
     "repos",
     "push",
     "allow_delete",
+    "allow_merge",
     "rest",
     "force",
     "protected_paths",

@@ -7,10 +7,11 @@
 //! |---|---|
 //! | `createPullRequest` | the repository is the sandbox's, the head a branch it may push |
 //! | `updatePullRequest`, `closePullRequest`, `reopenPullRequest`, `markPullRequestReadyForReview` | the pull request is in one of the sandbox's repositories |
+//! | `mergePullRequest` | `allow_merge = true` in autonomous mode, and the pull request is one of the sandbox's own |
 //! | `addComment` | on a pull request or issue of one of the sandbox's repositories |
 //! | `createCommitOnBranch`, `createRef`, `updateRef`, `updateRefs`, `deleteRef` | the push policy allows the ref (deletes as for git) |
 //!
-//! Everything else (merges, auto-merge, settings, reviews, anything not listed) is refused.
+//! Everything else (auto-merge, settings, reviews, anything not listed) is refused.
 
 use std::collections::HashMap;
 
@@ -123,11 +124,19 @@ fn is_zero(oid: &str) -> bool {
     !oid.is_empty() && oid.bytes().all(|b| b == b'0')
 }
 
-/// Reads an allowed mutation's arguments; a mutation not on the list, or without the
-/// arguments its check needs, is refused.
-pub(crate) fn check(call: &Call) -> Result<Check, String> {
+/// The mutation that merges, allowed only to a sandbox that may merge.
+pub(crate) const MERGE: &str = "mergePullRequest";
+
+/// Reads an allowed mutation's arguments; a mutation not on the list (with `may_merge`, the
+/// list and [`MERGE`]), or without the arguments its check needs, is refused.
+pub(crate) fn check(call: &Call, may_merge: bool) -> Result<Check, String> {
     let name = call.name.as_str();
-    if !ALLOWED.contains(&name) {
+    if name == MERGE && !may_merge {
+        return Err(format!(
+            "mutation {name} is not allowed: merging is for autonomous sandboxes with allow_merge = true"
+        ));
+    }
+    if !ALLOWED.contains(&name) && name != MERGE {
         return Err(format!(
             "mutation {name} is not allowed (policy: GraphQL mutations pass only from the allow-list: {})",
             ALLOWED.join(", ")
@@ -471,8 +480,35 @@ mod tests {
             name: name.into(),
             arguments: [("input".to_owned(), input)].into_iter().collect(),
         };
-        let c = check(&call)?;
+        let c = check(&call, false)?;
         decide(&sandbox(), &[(name.to_owned(), c)], &nodes()).map(|r| r.to_string())
+    }
+
+    #[test]
+    fn merging_only_when_allowed_and_only_its_own() {
+        let call = |pr: &str| Call {
+            name: MERGE.into(),
+            arguments: [("input".to_owned(), json!({ "pullRequestId": pr }))]
+                .into_iter()
+                .collect(),
+        };
+        assert!(
+            check(&call("PR_1"), false)
+                .unwrap_err()
+                .contains("allow_merge")
+        );
+        let sb = sandbox();
+        let decide_one = |pr: &str| {
+            let c = check(&call(pr), true).unwrap();
+            decide(&sb, &[(MERGE.to_owned(), c)], &nodes()).map(|r| r.to_string())
+        };
+        assert_eq!(decide_one("PR_1").as_deref(), Ok("Octo-Org/Widgets"));
+        assert!(
+            decide_one("PR_human")
+                .unwrap_err()
+                .contains("its own branches")
+        );
+        assert!(decide_one("PR_fork").is_err());
     }
 
     #[test]

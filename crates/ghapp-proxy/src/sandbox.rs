@@ -57,6 +57,12 @@ impl Sandbox {
         })
     }
 
+    /// Whether the sandbox may merge its own pull requests: `allow_merge`, in autonomous mode
+    /// only (in the other modes a human decides what lands).
+    pub(crate) fn may_merge(&self) -> bool {
+        self.cfg.allow_merge && self.cfg.mode == crate::config::Mode::Autonomous
+    }
+
     /// Whether the sandbox may push at all (some ref pattern is allowed).
     pub(crate) fn may_push(&self) -> bool {
         !self.push.patterns.is_empty()
@@ -146,6 +152,7 @@ pub(crate) mod tests {
             repos: vec![RepoName::parse("Octo-Org/Widgets").unwrap()],
             push: vec!["agent/*".into()],
             allow_delete: false,
+            allow_merge: false,
             rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
             rules: crate::config::PushRules::default(),
             mode: crate::config::Mode::Autonomous,

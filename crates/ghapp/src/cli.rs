@@ -220,7 +220,12 @@ pub struct SandboxPolicy {
     /// May it delete refs.
     #[arg(long)]
     pub allow_delete: Option<bool>,
-    /// How far its agent is trusted: learning (pull requests held for approval) or autonomous.
+    /// May it merge its own pull requests (autonomous mode only).
+    #[arg(long)]
+    pub allow_merge: Option<bool>,
+    /// How far its agent is trusted: observe (read-only, its work recorded as proposals),
+    /// learning (every pull request held for approval), assisted (significant ones held) or
+    /// autonomous.
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
 }

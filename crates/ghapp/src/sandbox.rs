@@ -73,6 +73,9 @@ fn policy(p: &SandboxPolicy) -> serde_json::Map<String, Value> {
     if let Some(d) = p.allow_delete {
         m.insert("allow_delete".into(), json!(d));
     }
+    if let Some(d) = p.allow_merge {
+        m.insert("allow_merge".into(), json!(d));
+    }
     if let Some(mode) = &p.mode {
         m.insert("mode".into(), json!(mode));
     }

@@ -16,6 +16,7 @@ use super::ConfigError;
 pub(super) struct FileDefaults {
     pub(super) push: Option<Vec<String>>,
     pub(super) allow_delete: Option<bool>,
+    pub(super) allow_merge: Option<bool>,
     pub(super) rest: Option<Vec<String>>,
     pub(super) mode: Option<Mode>,
     pub(super) significant: Option<FileSignificant>,
@@ -144,6 +145,7 @@ pub(super) struct FileSandbox {
     repos: Vec<String>,
     push: Option<Vec<String>>,
     allow_delete: Option<bool>,
+    allow_merge: Option<bool>,
     rest: Option<Vec<String>>,
     mode: Option<Mode>,
     significant: Option<FileSignificant>,
@@ -301,6 +303,8 @@ pub struct SandboxConfig {
     pub repos: Vec<RepoName>,
     pub push: Vec<String>,
     pub allow_delete: bool,
+    /// May merge its own pull requests (autonomous mode only).
+    pub allow_merge: bool,
     /// Extra REST routes: `(METHOD, path pattern)`.
     pub rest: Vec<(String, String)>,
     pub rules: PushRules,
@@ -375,6 +379,7 @@ impl FileSandbox {
             repos,
             push: s.push.or_else(|| defaults.push.clone()).unwrap_or_default(),
             allow_delete: s.allow_delete.or(defaults.allow_delete).unwrap_or(false),
+            allow_merge: s.allow_merge.or(defaults.allow_merge).unwrap_or(false),
             rest,
         })
     }

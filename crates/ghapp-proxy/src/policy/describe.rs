@@ -15,6 +15,7 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> serde_json::Value {
     serde_json::json!({
         "sandbox": sb.name(),
         "mode": sb.cfg.mode.as_str(),
+        "merge": sb.may_merge(),
         "repositories": sb.cfg.repos.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "push": {
             "refs": sb.push.patterns,
@@ -32,7 +33,10 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> serde_json::Value {
         },
         "graphql": {
             "queries": true,
-            "mutations": crate::graphql::ALLOWED,
+            "mutations": crate::graphql::ALLOWED
+                .iter()
+                .chain(sb.may_merge().then_some(&crate::graphql::MERGE))
+                .collect::<Vec<_>>(),
         },
         "lfs": {
             "download": true,

@@ -83,7 +83,7 @@ pub(crate) fn graphql_body(sb: &Sandbox, body: &[u8]) -> Result<GraphqlPlan, Ref
         Ok(graphql::Operation::Mutation(m)) => {
             let mut checks = Vec::new();
             for call in &m.calls {
-                match crate::graphql::check(call) {
+                match crate::graphql::check(call, sb.may_merge()) {
                     Ok(c) => checks.push((call.name.clone(), c)),
                     Err(why) => return refuse(why),
                 }

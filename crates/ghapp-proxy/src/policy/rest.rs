@@ -63,6 +63,23 @@ pub(super) fn rest(
         BodyPlan::PullHead
     } else if let RestKind::UpdatePull(n) = route.kind {
         BodyPlan::OwnPull(n)
+    } else if let RestKind::MergePull(n) = route.kind {
+        if !sb.may_merge() {
+            return answer(
+                Service::Rest,
+                full,
+                Refusal::json(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "sandbox {} may not merge pull requests: merging is for autonomous sandboxes with allow_merge = true (it is {}, allow_merge = {})",
+                        sb.name(),
+                        sb.cfg.mode.as_str(),
+                        sb.cfg.allow_merge
+                    ),
+                ),
+            );
+        }
+        BodyPlan::OwnPull(n)
     } else {
         BodyPlan::Whole
     };
