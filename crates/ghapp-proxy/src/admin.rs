@@ -167,11 +167,10 @@ impl Proxy {
         let id = rest.trim_start_matches('/');
         match (method, id) {
             (&Method::GET, "") => {
-                let sandbox = query
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .find_map(|kv| kv.strip_prefix("sandbox="));
-                match store.proposals(sandbox).await {
+                let sandbox = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "sandbox")
+                    .map(|(_, v)| v.into_owned());
+                match store.proposals(sandbox.as_deref()).await {
                     Ok(all) => answer(StatusCode::OK, &json!(all)),
                     Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
                 }

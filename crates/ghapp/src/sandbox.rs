@@ -157,7 +157,12 @@ impl Api {
         let (v, json) = match c {
             ProposalsCommand::List { sandbox, json } => {
                 let path = match sandbox {
-                    Some(s) => format!("/v1/proposals?sandbox={s}"),
+                    Some(s) => format!(
+                        "/v1/proposals?{}",
+                        form_urlencoded::Serializer::new(String::new())
+                            .append_pair("sandbox", s)
+                            .finish()
+                    ),
                     None => "/v1/proposals".to_owned(),
                 };
                 (self.call(Method::GET, &path, None).await?, *json)

@@ -18,6 +18,8 @@ const MAX_COMMITS: usize = 100;
 const MAX_PATHS: usize = 1000;
 /// The longest commit message kept.
 const MAX_MESSAGE: usize = 4096;
+/// The most of a push's diff kept (all its refs together).
+const MAX_DIFF: usize = 1 << 20;
 
 /// What an observed push would have done: the proposal's detail and its diff.
 pub(crate) struct Described {
@@ -135,6 +137,10 @@ pub(crate) async fn describe(
                 paths.push(json!({ "ref": c.refname, "status": status.to_string(), "path": path }));
             }
         }
+        if diff.len() >= MAX_DIFF {
+            truncated = true;
+            continue;
+        }
         // The diff reads the old side's blobs: the mirror has none, so git fetches them (in
         // one batch) with the sandbox's token.
         let mut cmd = q.command(&git, Some(&push.auth));
@@ -158,8 +164,14 @@ pub(crate) async fn describe(
             short(&base),
             short(&c.new)
         ));
-        diff.push_str(&String::from_utf8_lossy(&r.out));
-        truncated |= r.truncated;
+        let text = String::from_utf8_lossy(&r.out);
+        let room = MAX_DIFF.saturating_sub(diff.len());
+        let mut cut = room.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        diff.push_str(&text[..cut]);
+        truncated |= r.truncated || cut < text.len();
     }
     Ok(Described {
         detail: json!({
