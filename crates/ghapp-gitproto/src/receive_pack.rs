@@ -52,6 +52,11 @@ impl Commands {
             .iter()
             .any(|c| c == cap || c.split_once('=').is_some_and(|(k, _)| k == cap))
     }
+    /// Whether the client asked for a side band (its report then travels in band 1, and a
+    /// message may go in band 2).
+    pub fn sideband(&self) -> bool {
+        self.has_capability("side-band-64k") || self.has_capability("side-band")
+    }
     /// The probe: no command at all (`0000` only).
     pub fn is_probe(&self) -> bool {
         self.commands.is_empty()

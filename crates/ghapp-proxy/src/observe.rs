@@ -118,22 +118,9 @@ impl Proxy {
         p: &mut Pending,
     ) -> Response<Body> {
         let sb = &o.sandbox;
-        let token = match self.token(sb, plan.repo.owner()).await {
-            Ok(t) => t,
+        let push = match self.git_push(sb, &section.commands, plan).await {
+            Ok(push) => push,
             Err(r) => return p.refuse(r),
-        };
-        let push = inspect::Push {
-            sb: sb.clone(),
-            commands: section.commands.clone(),
-            fetch_url: plan
-                .url
-                .as_str()
-                .trim_end_matches("/git-receive-pack")
-                .to_owned(),
-            host: self.hosts.git.clone(),
-            repo: plan.repo.clone(),
-            auth: inspect::Auth::basic(token.token.expose()),
-            idle: self.gate.limits.idle_timeout,
         };
         let described = inspect::observe::describe(
             self.git.clone(),
@@ -144,43 +131,26 @@ impl Proxy {
             p.bytes_in.clone(),
         )
         .await;
+        let recorded = match described {
+            Ok(d) => self.propose(sb, &plan.repo, "push", d.detail, d.diff).await,
+            Err(e) => Err(e),
+        };
+        let cmds = &section.commands;
         let refuse_all = |why: &str, message: String| {
-            let refused: Vec<(String, String)> = section
-                .commands
+            let refused: Vec<(String, String)> = cmds
                 .commands
                 .iter()
                 .map(|c| (c.refname.clone(), why.to_owned()))
                 .collect();
             policy::PushRefusal {
-                report: receive_pack::reject_report(
-                    &refused,
-                    section.commands.has_capability("side-band-64k")
-                        || section.commands.has_capability("side-band"),
-                    &message,
-                ),
+                report: receive_pack::reject_report(&refused, cmds.sideband(), &message),
                 reason: message,
             }
         };
-        let d = match described {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!("observe mode: cannot record the push: {e}");
-                return crate::push::push_refused(
-                    p,
-                    refuse_all(
-                        "observe mode: not pushed, not recorded",
-                        format!(
-                            "ghapp proxy: sandbox {} is in observe mode; the push could not be recorded: {e}",
-                            sb.name()
-                        ),
-                    ),
-                );
-            }
-        };
-        let recorded = self.propose(sb, &plan.repo, "push", d.detail, d.diff).await;
         let proposal = match recorded {
             Ok(id) => id,
             Err(e) => {
+                tracing::warn!("observe mode: cannot record the push: {e}");
                 return crate::push::push_refused(
                     p,
                     refuse_all(

@@ -59,23 +59,9 @@ impl Proxy {
                 None,
             ));
         }
-        let owner = plan.repo.owner();
-        let token = match self.token(sb, owner).await {
-            Ok(t) => t,
+        let push = match self.git_push(sb, &section.commands, plan).await {
+            Ok(push) => push,
             Err(r) => return Err(p.refuse(r)),
-        };
-        let push = inspect::Push {
-            sb: sb.clone(),
-            commands: section.commands.clone(),
-            fetch_url: plan
-                .url
-                .as_str()
-                .trim_end_matches("/git-receive-pack")
-                .to_owned(),
-            host: self.hosts.git.clone(),
-            repo: plan.repo.clone(),
-            auth: inspect::Auth::basic(token.token.expose()),
-            idle: self.gate.limits.idle_timeout,
         };
         let consumed = section.commands.consumed;
         let bytes = section.bytes;
@@ -98,6 +84,32 @@ impl Proxy {
                 )))
             }
         }
+    }
+}
+
+impl Proxy {
+    /// What the proxy's git needs to read a push of `commands` to `plan`'s repository: its
+    /// URL, and the sandbox's token for it.
+    pub(crate) async fn git_push(
+        &self,
+        sb: &std::sync::Arc<crate::sandbox::Sandbox>,
+        commands: &ghapp_gitproto::receive_pack::Commands,
+        plan: &policy::Plan,
+    ) -> Result<inspect::Push, Refusal> {
+        let token = self.token(sb, plan.repo.owner()).await?;
+        Ok(inspect::Push {
+            sb: sb.clone(),
+            commands: commands.clone(),
+            fetch_url: plan
+                .url
+                .as_str()
+                .trim_end_matches("/git-receive-pack")
+                .to_owned(),
+            host: self.hosts.git.clone(),
+            repo: plan.repo.clone(),
+            auth: inspect::Auth::basic(token.token.expose()),
+            idle: self.gate.limits.idle_timeout,
+        })
     }
 }
 

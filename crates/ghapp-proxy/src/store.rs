@@ -381,12 +381,7 @@ impl Store {
     pub async fn propose(&self, p: &Proposal) -> Result<Proposal, StoreError> {
         for _ in 0..3 {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            let id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 FROM proposals")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?
-                .try_get(0)
-                .map_err(db)?;
+            let id = next_id(&mut tx, "proposals").await?;
             let inserted = sqlx::query(
                 "INSERT INTO proposals (id, sandbox, repo, kind, detail, diff, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
@@ -444,6 +439,20 @@ impl Store {
     }
 }
 
+/// The next id of `table` (ids are numbered in the store so that every replica agrees; a
+/// replica that loses the race to insert it tries the next).
+async fn next_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    table: &'static str,
+) -> Result<i64, StoreError> {
+    sqlx::query(&format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {table}"))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?
+        .try_get(0)
+        .map_err(db)
+}
+
 const PROPOSAL_COLUMNS: &str = "id, sandbox, repo, kind, detail, diff, created_at";
 
 fn proposal(r: &sqlx::any::AnyRow) -> Result<Proposal, StoreError> {
@@ -482,12 +491,7 @@ impl Store {
         }
         for _ in 0..3 {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            let id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 FROM approvals")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?
-                .try_get(0)
-                .map_err(db)?;
+            let id = next_id(&mut tx, "approvals").await?;
             let inserted = sqlx::query(
                 "INSERT INTO approvals (id, sandbox, repo, head, base, title, body, draft, status, reason, decided_by, pr_url, created_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', '', '', '', $9, NULL)",
             )

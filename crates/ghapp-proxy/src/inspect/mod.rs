@@ -67,6 +67,18 @@ pub(crate) struct Push {
     pub idle: Duration,
 }
 
+impl Push {
+    /// The commits the push points refs at (deletes point at none).
+    fn tips(&self) -> Vec<String> {
+        self.commands
+            .commands
+            .iter()
+            .filter(|c| !c.is_delete())
+            .map(|c| c.new.clone())
+            .collect()
+    }
+}
+
 /// Starts inspecting: the body to send upstream (the section, then the pack as it passes,
 /// without its trailer until the verdict) and the verdict to come. `first` holds the section
 /// and whatever of the pack came with it (from `consumed`).
@@ -422,14 +434,7 @@ impl Pump {
             q: &self.quarantine,
         };
         let mut refs = Vec::new();
-        let news: Vec<String> = self
-            .push
-            .commands
-            .commands
-            .iter()
-            .filter(|c| !c.is_delete())
-            .map(|c| c.new.clone())
-            .collect();
+        let news = self.push.tips();
         for c in &self.push.commands.commands {
             if c.is_delete() {
                 continue;

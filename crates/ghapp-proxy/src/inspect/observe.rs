@@ -45,14 +45,7 @@ pub(crate) async fn describe(
         .iter()
         .map(|c| json!({ "ref": c.refname, "old": c.old, "new": c.new }))
         .collect();
-    let news: Vec<String> = push
-        .commands
-        .commands
-        .iter()
-        .filter(|c| !c.is_delete())
-        .map(|c| c.new.clone())
-        .collect();
-    if news.is_empty() {
+    if push.tips().is_empty() {
         return Ok(Described {
             detail: json!({ "refs": refs, "commits": [], "commits_total": 0, "paths": [], "paths_total": 0, "pack_bytes": 0 }),
             diff: String::new(),

@@ -119,7 +119,7 @@ pub(crate) fn push_refusal(
     refused: &[(String, String)],
     reason: String,
 ) -> PushRefusal {
-    let sideband = cmds.has_capability("side-band-64k") || cmds.has_capability("side-band");
+    let sideband = cmds.sideband();
     let msg = format!(
         "ghapp proxy: push refused by sandbox {} policy: {reason} {}",
         sb.name(),
