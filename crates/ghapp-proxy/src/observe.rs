@@ -74,11 +74,9 @@ impl Proxy {
             Ok(b) if status == StatusCode::OK => receive_pack::advertisement_from_upload(&b),
             Ok(b) => {
                 // GitHub's own refusal (the repository gone, the token refused), as it said it.
-                let mut r = respond::text(status, &String::from_utf8_lossy(&b));
                 p.event.status = status.as_u16();
                 p.event.reason = "GitHub refused the refs".into();
-                *r.status_mut() = status;
-                return r;
+                return respond::text(status, &String::from_utf8_lossy(&b));
             }
             Err(e) => Err(e),
         };
