@@ -465,6 +465,37 @@ fn two_replicas_on_one_postgres_serve_the_same_sandboxes_and_approvals() {
         "{r:#?}"
     );
 
+    // Moved to observe on B: a push through B is recorded (on PostgreSQL, its bundle too) and
+    // shown by A.
+    ghapp_sandbox(&w, &b, &["set", "agent-r", "--mode", "observe"]).ok();
+    let set = Instant::now();
+    while !ghapp_sandbox(&w, &a, &["show", "agent-r", "--json"])
+        .ok()
+        .stdout
+        .contains("\"observe\"")
+    {
+        assert!(
+            set.elapsed() < Duration::from_secs(2),
+            "A did not see the mode"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sb.commit(&work, "s.txt", b"seen, not pushed\n");
+    let r = sb.git(&work, &["push", "origin", "agent/r"]);
+    assert!(
+        r.stderr
+            .contains("(observe mode: recorded as proposal 1, not pushed)"),
+        "{r:#?}"
+    );
+    let shown = ghapp_admin(&w, &a, "proposals", &["show", "1"]);
+    assert!(
+        shown.ok().stdout.contains("+seen, not pushed"),
+        "{shown:#?}"
+    );
+    let file = w.path("r1.bundle").display().to_string();
+    ghapp_admin(&w, &a, "proposals", &["bundle", "1", "-o", &file]).ok();
+    sb.git(&work, &["bundle", "verify", "--quiet", &file]).ok();
+
     // A tunnel open on A closes within 2 s of a disconnect made on B.
     let mut t = a.tunnel("agent-r", &secret, &w.hub.git_host());
     let head = t.get_keep_alive("/octo-org/widgets.git/info/refs?service=git-upload-pack");
@@ -1041,6 +1072,22 @@ fn an_observing_sandbox_s_work_is_recorded_not_done() {
     ] {
         assert!(out.contains(want), "{want:?} in {out}");
     }
+    // Its commits as a bundle: fetched into another clone of what GitHub has (nothing else
+    // needed from the sandbox), they are the agent's commit.
+    assert!(out.contains("bundle: "), "{out}");
+    let file = w.path("p1.bundle").display().to_string();
+    ghapp_admin(&w, &p, "proposals", &["bundle", "1", "-o", &file]).ok();
+    sb.clone("octo-org", "widgets", "other", &[]).ok();
+    let other = w.path("other");
+    sb.git(&other, &["bundle", "verify", "--quiet", &file]).ok();
+    let refspec = "refs/heads/agent/obs:refs/heads/agent/obs";
+    sb.git(&other, &["fetch", "--quiet", &file, refspec]).ok();
+    let fetched = sb
+        .git(&other, &["rev-parse", "agent/obs"])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(fetched.trim(), head);
     let json = ghapp_admin(&w, &p, "proposals", &["show", "1", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json.ok().stdout).unwrap();
     assert_eq!(v["detail"]["commits"][0]["id"], head.as_str());

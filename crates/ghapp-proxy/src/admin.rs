@@ -151,7 +151,8 @@ impl Proxy {
     }
 
     /// `GET /v1/proposals[?sandbox=NAME]` (newest first, without diffs) and
-    /// `GET /v1/proposals/{id}` (with its diff); `rest` is the path after `/v1/proposals`.
+    /// `GET /v1/proposals/{id}` (with its diff), `GET /v1/proposals/{id}/bundle` (a push's
+    /// commits as a git bundle); `rest` is the path after `/v1/proposals`.
     async fn admin_proposals(
         &self,
         method: &Method,
@@ -175,6 +176,26 @@ impl Proxy {
                     Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
                 }
             }
+            (&Method::GET, id) if id.ends_with("/bundle") => {
+                let n = id.trim_end_matches("/bundle").parse::<i64>().unwrap_or(0);
+                match store.proposal_bundle(n).await {
+                    Ok(Some(b)) => {
+                        let mut r = Response::new(crate::respond::full(b));
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/octet-stream"),
+                        );
+                        r
+                    }
+                    Ok(None) => error(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "proposal {n} has no bundle (not a push, over 4 MiB, or one of its sandbox's older proposals)"
+                        ),
+                    ),
+                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                }
+            }
             (&Method::GET, id) => match id.parse::<i64>() {
                 Ok(n) => match store.proposal(n).await {
                     Ok(Some(p)) => answer(StatusCode::OK, &json!(p)),
@@ -185,7 +206,7 @@ impl Proxy {
             },
             _ => error(
                 StatusCode::NOT_FOUND,
-                "proposals: GET /v1/proposals[?sandbox=NAME], GET /v1/proposals/{id}",
+                "proposals: GET /v1/proposals[?sandbox=NAME], GET /v1/proposals/{id}[/bundle]",
             ),
         }
     }

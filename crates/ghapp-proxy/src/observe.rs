@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::approvals::Ask;
 use crate::audit::{Decision, Pending};
 use crate::body::Section;
+use crate::inspect::observe::Described;
 use crate::respond::{Form, Refusal};
 use crate::sandbox::Sandbox;
 use crate::store::Proposal;
@@ -130,7 +131,7 @@ impl Proxy {
         )
         .await;
         let recorded = match described {
-            Ok(d) => self.propose(sb, &plan.repo, "push", d.detail, d.diff).await,
+            Ok(d) => self.propose(sb, &plan.repo, "push", d).await,
             Err(e) => Err(e),
         };
         let cmds = &section.commands;
@@ -198,7 +199,7 @@ impl Proxy {
             ..Refusal::text(status, message)
         };
         match self
-            .propose(sb, repo, "pull_request", detail, String::new())
+            .propose(sb, repo, "pull_request", Described::only(detail))
             .await
         {
             Ok(id) => {
@@ -231,22 +232,25 @@ impl Proxy {
         sb: &Sandbox,
         repo: &RepoName,
         kind: &'static str,
-        detail: serde_json::Value,
-        diff: String,
+        d: Described,
     ) -> Result<i64, String> {
         let Some(store) = self.store.get() else {
             return Err("observe mode needs the proxy's state store (state = …)".into());
         };
         let p = store
-            .propose(&Proposal {
-                id: 0,
-                sandbox: sb.name().to_owned(),
-                repo: repo.to_string(),
-                kind: kind.to_owned(),
-                detail,
-                diff,
-                created_at: 0,
-            })
+            .propose(
+                &Proposal {
+                    id: 0,
+                    sandbox: sb.name().to_owned(),
+                    repo: repo.to_string(),
+                    kind: kind.to_owned(),
+                    detail: d.detail,
+                    diff: d.diff,
+                    bundle_bytes: None,
+                    created_at: 0,
+                },
+                d.bundle.as_deref(),
+            )
             .await
             .map_err(|e| e.to_string())?;
         self.audit.metrics.proposal(kind);

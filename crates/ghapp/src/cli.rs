@@ -152,6 +152,14 @@ pub enum ProposalsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Save a push's commits as a git bundle, to fetch into a clone (`git fetch FILE REF`)
+    /// and push yourself.
+    Bundle {
+        id: i64,
+        /// Where to write it (default: proposal-ID.bundle).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// `ghapp approvals`.

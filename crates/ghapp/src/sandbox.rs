@@ -172,6 +172,27 @@ impl Api {
                     .await?,
                 *json,
             ),
+            ProposalsCommand::Bundle { id, output } => {
+                let bytes = self.bytes(&format!("/v1/proposals/{id}/bundle")).await?;
+                let path = output
+                    .clone()
+                    .unwrap_or_else(|| format!("proposal-{id}.bundle").into());
+                std::fs::write(&path, &bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let p = self
+                    .call(Method::GET, &format!("/v1/proposals/{id}"), None)
+                    .await?;
+                outln!(
+                    "wrote {} ({} bytes); to take it:",
+                    path.display(),
+                    bytes.len()
+                );
+                for r in p["detail"]["refs"].as_array().into_iter().flatten() {
+                    let name = r["ref"].as_str().unwrap_or_default();
+                    outln!("  git fetch {} {name}:{name}", path.display());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
         };
         if json {
             outln!("{}", serde_json::to_string_pretty(&v)?);
@@ -184,16 +205,32 @@ impl Api {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// A binary answer (a bundle), or the API's message.
+    async fn bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let resp = client()?
+            .get(&url)
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = resp.status();
+        let body = resp.bytes().await?.to_vec();
+        if !status.is_success() {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let msg = v["message"].as_str().unwrap_or("no message");
+            bail!("the admin API answered {status} to GET {path}: {msg}");
+        }
+        Ok(body)
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value> {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .no_proxy()
-            .build()?;
+        let client = client()?;
         let url = format!("{}{path}", self.base);
         let mut rb = client
             .request(method.clone(), &url)
@@ -350,6 +387,14 @@ fn shell(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The admin API's client: no proxy, a 30 s deadline.
+fn client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .no_proxy()
+        .build()?)
+}
+
 /// One proposal in a line: id, sandbox, repository, what it would have done.
 fn proposal_line(p: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
@@ -413,10 +458,17 @@ fn proposal_text(p: &Value) -> String {
         for f in d["paths"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "{}\t{}", s(&f["status"]), s(&f["path"]));
         }
+        if let Some(n) = p["bundle_bytes"].as_i64() {
+            let _ = writeln!(
+                out,
+                "bundle: {n} bytes (ghapp proposals bundle {} saves it)",
+                p["id"]
+            );
+        }
         out.push('\n');
         out.push_str(&s(&p["diff"]));
         if d["diff_truncated"] == true {
-            out.push_str("\n(the diff is cut here: the proxy keeps the first MiB)\n");
+            out.push_str("\n(the diff is cut here: the proxy keeps the first 256 KiB)\n");
         }
     } else {
         out.push_str(&s(&d["body"]));

@@ -327,7 +327,7 @@ fn safe(s: &str) -> String {
 pub(crate) struct Ran {
     pub code: i32,
     pub out: Vec<u8>,
-    /// stdout went on past [`OUTPUT_LIMIT`] (the rest was dropped).
+    /// stdout went on past its limit (the rest was dropped).
     pub truncated: bool,
     pub err: Vec<u8>,
     what: String,
@@ -352,9 +352,19 @@ pub(crate) async fn run(
 
 /// Runs `cmd` to the end within `time`, with `stdin`, whatever its exit status.
 pub(crate) async fn exec(
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+    time: Duration,
+) -> Result<Ran, String> {
+    exec_limited(cmd, stdin, time, OUTPUT_LIMIT).await
+}
+
+/// As [`exec`], keeping at most `limit` bytes of stdout.
+pub(crate) async fn exec_limited(
     mut cmd: Command,
     stdin: Option<Vec<u8>>,
     time: Duration,
+    limit: usize,
 ) -> Result<Ran, String> {
     if stdin.is_some() {
         cmd.stdin(Stdio::piped());
@@ -377,7 +387,7 @@ pub(crate) async fn exec(
             let mut buf = Vec::new();
             let mut more = 0;
             if let Some(o) = out.as_mut() {
-                let _ = o.take(OUTPUT_LIMIT as u64).read_to_end(&mut buf).await;
+                let _ = o.take(limit as u64).read_to_end(&mut buf).await;
                 // The rest is read and dropped, so git is never left blocked on a full pipe.
                 more = tokio::io::copy(o, &mut tokio::io::sink())
                     .await

@@ -19,12 +19,27 @@ const MAX_PATHS: usize = 1000;
 /// The longest commit message kept.
 const MAX_MESSAGE: usize = 4096;
 /// The most of a push's diff kept (all its refs together).
-const MAX_DIFF: usize = 1 << 20;
+const MAX_DIFF: usize = 256 << 10;
+/// The largest bundle kept (a larger push keeps its diff only).
+const MAX_BUNDLE: usize = 4 << 20;
 
-/// What an observed push would have done: the proposal's detail and its diff.
+/// What an observed push would have done: the proposal's detail, its diff, and its commits
+/// as a git bundle (when under [`MAX_BUNDLE`]).
 pub(crate) struct Described {
     pub detail: Value,
     pub diff: String,
+    pub bundle: Option<Vec<u8>>,
+}
+
+impl Described {
+    /// A proposal that is its detail alone (a pull request).
+    pub(crate) fn only(detail: Value) -> Described {
+        Described {
+            detail,
+            diff: String::new(),
+            bundle: None,
+        }
+    }
 }
 
 /// Reads the push's pack into a quarantine (over the repository's mirror, fetched first with
@@ -46,10 +61,9 @@ pub(crate) async fn describe(
         .map(|c| json!({ "ref": c.refname, "old": c.old, "new": c.new }))
         .collect();
     if push.tips().is_empty() {
-        return Ok(Described {
-            detail: json!({ "refs": refs, "commits": [], "commits_total": 0, "paths": [], "paths_total": 0, "pack_bytes": 0 }),
-            diff: String::new(),
-        });
+        return Ok(Described::only(
+            json!({ "refs": refs, "commits": [], "commits_total": 0, "paths": [], "paths_total": 0, "pack_bytes": 0 }),
+        ));
     }
     let mirror = git.mirror(&push.host, &push.repo, &push.fetch_url).await?;
     git.fetch(&mirror, &push.auth)
@@ -111,12 +125,14 @@ pub(crate) async fn describe(
     let mut paths_total = 0usize;
     let mut diff = String::new();
     let mut truncated = false;
+    let mut bundled = Bundled::default();
     for c in push.commands.commands.iter().filter(|c| !c.is_delete()) {
         let base = if c.is_create() {
             facts.create_base(&c.new).await?
         } else {
             Some(c.old.clone())
         };
+        bundled.add(&c.refname, &c.new, base.as_deref());
         let (listed, count) = log(&git, &q, &c.new).await?;
         commits_total += count;
         commits.extend(listed.into_iter().map(|mut v| {
@@ -166,8 +182,14 @@ pub(crate) async fn describe(
         diff.push_str(&text[..cut]);
         truncated |= r.truncated || cut < text.len();
     }
+    let (bundle, bundle_note) = match bundled.make(&git, &q, &push.auth).await {
+        Ok(b) => (Some(b), Value::Null),
+        Err(why) => (None, json!(why)),
+    };
     Ok(Described {
+        bundle,
         detail: json!({
+            "bundle_not_kept": bundle_note,
             "refs": refs,
             "commits": commits,
             "commits_total": commits_total,
@@ -178,6 +200,72 @@ pub(crate) async fn describe(
         }),
         diff,
     })
+}
+
+/// What a push's bundle holds: its refs, the commits it needs the receiver to have
+/// (prerequisites: what GitHub had) and the revisions for `pack-objects`.
+#[derive(Default)]
+struct Bundled {
+    refs: Vec<(String, String)>,
+    prerequisites: Vec<String>,
+    revs: Vec<String>,
+}
+
+impl Bundled {
+    /// A ref update to `new` from `base` (`None`: `new` is history GitHub has).
+    fn add(&mut self, refname: &str, new: &str, base: Option<&str>) {
+        self.refs.push((new.to_owned(), refname.to_owned()));
+        match base {
+            None => self.prerequisites.push(new.to_owned()),
+            Some(super::EMPTY_TREE) => self.revs.push(new.to_owned()),
+            Some(b) => {
+                self.prerequisites.push(b.to_owned());
+                self.revs.push(new.to_owned());
+                self.revs.push(format!("^{b}"));
+            }
+        }
+    }
+
+    /// The bundle (git's v2 format: a header naming the refs and prerequisites, then a pack
+    /// of what the prerequisites lack), or why there is none (over [`MAX_BUNDLE`], git
+    /// failed): the proposal keeps its diff either way.
+    async fn make(
+        &self,
+        git: &Git,
+        q: &git::Quarantine,
+        auth: &super::Auth,
+    ) -> Result<Vec<u8>, String> {
+        let mut out = b"# v2 git bundle\n".to_vec();
+        for p in &self.prerequisites {
+            out.extend_from_slice(format!("-{p} \n").as_bytes());
+        }
+        for (oid, name) in &self.refs {
+            out.extend_from_slice(format!("{oid} {name}\n").as_bytes());
+        }
+        out.push(b'\n');
+        let mut cmd = q.command(git, Some(auth));
+        cmd.args([
+            "pack-objects",
+            "--revs",
+            "--stdout",
+            "--delta-base-offset",
+            "-q",
+        ]);
+        let input: String = self.revs.iter().map(|r| format!("{r}\n")).collect();
+        let limit = MAX_BUNDLE.saturating_sub(out.len());
+        let r = git::exec_limited(cmd, Some(input.into_bytes()), STEP, limit).await?;
+        if r.truncated {
+            return Err(format!(
+                "the bundle is over {}",
+                super::rules::mib(MAX_BUNDLE as u64)
+            ));
+        }
+        if r.code != 0 {
+            return Err(r.why());
+        }
+        out.extend_from_slice(&r.out);
+        Ok(out)
+    }
 }
 
 fn short(id: &str) -> &str {
