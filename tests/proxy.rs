@@ -1318,6 +1318,94 @@ fn pygithub_works_through_the_proxy_and_prints_its_refusals() {
     assert_clean(&w, &p);
 }
 
+/// `DELETE /installation/token` with `token`: revoked at GitHub, as an admin would.
+fn revoke_at_github(w: &World, token: &str) {
+    let r = w
+        .cmd("curl")
+        .env(&[(
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_default(),
+        )])
+        .args(&[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+            "--cacert",
+            &w.hub.ca_path().display().to_string(),
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("{}/installation/token", w.hub.api_url()),
+        ])
+        .carries_secrets()
+        .run();
+    assert_eq!(r.stdout, "204", "{r:#?}");
+}
+
+#[test]
+fn the_proxy_s_own_calls_replace_a_revoked_token_too() {
+    // The proxy reads GitHub itself before it forwards some requests: a pull request's head
+    // (is it the sandbox's own?), the nodes a GraphQL mutation names. A token revoked meanwhile
+    // is dropped there as on the forwarded path, and the call made again with a new one.
+    let w = World::new();
+    let (p, sb) = setup(&w);
+    sb.clone("octo-org", "widgets", "w", &[]).ok();
+    let work = w.path("w");
+    sb.push_new_branch(&work, "agent/rv", "rv.txt", b"rv\n");
+    let a = ("agent-a", SECRET_A);
+    let (status, text) = curl(
+        &w,
+        &p,
+        a,
+        "POST",
+        "/repos/octo-org/widgets/pulls",
+        Some(r#"{"title":"T","head":"agent/rv","base":"main"}"#),
+    );
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(w.hub.mint_count(), 1);
+
+    revoke_at_github(&w, &w.hub.issued_tokens().pop().unwrap());
+    let (status, text) = curl(
+        &w,
+        &p,
+        a,
+        "PATCH",
+        "/repos/octo-org/widgets/pulls/1",
+        Some(r#"{"title":"Renamed"}"#),
+    );
+    assert_eq!(status, 200, "the head read with a new token: {text}");
+    assert_eq!(w.hub.mint_count(), 2);
+    assert_eq!(w.hub.pulls()[0].title, "Renamed");
+
+    revoke_at_github(&w, &w.hub.issued_tokens().pop().unwrap());
+    let (_, text) = curl(&w, &p, a, "GET", "/repos/octo-org/widgets/pulls/1", None);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let node = v["node_id"].as_str().unwrap_or_default().to_owned();
+    assert!(!node.is_empty(), "{text}");
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    let body = format!(
+        r#"{{"query":"mutation {{ closePullRequest(input: {{pullRequestId: \"{node}\"}}) {{ pullRequest {{ state }} }} }}"}}"#
+    );
+    let r = t
+        .request(
+            "POST",
+            "/api/graphql",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:#?}");
+    assert!(r.body.contains("CLOSED"), "{r:#?}");
+    assert_eq!(w.hub.pulls()[0].state, "closed");
+    assert_eq!(w.hub.mint_count(), 3, "one new token per revocation");
+    let m = p.metrics();
+    assert!(m.contains("ghapp_proxy_tokens_dropped_total 2\n"), "{m}");
+    assert_clean(&w, &p);
+}
+
 #[test]
 fn a_sandbox_reads_its_own_policy_from_the_proxy() {
     // Issue 13 (started): GET /policy on the proxy's address, with the sandbox's credentials,

@@ -84,8 +84,15 @@ impl Proxy {
             if missing.is_empty() {
                 break;
             }
-            let token = self.token(sb, owner).await?;
-            let answer = self.ask_nodes(token.token.expose(), &missing).await?;
+            let ids = &missing;
+            let (status, answer) = self
+                .with_token(sb, owner, |token: String| async move {
+                    self.ask_nodes(&token, ids).await
+                })
+                .await?;
+            if status != StatusCode::OK {
+                return Err(unavailable(format!("GitHub answered {status}")));
+            }
             let got = read_nodes(&missing, &answer);
             self.nodes.put(&got);
             missing.retain(|id| !got.contains_key(id));
@@ -94,8 +101,8 @@ impl Proxy {
         Ok(found)
     }
 
-    /// GitHub's answer to [`NODES_QUERY`] for `ids`.
-    async fn ask_nodes(&self, token: &str, ids: &[String]) -> Result<Value, Refusal> {
+    /// GitHub's answer to [`NODES_QUERY`] for `ids` (`Null` unless it answered 200).
+    async fn ask_nodes(&self, token: &str, ids: &[String]) -> Result<(StatusCode, Value), Refusal> {
         let url =
             policy::upstream_url(&self.hosts.api, &self.hosts.graphql, "").map_err(unavailable)?;
         let send = self
@@ -109,13 +116,15 @@ impl Proxy {
             .await
             .map_err(|_| unavailable(format!("no answer in {} s", WAIT.as_secs())))?
             .map_err(|e| unavailable(ghapp_core::client::root_cause(&e)))?;
-        if resp.status() != StatusCode::OK {
-            return Err(unavailable(format!("GitHub answered {}", resp.status())));
+        let status = resp.status();
+        if status != StatusCode::OK {
+            return Ok((status, Value::Null));
         }
         let body = crate::upstream::read_bounded(resp, MAX_ANSWER, WAIT)
             .await
             .map_err(|why| unavailable(format!("the answer: {why}")))?;
         serde_json::from_slice(&body)
+            .map(|v| (status, v))
             .map_err(|e| unavailable(format!("the answer is not JSON: {e}")))
     }
 }

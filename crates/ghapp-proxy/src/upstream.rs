@@ -242,7 +242,6 @@ impl Proxy {
         body: Option<&serde_json::Value>,
         max: usize,
     ) -> Result<(StatusCode, serde_json::Value), Refusal> {
-        let token = self.token(sb, owner).await?;
         let url = format!("{}{path}", self.cfg.github().api_url());
         let unreachable = |why: String| {
             Refusal::json(
@@ -250,33 +249,60 @@ impl Proxy {
                 format!("GitHub ({method} {path}): {why}"),
             )
         };
-        let mut rb = self
-            .upstream
-            .request(method.clone(), &url)
-            .bearer_auth(token.token.expose())
-            .header(hyper::header::ACCEPT, "application/vnd.github+json")
-            .header(hyper::header::USER_AGENT, "ghapp-proxy");
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let resp = match tokio::time::timeout(ANSWER_WAIT, rb.send()).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(unreachable(ghapp_core::client::root_cause(&e))),
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no answer within {} s",
-                    ANSWER_WAIT.as_secs()
-                )));
+        let (url, unreachable, method) = (&url, &unreachable, &method);
+        self.with_token(sb, owner, |token: String| async move {
+            let mut rb = self
+                .upstream
+                .request(method.clone(), url)
+                .bearer_auth(token)
+                .header(hyper::header::ACCEPT, "application/vnd.github+json")
+                .header(hyper::header::USER_AGENT, "ghapp-proxy");
+            if let Some(b) = body {
+                rb = rb.json(b);
             }
-        };
-        let status = resp.status();
-        let bytes = read_bounded(resp, max, ANSWER_WAIT)
-            .await
-            .map_err(unreachable)?;
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        ))
+            let resp = match tokio::time::timeout(ANSWER_WAIT, rb.send()).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Err(unreachable(ghapp_core::client::root_cause(&e))),
+                Err(_) => {
+                    return Err(unreachable(format!(
+                        "no answer within {} s",
+                        ANSWER_WAIT.as_secs()
+                    )));
+                }
+            };
+            let status = resp.status();
+            let bytes = read_bounded(resp, max, ANSWER_WAIT)
+                .await
+                .map_err(unreachable)?;
+            Ok((
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            ))
+        })
+        .await
+    }
+
+    /// Runs `call` (a request the proxy makes itself) with the sandbox's token for `owner`;
+    /// when GitHub answers 401 (the token was revoked: by an admin, secret scanning, `ghapp
+    /// revoke`), the token is dropped and `call` runs once more with a new one. GitHub acted
+    /// on nothing it answered 401 to, so even a POST is safe to send again.
+    pub(crate) async fn with_token<T, F>(
+        &self,
+        sb: &crate::sandbox::Sandbox,
+        owner: &str,
+        call: impl Fn(String) -> F,
+    ) -> Result<(StatusCode, T), Refusal>
+    where
+        F: Future<Output = Result<(StatusCode, T), Refusal>>,
+    {
+        let token = self.token(sb, owner).await?;
+        let first = call(token.token.expose().to_owned()).await?;
+        if first.0 != StatusCode::UNAUTHORIZED {
+            return Ok(first);
+        }
+        self.forget_token(sb, owner, &token);
+        let token = self.token(sb, owner).await?;
+        call(token.token.expose().to_owned()).await
     }
 }
 
