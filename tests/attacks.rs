@@ -605,8 +605,7 @@ fn a_revoked_token_is_replaced_not_kept() {
     assert_eq!(w.hub.mint_count(), 1);
     // An admin (or secret scanning) revokes the token the proxy cached.
     let token = w.hub.issued_tokens().pop().unwrap();
-    let r = reqwest::blocking_revoke(&w, &token);
-    assert_eq!(r, 204);
+    w.revoke_at_github(&token);
     let work = w.path("w");
     sb.git(&work, &["fetch", "--quiet", "origin"]).ok();
     sb.push_new_branch(&work, "agent/after-revoke", "r.txt", b"r\n");
@@ -654,32 +653,6 @@ fn a_revoked_token_is_replaced_not_kept() {
     assert!(m.contains("ghapp_proxy_tokens_dropped_total 1\n"), "{m}");
     w.capture(p.log());
     w.assert_no_secrets();
-}
-
-mod reqwest {
-    /// `DELETE /installation/token` with `token`, as `ghapp revoke` or an admin would.
-    pub(crate) fn blocking_revoke(w: &ghapp_e2e::World, token: &str) -> u16 {
-        let args = [
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "DELETE",
-            "--cacert",
-            &w.hub.ca_path().display().to_string(),
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            &format!("{}/installation/token", w.hub.api_url()),
-        ];
-        let env = vec![(
-            "PATH".to_string(),
-            std::env::var("PATH").unwrap_or_default(),
-        )];
-        let r = w.cmd("curl").env(&env).args(&args).carries_secrets().run();
-        r.stdout.trim().parse().unwrap_or(0)
-    }
 }
 
 /// Hole 7: a tunnel never reaches the proxy host's own services or internal networks.

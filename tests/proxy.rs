@@ -1318,33 +1318,6 @@ fn pygithub_works_through_the_proxy_and_prints_its_refusals() {
     assert_clean(&w, &p);
 }
 
-/// `DELETE /installation/token` with `token`: revoked at GitHub, as an admin would.
-fn revoke_at_github(w: &World, token: &str) {
-    let r = w
-        .cmd("curl")
-        .env(&[(
-            "PATH".to_string(),
-            std::env::var("PATH").unwrap_or_default(),
-        )])
-        .args(&[
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "DELETE",
-            "--cacert",
-            &w.hub.ca_path().display().to_string(),
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            &format!("{}/installation/token", w.hub.api_url()),
-        ])
-        .carries_secrets()
-        .run();
-    assert_eq!(r.stdout, "204", "{r:#?}");
-}
-
 #[test]
 fn the_proxy_s_own_calls_replace_a_revoked_token_too() {
     // The proxy reads GitHub itself before it forwards some requests: a pull request's head
@@ -1367,7 +1340,7 @@ fn the_proxy_s_own_calls_replace_a_revoked_token_too() {
     assert_eq!(status, 201, "{text}");
     assert_eq!(w.hub.mint_count(), 1);
 
-    revoke_at_github(&w, &w.hub.issued_tokens().pop().unwrap());
+    w.revoke_at_github(&w.hub.issued_tokens().pop().unwrap());
     let (status, text) = curl(
         &w,
         &p,
@@ -1380,7 +1353,7 @@ fn the_proxy_s_own_calls_replace_a_revoked_token_too() {
     assert_eq!(w.hub.mint_count(), 2);
     assert_eq!(w.hub.pulls()[0].title, "Renamed");
 
-    revoke_at_github(&w, &w.hub.issued_tokens().pop().unwrap());
+    w.revoke_at_github(&w.hub.issued_tokens().pop().unwrap());
     let (_, text) = curl(&w, &p, a, "GET", "/repos/octo-org/widgets/pulls/1", None);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let node = v["node_id"].as_str().unwrap_or_default().to_owned();

@@ -327,6 +327,35 @@ impl World {
         self.git(self.root.path(), &["clone", "--quiet", &url, dest])
     }
 
+    /// Revokes `token` at GitHub (`DELETE /installation/token`), as an admin, secret scanning
+    /// or `ghapp revoke` would.
+    #[track_caller]
+    pub fn revoke_at_github(&self, token: &str) {
+        let r = self
+            .cmd("curl")
+            .env(&[(
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_default(),
+            )])
+            .args(&[
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "DELETE",
+                "--cacert",
+                &self.hub.ca_path().display().to_string(),
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                &format!("{}/installation/token", self.hub.api_url()),
+            ])
+            .carries_secrets()
+            .run();
+        assert_eq!(r.stdout.trim(), "204", "{r:#?}");
+    }
+
     /// Commits a file in the checkout `dir`.
     pub fn commit_file(&self, dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).expect("write file");
