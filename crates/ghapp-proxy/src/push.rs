@@ -85,9 +85,7 @@ impl Proxy {
             }
         }
     }
-}
 
-impl Proxy {
     /// What the proxy's git needs to read a push of `commands` to `plan`'s repository: its
     /// URL, and the sandbox's token for it.
     pub(crate) async fn git_push(
