@@ -369,6 +369,7 @@ fn protected_paths_are_decided_on_the_net_change() {
     .ok();
     write(&work, ".github/workflows/new.yml", b"on: push\n");
     commit_all(&sb, &work, "a workflow");
+    let pushes = w.hub.counters().pushes;
     let r = sb.git(&work, &["push", "origin", "agent/open"]);
     r.fails();
     assert!(
@@ -377,6 +378,11 @@ fn protected_paths_are_decided_on_the_net_change() {
         "{r:#?}"
     );
     assert_eq!(hub_ref(&w, "agent/open"), None);
+    assert_eq!(
+        w.hub.counters().pushes,
+        pushes,
+        "fakehub counts a push it refused as no push"
+    );
 }
 
 #[test]

@@ -155,12 +155,44 @@ async fn answer(hub: Arc<Hub>, req: Request<Incoming>, route: GitRoute) -> Answe
         workflows,
         counted: is_push.then(|| hub.knobs.push_bytes.clone()),
     };
+    // A push counts when it changed a ref (a refused one is answered 200 too, its refs `ng`).
+    let refs = |hub: Arc<Hub>, repo: crate::hub::Repo| async move {
+        tokio::task::spawn_blocking(move || {
+            crate::pulls::git(
+                &hub,
+                &repo,
+                &["for-each-ref", "--format=%(objectname) %(refname)"],
+            )
+            .unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default()
+    };
+    let before = if is_push {
+        Some(refs(hub.clone(), repo.clone()).await)
+    } else {
+        None
+    };
     match cgi(&hub, req, &repo.owner, &repo.name, tail, &query, push).await {
         Ok(Some(r)) => {
-            if is_push && r.status() == StatusCode::OK {
-                hub.with_counters(|c| c.pushes += 1);
-            }
-            r.into()
+            let Some(before) = before.filter(|_| r.status() == StatusCode::OK) else {
+                return r.into();
+            };
+            // http-backend answers its head before it reads the pack: the refs are compared
+            // when its answer has ended.
+            let (parts, body) = r.into_parts();
+            let (hub, repo) = (hub.clone(), repo.clone());
+            let end = futures_util::stream::once(async move {
+                if refs(hub.clone(), repo).await != before {
+                    hub.with_counters(|c| c.pushes += 1);
+                }
+            });
+            let end = futures_util::StreamExt::filter_map(end, |()| {
+                std::future::ready(None::<Result<Frame<bytes::Bytes>, std::io::Error>>)
+            });
+            let stream =
+                futures_util::StreamExt::chain(body.into_data_stream().map_ok(Frame::data), end);
+            Response::from_parts(parts, BodyExt::boxed(StreamBody::new(stream))).into()
         }
         Ok(None) => Answer::Drop,
         Err(e) => text(

@@ -95,7 +95,8 @@ pub struct Counters {
     pub expired_token_uses: u64,
     /// Requests refused for a bad JWT.
     pub jwt_rejections: u64,
-    /// Successful pushes (receive-pack POSTs answered 200).
+    /// Pushes that changed a ref (a refused push is answered 200 with its refs `ng`: not
+    /// counted).
     pub pushes: u64,
     /// The JSON bodies of every mint request, as sent (for schema checks of clients).
     pub mint_bodies: Vec<serde_json::Value>,
