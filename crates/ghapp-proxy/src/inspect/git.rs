@@ -18,6 +18,11 @@ use tokio::process::Command;
 
 /// The longest a mirror fetch may take.
 const FETCH_TIME: Duration = Duration::from_secs(300);
+/// A mirror no push has used for this long is removed (at start, and whenever a new one is
+/// made): the spool holds the repositories the fleet works on, not every one it ever did.
+const MIRROR_IDLE: Duration = Duration::from_secs(14 * 24 * 3600);
+/// The file whose modification time says when a mirror was last fetched.
+const USED: &str = "ghapp-used";
 /// The most a git run's output is read into memory (lists are streamed instead).
 const OUTPUT_LIMIT: usize = 1 << 20;
 
@@ -108,7 +113,44 @@ impl Git {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+        self.prune_mirrors(MIRROR_IDLE);
         Ok(())
+    }
+
+    /// Removes the mirrors not fetched for `idle` (none that is in use: its lock is held).
+    /// Returns how many.
+    pub(crate) fn prune_mirrors(&self, idle: Duration) -> usize {
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        let hosts = std::fs::read_dir(self.spool.join("mirrors"))
+            .into_iter()
+            .flatten();
+        for host in hosts.flatten() {
+            for m in std::fs::read_dir(host.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let dir = m.path();
+                if dir.extension().is_none_or(|e| e != "git") {
+                    continue;
+                }
+                let used = std::fs::metadata(dir.join(USED))
+                    .or_else(|_| std::fs::metadata(&dir))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(now);
+                if now.duration_since(used).unwrap_or_default() < idle {
+                    continue;
+                }
+                let lock = self.lock(&dir);
+                let Ok(_held) = lock.try_lock() else { continue };
+                if std::fs::remove_dir_all(&dir).is_ok() {
+                    removed += 1;
+                    tracing::info!("removed the mirror {} (unused)", dir.display());
+                }
+            }
+        }
+        removed
     }
 
     /// `git` in `git_dir` with a clean environment, the base settings and `auth`.
@@ -156,10 +198,19 @@ impl Git {
             safe(&repo.owner().to_ascii_lowercase()),
             safe(&repo.repo().to_ascii_lowercase())
         ));
-        let lock = self.lock(&dir);
-        let _held = lock.lock().await;
-        if !dir.join("objects").is_dir() {
-            self.create_mirror(&dir, url).await?;
+        let made = {
+            let lock = self.lock(&dir);
+            let _held = lock.lock().await;
+            let new = !dir.join("objects").is_dir();
+            if new {
+                self.create_mirror(&dir, url).await?;
+            }
+            // In use from now: not one to prune.
+            touch(&dir.join(USED));
+            new
+        };
+        if made {
+            self.prune_mirrors(MIRROR_IDLE);
         }
         Ok(dir)
     }
@@ -301,6 +352,13 @@ impl Quarantine {
             .path()
             .join("objects/pack")
             .join(format!("pack-{hash}.idx"))
+    }
+}
+
+/// Sets `path`'s modification time to now (creating it empty).
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::create(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 
@@ -495,5 +553,44 @@ pub(crate) async fn lines(
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("{what} failed")),
         Err(_) => Err(format!("{what} did not finish within {} s", time.as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_unused_for_long_are_pruned_and_others_kept() {
+        let spool = tempfile::tempdir().unwrap();
+        let git = Git::new(
+            spool.path(),
+            &reqwest::Url::parse("https://github.com/").unwrap(),
+            None,
+            &[],
+        );
+        let host = spool.path().join("mirrors/github.com");
+        let make = |name: &str, age: Duration| {
+            let dir = host.join(name);
+            std::fs::create_dir_all(dir.join("objects")).unwrap();
+            std::fs::File::create(dir.join(USED))
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() - age)
+                .unwrap();
+            dir
+        };
+        let day = Duration::from_secs(24 * 3600);
+        let old = make("o--old.git", 20 * day);
+        let fresh = make("o--fresh.git", day);
+        let busy = make("o--busy.git", 30 * day);
+        let not_a_mirror = make("scratch", 30 * day);
+        let lock = git.lock(&busy);
+        let held = lock.try_lock().unwrap();
+        assert_eq!(git.prune_mirrors(MIRROR_IDLE), 1);
+        assert!(!old.exists());
+        assert!(fresh.exists() && busy.exists() && not_a_mirror.exists());
+        drop(held);
+        assert_eq!(git.prune_mirrors(MIRROR_IDLE), 1, "the busy one, once free");
+        assert!(!busy.exists());
     }
 }
