@@ -977,6 +977,31 @@ fn an_autonomous_sandbox_manages_its_pull_requests_and_merges_only_when_allowed(
 }
 
 #[test]
+fn a_proxy_behind_a_service_hands_out_its_advertised_address() {
+    let w = World::new();
+    let p = proxy_with(
+        &w,
+        &format!("sqlite:{}", w.path("state.db").display()),
+        "advertise = \"ghapp-proxy.agents.svc:3128\"\n",
+    );
+    let add = ghapp_sandbox(&w, &p, &["add", "svc", "--repo", "octo-org/widgets"]);
+    let printed = &add.ok().stdout;
+    let env = environment(&w, "svc", printed);
+    let proxy = var(&env, "HTTPS_PROXY");
+    assert!(
+        proxy.starts_with("http://svc:") && proxy.ends_with("@ghapp-proxy.agents.svc:3128"),
+        "{proxy}"
+    );
+    // The same credentials, at the address the Service forwards to, work.
+    Sb {
+        w: &w,
+        env: repointed(&env, &p),
+    }
+    .clone("octo-org", "widgets", "svc", &[])
+    .ok();
+}
+
+#[test]
 fn an_observing_sandbox_s_work_is_recorded_not_done() {
     let w = World::with(fakehub::Options {
         hostname: Some("ghe.test".into()),

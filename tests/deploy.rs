@@ -91,6 +91,13 @@ fn the_recipe_and_manifests_use_only_what_the_binary_has() {
         cfg.admin_listen.is_some() && cfg.webhook_listen.is_some() && cfg.metrics_listen.is_some()
     );
     assert_eq!(cfg.ca_dir, std::path::PathBuf::from("/etc/ghapp-proxy/ca"));
+    // Sandboxes are told the Service's address, not the pod's 0.0.0.0.
+    let proxy_port = cfg.listen.port();
+    assert_eq!(
+        cfg.advertise.as_deref(),
+        Some(format!("ghapp-proxy:{proxy_port}").as_str())
+    );
+    assert!(yaml.contains("kind: Service\nmetadata:\n  name: ghapp-proxy\n"));
     assert!(
         text.contains("ca_dir = \"/etc/ghapp-proxy/ca\"")
             && yaml.contains("mountPath: /etc/ghapp-proxy/ca")

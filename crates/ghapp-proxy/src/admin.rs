@@ -326,7 +326,12 @@ impl Proxy {
             return self.store_error(&name, e);
         }
         self.sync_store().await;
-        let proxy = format!("http://{name}:{secret}@{}", self.cfg.listen);
+        let at = self
+            .cfg
+            .advertise
+            .clone()
+            .unwrap_or_else(|| self.cfg.listen.to_string());
+        let proxy = format!("http://{name}:{secret}@{at}");
         let mut out = self.describe_sandbox(&name).await;
         out["secret"] = json!(secret);
         out["https_proxy"] = json!(proxy);

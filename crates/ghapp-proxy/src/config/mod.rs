@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
+//! # advertise = "ghapp-proxy.agents.svc:8080"  # where sandboxes reach it (the HTTPS_PROXY the admin API prints)
 //! ca_dir = "/var/lib/ghapp-proxy/ca"
 //! egress = "deny"                 # or "tunnel": other hosts pass untouched
 //! egress_allow = ["10.1.2.3:443"] # internal addresses a tunnel may reach (IP, IP/PREFIX, IP:PORT)
@@ -76,6 +77,7 @@ pub enum Egress {
 #[serde(deny_unknown_fields)]
 struct File {
     listen: Option<String>,
+    advertise: Option<String>,
     ca_dir: Option<PathBuf>,
     #[serde(default)]
     egress: Egress,
@@ -180,6 +182,9 @@ impl FileLimits {
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub listen: SocketAddr,
+    /// `host:port` sandboxes reach the proxy at, when not `listen` (behind a Service or a
+    /// load balancer): the address in the `HTTPS_PROXY` the admin API hands out.
+    pub advertise: Option<String>,
     pub ca_dir: PathBuf,
     pub egress: Egress,
     /// Internal addresses a tunnel may reach all the same.
@@ -283,6 +288,25 @@ impl ProxyConfig {
             })
         };
         let listen = addr(f.listen.as_deref().unwrap_or("127.0.0.1:8080"), "listen")?;
+        let advertise = f
+            .advertise
+            .map(|a| {
+                let ok = a.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty()
+                        && port.parse::<u16>().is_ok_and(|p| p > 0)
+                        && host
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
+                });
+                if ok {
+                    Ok(a)
+                } else {
+                    Err(ConfigError(format!(
+                        "proxy config {origin}: advertise = {a:?} is not HOST:PORT: use the address sandboxes reach the proxy at, e.g. \"ghapp-proxy.agents.svc:8080\""
+                    )))
+                }
+            })
+            .transpose()?;
         let metrics_listen = f
             .metrics_listen
             .as_deref()
@@ -407,6 +431,7 @@ impl ProxyConfig {
         }
         Ok(ProxyConfig {
             listen,
+            advertise,
             ca_dir,
             egress: f.egress,
             egress_allow,
@@ -455,6 +480,28 @@ secret = { file = "/dev/zero" }
             e.contains("sandbox \"a\"") && e.contains("larger than 64 KiB"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn advertise_is_host_and_port() {
+        let base = "[app]\napi_url = \"https://h/api/v3\"\napp_id = 1\nprivate_key_file = \"/k\"\n";
+        for good in ["proxy.internal:3128", "10.0.0.7:8080", "[fd00::1]:8080"] {
+            let c = ProxyConfig::parse(&format!("advertise = {good:?}\n{base}"), "t.toml").unwrap();
+            assert_eq!(c.advertise.as_deref(), Some(good));
+        }
+        for bad in [
+            "proxy.internal",
+            "user@host:1",
+            "host:0",
+            "host:port",
+            "http://h:1",
+            ":80",
+        ] {
+            let e = ProxyConfig::parse(&format!("advertise = {bad:?}\n{base}"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is not HOST:PORT"), "{bad}: {e}");
+        }
     }
 
     #[test]
