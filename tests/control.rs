@@ -457,6 +457,41 @@ fn two_replicas_on_one_postgres_serve_the_same_sandboxes_and_approvals() {
             .contains("agent-r\tocto-org/widgets\tagent/r -> main\tHeld on B"),
         "A lists what B held: {pending:#?}"
     );
+    // Signed in on A's approvals page, the same session is good on B's (behind a load
+    // balancer, the next page may come from either).
+    let signin = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--data",
+        ])
+        .arg(format!("token={ADMIN_TOKEN}"))
+        .arg(format!("{}/signin", a.admin_url.clone().unwrap()))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&signin.stdout).into_owned();
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {head}"))
+        .to_owned();
+    let page = std::process::Command::new("curl")
+        .args(["-s", "--noproxy", "*", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Cookie: {cookie}"))
+        .arg(format!("{}/approvals", b.admin_url.clone().unwrap()))
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.stdout).into_owned();
+    assert!(
+        page.ends_with("\n200") && page.contains("Held on B"),
+        "B's page with A's session: {page}"
+    );
     ghapp_approvals(&w, &a, &["approve", "1"]).ok();
     assert_eq!(w.hub.pulls().len(), 1);
     let r = gh_pr_open(&w, &env, &work, &["--title", "Held on B"]);

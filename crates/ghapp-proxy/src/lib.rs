@@ -201,7 +201,7 @@ impl Proxy {
             cuts: std::sync::Mutex::default(),
             removed: std::sync::Mutex::default(),
             deliveries: std::sync::Mutex::default(),
-            sessions: page::Sessions::default(),
+            sessions: page::Sessions::new(cfg.admin_token.as_ref()),
             git: Arc::new(git),
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             nodes: nodes::NodeCache::default(),

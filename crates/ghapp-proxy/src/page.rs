@@ -6,8 +6,9 @@
 //! Deny.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -20,9 +21,14 @@ const COOKIE: &str = "ghapp_session";
 const SESSION_LIFE: Duration = Duration::from_secs(8 * 3600);
 const FORM_LIMIT: usize = 16 * 1024;
 
-/// Signed-in sessions: id -> (CSRF token, expiry). In memory: a restart signs everyone out.
-#[derive(Default)]
-pub(crate) struct Sessions(Mutex<HashMap<String, (String, Instant)>>);
+/// Signed-in sessions, kept by nobody: a session is `NONCE.EXPIRY.MAC`, its MAC (and its
+/// CSRF token) an HMAC-SHA256 under a key derived from the admin token. Every replica with the
+/// same admin token accepts it (a page behind a load balancer keeps its session), a restart
+/// keeps it, and changing the admin token ends every session.
+pub(crate) struct Sessions {
+    /// `None`: no admin token, no sessions.
+    key: Option<[u8; 32]>,
+}
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -30,27 +36,56 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
-fn random_hex() -> String {
-    let b: [u8; 32] = rand::random();
+fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Sessions {
-    fn open(&self) -> (String, String) {
-        let (id, csrf) = (random_hex(), random_hex());
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        m.retain(|_, (_, until)| *until > now);
-        m.insert(id.clone(), (csrf.clone(), now + SESSION_LIFE));
-        (id, csrf)
+    pub(crate) fn new(admin_token: Option<&ghapp_core::secret::ProxySecret>) -> Sessions {
+        let key = admin_token.and_then(|t| {
+            let mut m = Hmac::<sha2::Sha256>::new_from_slice(t.expose().as_bytes()).ok()?;
+            m.update(b"ghapp approvals page sessions v1");
+            Some(m.finalize().into_bytes().into())
+        });
+        Sessions { key }
     }
 
-    /// The CSRF token of a live session.
-    fn csrf(&self, id: &str) -> Option<String> {
-        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(id)
-            .filter(|(_, until)| *until > Instant::now())
-            .map(|(c, _)| c.clone())
+    fn mac(&self, what: &str) -> Option<Hmac<sha2::Sha256>> {
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(&self.key?).ok()?;
+        m.update(what.as_bytes());
+        Some(m)
+    }
+
+    /// A new session, valid for [`SESSION_LIFE`] from `now` (unix seconds): its cookie value
+    /// and CSRF token.
+    fn open(&self, now: i64) -> Option<(String, String)> {
+        let nonce = hex(&rand::random::<[u8; 16]>());
+        let body = format!("{nonce}.{}", now + SESSION_LIFE.as_secs() as i64);
+        let mac = hex(&self.mac(&body)?.finalize().into_bytes());
+        let id = format!("{body}.{mac}");
+        let csrf = self.csrf(&id, now)?;
+        Some((id, csrf))
+    }
+
+    /// The CSRF token of a session that is genuine and not expired at `now`.
+    fn csrf(&self, id: &str, now: i64) -> Option<String> {
+        let (body, mac) = id.rsplit_once('.')?;
+        let (nonce, expiry) = body.split_once('.')?;
+        let given = (0..mac.len())
+            .step_by(2)
+            .map(|i| {
+                mac.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()?;
+        self.mac(body)?.verify_slice(&given).ok()?;
+        if expiry.parse::<i64>().ok()? <= now {
+            return None;
+        }
+        Some(hex(&self
+            .mac(&format!("csrf:{nonce}"))?
+            .finalize()
+            .into_bytes()))
     }
 }
 
@@ -148,7 +183,8 @@ impl Proxy {
             (Method::GET, "/signin") => signin_form(""),
             (Method::POST, "/signin") => self.sign_in(form.get("token").map(String::as_str)),
             (method, _) => {
-                let Some(csrf) = session.as_deref().and_then(|s| self.sessions.csrf(s)) else {
+                let now = ghapp_core::jwt::unix_now();
+                let Some(csrf) = session.as_deref().and_then(|s| self.sessions.csrf(s, now)) else {
                     return redirect("/signin");
                 };
                 if method == Method::GET && path == "/approvals" {
@@ -170,7 +206,9 @@ impl Proxy {
             self.audit.metrics.auth_failure("admin_page");
             return signin_form("That is not the admin token.");
         }
-        let (id, _) = self.sessions.open();
+        let Some((id, _)) = self.sessions.open(ghapp_core::jwt::unix_now()) else {
+            return signin_form("The proxy has no admin token.");
+        };
         let mut r = redirect("/approvals");
         if let Ok(v) = HeaderValue::from_str(&format!(
             "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
@@ -325,9 +363,29 @@ mod tests {
             esc("<script>alert('x')</script>&\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
-        let s = Sessions::default();
-        let (id, csrf) = s.open();
-        assert_eq!(s.csrf(&id), Some(csrf));
-        assert_eq!(s.csrf("another"), None);
+        let token = ghapp_core::secret::ProxySecret::new("admin-token-0123456789");
+        let s = Sessions::new(Some(&token));
+        let now = 1_800_000_000;
+        let (id, csrf) = s.open(now).unwrap();
+        assert_eq!(s.csrf(&id, now + 60).as_deref(), Some(csrf.as_str()));
+        // Another replica with the same admin token accepts it; with another token, not.
+        assert_eq!(
+            Sessions::new(Some(&token)).csrf(&id, now).as_deref(),
+            Some(csrf.as_str())
+        );
+        let other = ghapp_core::secret::ProxySecret::new("another-admin-token-0123");
+        assert_eq!(Sessions::new(Some(&other)).csrf(&id, now), None);
+        // Expired, forged, altered, or no admin token: no session.
+        assert_eq!(s.csrf(&id, now + SESSION_LIFE.as_secs() as i64), None);
+        let (body, _) = id.rsplit_once('.').unwrap();
+        assert_eq!(s.csrf(&format!("{body}.{}", "0".repeat(64)), now), None);
+        let later = body.replace(&format!(".{}", now + 28800), ".9999999999");
+        let mac = id.rsplit_once('.').unwrap().1;
+        assert_eq!(s.csrf(&format!("{later}.{mac}"), now), None);
+        for junk in ["", ".", "a.b.c", "x.1.zz", "..", "a.1.\u{e9}\u{e9}"] {
+            assert_eq!(s.csrf(junk, now), None, "{junk:?}");
+        }
+        assert!(Sessions::new(None).open(now).is_none());
+        assert_ne!(csrf, s.open(now).unwrap().1, "a CSRF token per session");
     }
 }
