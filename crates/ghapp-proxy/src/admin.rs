@@ -9,7 +9,7 @@
 //! | `DELETE /v1/sandboxes/{name}` | disconnects it: its tokens revoked at GitHub and dropped, its tunnels closed, new ones refused |
 //! | `GET /v1/approvals[?status=S]`, `GET /v1/approvals/{id}` | pull requests held for a human (learning, assisted) |
 //! | `POST /v1/approvals/{id}/approve`, `POST /v1/approvals/{id}/deny` | decides one: the proxy creates the pull request, or the agent is told the reason |
-//! | `GET /v1/proposals[?sandbox=NAME]`, `GET /v1/proposals/{id}` | what observe-mode sandboxes would have done (one with its diff) |
+//! | `GET /v1/proposals[?sandbox=NAME]`, `GET /v1/proposals/{id}[/bundle]` | what observe-mode sandboxes would have done (one with its diff; a push's commits as a git bundle) |
 //!
 //! Described in `docs/reference/admin-api.yaml` (OpenAPI).
 
@@ -177,7 +177,10 @@ impl Proxy {
                 }
             }
             (&Method::GET, id) if id.ends_with("/bundle") => {
-                let n = id.trim_end_matches("/bundle").parse::<i64>().unwrap_or(0);
+                let n = id.trim_end_matches("/bundle");
+                let Ok(n) = n.parse::<i64>() else {
+                    return error(StatusCode::NOT_FOUND, format!("no proposal {n}"));
+                };
                 match store.proposal_bundle(n).await {
                     Ok(Some(b)) => {
                         let mut r = Response::new(crate::respond::full(b));
