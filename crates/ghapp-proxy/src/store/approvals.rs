@@ -1,0 +1,283 @@
+//! Pull requests held for a human (learning and assisted modes), and their decisions.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, db, next_id, now};
+
+/// The most pull requests one sandbox may have waiting for approval.
+pub const MAX_PENDING: i64 = 100;
+
+/// A pull request held for a human (learning mode).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Approval {
+    pub id: i64,
+    pub sandbox: String,
+    pub repo: String,
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub draft: bool,
+    /// `pending`, `approved`, `denied` or `closed`.
+    pub status: String,
+    pub reason: String,
+    pub decided_by: String,
+    pub pr_url: String,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+impl Approval {
+    /// A pull request asked for, not yet held (the store gives it its id and status).
+    pub fn asked(
+        sandbox: &str,
+        repo: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+        draft: bool,
+    ) -> Approval {
+        Approval {
+            id: 0,
+            sandbox: sandbox.into(),
+            repo: repo.into(),
+            head: head.into(),
+            base: base.into(),
+            title: title.into(),
+            body: body.into(),
+            draft,
+            status: String::new(),
+            reason: String::new(),
+            decided_by: String::new(),
+            pr_url: String::new(),
+            created_at: 0,
+            decided_at: None,
+        }
+    }
+}
+
+const APPROVAL_COLUMNS: &str = "id, sandbox, repo, head, base, title, body, draft, status, reason, decided_by, pr_url, created_at, decided_at";
+
+fn approval(r: &sqlx::any::AnyRow) -> Result<Approval, StoreError> {
+    Ok(Approval {
+        id: r.try_get(0).map_err(db)?,
+        sandbox: r.try_get(1).map_err(db)?,
+        repo: r.try_get(2).map_err(db)?,
+        head: r.try_get(3).map_err(db)?,
+        base: r.try_get(4).map_err(db)?,
+        title: r.try_get(5).map_err(db)?,
+        body: r.try_get(6).map_err(db)?,
+        draft: r.try_get::<i64, _>(7).map_err(db)? != 0,
+        status: r.try_get(8).map_err(db)?,
+        reason: r.try_get(9).map_err(db)?,
+        decided_by: r.try_get(10).map_err(db)?,
+        pr_url: r.try_get(11).map_err(db)?,
+        created_at: r.try_get(12).map_err(db)?,
+        decided_at: r.try_get(13).map_err(db)?,
+    })
+}
+
+impl Store {
+    /// Holds a pull request for approval: the latest request of this sandbox for the same
+    /// repository, head and base if there is one (pending, or decided: asking again gets the
+    /// same answer), else a new pending one.
+    pub async fn hold(&self, a: &Approval) -> Result<Approval, StoreError> {
+        if let Some(existing) = self.latest(&a.sandbox, &a.repo, &a.head, &a.base).await?
+            && existing.status != "closed"
+        {
+            return Ok(existing);
+        }
+        let pending: i64 =
+            sqlx::query("SELECT COUNT(*) FROM approvals WHERE sandbox = $1 AND status = 'pending'")
+                .bind(&a.sandbox)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?
+                .try_get(0)
+                .map_err(db)?;
+        if pending >= MAX_PENDING {
+            return Err(StoreError::Full(pending));
+        }
+        for _ in 0..3 {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let id = next_id(&mut tx, "approvals").await?;
+            let inserted = sqlx::query(
+                "INSERT INTO approvals (id, sandbox, repo, head, base, title, body, draft, status, reason, decided_by, pr_url, created_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', '', '', '', $9, NULL)",
+            )
+            .bind(id)
+            .bind(&a.sandbox)
+            .bind(&a.repo)
+            .bind(&a.head)
+            .bind(&a.base)
+            .bind(&a.title)
+            .bind(&a.body)
+            .bind(i64::from(a.draft))
+            .bind(now())
+            .execute(&mut *tx)
+            .await;
+            // Another replica took the id: try the next.
+            if inserted.is_err() {
+                continue;
+            }
+            self.commit(tx, true).await?;
+            return self
+                .approval(id)
+                .await?
+                .ok_or_else(|| StoreError::Missing(format!("approval {id}")));
+        }
+        Err(StoreError::Db("cannot record the approval".into()))
+    }
+
+    async fn latest(
+        &self,
+        sandbox: &str,
+        repo: &str,
+        head: &str,
+        base: &str,
+    ) -> Result<Option<Approval>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE sandbox = $1 AND repo = $2 AND head = $3 AND base = $4 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(sandbox)
+        .bind(repo)
+        .bind(head)
+        .bind(base)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(approval).transpose()
+    }
+
+    pub async fn approval(&self, id: i64) -> Result<Option<Approval>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(approval).transpose()
+    }
+
+    /// Approvals, newest first; only `status` ones when given.
+    pub async fn approvals(&self, status: Option<&str>) -> Result<Vec<Approval>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE $1 = '' OR status = $1 ORDER BY id DESC"
+        ))
+        .bind(status.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(approval).collect()
+    }
+
+    /// Closes the pending approvals for `head` in `repo` with `reason` (GitHub deleted the
+    /// branch, or someone opened the pull request meanwhile). Returns how many.
+    pub async fn close_pending(
+        &self,
+        repo: &str,
+        head: &str,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let n = sqlx::query(
+            "UPDATE approvals SET status = 'closed', decided_by = 'GitHub', reason = $1, decided_at = $2 WHERE status = 'pending' AND LOWER(repo) = LOWER($3) AND head = $4",
+        )
+        .bind(reason)
+        .bind(now())
+        .bind(repo)
+        .bind(head)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        self.commit(tx, n > 0).await?;
+        Ok(n)
+    }
+
+    /// Decides a pending approval: `approved` (with the pull request's URL), `denied` or
+    /// `closed` (with the reason). False when it was not pending.
+    pub async fn decide(
+        &self,
+        id: i64,
+        status: &str,
+        by: &str,
+        reason: &str,
+        pr_url: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let n = sqlx::query(
+            "UPDATE approvals SET status = $1, decided_by = $2, reason = $3, pr_url = $4, decided_at = $5 WHERE id = $6 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(by)
+        .bind(reason)
+        .bind(pr_url)
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        self.commit(tx, n == 1).await?;
+        Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pull_requests_are_held_once_and_decided_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
+            .await
+            .unwrap();
+        let ask = Approval::asked("a", "o/r", "agent/x", "main", "T", "B", false);
+        let first = s.hold(&ask).await.unwrap();
+        assert_eq!((first.id, first.status.as_str()), (1, "pending"));
+        assert_eq!(s.hold(&ask).await.unwrap().id, 1, "asking again: the same");
+        let other = s
+            .hold(&Approval {
+                head: "agent/y".into(),
+                ..ask.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(other.id, 2);
+        assert!(s.decide(1, "denied", "admin", "too big", "").await.unwrap());
+        assert!(
+            !s.decide(1, "approved", "admin", "", "u").await.unwrap(),
+            "decided once"
+        );
+        let again = s.hold(&ask).await.unwrap();
+        assert_eq!(
+            (again.id, again.status.as_str(), again.reason.as_str()),
+            (1, "denied", "too big")
+        );
+        assert_eq!(s.approvals(Some("pending")).await.unwrap().len(), 1);
+        assert_eq!(s.approvals(None).await.unwrap().len(), 2);
+        // A sandbox cannot fill the store: past MAX_PENDING waiting, no more are held.
+        for i in 1..MAX_PENDING {
+            let head = format!("agent/{i}");
+            s.hold(&Approval {
+                head,
+                ..ask.clone()
+            })
+            .await
+            .unwrap();
+        }
+        let full = s
+            .hold(&Approval {
+                head: "agent/one-more".into(),
+                ..ask.clone()
+            })
+            .await;
+        assert!(
+            matches!(full, Err(StoreError::Full(n)) if n == MAX_PENDING),
+            "{full:?}"
+        );
+    }
+}
