@@ -1234,6 +1234,29 @@ fn an_observing_sandbox_s_work_is_recorded_not_done() {
     let two = ghapp_admin(&w, &p, "proposals", &["show", "2"]);
     assert!(two.ok().stdout.contains("Would open this."), "{two:#?}");
 
+    // A push naming many refs is recorded whole, and described for its first 50 only (a
+    // hostile sandbox cannot make the proxy run git without end).
+    for n in 0..60 {
+        sb.git(&work, &["branch", &format!("agent/many-{n}")]).ok();
+    }
+    let r = sb.git(
+        &work,
+        &[
+            "push",
+            "origin",
+            "refs/heads/agent/many-*:refs/heads/agent/many-*",
+        ],
+    );
+    assert!(
+        r.stderr.contains("recorded as proposal 4, not pushed"),
+        "{r:#?}"
+    );
+    let many = ghapp_admin(&w, &p, "proposals", &["show", "4", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&many.ok().stdout).unwrap();
+    assert_eq!(v["detail"]["refs"].as_array().map(Vec::len), Some(60));
+    assert_eq!(v["detail"]["refs_described"], 50);
+    assert!(v["detail"]["commits"].as_array().map_or(0, Vec::len) <= 100);
+
     // Moved to autonomous (the admin API), the same push goes through on the next request.
     ghapp_sandbox(&w, &p, &["set", "watcher", "--mode", "autonomous"]).ok();
     sb.git(&work, &["push", "--quiet", "origin", "agent/obs"])

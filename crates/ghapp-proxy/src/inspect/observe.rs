@@ -12,8 +12,10 @@ use tokio::io::AsyncWriteExt;
 
 use super::{DECIDE_TIME, Facts, Git, Push, STEP, git};
 
-/// The most commits listed per ref (all are counted).
+/// The most commits listed per push (all are counted).
 const MAX_COMMITS: usize = 100;
+/// The most ref updates described (and bundled) per push; the rest are listed only.
+const MAX_DESCRIBED_REFS: usize = 50;
 /// The most changed paths listed per push (all are counted).
 const MAX_PATHS: usize = 1000;
 /// The longest commit message kept.
@@ -118,7 +120,19 @@ pub(crate) async fn describe(
             git::first_line(&out.stderr)
         ));
     }
-    let facts = Facts { git: &git, q: &q };
+    // Everything after the pack, however many refs it names, within one deadline.
+    let mut d = tokio::time::timeout(DECIDE_TIME, describe_refs(&git, &q, &push))
+        .await
+        .map_err(|_| format!("describing the push took over {} s", DECIDE_TIME.as_secs()))??;
+    d.detail["refs"] = json!(refs);
+    d.detail["pack_bytes"] = json!(total);
+    Ok(d)
+}
+
+/// What the first [`MAX_DESCRIBED_REFS`] ref updates of an indexed push do: their new
+/// commits, changed paths and diff (each bounded), and their bundle.
+async fn describe_refs(git: &Git, q: &git::Quarantine, push: &Push) -> Result<Described, String> {
+    let facts = Facts { git, q };
     let mut commits = Vec::new();
     let mut commits_total = 0u64;
     let mut paths: Vec<Value> = Vec::new();
@@ -126,14 +140,20 @@ pub(crate) async fn describe(
     let mut diff = String::new();
     let mut truncated = false;
     let mut bundled = Bundled::default();
-    for c in push.commands.commands.iter().filter(|c| !c.is_delete()) {
+    let updates: Vec<_> = push
+        .commands
+        .commands
+        .iter()
+        .filter(|c| !c.is_delete())
+        .collect();
+    for c in updates.iter().take(MAX_DESCRIBED_REFS) {
         let base = if c.is_create() {
             facts.create_base(&c.new).await?
         } else {
             Some(c.old.clone())
         };
         bundled.add(&c.refname, &c.new, base.as_deref());
-        let (listed, count) = log(&git, &q, &c.new).await?;
+        let (listed, count) = log(git, q, &c.new, MAX_COMMITS - commits.len()).await?;
         commits_total += count;
         commits.extend(listed.into_iter().map(|mut v| {
             v["ref"] = json!(c.refname);
@@ -152,7 +172,7 @@ pub(crate) async fn describe(
         }
         // The diff reads the old side's blobs: the mirror has none, so git fetches them (in
         // one batch) with the sandbox's token.
-        let mut cmd = q.command(&git, Some(&push.auth));
+        let mut cmd = q.command(git, Some(&push.auth));
         cmd.args([
             "diff",
             "--no-color",
@@ -182,7 +202,7 @@ pub(crate) async fn describe(
         diff.push_str(&text[..cut]);
         truncated |= r.truncated || cut < text.len();
     }
-    let (bundle, bundle_note) = match bundled.make(&git, &q, &push.auth).await {
+    let (bundle, bundle_note) = match bundled.make(git, q, &push.auth).await {
         Ok(b) => (Some(b), Value::Null),
         Err(why) => (None, json!(why)),
     };
@@ -190,12 +210,11 @@ pub(crate) async fn describe(
         bundle,
         detail: json!({
             "bundle_not_kept": bundle_note,
-            "refs": refs,
+            "refs_described": updates.len().min(MAX_DESCRIBED_REFS),
             "commits": commits,
             "commits_total": commits_total,
             "paths": paths,
             "paths_total": paths_total,
-            "pack_bytes": total,
             "diff_truncated": truncated,
         }),
         diff,
@@ -272,21 +291,29 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// The commits `new` brings that GitHub does not have: the first [`MAX_COMMITS`] (id,
-/// author, message) and how many in all.
-async fn log(git: &Git, q: &git::Quarantine, new: &str) -> Result<(Vec<Value>, u64), String> {
+/// The commits `new` brings that GitHub does not have: the first `room` (id, author, date,
+/// message) and how many in all.
+async fn log(
+    git: &Git,
+    q: &git::Quarantine,
+    new: &str,
+    room: usize,
+) -> Result<(Vec<Value>, u64), String> {
     let mut c = q.command(git, None);
     c.args(["rev-list", "--count", new, "--not", "--all"]);
     let count = String::from_utf8_lossy(&git::run(c, None, STEP).await?)
         .trim()
         .parse()
         .unwrap_or(0);
+    if room == 0 {
+        return Ok((Vec::new(), count));
+    }
     let mut c = q.command(git, None);
     c.args([
         "log",
         "-z",
         "--no-color",
-        &format!("--max-count={MAX_COMMITS}"),
+        &format!("--max-count={room}"),
         "--format=%H%x1f%an <%ae>%x1f%aI%x1f%B",
         new,
         "--not",
