@@ -134,17 +134,8 @@ impl Proxy {
             Ok(d) => self.propose(sb, &plan.repo, "push", d).await,
             Err(e) => Err(e),
         };
-        let cmds = &section.commands;
         let refuse_all = |why: &str, message: String| {
-            let refused: Vec<(String, String)> = cmds
-                .commands
-                .iter()
-                .map(|c| (c.refname.clone(), why.to_owned()))
-                .collect();
-            policy::PushRefusal {
-                report: receive_pack::reject_report(&refused, cmds.sideband(), &message),
-                reason: message,
-            }
+            policy::PushRefusal::every_ref(&section.commands, why, message)
         };
         let proposal = match recorded {
             Ok(id) => id,

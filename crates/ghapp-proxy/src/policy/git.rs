@@ -119,15 +119,30 @@ pub(crate) fn push_refusal(
     refused: &[(String, String)],
     reason: String,
 ) -> PushRefusal {
-    let sideband = cmds.sideband();
     let msg = format!(
         "ghapp proxy: push refused by sandbox {} policy: {reason} {}",
         sb.name(),
         crate::respond::POLICY_HINT
     );
     PushRefusal {
-        report: receive_pack::reject_report(refused, sideband, &msg),
+        report: receive_pack::reject_report(refused, cmds.sideband(), &msg),
         reason,
+    }
+}
+
+impl PushRefusal {
+    /// git's report-status refusing every ref of `cmds` with `why`, `message` in the side
+    /// band and the audit.
+    pub(crate) fn every_ref(cmds: &Commands, why: &str, message: String) -> PushRefusal {
+        let refused: Vec<(String, String)> = cmds
+            .commands
+            .iter()
+            .map(|c| (c.refname.clone(), why.to_owned()))
+            .collect();
+        PushRefusal {
+            report: receive_pack::reject_report(&refused, cmds.sideband(), &message),
+            reason: message,
+        }
     }
 }
 
