@@ -121,16 +121,24 @@ pub enum Command {
     /// deny (the agent is told why). A client of the proxy's admin API.
     Approvals(ApprovalsArgs),
     /// What observe-mode sandboxes would have done (pushes with their diffs, pull requests),
-    /// recorded instead: list, show. A client of the proxy's admin API.
+    /// recorded instead: list, show, bundle. A client of the proxy's admin API.
     Proposals(ProposalsArgs),
+}
+
+/// Where the proxy's admin API is: `ghapp sandbox`, `approvals` and `proposals` are its
+/// clients.
+#[derive(Args, Debug, Clone)]
+pub struct AdminApi {
+    /// The proxy's admin API (its `admin_listen`), e.g. http://127.0.0.1:9091.
+    #[arg(long, env = "GHAPP_ADMIN_URL", global = true)]
+    pub admin_url: Option<String>,
 }
 
 /// `ghapp proposals`.
 #[derive(Args, Debug, Clone)]
 pub struct ProposalsArgs {
-    /// The proxy's admin API (its `admin_listen`).
-    #[arg(long, env = "GHAPP_ADMIN_URL", global = true)]
-    pub admin_url: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminApi,
     #[command(subcommand)]
     pub command: ProposalsCommand,
 }
@@ -165,9 +173,8 @@ pub enum ProposalsCommand {
 /// `ghapp approvals`.
 #[derive(Args, Debug, Clone)]
 pub struct ApprovalsArgs {
-    /// The proxy's admin API (its `admin_listen`).
-    #[arg(long, env = "GHAPP_ADMIN_URL", global = true)]
-    pub admin_url: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminApi,
     #[command(subcommand)]
     pub command: ApprovalsCommand,
 }
@@ -206,9 +213,8 @@ pub enum ApprovalsCommand {
 /// `ghapp sandbox`: the admin API's address and token, and what to do.
 #[derive(Args, Debug, Clone)]
 pub struct SandboxArgs {
-    /// The proxy's admin API (its `admin_listen`), e.g. http://127.0.0.1:9091.
-    #[arg(long, env = "GHAPP_ADMIN_URL", global = true)]
-    pub admin_url: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminApi,
     #[command(subcommand)]
     pub command: SandboxCommand,
 }

@@ -15,17 +15,17 @@ use crate::cli::{
 use crate::out::outln;
 
 pub(crate) fn run(args: &SandboxArgs) -> Result<ExitCode> {
-    let (api, rt) = connect(args.admin_url.as_deref())?;
+    let (api, rt) = connect(args.admin.admin_url.as_deref())?;
     rt.block_on(api.command(&args.command))
 }
 
 pub(crate) fn approvals(args: &ApprovalsArgs) -> Result<ExitCode> {
-    let (api, rt) = connect(args.admin_url.as_deref())?;
+    let (api, rt) = connect(args.admin.admin_url.as_deref())?;
     rt.block_on(api.approvals(&args.command))
 }
 
 pub(crate) fn proposals(args: &ProposalsArgs) -> Result<ExitCode> {
-    let (api, rt) = connect(args.admin_url.as_deref())?;
+    let (api, rt) = connect(args.admin.admin_url.as_deref())?;
     rt.block_on(api.proposals(&args.command))
 }
 
