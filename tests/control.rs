@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ghapp_e2e::{ProxyProc, Run, Sandbox as Sb, World};
+use ghapp_e2e::{ProxyProc, Run, Sandbox as Sb, World, curl_local};
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
@@ -98,21 +98,14 @@ fn repointed(env: &[(String, String)], p: &ProxyProc) -> Vec<(String, String)> {
 }
 
 fn admin_get(url: &str, token: Option<&str>) -> u16 {
-    let mut c = std::process::Command::new("curl");
-    c.args([
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--noproxy",
-        "*",
-    ]);
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let mut args = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+    if let Some(a) = &auth {
+        args.extend(["-H", a.as_str()]);
     }
-    let out = c.arg(format!("{url}/v1/sandboxes")).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+    let url = format!("{url}/v1/sandboxes");
+    args.push(&url);
+    curl_local(args).parse().unwrap_or(0)
 }
 
 /// The whole life of a sandbox on one store: add, use, re-point, disconnect mid-clone,
@@ -459,35 +452,28 @@ fn two_replicas_on_one_postgres_serve_the_same_sandboxes_and_approvals() {
     );
     // Signed in on A's approvals page, the same session is good on B's (behind a load
     // balancer, the next page may come from either).
-    let signin = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "--noproxy",
-            "*",
-            "-o",
-            "/dev/null",
-            "-D",
-            "-",
-            "--data",
-        ])
-        .arg(format!("token={ADMIN_TOKEN}"))
-        .arg(format!("{}/signin", a.admin_url.clone().unwrap()))
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&signin.stdout).into_owned();
+    let head = curl_local([
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "--data",
+        &format!("token={ADMIN_TOKEN}"),
+        &format!("{}/signin", a.admin_url.clone().unwrap()),
+    ]);
     let cookie = head
         .lines()
         .find_map(|l| l.strip_prefix("set-cookie: "))
         .and_then(|c| c.split(';').next())
         .unwrap_or_else(|| panic!("no session cookie: {head}"))
         .to_owned();
-    let page = std::process::Command::new("curl")
-        .args(["-s", "--noproxy", "*", "-w", "\n%{http_code}", "-H"])
-        .arg(format!("Cookie: {cookie}"))
-        .arg(format!("{}/approvals", b.admin_url.clone().unwrap()))
-        .output()
-        .unwrap();
-    let page = String::from_utf8_lossy(&page.stdout).into_owned();
+    let page = curl_local([
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        &format!("Cookie: {cookie}"),
+        &format!("{}/approvals", b.admin_url.clone().unwrap()),
+    ]);
     assert!(
         page.ends_with("\n200") && page.contains("Held on B"),
         "B's page with A's session: {page}"
@@ -570,16 +556,23 @@ fn signature(body: &str, secret: &str) -> String {
 /// A delivery as GitHub sends it: signed with `secret`; the answer's status and body.
 fn deliver(url: &str, id: &str, event: &str, body: &str, secret: &str) -> (u16, String) {
     let sig = signature(body, secret);
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--noproxy", "*", "-w", "\n%{http_code}", "-X", "POST"])
-        .args(["-H", "Content-Type: application/json"])
-        .args(["-H", &format!("X-GitHub-Event: {event}")])
-        .args(["-H", &format!("X-GitHub-Delivery: {id}")])
-        .args(["-H", &format!("X-Hub-Signature-256: {sig}")])
-        .args(["--data-binary", body, url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = curl_local([
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        &format!("X-GitHub-Event: {event}"),
+        "-H",
+        &format!("X-GitHub-Delivery: {id}"),
+        "-H",
+        &format!("X-Hub-Signature-256: {sig}"),
+        "--data-binary",
+        body,
+        url,
+    ]);
     let (body, code) = text.rsplit_once('\n').unwrap();
     (code.parse().unwrap(), body.to_owned())
 }
@@ -1343,27 +1336,20 @@ fn an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait() {
     let env = add_sandbox(&w, &p, "helper", "assisted");
     // Significant: more than 10 changed lines, or anything under docs/.
     let token = std::fs::read_to_string(w.path("admin-token")).unwrap();
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "--noproxy",
-            "*",
-            "-X",
-            "PATCH",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-        ])
-        .args([
-            "--data",
-            r#"{"significant": {"lines": 10, "paths": ["docs/**"]}}"#,
-        ])
-        .arg(format!(
-            "{}/v1/sandboxes/helper",
-            p.admin_url.clone().unwrap()
-        ))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let code = curl_local([
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "PATCH",
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "--data",
+        r#"{"significant": {"lines": 10, "paths": ["docs/**"]}}"#,
+        &format!("{}/v1/sandboxes/helper", p.admin_url.clone().unwrap()),
+    ]);
+    assert_eq!(code, "200");
     let sb = Sb {
         w: &w,
         env: env.clone(),
@@ -1709,20 +1695,11 @@ fn the_approvals_page_in_a_real_browser() {
     let cookie = b.cookie("ghapp_session");
     assert!(!cookie.is_empty());
     let post = |args: &[&str]| {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "--noproxy",
-                "*",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code} %{redirect_url}",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        curl_local(
+            ["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}"]
+                .iter()
+                .chain(args),
+        )
     };
     let refused = post(&[
         "-X",

@@ -140,19 +140,8 @@ fn the_recipe_and_manifests_use_only_what_the_binary_has() {
     }
     let p = w.start_proxy(&ghapp_e2e::two_sandboxes(""), "");
     for path in ["/healthz", "/readyz"] {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "--noproxy",
-                "*",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-            ])
-            .arg(format!("http://{}{path}", p.metrics_addr.clone().unwrap()))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{path}");
+        let url = format!("http://{}{path}", p.metrics_addr.clone().unwrap());
+        let code = ghapp_e2e::curl_local(["-o", "/dev/null", "-w", "%{http_code}", &url]);
+        assert_eq!(code, "200", "{path}");
     }
 }

@@ -16,6 +16,17 @@ use std::time::{Duration, Instant};
 
 pub use fakehub::{FakeHub, Options};
 
+/// `curl -s --noproxy '*' ARGS` straight to a local listener (the admin API, the webhooks, the
+/// metrics): what it printed.
+pub fn curl_local<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "--noproxy", "*"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The directory holding the built binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
