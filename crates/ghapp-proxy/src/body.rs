@@ -3,9 +3,11 @@
 //! has a deadline and every byte held counts against the proxy's buffer budget.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 use ghapp_gitproto::receive_pack::{self, Commands};
 use http_body_util::BodyExt;
 use hyper::StatusCode;
@@ -149,4 +151,73 @@ pub(crate) async fn whole(
             ),
         )),
     }
+}
+
+/// An upstream answer's body read whole: at most `max` bytes, within `wait`.
+pub(crate) async fn read_bounded(
+    resp: reqwest::Response,
+    max: usize,
+    wait: Duration,
+) -> Result<Vec<u8>, String> {
+    let read = async {
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| format!("cut off: {}", ghapp_core::client::root_cause(&e)))?;
+            if body.len() + chunk.len() > max {
+                return Err(format!("over {} KiB", max >> 10));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(wait, read)
+        .await
+        .unwrap_or_else(|_| Err(format!("not complete in {} s", wait.as_secs())))
+}
+
+/// A request body streamed on, counted.
+pub(crate) fn streamed(body: Incoming, counter: Arc<AtomicU64>) -> reqwest::Body {
+    reqwest::Body::wrap_stream(coalesce(stream_incoming(body, counter)))
+}
+
+/// `prefix` (already read, e.g. a push's command section), then the rest of `body`, streamed.
+pub(crate) fn prefixed(prefix: Vec<u8>, body: Incoming, counter: Arc<AtomicU64>) -> reqwest::Body {
+    let first =
+        futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(prefix)) });
+    reqwest::Body::wrap_stream(coalesce(first.chain(stream_incoming(body, counter))))
+}
+
+/// Joins the chunks that are already there into one (up to 64 of them), so a pack crosses the
+/// upstream TLS connection in large records instead of one per small read; a chunk is never
+/// held back waiting for more (git's small protocol messages pass at once).
+pub(crate) fn coalesce(
+    s: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    s.ready_chunks(64).map(|items| {
+        if items.len() == 1 {
+            return items.into_iter().next().expect("one item");
+        }
+        let mut out = bytes::BytesMut::new();
+        for item in items {
+            out.extend_from_slice(&item?);
+        }
+        Ok(out.freeze())
+    })
+}
+
+fn stream_incoming(
+    body: Incoming,
+    counter: Arc<AtomicU64>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    TryStreamExt::map_err(http_body_util::BodyStream::new(body), std::io::Error::other)
+        .try_filter_map(move |f| {
+            let counter = counter.clone();
+            async move {
+                Ok(f.into_data().ok().inspect(|d| {
+                    counter.fetch_add(d.len() as u64, Ordering::Relaxed);
+                }))
+            }
+        })
 }

@@ -25,6 +25,8 @@ pub struct Limits {
     pub max_unauthenticated: usize,
     /// Open tunnels of one sandbox.
     pub max_tunnels_per_sandbox: usize,
+    /// Open connections on each side listener (admin API and page, webhooks, metrics).
+    pub max_side_connections: usize,
     /// For a request head, a TLS handshake, and a connection to authenticate.
     pub header_timeout: Duration,
     /// A connection (or tunnel) with no byte in either direction is closed after this.
@@ -45,6 +47,7 @@ impl Default for Limits {
             max_connections_per_source: 1024,
             max_unauthenticated: 256,
             max_tunnels_per_sandbox: 256,
+            max_side_connections: 256,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             body_timeout: Duration::from_secs(60),

@@ -2,9 +2,12 @@
 //! helper: GitHub's certificate trusted, the app's JWT accepted, an installation for each
 //! sandbox's repositories.
 
+use std::sync::Arc;
+
 use ghapp_core::broker::Broker;
 
-use crate::Proxy;
+use crate::sandbox::Sandbox;
+use crate::tokens::Tokens;
 
 /// How a start-up check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,95 +66,93 @@ fn is_trust_failure(reason: &str) -> bool {
         .any(|w| reason.contains(w))
 }
 
-impl Proxy {
-    /// What `ghapp proxy` checks before it serves, and `ghapp proxy --check` alone: GitHub's
-    /// certificate is trusted, GitHub accepts the app's JWT (`GET /app`), and the app is
-    /// installed for each sandbox's repositories. A [`CheckLevel::Fail`] is a definite
-    /// misconfiguration and names the setting to fix; an unreachable GitHub is only a warning
-    /// (it may be down, and the proxy retries).
-    pub fn preflight(&self) -> Vec<Check> {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => return vec![Check::fail("runtime", format!("cannot start: {e}"))],
-        };
-        rt.block_on(self.preflight_async())
-    }
+/// What `ghapp proxy` checks before it serves, and `ghapp proxy --check` alone: GitHub's
+/// certificate is trusted, GitHub accepts the app's JWT (`GET /app`), and the app is
+/// installed for each sandbox's repositories. A [`CheckLevel::Fail`] is a definite
+/// misconfiguration and names the setting to fix; an unreachable GitHub is only a warning (it
+/// may be down, and the proxy retries).
+pub(crate) fn preflight(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Check> {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return vec![Check::fail("runtime", format!("cannot start: {e}"))],
+    };
+    rt.block_on(preflight_async(tokens, sandboxes))
+}
 
-    async fn preflight_async(&self) -> Vec<Check> {
-        let mut out = Vec::new();
-        for broker in &self.brokers {
-            if !Self::check_app(broker, &mut out).await {
-                return out;
-            }
+async fn preflight_async(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Check> {
+    let mut out = Vec::new();
+    for broker in tokens.brokers() {
+        if !check_app(broker, &mut out).await {
+            return out;
         }
-        for sb in &self.live().sandboxes {
-            let mut owners: Vec<&str> = sb.cfg.repos.iter().map(|r| r.owner()).collect();
-            owners.sort_by_key(|o| o.to_ascii_lowercase());
-            owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-            for owner in owners {
-                let what = format!("sandbox {}", sb.name());
-                let Some(broker) = self.broker_for(owner) else {
-                    out.push(Check::fail(
-                        &what,
-                        format!("no [[app]] serves {owner}: add it to an app's owners"),
-                    ));
-                    continue;
-                };
-                match broker.installation_id(&sb.token_request(owner)).await {
-                    Ok(id) => out.push(Check::ok(
-                        &what,
-                        format!("installation {id} serves its {owner} repositories"),
-                    )),
-                    Err(e) => out.push(Check::warn(&what, e.to_string())),
-                }
-            }
-        }
-        out
     }
-
-    /// GitHub trusted and the app's JWT accepted; `false` when checking further is pointless.
-    async fn check_app(broker: &Broker, out: &mut Vec<Check>) -> bool {
-        let api = broker.app().api_url();
-        match broker.app_info().await {
-            Ok(info) => out.push(Check::ok(
-                "app",
-                format!(
-                    "{api} accepts the JWT of app {} ({})",
-                    info.slug.as_deref().unwrap_or("?"),
-                    info.name
-                ),
-            )),
-            Err(ghapp_core::Error::Unreachable { url, reason }) if is_trust_failure(&reason) => {
+    for sb in sandboxes {
+        let mut owners: Vec<&str> = sb.cfg.repos.iter().map(|r| r.owner()).collect();
+        owners.sort_by_key(|o| o.to_ascii_lowercase());
+        owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        for owner in owners {
+            let what = format!("sandbox {}", sb.name());
+            let Some(broker) = tokens.broker_for(owner) else {
                 out.push(Check::fail(
+                    &what,
+                    format!("no [[app]] serves {owner}: add it to an app's owners"),
+                ));
+                continue;
+            };
+            match broker.installation_id(&sb.token_request(owner)).await {
+                Ok(id) => out.push(Check::ok(
+                    &what,
+                    format!("installation {id} serves its {owner} repositories"),
+                )),
+                Err(e) => out.push(Check::warn(&what, e.to_string())),
+            }
+        }
+    }
+    out
+}
+
+/// GitHub trusted and the app's JWT accepted; `false` when checking further is pointless.
+async fn check_app(broker: &Broker, out: &mut Vec<Check>) -> bool {
+    let api = broker.app().api_url();
+    match broker.app_info().await {
+        Ok(info) => out.push(Check::ok(
+            "app",
+            format!(
+                "{api} accepts the JWT of app {} ({})",
+                info.slug.as_deref().unwrap_or("?"),
+                info.name
+            ),
+        )),
+        Err(ghapp_core::Error::Unreachable { url, reason }) if is_trust_failure(&reason) => {
+            out.push(Check::fail(
                     "upstream",
                     format!(
                         "{url} presents a certificate this proxy does not trust ({reason}): set upstream_ca_file to the PEM of the CA that signed it"
                     ),
                 ));
-                return false;
-            }
-            Err(e @ ghapp_core::Error::Unreachable { .. }) => {
-                out.push(Check::warn(
-                    "upstream",
-                    format!("{e}; serving anyway, requests fail until it is reachable"),
-                ));
-                return false;
-            }
-            Err(e @ ghapp_core::Error::JwtRejected { .. }) => {
-                out.push(Check::fail(
-                    "app",
-                    format!("{e}: fix [app] app_id (or client_id) and private_key_file"),
-                ));
-                return false;
-            }
-            Err(e) => {
-                out.push(Check::warn("app", e.to_string()));
-                return false;
-            }
+            return false;
         }
-        true
+        Err(e @ ghapp_core::Error::Unreachable { .. }) => {
+            out.push(Check::warn(
+                "upstream",
+                format!("{e}; serving anyway, requests fail until it is reachable"),
+            ));
+            return false;
+        }
+        Err(e @ ghapp_core::Error::JwtRejected { .. }) => {
+            out.push(Check::fail(
+                "app",
+                format!("{e}: fix [app] app_id (or client_id) and private_key_file"),
+            ));
+            return false;
+        }
+        Err(e) => {
+            out.push(Check::warn("app", e.to_string()));
+            return false;
+        }
     }
+    true
 }

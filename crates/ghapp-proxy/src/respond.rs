@@ -8,7 +8,8 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::HeaderValue;
 use hyper::{Response, StatusCode};
 
-use crate::Body;
+/// The body of every answer the proxy gives.
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
 /// Where the sandbox's tools read a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,84 +1,305 @@
-//! Starting the proxy: its listeners bound, the state store opened, a runtime on a thread of
-//! its own; [`Running`] stops it when dropped.
+//! Preparing and starting the proxy: everything that can fail before serving (the key, the
+//! CA, the audit log, the upstream client, git) is done in [`prepare`]; [`start`] binds the
+//! listeners, opens the state store, builds the two planes and serves them from a runtime on
+//! a thread of its own. [`Running`] stops it when dropped.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Proxy, store};
+use ghapp_core::broker::Broker;
 
-impl Proxy {
-    /// Serves on the configured address from a background thread with its own runtime. The
-    /// state store is opened (and migrated) first, so a store that cannot be opened is an
-    /// error here, not a failing request later.
-    pub fn start(self) -> Result<Running, String> {
-        let bind = |a: SocketAddr, what: &str| -> Result<std::net::TcpListener, String> {
-            let l = std::net::TcpListener::bind(a)
-                .map_err(|e| format!("cannot listen on {a}{what}: {e}"))?;
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
-            Ok(l)
-        };
-        let listener = bind(self.cfg.listen, "")?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let metrics = self
-            .cfg
-            .metrics_listen
-            .map(|a| bind(a, " for metrics"))
-            .transpose()?;
-        let admin = self
-            .cfg
-            .admin_listen
-            .map(|a| bind(a, " for the admin API"))
-            .transpose()?;
-        let webhooks = self
-            .cfg
-            .webhook_listen
-            .map(|a| bind(a, " for webhooks"))
-            .transpose()?;
-        let webhook_addr = webhooks.as_ref().and_then(|l| l.local_addr().ok());
-        let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
-        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let mut me = self;
-        // The proxy's own listeners are never a tunnel's destination.
-        me.cfg.listen = addr;
-        me.cfg.metrics_listen = metrics_addr;
-        me.cfg.admin_listen = admin_addr;
-        me.cfg.webhook_listen = webhook_addr;
-        let me = Arc::new(me);
-        if let Some(url) = me.cfg.state.clone() {
-            let store = rt
-                .block_on(store::Store::open(&url))
-                .map_err(|e| e.to_string())?;
-            let _ = me.store.set(store);
-            rt.block_on(me.sync_store());
+use crate::audit::Audit;
+use crate::ca::Ca;
+use crate::config::ProxyConfig;
+use crate::control::ControlPlane;
+use crate::github::Api;
+use crate::live::{Live, Snapshot};
+use crate::pipeline::DataPlane;
+use crate::router::Hosts;
+use crate::store::{Store, StoreError};
+use crate::tokens::Tokens;
+use crate::{inspect, transport};
+
+/// Why the proxy cannot start. Each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the proxy's CA: {0}")]
+    Ca(String),
+    #[error(
+        "cannot read private key file {path}: {reason}; set [app] private_key_file in the proxy config to the .pem downloaded from the app's settings"
+    )]
+    KeyFile { path: PathBuf, reason: String },
+    #[error("the app: {0}")]
+    App(String),
+    #[error("cannot read upstream_ca_file {path}: {reason}")]
+    UpstreamCa { path: PathBuf, reason: String },
+    #[error("cannot build the upstream client: {0}")]
+    Client(String),
+    #[error("cannot open the audit log: {0}")]
+    Audit(std::io::Error),
+    #[error("{0}")]
+    Inspection(String),
+    #[error("cannot listen on {addr}{what}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What the proxy is made of, prepared before any runtime exists.
+pub(crate) struct Prepared {
+    pub cfg: ProxyConfig,
+    pub hosts: Hosts,
+    pub ca: Ca,
+    pub tokens: Arc<Tokens>,
+    pub audit: Arc<Audit>,
+    pub upstream: reqwest::Client,
+    pub git: Arc<inspect::Git>,
+    pub config_path: Option<PathBuf>,
+}
+
+/// Prepares everything that can fail before serving: the key, the CA, the audit log, the
+/// upstream client, git. Synchronous: call it before any runtime exists.
+pub(crate) fn prepare(cfg: ProxyConfig) -> Result<Prepared, StartError> {
+    ghapp_core::jwt::install_crypto_providers();
+    let hosts = Hosts::new(cfg.github());
+    let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted()).map_err(StartError::Ca)?;
+    let upstream_ca = match &cfg.upstream_ca_file {
+        Some(p) => Some(ghapp_core::fsutil::read_bounded(p, 4 << 20).map_err(|e| {
+            StartError::UpstreamCa {
+                path: p.clone(),
+                reason: e.to_string(),
+            }
+        })?),
+        None => None,
+    };
+    let audit = Arc::new(
+        Audit::open(cfg.audit_log.as_deref(), cfg.audit_max_bytes).map_err(StartError::Audit)?,
+    );
+    let mut brokers = Vec::new();
+    for app in &cfg.apps {
+        let mut broker = Broker::new(app.clone(), cfg.refresh_margin, &cfg.cache_dir)
+            .map_err(|e| StartError::App(e.to_string()))?;
+        if upstream_ca.is_some() || !cfg.resolve.is_empty() {
+            broker = broker.with_client(
+                ghapp_core::client::GitHubClient::with_resolve(
+                    app.api_url(),
+                    upstream_ca.as_deref(),
+                    &cfg.resolve,
+                )
+                .map_err(|e| StartError::Client(e.to_string()))?,
+            );
         }
-        let thread = std::thread::Builder::new()
-            .name("ghapp-proxy".into())
-            .spawn(move || {
-                if let Some(l) = webhooks.and_then(|l| {
-                    let _guard = rt.enter();
-                    tokio::net::TcpListener::from_std(l).ok()
-                }) {
-                    rt.spawn(me.clone().serve_side(l, Proxy::webhook));
-                }
-                rt.block_on(me.serve(listener, metrics, admin, rx));
-                rt.shutdown_timeout(Duration::from_millis(200));
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Running {
-            addr,
-            metrics_addr,
-            admin_addr,
-            webhook_addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        })
+        let broker = broker.with_deadline(Duration::from_secs(20));
+        // The key's error names the setting of this file, not the environment's.
+        broker.load_key_now().map_err(|e| match e {
+            ghapp_core::Error::KeyFileUnreadable { path, reason } => {
+                StartError::KeyFile { path, reason }
+            }
+            e => StartError::App(e.to_string()),
+        })?;
+        brokers.push(broker);
     }
+    let tls = ghapp_core::client::tls_config_with(upstream_ca.as_deref())
+        .map_err(|e| StartError::Client(e.to_string()))?;
+    let mut upstream = reqwest::Client::builder();
+    for (name, ip) in &cfg.resolve {
+        upstream = upstream.resolve(name, SocketAddr::new(*ip, 0));
+    }
+    let upstream = upstream
+        .use_preconfigured_tls(tls)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .http1_only()
+        .build()
+        .map_err(|e| StartError::Client(e.to_string()))?;
+    let git_origin = reqwest::Url::parse(&format!("https://{}/", hosts.git))
+        .map_err(|e| StartError::Client(format!("the git host {}: {e}", hosts.git)))?;
+    let ca_for_git = cfg
+        .upstream_ca_file
+        .clone()
+        .or_else(|| std::env::var_os("SSL_CERT_FILE").map(Into::into));
+    let git = inspect::Git::new(
+        &cfg.spool_dir,
+        &git_origin,
+        ca_for_git.as_deref(),
+        &cfg.resolve,
+    );
+    if cfg.sandboxes.iter().any(|s| s.rules.inspect) {
+        git.prepare().map_err(StartError::Inspection)?;
+    }
+    Ok(Prepared {
+        tokens: Arc::new(Tokens::new(brokers, audit.clone())),
+        hosts,
+        ca,
+        audit,
+        upstream,
+        git: Arc::new(git),
+        config_path: None,
+        cfg,
+    })
+}
+
+/// Serves on the configured addresses from a background thread with its own runtime. The
+/// state store is opened (and migrated) first, so a store that cannot be opened is an error
+/// here, not a failing request later.
+pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
+    let bind = |a: SocketAddr, what: &'static str| -> Result<std::net::TcpListener, StartError> {
+        let l = std::net::TcpListener::bind(a).map_err(|source| StartError::Listen {
+            addr: a,
+            what,
+            source,
+        })?;
+        l.set_nonblocking(true)
+            .map_err(|source| StartError::Listen {
+                addr: a,
+                what,
+                source,
+            })?;
+        Ok(l)
+    };
+    let mut cfg = p.cfg;
+    let listener = bind(cfg.listen, "")?;
+    let metrics = cfg
+        .metrics_listen
+        .map(|a| bind(a, " for metrics"))
+        .transpose()?;
+    let admin = cfg
+        .admin_listen
+        .map(|a| bind(a, " for the admin API"))
+        .transpose()?;
+    let webhooks = cfg
+        .webhook_listen
+        .map(|a| bind(a, " for webhooks"))
+        .transpose()?;
+    let addr_of = |l: &std::net::TcpListener| l.local_addr().ok();
+    let addr = addr_of(&listener).unwrap_or(cfg.listen);
+    // The proxy's own listeners, as bound, are never a tunnel's destination.
+    cfg.listen = addr;
+    cfg.metrics_listen = metrics.as_ref().and_then(addr_of);
+    cfg.admin_listen = admin.as_ref().and_then(addr_of);
+    cfg.webhook_listen = webhooks.as_ref().and_then(addr_of);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    let store = match &cfg.state {
+        Some(url) => Some(rt.block_on(Store::open(url))?),
+        None => None,
+    };
+    let cfg = Arc::new(cfg);
+    let live = Arc::new(Snapshot::new(Live::of(&cfg)));
+    let github = Arc::new(Api::new(
+        p.upstream.clone(),
+        p.tokens.clone(),
+        p.hosts.clone(),
+        cfg.github().api_url().to_owned(),
+    ));
+    let data = Arc::new(DataPlane::new(
+        cfg.clone(),
+        live,
+        p.hosts,
+        p.ca,
+        p.audit,
+        p.tokens,
+        github,
+        p.upstream,
+        p.git,
+    ));
+    if let Some(store) = store {
+        let _ = data.store.set(store);
+    }
+    let control = Arc::new(ControlPlane::new(data.clone(), p.config_path));
+    rt.block_on(control.sync_store());
+    let running = Running {
+        addr,
+        metrics_addr: cfg.metrics_listen,
+        admin_addr: cfg.admin_listen,
+        webhook_addr: cfg.webhook_listen,
+        shutdown: None,
+        thread: None,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("ghapp-proxy".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let limits = &data.cfg.limits;
+                let on_error = {
+                    let audit = data.audit.clone();
+                    move |why: &'static str| {
+                        if why == "accept_error" {
+                            audit.metrics.accept_errors.inc();
+                        } else {
+                            audit.metrics.connection_refused(why);
+                        }
+                    }
+                };
+                let side = |l: Option<std::net::TcpListener>| {
+                    l.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+                };
+                if let Some(l) = side(metrics) {
+                    let c = control.clone();
+                    tokio::spawn(transport::serve_side(
+                        l,
+                        limits.max_side_connections,
+                        limits.header_timeout,
+                        on_error.clone(),
+                        move |req| {
+                            let c = c.clone();
+                            async move { c.health(req).await }
+                        },
+                    ));
+                }
+                if let Some(l) = side(admin) {
+                    let c = control.clone();
+                    tokio::spawn(transport::serve_side(
+                        l,
+                        limits.max_side_connections,
+                        limits.header_timeout,
+                        on_error.clone(),
+                        move |req| {
+                            let c = c.clone();
+                            async move { c.admin(req).await }
+                        },
+                    ));
+                }
+                if let Some(l) = side(webhooks) {
+                    let c = control.clone();
+                    tokio::spawn(transport::serve_side(
+                        l,
+                        limits.max_side_connections,
+                        limits.header_timeout,
+                        on_error.clone(),
+                        move |req| {
+                            let c = c.clone();
+                            async move { c.webhook(req).await }
+                        },
+                    ));
+                }
+                control.spawn_loops();
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let gate = data.gate.clone();
+                transport::serve(data, gate, listener, rx).await;
+            });
+            rt.shutdown_timeout(Duration::from_millis(200));
+        })
+        .map_err(StartError::Runtime)?;
+    Ok(Running {
+        shutdown: Some(tx),
+        thread: Some(thread),
+        ..running
+    })
 }
 
 /// A running proxy; dropping it stops it.

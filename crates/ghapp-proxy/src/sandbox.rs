@@ -9,6 +9,28 @@ use ghapp_gitproto::repo::RepoName;
 
 use crate::config::SandboxConfig;
 
+/// Who is asking, in a tunnel: the sandbox, the client's address, the host it tunnelled to.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub sandbox: Arc<Sandbox>,
+    pub source: std::net::IpAddr,
+    /// `host:port` of the `CONNECT`.
+    pub host: String,
+}
+
+impl Origin {
+    /// How the audit names a request of this tunnel.
+    pub(crate) fn head(&self, method: &str, path: &str) -> crate::audit::Head {
+        crate::audit::Head {
+            sandbox: self.sandbox.name().to_owned(),
+            source: Some(self.source.to_string()),
+            method: method.to_owned(),
+            host: self.host.clone(),
+            path: path.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Sandbox {
     pub cfg: SandboxConfig,

@@ -155,7 +155,7 @@ fn verify_hook(secret_file: &std::path::Path, signature: &str) -> Result<ExitCod
     })?;
     let mut body = Vec::new();
     std::io::stdin().take(25 << 20).read_to_end(&mut body)?;
-    if ghapp_proxy::webhook::verify(
+    if ghapp_proxy::verify_webhook(
         secret.trim_end_matches(['\n', '\r']).as_bytes(),
         &body,
         signature,

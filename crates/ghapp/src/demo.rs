@@ -169,8 +169,8 @@ fn sandbox(hub: &fakehub::FakeHub, root: &Path) -> Result<()> {
         hub.key_path().display().to_string(),
     );
     let cfg = ghapp_proxy::config::ProxyConfig::parse(&cfg_text, "demo")?;
-    let proxy = ghapp_proxy::Proxy::new(cfg).map_err(anyhow::Error::msg)?;
-    let running = proxy.start().map_err(anyhow::Error::msg)?;
+    let proxy = ghapp_proxy::Proxy::new(cfg)?;
+    let running = proxy.start()?;
     let ca = ghapp_proxy::ca::Ca::cert_path(&root.join("proxy-ca"));
     outln!(
         "[1/4] ghapp proxy on {}; policy: agent-1 may use octo-org/widgets and push refs/heads/agent/*",

@@ -21,9 +21,7 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     ghapp_core::log::init("ghapp proxy");
     let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
     let sandboxes: Vec<String> = cfg.sandboxes.iter().map(|s| s.name.clone()).collect();
-    let proxy = ghapp_proxy::Proxy::new(cfg)
-        .map_err(anyhow::Error::msg)?
-        .reload_from(&args.config);
+    let proxy = ghapp_proxy::Proxy::new(cfg)?.reload_from(&args.config);
     let checks = proxy.preflight();
     let failed = checks.iter().find(|c| c.level == CheckLevel::Fail);
     if args.check {
@@ -42,7 +40,7 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     for c in checks.iter().filter(|c| c.level == CheckLevel::Warn) {
         eprintln!("ghapp proxy: warning: {}: {}", c.what, c.detail);
     }
-    let running = proxy.start().map_err(anyhow::Error::msg)?;
+    let running = proxy.start()?;
     outln!("ghapp proxy listening on {}", running.addr());
     outln!(
         "  CA: {} (also at http://{}/ca.pem)",

@@ -16,6 +16,7 @@
 //! max_connections_per_source = 1024
 //! max_unauthenticated = 256
 //! max_tunnels_per_sandbox = 256
+//! max_side_connections = 256      # each of the admin, webhook and metrics listeners
 //! header_timeout = "10s"          # request head, TLS handshake, proxy credentials
 //! idle_timeout = "300s"
 //! body_timeout = "60s"            # a push's command section, an inspected REST body
@@ -115,6 +116,7 @@ struct FileLimits {
     max_connections_per_source: Option<usize>,
     max_unauthenticated: Option<usize>,
     max_tunnels_per_sandbox: Option<usize>,
+    max_side_connections: Option<usize>,
     header_timeout: Option<String>,
     idle_timeout: Option<String>,
     body_timeout: Option<String>,
@@ -163,6 +165,11 @@ impl FileLimits {
                 self.max_tunnels_per_sandbox,
                 "max_tunnels_per_sandbox",
                 d.max_tunnels_per_sandbox,
+            )?,
+            max_side_connections: count(
+                self.max_side_connections,
+                "max_side_connections",
+                d.max_side_connections,
             )?,
             header_timeout: dur(self.header_timeout, "header_timeout", d.header_timeout)?,
             idle_timeout: dur(self.idle_timeout, "idle_timeout", d.idle_timeout)?,

@@ -346,6 +346,11 @@ impl Quarantine {
         cmd
     }
 
+    /// The mirror whose objects the quarantine reads.
+    pub(crate) fn mirror(&self) -> &Path {
+        &self.mirror
+    }
+
     /// The pack index `git index-pack` wrote for pack `hash`.
     pub(crate) fn index(&self, hash: &str) -> PathBuf {
         self.dir

@@ -1,5 +1,4 @@
-//! Push inspection (design section 13): a push is decided on what it does, before GitHub can
-//! apply it.
+//! Push inspection: a push is decided on what it does, before GitHub can apply it.
 //!
 //! The pack streams on to GitHub as it arrives, all of it but its last 20 bytes (the trailer):
 //! without them GitHub never has a complete pack and changes nothing. Alongside, the proxy
@@ -11,17 +10,23 @@
 //!   per-repository mirror of GitHub's commits and trees, fetched meanwhile with the sandbox's
 //!   token.
 //!
-//! With the whole pack indexed, each ref update is decided: fast-forward exactly
-//! (`merge-base --is-ancestor`), the paths it changes as the net tree difference (a new ref:
-//! against where it leaves the default branch), blobs that came as deltas scanned for
-//! credentials, oversized objects and credentials named by path ([`rules`]). Accepted: the
-//! trailer goes on and GitHub answers. Refused: the upstream request is dropped and git is
-//! told the git way, every ref refused with the rule named.
+//! With the whole pack indexed, the push is described as every write is
+//! ([`crate::policy::write`]; the questions to git in `facts`): each ref's combined move,
+//! fast-forward exactly (`merge-base --is-ancestor`), the net change its new tip holds (a new
+//! ref: against where it leaves the default branch, whether or not its commits are new), blobs
+//! that came as deltas scanned for credentials, blobs it lands that were not in the pack read
+//! from GitHub and scanned, oversized objects and credentials named by path. Accepted: the
+//! trailer goes on and GitHub answers. Refused: the upstream request is dropped and git is told
+//! the git way, every ref refused with the rule named.
+//!
+//! [`ref_moves`] describes a ref moved through the API (GraphQL's ref mutations, REST's git
+//! refs) the same way, in the mirror alone.
 
+mod facts;
 mod git;
 pub(crate) mod observe;
-pub(crate) mod rules;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,11 +37,14 @@ use ghapp_gitproto::receive_pack::Commands;
 use ghapp_gitproto::secrets;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
+use facts::{Facts, KEPT, Landed};
 pub(crate) use git::{Auth, Git};
-use rules::{Content, RefChange, Refused};
+
+use crate::policy::mode;
+use crate::policy::write::{self, Content, RefMove, Refused};
 
 use crate::audit::PushSummary;
 use crate::sandbox::Sandbox;
@@ -46,13 +54,20 @@ const DECIDE_TIME: Duration = Duration::from_secs(120);
 /// Chunks of the pack in flight to GitHub.
 const IN_FLIGHT: usize = 16;
 const TRAILER: usize = 20;
-/// The empty tree: what a ref with no history in common with the default branch is compared
-/// against.
-const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
 /// A push being inspected: its verdict when decided (a refusal as git's report-status).
 pub(crate) type Verdict =
     oneshot::Receiver<Result<PushSummary, (PushSummary, crate::policy::PushRefusal)>>;
+
+/// An open pull request whose head a push moves (assisted mode): what the pull request would
+/// show once the push lands is measured, and the trust mode decides on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Growth {
+    pub refname: String,
+    pub number: u64,
+    /// The pull request's base branch.
+    pub base: String,
+}
 
 /// What the pump needs to know about the push.
 pub(crate) struct Push {
@@ -65,6 +80,8 @@ pub(crate) struct Push {
     pub auth: Auth,
     /// The longest wait for the next piece of the pack.
     pub idle: Duration,
+    /// The open pull requests whose heads it moves (assisted mode).
+    pub growth: Vec<Growth>,
 }
 
 impl Push {
@@ -125,13 +142,8 @@ pub(crate) async fn start(
     };
     tokio::spawn(async move {
         let out = pump.run(pack_start, body, index, fetch, bytes_in).await;
-        let out = out.map_err(|(summary, r)| {
-            let reason = r.reason();
-            (
-                summary,
-                crate::policy::push_refusal(&sb, &commands, &r.refs, reason),
-            )
-        });
+        let out =
+            out.map_err(|(summary, r)| (summary, crate::policy::push_refusal(&sb, &commands, &r)));
         let _ = done.send(out);
     });
     // The body GitHub reads: the pump's chunks; cut, it ends in an error (never cleanly).
@@ -150,13 +162,11 @@ pub(crate) async fn start(
         }
     });
     Ok((
-        reqwest::Body::wrap_stream(crate::upstream::coalesce(stream)),
+        reqwest::Body::wrap_stream(crate::body::coalesce(stream)),
         verdict,
     ))
 }
 
-/// Oversized objects and credentials remembered (the first is what git is told).
-const KEPT: usize = 64;
 /// The most delta objects one push may hold: their offsets are kept (8 bytes each) and, with
 /// the secret scan, their ids and contents read after the pack; past this a push is refused
 /// rather than let a hostile pack of tiny deltas grow the proxy's memory.
@@ -262,7 +272,7 @@ impl Pump {
 
     fn refuse(&mut self, rule: &'static str, why: String) -> (PushSummary, Refused) {
         self.cut();
-        (self.summary(rule), rules::whole(rule, why, &self.names()))
+        (self.summary(rule), write::whole(rule, why, &self.names()))
     }
 
     /// Stops the stream to GitHub: the request ends in an error, GitHub has no whole pack.
@@ -329,7 +339,7 @@ impl Pump {
             }
             self.total += chunk.len() as u64;
             if self.total > max_push {
-                let why = format!("the push is over {}", rules::mib(max_push));
+                let why = format!("the push is over {}", write::mib(max_push));
                 let r = self.refuse("max_push_bytes", why);
                 crate::body::drain(body).await;
                 return Err(r);
@@ -407,11 +417,14 @@ impl Pump {
         }
     }
 
-    /// Once the whole pack is with index-pack: what each ref update does, and the verdict.
+    /// Once the whole pack is with index-pack: what each ref's move does, and the verdict.
     async fn decide(&mut self, index: tokio::process::Child) -> Result<PushSummary, Refused> {
-        let out = index.wait_with_output().await.map_err(|e| {
-            rules::whole("inspection", format!("git index-pack: {e}"), &self.names())
-        })?;
+        let names = self.names();
+        let whole = |rule: &'static str, e: String| write::whole(rule, e, &names);
+        let out = index
+            .wait_with_output()
+            .await
+            .map_err(|e| whole("inspection", format!("git index-pack: {e}")))?;
         if !out.status.success() {
             let why = git::first_line(&out.stderr);
             // The proxy's trouble (its disk), not the pack's.
@@ -421,7 +434,7 @@ impl Pump {
             } else {
                 ("pack", "git index-pack refused the pack")
             };
-            return Err(rules::whole(rule, format!("{what}: {why}"), &self.names()));
+            return Err(whole(rule, format!("{what}: {why}")));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let hash = text
@@ -431,56 +444,79 @@ impl Pump {
             .to_owned();
         let facts = Facts {
             git: &self.git,
-            q: &self.quarantine,
+            mirror: self.quarantine.mirror(),
+            quarantine: Some(&self.quarantine),
+            auth: &self.push.auth,
         };
-        let mut refs = Vec::new();
-        let news = self.push.tips();
-        for c in &self.push.commands.commands {
-            if c.is_delete() {
-                continue;
-            }
-            let fail = |e: String| rules::whole("inspection", e, &self.names());
-            let fast_forward = if c.is_create() {
-                None
-            } else {
-                Some(facts.is_ancestor(&c.old, &c.new).await.map_err(fail)?)
-            };
-            let base = if c.is_create() {
-                facts.create_base(&c.new).await.map_err(fail)?
-            } else {
-                Some(c.old.clone())
-            };
-            let changed = match base {
-                Some(b) => facts.changed(&b, &c.new).await.map_err(fail)?,
-                None => Vec::new(),
-            };
-            refs.push(RefChange {
-                refname: c.refname.clone(),
-                old: c.old.clone(),
-                new: c.new.clone(),
-                fast_forward,
-                changed,
-            });
-        }
-        let content = facts
-            .content(&hash, &self.seen, &self.push.sb, &news)
+        let mut moves = write::moves(&self.push.commands.commands);
+        let landed = facts
+            .describe(&mut moves)
             .await
-            .map_err(|e| rules::whole("inspection", e, &self.names()))?;
-        rules::decide(&self.push.sb, &refs, &content)?;
-        let commits = facts.count_new(&news).await.unwrap_or(0);
-        let mut paths: Vec<&String> = refs
+            .map_err(|e| whole("inspection", e))?;
+        let news = self.push.tips();
+        let content = pushed_content(&facts, &hash, &self.seen, &self.push.sb, &news, &landed)
+            .await
+            .map_err(|e| whole("inspection", e))?;
+        let paths: std::collections::BTreeSet<&String> = moves
             .iter()
-            .flat_map(|r| r.changed.iter().map(|c| &c.1))
+            .flat_map(|m| m.changed.iter().map(|c| &c.1))
             .collect();
-        paths.sort();
-        paths.dedup();
+        let changed_paths = paths.len() as u64;
+        let w = write::Write {
+            refs: moves,
+            content,
+            atomic: self.push.commands.has_capability("atomic"),
+        };
+        write::decide(&self.push.sb, &w)?;
+        self.growth(&facts, &w.refs).await?;
+        let commits = facts.count_new(&news).await.unwrap_or(0);
         Ok(PushSummary {
             verdict: "accepted".into(),
             commits,
-            changed_paths: paths.len() as u64,
+            changed_paths,
             pack_bytes: self.total,
             pack_bytes_upstream: 0,
         })
+    }
+}
+
+impl Pump {
+    /// The trust mode on the open pull requests the push grows: what each would show once the
+    /// push lands, measured here (the push is not at GitHub yet).
+    async fn growth(&self, facts: &Facts<'_>, moves: &[RefMove]) -> Result<(), Refused> {
+        let sb = &self.push.sb;
+        for g in &self.push.growth {
+            let Some(new) =
+                moves
+                    .iter()
+                    .find(|m| m.refname == g.refname)
+                    .and_then(|m| match &m.new {
+                        write::Tip::Commit(c) => Some(c.clone()),
+                        _ => None,
+                    })
+            else {
+                continue;
+            };
+            let grown = facts
+                .measure(&g.base, &new)
+                .await
+                .map_err(|e| write::whole("inspection", e, &self.names()))?;
+            let kind = mode::Kind::Refs {
+                pull: Some(mode::PullHead::Open {
+                    number: g.number,
+                    grown,
+                }),
+            };
+            let verdict = mode::verdict(sb.cfg.mode, sb.may_merge(), &kind, &|m| {
+                mode::significant(&sb.cfg.significant, &sb.significant, m)
+            });
+            if let mode::Verdict::Refuse(why) = verdict {
+                let mut r = write::whole("mode", why, &self.names());
+                r.refs.retain(|(name, _)| *name == g.refname);
+                return Err(r);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -499,248 +535,145 @@ fn hold_back(held: &mut Vec<u8>, chunk: Bytes) -> (Vec<Bytes>, Vec<u8>) {
     }
 }
 
-/// Questions to git about the quarantined push.
-struct Facts<'a> {
-    git: &'a Git,
-    q: &'a git::Quarantine,
-}
-
-const STEP: Duration = Duration::from_secs(60);
-
-impl Facts<'_> {
-    fn cmd(&self) -> tokio::process::Command {
-        self.q.command(self.git, None)
-    }
-
-    /// Whether `old` is an ancestor of `new`.
-    async fn is_ancestor(&self, old: &str, new: &str) -> Result<bool, String> {
-        let mut c = self.cmd();
-        c.args(["merge-base", "--is-ancestor", old, new]);
-        let r = git::exec(c, None, STEP).await?;
-        match r.code {
-            0 => Ok(true),
-            1 => Ok(false),
-            _ => Err(format!(
-                "cannot tell whether {old} is an ancestor of {new} (is the push based on what GitHub has? fetch and try again): {}",
-                git::first_line(&r.err)
-            )),
-        }
-    }
-
-    /// What a new ref is compared with: nothing when it points at history GitHub has, else
-    /// where it leaves the default branch (or the empty tree, for unrelated history).
-    async fn create_base(&self, new: &str) -> Result<Option<String>, String> {
-        let mut c = self.cmd();
-        c.args(["rev-list", "-n1", new, "--not", "--all"]);
-        if git::run(c, None, STEP).await?.is_empty() {
-            return Ok(None);
-        }
-        let mut c = self.cmd();
-        c.args(["merge-base", new, "refs/ghapp/HEAD"]);
-        let r = git::exec(c, None, STEP).await?;
-        let base = String::from_utf8_lossy(&r.out).trim().to_owned();
-        Ok(Some(if r.code == 0 && !base.is_empty() {
-            base
-        } else {
-            EMPTY_TREE.to_owned()
-        }))
-    }
-
-    /// The net change from `base` to `new`, every path (a rename is a delete and an add).
-    async fn changed(&self, base: &str, new: &str) -> Result<Vec<(char, String)>, String> {
-        let mut c = self.cmd();
-        c.args([
-            "diff-tree",
-            "-r",
-            "-z",
-            "--no-renames",
-            "--name-status",
-            base,
-            new,
-        ]);
-        let out = git::run(c, None, STEP).await?;
-        let mut fields = out.split(|b| *b == 0).filter(|f| !f.is_empty());
-        let mut changed = Vec::new();
-        while let (Some(status), Some(path)) = (fields.next(), fields.next()) {
-            let s = status.first().copied().unwrap_or(b'M') as char;
-            changed.push((s, String::from_utf8_lossy(path).into_owned()));
-        }
-        Ok(changed)
-    }
-
-    /// New commits (not reachable from GitHub's refs).
-    async fn count_new(&self, news: &[String]) -> Result<u64, String> {
-        let mut c = self.cmd();
-        c.args(["rev-list", "--count"])
-            .args(news)
-            .args(["--not", "--all"]);
-        let out = git::run(c, None, STEP).await?;
-        String::from_utf8_lossy(&out)
-            .trim()
-            .parse()
-            .map_err(|_| "git rev-list --count: no count".into())
-    }
-
-    /// What the pushed objects hold that a rule refuses: objects over the size limit (from
-    /// the stream), credentials in whole blobs (from the stream) and in blobs that came as
-    /// deltas (read now), each named by the path a pushed tree gives it.
-    async fn content(
-        &self,
-        hash: &str,
-        seen: &Observed,
-        sb: &Sandbox,
-        news: &[String],
-    ) -> Result<Content, String> {
-        // The object id at each offset of interest.
-        let mut wanted: Vec<u64> = seen
-            .oversized
-            .iter()
-            .map(|o| o.0)
-            .chain(seen.findings.iter().map(|f| f.0))
-            .collect();
-        let scan_deltas = sb.cfg.rules.secret_scan && !seen.deltas.is_empty();
-        if wanted.is_empty() && !scan_deltas {
-            return Ok(Content::default());
-        }
-        wanted.sort_unstable();
-        let mut ids: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
-        let mut delta_ids = Vec::new();
-        let idx = std::fs::read(self.q.index(hash)).map_err(|e| format!("the pack index: {e}"))?;
-        let mut c = self.cmd();
-        c.arg("show-index");
-        git::lines(c, Some(idx), STEP, |line| {
-            let mut f = line.split_whitespace();
-            if let (Some(off), Some(id)) = (f.next().and_then(|o| o.parse::<u64>().ok()), f.next())
-            {
-                if wanted.binary_search(&off).is_ok() {
-                    ids.insert(off, id.to_owned());
-                }
-                if scan_deltas && seen.deltas.binary_search(&off).is_ok() {
-                    delta_ids.push(id.to_owned());
-                }
+/// What the blobs of a push hold that a rule refuses: objects over the size limit (from the
+/// stream), credentials in whole blobs (from the stream) and in blobs that came as deltas (read
+/// now), each named by the path a pushed tree gives it; and the blobs the push lands at a tip
+/// that were not in its pack (a ref moved onto commits GitHub has), read from GitHub.
+async fn pushed_content(
+    facts: &Facts<'_>,
+    hash: &str,
+    seen: &Observed,
+    sb: &Sandbox,
+    news: &[String],
+    landed: &[Landed],
+) -> Result<Content, String> {
+    let rules = &sb.cfg.rules;
+    let mut wanted: Vec<u64> = seen
+        .oversized
+        .iter()
+        .map(|o| o.0)
+        .chain(seen.findings.iter().map(|f| f.0))
+        .collect();
+    wanted.sort_unstable();
+    let scan_deltas = rules.secret_scan && !seen.deltas.is_empty();
+    let mut ids: HashMap<u64, String> = HashMap::new();
+    let mut delta_ids = Vec::new();
+    // The landed blobs the pack holds were read already (whole, or as deltas below).
+    let mut outside: HashSet<&str> = landed.iter().map(|l| l.blob.as_str()).collect();
+    let idx = std::fs::read(facts.quarantine.map(|q| q.index(hash)).unwrap_or_default())
+        .map_err(|e| format!("the pack index: {e}"))?;
+    let mut c = facts
+        .quarantine
+        .map(|q| q.command(facts.git, None))
+        .ok_or("no quarantine")?;
+    c.arg("show-index");
+    git::lines(c, Some(idx), facts::STEP, |line| {
+        let mut f = line.split_whitespace();
+        if let (Some(off), Some(id)) = (f.next().and_then(|o| o.parse::<u64>().ok()), f.next()) {
+            if wanted.binary_search(&off).is_ok() {
+                ids.insert(off, id.to_owned());
             }
-            true
-        })
-        .await?;
-        let mut secrets_found: Vec<(String, secrets::Finding)> = seen
-            .findings
-            .iter()
-            .filter_map(|(off, f)| Some((ids.get(off)?.clone(), *f)))
-            .collect();
-        if secrets_found.is_empty()
-            && !delta_ids.is_empty()
-            && let Some(f) = self.scan_blobs(&delta_ids).await?
-        {
-            secrets_found.push(f);
+            if scan_deltas && seen.deltas.binary_search(&off).is_ok() {
+                delta_ids.push(id.to_owned());
+            }
+            outside.remove(id);
         }
-        let oversized: Vec<(String, u64)> = seen
+        true
+    })
+    .await?;
+    let mut found = facts::Found {
+        oversized: seen
             .oversized
             .iter()
             .filter_map(|(off, size)| Some((ids.get(off)?.clone(), *size)))
-            .collect();
-        if oversized.is_empty() && secrets_found.is_empty() {
-            return Ok(Content::default());
-        }
-        // Named by path where a pushed tree names them.
-        let mut names: std::collections::HashMap<String, String> = oversized
+            .collect(),
+        secrets: seen
+            .findings
             .iter()
-            .map(|o| o.0.clone())
-            .chain(secrets_found.iter().map(|s| s.0.clone()))
-            .map(|id| (id, String::new()))
-            .collect();
-        let mut left = names.len();
-        let mut c = self.cmd();
-        c.args(["rev-list", "--objects", "--missing=allow-promisor"])
-            .args(news)
-            .args(["--not", "--all"]);
-        git::lines(c, None, STEP, |line| {
-            if let Some((id, path)) = line.split_once(' ')
-                && let Some(slot) = names.get_mut(id)
-                && slot.is_empty()
-            {
-                *slot = path.to_owned();
-                left -= 1;
-            }
-            left > 0
-        })
+            .filter_map(|(off, f)| Some((ids.get(off)?.clone(), *f)))
+            .collect(),
+    };
+    if found.secrets.is_empty() && !delta_ids.is_empty() {
+        let (more, _) = facts.read_blobs(&delta_ids, true, None).await?;
+        found.secrets.extend(more.secrets);
+    }
+    // Named by path where a pushed tree names them.
+    let names: HashSet<String> = found
+        .oversized
+        .iter()
+        .map(|o| o.0.clone())
+        .chain(found.secrets.iter().map(|s| s.0.clone()))
+        .collect();
+    let paths = if names.is_empty() {
+        HashMap::new()
+    } else {
+        facts.paths_of(&names, news).await?
+    };
+    let name = |id: &str| {
+        paths
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| format!("object {id}"))
+    };
+    let mut content = Content {
+        oversized: found
+            .oversized
+            .iter()
+            .map(|(id, s)| (name(id), *s))
+            .collect(),
+        secrets: found.secrets.iter().map(|(id, f)| (name(id), *f)).collect(),
+    };
+    let outside: Vec<Landed> = landed
+        .iter()
+        .filter(|l| outside.contains(l.blob.as_str()))
+        .cloned()
+        .collect();
+    let more = facts
+        .scan_landed(&outside, rules.max_file_bytes, rules.secret_scan)
         .await?;
-        let name = |id: &str| {
-            names
-                .get(id)
-                .filter(|p| !p.is_empty())
-                .cloned()
-                .unwrap_or_else(|| format!("object {id}"))
-        };
-        Ok(Content {
-            oversized: oversized.iter().map(|(id, s)| (name(id), *s)).collect(),
-            secrets: secrets_found.iter().map(|(id, f)| (name(id), *f)).collect(),
-        })
-    }
+    content.oversized.extend(more.oversized);
+    content.secrets.extend(more.secrets);
+    Ok(content)
+}
 
-    /// The first credential in the blobs among `ids` (objects that came as deltas), read
-    /// one piece at a time from `git cat-file --batch`.
-    async fn scan_blobs(
-        &self,
-        ids: &[String],
-    ) -> Result<Option<(String, secrets::Finding)>, String> {
-        let mut c = self.cmd();
-        c.args([
-            "cat-file",
-            "--batch=%(objectname) %(objecttype) %(objectsize)",
-        ])
-        .stdin(std::process::Stdio::piped());
-        c.stderr(std::process::Stdio::null());
-        let mut child = c
-            .spawn()
-            .map_err(|e| format!("cannot run git cat-file: {e}"))?;
-        let (Some(mut input), Some(out)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err("git cat-file: no pipes".into());
-        };
-        let list: Vec<u8> = ids
-            .iter()
-            .flat_map(|i| format!("{i}\n").into_bytes())
-            .collect();
-        let feed = async move {
-            let _ = input.write_all(&list).await;
-        };
-        let read = async {
-            let mut r = tokio::io::BufReader::new(out);
-            let mut head = String::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                head.clear();
-                if r.read_line(&mut head).await.map_err(|e| e.to_string())? == 0 {
-                    return Ok(None);
-                }
-                let f: Vec<&str> = head.split_whitespace().collect();
-                let (id, kind, size) = match f.as_slice() {
-                    [id, kind, size] => (id.to_string(), *kind, size.parse::<u64>().unwrap_or(0)),
-                    _ => continue, // "<id> missing"
-                };
-                let mut s = secrets::Scanner::new();
-                let mut left = size + 1; // and the newline after
-                while left > 0 {
-                    let n = (left as usize).min(buf.len());
-                    r.read_exact(&mut buf[..n])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    left -= n as u64;
-                    if kind == "blob" {
-                        let data = if left == 0 { &buf[..n - 1] } else { &buf[..n] };
-                        s.feed(data);
-                    }
-                }
-                if kind == "blob"
-                    && let Some(f) = s.finish()
-                {
-                    return Ok::<_, String>(Some((id, f)));
-                }
-            }
-        };
-        let ((), found) = tokio::join!(feed, read);
-        let _ = child.kill().await;
-        found
-    }
+/// The facts of ref moves made through the API (GraphQL's ref mutations, REST's git refs) on
+/// commits GitHub has, read in the repository's mirror (fetched first with the sandbox's
+/// token): fast-forward or not, the net change each new tip holds, and what the blobs it
+/// lands hold. The same description a push gets.
+pub(crate) async fn ref_moves(
+    git: &Git,
+    at: &Mirror,
+    sb: &Sandbox,
+    mut moves: Vec<RefMove>,
+) -> Result<write::Write, String> {
+    let mirror = git.mirror(&at.host, &at.repo, &at.url).await?;
+    git.fetch(&mirror, &at.auth).await?;
+    let facts = Facts {
+        git,
+        mirror: &mirror,
+        quarantine: None,
+        auth: &at.auth,
+    };
+    let landed = facts.describe(&mut moves).await?;
+    let rules = &sb.cfg.rules;
+    let content = facts
+        .scan_landed(&landed, rules.max_file_bytes, rules.secret_scan)
+        .await?;
+    Ok(write::Write {
+        refs: moves,
+        content,
+        atomic: true,
+    })
+}
+
+/// Where a repository's mirror is fetched from, and with what.
+#[derive(Debug, Clone)]
+pub(crate) struct Mirror {
+    pub host: String,
+    pub repo: ghapp_gitproto::repo::RepoName,
+    /// `https://host/owner/repo.git`.
+    pub url: String,
+    pub auth: Auth,
 }
 
 #[cfg(test)]

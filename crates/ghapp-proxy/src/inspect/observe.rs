@@ -1,4 +1,4 @@
-//! A push from a sandbox in observe mode (design section 15): read whole into a quarantine
+//! A push from a sandbox in observe mode: read whole into a quarantine
 //! (never sent on), then described for its proposal: the ref updates, the new commits, the
 //! paths they change and the diff, each bounded.
 
@@ -10,7 +10,8 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::{DECIDE_TIME, Facts, Git, Push, STEP, git};
+use super::facts::{EMPTY_TREE, Facts, STEP};
+use super::{DECIDE_TIME, Git, Push, git};
 
 /// The most commits listed per push (all are counted).
 const MAX_COMMITS: usize = 100;
@@ -101,7 +102,7 @@ pub(crate) async fn describe(
         if total > max {
             return Err(format!(
                 "the push is over {} (max_push_bytes)",
-                super::rules::mib(max)
+                crate::policy::write::mib(max)
             ));
         }
         stdin
@@ -132,7 +133,12 @@ pub(crate) async fn describe(
 /// What the first [`MAX_DESCRIBED_REFS`] ref updates of an indexed push do: their new
 /// commits, changed paths and diff (each bounded), and their bundle.
 async fn describe_refs(git: &Git, q: &git::Quarantine, push: &Push) -> Result<Described, String> {
-    let facts = Facts { git, q };
+    let facts = Facts {
+        git,
+        mirror: q.mirror(),
+        quarantine: Some(q),
+        auth: &push.auth,
+    };
     let mut commits = Vec::new();
     let mut commits_total = 0u64;
     let mut paths: Vec<Value> = Vec::new();
@@ -148,19 +154,20 @@ async fn describe_refs(git: &Git, q: &git::Quarantine, push: &Push) -> Result<De
         .collect();
     for c in updates.iter().take(MAX_DESCRIBED_REFS) {
         let base = if c.is_create() {
-            facts.create_base(&c.new).await?
+            facts.base_of_new(&c.new).await?
         } else {
-            Some(c.old.clone())
+            c.old.clone()
         };
-        bundled.add(&c.refname, &c.new, base.as_deref());
+        // A new ref at history GitHub has needs it all, and brings nothing.
+        let known = c.is_create() && facts.is_known(&c.new).await?;
+        bundled.add(&c.refname, &c.new, (!known).then_some(base.as_str()));
         let (listed, count) = log(git, q, &c.new, MAX_COMMITS - commits.len()).await?;
         commits_total += count;
         commits.extend(listed.into_iter().map(|mut v| {
             v["ref"] = json!(c.refname);
             v
         }));
-        let Some(base) = base else { continue };
-        for (status, path) in facts.changed(&base, &c.new).await? {
+        for (status, path) in facts.changed(&base, &c.new).await?.0 {
             paths_total += 1;
             if paths.len() < MAX_PATHS {
                 paths.push(json!({ "ref": c.refname, "status": status.to_string(), "path": path }));
@@ -236,7 +243,7 @@ impl Bundled {
         self.refs.push((new.to_owned(), refname.to_owned()));
         match base {
             None => self.prerequisites.push(new.to_owned()),
-            Some(super::EMPTY_TREE) => self.revs.push(new.to_owned()),
+            Some(EMPTY_TREE) => self.revs.push(new.to_owned()),
             Some(b) => {
                 self.prerequisites.push(b.to_owned());
                 self.revs.push(new.to_owned());
@@ -276,7 +283,7 @@ impl Bundled {
         if r.truncated {
             return Err(format!(
                 "the bundle is over {}",
-                super::rules::mib(MAX_BUNDLE as u64)
+                crate::policy::write::mib(MAX_BUNDLE as u64)
             ));
         }
         if r.code != 0 {

@@ -33,9 +33,9 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> serde_json::Value {
         },
         "graphql": {
             "queries": true,
-            "mutations": crate::graphql::ALLOWED
+            "mutations": super::mutations::ALLOWED
                 .iter()
-                .chain(sb.may_merge().then_some(&crate::graphql::MERGE))
+                .filter(|m| **m != super::mutations::MERGE || sb.may_merge())
                 .collect::<Vec<_>>(),
         },
         "lfs": {

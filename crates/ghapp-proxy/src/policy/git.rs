@@ -5,12 +5,11 @@ use ghapp_gitproto::route::{Endpoint, GitRoute};
 use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode};
 
-use super::{Action, BodyPlan, Plan, Verdict, answer, encoded, upstream_url};
+use super::{Action, BodyPlan, Plan, Scheme, Verdict, answer, encoded, upstream_url};
 use crate::audit::Service;
 use crate::respond::Refusal;
 use crate::router::Hosts;
 use crate::sandbox::Sandbox;
-use crate::upstream::Scheme;
 
 /// A git smart-HTTP request: git's methods only, the sandbox's repositories, the upstream path
 /// built from the parsed route; a push's body read for its command section ([`push`]).
@@ -97,35 +96,21 @@ pub(crate) struct PushRefusal {
     pub report: Vec<u8>,
 }
 
-/// Decides a push from its command section. Any refused ref refuses the whole push: half a
-/// pack cannot be forwarded.
-pub(crate) fn push(sb: &Sandbox, cmds: &Commands) -> Result<(), PushRefusal> {
-    let ghapp_gitproto::policy::Decision::Deny(refused) = sb.push.decide(cmds) else {
-        return Ok(());
-    };
-    let reason = refused
-        .iter()
-        .map(|(r, why)| format!("{r}: {why}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(push_refusal(sb, cmds, &refused, reason))
-}
-
-/// git's report-status refusing every ref of `cmds` with its reason in `refused`, the message
-/// pointing to the sandbox's rules; `reason` is for the audit.
+/// git's report-status refusing every ref of a push as `refused` says, the message in the side
+/// band pointing to the sandbox's rules.
 pub(crate) fn push_refusal(
     sb: &Sandbox,
     cmds: &Commands,
-    refused: &[(String, String)],
-    reason: String,
+    refused: &super::write::Refused,
 ) -> PushRefusal {
+    let reason = refused.reason();
     let msg = format!(
         "ghapp proxy: push refused by sandbox {} policy: {reason} {}",
         sb.name(),
         crate::respond::POLICY_HINT
     );
     PushRefusal {
-        report: receive_pack::reject_report(refused, cmds.sideband(), &msg),
+        report: receive_pack::reject_report(&refused.refs, cmds.sideband(), &msg),
         reason,
     }
 }
@@ -227,8 +212,16 @@ mod tests {
             .unwrap()
             .unwrap()
         };
-        assert_eq!(push(&sb, &cmds("refs/heads/agent/x")), Ok(()));
-        let r = push(&sb, &cmds("refs/heads/main")).unwrap_err();
+        let decide = |c: &Commands| {
+            let w = super::super::write::Write {
+                refs: super::super::write::moves(&c.commands),
+                ..Default::default()
+            };
+            super::super::write::decide(&sb, &w)
+        };
+        assert_eq!(decide(&cmds("refs/heads/agent/x")), Ok(()));
+        let c = cmds("refs/heads/main");
+        let r = push_refusal(&sb, &c, &decide(&c).unwrap_err());
         assert!(
             r.reason
                 .contains("pushes allowed only to refs/heads/agent/*"),

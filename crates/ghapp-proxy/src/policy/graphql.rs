@@ -1,16 +1,15 @@
 //! GraphQL (`POST /graphql`): the route, and a body read into a query or the allowed
-//! mutations' checks ([`crate::graphql`]).
+//! mutations' checks ([`super::mutations`]).
 
 use ghapp_gitproto::graphql;
 use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode};
 
-use super::{Action, BodyPlan, Plan, Verdict, answer, encoded, upstream_url};
+use super::{Action, BodyPlan, Plan, Scheme, Verdict, answer, encoded, upstream_url};
 use crate::audit::Service;
 use crate::respond::Refusal;
 use crate::router::Hosts;
 use crate::sandbox::Sandbox;
-use crate::upstream::Scheme;
 
 /// `POST /graphql`: read whole and decided on what it would run ([`graphql_body`]); the token
 /// is the installation's of the sandbox's first owner.
@@ -59,9 +58,9 @@ pub(crate) enum GraphqlPlan {
     /// query re-printed as it was read.
     Query(Vec<u8>),
     /// Allowed mutations, to be decided on their resolved node ids
-    /// ([`crate::graphql::decide`]), and the body to send if they pass.
+    /// ([`super::mutations::decide`]), and the body to send if they pass.
     Mutation {
-        checks: Vec<(String, crate::graphql::Check)>,
+        checks: Vec<(String, super::mutations::Check)>,
         body: Vec<u8>,
     },
 }
@@ -83,16 +82,16 @@ pub(crate) fn graphql_body(sb: &Sandbox, body: &[u8]) -> Result<GraphqlPlan, Ref
         Ok(graphql::Operation::Mutation(m)) => {
             let mut checks = Vec::new();
             for call in &m.calls {
-                match crate::graphql::check(call, sb.may_merge()) {
+                match super::mutations::check(call) {
                     Ok(c) => checks.push((call.name.clone(), c)),
                     Err(why) => return refuse(why),
                 }
             }
             let ids: usize = checks.iter().map(|(_, c)| c.ids().len()).sum();
-            if ids > crate::graphql::MAX_IDS {
+            if ids > super::mutations::MAX_IDS {
                 return refuse(format!(
                     "the mutation names {ids} nodes, more than the {} one request may",
-                    crate::graphql::MAX_IDS
+                    super::mutations::MAX_IDS
                 ));
             }
             Ok(GraphqlPlan::Mutation {

@@ -4,12 +4,11 @@ use ghapp_gitproto::repo::RepoName;
 use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode};
 
-use super::{Action, BodyPlan, Plan, Verdict, answer, encoded, upstream_url};
+use super::{Action, BodyPlan, Plan, Scheme, Verdict, answer, encoded, upstream_url};
 use crate::audit::Service;
 use crate::respond::Refusal;
 use crate::router::Hosts;
 use crate::sandbox::Sandbox;
-use crate::upstream::Scheme;
 
 /// Git LFS: the batch API for the sandbox's repositories (uploads only for a sandbox that may
 /// push), the locks API (reading for all, locking for those that may push); every refusal in

@@ -1,14 +1,22 @@
-//! The sandbox's policy as pure functions: from the sandbox, the named route and the request
-//! head to a [`Verdict`] (forward this upstream request, or answer this refusal); from a push's
-//! command section or a pull request's body to allowed or refused. No sockets, no clocks:
-//! table-tested below. One module per kind of request: [`git`] (and pushes), [`rest`] (and
-//! pull requests' heads), [`graphql`], [`lfs`]; [`describe`] is what `GET /policy` answers.
+//! The sandbox's policy as pure functions, table-tested: no sockets, no clocks.
+//!
+//! - [`decide`]: from the sandbox, the named route and the request head to a [`Verdict`]
+//!   (forward this upstream request with this body plan, or answer this refusal); one module
+//!   per kind of request: `git`, `rest` (and pull requests' heads), `graphql`, `lfs`.
+//! - [`write`]: every write to a repository, from any channel, described as ref moves and the
+//!   content they land, and decided by one function with one set of rules.
+//! - [`mutations`]: GraphQL's allowed mutations read into what they write.
+//! - [`mode`]: the trust mode's verdict on an allowed write (forward, refuse, hold, propose).
+//! - `describe`: what `GET /policy` answers.
 
 mod describe;
 mod git;
 mod graphql;
 mod lfs;
+pub(crate) mod mode;
+pub(crate) mod mutations;
 mod rest;
+pub(crate) mod write;
 
 use ghapp_gitproto::repo::RepoName;
 use hyper::header::HeaderMap;
@@ -18,13 +26,21 @@ use crate::audit::Service;
 use crate::respond::Refusal;
 use crate::router::{Hosts, Route};
 use crate::sandbox::Sandbox;
-use crate::upstream::Scheme;
 
 pub(crate) use describe::{describe, describe_text};
-pub(crate) use git::{PushRefusal, push, push_refusal};
+pub(crate) use git::{PushRefusal, push_refusal};
 pub(crate) use graphql::{GraphqlPlan, graphql_body};
 pub(crate) use lfs::lfs_batch;
 pub(crate) use rest::{pull_head, pull_head_branch};
+
+/// How the token travels upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// git: `Basic x-access-token:TOKEN`.
+    Basic,
+    /// REST and GraphQL: `Bearer TOKEN`.
+    Bearer,
+}
 
 /// The decision on one request, with what the audit names it by.
 #[derive(Debug)]
@@ -65,8 +81,11 @@ pub(crate) enum BodyPlan {
     /// `POST …/pulls`: read whole, `head` checked ([`pull_head`]), then sent.
     PullHead,
     /// `PATCH …/pulls/{number}`: read whole, sent only when the pull request's head is a
-    /// branch of the sandbox's (asked of GitHub).
+    /// branch of the sandbox's (asked of GitHub); a change of base is measured again.
     OwnPull(u64),
+    /// `PUT …/pulls/{number}/merge`: the trust mode's to allow (autonomous with
+    /// `allow_merge`), then as [`BodyPlan::OwnPull`].
+    MergePull(u64),
     /// `POST /graphql`: read whole, decided ([`graphql_body`]), then sent.
     Graphql,
     /// `POST …/info/lfs/objects/batch`: read whole, its operation decided ([`lfs_batch`]),

@@ -7,12 +7,11 @@ use ghapp_gitproto::rest::{self, RestKind, RouteError};
 use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode};
 
-use super::{Action, BodyPlan, Plan, Verdict, answer, encoded, upstream_url};
+use super::{Action, BodyPlan, Plan, Scheme, Verdict, answer, encoded, upstream_url};
 use crate::audit::Service;
 use crate::respond::Refusal;
 use crate::router::Hosts;
 use crate::sandbox::Sandbox;
-use crate::upstream::Scheme;
 
 /// A REST request under the API prefix: any read of the sandbox's repositories, writes from the
 /// table or the sandbox's `rest` routes; a pull request's creation read for its head.
@@ -64,22 +63,7 @@ pub(super) fn rest(
     } else if let RestKind::UpdatePull(n) = route.kind {
         BodyPlan::OwnPull(n)
     } else if let RestKind::MergePull(n) = route.kind {
-        if !sb.may_merge() {
-            return answer(
-                Service::Rest,
-                full,
-                Refusal::json(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "sandbox {} may not merge pull requests: merging is for autonomous sandboxes with allow_merge = true (it is {}, allow_merge = {})",
-                        sb.name(),
-                        sb.cfg.mode.as_str(),
-                        sb.cfg.allow_merge
-                    ),
-                ),
-            );
-        }
-        BodyPlan::OwnPull(n)
+        BodyPlan::MergePull(n)
     } else {
         BodyPlan::Whole
     };

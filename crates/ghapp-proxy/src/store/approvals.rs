@@ -18,6 +18,10 @@ pub struct Approval {
     pub title: String,
     pub body: String,
     pub draft: bool,
+    /// The head and base commits the person was shown (the pull request opens only while its
+    /// head is still at `head_sha`).
+    pub head_sha: String,
+    pub base_sha: String,
     /// `pending`, `approved`, `denied` or `closed`.
     pub status: String,
     pub reason: String,
@@ -29,6 +33,7 @@ pub struct Approval {
 
 impl Approval {
     /// A pull request asked for, not yet held (the store gives it its id and status).
+    #[expect(clippy::too_many_arguments, reason = "one pull request's fields, once")]
     pub fn asked(
         sandbox: &str,
         repo: &str,
@@ -37,6 +42,7 @@ impl Approval {
         title: &str,
         body: &str,
         draft: bool,
+        (head_sha, base_sha): (&str, &str),
     ) -> Approval {
         Approval {
             id: 0,
@@ -47,6 +53,8 @@ impl Approval {
             title: title.into(),
             body: body.into(),
             draft,
+            head_sha: head_sha.into(),
+            base_sha: base_sha.into(),
             status: String::new(),
             reason: String::new(),
             decided_by: String::new(),
@@ -57,7 +65,7 @@ impl Approval {
     }
 }
 
-const APPROVAL_COLUMNS: &str = "id, sandbox, repo, head, base, title, body, draft, status, reason, decided_by, pr_url, created_at, decided_at";
+const APPROVAL_COLUMNS: &str = "id, sandbox, repo, head, base, title, body, draft, status, reason, decided_by, pr_url, created_at, decided_at, head_sha, base_sha";
 
 fn approval(r: &sqlx::any::AnyRow) -> Result<Approval, StoreError> {
     Ok(Approval {
@@ -75,16 +83,20 @@ fn approval(r: &sqlx::any::AnyRow) -> Result<Approval, StoreError> {
         pr_url: r.try_get(11).map_err(db)?,
         created_at: r.try_get(12).map_err(db)?,
         decided_at: r.try_get(13).map_err(db)?,
+        head_sha: r.try_get(14).map_err(db)?,
+        base_sha: r.try_get(15).map_err(db)?,
     })
 }
 
 impl Store {
     /// Holds a pull request for approval: the latest request of this sandbox for the same
-    /// repository, head and base if there is one (pending, or decided: asking again gets the
-    /// same answer), else a new pending one.
+    /// repository, head and base if there is one for the same head commit (pending, or
+    /// decided: asking again gets the same answer), else a new pending one (new commits are a
+    /// new request).
     pub async fn hold(&self, a: &Approval) -> Result<Approval, StoreError> {
         if let Some(existing) = self.latest(&a.sandbox, &a.repo, &a.head, &a.base).await?
             && existing.status != "closed"
+            && existing.head_sha == a.head_sha
         {
             return Ok(existing);
         }
@@ -103,7 +115,7 @@ impl Store {
             let mut tx = self.pool.begin().await.map_err(db)?;
             let id = next_id(&mut tx, "approvals").await?;
             let inserted = sqlx::query(
-                "INSERT INTO approvals (id, sandbox, repo, head, base, title, body, draft, status, reason, decided_by, pr_url, created_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', '', '', '', $9, NULL)",
+                "INSERT INTO approvals (id, sandbox, repo, head, base, title, body, draft, status, reason, decided_by, pr_url, created_at, decided_at, head_sha, base_sha) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', '', '', '', $9, NULL, $10, $11)",
             )
             .bind(id)
             .bind(&a.sandbox)
@@ -114,6 +126,8 @@ impl Store {
             .bind(&a.body)
             .bind(i64::from(a.draft))
             .bind(now())
+            .bind(&a.head_sha)
+            .bind(&a.base_sha)
             .execute(&mut *tx)
             .await;
             // Another replica took the id: try the next.
@@ -154,6 +168,23 @@ impl Store {
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1"
         ))
         .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(approval).transpose()
+    }
+
+    /// The pending approval whose head is branch `head` of `repo`, if there is one.
+    pub async fn pending_for_head(
+        &self,
+        repo: &str,
+        head: &str,
+    ) -> Result<Option<Approval>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' AND LOWER(repo) = LOWER($1) AND head = $2 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(repo)
+        .bind(head)
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
@@ -235,7 +266,7 @@ mod tests {
         let s = Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
             .await
             .unwrap();
-        let ask = Approval::asked("a", "o/r", "agent/x", "main", "T", "B", false);
+        let ask = Approval::asked("a", "o/r", "agent/x", "main", "T", "B", false, ("c1", "b1"));
         let first = s.hold(&ask).await.unwrap();
         assert_eq!((first.id, first.status.as_str()), (1, "pending"));
         assert_eq!(s.hold(&ask).await.unwrap().id, 1, "asking again: the same");
@@ -258,9 +289,26 @@ mod tests {
             (1, "denied", "too big")
         );
         assert_eq!(s.approvals(Some("pending")).await.unwrap().len(), 1);
-        assert_eq!(s.approvals(None).await.unwrap().len(), 2);
+        // New commits on the head are a new request; the pending one is found by its head.
+        let newer = s
+            .hold(&Approval {
+                head_sha: "c2".into(),
+                ..ask.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!((newer.id, newer.status.as_str()), (3, "pending"));
+        let held = s.pending_for_head("O/R", "agent/x").await.unwrap().unwrap();
+        assert_eq!((held.id, held.head_sha.as_str()), (3, "c2"));
+        assert!(
+            s.pending_for_head("o/r", "agent/z")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(s.approvals(None).await.unwrap().len(), 3);
         // A sandbox cannot fill the store: past MAX_PENDING waiting, no more are held.
-        for i in 1..MAX_PENDING {
+        for i in 2..MAX_PENDING {
             let head = format!("agent/{i}");
             s.hold(&Approval {
                 head,

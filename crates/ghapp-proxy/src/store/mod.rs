@@ -1,4 +1,4 @@
-//! The proxy's state store (design section 14): the sandboxes added through the admin API, their
+//! The proxy's state store: the sandboxes added through the admin API, their
 //! disconnections and the webhook deliveries acted on (`sandboxes`), the pull requests held for
 //! a human (`approvals`), observe mode's proposals (`proposals`). SQLite in a file by default
 //! (nothing to run), PostgreSQL for several replicas; one schema (`migrations/`), the same
@@ -26,6 +26,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_control_plane.sql")),
     (2, include_str!("../../migrations/0002_approvals.sql")),
     (3, include_str!("../../migrations/0003_proposals.sql")),
+    (
+        4,
+        include_str!("../../migrations/0004_approvals_pinned.sql"),
+    ),
 ];
 
 /// A store error, worded for the operator (the URL's password never in it).

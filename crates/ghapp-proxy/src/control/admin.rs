@@ -1,4 +1,4 @@
-//! The admin API (design section 14), on its own listener (`admin_listen`, never the sandbox
+//! The admin API , on its own listener (`admin_listen`, never the sandbox
 //! listener), a bearer token (`admin_token`), JSON:
 //!
 //! | method and path | does |
@@ -13,16 +13,15 @@
 //!
 //! Described in `docs/reference/admin-api.yaml` (OpenAPI).
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::ControlPlane;
+use crate::respond::Body;
 use crate::store::StoreError;
-use crate::{Body, Proxy};
 
 /// The largest admin request body.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -43,7 +42,7 @@ const KEYS: &[&str] = &[
     "significant",
 ];
 /// The variables that name the proxy's CA for each runtime.
-pub const CA_VARIABLES: &[&str] = &[
+pub(crate) const CA_VARIABLES: &[&str] = &[
     "GIT_SSL_CAINFO",
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
@@ -63,10 +62,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     answer(status, &json!({ "message": message.into() }))
 }
 
-impl Proxy {
+impl ControlPlane {
     /// One admin API request (served by `Proxy::serve_side` on `admin_listen`).
-    pub(crate) async fn admin(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        if crate::page::is_page(req.uri().path()) {
+    pub(crate) async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
+        if super::page::is_page(req.uri().path()) {
             return self.page(req).await;
         }
         let authorized = req
@@ -74,7 +73,7 @@ impl Proxy {
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .zip(self.cfg.admin_token.as_ref())
+            .zip(self.data.cfg.admin_token.as_ref())
             .is_some_and(|(given, token)| token.matches(given.trim()));
         if !authorized {
             let mut r = error(
@@ -87,7 +86,7 @@ impl Proxy {
             );
             return r;
         }
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the state store is not open",
@@ -113,7 +112,7 @@ impl Proxy {
         match (&parts.method, path, name) {
             (&Method::GET, "/v1/sandboxes", None) => {
                 let mut all = Vec::new();
-                for sb in &self.live().sandboxes {
+                for sb in &self.data.live.get().sandboxes {
                     all.push(self.describe_sandbox(sb.name()).await);
                 }
                 if let Ok(stored) = store.all().await {
@@ -159,7 +158,7 @@ impl Proxy {
         rest: &str,
         query: Option<&str>,
     ) -> Response<Body> {
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the state store is not open",
@@ -224,7 +223,7 @@ impl Proxy {
         query: Option<&str>,
         body: Value,
     ) -> Response<Body> {
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the state store is not open",
@@ -279,7 +278,7 @@ impl Proxy {
     }
 
     fn store_error(&self, name: &str, e: StoreError) -> Response<Body> {
-        let file = self.cfg.sandboxes.iter().any(|s| s.name == name);
+        let file = self.data.cfg.sandboxes.iter().any(|s| s.name == name);
         match e {
             StoreError::Missing(_) if file => error(
                 StatusCode::CONFLICT,
@@ -296,7 +295,7 @@ impl Proxy {
     }
 
     async fn add_sandbox(&self, body: Value) -> Response<Body> {
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the state store is not open",
@@ -305,7 +304,7 @@ impl Proxy {
         let Some(name) = body.get("name").and_then(Value::as_str).map(str::to_owned) else {
             return error(StatusCode::BAD_REQUEST, "a sandbox needs a \"name\"");
         };
-        if self.cfg.sandboxes.iter().any(|s| s.name == name) {
+        if self.data.cfg.sandboxes.iter().any(|s| s.name == name) {
             return error(
                 StatusCode::CONFLICT,
                 format!("sandbox {name} is configured in the proxy's file"),
@@ -322,7 +321,7 @@ impl Proxy {
             .collect();
         spec.insert("secret".into(), json!({ "sha256": digest }));
         let spec = Value::Object(spec);
-        if let Err(e) = self.cfg.stored_sandbox(&name, &spec) {
+        if let Err(e) = self.data.cfg.stored_sandbox(&name, &spec) {
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
         if let Err(e) = store.add(&name, &spec).await {
@@ -330,22 +329,23 @@ impl Proxy {
         }
         self.sync_store().await;
         let at = self
+            .data
             .cfg
             .advertise
             .clone()
-            .unwrap_or_else(|| self.cfg.listen.to_string());
+            .unwrap_or_else(|| self.data.cfg.listen.to_string());
         let proxy = format!("http://{name}:{secret}@{at}");
         let mut out = self.describe_sandbox(&name).await;
         out["secret"] = json!(secret);
         out["https_proxy"] = json!(proxy);
-        out["ca_pem"] = json!(self.ca_pem());
+        out["ca_pem"] = json!(self.data.ca.cert_pem.as_str());
         out["env"] = json!({ "HTTPS_PROXY": proxy, "GIT_HTTP_PROXY_AUTHMETHOD": "basic" });
         out["ca_env"] = json!(CA_VARIABLES);
         answer(StatusCode::CREATED, &out)
     }
 
     async fn set_sandbox(&self, name: &str, body: Value) -> Response<Body> {
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the state store is not open",
@@ -364,7 +364,7 @@ impl Proxy {
         if let Some(m) = spec.as_object_mut() {
             m.extend(changes);
         }
-        if let Err(e) = self.cfg.stored_sandbox(name, &spec) {
+        if let Err(e) = self.data.cfg.stored_sandbox(name, &spec) {
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
         if let Err(e) = store.set(name, &spec).await {
@@ -377,15 +377,17 @@ impl Proxy {
     /// A sandbox as the admin API shows it: its rules (as `GET /policy` words them), where it
     /// comes from, whether it is disconnected; `null` when there is none.
     async fn describe_sandbox(&self, name: &str) -> Value {
-        let file = self.cfg.sandboxes.iter().any(|s| s.name == name);
-        if let Some(sb) = self.live().sandbox(name) {
-            let mut v =
-                crate::policy::describe(sb, self.live().egress == crate::config::Egress::Deny);
+        let file = self.data.cfg.sandboxes.iter().any(|s| s.name == name);
+        if let Some(sb) = self.data.live.get().sandbox(name) {
+            let mut v = crate::policy::describe(
+                sb,
+                self.data.live.get().egress == crate::config::Egress::Deny,
+            );
             v["source"] = json!(if file { "file" } else { "store" });
             v["disconnected"] = json!(false);
             return v;
         }
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return Value::Null;
         };
         match store.get(name).await {

@@ -13,8 +13,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::respond::{Body, Refusal};
+
+pub mod metrics;
+
 /// What a request was for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Service {
     GitUploadPack,
@@ -25,6 +29,7 @@ pub enum Service {
     Graphql,
     Lfs,
     Connect,
+    #[default]
     Other,
 }
 
@@ -43,10 +48,11 @@ impl Service {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Allow,
+    #[default]
     Deny,
     /// Held for a human (a learning sandbox's pull request).
     Held,
@@ -126,7 +132,7 @@ pub struct PushSummary {
 
 pub struct Audit {
     file: Option<Mutex<AuditFile>>,
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: metrics::Metrics,
 }
 
 struct AuditFile {
@@ -212,7 +218,7 @@ impl Audit {
             .transpose()?;
         Ok(Audit {
             file,
-            metrics: crate::metrics::Metrics::default(),
+            metrics: metrics::Metrics::default(),
         })
     }
 
@@ -258,43 +264,142 @@ impl Audit {
     }
 }
 
-/// Collects an event while a request streams; records it when dropped (the end of the
-/// response body, or an abort).
-pub struct Pending {
-    pub event: Event,
+/// What one run of the pipeline came to: assembled from what its stages returned, and made
+/// into the audit event once ([`Event::of`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outcome {
+    pub service: Service,
+    pub repo: Option<String>,
+    pub ref_updates: Vec<RefUpdate>,
+    pub decision: Decision,
+    pub reason: String,
+    /// The status the client sees.
+    pub status: u16,
+    pub upstream_status: Option<u16>,
+    /// The token's fingerprint, when one was sent.
+    pub token: Option<String>,
+    pub push: Option<PushSummary>,
+    pub proposal: Option<i64>,
+}
+
+impl Outcome {
+    /// A request the proxy answered itself with `r`.
+    pub(crate) fn refused(service: Service, repo: Option<String>, r: &Refusal) -> Outcome {
+        Outcome {
+            service,
+            repo,
+            decision: Decision::Deny,
+            reason: r.message.clone(),
+            status: r.status.as_u16(),
+            ..Outcome::default()
+        }
+    }
+}
+
+/// Where a request came from and what it asked, as the audit names it.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub sandbox: String,
+    pub source: Option<String>,
+    pub method: String,
+    pub host: String,
+    pub path: String,
+}
+
+impl Event {
+    /// The event of a request: its head and its outcome (bytes and time are filled in when
+    /// it is recorded).
+    pub(crate) fn of(head: &Head, o: Outcome) -> Event {
+        let mut e = Event::new(
+            &head.sandbox,
+            head.source.clone(),
+            &head.method,
+            &head.host,
+            &head.path,
+        );
+        e.service = o.service;
+        e.repo = o.repo;
+        e.ref_updates = o.ref_updates;
+        e.decision = o.decision;
+        e.reason = o.reason;
+        e.status = o.status;
+        e.upstream_status = o.upstream_status;
+        e.token = o.token;
+        e.push = o.push;
+        e.proposal = o.proposal;
+        e
+    }
+}
+
+/// The bytes a request moved, counted as they pass, and when it began.
+#[derive(Debug, Clone)]
+pub(crate) struct Meter {
     pub start: Instant,
     pub bytes_in: Arc<AtomicU64>,
-    pub bytes_out: u64,
-    pub audit: Arc<Audit>,
+    pub bytes_out: Arc<AtomicU64>,
+}
+
+impl Meter {
+    pub(crate) fn new() -> Meter {
+        Meter {
+            start: Instant::now(),
+            bytes_in: Arc::new(AtomicU64::new(0)),
+            bytes_out: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub(crate) fn read(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// An event waiting for its answer to be streamed: recorded when dropped (the end of the
+/// response body, or an abort), with the bytes counted meanwhile.
+pub(crate) struct Pending {
+    event: Event,
+    meter: Meter,
+    audit: Arc<Audit>,
 }
 
 impl Pending {
-    /// Starts timing a request.
-    pub fn new(event: Event, audit: Arc<Audit>) -> Pending {
+    pub(crate) fn new(event: Event, meter: Meter, audit: Arc<Audit>) -> Pending {
         Pending {
             event,
-            start: Instant::now(),
-            bytes_in: Arc::new(AtomicU64::new(0)),
-            bytes_out: 0,
+            meter,
             audit,
         }
     }
 
-    /// The request is answered by the proxy: the audit records the refusal as the client sees
-    /// it.
-    pub(crate) fn refuse(&mut self, r: crate::respond::Refusal) -> hyper::Response<crate::Body> {
-        self.event.decision = Decision::Deny;
-        self.event.reason = r.message.clone();
-        self.event.status = r.status.as_u16();
-        r.response()
+    /// `resp` with its body counted and this event recorded when the body has been sent.
+    pub(crate) fn attach(self, resp: hyper::Response<Body>) -> hyper::Response<Body> {
+        use futures_util::StreamExt;
+        use http_body_util::BodyExt;
+        let (parts, body) = resp.into_parts();
+        let counter = self.meter.bytes_out.clone();
+        let mut me = Some(self);
+        let frames = http_body_util::BodyStream::new(body).map(move |frame| {
+            if let Ok(f) = &frame
+                && let Some(d) = f.data_ref()
+            {
+                counter.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+            if frame.is_err() {
+                me.take();
+            }
+            frame
+        });
+        hyper::Response::from_parts(
+            parts,
+            BodyExt::boxed(http_body_util::StreamBody::new(frames)),
+        )
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.event.bytes_in = self.bytes_in.load(Ordering::Relaxed);
-        self.event.bytes_out = self.bytes_out;
-        self.event.latency_ms = self.start.elapsed().as_millis() as u64;
+        self.event.bytes_in = self.meter.bytes_in.load(Ordering::Relaxed);
+        self.event.bytes_out = self.meter.bytes_out.load(Ordering::Relaxed);
+        self.event.latency_ms = self.meter.start.elapsed().as_millis() as u64;
         self.audit.record(&self.event);
     }
 }

@@ -15,7 +15,8 @@ use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::{Body, Proxy};
+use super::ControlPlane;
+use crate::respond::Body;
 
 const COOKIE: &str = "ghapp_session";
 const SESSION_LIFE: Duration = Duration::from_secs(8 * 3600);
@@ -151,7 +152,7 @@ fn fields(body: &[u8]) -> HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
-impl Proxy {
+impl ControlPlane {
     /// `GET /signin`, `POST /signin`, `GET /approvals`, `POST /approvals/{id}/approve|deny`
     /// (the paths [`is_page`] names); the rest of the admin listener is the JSON API.
     pub(crate) async fn page(&self, req: Request<Incoming>) -> Response<Body> {
@@ -200,10 +201,10 @@ impl Proxy {
 
     fn sign_in(&self, token: Option<&str>) -> Response<Body> {
         let ok = token
-            .zip(self.cfg.admin_token.as_ref())
+            .zip(self.data.cfg.admin_token.as_ref())
             .is_some_and(|(given, t)| t.matches(given));
         if !ok {
-            self.audit.metrics.auth_failure("admin_page");
+            self.data.audit.metrics.auth_failure("admin_page");
             return signin_form("That is not the admin token.");
         }
         let Some((id, _)) = self.sessions.open(ghapp_core::jwt::unix_now()) else {
@@ -220,7 +221,7 @@ impl Proxy {
     }
 
     async fn approvals_page(&self, csrf: &str) -> Response<Body> {
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return html(StatusCode::SERVICE_UNAVAILABLE, "No state store", "");
         };
         let pending = match store.approvals(Some("pending")).await {
@@ -266,33 +267,26 @@ impl Proxy {
 
     /// GitHub's compare figures for a held request, as HTML.
     async fn figures(&self, sandbox: &str, repo: &str, base: &str, head: &str) -> String {
-        let live = self.live();
+        let live = self.data.live.get();
         let (Some(sb), Some(r)) = (
             live.sandbox(sandbox),
             ghapp_gitproto::repo::RepoName::parse(repo),
         ) else {
             return "(the sandbox is gone)".into();
         };
-        match self.compare(sb, &r, base, head).await {
-            Ok(v) => {
-                let files = v["files"].as_array().map(Vec::as_slice).unwrap_or_default();
-                let sum = |k: &str| {
-                    files
-                        .iter()
-                        .map(|f| f[k].as_u64().unwrap_or(0))
-                        .sum::<u64>()
-                };
-                let paths: String = files
+        match self.data.github.compare(sb, &r, base, head).await {
+            Ok(c) => {
+                let paths: String = c
+                    .paths
                     .iter()
-                    .filter_map(|f| f["filename"].as_str())
                     .map(|p| format!("<li>{}</li>", esc(p)))
                     .collect();
                 format!(
                     "<span class=\"figures\">{} commits, {} files, +{} -{}</span><ul>{paths}</ul>",
-                    v["total_commits"].as_u64().unwrap_or(0),
-                    files.len(),
-                    sum("additions"),
-                    sum("deletions")
+                    c.commits,
+                    c.paths.len(),
+                    c.additions,
+                    c.deletions
                 )
             }
             Err(r) => esc(&r.message),

@@ -1,4 +1,4 @@
-//! GitHub's webhooks (design section 14), on their own listener (`webhook_listen`: GitHub
+//! GitHub's webhooks , on their own listener (`webhook_listen`: GitHub
 //! must reach it, the admin API must not be reachable there): `POST /webhooks/github`.
 //!
 //! A delivery is verified first: `X-Hub-Signature-256: sha256=HEX`, the HMAC-SHA256 of the raw
@@ -17,7 +17,6 @@
 //! - `ping` is answered.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use http_body_util::BodyExt;
@@ -25,7 +24,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{Body, Proxy};
+use super::ControlPlane;
+use crate::respond::Body;
 
 /// The largest delivery read. GitHub caps payloads at 25 MB, but the events the proxy acts on
 /// are small; a larger one is answered 413 (GitHub's Recent Deliveries shows it).
@@ -79,9 +79,9 @@ pub(crate) fn summary(event: &str, payload: &Value) -> Value {
     })
 }
 
-impl Proxy {
+impl ControlPlane {
     /// One delivery (served by `Proxy::serve_side` on `webhook_listen`).
-    pub(crate) async fn webhook(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn webhook(&self, req: Request<Incoming>) -> Response<Body> {
         if req.method() != Method::POST || req.uri().path() != "/webhooks/github" {
             return answer(
                 StatusCode::NOT_FOUND,
@@ -113,7 +113,7 @@ impl Proxy {
                 &json!({"message": "the delivery is over 5 MiB; the proxy acts only on small events"}),
             );
         }
-        let mut held = crate::limits::Reservation::new(self.gate.budget.clone());
+        let mut held = crate::limits::Reservation::new(self.data.gate.budget.clone());
         if !held.grow(declared) {
             return answer(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -134,14 +134,14 @@ impl Proxy {
                 );
             }
         };
-        let Some(secret) = self.cfg.webhook_secret.as_ref() else {
+        let Some(secret) = self.data.cfg.webhook_secret.as_ref() else {
             return answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"message": "no webhook_secret is configured"}),
             );
         };
         if !verify(secret.expose().as_bytes(), &body, &signature) {
-            self.audit.metrics.webhook("bad_signature");
+            self.data.audit.metrics.webhook("bad_signature");
             tracing::warn!(
                 "webhook delivery {delivery:.64}: X-Hub-Signature-256 does not match (is webhook_secret the app's?)"
             );
@@ -163,7 +163,7 @@ impl Proxy {
             );
         }
         let summary = summary(&event, &payload);
-        let first = match self.store.get() {
+        let first = match self.store() {
             Some(store) => match store.first_delivery(&delivery, &event, &summary).await {
                 Ok(f) => f,
                 Err(e) => {
@@ -177,15 +177,15 @@ impl Proxy {
             None => self.applied(&delivery),
         };
         if !first {
-            self.audit.metrics.webhook("redelivery");
+            self.data.audit.metrics.webhook("redelivery");
             return answer(
                 StatusCode::OK,
                 &json!({"message": "already processed", "delivery": delivery}),
             );
         }
-        self.audit.metrics.webhook("accepted");
+        self.data.audit.metrics.webhook("accepted");
         self.log_event(&delivery, &summary);
-        if self.store.get().is_some() {
+        if self.store().is_some() {
             // Marked applied here; the other replicas apply it when they see the store move.
             self.applied(&delivery);
         }
@@ -196,20 +196,8 @@ impl Proxy {
         )
     }
 
-    /// Marks `delivery` applied on this replica; false when it was already.
-    pub(crate) fn applied(&self, delivery: &str) -> bool {
-        let mut seen = self
-            .deliveries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() > 10_000 {
-            seen.clear();
-        }
-        seen.insert(delivery.to_owned())
-    }
-
     fn log_event(&self, delivery: &str, summary: &Value) {
-        let Some(path) = &self.cfg.events_log else {
+        let Some(path) = &self.data.cfg.events_log else {
             return;
         };
         let mut line = summary.clone();
@@ -237,18 +225,12 @@ impl Proxy {
         ) {
             ("ping", _) => "pong".into(),
             ("installation", "deleted" | "suspend") if !account.is_empty() => {
-                self.removed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(account.clone());
+                self.data.tokens.set_removed(&account, true);
                 let n = self.drop_tokens(|r| r.is_owned_by(&account)).await;
                 format!("the app was removed from {account}: {n} cached token(s) dropped")
             }
             ("installation", "created" | "unsuspend" | "new_permissions_accepted") => {
-                self.removed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(&account);
+                self.data.tokens.set_removed(&account, false);
                 let n = self.drop_tokens(|r| r.is_owned_by(&account)).await;
                 format!("the app serves {account}: {n} cached token(s) dropped")
             }
@@ -295,13 +277,13 @@ impl Proxy {
 
     /// Closes the held pull requests for `head` in `repo`; says how many.
     async fn close_held(&self, repo: &str, head: &str, reason: String) -> String {
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return "no state store: nothing held".into();
         };
         match store.close_pending(repo, head, &reason).await {
             Ok(n) => {
                 if n > 0 {
-                    self.audit.metrics.approval("closed");
+                    self.data.audit.metrics.approval("closed");
                 }
                 format!("{n} held pull request(s) closed: {reason}")
             }
@@ -313,9 +295,9 @@ impl Proxy {
     /// repository's owner). Returns how many were dropped.
     async fn drop_tokens(&self, hit: impl Fn(&ghapp_gitproto::repo::RepoName) -> bool) -> usize {
         let mut n = 0;
-        for sb in &self.live().sandboxes {
+        for sb in &self.data.live.get().sandboxes {
             for r in sb.cfg.repos.iter().filter(|r| hit(r)) {
-                if self.drop_token(sb, r.owner(), false).await {
+                if self.data.tokens.discard(sb, r.owner(), false).await {
                     n += 1;
                 }
             }

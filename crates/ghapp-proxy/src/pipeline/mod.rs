@@ -1,0 +1,517 @@
+//! The data plane: what happens to a sandbox's request, in one direction.
+//!
+//! ```text
+//! transport ─▶ route ─▶ decide ─▶ body / facts ─▶ decide ─▶ upstream ─▶ audit
+//!              router    policy    push, checked,   policy::write,  upstream   Event::of
+//!                                  graphql, writes  policy::mode
+//! ```
+//!
+//! [`DataPlane::handle`] names the request ([`crate::router`]), decides it on its head
+//! ([`crate::policy::decide`]), reads what the policy must see (a push's command section and
+//! pack, a REST or GraphQL body) and gathers the facts of any write ([`crate::inspect`], the
+//! proxy's own GitHub reads in [`crate::github`]), decides the write with the rules and the
+//! trust mode ([`crate::policy::write`], [`crate::policy::mode`]), and forwards it with the
+//! sandbox's token ([`crate::upstream`]). Each stage returns what it decided; the audit event
+//! is assembled once from that ([`crate::audit::Event::of`]) and recorded when the answer has
+//! been streamed.
+//!
+//! The sandbox table is a [`Snapshot`] the control plane swaps; the data plane only reads it.
+
+mod checked;
+pub(crate) mod front;
+mod graphql;
+mod modes;
+mod observe;
+mod push;
+mod writes;
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use crate::audit::{Audit, Decision, Event, Meter, Outcome, Pending, Service};
+use crate::ca::Ca;
+use crate::config::ProxyConfig;
+use crate::github::GitHub;
+use crate::limits::Gate;
+use crate::live::Snapshot;
+use crate::policy::{Action, BodyPlan};
+use crate::respond::{Body, Refusal};
+use crate::router::{Hosts, with_port};
+use crate::sandbox::{Origin, Sandbox};
+use crate::store::Store;
+use crate::tokens::Tokens;
+use crate::upstream::{Sent, Upstream, forward_headers};
+use crate::{body, inspect, lfs, upstream};
+
+/// An answer, and what the audit says of it.
+pub(crate) type Answer = (Response<Body>, Outcome);
+
+/// The data plane: everything a request needs, nothing it changes but caches.
+pub(crate) struct DataPlane {
+    pub cfg: Arc<ProxyConfig>,
+    pub live: Arc<Snapshot>,
+    pub hosts: Hosts,
+    pub ca: Ca,
+    pub gate: Arc<Gate>,
+    pub audit: Arc<Audit>,
+    pub tokens: Arc<Tokens>,
+    pub github: Arc<dyn GitHub>,
+    pub upstream: reqwest::Client,
+    /// Push inspection's git: mirrors and quarantines under `spool_dir`.
+    pub git: Arc<inspect::Git>,
+    /// LFS storage hosts each sandbox may reach, from GitHub's batch answers.
+    pub lfs: lfs::Grants,
+    /// The state store (held and proposed writes), once the proxy has started.
+    pub store: OnceLock<Store>,
+    /// Per sandbox, the signal that closes its tunnels when it is cut off.
+    cuts: Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
+}
+
+impl std::fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPlane")
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request being decided: who asks, and what the policy named it.
+pub(crate) struct Req {
+    pub origin: Origin,
+    pub service: Service,
+    /// `owner/repo` as configured, once known.
+    pub repo: Option<String>,
+}
+
+impl Req {
+    pub(crate) fn sb(&self) -> &Arc<Sandbox> {
+        &self.origin.sandbox
+    }
+
+    /// What the audit says so far: the service and repository, refused.
+    pub(crate) fn outcome(&self) -> Outcome {
+        Outcome {
+            service: self.service,
+            repo: self.repo.clone(),
+            ..Outcome::default()
+        }
+    }
+
+    /// The proxy answers with `r`.
+    pub(crate) fn refuse(&self, r: Refusal) -> Answer {
+        let o = Outcome::refused(self.service, self.repo.clone(), &r);
+        (r.response(), o)
+    }
+}
+
+/// What a checked body came to: the bytes to send, the repository whose owner's token carries
+/// them (when it is not the route's), and the audit's reason.
+pub(crate) struct Checked {
+    pub body: Bytes,
+    pub repo: Option<ghapp_gitproto::repo::RepoName>,
+    pub reason: String,
+}
+
+impl DataPlane {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts the proxy is built from, once"
+    )]
+    pub(crate) fn new(
+        cfg: Arc<ProxyConfig>,
+        live: Arc<Snapshot>,
+        hosts: Hosts,
+        ca: Ca,
+        audit: Arc<Audit>,
+        tokens: Arc<Tokens>,
+        github: Arc<dyn GitHub>,
+        upstream: reqwest::Client,
+        git: Arc<inspect::Git>,
+    ) -> DataPlane {
+        DataPlane {
+            gate: Arc::new(Gate::new(cfg.limits.clone())),
+            cfg,
+            live,
+            hosts,
+            ca,
+            audit,
+            tokens,
+            github,
+            upstream,
+            git,
+            lfs: lfs::Grants::default(),
+            store: OnceLock::new(),
+            cuts: Mutex::default(),
+        }
+    }
+
+    /// One request inside an intercepted tunnel: decided and answered; its audit event is
+    /// recorded when the answer has been streamed (or abandoned).
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        o: &Origin,
+    ) -> Response<Body> {
+        let head = o.head(req.method().as_str(), req.uri().path());
+        let meter = Meter::new();
+        let (resp, outcome) = self.run(req, o, &meter).await;
+        Pending::new(Event::of(&head, outcome), meter, self.audit.clone()).attach(resp)
+    }
+
+    async fn run(&self, req: Request<Incoming>, o: &Origin, meter: &Meter) -> Answer {
+        let (parts, body) = req.into_parts();
+        let early = Req {
+            origin: o.clone(),
+            service: Service::Other,
+            repo: None,
+        };
+        // Host must equal the CONNECT host.
+        let host_hdr = parts
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(with_port);
+        if host_hdr.as_deref() != Some(o.host.as_str()) {
+            return early.refuse(Refusal::text(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Host differs from the CONNECT host",
+            ));
+        }
+        // The policy is the one configured now (a reload applies to open tunnels too); a
+        // sandbox removed, or given a new secret, since the tunnel opened is refused.
+        let current = match self.live.get().sandbox(o.sandbox.name()) {
+            // Unchanged since the tunnel opened (the common case): no comparison at all.
+            Some(sb)
+                if Arc::ptr_eq(sb, &o.sandbox) || sb.cfg.secret.same(&o.sandbox.cfg.secret) =>
+            {
+                sb.clone()
+            }
+            Some(_) => {
+                return early.refuse(Refusal::text(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    format!(
+                        "sandbox {}'s secret changed: connect again with the new one",
+                        o.sandbox.name()
+                    ),
+                ));
+            }
+            None => {
+                return early.refuse(Refusal::text(
+                    StatusCode::FORBIDDEN,
+                    format!("sandbox {} is no longer configured", o.sandbox.name()),
+                ));
+            }
+        };
+        let o = Origin {
+            sandbox: current,
+            source: o.source,
+            host: o.host.clone(),
+        };
+        // An LFS object URL a batch answer handed this sandbox on a GitHub host: exactly it
+        // passes, with no token added.
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        if self.lfs.allows_url(o.sandbox.name(), &o.host, target) {
+            return self.granted_storage(parts, body, &o, meter).await;
+        }
+        let route = crate::router::route(&self.hosts, &o.host, parts.uri.path());
+        let verdict = crate::policy::decide(
+            &o.sandbox,
+            &self.hosts,
+            &route,
+            &parts.method,
+            parts.uri.query(),
+            &parts.headers,
+        );
+        let r = Req {
+            origin: o,
+            service: verdict.service,
+            repo: verdict.repo,
+        };
+        let mut plan = match verdict.action {
+            Action::Answer(refusal) => {
+                meter.read(body::drain_refused(body).await);
+                return r.refuse(refusal);
+            }
+            Action::Forward(plan) => plan,
+        };
+        let mut outcome = r.outcome();
+        let mut verdict = None;
+        let body = match plan.body {
+            BodyPlan::None => None,
+            BodyPlan::Stream => Some(body::streamed(body, meter.bytes_in.clone())),
+            BodyPlan::Push => match self.push(body, &r, &plan, meter).await {
+                Ok(pushed) => {
+                    outcome.ref_updates = pushed.ref_updates;
+                    verdict = pushed.verdict;
+                    Some(pushed.body)
+                }
+                Err(answer) => return answer,
+            },
+            BodyPlan::Whole
+            | BodyPlan::PullHead
+            | BodyPlan::OwnPull(_)
+            | BodyPlan::MergePull(_)
+            | BodyPlan::Graphql
+            | BodyPlan::LfsBatch => {
+                match self.checked(body, &parts.headers, &plan, &r, meter).await {
+                    Ok(c) => {
+                        if let Some(repo) = c.repo {
+                            outcome.repo = Some(repo.to_string());
+                            plan.repo = repo;
+                        }
+                        outcome.reason = c.reason;
+                        Some(reqwest::Body::from(c.body))
+                    }
+                    Err(answer) => return answer,
+                }
+            }
+        };
+        let sb = r.sb();
+        let token = match self.tokens.token(sb, plan.repo.owner()).await {
+            Ok(t) => t,
+            Err(refusal) => {
+                return (
+                    refusal.response(),
+                    Outcome::refused(outcome.service, outcome.repo, &refusal),
+                );
+            }
+        };
+        if observe::answers_refs(sb, r.service, parts.method == hyper::Method::GET) {
+            return self.observe_refs(plan.url, &token, &r).await;
+        }
+        let up = Upstream {
+            method: parts.method,
+            url: plan.url,
+            headers: forward_headers(&parts.headers),
+            body,
+            verdict,
+            scheme: plan.scheme,
+            owner: plan.repo.owner().to_owned(),
+        };
+        let sent_at = std::time::Instant::now();
+        let sent = upstream::send(&self.upstream, &self.tokens, sb, up, token).await;
+        self.audit
+            .metrics
+            .upstream_latency(r.service, sent_at.elapsed().as_secs_f64());
+        match sent {
+            Sent::Answered { resp, token, push } => {
+                outcome.decision = Decision::Allow;
+                outcome.token = Some(token);
+                outcome.push = push;
+                outcome.upstream_status = Some(resp.status().as_u16());
+                outcome.status = resp.status().as_u16();
+                if plan.body == BodyPlan::LfsBatch && resp.status() == StatusCode::OK {
+                    return self.lfs_answer(resp, &r, outcome).await;
+                }
+                (upstream::relay(resp), outcome)
+            }
+            Sent::PushRefused {
+                push,
+                refusal,
+                token,
+            } => {
+                outcome.token = Some(token);
+                outcome.push = Some(push);
+                push::refused(refusal, outcome)
+            }
+            Sent::Failed(refusal) => {
+                let o = Outcome {
+                    ref_updates: outcome.ref_updates,
+                    push: outcome.push,
+                    ..Outcome::refused(outcome.service, outcome.repo, &refusal)
+                };
+                (refusal.response(), o)
+            }
+        }
+    }
+
+    /// A request to an LFS storage URL a batch answer handed the sandbox on a GitHub host:
+    /// forwarded to exactly that URL, its body streamed, no token added.
+    async fn granted_storage(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Incoming,
+        o: &Origin,
+        meter: &Meter,
+    ) -> Answer {
+        let r = Req {
+            origin: o.clone(),
+            service: Service::Lfs,
+            repo: None,
+        };
+        let query = parts
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let url = match crate::policy::upstream_url(&o.host, parts.uri.path(), &query) {
+            Ok(u) => u,
+            Err(why) => {
+                meter.read(body::drain_refused(body).await);
+                return r.refuse(Refusal::lfs(StatusCode::BAD_REQUEST, why));
+            }
+        };
+        let body = body::streamed(body, meter.bytes_in.clone());
+        let origin = url.origin().ascii_serialization();
+        match upstream::storage(&self.upstream, parts.method, url, &parts.headers, body).await {
+            Ok(resp) => {
+                let outcome = Outcome {
+                    decision: Decision::Allow,
+                    reason: "LFS storage URL from a batch answer".into(),
+                    status: resp.status().as_u16(),
+                    upstream_status: Some(resp.status().as_u16()),
+                    ..r.outcome()
+                };
+                (upstream::relay(resp), outcome)
+            }
+            Err(refusal) => {
+                let (resp, mut o) = r.refuse(refusal);
+                o.reason = format!("LFS storage {origin} unreachable: {}", o.reason);
+                (resp, o)
+            }
+        }
+    }
+
+    /// An LFS batch answer: read whole (bounded), the storage hosts it names granted to the
+    /// sandbox ([`crate::lfs::Grants`]), then passed on unchanged.
+    async fn lfs_answer(&self, resp: reqwest::Response, r: &Req, outcome: Outcome) -> Answer {
+        /// The largest LFS batch answer read (GitHub answers at most 100 objects per batch).
+        const MAX_LFS_ANSWER: usize = 4 << 20;
+        let out = upstream::head_of(&resp);
+        let body = match body::read_bounded(resp, MAX_LFS_ANSWER, crate::github::ANSWER_WAIT).await
+        {
+            Ok(b) => b,
+            Err(why) => {
+                return r.refuse(Refusal::lfs(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the LFS batch answer: {why}"),
+                ));
+            }
+        };
+        let granted = self
+            .lfs
+            .record(r.sb().name(), &body, |h| self.hosts.intercepts(h));
+        let reason = if granted.is_empty() {
+            outcome.reason.clone()
+        } else {
+            format!("LFS storage granted: {}", granted.join(", "))
+        };
+        let resp = out.body(crate::respond::full(body)).unwrap_or_else(|_| {
+            crate::respond::text(
+                StatusCode::BAD_GATEWAY,
+                "ghapp proxy: bad upstream answer\n",
+            )
+        });
+        (resp, Outcome { reason, ..outcome })
+    }
+
+    /// The signal that closes `name`'s tunnels when it is cut off.
+    pub(crate) fn cut_signal(&self, name: &str) -> tokio_util::sync::CancellationToken {
+        self.cuts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// A sandbox that is gone: its open tunnels closed, its cached tokens revoked at GitHub
+    /// and dropped, its LFS grants forgotten. Returns the tokens revoked.
+    pub(crate) async fn cut_off(&self, sb: &Sandbox) -> usize {
+        if let Some(cut) = self
+            .cuts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(sb.name())
+        {
+            cut.cancel();
+        }
+        self.lfs.forget(sb.name());
+        let mut owners: Vec<&str> = sb.cfg.repos.iter().map(|r| r.owner()).collect();
+        owners.sort_unstable_by_key(|o| o.to_ascii_lowercase());
+        owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        let mut revoked = 0;
+        for owner in owners {
+            if self.tokens.discard(sb, owner, true).await {
+                revoked += 1;
+            }
+        }
+        tracing::info!(
+            "sandbox {} disconnected: tunnels closed, {revoked} token(s) revoked",
+            sb.name()
+        );
+        revoked
+    }
+
+    /// The approval URL a held request names (the admin listener's, when there is one).
+    pub(crate) fn approval_url(&self, id: i64) -> String {
+        self.cfg
+            .admin_listen
+            .map(|l| format!("http://{l}/v1/approvals/{id}"))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A data plane for the stages' tests: one sandbox `agent-a` on `Octo-Org/Widgets` in
+    /// `mode` (pushing `agent/*`, significant past 5 files or 100 lines), GitHub answered by
+    /// `github`, no app (nothing is minted), no state store.
+    pub(crate) fn plane(
+        mode: &str,
+        github: Arc<dyn GitHub>,
+        dir: &std::path::Path,
+    ) -> (DataPlane, Arc<Sandbox>) {
+        let text = format!(
+            r#"
+listen = "127.0.0.1:0"
+ca_dir = {ca:?}
+state = "sqlite:{state}"
+[app]
+api_url = "https://h/api/v3"
+app_id = 1
+private_key_file = "/k"
+
+[[sandbox]]
+name = "agent-a"
+secret = "0123456789abcdef"
+repos = ["Octo-Org/Widgets"]
+push = ["agent/*"]
+mode = "{mode}"
+significant = {{ files = 5, lines = 100 }}
+"#,
+            ca = dir.join("ca").display().to_string(),
+            state = dir.join("state.db").display(),
+        );
+        let env = std::collections::BTreeMap::<String, String>::new();
+        let cfg = ProxyConfig::parse_with_env(&text, "test", &env).unwrap();
+        let hosts = Hosts::new(cfg.github());
+        let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted()).unwrap();
+        let audit = Arc::new(Audit::open(None, None).unwrap());
+        let live = Arc::new(Snapshot::new(crate::live::Live::of(&cfg)));
+        let sb = live.get().sandboxes[0].clone();
+        let git = inspect::Git::new(
+            &dir.join("spool"),
+            &reqwest::Url::parse("https://h/").unwrap(),
+            None,
+            &[],
+        );
+        let plane = DataPlane::new(
+            Arc::new(cfg),
+            live,
+            hosts,
+            ca,
+            audit.clone(),
+            Arc::new(Tokens::new(Vec::new(), audit)),
+            github,
+            reqwest::Client::new(),
+            Arc::new(git),
+        );
+        (plane, sb)
+    }
+}
