@@ -90,6 +90,8 @@ pub struct PullSummary {
     pub draft: bool,
     pub state: String,
     pub comments: u64,
+    /// The head commit when it was opened.
+    pub head_sha: String,
 }
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -423,6 +425,7 @@ impl FakeHub {
                 draft: p.draft,
                 state: p.state.clone(),
                 comments: p.comments.len() as u64,
+                head_sha: p.head_sha.clone(),
             })
             .collect()
     }

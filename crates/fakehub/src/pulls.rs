@@ -58,6 +58,127 @@ pub(crate) fn git(hub: &Hub, repo: &Repo, args: &[&str]) -> Result<String, Strin
     }
 }
 
+/// Runs git in the bare repository of `repo` with `input` on stdin (blocking).
+pub(crate) fn git_stdin(
+    hub: &Hub,
+    repo: &Repo,
+    args: &[&str],
+    input: &[u8],
+) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("git")
+        .args(args)
+        .env("GIT_DIR", hub.repo_dir(repo))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("HOME", &hub.home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    if let Some(mut w) = child.stdin.take() {
+        w.write_all(input).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// A commit on `parent` with `additions` (path, bytes) written and `deletions` removed, as
+/// GitHub's `createCommitOnBranch` makes it (blocking): its id. The repository is not
+/// changed but for the new objects; the caller moves the ref.
+pub(crate) fn commit_files(
+    hub: &Hub,
+    repo: &Repo,
+    parent: &str,
+    additions: &[(String, Vec<u8>)],
+    deletions: &[String],
+    message: &str,
+    author: &str,
+) -> Result<String, String> {
+    use std::io::Write;
+    let index = tempfile::NamedTempFile::new_in(&hub.home).map_err(|e| e.to_string())?;
+    let git_in = |args: &[&str], input: Option<&[u8]>| -> Result<String, String> {
+        let mut c = std::process::Command::new("git");
+        c.args(args)
+            .env("GIT_DIR", hub.repo_dir(repo))
+            .env("GIT_INDEX_FILE", index.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("HOME", &hub.home)
+            .env("GIT_AUTHOR_NAME", author)
+            .env(
+                "GIT_AUTHOR_EMAIL",
+                format!("{author}@users.noreply.github.com"),
+            )
+            .env("GIT_COMMITTER_NAME", "GitHub")
+            .env("GIT_COMMITTER_EMAIL", "noreply@github.com")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().map_err(|e| e.to_string())?;
+        if let (Some(data), Some(mut w)) = (input, child.stdin.take()) {
+            w.write_all(data).map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    };
+    git_in(&["read-tree", parent], None)?;
+    for (path, bytes) in additions {
+        let blob = git_in(&["hash-object", "-w", "--stdin"], Some(bytes))?;
+        git_in(
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{blob},{path}"),
+            ],
+            None,
+        )?;
+    }
+    for path in deletions {
+        git_in(&["update-index", "--force-remove", path], None)?;
+    }
+    let tree = git_in(&["write-tree"], None)?;
+    git_in(
+        &["commit-tree", &tree, "-p", parent, "-F", "-"],
+        Some(message.as_bytes()),
+    )
+}
+
+/// Whether moving a ref from `old` (`None`: created) to `new` creates, changes or deletes a
+/// workflow file: GitHub refuses that to an app token without `workflows: write`, whatever
+/// the way (a push, the API). The first such path.
+pub(crate) fn workflow_change(
+    hub: &Hub,
+    repo: &Repo,
+    old: Option<&str>,
+    new: &str,
+) -> Option<String> {
+    let base = match old {
+        Some(o) => o.to_owned(),
+        None => git(hub, repo, &["merge-base", new, "HEAD"])
+            .unwrap_or_else(|_| "4b825dc642cb6eb9a060e54bf8d69288fbee4904".to_owned()),
+    };
+    git(
+        hub,
+        repo,
+        &["diff-tree", "-r", "--name-only", "--no-renames", &base, new],
+    )
+    .ok()?
+    .lines()
+    .find(|p| p.starts_with(".github/workflows/"))
+    .map(str::to_owned)
+}
+
 /// The sha of `branch` in the bare repository, if it exists (blocking).
 pub(crate) fn branch_sha(hub: &Hub, repo: &Repo, branch: &str) -> Option<String> {
     git(

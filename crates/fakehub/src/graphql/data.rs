@@ -3,6 +3,7 @@
 //! comments, actors) and the mutations. Objects are JSON carrying `__typename`; keys that start
 //! with `__` are fakehub's own (no schema field starts so, so no query can select them).
 
+use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::{Cx, Error, message};
@@ -34,6 +35,10 @@ fn not_found(what: &str, id: &str) -> Error {
 
 fn forbidden() -> Error {
     json!({"type": "FORBIDDEN", "message": "Resource not accessible by integration"})
+}
+
+fn forbidden_with(m: String) -> Error {
+    json!({"type": "FORBIDDEN", "message": m})
 }
 
 fn unprocessable(m: String) -> Error {
@@ -547,6 +552,64 @@ impl Cx<'_> {
                 })?;
                 json!({"pullRequest": self.pull_request(&p, &r)})
             }
+            "createCommitOnBranch" => self.commit_on_branch(input)?,
+            "updateRefs" => {
+                let Some(Node::Repository(r)) = self.node(&id("repositoryId")) else {
+                    return Err(not_found("a Repository", &id("repositoryId")));
+                };
+                self.need("contents")?;
+                let updates = input["refUpdates"].as_array().cloned().unwrap_or_default();
+                // Checked whole first, then applied in one transaction, as GitHub does.
+                let mut lines = String::from("start\n");
+                for u in &updates {
+                    let full = u["name"].as_str().unwrap_or_default();
+                    let after = u["afterOid"].as_str().unwrap_or_default();
+                    pulls::git(self.hub, &r, &["check-ref-format", full]).map_err(|_| {
+                        unprocessable(format!("Reference name {full:?} is not valid"))
+                    })?;
+                    let now = pulls::git(
+                        self.hub,
+                        &r,
+                        &[
+                            "rev-parse",
+                            "--verify",
+                            "--quiet",
+                            &format!("{full}^{{commit}}"),
+                        ],
+                    )
+                    .ok();
+                    if let Some(before) = u["beforeOid"].as_str() {
+                        let want = (before.bytes().any(|b| b != b'0')).then_some(before);
+                        if now.as_deref() != want {
+                            return Err(unprocessable(format!("{full} is not at {before}")));
+                        }
+                    }
+                    let delete = after.bytes().all(|b| b == b'0');
+                    if !delete {
+                        if let Some(now) = &now
+                            && u["force"] != true
+                            && pulls::git(
+                                self.hub,
+                                &r,
+                                &["merge-base", "--is-ancestor", now, after],
+                            )
+                            .is_err()
+                        {
+                            return Err(unprocessable(format!(
+                                "Update of {full} is not a fast forward"
+                            )));
+                        }
+                        self.workflows_allowed(&r, now.as_deref(), after)?;
+                        lines.push_str(&format!("update {full} {after}\n"));
+                    } else {
+                        lines.push_str(&format!("delete {full}\n"));
+                    }
+                }
+                lines.push_str("commit\n");
+                pulls::git_stdin(self.hub, &r, &["update-ref", "--stdin"], lines.as_bytes())
+                    .map_err(unprocessable)?;
+                json!({})
+            }
             "createRef" => {
                 let Some(Node::Repository(r)) = self.node(&id("repositoryId")) else {
                     return Err(not_found("a Repository", &id("repositoryId")));
@@ -555,6 +618,7 @@ impl Cx<'_> {
                 let full = id("name");
                 pulls::git(self.hub, &r, &["check-ref-format", &full])
                     .map_err(|_| unprocessable(format!("Reference name {full:?} is not valid")))?;
+                self.workflows_allowed(&r, None, &id("oid"))?;
                 pulls::git(self.hub, &r, &["update-ref", &full, &id("oid"), ZERO]).map_err(
                     |_| {
                         unprocessable(format!(
@@ -581,6 +645,8 @@ impl Cx<'_> {
                     {
                         return Err(unprocessable("Update is not a fast forward".into()));
                     }
+                    let old = pulls::git(self.hub, &r, &["rev-parse", &full]).ok();
+                    self.workflows_allowed(&r, old.as_deref(), &new)?;
                     pulls::git(self.hub, &r, &["update-ref", &full, &new])
                         .map_err(unprocessable)?;
                     json!({"ref": self.git_ref(&r, &full)})
@@ -595,6 +661,110 @@ impl Cx<'_> {
         let mut payload = payload;
         payload["clientMutationId"] = cmid;
         Ok(payload)
+    }
+
+    /// GitHub's rule on workflow files for app tokens without `workflows: write`, for a ref
+    /// moved from `old` to `new` through the API as for a push.
+    fn workflows_allowed(&self, r: &Repo, old: Option<&str>, new: &str) -> Result<(), Error> {
+        let granted = self
+            .token
+            .permissions
+            .get("workflows")
+            .map_or("", String::as_str);
+        if level_covers(granted, "write") {
+            return Ok(());
+        }
+        match pulls::workflow_change(self.hub, r, old, new) {
+            Some(f) => Err(forbidden_with(format!(
+                "refusing to allow a GitHub App to create or update workflow `{f}` without `workflows` permission"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// `createCommitOnBranch`: a commit of `fileChanges` on the branch, which must be at
+    /// `expectedHeadOid`; the branch moved to it.
+    fn commit_on_branch(&self, input: &Value) -> Result<Value, Error> {
+        let b = &input["branch"];
+        let (r, full) = match (
+            b["id"].as_str(),
+            b["repositoryNameWithOwner"].as_str(),
+            b["branchName"].as_str(),
+        ) {
+            (Some(id), None, None) => match self.node(id) {
+                Some(Node::Ref(r, full)) => (r, full),
+                _ => return Err(not_found("a Ref", id)),
+            },
+            (None, Some(nwo), Some(name)) => {
+                let (o, n) = nwo.split_once('/').unwrap_or_default();
+                let Some(r) = self.reach(self.hub.find_repo(o, n)) else {
+                    return Err(not_found("a Repository", nwo));
+                };
+                (r, format!("refs/heads/{name}"))
+            }
+            _ => {
+                return Err(unprocessable(
+                    "A branch must be given by id or by repositoryNameWithOwner and branchName"
+                        .into(),
+                ));
+            }
+        };
+        self.need("contents")?;
+        let Some(name) = full.strip_prefix("refs/heads/") else {
+            return Err(unprocessable(format!("{full} is not a branch")));
+        };
+        let head = pulls::branch_sha(self.hub, &r, name)
+            .ok_or_else(|| unprocessable(format!("Branch {name} does not exist")))?;
+        let expected = input["expectedHeadOid"].as_str().unwrap_or_default();
+        if head != expected {
+            return Err(unprocessable(format!(
+                "Expected branch to point to \"{expected}\" but it did not. Pull and try again."
+            )));
+        }
+        let changes = &input["fileChanges"];
+        let list = |k: &str| changes[k].as_array().cloned().unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        let mut additions = Vec::new();
+        for a in list("additions") {
+            let path = a["path"].as_str().unwrap_or_default().to_owned();
+            let contents = base64::engine::general_purpose::STANDARD
+                .decode(a["contents"].as_str().unwrap_or_default())
+                .map_err(|_| unprocessable(format!("The contents of {path} are not base64")))?;
+            if !seen.insert(path.clone()) {
+                return Err(unprocessable(format!("{path} is given more than once")));
+            }
+            additions.push((path, contents));
+        }
+        let mut deletions = Vec::new();
+        for d in list("deletions") {
+            let path = d["path"].as_str().unwrap_or_default().to_owned();
+            if !seen.insert(path.clone()) {
+                return Err(unprocessable(format!("{path} is given more than once")));
+            }
+            deletions.push(path);
+        }
+        let m = &input["message"];
+        let message = match m["body"].as_str() {
+            Some(body) if !body.is_empty() => {
+                format!("{}\n\n{body}", m["headline"].as_str().unwrap_or_default())
+            }
+            _ => m["headline"].as_str().unwrap_or_default().to_owned(),
+        };
+        let author = pulls::actor(self.hub, self.token);
+        let new = pulls::commit_files(
+            self.hub, &r, &head, &additions, &deletions, &message, &author,
+        )
+        .map_err(unprocessable)?;
+        self.workflows_allowed(&r, Some(&head), &new)?;
+        pulls::git(self.hub, &r, &["update-ref", &full, &new, &head]).map_err(|_| {
+            unprocessable(format!(
+                "Expected branch to point to \"{expected}\" but it did not. Pull and try again."
+            ))
+        })?;
+        Ok(json!({
+            "commit": {"__typename": "Commit", "oid": new, "id": format!("C_kwDO{new}"), "abbreviatedOid": &new[..7], "url": format!("{}/{}/{}/commit/{new}", self.hub.base_url, r.owner, r.name)},
+            "ref": self.git_ref(&r, &full),
+        }))
     }
 
     /// Changes the pull request `id` names (the token must write pull requests).
