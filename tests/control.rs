@@ -1719,3 +1719,145 @@ fn the_approvals_page_in_a_real_browser() {
     let still = ghapp_approvals(&w, &p, &["show", "2"]);
     assert!(still.stdout.contains("pending"), "{still:#?}");
 }
+
+/// `method path` on the admin API with `body`: the status and the JSON answer.
+fn admin_json(
+    p: &ProxyProc,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let url = format!("{}{path}", p.admin_url.clone().unwrap());
+    let auth = format!("Authorization: Bearer {ADMIN_TOKEN}");
+    let text = body.map(ToString::to_string).unwrap_or_default();
+    let mut args = vec!["-w", "\n%{http_code}", "-X", method, "-H", &auth];
+    if body.is_some() {
+        args.extend(["-H", "Content-Type: application/json", "--data", &text]);
+    }
+    args.push(&url);
+    let out = curl_local(args);
+    let (answer, code) = out.trim().rsplit_once('\n').unwrap_or(("", out.trim()));
+    (
+        code.parse().unwrap_or(0),
+        serde_json::from_str(answer).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Every route of the admin API, driven for real: each answer is what
+/// `docs/reference/admin-api.yaml` says, and reads as the type `ghapp` reads it into.
+#[test]
+fn the_admin_api_answers_as_documented_and_as_its_types_read() {
+    use ghapp_proxy::admin_api::{Approval, Created, Disconnected, ErrorBody, Proposal, Sandbox};
+    fn typed<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> T {
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v:#}"))
+    }
+    let spec = ghapp_e2e::openapi::Spec::admin_api();
+    let w = World::new();
+    let p = proxy(
+        &w,
+        &format!("sqlite:{}", w.path("state/proxy.db").display()),
+    );
+    let new = serde_json::json!({"name": "typed", "repos": ["octo-org/widgets"], "push": ["agent/*"], "mode": "learning"});
+    let (code, v) = admin_json(&p, "POST", "/v1/sandboxes", Some(&new));
+    assert_eq!(code, 201, "{v}");
+    spec.assert_answer("/v1/sandboxes", "post", 201, &v);
+    let created: Created = typed(&v);
+    assert_eq!(created.sandbox.rules.mode, "learning");
+    let (code, v) = admin_json(&p, "GET", "/v1/sandboxes", None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/sandboxes", "get", 200, &v);
+    let _: Vec<Sandbox> = typed(&v);
+    let (code, v) = admin_json(&p, "GET", "/v1/sandboxes/typed", None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/sandboxes/{name}", "get", 200, &v);
+    let (code, v) = admin_json(&p, "GET", "/v1/sandboxes/nobody", None);
+    assert_eq!(code, 404);
+    spec.assert_answer("/v1/sandboxes/{name}", "get", 404, &v);
+    let e: ErrorBody = typed(&v);
+    assert_eq!(e.message, "no sandbox nobody");
+    let (code, v) = admin_json(
+        &p,
+        "PATCH",
+        "/v1/sandboxes/typed",
+        Some(&serde_json::json!({"repo": ["x/y"]})),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `repo`"),
+        "{v}"
+    );
+
+    // A held pull request: listed, shown, approved.
+    let env = environment(
+        &w,
+        "typed",
+        &format!(
+            "export HTTPS_PROXY='{}'\nexport GIT_SSL_CAINFO='{}'\n",
+            created.https_proxy.expose(),
+            p.ca_path.display()
+        ),
+    );
+    let sb = Sb { w: &w, env };
+    sb.clone("octo-org", "widgets", "work", &[]).ok();
+    let work = w.path("work");
+    sb.push_new_branch(&work, "agent/typed", "t.txt", b"typed\n");
+    sb.git(&work, &["branch", "--quiet", "-u", "origin/agent/typed"])
+        .ok();
+    let held = gh_pr_open(&w, &sb.env, &work, &["--title", "Typed"]);
+    assert!(held.stdout.contains("held for approval"), "{held:#?}");
+    let (code, v) = admin_json(&p, "GET", "/v1/approvals", None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/approvals", "get", 200, &v);
+    let list: Vec<Approval> = typed(&v);
+    let id = list[0].id;
+    let (code, v) = admin_json(&p, "GET", &format!("/v1/approvals/{id}"), None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/approvals/{id}", "get", 200, &v);
+    let (code, v) = admin_json(
+        &p,
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        Some(&serde_json::json!({"by": "a person"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    spec.assert_answer("/v1/approvals/{id}/approve", "post", 200, &v);
+    let a: Approval = typed(&v);
+    assert_eq!(
+        (a.status.as_str(), a.decided_by.as_str()),
+        ("approved", "a person")
+    );
+
+    // Observe mode: a proposal, listed and shown.
+    let (code, v) = admin_json(
+        &p,
+        "PATCH",
+        "/v1/sandboxes/typed",
+        Some(&serde_json::json!({"mode": "observe"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    spec.assert_answer("/v1/sandboxes/{name}", "patch", 200, &v);
+    std::thread::sleep(Duration::from_millis(1500));
+    sb.commit(&work, "u.txt", b"observed\n");
+    sb.git(&work, &["push", "origin", "HEAD:refs/heads/agent/observed"])
+        .fails();
+    let (code, v) = admin_json(&p, "GET", "/v1/proposals", None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/proposals", "get", 200, &v);
+    let list: Vec<Proposal> = typed(&v);
+    let (code, v) = admin_json(&p, "GET", &format!("/v1/proposals/{}", list[0].id), None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/proposals/{id}", "get", 200, &v);
+
+    let (code, v) = admin_json(&p, "DELETE", "/v1/sandboxes/typed", None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/sandboxes/{name}", "delete", 200, &v);
+    let d: Disconnected = typed(&v);
+    assert!(d.disconnected);
+    let (code, v) = admin_json(&p, "GET", "/v1/sandboxes/typed", None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/sandboxes/{name}", "get", 200, &v);
+    assert!(typed::<Sandbox>(&v).disconnected);
+}

@@ -20,6 +20,28 @@ impl Spec {
         }
     }
 
+    /// The proxy's admin API as `docs/reference/admin-api.yaml` describes it.
+    pub fn admin_api() -> Spec {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/reference/admin-api.yaml"
+        );
+        let text = std::fs::read_to_string(path).expect("admin-api.yaml");
+        Spec {
+            doc: serde_saphyr::from_str(&text).expect("admin-api.yaml is YAML"),
+        }
+    }
+
+    /// Asserts that `value`, answered `status` to `method path`, is what the document says.
+    #[track_caller]
+    pub fn assert_answer(&self, path: &str, method: &str, status: u16, value: &Value) {
+        let errs = self.check(self.response_schema(path, method, status), value);
+        assert!(
+            errs.is_empty(),
+            "{method} {path} {status}: {errs:#?}\n{value:#}"
+        );
+    }
+
     /// The JSON schema of an operation's response.
     pub fn response_schema(&self, path: &str, method: &str, status: u16) -> &Value {
         let op = &self.doc["paths"][path][method];

@@ -51,6 +51,20 @@ secret_type!(
     ProxySecret
 );
 
+/// Serialised as its value: the one place that carries it is the admin API's answer that
+/// creates a sandbox (its secret, shown once), read by `ghapp sandbox add`.
+impl serde::Serialize for ProxySecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ProxySecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(ProxySecret)
+    }
+}
+
 impl ProxySecret {
     /// Constant-time comparison with what a client presented.
     pub fn matches(&self, presented: &str) -> bool {

@@ -28,6 +28,7 @@
 //! the pack reaches GitHub, and GitHub never has a whole pack before the verdict. Redirects
 //! are never followed.
 
+pub mod admin_api;
 pub mod audit;
 mod body;
 pub mod ca;

@@ -5,7 +5,12 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use ghapp_proxy::admin_api::{
+    Approval, Created, Decision, Disconnected, ErrorBody, NewSandbox, Policy, Proposal, Sandbox,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::Usage;
 use crate::cli::{
@@ -59,94 +64,92 @@ struct Api {
     token: ghapp_core::secret::ProxySecret,
 }
 
-fn policy(p: &SandboxPolicy) -> serde_json::Map<String, Value> {
-    let mut m = serde_json::Map::new();
-    if !p.repos.is_empty() {
-        m.insert("repos".into(), json!(p.repos));
+fn policy(p: &SandboxPolicy) -> Policy {
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    Policy {
+        repos: list(&p.repos),
+        push: list(&p.push),
+        force: list(&p.force),
+        allow_delete: p.allow_delete,
+        allow_merge: p.allow_merge,
+        mode: p.mode.clone(),
+        ..Policy::default()
     }
-    if !p.push.is_empty() {
-        m.insert("push".into(), json!(p.push));
-    }
-    if !p.force.is_empty() {
-        m.insert("force".into(), json!(p.force));
-    }
-    if let Some(d) = p.allow_delete {
-        m.insert("allow_delete".into(), json!(d));
-    }
-    if let Some(d) = p.allow_merge {
-        m.insert("allow_merge".into(), json!(d));
-    }
-    if let Some(mode) = &p.mode {
-        m.insert("mode".into(), json!(mode));
-    }
-    m
 }
 
 impl Api {
     async fn approvals(&self, c: &ApprovalsCommand) -> Result<ExitCode> {
         use reqwest::Method;
-        let (v, json) = match c {
+        let decision = |reason: Option<&String>| Decision {
+            by: Some(who()),
+            reason: reason.cloned(),
+        };
+        let (list, json): (Vec<Approval>, bool) = match c {
             ApprovalsCommand::List { all, json } => {
                 let path = if *all {
                     "/v1/approvals"
                 } else {
                     "/v1/approvals?status=pending"
                 };
-                (self.call(Method::GET, path, None).await?, *json)
+                (self.call(Method::GET, path, None::<&()>).await?, *json)
             }
             ApprovalsCommand::Show { id, json } => (
-                self.call(Method::GET, &format!("/v1/approvals/{id}"), None)
-                    .await?,
+                vec![
+                    self.call(Method::GET, &format!("/v1/approvals/{id}"), None::<&()>)
+                        .await?,
+                ],
                 *json,
             ),
             ApprovalsCommand::Approve { id, json } => (
-                self.call(
-                    Method::POST,
-                    &format!("/v1/approvals/{id}/approve"),
-                    Some(json!({ "by": who() })),
-                )
-                .await?,
+                vec![
+                    self.call(
+                        Method::POST,
+                        &format!("/v1/approvals/{id}/approve"),
+                        Some(&decision(None)),
+                    )
+                    .await?,
+                ],
                 *json,
             ),
             ApprovalsCommand::Deny { id, reason, json } => (
-                self.call(
-                    Method::POST,
-                    &format!("/v1/approvals/{id}/deny"),
-                    Some(json!({ "by": who(), "reason": reason })),
-                )
-                .await?,
+                vec![
+                    self.call(
+                        Method::POST,
+                        &format!("/v1/approvals/{id}/deny"),
+                        Some(&decision(Some(reason))),
+                    )
+                    .await?,
+                ],
                 *json,
             ),
         };
+        let one = !matches!(c, ApprovalsCommand::List { .. });
         if json {
-            outln!("{}", serde_json::to_string_pretty(&v)?);
+            if one {
+                outln!("{}", serde_json::to_string_pretty(&list[0])?);
+            } else {
+                outln!("{}", serde_json::to_string_pretty(&list)?);
+            }
             return Ok(ExitCode::SUCCESS);
         }
-        let show = |a: &Value| {
-            let s = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
-            let decided = match s("status").as_str() {
-                "approved" => format!("approved by {}: {}", s("decided_by"), s("pr_url")),
+        for a in &list {
+            let decided = match a.status.as_str() {
+                "approved" => format!("approved by {}: {}", a.decided_by, a.pr_url),
                 "pending" => "pending".to_owned(),
-                other => format!("{other} by {}: {}", s("decided_by"), s("reason")),
+                other => format!("{other} by {}: {}", a.decided_by, a.reason),
             };
             outln!(
                 "{}\t{}\t{}\t{} -> {}\t{}\t{}",
-                a["id"],
-                s("sandbox"),
-                s("repo"),
-                s("head"),
-                s("base"),
-                s("title"),
+                a.id,
+                a.sandbox,
+                a.repo,
+                a.head,
+                a.base,
+                a.title,
                 decided
             );
-        };
-        match &v {
-            Value::Array(all) => all.iter().for_each(show),
-            one => {
-                show(one);
-                if matches!(c, ApprovalsCommand::Show { .. }) {
-                    outln!("{}", one["body"].as_str().unwrap_or_default());
-                }
+            if matches!(c, ApprovalsCommand::Show { .. }) {
+                outln!("{}", a.body);
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -154,7 +157,7 @@ impl Api {
 
     async fn proposals(&self, c: &ProposalsCommand) -> Result<ExitCode> {
         use reqwest::Method;
-        let (v, json) = match c {
+        let (list, json): (Vec<Proposal>, bool) = match c {
             ProposalsCommand::List { sandbox, json } => {
                 let path = match sandbox {
                     Some(s) => format!(
@@ -165,11 +168,13 @@ impl Api {
                     ),
                     None => "/v1/proposals".to_owned(),
                 };
-                (self.call(Method::GET, &path, None).await?, *json)
+                (self.call(Method::GET, &path, None::<&()>).await?, *json)
             }
             ProposalsCommand::Show { id, json } => (
-                self.call(Method::GET, &format!("/v1/proposals/{id}"), None)
-                    .await?,
+                vec![
+                    self.call(Method::GET, &format!("/v1/proposals/{id}"), None::<&()>)
+                        .await?,
+                ],
                 *json,
             ),
             ProposalsCommand::Bundle { id, output } => {
@@ -179,28 +184,36 @@ impl Api {
                     .unwrap_or_else(|| format!("proposal-{id}.bundle").into());
                 std::fs::write(&path, &bytes)
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                let p = self
-                    .call(Method::GET, &format!("/v1/proposals/{id}"), None)
+                let p: Proposal = self
+                    .call(Method::GET, &format!("/v1/proposals/{id}"), None::<&()>)
                     .await?;
                 outln!(
                     "wrote {} ({} bytes); to take it:",
                     path.display(),
                     bytes.len()
                 );
-                for r in p["detail"]["refs"].as_array().into_iter().flatten() {
+                for r in p.detail["refs"].as_array().into_iter().flatten() {
                     let name = r["ref"].as_str().unwrap_or_default();
                     outln!("  git fetch {} {name}:{name}", path.display());
                 }
                 return Ok(ExitCode::SUCCESS);
             }
         };
+        let one = matches!(c, ProposalsCommand::Show { .. });
         if json {
-            outln!("{}", serde_json::to_string_pretty(&v)?);
+            if one {
+                outln!("{}", serde_json::to_string_pretty(&list[0])?);
+            } else {
+                outln!("{}", serde_json::to_string_pretty(&list)?);
+            }
             return Ok(ExitCode::SUCCESS);
         }
-        match &v {
-            Value::Array(all) => all.iter().for_each(|p| outln!("{}", proposal_line(p))),
-            one => outln!("{}", proposal_text(one)),
+        for p in &list {
+            if one {
+                outln!("{}", proposal_text(p));
+            } else {
+                outln!("{}", proposal_line(p));
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -217,46 +230,58 @@ impl Api {
         let status = resp.status();
         let body = resp.bytes().await?.to_vec();
         if !status.is_success() {
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let msg = v["message"].as_str().unwrap_or("no message");
+            let msg = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| e.message)
+                .unwrap_or_else(|_| "no message".into());
             bail!("the admin API answered {status} to GET {path}: {msg}");
         }
         Ok(body)
     }
 
-    async fn call(
+    /// `method path` with `body` as JSON: the answer, read as `T` (a field it lacks is an
+    /// error here, not an empty column), or the API's message.
+    async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
         let client = client()?;
         let url = format!("{}{path}", self.base);
         let mut rb = client
             .request(method.clone(), &url)
             .bearer_auth(self.token.expose());
         if let Some(b) = body {
-            rb = rb.json(&b);
+            rb = rb.json(b);
         }
         let resp = rb
             .send()
             .await
             .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
         let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let bytes = resp.bytes().await.unwrap_or_default();
         if !status.is_success() {
-            let msg = v
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
+            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|e| e.message)
+                .unwrap_or_else(|_| "no message".into());
             bail!("the admin API answered {status} to {method} {path}: {msg}");
         }
-        Ok(v)
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!("the admin API's answer to {method} {path} is not what this ghapp reads (is the proxy another version?)")
+        })
     }
 
     async fn command(&self, c: &SandboxCommand) -> Result<ExitCode> {
         use reqwest::Method;
-        let (v, json) = match c {
+        let show = |v: &dyn erased::Show, json: bool| -> Result<ExitCode> {
+            if json {
+                outln!("{}", v.json()?);
+            } else {
+                v.lines();
+            }
+            Ok(ExitCode::SUCCESS)
+        };
+        match c {
             SandboxCommand::Add {
                 name,
                 policy: p,
@@ -269,45 +294,41 @@ impl Api {
                     ))
                     .into());
                 }
-                let mut body = policy(p);
-                body.insert("name".into(), json!(name));
-                let v = self
-                    .call(Method::POST, "/v1/sandboxes", Some(Value::Object(body)))
-                    .await?;
+                let new = NewSandbox {
+                    name: name.clone(),
+                    policy: policy(p),
+                };
+                let v: Created = self.call(Method::POST, "/v1/sandboxes", Some(&new)).await?;
                 if *json {
-                    (v, true)
-                } else {
-                    let ca = ca_file
-                        .clone()
-                        .unwrap_or_else(|| std::path::PathBuf::from(format!("{name}-ca.pem")));
-                    let pem = v["ca_pem"].as_str().unwrap_or_default();
-                    std::fs::write(&ca, pem)
-                        .with_context(|| format!("cannot write the CA to {}", ca.display()))?;
-                    let ca = std::path::absolute(&ca).unwrap_or(ca);
-                    outln!("# sandbox {name}: its environment (the secret is shown this once)");
-                    if let Some(env) = v["env"].as_object() {
-                        for (k, val) in env {
-                            outln!("export {k}={}", shell(val.as_str().unwrap_or_default()));
-                        }
-                    }
-                    for k in v["ca_env"].as_array().into_iter().flatten() {
-                        outln!(
-                            "export {}={}",
-                            k.as_str().unwrap_or_default(),
-                            shell(&ca.display().to_string())
-                        );
-                    }
+                    outln!("{}", serde_json::to_string_pretty(&v)?);
                     return Ok(ExitCode::SUCCESS);
                 }
+                let ca = ca_file
+                    .clone()
+                    .unwrap_or_else(|| std::path::PathBuf::from(format!("{name}-ca.pem")));
+                std::fs::write(&ca, &v.ca_pem)
+                    .with_context(|| format!("cannot write the CA to {}", ca.display()))?;
+                let ca = std::path::absolute(&ca).unwrap_or(ca);
+                outln!("# sandbox {name}: its environment (the secret is shown this once)");
+                for (k, val) in &v.env {
+                    outln!("export {k}={}", shell(val.expose()));
+                }
+                for k in &v.ca_env {
+                    outln!("export {k}={}", shell(&ca.display().to_string()));
+                }
+                Ok(ExitCode::SUCCESS)
             }
             SandboxCommand::List { json } => {
-                (self.call(Method::GET, "/v1/sandboxes", None).await?, *json)
+                let all: Vec<Sandbox> =
+                    self.call(Method::GET, "/v1/sandboxes", None::<&()>).await?;
+                show(&all, *json)
             }
-            SandboxCommand::Show { name, json } => (
-                self.call(Method::GET, &format!("/v1/sandboxes/{name}"), None)
-                    .await?,
-                *json,
-            ),
+            SandboxCommand::Show { name, json } => {
+                let one: Sandbox = self
+                    .call(Method::GET, &format!("/v1/sandboxes/{name}"), None::<&()>)
+                    .await?;
+                show(&one, *json)
+            }
             SandboxCommand::Set {
                 name,
                 policy: p,
@@ -316,65 +337,82 @@ impl Api {
                 let body = policy(p);
                 if body.is_empty() {
                     return Err(Usage(format!(
-                        "ghapp sandbox set {name}: nothing to change (--repo, --push, --force, --allow-delete)"
+                        "ghapp sandbox set {name}: nothing to change (--repo, --push, --force, --allow-delete, --allow-merge, --mode)"
                     ))
                     .into());
                 }
-                (
-                    self.call(
-                        Method::PATCH,
-                        &format!("/v1/sandboxes/{name}"),
-                        Some(Value::Object(body)),
-                    )
-                    .await?,
-                    *json,
-                )
+                let one: Sandbox = self
+                    .call(Method::PATCH, &format!("/v1/sandboxes/{name}"), Some(&body))
+                    .await?;
+                show(&one, *json)
             }
-            SandboxCommand::Disconnect { name, json } => (
-                self.call(Method::DELETE, &format!("/v1/sandboxes/{name}"), None)
-                    .await?,
-                *json,
-            ),
-        };
-        if json {
-            outln!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            match &v {
-                Value::Array(all) => all.iter().for_each(line),
-                one => line(one),
+            SandboxCommand::Disconnect { name, json } => {
+                let d: Disconnected = self
+                    .call(
+                        Method::DELETE,
+                        &format!("/v1/sandboxes/{name}"),
+                        None::<&()>,
+                    )
+                    .await?;
+                show(&d, *json)
             }
         }
-        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// What a sandbox command prints: its JSON, or its lines.
+mod erased {
+    use super::*;
+
+    pub(super) trait Show {
+        fn json(&self) -> Result<String>;
+        fn lines(&self);
+    }
+
+    impl Show for Sandbox {
+        fn json(&self) -> Result<String> {
+            Ok(serde_json::to_string_pretty(self)?)
+        }
+        fn lines(&self) {
+            line(self);
+        }
+    }
+
+    impl Show for Vec<Sandbox> {
+        fn json(&self) -> Result<String> {
+            Ok(serde_json::to_string_pretty(self)?)
+        }
+        fn lines(&self) {
+            self.iter().for_each(line);
+        }
+    }
+
+    impl Show for Disconnected {
+        fn json(&self) -> Result<String> {
+            Ok(serde_json::to_string_pretty(self)?)
+        }
+        fn lines(&self) {
+            outln!(
+                "{}: disconnected ({} token(s) revoked)",
+                self.name,
+                self.tokens_revoked
+            );
+        }
     }
 }
 
 /// One sandbox in a line: name, where it comes from, repositories, pushes, state.
-fn line(v: &Value) {
-    if v.get("tokens_revoked").is_some() {
-        outln!(
-            "{}: disconnected ({} token(s) revoked)",
-            v["name"].as_str().unwrap_or_default(),
-            v["tokens_revoked"]
-        );
-        return;
-    }
-    let list = |x: &Value| {
-        x.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default()
-    };
+fn line(v: &Sandbox) {
     outln!(
         "{}\t{}\trepos={}\tpush={}\t{}",
-        v["sandbox"].as_str().unwrap_or_default(),
-        v["source"].as_str().unwrap_or_default(),
-        list(&v["repositories"]),
-        list(&v["push"]["refs"]),
-        if v["disconnected"] == json!(true) {
+        v.rules.sandbox,
+        match v.source {
+            ghapp_proxy::admin_api::Source::File => "file",
+            ghapp_proxy::admin_api::Source::Store => "store",
+        },
+        v.rules.repositories.join(","),
+        v.rules.push.refs.join(","),
+        if v.disconnected {
             "disconnected"
         } else {
             "active"
@@ -396,11 +434,11 @@ fn client() -> Result<reqwest::Client> {
 }
 
 /// One proposal in a line: id, sandbox, repository, what it would have done.
-fn proposal_line(p: &Value) -> String {
+fn proposal_line(p: &Proposal) -> String {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let d = &p["detail"];
-    let what = match p["kind"].as_str() {
-        Some("push") => {
+    let d = &p.detail;
+    let what = match p.kind.as_str() {
+        "push" => {
             let refs: Vec<String> = d["refs"]
                 .as_array()
                 .into_iter()
@@ -414,30 +452,34 @@ fn proposal_line(p: &Value) -> String {
                 d["paths_total"]
             )
         }
-        _ => format!(
+        "pull_request" => format!(
             "pull request {} -> {}: {}",
             s(&d["head"]),
             s(&d["base"]),
             s(&d["title"])
         ),
+        _ => {
+            let refs: Vec<String> = d["refs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| s(&r["ref"]))
+                .collect();
+            format!("{} {}", s(&d["write"]), refs.join(" "))
+        }
     };
-    format!(
-        "{}\t{}\t{}\t{what}",
-        p["id"],
-        s(&p["sandbox"]),
-        s(&p["repo"])
-    )
+    format!("{}\t{}\t{}\t{what}", p.id, p.sandbox, p.repo)
 }
 
 /// One proposal whole: its line, then a push's refs, commits, paths and diff, or a pull
 /// request's body.
-fn proposal_text(p: &Value) -> String {
+fn proposal_text(p: &Proposal) -> String {
     use std::fmt::Write;
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let d = &p["detail"];
+    let d = &p.detail;
     let mut out = proposal_line(p);
     out.push('\n');
-    if p["kind"] == "push" {
+    if p.kind == "push" {
         for r in d["refs"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 out,
@@ -458,20 +500,33 @@ fn proposal_text(p: &Value) -> String {
         for f in d["paths"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "{}\t{}", s(&f["status"]), s(&f["path"]));
         }
-        if let Some(n) = p["bundle_bytes"].as_i64() {
+        if let Some(n) = p.bundle_bytes {
             let _ = writeln!(
                 out,
                 "bundle: {n} bytes (ghapp proposals bundle {} saves it)",
-                p["id"]
+                p.id
             );
         }
         out.push('\n');
-        out.push_str(&s(&p["diff"]));
+        out.push_str(&p.diff);
         if d["diff_truncated"] == true {
             out.push_str("\n(the diff is cut here: the proxy keeps the first 256 KiB)\n");
         }
-    } else {
+    } else if p.kind == "pull_request" {
         out.push_str(&s(&d["body"]));
+    } else {
+        for r in d["refs"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "ref {} {} -> {}",
+                s(&r["ref"]),
+                s(&r["old"]),
+                s(&r["new"])
+            );
+            for f in r["paths"].as_array().into_iter().flatten() {
+                let _ = writeln!(out, "{}\t{}", s(&f["status"]), s(&f["path"]));
+            }
+        }
     }
     out
 }

@@ -1,46 +1,24 @@
-//! The admin API , on its own listener (`admin_listen`, never the sandbox
-//! listener), a bearer token (`admin_token`), JSON:
-//!
-//! | method and path | does |
-//! |---|---|
-//! | `POST /v1/sandboxes` | adds a sandbox (`name`, `repos`, `push` and the other `[[sandbox]]` keys but `secret`); answers its secret (once), `HTTPS_PROXY`, the CA and the environment |
-//! | `GET /v1/sandboxes`, `GET /v1/sandboxes/{name}` | the sandboxes (the file's and the store's) and their rules |
-//! | `PATCH /v1/sandboxes/{name}` | changes a stored sandbox's keys (e.g. `repos`) |
-//! | `DELETE /v1/sandboxes/{name}` | disconnects it: its tokens revoked at GitHub and dropped, its tunnels closed, new ones refused |
-//! | `GET /v1/approvals[?status=S]`, `GET /v1/approvals/{id}` | pull requests held for a human (learning, assisted) |
-//! | `POST /v1/approvals/{id}/approve`, `POST /v1/approvals/{id}/deny` | decides one: the proxy creates the pull request, or the agent is told the reason |
-//! | `GET /v1/proposals[?sandbox=NAME]`, `GET /v1/proposals/{id}[/bundle]` | what observe-mode sandboxes would have done (one with its diff; a push's commits as a git bundle) |
-//!
-//! Described in `docs/reference/admin-api.yaml` (OpenAPI).
+//! The admin API, on its own listener (`admin_listen`, never the sandbox listener), a bearer
+//! token (`admin_token`), JSON in the types of [`crate::admin_api`] (the table of routes is
+//! there), described in `docs/reference/admin-api.yaml` (OpenAPI). The approvals page shares
+//! the listener (`super::page`).
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::ControlPlane;
+use crate::admin_api::{
+    Created, Decision, Disconnected, ErrorBody, NewSandbox, Policy, Sandbox, Source,
+};
 use crate::respond::Body;
 use crate::store::StoreError;
 
 /// The largest admin request body.
 const BODY_LIMIT: usize = 64 * 1024;
-/// The `[[sandbox]]` keys the admin API takes (all but `name` and `secret`).
-const KEYS: &[&str] = &[
-    "repos",
-    "push",
-    "allow_delete",
-    "allow_merge",
-    "rest",
-    "force",
-    "protected_paths",
-    "max_file_bytes",
-    "max_push_bytes",
-    "secret_scan",
-    "inspect",
-    "mode",
-    "significant",
-];
 /// The variables that name the proxy's CA for each runtime.
 pub(crate) const CA_VARIABLES: &[&str] = &[
     "GIT_SSL_CAINFO",
@@ -49,8 +27,84 @@ pub(crate) const CA_VARIABLES: &[&str] = &[
     "NODE_EXTRA_CA_CERTS",
 ];
 
-fn answer(status: StatusCode, v: &Value) -> Response<Body> {
-    let mut r = crate::respond::json_body(status, "application/json", v);
+/// Why an admin request is refused: the status it answers, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AdminError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(
+        "the admin API needs Authorization: Bearer <admin_token> (GHAPP_ADMIN_TOKEN for ghapp sandbox)"
+    )]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    TooMany(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl AdminError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn response(&self) -> Response<Body> {
+        let mut r = answer(
+            self.status(),
+            &ErrorBody {
+                message: self.to_string(),
+            },
+        );
+        if matches!(self, AdminError::Unauthorized) {
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+
+    /// From an approval's decision (`approve`, `deny`).
+    pub(crate) fn from_decision((status, why): (StatusCode, String)) -> AdminError {
+        match status {
+            StatusCode::NOT_FOUND => AdminError::NotFound(why),
+            StatusCode::CONFLICT => AdminError::Conflict(why),
+            StatusCode::BAD_REQUEST => AdminError::BadRequest(why),
+            _ => AdminError::Unavailable(why),
+        }
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> AdminError {
+        match e {
+            StoreError::Missing(n) => AdminError::NotFound(format!("no sandbox {n}")),
+            StoreError::Exists(n) => AdminError::Conflict(format!("sandbox {n} exists")),
+            StoreError::Full(_) => AdminError::TooMany(e.to_string()),
+            StoreError::Db(m) => {
+                tracing::error!("admin API: {m}");
+                AdminError::Unavailable(m)
+            }
+        }
+    }
+}
+
+fn answer(status: StatusCode, v: &impl Serialize) -> Response<Body> {
+    let v = serde_json::to_value(v).unwrap_or_default();
+    let mut r = crate::respond::json_body(status, "application/json", &v);
     r.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
         hyper::header::HeaderValue::from_static("no-store"),
@@ -58,16 +112,22 @@ fn answer(status: StatusCode, v: &Value) -> Response<Body> {
     r
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
-    answer(status, &json!({ "message": message.into() }))
+fn ok(v: &impl Serialize) -> Result<Response<Body>, AdminError> {
+    Ok(answer(StatusCode::OK, v))
 }
 
+const ROUTES: &str = "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}, GET /v1/approvals[/{id}], POST /v1/approvals/{id}/approve|deny, GET /v1/proposals[/{id}[/bundle]]";
+
 impl ControlPlane {
-    /// One admin API request (served by `Proxy::serve_side` on `admin_listen`).
+    /// One request on the admin listener: the approvals page, or the API.
     pub(crate) async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
         if super::page::is_page(req.uri().path()) {
             return self.page(req).await;
         }
+        self.api(req).await.unwrap_or_else(|e| e.response())
+    }
+
+    async fn api(&self, req: Request<Incoming>) -> Result<Response<Body>, AdminError> {
         let authorized = req
             .headers()
             .get(hyper::header::AUTHORIZATION)
@@ -76,257 +136,141 @@ impl ControlPlane {
             .zip(self.data.cfg.admin_token.as_ref())
             .is_some_and(|(given, token)| token.matches(given.trim()));
         if !authorized {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "the admin API needs Authorization: Bearer <admin_token> (GHAPP_ADMIN_TOKEN for ghapp sandbox)",
-            );
-            r.headers_mut().insert(
-                hyper::header::WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Bearer"),
-            );
-            return r;
+            return Err(AdminError::Unauthorized);
         }
-        let Some(store) = self.store() else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the state store is not open",
-            );
-        };
+        let store = self
+            .store()
+            .ok_or_else(|| AdminError::Unavailable("the state store is not open".into()))?;
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().trim_end_matches('/');
-        let name = path.strip_prefix("/v1/sandboxes/").map(str::to_owned);
-        let body = match read(body).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        if let Some(rest) = path.strip_prefix("/v1/proposals") {
-            return self
-                .admin_proposals(&parts.method, rest, parts.uri.query())
-                .await;
-        }
-        if let Some(rest) = path.strip_prefix("/v1/approvals") {
-            return self
-                .admin_approvals(&parts.method, rest, parts.uri.query(), body)
-                .await;
-        }
-        match (&parts.method, path, name) {
-            (&Method::GET, "/v1/sandboxes", None) => {
+        let query = parts.uri.query();
+        let body = read(body).await?;
+        let method = &parts.method;
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (method, segments.as_slice()) {
+            (&Method::GET, ["v1", "sandboxes"]) => {
                 let mut all = Vec::new();
                 for sb in &self.data.live.get().sandboxes {
-                    all.push(self.describe_sandbox(sb.name()).await);
+                    all.extend(self.describe_sandbox(sb.name()).await);
                 }
-                if let Ok(stored) = store.all().await {
-                    for s in stored.iter().filter(|s| s.disconnected_at.is_some()) {
-                        all.push(self.describe_sandbox(&s.name).await);
-                    }
+                for s in store
+                    .all()
+                    .await?
+                    .iter()
+                    .filter(|s| s.disconnected_at.is_some())
+                {
+                    all.extend(self.describe_sandbox(&s.name).await);
                 }
-                answer(StatusCode::OK, &Value::Array(all))
+                ok(&all)
             }
-            (&Method::POST, "/v1/sandboxes", None) => self.add_sandbox(body).await,
-            (&Method::GET, _, Some(n)) => {
-                let v = self.describe_sandbox(&n).await;
-                if v.is_null() {
-                    error(StatusCode::NOT_FOUND, format!("no sandbox {n}"))
-                } else {
-                    answer(StatusCode::OK, &v)
-                }
+            (&Method::POST, ["v1", "sandboxes"]) => {
+                let created = self.add_sandbox(parse(&body)?).await?;
+                Ok(answer(StatusCode::CREATED, &created))
             }
-            (&Method::PATCH, _, Some(n)) => self.set_sandbox(&n, body).await,
-            (&Method::DELETE, _, Some(n)) => match store.disconnect(&n).await {
-                Ok(()) => {
-                    let revoked = self.sync_store().await;
-                    answer(
-                        StatusCode::OK,
-                        &json!({ "name": n, "disconnected": true, "tokens_revoked": revoked }),
-                    )
-                }
-                Err(e) => self.store_error(&n, e),
+            (&Method::GET, ["v1", "sandboxes", n]) => match self.describe_sandbox(n).await {
+                Some(s) => ok(&s),
+                None => Err(AdminError::NotFound(format!("no sandbox {n}"))),
             },
-            _ => error(
-                StatusCode::NOT_FOUND,
-                "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}, GET /v1/approvals[/{id}], POST /v1/approvals/{id}/approve|deny, GET /v1/proposals[/{id}]",
-            ),
-        }
-    }
-
-    /// `GET /v1/proposals[?sandbox=NAME]` (newest first, without diffs) and
-    /// `GET /v1/proposals/{id}` (with its diff), `GET /v1/proposals/{id}/bundle` (a push's
-    /// commits as a git bundle); `rest` is the path after `/v1/proposals`.
-    async fn admin_proposals(
-        &self,
-        method: &Method,
-        rest: &str,
-        query: Option<&str>,
-    ) -> Response<Body> {
-        let Some(store) = self.store() else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the state store is not open",
-            );
-        };
-        let id = rest.trim_start_matches('/');
-        match (method, id) {
-            (&Method::GET, "") => {
+            (&Method::PATCH, ["v1", "sandboxes", n]) => {
+                self.file_sandbox(n)?;
+                let s = self.set_sandbox(n, parse(&body)?).await?;
+                ok(&s)
+            }
+            (&Method::DELETE, ["v1", "sandboxes", n]) => {
+                self.file_sandbox(n)?;
+                store.disconnect(n).await?;
+                let revoked = self.sync_store().await;
+                ok(&Disconnected {
+                    name: (*n).to_owned(),
+                    disconnected: true,
+                    tokens_revoked: revoked,
+                })
+            }
+            (&Method::GET, ["v1", "approvals"]) => {
+                let status = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "status")
+                    .map(|(_, v)| v.into_owned());
+                ok(&store.approvals(status.as_deref()).await?)
+            }
+            (&Method::GET, ["v1", "approvals", id]) => {
+                let id = number(id, "approval")?;
+                match store.approval(id).await? {
+                    Some(a) => ok(&a),
+                    None => Err(AdminError::NotFound(format!("no approval {id}"))),
+                }
+            }
+            (&Method::POST, ["v1", "approvals", id, action @ ("approve" | "deny")]) => {
+                let id = number(id, "approval")?;
+                let d: Decision = if body.is_empty() {
+                    Decision::default()
+                } else {
+                    parse(&body)?
+                };
+                let by = d.by.unwrap_or_else(|| "admin API".into());
+                let decided = if *action == "approve" {
+                    self.approve(id, &by).await
+                } else {
+                    self.deny(id, &by, d.reason.as_deref().unwrap_or_default())
+                        .await
+                };
+                ok(&decided.map_err(AdminError::from_decision)?)
+            }
+            (&Method::GET, ["v1", "proposals"]) => {
                 let sandbox = form_urlencoded::parse(query.unwrap_or("").as_bytes())
                     .find(|(k, _)| k == "sandbox")
                     .map(|(_, v)| v.into_owned());
-                match store.proposals(sandbox.as_deref()).await {
-                    Ok(all) => answer(StatusCode::OK, &json!(all)),
-                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                ok(&store.proposals(sandbox.as_deref()).await?)
+            }
+            (&Method::GET, ["v1", "proposals", id]) => {
+                let n = number(id, "proposal")?;
+                match store.proposal(n).await? {
+                    Some(p) => ok(&p),
+                    None => Err(AdminError::NotFound(format!("no proposal {n}"))),
                 }
             }
-            (&Method::GET, id) if id.ends_with("/bundle") => {
-                let n = id.trim_end_matches("/bundle");
-                let Ok(n) = n.parse::<i64>() else {
-                    return error(StatusCode::NOT_FOUND, format!("no proposal {n}"));
-                };
-                match store.proposal_bundle(n).await {
-                    Ok(Some(b)) => {
+            (&Method::GET, ["v1", "proposals", id, "bundle"]) => {
+                let n = number(id, "proposal")?;
+                match store.proposal_bundle(n).await? {
+                    Some(b) => {
                         let mut r = Response::new(crate::respond::full(b));
                         r.headers_mut().insert(
                             hyper::header::CONTENT_TYPE,
                             hyper::header::HeaderValue::from_static("application/octet-stream"),
                         );
-                        r
+                        Ok(r)
                     }
-                    Ok(None) => error(
-                        StatusCode::NOT_FOUND,
-                        format!(
-                            "proposal {n} has no bundle (not a push, over 4 MiB, or one of its sandbox's older proposals)"
-                        ),
-                    ),
-                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                    None => Err(AdminError::NotFound(format!(
+                        "proposal {n} has no bundle (not a push, over 4 MiB, or one of its sandbox's older proposals)"
+                    ))),
                 }
             }
-            (&Method::GET, id) => match id.parse::<i64>() {
-                Ok(n) => match store.proposal(n).await {
-                    Ok(Some(p)) => answer(StatusCode::OK, &json!(p)),
-                    Ok(None) => error(StatusCode::NOT_FOUND, format!("no proposal {n}")),
-                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-                },
-                Err(_) => error(StatusCode::NOT_FOUND, format!("no proposal {id}")),
-            },
-            _ => error(
-                StatusCode::NOT_FOUND,
-                "proposals: GET /v1/proposals[?sandbox=NAME], GET /v1/proposals/{id}[/bundle]",
-            ),
+            _ => Err(AdminError::NotFound(ROUTES.into())),
         }
     }
 
-    /// `GET /v1/approvals[?status=S]`, `GET /v1/approvals/{id}`,
-    /// `POST /v1/approvals/{id}/approve` (`{"by"}`), `POST /v1/approvals/{id}/deny`
-    /// (`{"reason", "by"}`); `rest` is the path after `/v1/approvals`.
-    async fn admin_approvals(
-        &self,
-        method: &Method,
-        rest: &str,
-        query: Option<&str>,
-        body: Value,
-    ) -> Response<Body> {
-        let Some(store) = self.store() else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the state store is not open",
-            );
-        };
-        let by = body["by"].as_str().unwrap_or("admin API").to_owned();
-        let mut parts = rest.trim_start_matches('/').splitn(2, '/');
-        let id = parts.next().filter(|s| !s.is_empty());
-        let action = parts.next();
-        let outcome = match (method, id, action) {
-            (&Method::GET, None, None) => {
-                let status = query
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .find_map(|kv| kv.strip_prefix("status="));
-                return match store.approvals(status).await {
-                    Ok(all) => answer(StatusCode::OK, &json!(all)),
-                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-                };
-            }
-            (_, Some(id), action) => {
-                let Ok(id) = id.parse::<i64>() else {
-                    return error(StatusCode::NOT_FOUND, format!("no approval {id}"));
-                };
-                match (method, action) {
-                    (&Method::GET, None) => match store.approval(id).await {
-                        Ok(Some(a)) => Ok(a),
-                        Ok(None) => Err((StatusCode::NOT_FOUND, format!("no approval {id}"))),
-                        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
-                    },
-                    (&Method::POST, Some("approve")) => self.approve(id, &by).await,
-                    (&Method::POST, Some("deny")) => {
-                        let reason = body["reason"].as_str().unwrap_or_default();
-                        self.deny(id, &by, reason).await
-                    }
-                    _ => Err((
-                        StatusCode::NOT_FOUND,
-                        "approvals: GET /v1/approvals[/{id}], POST /v1/approvals/{id}/approve|deny"
-                            .into(),
-                    )),
-                }
-            }
-            _ => Err((
-                StatusCode::NOT_FOUND,
-                "approvals: GET /v1/approvals[/{id}]".into(),
-            )),
-        };
-        match outcome {
-            Ok(a) => answer(StatusCode::OK, &json!(a)),
-            Err((status, why)) => error(status, why),
-        }
-    }
-
-    fn store_error(&self, name: &str, e: StoreError) -> Response<Body> {
-        let file = self.data.cfg.sandboxes.iter().any(|s| s.name == name);
-        match e {
-            StoreError::Missing(_) if file => error(
-                StatusCode::CONFLICT,
-                format!("sandbox {name} is configured in the proxy's file: change it there"),
-            ),
-            StoreError::Missing(_) => error(StatusCode::NOT_FOUND, format!("no sandbox {name}")),
-            StoreError::Exists(_) => error(StatusCode::CONFLICT, format!("sandbox {name} exists")),
-            StoreError::Full(_) => error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
-            StoreError::Db(m) => {
-                tracing::error!("admin API: {m}");
-                error(StatusCode::SERVICE_UNAVAILABLE, m)
-            }
-        }
-    }
-
-    async fn add_sandbox(&self, body: Value) -> Response<Body> {
-        let Some(store) = self.store() else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the state store is not open",
-            );
-        };
-        let Some(name) = body.get("name").and_then(Value::as_str).map(str::to_owned) else {
-            return error(StatusCode::BAD_REQUEST, "a sandbox needs a \"name\"");
-        };
+    /// Refused for a sandbox of the proxy's file: it is changed there.
+    fn file_sandbox(&self, name: &str) -> Result<(), AdminError> {
         if self.data.cfg.sandboxes.iter().any(|s| s.name == name) {
-            return error(
-                StatusCode::CONFLICT,
-                format!("sandbox {name} is configured in the proxy's file"),
-            );
+            return Err(AdminError::Conflict(format!(
+                "sandbox {name} is configured in the proxy's file: change it there"
+            )));
         }
-        let mut spec = match keys(&body, true) {
-            Ok(s) => s,
-            Err(why) => return error(StatusCode::BAD_REQUEST, why),
-        };
+        Ok(())
+    }
+
+    async fn add_sandbox(&self, new: NewSandbox) -> Result<Created, AdminError> {
+        let store = self
+            .store()
+            .ok_or_else(|| AdminError::Unavailable("the state store is not open".into()))?;
+        let name = new.name;
+        self.file_sandbox(&name)?;
         let secret = new_secret();
-        let digest: String = crate::config::Credential::digest(&secret)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        spec.insert("secret".into(), json!({ "sha256": digest }));
-        let spec = Value::Object(spec);
-        if let Err(e) = self.data.cfg.stored_sandbox(&name, &spec) {
-            return error(StatusCode::BAD_REQUEST, e.to_string());
-        }
-        if let Err(e) = store.add(&name, &spec).await {
-            return self.store_error(&name, e);
-        }
+        let spec = stored_spec(&new.policy, &secret)?;
+        self.data
+            .cfg
+            .stored_sandbox(&name, &spec)
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        store.add(&name, &spec).await?;
         self.sync_store().await;
         let at = self
             .data
@@ -335,124 +279,121 @@ impl ControlPlane {
             .clone()
             .unwrap_or_else(|| self.data.cfg.listen.to_string());
         let proxy = format!("http://{name}:{secret}@{at}");
-        let mut out = self.describe_sandbox(&name).await;
-        out["secret"] = json!(secret);
-        out["https_proxy"] = json!(proxy);
-        out["ca_pem"] = json!(self.data.ca.cert_pem.as_str());
-        out["env"] = json!({ "HTTPS_PROXY": proxy, "GIT_HTTP_PROXY_AUTHMETHOD": "basic" });
-        out["ca_env"] = json!(CA_VARIABLES);
-        answer(StatusCode::CREATED, &out)
+        let sandbox = self
+            .describe_sandbox(&name)
+            .await
+            .ok_or_else(|| AdminError::Unavailable(format!("sandbox {name} was not stored")))?;
+        let secret = ghapp_core::secret::ProxySecret::new(secret);
+        let https_proxy = ghapp_core::secret::ProxySecret::new(proxy);
+        Ok(Created {
+            sandbox,
+            env: [
+                ("HTTPS_PROXY".to_owned(), https_proxy.clone()),
+                (
+                    "GIT_HTTP_PROXY_AUTHMETHOD".to_owned(),
+                    ghapp_core::secret::ProxySecret::new("basic"),
+                ),
+            ]
+            .into(),
+            secret,
+            https_proxy,
+            ca_pem: self.data.ca.cert_pem.clone(),
+            ca_env: CA_VARIABLES.iter().map(|v| (*v).to_owned()).collect(),
+        })
     }
 
-    async fn set_sandbox(&self, name: &str, body: Value) -> Response<Body> {
-        let Some(store) = self.store() else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the state store is not open",
-            );
-        };
-        let current = match store.get(name).await {
-            Ok(Some(s)) if s.disconnected_at.is_none() => s,
-            Ok(_) => return self.store_error(name, StoreError::Missing(name.into())),
-            Err(e) => return self.store_error(name, e),
-        };
-        let changes = match keys(&body, false) {
-            Ok(s) => s,
-            Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    async fn set_sandbox(&self, name: &str, changes: Policy) -> Result<Sandbox, AdminError> {
+        let store = self
+            .store()
+            .ok_or_else(|| AdminError::Unavailable("the state store is not open".into()))?;
+        let current = match store.get(name).await? {
+            Some(s) if s.disconnected_at.is_none() => s,
+            _ => return Err(AdminError::NotFound(format!("no sandbox {name}"))),
         };
         let mut spec = current.spec;
-        if let Some(m) = spec.as_object_mut() {
-            m.extend(changes);
-        }
-        if let Err(e) = self.data.cfg.stored_sandbox(name, &spec) {
-            return error(StatusCode::BAD_REQUEST, e.to_string());
-        }
-        if let Err(e) = store.set(name, &spec).await {
-            return self.store_error(name, e);
-        }
+        let secret = spec
+            .as_object_mut()
+            .and_then(|m| m.remove("secret"))
+            .unwrap_or_default();
+        let policy: Policy = serde_json::from_value(spec)
+            .map_err(|e| AdminError::Unavailable(format!("sandbox {name} as stored: {e}")))?;
+        let mut spec = serde_json::to_value(policy.merged(changes)).unwrap_or_default();
+        spec["secret"] = secret;
+        self.data
+            .cfg
+            .stored_sandbox(name, &spec)
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        store.set(name, &spec).await?;
         self.sync_store().await;
-        answer(StatusCode::OK, &self.describe_sandbox(name).await)
+        self.describe_sandbox(name)
+            .await
+            .ok_or_else(|| AdminError::NotFound(format!("no sandbox {name}")))
     }
 
     /// A sandbox as the admin API shows it: its rules (as `GET /policy` words them), where it
-    /// comes from, whether it is disconnected; `null` when there is none.
-    async fn describe_sandbox(&self, name: &str) -> Value {
+    /// comes from, whether it is disconnected; `None` when there is none.
+    async fn describe_sandbox(&self, name: &str) -> Option<Sandbox> {
         let file = self.data.cfg.sandboxes.iter().any(|s| s.name == name);
+        let source = if file { Source::File } else { Source::Store };
+        let egress_denied = self.data.live.get().egress == crate::config::Egress::Deny;
         if let Some(sb) = self.data.live.get().sandbox(name) {
-            let mut v = crate::policy::describe(
-                sb,
-                self.data.live.get().egress == crate::config::Egress::Deny,
-            );
-            v["source"] = json!(if file { "file" } else { "store" });
-            v["disconnected"] = json!(false);
-            return v;
+            return Some(Sandbox {
+                rules: crate::policy::describe(sb, egress_denied),
+                source,
+                disconnected: false,
+            });
         }
-        let Some(store) = self.store() else {
-            return Value::Null;
-        };
-        match store.get(name).await {
-            Ok(Some(s)) => json!({
-                "sandbox": s.name,
-                "repositories": s.spec.get("repos").cloned().unwrap_or(Value::Null),
-                "source": "store",
-                "disconnected": s.disconnected_at.is_some(),
-            }),
-            _ => Value::Null,
-        }
+        let stored = self.store()?.get(name).await.ok()??;
+        let cfg = self.data.cfg.stored_sandbox(name, &stored.spec).ok()?;
+        Some(Sandbox {
+            rules: crate::policy::describe(&crate::sandbox::Sandbox::new(cfg), egress_denied),
+            source,
+            disconnected: stored.disconnected_at.is_some(),
+        })
     }
 }
 
-/// The request's JSON body (at most [`BODY_LIMIT`]); `Null` when empty.
-async fn read(body: Incoming) -> Result<Value, Response<Body>> {
+/// The sandbox keys as the store keeps them: the policy, and the secret's SHA-256.
+fn stored_spec(policy: &Policy, secret: &str) -> Result<serde_json::Value, AdminError> {
+    let mut spec =
+        serde_json::to_value(policy).map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    let digest: String = crate::config::Credential::digest(secret)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    spec["secret"] = serde_json::json!({ "sha256": digest });
+    Ok(spec)
+}
+
+fn number(id: &str, what: &str) -> Result<i64, AdminError> {
+    id.parse()
+        .map_err(|_| AdminError::NotFound(format!("no {what} {id}")))
+}
+
+/// A request body of the type its route takes.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    if body.is_empty() {
+        return Err(AdminError::BadRequest(
+            "the request needs a JSON body".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| AdminError::BadRequest(format!("the body: {e}")))
+}
+
+/// The request's body (at most [`BODY_LIMIT`], within 10 s).
+async fn read(body: Incoming) -> Result<Bytes, AdminError> {
     let collected = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         http_body_util::Limited::new(body, BODY_LIMIT).collect(),
     )
     .await;
-    let bytes: Bytes = match collected {
-        Ok(Ok(b)) => b.to_bytes(),
-        _ => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the body must be JSON under {} KiB, sent within 10 s",
-                    BODY_LIMIT >> 10
-                ),
-            ));
-        }
-    };
-    if bytes.is_empty() {
-        return Ok(Value::Null);
+    match collected {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        _ => Err(AdminError::TooLarge(format!(
+            "the body must be JSON under {} KiB, sent within 10 s",
+            BODY_LIMIT >> 10
+        ))),
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {e}"),
-        )
-    })
-}
-
-/// The sandbox keys of a request body, each one the admin API takes; `name` allowed when
-/// adding.
-fn keys(body: &Value, adding: bool) -> Result<serde_json::Map<String, Value>, String> {
-    let Some(m) = body.as_object() else {
-        return Err("the body must be a JSON object".into());
-    };
-    let mut out = serde_json::Map::new();
-    for (k, v) in m {
-        if k == "name" && adding {
-            continue;
-        }
-        if !KEYS.contains(&k.as_str()) {
-            return Err(format!(
-                "unknown key {k:?}: a sandbox takes {}{}",
-                if adding { "name, " } else { "" },
-                KEYS.join(", ")
-            ));
-        }
-        out.insert(k.clone(), v.clone());
-    }
-    Ok(out)
 }
 
 /// A new sandbox secret: 32 random bytes, hex.

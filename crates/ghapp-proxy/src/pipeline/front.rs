@@ -130,7 +130,7 @@ impl DataPlane {
                 Ok(sb) => sb,
                 Err(r) => return r.response(),
             };
-            let v = crate::policy::describe(&sb, self.live.get().egress == Egress::Deny);
+            let rules = crate::policy::describe(&sb, self.live.get().egress == Egress::Deny);
             let json = req
                 .headers()
                 .get(hyper::header::ACCEPT)
@@ -138,9 +138,10 @@ impl DataPlane {
                 .is_some_and(|a| a.contains("application/json"))
                 || req.uri().query() == Some("format=json");
             return if json {
+                let v = serde_json::to_value(&rules).unwrap_or_default();
                 crate::respond::json_body(StatusCode::OK, "application/json; charset=utf-8", &v)
             } else {
-                text(StatusCode::OK, &crate::policy::describe_text(&v))
+                text(StatusCode::OK, &crate::policy::describe_text(&rules))
             };
         }
         if req.method() == Method::GET && req.uri().path() == "/ca.pem" {

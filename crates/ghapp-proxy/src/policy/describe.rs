@@ -1,10 +1,11 @@
 //! What `GET /policy` answers: a sandbox's rules, as JSON and as text.
 
+use crate::admin_api::{GraphqlRules, LfsRules, PushRules, RestRules, Rules};
 use crate::sandbox::Sandbox;
 
 /// What a sandbox may do, as `GET /policy` on the proxy's address answers it (JSON), so an
-/// agent can learn the rules before it tries.
-pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> serde_json::Value {
+/// agent can learn the rules before it tries; the admin API shows the same.
+pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> Rules {
     let mut writes = vec![
         "POST /repos/{owner}/{repo}/pulls (head: a branch the sandbox may push)".to_owned(),
         "PATCH /repos/{owner}/{repo}/pulls/{number}".to_owned(),
@@ -12,43 +13,49 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> serde_json::Value {
         "POST /repos/{owner}/{repo}/pulls/{number}/comments".to_owned(),
     ];
     writes.extend(sb.cfg.rest.iter().map(|(m, p)| format!("{m} {p}")));
-    serde_json::json!({
-        "sandbox": sb.name(),
-        "mode": sb.cfg.mode.as_str(),
-        "merge": sb.may_merge(),
-        "repositories": sb.cfg.repos.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "push": {
-            "refs": sb.push.patterns,
-            "delete": sb.push.allow_delete,
-            "inspected": sb.cfg.rules.inspect,
-            "force": sb.force.patterns,
-            "protected_paths": sb.cfg.rules.protected_paths,
-            "max_file_bytes": sb.cfg.rules.max_file_bytes,
-            "max_push_bytes": sb.cfg.rules.max_push_bytes,
-            "secret_scan": sb.cfg.rules.secret_scan,
+    Rules {
+        sandbox: sb.name().to_owned(),
+        mode: sb.cfg.mode.as_str().to_owned(),
+        merge: sb.may_merge(),
+        repositories: sb.cfg.repos.iter().map(ToString::to_string).collect(),
+        push: PushRules {
+            refs: sb.push.patterns.clone(),
+            delete: sb.push.allow_delete,
+            inspected: sb.cfg.rules.inspect,
+            force: sb.force.patterns.clone(),
+            protected_paths: sb.cfg.rules.protected_paths.clone(),
+            max_file_bytes: sb.cfg.rules.max_file_bytes,
+            max_push_bytes: sb.cfg.rules.max_push_bytes,
+            secret_scan: sb.cfg.rules.secret_scan,
         },
-        "rest": {
-            "reads": "any GET or HEAD under the repositories",
-            "writes": writes,
+        rest: RestRules {
+            reads: "any GET or HEAD under the repositories".into(),
+            writes,
         },
-        "graphql": {
-            "queries": true,
-            "mutations": super::mutations::ALLOWED
+        graphql: GraphqlRules {
+            queries: true,
+            mutations: super::mutations::ALLOWED
                 .iter()
                 .filter(|m| **m != super::mutations::MERGE || sb.may_merge())
-                .collect::<Vec<_>>(),
+                .map(|m| (*m).to_owned())
+                .collect(),
         },
-        "lfs": {
-            "download": true,
-            "upload": sb.may_push(),
-            "locks": sb.may_push(),
+        lfs: LfsRules {
+            download: true,
+            upload: sb.may_push(),
+            locks: sb.may_push(),
         },
-        "egress": if egress_denied { "deny" } else { "tunnel (to allowed, non-internal addresses)" },
-    })
+        egress: if egress_denied {
+            "deny".into()
+        } else {
+            "tunnel (to allowed, non-internal addresses)".into()
+        },
+    }
 }
 
 /// [`describe`] as text, one rule a line, for `curl`.
-pub(crate) fn describe_text(v: &serde_json::Value) -> String {
+pub(crate) fn describe_text(rules: &Rules) -> String {
+    let v = serde_json::to_value(rules).unwrap_or_default();
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut String) {
         match v {
             serde_json::Value::Object(m) => {
@@ -77,6 +84,6 @@ pub(crate) fn describe_text(v: &serde_json::Value) -> String {
         }
     }
     let mut out = String::new();
-    walk("", v, &mut out);
+    walk("", &v, &mut out);
     out
 }

@@ -8,7 +8,7 @@ use super::{Store, StoreError, db, next_id, now};
 pub const MAX_PENDING: i64 = 100;
 
 /// A pull request held for a human (learning mode).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Approval {
     pub id: i64,
     pub sandbox: String,

@@ -10,7 +10,7 @@ pub const MAX_PROPOSALS: i64 = 200;
 pub const KEPT_BUNDLES: i64 = 20;
 
 /// What a sandbox in observe mode would have done, recorded instead (design section 15).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Proposal {
     pub id: i64,
     pub sandbox: String,
