@@ -251,6 +251,13 @@ fn rule_of(v: &Value) -> Option<String> {
     Some(rule_in(m).unwrap_or_else(|| format!("(no rule) {m}")))
 }
 
+/// A change: its name, its files, and the rule that refuses it (`None`: allowed).
+type Change = (
+    &'static str,
+    Vec<(&'static str, Vec<u8>)>,
+    Option<&'static str>,
+);
+
 #[test]
 fn every_channel_decides_a_change_the_same_way() {
     let w = World::new();
@@ -259,7 +266,7 @@ fn every_channel_decides_a_change_the_same_way() {
     sb.clone("octo-org", "widgets", "work", &[]).ok();
     let work = w.path("work");
     let token = format!("ghp_{}", "a1B2c3D4e5".repeat(4).get(..36).unwrap());
-    let changes: Vec<(&str, Vec<(&str, Vec<u8>)>, Option<&str>)> = vec![
+    let changes: Vec<Change> = vec![
         ("plain", vec![("docs/notes.md", b"notes\n".to_vec())], None),
         (
             "workflow",
@@ -863,4 +870,108 @@ fn an_approval_opens_exactly_what_was_reviewed() {
         "{v}"
     );
     assert_eq!(hub_ref(&w, "refs/heads/agent/rev"), Some(reviewed));
+}
+
+#[test]
+fn rest_writes_to_git_data_meet_the_same_rules() {
+    let w = World::new();
+    let p = start(
+        &w,
+        "autonomous",
+        r#"rest = ["PUT /repos/{owner}/{repo}/contents/{path+}", "POST /repos/{owner}/{repo}/git/refs", "PATCH /repos/{owner}/{repo}/git/refs/{ref+}", "POST /repos/{owner}/{repo}/git/blobs", "POST /repos/{owner}/{repo}/merges"]"#,
+    );
+    let sb = Sb::new(&w, &p, "agent", SECRET);
+    sb.clone("octo-org", "widgets", "work", &[]).ok();
+    let work = w.path("work");
+    sb.push_new_branch(&work, "agent/x", "x.txt", b"one\n");
+    let tip = hub_ref(&w, "refs/heads/agent/x").unwrap();
+    let main = main_sha(&w);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let token = format!("ghp_{}", "Zx9Yw8Vu7T".repeat(4).get(..36).unwrap());
+    let api = "/api/v3/repos/octo-org/widgets";
+    let refused = [
+        (
+            "PUT",
+            format!("{api}/contents/.github/workflows/x.yml"),
+            json!({"message": "m", "content": b64("on: push\n"), "branch": "agent/x"}),
+            "protected path .github/workflows/x.yml (added); rule protected_paths",
+        ),
+        (
+            "PUT",
+            format!("{api}/contents/app.env"),
+            json!({"message": "m", "content": b64(&format!("T={token}\n")), "branch": "agent/x"}),
+            "possible GitHub token in app.env line 1; rule secret_scan",
+        ),
+        (
+            "PUT",
+            format!("{api}/contents/README.md"),
+            json!({"message": "m", "content": b64("x"), "branch": "main"}),
+            "refs/heads/main: pushes allowed only to refs/heads/agent/*",
+        ),
+        (
+            "PUT",
+            format!("{api}/contents/README.md"),
+            json!({"message": "m", "content": b64("x")}),
+            "name the branch",
+        ),
+        (
+            "PATCH",
+            format!("{api}/git/refs/heads/agent/x"),
+            json!({"sha": main, "force": true}),
+            "force-push not allowed",
+        ),
+        (
+            "POST",
+            format!("{api}/git/blobs"),
+            json!({"content": format!("T={token}\n"), "encoding": "utf-8"}),
+            "possible GitHub token in (a blob) line 1; rule secret_scan",
+        ),
+        (
+            "POST",
+            format!("{api}/merges"),
+            json!({"base": "main", "head": "agent/x"}),
+            "refs/heads/main: pushes allowed only to refs/heads/agent/*",
+        ),
+    ];
+    for (method, path, body, why) in &refused {
+        let before = w.hub.requests().len();
+        let (code, v) = rest(&w, &sb, method, path, body);
+        assert!(code == 403 || code == 422, "{method} {path}: {code} {v}");
+        assert!(
+            v["message"].as_str().unwrap_or_default().contains(why),
+            "{method} {path}: {v}"
+        );
+        let arrived: Vec<_> = w.hub.requests()[before..]
+            .iter()
+            .filter(|r| {
+                !r.target.contains("graphql")
+                    && !r.target.contains("git-upload-pack")
+                    && !r.target.contains("info/refs")
+            })
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect();
+        assert!(
+            arrived.is_empty(),
+            "{method} {path} reached GitHub: {arrived:?}"
+        );
+    }
+    assert_eq!(hub_ref(&w, "refs/heads/agent/x"), Some(tip));
+    // An allowed one is sent on, as it was decided.
+    let before = w.hub.requests().len();
+    let (_, _) = rest(
+        &w,
+        &sb,
+        "PUT",
+        &format!("{api}/contents/docs/notes.md"),
+        &json!({"message": "m", "content": b64("notes\n"), "branch": "agent/x"}),
+    );
+    assert!(
+        w.hub.requests()[before..].iter().any(|r| r.method == "PUT"
+            && r.target == "/api/v3/repos/octo-org/widgets/contents/docs/notes.md"),
+        "{:?}",
+        w.hub.requests()[before..]
+            .iter()
+            .map(|r| r.target.clone())
+            .collect::<Vec<_>>()
+    );
 }

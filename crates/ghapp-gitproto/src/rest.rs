@@ -17,7 +17,7 @@ use crate::credential::valid_name;
 use crate::receive_pack::valid_refname;
 
 /// What the proxy must look at before forwarding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestKind {
     /// Forward as is.
     Plain,
@@ -29,6 +29,26 @@ pub enum RestKind {
     /// `PUT /repos/{o}/{r}/pulls/{number}/merge`: only where merging is allowed, only the
     /// sandbox's own pull request.
     MergePull(u64),
+    /// A write to the repository's git data or contents (reachable only through a sandbox's
+    /// own `rest` routes): described as the write it is and decided by the push rules.
+    Write(GitWrite),
+}
+
+/// The REST routes that change a repository's git data or contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitWrite {
+    /// `PUT` (create or change) or `DELETE` `/repos/{o}/{r}/contents/{path}`.
+    Contents { path: String, delete: bool },
+    /// `POST /repos/{o}/{r}/git/refs`.
+    CreateRef,
+    /// `PATCH` or `DELETE` `/repos/{o}/{r}/git/refs/{ref}` (`name` without `refs/`).
+    Ref { name: String, delete: bool },
+    /// `POST /repos/{o}/{r}/git/blobs` or `…/git/trees`: objects with contents.
+    Objects,
+    /// `POST /repos/{o}/{r}/git/commits` or `…/git/tags`: objects naming others.
+    Commits,
+    /// `POST /repos/{o}/{r}/merges`: `head` merged into `base`.
+    Merge,
 }
 
 /// An allowed REST request.
@@ -179,24 +199,62 @@ pub fn route(
             RestKind::Plain
         }
         _ => {
-            let ok = extra.iter().any(|(em, ep)| {
-                em == method && {
-                    let es: Vec<&str> = ep.trim_start_matches('/').split('/').collect();
-                    es.len() == segs.len()
-                        && es.first() == Some(&"repos")
-                        && es
-                            .iter()
-                            .zip(&segs)
-                            .all(|(e, s)| e.starts_with('{') || e == s)
-                }
-            });
+            let ok = extra
+                .iter()
+                .any(|(em, ep)| em == method && matches_route(ep, &segs));
             if !ok {
                 return Err(RouteError::NotAllowed);
             }
-            RestKind::Plain
+            git_write(method, &segs).map_or(RestKind::Plain, RestKind::Write)
         }
     };
     finish(segs[1], segs[2], kind, join(&segs))
+}
+
+/// Whether the decoded `segs` match a configured route (`/repos/{owner}/{repo}/…`): `{x}`
+/// takes one segment, a last `{x+}` one or more.
+fn matches_route(pattern: &str, segs: &[&str]) -> bool {
+    let es: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    if es.first() != Some(&"repos") {
+        return false;
+    }
+    let tail = es
+        .last()
+        .is_some_and(|e| e.starts_with('{') && e.ends_with("+}"));
+    let fixed = if tail { es.len() - 1 } else { es.len() };
+    let count_ok = if tail {
+        segs.len() > fixed
+    } else {
+        segs.len() == fixed
+    };
+    count_ok
+        && es[..fixed]
+            .iter()
+            .zip(segs)
+            .all(|(e, s)| e.starts_with('{') || e == s)
+}
+
+/// What a write to the repository's git data or contents is, if `method segs` is one.
+fn git_write(method: &str, segs: &[&str]) -> Option<GitWrite> {
+    Some(match (method, segs) {
+        ("PUT" | "DELETE", ["repos", _, _, "contents", path @ ..]) if !path.is_empty() => {
+            GitWrite::Contents {
+                path: path.join("/"),
+                delete: method == "DELETE",
+            }
+        }
+        ("POST", ["repos", _, _, "git", "refs"]) => GitWrite::CreateRef,
+        ("PATCH" | "DELETE", ["repos", _, _, "git", "refs", name @ ..]) if !name.is_empty() => {
+            GitWrite::Ref {
+                name: name.join("/"),
+                delete: method == "DELETE",
+            }
+        }
+        ("POST", ["repos", _, _, "git", "blobs" | "trees"]) => GitWrite::Objects,
+        ("POST", ["repos", _, _, "git", "commits" | "tags"]) => GitWrite::Commits,
+        ("POST", ["repos", _, _, "merges"]) => GitWrite::Merge,
+        _ => return None,
+    })
 }
 
 fn finish(owner: &str, repo: &str, kind: RestKind, path: String) -> Result<RestRoute, RouteError> {
@@ -264,6 +322,59 @@ mod tests {
         );
         let r = route("POST", "/repos/o/r/statuses/abc123", &extra()).unwrap();
         assert_eq!(r.path, "/repos/o/r/statuses/abc123");
+    }
+
+    #[test]
+    fn writes_to_git_data_and_contents_are_named() {
+        let allowed: Vec<(String, String)> = [
+            ("PUT", "/repos/{owner}/{repo}/contents/{path+}"),
+            ("DELETE", "/repos/{owner}/{repo}/contents/{path+}"),
+            ("POST", "/repos/{owner}/{repo}/git/refs"),
+            ("PATCH", "/repos/{owner}/{repo}/git/refs/{ref+}"),
+            ("POST", "/repos/{owner}/{repo}/git/blobs"),
+            ("POST", "/repos/{owner}/{repo}/merges"),
+            ("POST", "/repos/{owner}/{repo}/labels"),
+        ]
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+        let kind = |m: &str, p: &str| route(m, p, &allowed).map(|r| r.kind);
+        assert_eq!(
+            kind("PUT", "/repos/o/r/contents/.github/workflows/ci.yml"),
+            Ok(RestKind::Write(GitWrite::Contents {
+                path: ".github/workflows/ci.yml".into(),
+                delete: false
+            }))
+        );
+        assert_eq!(
+            kind("PATCH", "/repos/o/r/git/refs/heads/agent/x"),
+            Ok(RestKind::Write(GitWrite::Ref {
+                name: "heads/agent/x".into(),
+                delete: false
+            }))
+        );
+        assert_eq!(
+            kind("POST", "/repos/o/r/git/refs"),
+            Ok(RestKind::Write(GitWrite::CreateRef))
+        );
+        assert_eq!(
+            kind("POST", "/repos/o/r/git/blobs"),
+            Ok(RestKind::Write(GitWrite::Objects))
+        );
+        assert_eq!(
+            kind("POST", "/repos/o/r/merges"),
+            Ok(RestKind::Write(GitWrite::Merge))
+        );
+        assert_eq!(kind("POST", "/repos/o/r/labels"), Ok(RestKind::Plain));
+        // `{x+}` takes one or more segments, `{x}` exactly one.
+        assert_eq!(
+            kind("PUT", "/repos/o/r/contents"),
+            Err(RouteError::NotAllowed)
+        );
+        assert_eq!(
+            kind("DELETE", "/repos/o/r/git/refs/heads/x"),
+            Err(RouteError::NotAllowed)
+        );
     }
 
     #[test]

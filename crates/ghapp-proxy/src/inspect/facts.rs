@@ -145,6 +145,15 @@ impl Facts<'_> {
         Ok((r.code == 0 && !oid.is_empty()).then_some(oid))
     }
 
+    /// The commit `what` names in GitHub's copy: a branch, or a commit id.
+    async fn resolve(&self, what: &str) -> Result<String, String> {
+        if let Some(c) = self.current(&format!("refs/heads/{what}")).await? {
+            return Ok(c);
+        }
+        self.have_commit(what).await?;
+        Ok(what.to_owned())
+    }
+
     /// Makes sure the mirror has commit `oid` (one no branch or tag reaches, made through the
     /// API, is fetched by its id).
     async fn have_commit(&self, oid: &str) -> Result<(), String> {
@@ -182,6 +191,30 @@ impl Facts<'_> {
         for m in moves.iter_mut() {
             if m.old.as_deref() == Some("") {
                 m.old = self.current(&m.refname).await?;
+            }
+            if let Tip::Merge(head) = &m.new {
+                // What a merge of `head` into the old tip lands: what `head` brings from
+                // where it leaves the old tip.
+                let head = self.resolve(head).await?;
+                let base = match &m.old {
+                    Some(old) => {
+                        let mut c = self.cmd();
+                        c.args(["merge-base", old, &head]);
+                        let r = git::exec(c, None, STEP).await?;
+                        let b = String::from_utf8_lossy(&r.out).trim().to_owned();
+                        if r.code == 0 && !b.is_empty() {
+                            b
+                        } else {
+                            EMPTY_TREE.to_owned()
+                        }
+                    }
+                    None => self.base_of_new(&head).await?,
+                };
+                let (changed, lands) = self.changed(&base, &head).await?;
+                m.fast_forward = Some(true);
+                m.changed = changed;
+                landed.extend(lands);
+                continue;
             }
             let Tip::Commit(new) = &m.new else {
                 continue;

@@ -55,7 +55,7 @@ impl DataPlane {
             repo: None,
             reason: String::new(),
         };
-        let planned = match plan.body {
+        let planned = match &plan.body {
             BodyPlan::Graphql => return self.graphql(r, bytes).await,
             BodyPlan::LfsBatch => {
                 if let Err(refusal) = lfs_batch(sb, repo, &bytes) {
@@ -93,6 +93,7 @@ impl DataPlane {
                 (format!("POST /repos/{repo}/pulls"), p)
             }
             BodyPlan::OwnPull(n) | BodyPlan::MergePull(n) => {
+                let n = *n;
                 let pull = match self.github.pull(sb, repo, n).await {
                     Ok(Some(p)) => p,
                     Ok(None) => {
@@ -126,6 +127,12 @@ impl DataPlane {
                 };
                 (format!("pull request {n}"), p)
             }
+            BodyPlan::GitWrite(w) => match crate::policy::git_write(w, &bytes) {
+                Ok(p) => (plan.url.path().to_owned(), p),
+                Err(why) => {
+                    return Err(r.refuse(Refusal::json(StatusCode::UNPROCESSABLE_ENTITY, why)));
+                }
+            },
             BodyPlan::Whole => ("the request".to_owned(), Planned::Other),
             BodyPlan::None | BodyPlan::Stream | BodyPlan::Push => return Ok(plain(bytes)),
         };

@@ -239,7 +239,7 @@ impl DataPlane {
         };
         let mut outcome = r.outcome();
         let mut verdict = None;
-        let body = match plan.body {
+        let body = match &plan.body {
             BodyPlan::None => None,
             BodyPlan::Stream => Some(body::streamed(body, meter.bytes_in.clone())),
             BodyPlan::Push => match self.push(body, &r, &plan, meter).await {
@@ -254,6 +254,7 @@ impl DataPlane {
             | BodyPlan::PullHead
             | BodyPlan::OwnPull(_)
             | BodyPlan::MergePull(_)
+            | BodyPlan::GitWrite(_)
             | BodyPlan::Graphql
             | BodyPlan::LfsBatch => {
                 match self.checked(body, &parts.headers, &plan, &r, meter).await {

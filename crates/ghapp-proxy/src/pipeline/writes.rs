@@ -144,6 +144,7 @@ impl DataPlane {
                 additions,
                 deletions,
             ))),
+            Planned::Blobs(files) => Ok(Some(write::objects(&sb.cfg.rules, files))),
             _ => Ok(None),
         }
     }
@@ -223,7 +224,7 @@ impl DataPlane {
                 self.rebase_kind(sb, repo, *number, head, base).await
             }
             Planned::Merge => Ok(Kind::Merge),
-            Planned::Other => Ok(Kind::Other),
+            Planned::Blobs(_) | Planned::Other => Ok(Kind::Other),
         }
     }
 

@@ -31,7 +31,7 @@ pub(crate) use describe::{describe, describe_text};
 pub(crate) use git::{PushRefusal, push_refusal};
 pub(crate) use graphql::{GraphqlPlan, graphql_body};
 pub(crate) use lfs::lfs_batch;
-pub(crate) use rest::{pull_head, pull_head_branch};
+pub(crate) use rest::{git_write, pull_head, pull_head_branch};
 
 /// How the token travels upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub(crate) struct Plan {
 }
 
 /// What happens to the request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum BodyPlan {
     None,
     /// Streamed as it arrives.
@@ -91,6 +91,9 @@ pub(crate) enum BodyPlan {
     /// `POST …/info/lfs/objects/batch`: read whole, its operation decided ([`lfs_batch`]),
     /// sent; the answer read for the storage hosts it grants.
     LfsBatch,
+    /// A REST write to git data or contents (a sandbox's own `rest` route): read whole,
+    /// described as the write it is ([`rest::git_write`]) and decided as every write is.
+    GitWrite(ghapp_gitproto::rest::GitWrite),
 }
 
 pub(super) fn answer(service: Service, repo: Option<String>, r: Refusal) -> Verdict {

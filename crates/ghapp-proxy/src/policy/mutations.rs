@@ -351,6 +351,9 @@ pub(crate) enum Planned {
         base: String,
     },
     Merge,
+    /// Objects with contents and no ref (REST's git blobs and trees): their contents meet the
+    /// content rules.
+    Blobs(Vec<FileAddition>),
     /// Opens nothing and moves no ref (a comment, a title, closing).
     Other,
 }

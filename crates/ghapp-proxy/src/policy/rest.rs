@@ -3,7 +3,7 @@
 
 use ghapp_gitproto::receive_pack;
 use ghapp_gitproto::repo::RepoName;
-use ghapp_gitproto::rest::{self, RestKind, RouteError};
+use ghapp_gitproto::rest::{self, GitWrite, RestKind, RouteError};
 use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode};
 
@@ -64,11 +64,13 @@ pub(super) fn rest(
         BodyPlan::OwnPull(n)
     } else if let RestKind::MergePull(n) = route.kind {
         BodyPlan::MergePull(n)
+    } else if let RestKind::Write(w) = &route.kind {
+        BodyPlan::GitWrite(w.clone())
     } else {
         BodyPlan::Whole
     };
     // The body of a checked request is what was checked: no query rides along with it.
-    let query = match (route.kind, query) {
+    let query = match (&route.kind, query) {
         (RestKind::Plain, Some(q)) => format!("?{q}"),
         _ => String::new(),
     };
@@ -90,6 +92,154 @@ pub(super) fn rest(
             Refusal::json(StatusCode::BAD_REQUEST, why),
         ),
     }
+}
+
+/// The fields of the REST writes to git data and contents the policy reads (GitHub's names);
+/// declared fields given twice are refused.
+#[derive(serde::Deserialize)]
+struct WriteBody {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default, rename = "ref")]
+    refname: Option<String>,
+    #[serde(default)]
+    sha: Option<String>,
+    #[serde(default)]
+    base: Option<String>,
+    #[serde(default)]
+    head: Option<String>,
+    #[serde(default)]
+    tree: Option<Vec<TreeEntry>>,
+}
+
+#[derive(serde::Deserialize)]
+struct TreeEntry {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// A REST write to git data or contents as what it writes: a contents write is a commit made
+/// on its branch; a ref created, moved or deleted is a ref move onto commits GitHub has; a
+/// merge moves its base; blobs and trees carry contents. Bodies are read as GitHub reads
+/// them; a contents write must name its branch (the write is decided on it).
+pub(crate) fn git_write(w: &GitWrite, body: &[u8]) -> Result<super::mutations::Planned, String> {
+    use super::mutations::Planned;
+    use super::write::{FileAddition, RefMove, Tip};
+    use base64::Engine;
+    let b: WriteBody = if body.is_empty() {
+        serde_json::from_slice(b"{}").map_err(|e| e.to_string())?
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| format!("the body is not the JSON GitHub expects: {e}"))?
+    };
+    let decode = |text: &str, encoding: Option<&str>| match encoding {
+        None | Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(text.replace(['\n', '\r'], ""))
+            .map_err(|_| "the content is not base64".to_owned()),
+        Some("utf-8" | "utf8") => Ok(text.as_bytes().to_vec()),
+        Some(other) => Err(format!("the encoding {other:?} is not utf-8 or base64")),
+    };
+    let refname = |name: &str| {
+        if name.starts_with("refs/") {
+            name.to_owned()
+        } else {
+            format!("refs/{name}")
+        }
+    };
+    let moving = |name: String, old: Option<String>, new: Tip| RefMove {
+        refname: name,
+        old,
+        new,
+        fast_forward: None,
+        changed: Vec::new(),
+    };
+    Ok(match w {
+        GitWrite::Contents { path, delete } => {
+            let Some(branch) = b.branch else {
+                return Err(
+                    "name the branch (\"branch\"): the proxy decides a contents write on the branch it changes"
+                        .into(),
+                );
+            };
+            let (additions, deletions) = if *delete {
+                (Vec::new(), vec![path.clone()])
+            } else {
+                let Some(content) = b.content else {
+                    return Err("a contents write needs \"content\"".into());
+                };
+                let file = FileAddition {
+                    path: path.clone(),
+                    contents: decode(&content, None)?,
+                };
+                (vec![file], Vec::new())
+            };
+            Planned::Commit {
+                refname: format!("refs/heads/{branch}"),
+                expected_head: None,
+                additions,
+                deletions,
+            }
+        }
+        GitWrite::CreateRef => {
+            let (Some(name), Some(sha)) = (b.refname, b.sha) else {
+                return Err("creating a ref needs \"ref\" and \"sha\"".into());
+            };
+            if !name.starts_with("refs/") {
+                return Err(format!("{name:?} is not a full ref name (refs/...)"));
+            }
+            Planned::Refs(vec![moving(name, None, Tip::Commit(sha))])
+        }
+        GitWrite::Ref { name, delete: true } => Planned::Refs(vec![moving(
+            refname(name),
+            Some(String::new()),
+            Tip::Deleted,
+        )]),
+        GitWrite::Ref { name, .. } => {
+            let Some(sha) = b.sha else {
+                return Err("updating a ref needs \"sha\"".into());
+            };
+            Planned::Refs(vec![moving(
+                refname(name),
+                Some(String::new()),
+                Tip::Commit(sha),
+            )])
+        }
+        GitWrite::Merge => {
+            let (Some(base), Some(head)) = (b.base, b.head) else {
+                return Err("a merge needs \"base\" and \"head\"".into());
+            };
+            Planned::Refs(vec![moving(
+                format!("refs/heads/{base}"),
+                Some(String::new()),
+                Tip::Merge(head),
+            )])
+        }
+        GitWrite::Objects => {
+            let mut files = Vec::new();
+            if let Some(content) = b.content {
+                files.push(FileAddition {
+                    path: "(a blob)".into(),
+                    contents: decode(&content, b.encoding.as_deref())?,
+                });
+            }
+            for e in b.tree.into_iter().flatten() {
+                if let Some(content) = e.content {
+                    files.push(FileAddition {
+                        path: e.path.unwrap_or_default(),
+                        contents: content.into_bytes(),
+                    });
+                }
+            }
+            Planned::Blobs(files)
+        }
+        GitWrite::Commits => Planned::Other,
+    })
 }
 
 /// The fields of `POST .../pulls` the policy reads. Declared fields are refused when given
@@ -214,6 +364,77 @@ mod tests {
                 &[("content-encoding", "br")]
             ),
             "415"
+        );
+    }
+
+    #[test]
+    fn rest_writes_are_described_as_writes() {
+        use super::super::mutations::Planned;
+        use super::super::write::Tip;
+        let contents = |delete| GitWrite::Contents {
+            path: ".github/workflows/ci.yml".into(),
+            delete,
+        };
+        let Planned::Commit {
+            refname, additions, ..
+        } = git_write(
+            &contents(false),
+            br#"{"message":"m","content":"b246IHB1c2gK","branch":"agent/x"}"#,
+        )
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(refname, "refs/heads/agent/x");
+        assert_eq!(additions[0].contents, b"on: push\n");
+        assert!(
+            git_write(&contents(false), br#"{"message":"m","content":"eA=="}"#)
+                .unwrap_err()
+                .contains("name the branch")
+        );
+        let Planned::Commit { deletions, .. } = git_write(
+            &contents(true),
+            br#"{"message":"m","sha":"abc","branch":"agent/x"}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(deletions, [".github/workflows/ci.yml"]);
+        let Planned::Refs(m) = git_write(
+            &GitWrite::Ref {
+                name: "heads/agent/x".into(),
+                delete: false,
+            },
+            br#"{"sha":"abcd","force":true}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (m[0].refname.as_str(), m[0].new.clone()),
+            ("refs/heads/agent/x", Tip::Commit("abcd".into()))
+        );
+        let Planned::Refs(m) =
+            git_write(&GitWrite::Merge, br#"{"base":"main","head":"agent/x"}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(m[0].new, Tip::Merge("agent/x".into()));
+        let Planned::Blobs(b) = git_write(
+            &GitWrite::Objects,
+            br#"{"tree":[{"path":"a.env","mode":"100644","type":"blob","content":"x"}]}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(b[0].path, "a.env");
+        assert!(git_write(&GitWrite::CreateRef, br#"{"ref":"heads/x","sha":"a"}"#).is_err());
+        assert!(
+            git_write(
+                &GitWrite::CreateRef,
+                br#"{"ref":"refs/heads/x","ref":"refs/heads/y","sha":"a"}"#
+            )
+            .is_err()
         );
     }
 

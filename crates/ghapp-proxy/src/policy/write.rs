@@ -38,6 +38,9 @@ pub(crate) enum Tip {
     /// At a commit GitHub makes from the write on top of the old tip (`createCommitOnBranch`, a
     /// contents write): a fast-forward by construction.
     Child,
+    /// At a merge GitHub makes of this commit (a branch name or an id) into the old tip: a
+    /// fast-forward by construction, landing what the commit brings.
+    Merge(String),
     /// Deleted.
     Deleted,
 }
@@ -66,6 +69,7 @@ impl RefMove {
         let new = match &self.new {
             Tip::Commit(c) => c.clone(),
             Tip::Child => "(new commit)".to_owned(),
+            Tip::Merge(m) => format!("(a merge of {m})"),
             Tip::Deleted => ZERO.to_owned(),
         };
         (old, new)
@@ -119,7 +123,13 @@ impl Refused {
         self.refs
             .iter()
             .find(|(_, why)| !is_bystander(why))
-            .map(|(r, why)| format!("{r}: {why}"))
+            .map(|(r, why)| {
+                if r.is_empty() {
+                    why.clone()
+                } else {
+                    format!("{r}: {why}")
+                }
+            })
             .unwrap_or_else(|| format!("rule {}", self.rule))
     }
 }
@@ -140,14 +150,19 @@ pub(crate) fn mib(bytes: u64) -> String {
     }
 }
 
-/// A whole write refused for what it holds: every ref gets the reason.
+/// A whole write refused for what it holds: every ref gets the reason (a write that moves no
+/// ref: one unnamed entry).
 pub(crate) fn whole(rule: &'static str, why: String, refs: &[String]) -> Refused {
+    let why = format!("{why}; rule {rule}");
+    if refs.is_empty() {
+        return Refused {
+            rule,
+            refs: vec![(String::new(), why)],
+        };
+    }
     Refused {
         rule,
-        refs: refs
-            .iter()
-            .map(|r| (r.clone(), format!("{why}; rule {rule}")))
-            .collect(),
+        refs: refs.iter().map(|r| (r.clone(), why.clone())).collect(),
     }
 }
 
@@ -218,6 +233,14 @@ pub(crate) fn commit(
         content,
         atomic: true,
     }
+}
+
+/// Objects with contents a write brings without moving a ref (REST's git blobs and trees):
+/// the content rules alone.
+pub(crate) fn objects(rules: &crate::config::PushRules, files: &[FileAddition]) -> Write {
+    let mut w = commit(rules, "", None, files, &[]);
+    w.refs.clear();
+    w
 }
 
 /// Decides a write: the rules in order, the first broken refuses it. Facts not yet known (a
