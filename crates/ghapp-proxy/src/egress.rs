@@ -92,7 +92,7 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 }
 
 /// Why an address is not a public one, if it is not.
-pub fn internal(ip: IpAddr) -> Option<&'static str> {
+pub(crate) fn internal(ip: IpAddr) -> Option<&'static str> {
     match canonical(ip) {
         IpAddr::V4(v4) => internal_v4(v4),
         IpAddr::V6(v6) => internal_v6(v6),
@@ -137,7 +137,7 @@ fn internal_v6(ip: Ipv6Addr) -> Option<&'static str> {
 }
 
 /// Decides a tunnel to `addr`: `Err(reason)` when refused.
-pub fn check(addr: SocketAddr, allow: &[Allow], own: &[SocketAddr]) -> Result<(), String> {
+pub(crate) fn check(addr: SocketAddr, allow: &[Allow], own: &[SocketAddr]) -> Result<(), String> {
     if allow.iter().any(|a| a.matches(addr)) {
         return Ok(());
     }

@@ -29,16 +29,16 @@
 //! are never followed.
 
 pub mod admin_api;
-pub mod audit;
+mod audit;
 mod body;
 pub mod ca;
 pub mod config;
 mod control;
-pub mod egress;
+mod egress;
 mod github;
 mod inspect;
 mod lfs;
-pub mod limits;
+mod limits;
 mod live;
 mod pipeline;
 mod policy;
@@ -47,7 +47,7 @@ mod respond;
 mod router;
 mod running;
 mod sandbox;
-pub mod store;
+mod store;
 mod tokens;
 mod transport;
 mod upstream;

@@ -59,7 +59,7 @@ impl Default for Limits {
 
 /// Shared counters behind [`Limits`].
 #[derive(Debug)]
-pub struct Gate {
+pub(crate) struct Gate {
     pub limits: Limits,
     all: Arc<Semaphore>,
     unauthenticated: Arc<Semaphore>,
@@ -69,26 +69,26 @@ pub struct Gate {
     pub budget: Arc<Budget>,
 }
 
-/// Why a connection was not admitted.
+/// Why a connection was not admitted: which cap is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    TooManyConnections,
-    TooManyFromSource,
-    TooManyUnauthenticated,
+pub(crate) enum Full {
+    Connections,
+    FromSource,
+    Unauthenticated,
 }
 
-impl Refusal {
-    pub fn metric(self) -> &'static str {
+impl Full {
+    pub(crate) fn metric(self) -> &'static str {
         match self {
-            Refusal::TooManyConnections => "all",
-            Refusal::TooManyFromSource => "per_source",
-            Refusal::TooManyUnauthenticated => "unauthenticated",
+            Full::Connections => "all",
+            Full::FromSource => "per_source",
+            Full::Unauthenticated => "unauthenticated",
         }
     }
 }
 
 impl Gate {
-    pub fn new(limits: Limits) -> Gate {
+    pub(crate) fn new(limits: Limits) -> Gate {
         Gate {
             all: Arc::new(Semaphore::new(limits.max_connections)),
             unauthenticated: Arc::new(Semaphore::new(limits.max_unauthenticated)),
@@ -101,17 +101,17 @@ impl Gate {
     }
 
     /// Admits a new connection from `source`, or says why not.
-    pub fn admit(self: &Arc<Self>, source: IpAddr) -> Result<Conn, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, source: IpAddr) -> Result<Conn, Full> {
         let all = self
             .all
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Refusal::TooManyConnections)?;
+            .map_err(|_| Full::Connections)?;
         {
             let mut m = self.per_source.lock().unwrap_or_else(|e| e.into_inner());
             let n = m.entry(source).or_default();
             if *n >= self.limits.max_connections_per_source {
-                return Err(Refusal::TooManyFromSource);
+                return Err(Full::FromSource);
             }
             *n += 1;
         }
@@ -123,7 +123,7 @@ impl Gate {
             .unauthenticated
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Refusal::TooManyUnauthenticated)?;
+            .map_err(|_| Full::Unauthenticated)?;
         Ok(Conn {
             _all: all,
             _source: source_guard,
@@ -134,7 +134,7 @@ impl Gate {
     }
 
     /// A tunnel slot for `sandbox`, or `None` when it has `max_tunnels_per_sandbox` open.
-    pub fn tunnel(&self, sandbox: &str) -> Option<OwnedSemaphorePermit> {
+    pub(crate) fn tunnel(&self, sandbox: &str) -> Option<OwnedSemaphorePermit> {
         let sem = {
             let mut m = self.tunnels.lock().unwrap_or_else(|e| e.into_inner());
             m.entry(sandbox.to_owned())
@@ -145,7 +145,7 @@ impl Gate {
     }
 
     /// Whether `source` has used up its wrong-credential attempts for this minute.
-    pub fn login_blocked(&self, source: IpAddr) -> bool {
+    pub(crate) fn login_blocked(&self, source: IpAddr) -> bool {
         let m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         m.get(&source).is_some_and(|(since, n)| {
             since.elapsed() < Duration::from_secs(60) && *n >= self.limits.login_failures_per_minute
@@ -153,7 +153,7 @@ impl Gate {
     }
 
     /// Counts a wrong-credential attempt from `source`.
-    pub fn login_failed(&self, source: IpAddr) {
+    pub(crate) fn login_failed(&self, source: IpAddr) {
         let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() > 100_000 {
             m.retain(|_, (since, _)| since.elapsed() < Duration::from_secs(60));
@@ -196,7 +196,7 @@ impl Drop for SourceGuard {
 /// One admitted connection; its slots are given back when the last holder drops it (the
 /// connection and, after `CONNECT`, its tunnel).
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     _all: OwnedSemaphorePermit,
     _source: SourceGuard,
     unauth: Mutex<Option<OwnedSemaphorePermit>>,
@@ -207,13 +207,13 @@ pub struct Conn {
 impl Conn {
     /// The connection opened a tunnel with valid credentials: its unauthenticated slot is
     /// given back and its deadline becomes the idle timeout.
-    pub fn authenticated(&self) {
+    pub(crate) fn authenticated(&self) {
         self.authenticated.store(true, Ordering::Relaxed);
         self.unauth.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// The I/O of this connection under its deadlines.
-    pub fn watch<T>(&self, io: T, limits: &Limits) -> Watched<T> {
+    pub(crate) fn watch<T>(&self, io: T, limits: &Limits) -> Watched<T> {
         Watched {
             inner: io,
             authenticated: self.authenticated.clone(),
@@ -228,7 +228,7 @@ impl Conn {
 /// (an absolute one: a trickle of bytes does not extend it), or, once authenticated, when no
 /// byte has moved for the idle timeout. It wraps the accepted socket, so it keeps watching
 /// after `CONNECT` hands the socket to a tunnel.
-pub struct Watched<T> {
+pub(crate) struct Watched<T> {
     inner: T,
     authenticated: Arc<AtomicBool>,
     /// Whether the timer runs the idle clock (else the deadline to authenticate).
@@ -314,38 +314,40 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
 /// The memory the proxy may hold in partial bodies, in all.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     used: AtomicUsize,
     max: usize,
 }
 
 impl Budget {
-    pub fn new(max: usize) -> Budget {
+    pub(crate) fn new(max: usize) -> Budget {
         Budget {
             used: AtomicUsize::new(0),
             max,
         }
     }
 
-    pub fn used(&self) -> usize {
+    /// Bytes held now (the tests read it).
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 }
 
 /// Bytes taken from a [`Budget`]; given back on drop.
 #[derive(Debug)]
-pub struct Reservation {
+pub(crate) struct Reservation {
     budget: Arc<Budget>,
     held: usize,
 }
 
 impl Reservation {
-    pub fn new(budget: Arc<Budget>) -> Reservation {
+    pub(crate) fn new(budget: Arc<Budget>) -> Reservation {
         Reservation { budget, held: 0 }
     }
 
     /// Takes `n` more bytes; `false` when that would pass the budget (nothing is taken).
-    pub fn grow(&mut self, n: usize) -> bool {
+    pub(crate) fn grow(&mut self, n: usize) -> bool {
         let b = &self.budget;
         let ok = b
             .used
@@ -387,12 +389,12 @@ mod tests {
         let b = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
         let c1 = g.admit(a).unwrap();
         let _c2 = g.admit(a).unwrap();
-        assert_eq!(g.admit(a).unwrap_err(), Refusal::TooManyFromSource);
+        assert_eq!(g.admit(a).unwrap_err(), Full::FromSource);
         // Two unauthenticated already: b is refused until one authenticates.
-        assert_eq!(g.admit(b).unwrap_err(), Refusal::TooManyUnauthenticated);
+        assert_eq!(g.admit(b).unwrap_err(), Full::Unauthenticated);
         c1.authenticated();
         let _c3 = g.admit(b).unwrap();
-        assert_eq!(g.admit(b).unwrap_err(), Refusal::TooManyConnections);
+        assert_eq!(g.admit(b).unwrap_err(), Full::Connections);
         drop(c1);
         assert!(g.per_source.lock().unwrap()[&a] == 1);
     }

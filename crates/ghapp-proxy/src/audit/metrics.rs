@@ -10,37 +10,37 @@ use prometheus_client::registry::Registry;
 use super::{Decision, Service};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     pub sandbox: String,
     pub service: ServiceLabel,
     pub decision: DecisionLabel,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BytesLabels {
+pub(crate) struct BytesLabels {
     pub sandbox: String,
     /// `in` (from the sandbox) or `out` (to it).
     pub direction: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServiceLabels {
+pub(crate) struct ServiceLabels {
     pub service: ServiceLabel,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
+pub(crate) struct KindLabels {
     pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LimitLabels {
+pub(crate) struct LimitLabels {
     pub limit: &'static str,
 }
 
 /// [`Service`] as a label value (`git-upload-pack`, `rest`, ...).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct ServiceLabel(pub Service);
+pub(crate) struct ServiceLabel(pub Service);
 
 impl EncodeLabelValue for ServiceLabel {
     fn encode(
@@ -53,7 +53,7 @@ impl EncodeLabelValue for ServiceLabel {
 
 /// [`Decision`] as a label value (`allow`, `deny`).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct DecisionLabel(pub Decision);
+pub(crate) struct DecisionLabel(pub Decision);
 
 impl EncodeLabelValue for DecisionLabel {
     fn encode(
@@ -70,7 +70,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// Every metric the proxy exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub bytes: Family<BytesLabels, Counter>,
@@ -183,14 +183,14 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 
-    pub fn request(&self, sandbox: &str, service: Service, decision: Decision) {
+    pub(crate) fn request(&self, sandbox: &str, service: Service, decision: Decision) {
         self.requests
             .get_or_create(&RequestLabels {
                 sandbox: sandbox.to_owned(),
@@ -200,7 +200,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn bytes(&self, sandbox: &str, bytes_in: u64, bytes_out: u64) {
+    pub(crate) fn bytes(&self, sandbox: &str, bytes_in: u64, bytes_out: u64) {
         for (direction, n) in [("in", bytes_in), ("out", bytes_out)] {
             self.bytes
                 .get_or_create(&BytesLabels {
@@ -213,31 +213,31 @@ impl Metrics {
 
     /// A learning sandbox's pull request: `held`, `answered` (asked again), `approved`,
     /// `denied`, `closed`.
-    pub fn approval(&self, kind: &'static str) {
+    pub(crate) fn approval(&self, kind: &'static str) {
         self.approvals.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// A proposal recorded: `push` or `pull_request`.
-    pub fn proposal(&self, kind: &'static str) {
+    pub(crate) fn proposal(&self, kind: &'static str) {
         self.proposals.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// A webhook delivery: `accepted`, `redelivery` or `bad_signature`.
-    pub fn webhook(&self, kind: &'static str) {
+    pub(crate) fn webhook(&self, kind: &'static str) {
         self.webhooks.get_or_create(&KindLabels { kind }).inc();
     }
 
-    pub fn auth_failure(&self, kind: &'static str) {
+    pub(crate) fn auth_failure(&self, kind: &'static str) {
         self.auth_failures.get_or_create(&KindLabels { kind }).inc();
     }
 
-    pub fn connection_refused(&self, limit: &'static str) {
+    pub(crate) fn connection_refused(&self, limit: &'static str) {
         self.connections_refused
             .get_or_create(&LimitLabels { limit })
             .inc();
     }
 
-    pub fn upstream_latency(&self, service: Service, seconds: f64) {
+    pub(crate) fn upstream_latency(&self, service: Service, seconds: f64) {
         self.upstream_latency
             .get_or_create(&ServiceLabels {
                 service: ServiceLabel(service),

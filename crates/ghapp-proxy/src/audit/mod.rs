@@ -15,12 +15,12 @@ use serde::Serialize;
 
 use crate::respond::{Body, Refusal};
 
-pub mod metrics;
+pub(crate) mod metrics;
 
 /// What a request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
-pub enum Service {
+pub(crate) enum Service {
     GitUploadPack,
     GitReceivePack,
     /// A git route whose service is not known (refused).
@@ -34,7 +34,7 @@ pub enum Service {
 }
 
 impl Service {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Service::GitUploadPack => "git-upload-pack",
             Service::GitReceivePack => "git-receive-pack",
@@ -50,7 +50,7 @@ impl Service {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Decision {
+pub(crate) enum Decision {
     Allow,
     #[default]
     Deny,
@@ -61,7 +61,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
@@ -72,7 +72,7 @@ impl Decision {
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct RefUpdate {
+pub(crate) struct RefUpdate {
     pub old: String,
     pub new: String,
     #[serde(rename = "ref")]
@@ -81,7 +81,7 @@ pub struct RefUpdate {
 
 /// What one request did.
 #[derive(Debug, Clone, Serialize)]
-pub struct Event {
+pub(crate) struct Event {
     pub ts: String,
     pub sandbox: String,
     /// The client's address.
@@ -116,7 +116,7 @@ pub struct Event {
 
 /// What push inspection saw (design section 13).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct PushSummary {
+pub(crate) struct PushSummary {
     /// `accepted` or the rule that refused it (`force`, `protected_paths`, `max_file_bytes`,
     /// `max_push_bytes`, `secret_scan`, `pack`, `inspection`).
     pub verdict: String,
@@ -130,7 +130,7 @@ pub struct PushSummary {
     pub pack_bytes_upstream: u64,
 }
 
-pub struct Audit {
+pub(crate) struct Audit {
     file: Option<Mutex<AuditFile>>,
     pub metrics: metrics::Metrics,
 }
@@ -179,7 +179,7 @@ impl AuditFile {
 
 impl Event {
     /// A refused request, until the verdict says otherwise.
-    pub fn new(
+    pub(crate) fn new(
         sandbox: &str,
         source: Option<String>,
         method: &str,
@@ -212,7 +212,7 @@ impl Event {
 
 impl Audit {
     /// Opens (appends to) the audit file at `path`, 0600; rotated past `max` bytes.
-    pub fn open(path: Option<&Path>, max: Option<u64>) -> std::io::Result<Audit> {
+    pub(crate) fn open(path: Option<&Path>, max: Option<u64>) -> std::io::Result<Audit> {
         let file = path
             .map(|p| AuditFile::open(p, max).map(Mutex::new))
             .transpose()?;
@@ -223,7 +223,7 @@ impl Audit {
     }
 
     /// Reopens the audit file at its path (after logrotate moved it away).
-    pub fn reopen(&self) -> std::io::Result<()> {
+    pub(crate) fn reopen(&self) -> std::io::Result<()> {
         if let Some(f) = &self.file {
             let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
             *f = AuditFile::open(&f.path, f.max)?;
@@ -231,7 +231,7 @@ impl Audit {
         Ok(())
     }
 
-    pub fn record(&self, e: &Event) {
+    pub(crate) fn record(&self, e: &Event) {
         self.metrics.request(&e.sandbox, e.service, e.decision);
         self.metrics.bytes(&e.sandbox, e.bytes_in, e.bytes_out);
         macro_rules! log {
@@ -259,7 +259,7 @@ impl Audit {
     }
 
     /// The Prometheus text exposition.
-    pub fn metrics_text(&self) -> String {
+    pub(crate) fn metrics_text(&self) -> String {
         self.metrics.encode()
     }
 }

@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::{Store, StoreError, db, next_id, now};
 
 /// The most pull requests one sandbox may have waiting for approval.
-pub const MAX_PENDING: i64 = 100;
+pub(crate) const MAX_PENDING: i64 = 100;
 
 /// A pull request held for a human (learning mode).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,7 +93,7 @@ impl Store {
     /// repository, head and base if there is one for the same head commit (pending, or
     /// decided: asking again gets the same answer), else a new pending one (new commits are a
     /// new request).
-    pub async fn hold(&self, a: &Approval) -> Result<Approval, StoreError> {
+    pub(crate) async fn hold(&self, a: &Approval) -> Result<Approval, StoreError> {
         if let Some(existing) = self.latest(&a.sandbox, &a.repo, &a.head, &a.base).await?
             && existing.status != "closed"
             && existing.head_sha == a.head_sha
@@ -163,7 +163,7 @@ impl Store {
         row.as_ref().map(approval).transpose()
     }
 
-    pub async fn approval(&self, id: i64) -> Result<Option<Approval>, StoreError> {
+    pub(crate) async fn approval(&self, id: i64) -> Result<Option<Approval>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1"
         ))
@@ -175,7 +175,7 @@ impl Store {
     }
 
     /// The pending approval whose head is branch `head` of `repo`, if there is one.
-    pub async fn pending_for_head(
+    pub(crate) async fn pending_for_head(
         &self,
         repo: &str,
         head: &str,
@@ -192,7 +192,10 @@ impl Store {
     }
 
     /// Approvals, newest first; only `status` ones when given.
-    pub async fn approvals(&self, status: Option<&str>) -> Result<Vec<Approval>, StoreError> {
+    pub(crate) async fn approvals(
+        &self,
+        status: Option<&str>,
+    ) -> Result<Vec<Approval>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE $1 = '' OR status = $1 ORDER BY id DESC"
         ))
@@ -205,7 +208,7 @@ impl Store {
 
     /// Closes the pending approvals for `head` in `repo` with `reason` (GitHub deleted the
     /// branch, or someone opened the pull request meanwhile). Returns how many.
-    pub async fn close_pending(
+    pub(crate) async fn close_pending(
         &self,
         repo: &str,
         head: &str,
@@ -229,7 +232,7 @@ impl Store {
 
     /// Decides a pending approval: `approved` (with the pull request's URL), `denied` or
     /// `closed` (with the reason). False when it was not pending.
-    pub async fn decide(
+    pub(crate) async fn decide(
         &self,
         id: i64,
         status: &str,

@@ -17,9 +17,8 @@ use sqlx::AnyPool;
 use sqlx::Row;
 use sqlx::any::AnyPoolOptions;
 
-pub use approvals::{Approval, MAX_PENDING};
-pub use proposals::{KEPT_BUNDLES, MAX_PROPOSALS, Proposal};
-pub use sandboxes::Stored;
+pub use approvals::Approval;
+pub use proposals::Proposal;
 
 /// The migrations, in order: `(version, SQL)`. Applied once each, in a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -51,7 +50,7 @@ fn db(e: sqlx::Error) -> StoreError {
 }
 
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct Store {
     pool: AnyPool,
 }
 
@@ -62,7 +61,7 @@ fn now() -> i64 {
 impl Store {
     /// Opens (creating a SQLite file as needed) and migrates the store at `url`:
     /// `sqlite:PATH` or `postgres://…`.
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
+    pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let url = if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
@@ -123,7 +122,7 @@ impl Store {
     }
 
     /// The generation: it moves whenever anything changes.
-    pub async fn generation(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn generation(&self) -> Result<i64, StoreError> {
         sqlx::query("SELECT value FROM generation WHERE id = 1")
             .fetch_one(&self.pool)
             .await

@@ -5,9 +5,9 @@ use sqlx::Row;
 use super::{Store, StoreError, db, next_id, now};
 
 /// The proposals kept per sandbox: recording one more drops its oldest.
-pub const MAX_PROPOSALS: i64 = 200;
+pub(crate) const MAX_PROPOSALS: i64 = 200;
 /// The proposals per sandbox whose bundle is kept (older ones keep their diff).
-pub const KEPT_BUNDLES: i64 = 20;
+pub(crate) const KEPT_BUNDLES: i64 = 20;
 
 /// What a sandbox in observe mode would have done, recorded instead (design section 15).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,7 +29,7 @@ pub struct Proposal {
 impl Store {
     /// Records a proposal (its id given here) with a push's `bundle`; past [`MAX_PROPOSALS`]
     /// for its sandbox the oldest are dropped, past [`KEPT_BUNDLES`] the oldest bundles.
-    pub async fn propose(
+    pub(crate) async fn propose(
         &self,
         p: &Proposal,
         bundle: Option<&[u8]>,
@@ -79,7 +79,7 @@ impl Store {
         Err(StoreError::Db("cannot record the proposal".into()))
     }
 
-    pub async fn proposal(&self, id: i64) -> Result<Option<Proposal>, StoreError> {
+    pub(crate) async fn proposal(&self, id: i64) -> Result<Option<Proposal>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = $1"
         ))
@@ -91,7 +91,7 @@ impl Store {
     }
 
     /// A proposal's bundle, if it is kept.
-    pub async fn proposal_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) async fn proposal_bundle(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT bundle FROM proposals WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -104,7 +104,10 @@ impl Store {
     }
 
     /// Proposals, newest first, without their diffs; only `sandbox`'s when given.
-    pub async fn proposals(&self, sandbox: Option<&str>) -> Result<Vec<Proposal>, StoreError> {
+    pub(crate) async fn proposals(
+        &self,
+        sandbox: Option<&str>,
+    ) -> Result<Vec<Proposal>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, sandbox, repo, kind, detail, '', CAST(LENGTH(bundle) AS BIGINT), created_at FROM proposals WHERE $1 = '' OR sandbox = $1 ORDER BY id DESC LIMIT 1000",
         )

@@ -7,7 +7,7 @@ use super::{Store, StoreError, db, now};
 
 /// One stored sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
+pub(crate) struct Stored {
     pub name: String,
     /// The `[[sandbox]]` keys as JSON, the secret as `{"sha256": HEX}`.
     pub spec: serde_json::Value,
@@ -17,7 +17,7 @@ pub struct Stored {
 
 impl Store {
     /// Every stored sandbox, disconnected ones included.
-    pub async fn all(&self) -> Result<Vec<Stored>, StoreError> {
+    pub(crate) async fn all(&self) -> Result<Vec<Stored>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, spec, created_at, disconnected_at FROM sandboxes ORDER BY name",
         )
@@ -27,7 +27,7 @@ impl Store {
         rows.iter().map(stored).collect()
     }
 
-    pub async fn get(&self, name: &str) -> Result<Option<Stored>, StoreError> {
+    pub(crate) async fn get(&self, name: &str) -> Result<Option<Stored>, StoreError> {
         let row = sqlx::query(
             "SELECT name, spec, created_at, disconnected_at FROM sandboxes WHERE name = $1",
         )
@@ -39,7 +39,7 @@ impl Store {
     }
 
     /// Adds a sandbox; one that was disconnected under this name is replaced.
-    pub async fn add(&self, name: &str, spec: &serde_json::Value) -> Result<(), StoreError> {
+    pub(crate) async fn add(&self, name: &str, spec: &serde_json::Value) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let existing = sqlx::query("SELECT disconnected_at FROM sandboxes WHERE name = $1")
             .bind(name)
@@ -70,7 +70,7 @@ impl Store {
     }
 
     /// Replaces an active sandbox's spec.
-    pub async fn set(&self, name: &str, spec: &serde_json::Value) -> Result<(), StoreError> {
+    pub(crate) async fn set(&self, name: &str, spec: &serde_json::Value) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let n = sqlx::query(
             "UPDATE sandboxes SET spec = $1, updated_at = $2 WHERE name = $3 AND disconnected_at IS NULL",
@@ -89,7 +89,7 @@ impl Store {
     }
 
     /// Marks a sandbox disconnected (its spec kept for the record).
-    pub async fn disconnect(&self, name: &str) -> Result<(), StoreError> {
+    pub(crate) async fn disconnect(&self, name: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let n = sqlx::query(
             "UPDATE sandboxes SET disconnected_at = $1, updated_at = $1 WHERE name = $2 AND disconnected_at IS NULL",
@@ -108,7 +108,7 @@ impl Store {
 
     /// Records a webhook delivery and what it does; false when it was recorded before (a
     /// redelivery).
-    pub async fn first_delivery(
+    pub(crate) async fn first_delivery(
         &self,
         id: &str,
         event: &str,
@@ -131,7 +131,7 @@ impl Store {
     }
 
     /// Deliveries received since `since` (unix seconds): `(id, summary)`, oldest first.
-    pub async fn deliveries_since(
+    pub(crate) async fn deliveries_since(
         &self,
         since: i64,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
