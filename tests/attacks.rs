@@ -779,3 +779,64 @@ fn the_audit_log_is_reopened_on_sighup() {
         p.log()
     );
 }
+
+/// Round 2, finding 1: fragments that each spread the next one twice (`2^20` mutation fields
+/// from a 1 KiB request) are counted before anything is expanded: an error at once, the
+/// proxy's memory unmoved, and it serves on.
+#[test]
+fn a_fan_out_of_graphql_fragments_costs_nothing() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    let mut q = String::from("mutation { ...F0 }\n");
+    for i in 0..20 {
+        q.push_str(&format!(
+            "fragment F{i} on Mutation {{ ...F{} ...F{} }}\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    q.push_str("fragment F20 on Mutation { addComment(input: {subjectId: \"x\", body: \"y\"}) { clientMutationId } }\n");
+    let body = serde_json::json!({ "query": q }).to_string();
+    assert!(body.len() < 1500, "{}", body.len());
+    let before = w.hub.requests().len();
+    // Warm the proxy's allocator on an ordinary refusal, then measure.
+    send(
+        &w,
+        &p,
+        "POST",
+        "/api/graphql",
+        &[("Content-Type", "application/json")],
+        br#"{"query":"mutation { x }"}"#,
+    );
+    let peak = p.peak_rss_kib();
+    let start = Instant::now();
+    let a = send(
+        &w,
+        &p,
+        "POST",
+        "/api/graphql",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    let took = start.elapsed();
+    eprintln!(
+        "2^20 fan-out answered in {took:?}; peak RSS {} -> {} KiB",
+        peak,
+        p.peak_rss_kib()
+    );
+    assert!(a.body.contains("runs more than 64 fields"), "{a:#?}");
+    assert!(
+        p.peak_rss_kib().saturating_sub(peak) < 64 << 10,
+        "peak RSS grew from {peak} to {} KiB",
+        p.peak_rss_kib()
+    );
+    assert!(
+        received_since(&w, before)
+            .iter()
+            .all(|r| !r.target.contains("graphql")),
+        "nothing reached GitHub"
+    );
+    // And it serves on.
+    let a = send(&w, &p, "GET", "/api/v3/repos/octo-org/widgets", &[], b"");
+    assert_eq!(a.status, 200, "{a:#?}");
+}

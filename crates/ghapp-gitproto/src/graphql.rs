@@ -20,7 +20,7 @@
 //! skipped), and fragment spreads are followed at most [`MAX_DEPTH`] deep, so neither parsing
 //! nor resolving can overflow.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use graphql_parser::query::{
     Definition, Document, FragmentDefinition, OperationDefinition, Selection, SelectionSet,
@@ -32,6 +32,9 @@ use serde_json::{Map, Value as Json};
 pub const MAX_BODY: usize = 256 * 1024;
 /// The deepest nesting of `{`, `[` and `(` accepted, and of fragment spreads.
 pub const MAX_DEPTH: usize = 64;
+/// The most mutation fields one request may run, counted through its fragments before any is
+/// expanded (a fragment spread twice counts twice, as GitHub would run it twice).
+pub const MAX_FIELDS: u64 = 64;
 
 /// Why a body is not a GraphQL request the proxy can decide on. Each is refused, never
 /// forwarded.
@@ -43,6 +46,10 @@ pub enum GraphqlError {
     NotJson(String),
     #[error("the GraphQL document nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error(
+        "the GraphQL mutation runs more than {MAX_FIELDS} fields (counted through its fragments)"
+    )]
+    TooMany,
     #[error("the GraphQL document does not parse: {0}")]
     Syntax(String),
     #[error("{0}")]
@@ -182,6 +189,12 @@ fn read(b: &Body) -> Result<(Kind, Vec<Call>), GraphqlError> {
                 }
             }
             let fragments = fragments(&doc)?;
+            // Counted first, each fragment once: a document whose fragments spread one another
+            // twice over runs 2^k fields, and is refused before one is built.
+            let mut memo = HashMap::new();
+            if fields(&m.selection_set, &fragments, &mut memo, 0)? > MAX_FIELDS {
+                return Err(GraphqlError::TooMany);
+            }
             let mut w = Walk {
                 fragments: &fragments,
                 variables: &variables,
@@ -264,22 +277,68 @@ struct Walk<'w, 'a> {
     calls: Vec<Call>,
 }
 
-/// The names of the fragments `set` spreads, directly or through other fragments, each once.
+/// How many fields the top of `set` runs, through its inline fragments and spreads, each
+/// fragment's count computed once (`memo`): linear in the document, whatever it expands to.
+fn fields<'d>(
+    set: &'d SelectionSet<'_, String>,
+    fragments: &[&'d FragmentDefinition<'_, String>],
+    memo: &mut HashMap<&'d str, u64>,
+    depth: usize,
+) -> Result<u64, GraphqlError> {
+    if depth > MAX_DEPTH {
+        return Err(GraphqlError::TooDeep);
+    }
+    let mut n = 0u64;
+    for sel in &set.items {
+        n = n.saturating_add(match sel {
+            Selection::Field(_) => 1,
+            Selection::InlineFragment(i) => fields(&i.selection_set, fragments, memo, depth + 1)?,
+            Selection::FragmentSpread(s) => match memo.get(s.fragment_name.as_str()) {
+                Some(k) => *k,
+                None => {
+                    let Some(f) = fragments.iter().find(|f| f.name == s.fragment_name) else {
+                        return Err(GraphqlError::Operation(format!(
+                            "the fragment {:?} is not defined",
+                            s.fragment_name
+                        )));
+                    };
+                    let k = fields(&f.selection_set, fragments, memo, depth + 1)?;
+                    memo.insert(f.name.as_str(), k);
+                    k
+                }
+            },
+        });
+    }
+    Ok(n)
+}
+
+/// The names of the fragments `set` spreads, directly or through other fragments, each once
+/// (in the order first spread).
 fn spreads<'d>(
     set: &'d SelectionSet<'_, String>,
     fragments: &[&'d FragmentDefinition<'_, String>],
     out: &mut Vec<&'d str>,
 ) {
+    let mut seen = HashSet::new();
+    spreads_into(set, fragments, out, &mut seen);
+}
+
+fn spreads_into<'d>(
+    set: &'d SelectionSet<'_, String>,
+    fragments: &[&'d FragmentDefinition<'_, String>],
+    out: &mut Vec<&'d str>,
+    seen: &mut HashSet<&'d str>,
+) {
     for sel in &set.items {
         match sel {
-            Selection::Field(f) => spreads(&f.selection_set, fragments, out),
-            Selection::InlineFragment(i) => spreads(&i.selection_set, fragments, out),
+            Selection::Field(f) => spreads_into(&f.selection_set, fragments, out, seen),
+            Selection::InlineFragment(i) => spreads_into(&i.selection_set, fragments, out, seen),
             Selection::FragmentSpread(s) => {
                 if let Some(f) = fragments.iter().find(|f| f.name == s.fragment_name)
-                    && !out.contains(&f.name.as_str())
+                    && seen.insert(f.name.as_str())
                 {
                     out.push(f.name.as_str());
-                    spreads(&f.selection_set, fragments, out);
+                    spreads_into(&f.selection_set, fragments, out, seen);
                 }
             }
         }
@@ -435,6 +494,67 @@ mod tests {
                 .collect(),
             other => panic!("not a mutation: {other:?}"),
         }
+    }
+
+    /// Fragments that each spread the next one twice: `2^k` fields from a document of `k`
+    /// lines.
+    fn fan_out(k: usize, kind: &str) -> Vec<u8> {
+        let mut q = format!("{kind} {{ ...F0 }}\n");
+        for i in 0..k {
+            q.push_str(&format!(
+                "fragment F{i} on {} {{ ...F{} ...F{} }}\n",
+                if kind == "mutation" {
+                    "Mutation"
+                } else {
+                    "Query"
+                },
+                i + 1,
+                i + 1
+            ));
+        }
+        q.push_str(&format!(
+            "fragment F{k} on {} {{ {} }}\n",
+            if kind == "mutation" {
+                "Mutation"
+            } else {
+                "Query"
+            },
+            if kind == "mutation" {
+                "addComment(input: {subjectId: \"x\", body: \"y\"}) { clientMutationId }"
+            } else {
+                "viewer { login }"
+            }
+        ));
+        json!({"query": q}).to_string().into_bytes()
+    }
+
+    #[test]
+    fn a_fan_out_of_fragments_is_counted_before_it_is_expanded() {
+        let start = std::time::Instant::now();
+        assert_eq!(
+            classify(&fan_out(24, "mutation")),
+            Err(GraphqlError::TooMany)
+        );
+        assert_eq!(
+            classify(&fan_out(40, "mutation")),
+            Err(GraphqlError::TooMany)
+        );
+        // A query is printed with each fragment once, whatever it expands to.
+        assert!(matches!(
+            classify(&fan_out(40, "query")),
+            Ok(Operation::Query { .. })
+        ));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // Under the bound, each spread runs (and counts) as often as GitHub would run it.
+        let Operation::Mutation(m) = classify(&fan_out(5, "mutation")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.calls.len(), 32);
+        let cycle = json!({"query": "mutation { ...A } fragment A on Mutation { ...B } fragment B on Mutation { ...A }"});
+        assert_eq!(
+            classify(cycle.to_string().as_bytes()),
+            Err(GraphqlError::TooDeep)
+        );
     }
 
     #[test]
