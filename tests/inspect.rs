@@ -450,7 +450,69 @@ fn credentials_are_refused_by_file_and_line_never_echoed() {
     let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
     let key_line = key.lines().nth(1).unwrap().to_owned();
     let aws = "AKIAIOSFODNN7EXAMPLE";
+    // A token as GitHub mints installation tokens since 2026 (`ghs_APPID_JWT`, ~520
+    // characters): fakehub mints that shape.
+    let stateless = w.token_for("octo-org/widgets");
+    assert!(stateless.len() > 400 && stateless.starts_with(&format!("ghs_{}_eyJ", w.hub.app_id())));
+    // The same key as files hold it: indented in YAML, \n-escaped in JSON, short lines.
+    let body: Vec<&str> = key.lines().collect();
+    let yaml = format!(
+        "tls:\n  key: |\n{}\n",
+        body.iter()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let json = format!(
+        "{{\"type\": \"service_account\", \"private_key\": \"{}\\n\"}}\n",
+        body.join("\\n")
+    );
+    let short: String = {
+        let material: String = body[1..body.len() - 1].concat();
+        let lines: Vec<String> = material
+            .as_bytes()
+            .chunks(32)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        format!(
+            "{}\n{}\n{}\n",
+            body[0],
+            lines.join("\n"),
+            body[body.len() - 1]
+        )
+    };
+    let asia = "ASIAY34FZKBOKMUTVV7A";
     let cases = [
+        (
+            "agent/stateless",
+            "creds.env",
+            format!("TOKEN={stateless}\n"),
+            "possible GitHub token in creds.env line 1",
+        ),
+        (
+            "agent/yaml-key",
+            "deploy/values.yaml",
+            yaml,
+            "possible private key in deploy/values.yaml line 3",
+        ),
+        (
+            "agent/json-key",
+            "sa.json",
+            json,
+            "possible private key in sa.json line 1",
+        ),
+        (
+            "agent/short-key",
+            "short.pem",
+            short,
+            "possible private key in short.pem line 1",
+        ),
+        (
+            "agent/asia",
+            "session.txt",
+            format!("aws_access_key_id={asia}\n"),
+            "possible AWS access key id in session.txt line 1",
+        ),
         (
             "agent/token",
             "config/app.env",
@@ -478,7 +540,7 @@ fn credentials_are_refused_by_file_and_line_never_echoed() {
         let r = sb.git(&work, &["push", "origin", branch]);
         refused(&r, branch, &format!("{why}; rule secret_scan)"));
         assert_eq!(hub_ref(&w, branch), None);
-        for secret in [token, aws, key_line.as_str()] {
+        for secret in [token, aws, asia, key_line.as_str(), stateless.as_str()] {
             assert!(!r.stderr.contains(secret), "{r:#?}");
             assert!(!p.log().contains(secret));
             assert!(

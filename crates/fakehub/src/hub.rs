@@ -372,7 +372,10 @@ impl Hub {
             }
     }
 
-    pub(crate) fn new_token(&self) -> String {
+    /// A new installation token for `app_id`: GitHub's stateless shape (`ghs_APPID_JWT`, about
+    /// 520 characters) unless classic ones are asked for (the knob, or `stateless = Some(false)`
+    /// from the request's `X-GitHub-Stateless-S2S-Token: disabled`).
+    pub(crate) fn new_token(&self, app_id: u64, stateless: Option<bool>) -> String {
         let mut rng = rand::rng();
         const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -381,15 +384,25 @@ impl Hub {
                 .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
                 .collect()
         };
-        if self.knobs.classic_tokens.load(Ordering::Relaxed) == 1 {
+        let classic = self.knobs.classic_tokens.load(Ordering::Relaxed) == 1;
+        if stateless == Some(false) || (classic && stateless.is_none()) {
             format!("ghs_{}", pick(ALNUM, 36))
         } else {
-            // GitHub's stateless format: several hundred characters, dot-separated parts.
+            // GitHub's stateless format: `ghs_`, the app id, `_`, then a JWT (an RS256 header,
+            // a payload naming the installation, a 256-byte signature), about 520 characters.
+            use base64::Engine;
+            let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+            let payload = format!(
+                r#"{{"iss":"{app_id}","jti":"{}","typ":"s2s","exp":{}}}"#,
+                pick(ALNUM, 22),
+                self.now() + 3600
+            );
+            let signature: Vec<u8> = pick(B64URL, 256).into_bytes();
             format!(
-                "ghs_{}.{}.{}",
-                pick(B64URL, 60),
-                pick(B64URL, 400),
-                pick(B64URL, 54)
+                "ghs_{app_id}_{}.{}.{}",
+                b64(br#"{"alg":"RS256","typ":"JWT"}"#),
+                b64(payload.as_bytes()),
+                b64(&signature)
             )
         }
     }

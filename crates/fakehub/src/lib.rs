@@ -38,7 +38,7 @@
 //!
 //! Fault knobs: fail the next N mints with a status; answer the next N API requests with a rate
 //! limit (403 or 429 with `Retry-After`); clock skew; token TTL; a delay before API answers;
-//! classic or stateless token format; a stall before git answers for one repository; a push cut
+//! classic or stateless token format (stateless by default: `ghs_APPID_JWT`, about 520 characters, as GitHub mints since 2026; `X-GitHub-Stateless-S2S-Token: enabled|disabled` on a mint forces one); a stall before git answers for one repository; a push cut
 //! off after N bytes (the backend killed, the connection dropped without an answer).
 //!
 //! Every request is logged as it arrived, before routing ([`FakeHub::requests`]: method, raw

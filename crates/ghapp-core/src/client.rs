@@ -27,14 +27,15 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
-    /// GitHub's `message` field, or a short description of the body.
+    /// GitHub's `message` field (one line, any credential in it redacted), or a short
+    /// description of the body.
     pub fn message(&self) -> String {
         #[derive(Deserialize)]
         struct M {
             message: String,
         }
         match serde_json::from_slice::<M>(&self.body) {
-            Ok(m) => m.message.replace('\n', " "),
+            Ok(m) => ghapp_gitproto::secrets::redact(&m.message.replace('\n', " ")).into_owned(),
             Err(_) if self.body.is_empty() => "(empty body)".into(),
             Err(_) => "(not a JSON error body)".into(),
         }

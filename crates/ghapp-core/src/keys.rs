@@ -371,6 +371,7 @@ fn redact_stderr(s: &str) -> String {
     if line.contains("-----BEGIN") || line.contains("PRIVATE KEY") {
         return "(stderr held key material; not shown)".into();
     }
+    let line = ghapp_gitproto::secrets::redact(&line);
     let mut line: String = line.chars().take(200).collect();
     if line.is_empty() {
         line = "(no message)".into();

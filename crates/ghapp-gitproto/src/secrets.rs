@@ -1,7 +1,17 @@
-//! Credentials in pushed content: GitHub tokens (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_` with
-//! their 36 characters, `github_pat_` with its 82), PEM private keys (the `BEGIN ... PRIVATE
-//! KEY` line followed by key material) and AWS access key ids (`AKIA` and 16 upper-case letters
-//! or digits, standing alone). A prefix in prose (`ghs_` alone, "AKIA" in a sentence) is not one.
+//! Credentials in pushed content, by their documented shapes:
+//!
+//! - GitHub's tokens: classic `ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_` with 36 letters and
+//!   digits; fine-grained `github_pat_` with 82; and, since 2026, the stateless installation
+//!   token `ghs_APPID_JWT` (the app id, `_`, then a JWT: three base64url parts joined by dots,
+//!   about 520 characters in all, of no fixed length);
+//! - PEM private keys: the `BEGIN … PRIVATE KEY` line followed by key material, as files hold
+//!   them (indented in a YAML block, or with `\n` escapes in a JSON string, as a cloud
+//!   service-account file has it; key lines of any length);
+//! - AWS access key ids: `AKIA` (long-lived) or `ASIA` (temporary) and 16 upper-case letters or
+//!   digits, standing alone.
+//!
+//! A prefix in prose (`ghs_` alone, "AKIA" in a sentence) is not one. [`redact`] replaces
+//! every one in a text, for logs and errors.
 //!
 //! [`Scanner`] reads a file in pieces (never all of it at once) and reports the first credential
 //! with its line; what it reports names the kind, never the value. Files git would call binary
@@ -26,7 +36,7 @@ pub struct Finding {
     pub line: u64,
 }
 
-const PREFIXES: [&str; 8] = [
+const PREFIXES: [&str; 9] = [
     "ghp_",
     "gho_",
     "ghu_",
@@ -35,6 +45,7 @@ const PREFIXES: [&str; 8] = [
     "github_pat_",
     "-----BEGIN ",
     "AKIA",
+    "ASIA",
 ];
 
 /// Bytes after a candidate's start needed to decide it.
@@ -119,7 +130,7 @@ impl Scanner {
                 self.lines += count_lines(&buf[from..keep]);
                 return keep;
             }
-            if let Some(kind) = candidate(buf, at, m.pattern().as_usize()) {
+            if let Some((kind, _)) = candidate(buf, at, m.pattern().as_usize()) {
                 self.lines += count_lines(&buf[from..at]);
                 self.found = Some(Finding {
                     kind,
@@ -151,51 +162,145 @@ fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
-/// Whether the prefix matched at `at` starts a credential, and its kind.
-fn candidate(buf: &[u8], at: usize, pattern: usize) -> Option<&'static str> {
+/// Whether the prefix matched at `at` starts a credential: its kind and how many bytes it
+/// takes from `at`.
+fn candidate(buf: &[u8], at: usize, pattern: usize) -> Option<(&'static str, usize)> {
     let prefix = PREFIXES[pattern];
     if at > 0 && is_word(buf[at - 1]) && !prefix.starts_with('-') {
         return None;
     }
-    let rest = &buf[at + prefix.len()..];
-    let run = |ok: fn(u8) -> bool| rest.iter().take_while(|c| ok(**c)).count();
+    let p = prefix.len();
+    let rest = &buf[at + p..];
+    let run = |from: &[u8], ok: fn(u8) -> bool| from.iter().take_while(|c| ok(**c)).count();
     match prefix {
-        "github_pat_" => (run(is_word) >= 82).then_some("GitHub token"),
-        "-----BEGIN " => private_key(rest).then_some("private key"),
-        "AKIA" => {
-            let n = run(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-            (n == 16 && !rest.get(16).copied().is_some_and(is_word)).then_some("AWS access key id")
+        "github_pat_" => {
+            let n = run(rest, is_word);
+            (n >= 82).then_some(("GitHub token", p + n))
         }
-        _ => (run(|c| c.is_ascii_alphanumeric()) >= 36).then_some("GitHub token"),
+        "-----BEGIN " => private_key(rest).map(|n| ("private key", p + n)),
+        "AKIA" | "ASIA" => {
+            let n = run(rest, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            (n == 16 && !rest.get(16).copied().is_some_and(is_word))
+                .then_some(("AWS access key id", p + n))
+        }
+        "ghs_" => stateless(rest)
+            .map(|n| ("GitHub token", p + n))
+            .or_else(|| classic(rest).map(|n| ("GitHub token", p + n))),
+        _ => classic(rest).map(|n| ("GitHub token", p + n)),
     }
 }
 
-/// `-----BEGIN [TYPE ]PRIVATE KEY-----` then, on a following line, key material (a header line
-/// such as `Proc-Type:` or a run of base64), so a line that only names the format is not one.
-fn private_key(rest: &[u8]) -> bool {
-    let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-    let line = &rest[..line_end];
-    let Some(label) = line
-        .strip_suffix(b"\r")
-        .unwrap_or(line)
-        .strip_suffix(b"-----")
-    else {
-        return false;
-    };
+/// A classic token's tail: 36 letters and digits (or more).
+fn classic(rest: &[u8]) -> Option<usize> {
+    let n = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
+    (n >= 36).then_some(n)
+}
+
+fn is_b64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
+}
+
+/// A stateless installation token's tail, `APPID_JWT`: the app id's digits, `_`, then a JWT
+/// (`eyJ…` header, `.`, payload, and the signature when it is within reach); its length.
+fn stateless(rest: &[u8]) -> Option<usize> {
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 20 || rest.get(digits) != Some(&b'_') {
+        return None;
+    }
+    let jwt = &rest[digits + 1..];
+    if !jwt.starts_with(b"eyJ") {
+        return None;
+    }
+    let mut at = 0;
+    let mut parts = 0;
+    loop {
+        let n = jwt[at..].iter().take_while(|c| is_b64url(**c)).count();
+        if n < 8 {
+            break;
+        }
+        parts += 1;
+        at += n;
+        if parts == 3 || jwt.get(at) != Some(&b'.') {
+            break;
+        }
+        at += 1;
+    }
+    // Header and payload at least; the signature, past the look-ahead, need not be seen.
+    (parts >= 2).then_some(digits + 1 + at)
+}
+
+/// After `-----BEGIN `: `[TYPE ]PRIVATE KEY-----` then key material on the following line (a
+/// header such as `Proc-Type:` or a run of base64), whether the line break is a real one
+/// (leading spaces allowed: a YAML block) or a `\n` escape (a JSON string). Returns how many
+/// bytes the block takes (to its `END` line, or the armour line and the next when no end is
+/// in reach), so a line that only names the format is not one.
+fn private_key(rest: &[u8]) -> Option<usize> {
+    let armour = memchr::memmem::find(rest, b"-----")?;
+    let label = &rest[..armour];
     if !label.ends_with(b"PRIVATE KEY")
         || label.len() > 40
         || !label.iter().all(|c| c.is_ascii_uppercase() || *c == b' ')
     {
-        return false;
+        return None;
     }
-    let next = rest.get(line_end + 1..).unwrap_or_default();
-    let next = &next[..memchr::memchr(b'\n', next).unwrap_or(next.len())];
-    let next = next.strip_suffix(b"\r").unwrap_or(next);
-    next.starts_with(b"Proc-Type:")
-        || (next.len() >= 40
-            && next
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=')))
+    let after = &rest[armour + 5..];
+    // The line break after the armour: real (`\r\n`, `\n`) or escaped (`\\r\\n`, `\\n`).
+    let skip = [&b"\\r\\n"[..], b"\\n", b"\r\n", b"\n"]
+        .iter()
+        .find(|nl| after.starts_with(nl))
+        .map(|nl| nl.len())?;
+    let next = &after[skip..];
+    let next = &next[next
+        .iter()
+        .take_while(|c| **c == b' ' || **c == b'\t')
+        .count()..];
+    let material = next
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+        .count();
+    if !(next.starts_with(b"Proc-Type:") || material >= 8) {
+        return None;
+    }
+    let start = armour + 5 + skip;
+    let end = memchr::memmem::find(&rest[start..], b"-----END ")
+        .map(|e| {
+            let tail = &rest[start + e + 9..];
+            let close = memchr::memmem::find(tail, b"-----").map_or(0, |c| c + 5);
+            start + e + 9 + close
+        })
+        .unwrap_or(start + material);
+    Some(end)
+}
+
+/// `text` with every credential [`Scanner`] knows replaced by `<redacted KIND>`: for what is
+/// logged, audited or shown in an error, whatever it quotes.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let b = text.as_bytes();
+    let mut out = String::new();
+    let mut from = 0;
+    for m in matcher().find_overlapping_iter(b) {
+        if m.start() < from {
+            continue;
+        }
+        if let Some((kind, len)) = candidate(b, m.start(), m.pattern().as_usize()) {
+            // Whole characters: a token is ASCII, its end lands on a boundary.
+            let end = (m.start() + len).min(b.len());
+            if !text.is_char_boundary(m.start()) || !text.is_char_boundary(end) {
+                continue;
+            }
+            out.push_str(&text[from..m.start()]);
+            out.push_str(&format!("<redacted {kind}>"));
+            from = end;
+        }
+    }
+    if from == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[from..]);
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -263,6 +368,100 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// GitHub's stateless installation token as it looks: `ghs_`, the app id, `_`, a JWT.
+    fn stateless_token() -> String {
+        let b64 = |n: usize, seed: u8| -> String {
+            (0..n)
+                .map(|i| {
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                        [(i * 7 + seed as usize) % 64] as char
+                })
+                .collect()
+        };
+        format!(
+            "ghs_123456_eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.{}.{}",
+            b64(140, 3),
+            b64(342, 5)
+        )
+    }
+
+    #[test]
+    fn every_token_shape_and_key_as_files_hold_them() {
+        let key_lines = "MIIEowIBAAKCAQEAx4fakefakefakefakefakefakefakefakefakefake";
+        let cases: Vec<(String, &str)> = vec![
+            (format!("TOKEN={}\n", stateless_token()), "GitHub token"),
+            (format!("t: \"{}\"", stateless_token()), "GitHub token"),
+            (
+                format!(
+                    "config:\n  key: |\n    {}\n    {key_lines}\n    {}\n",
+                    armour("BEGIN", "RSA "),
+                    armour("END", "RSA ")
+                ),
+                "private key",
+            ),
+            (
+                format!(
+                    "{{\"private_key\": \"{}\\n{key_lines}\\n{}\\n\"}}",
+                    armour("BEGIN", ""),
+                    armour("END", "")
+                ),
+                "private key",
+            ),
+            (
+                format!(
+                    "{}\nMIIBOgIBAAJBAK\nshort\n{}\n",
+                    armour("BEGIN", "EC "),
+                    armour("END", "EC ")
+                ),
+                "private key",
+            ),
+            ("aws = ASIAY34FZKBOKMUTVV7A\n".into(), "AWS access key id"),
+        ];
+        for (text, kind) in cases {
+            for piece in [1, 5, 100_000] {
+                assert_eq!(
+                    scan(text.as_bytes(), piece).map(|f| f.kind),
+                    Some(kind),
+                    "{text:?} in {piece}"
+                );
+            }
+        }
+        // Not a token: the prefix, or an app id without a JWT after it.
+        for text in ["ghs_123_notajwt\n", "see ghs_123456_ for the shape\n"] {
+            assert_eq!(scan(text.as_bytes(), 7), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn redaction_knows_every_shape() {
+        let pat = format!("github_pat_{}", "B".repeat(82));
+        let text = format!(
+            "a {TOKEN} b {} c {pat} d AKIAIOSFODNN7EXAMPLE e {} f",
+            stateless_token(),
+            pem()
+        );
+        let r = redact(&text);
+        for secret in [
+            TOKEN.to_owned(),
+            stateless_token(),
+            pat.clone(),
+            "AKIAIOSFODNN7EXAMPLE".into(),
+        ] {
+            assert!(!r.contains(&secret), "{r}");
+        }
+        assert!(!r.contains("PRIVATE KEY"), "{r}");
+        assert!(
+            r.starts_with("a <redacted GitHub token> b <redacted GitHub token> c"),
+            "{r}"
+        );
+        assert!(r.ends_with(" f"), "{r}");
+        assert!(matches!(
+            redact("nothing here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(redact("é ghs_ é"), "é ghs_ é");
     }
 
     #[test]

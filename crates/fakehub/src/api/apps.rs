@@ -198,6 +198,16 @@ async fn mint(hub: &Arc<Hub>, app: &App, id: u64, req: Request<Incoming>) -> Res
     let Some(inst) = hub.installation(id).filter(|i| i.app_id == app.id) else {
         return not_found();
     };
+    // GitHub's switch for testing either token format.
+    let stateless = match req
+        .headers()
+        .get("x-github-stateless-s2s-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("enabled") => Some(true),
+        Some("disabled") => Some(false),
+        _ => None,
+    };
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return err(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
@@ -288,7 +298,7 @@ async fn mint(hub: &Arc<Hub>, app: &App, id: u64, req: Request<Incoming>) -> Res
     };
     let ttl = hub.knobs.token_ttl.load(Ordering::Relaxed) as i64;
     let expires_at = hub.now() + ttl;
-    let token = hub.new_token();
+    let token = hub.new_token(app.id, stateless);
     hub.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(
         token.clone(),
         IssuedToken {

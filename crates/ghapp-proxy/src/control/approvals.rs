@@ -185,7 +185,7 @@ fn short(oid: &str) -> &str {
     oid.get(..7).unwrap_or(oid)
 }
 
-/// GitHub's message and its errors' messages, in one line.
+/// GitHub's message and its errors' messages, in one line, any credential redacted.
 fn github_words(v: &Value) -> String {
     let mut msg = v["message"].as_str().unwrap_or("no message").to_owned();
     for e in v["errors"].as_array().into_iter().flatten() {
@@ -194,5 +194,5 @@ fn github_words(v: &Value) -> String {
             msg.push_str(m);
         }
     }
-    msg
+    ghapp_gitproto::secrets::redact(&msg).into_owned()
 }

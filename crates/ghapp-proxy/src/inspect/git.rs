@@ -482,9 +482,11 @@ pub(crate) async fn exec_limited(
     })
 }
 
-/// The first line git wrote to stderr, without `fatal: `/`error: `.
+/// The first line git wrote to stderr, without `fatal: `/`error: `, any credential in it
+/// redacted.
 pub(crate) fn first_line(e: &[u8]) -> String {
     let text = String::from_utf8_lossy(e);
+    let text = ghapp_gitproto::secrets::redact(&text);
     let line = text
         .lines()
         .find(|l| !l.trim().is_empty())
