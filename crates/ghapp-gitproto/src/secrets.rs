@@ -446,7 +446,7 @@ mod tests {
         for secret in [
             TOKEN.to_owned(),
             stateless_token(),
-            pat.clone(),
+            pat,
             "AKIAIOSFODNN7EXAMPLE".into(),
         ] {
             assert!(!r.contains(&secret), "{r}");
