@@ -819,12 +819,10 @@ fn a_fan_out_of_graphql_fragments_costs_nothing() {
         body.as_bytes(),
     );
     let took = start.elapsed();
-    eprintln!(
-        "2^20 fan-out answered in {took:?}; peak RSS {} -> {} KiB",
-        peak,
-        p.peak_rss_kib()
+    assert!(
+        a.body.contains("runs more than 64 fields"),
+        "{a:#?} after {took:?}"
     );
-    assert!(a.body.contains("runs more than 64 fields"), "{a:#?}");
     assert!(
         p.peak_rss_kib().saturating_sub(peak) < 64 << 10,
         "peak RSS grew from {peak} to {} KiB",
