@@ -1861,3 +1861,89 @@ fn the_admin_api_answers_as_documented_and_as_its_types_read() {
     spec.assert_answer("/v1/sandboxes/{name}", "get", 200, &v);
     assert!(typed::<Sandbox>(&v).disconnected);
 }
+
+/// Round 2, finding 3: unsigned deliveries that declare 5 MiB and trickle one byte take
+/// nothing from the sandboxes' body budget (deliveries have their own, taken as bytes
+/// arrive) and at most a few places per source: meanwhile a sandbox opens a pull request and
+/// a genuine delivery, from another address, is acted on.
+#[test]
+fn a_flood_of_unsigned_deliveries_starves_nothing() {
+    use std::io::Write;
+    let w = World::new();
+    let secret = w.path("hook-secret");
+    std::fs::write(&secret, HOOK_SECRET).unwrap();
+    let p = w.start_proxy(
+        &ghapp_e2e::two_sandboxes(""),
+        &format!(
+            "webhook_listen = \"127.0.0.1:0\"\nwebhook_secret = {{ file = {:?} }}\n[limits]\nmax_buffered_bytes = 10485760\n",
+            secret.display().to_string(),
+        ),
+    );
+    let url = p.webhook_url.clone().unwrap();
+    let hook: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // From 127.0.0.2: 40 deliveries declaring 5 MiB, each sending one byte and stalling.
+    let attacker: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..40 {
+        let mut s = connect_from(attacker, hook);
+        let _ = s.write_all(
+            format!("POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nX-GitHub-Event: ping\r\nX-GitHub-Delivery: flood\r\nX-Hub-Signature-256: sha256=00\r\n\r\nx", 5 << 20).as_bytes(),
+        );
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Past four in flight, the attacker's deliveries are answered 429 at once.
+    for s in &mut held {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 64];
+        if let Ok(n) = std::io::Read::read(s, &mut b)
+            && String::from_utf8_lossy(&b[..n]).contains(" 429 ")
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 36, "four in flight from one source");
+    // Meanwhile a sandbox's pull request (the sandboxes' own body budget) goes through...
+    let sb = Sb::new(&w, &p, "agent-a", ghapp_e2e::SECRET_A);
+    sb.clone("octo-org", "widgets", "work", &[]).ok();
+    let work = w.path("work");
+    sb.push_new_branch(&work, "agent/flood", "f.txt", b"f\n");
+    sb.git(&work, &["branch", "--quiet", "-u", "origin/agent/flood"])
+        .ok();
+    let r = gh_pr_open(&w, &sb.env, &work, &["--title", "During the flood"]);
+    assert!(r.success(), "{r:#?}");
+    // ...and a genuine delivery from GitHub's address is acted on.
+    let (code, body) = deliver(
+        &url,
+        "d-genuine",
+        "ping",
+        r#"{"zen":"Design for failure.","hook_id":1}"#,
+        HOOK_SECRET,
+    );
+    assert_eq!((code, body.contains("pong")), (200, true), "{body}");
+    drop(held);
+}
+
+/// A TCP connection to `to` from `from` (another address of the loopback range, so the
+/// proxy sees a second source): std cannot bind before it connects, tokio's socket can.
+fn connect_from(from: std::net::SocketAddr, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(from).unwrap();
+        s.connect(to).await.unwrap().into_std().unwrap()
+    });
+    s.set_nonblocking(false).unwrap();
+    s
+}

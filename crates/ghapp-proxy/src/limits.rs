@@ -378,6 +378,19 @@ mod tests {
     }
 
     #[test]
+    fn a_source_holds_at_most_its_places() {
+        let p = PerSource::new(2);
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.3".parse().unwrap();
+        let one = p.take(a).unwrap();
+        let _two = p.take(a).unwrap();
+        assert!(p.take(a).is_none());
+        assert!(p.take(b).is_some(), "another source is not held back");
+        drop(one);
+        assert!(p.take(a).is_some());
+    }
+
+    #[test]
     fn connection_caps() {
         let g = gate(Limits {
             max_connections: 3,
@@ -431,5 +444,54 @@ mod tests {
         assert_eq!(b.used(), 4);
         drop(r2);
         assert_eq!(b.used(), 0);
+    }
+}
+
+/// At most `max` things at once per source address (deliveries in flight, sign-ins).
+#[derive(Debug)]
+pub(crate) struct PerSource {
+    max: usize,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One of a source's places; given back on drop.
+#[derive(Debug)]
+pub(crate) struct SourceSlot {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    source: IpAddr,
+}
+
+impl PerSource {
+    pub(crate) fn new(max: usize) -> PerSource {
+        PerSource {
+            max,
+            held: Arc::default(),
+        }
+    }
+
+    /// A place for `source`, or `None` when it holds `max` already.
+    pub(crate) fn take(&self, source: IpAddr) -> Option<SourceSlot> {
+        let mut m = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(source).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            held: self.held.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut m = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.source);
+            }
+        }
     }
 }

@@ -253,7 +253,7 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                         limits.max_side_connections,
                         limits.header_timeout,
                         on_error.clone(),
-                        move |req| {
+                        move |req, _| {
                             let c = c.clone();
                             async move { c.health(req).await }
                         },
@@ -266,9 +266,9 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                         limits.max_side_connections,
                         limits.header_timeout,
                         on_error.clone(),
-                        move |req| {
+                        move |req, peer| {
                             let c = c.clone();
-                            async move { c.admin(req).await }
+                            async move { c.admin(req, peer).await }
                         },
                     ));
                 }
@@ -279,9 +279,9 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                         limits.max_side_connections,
                         limits.header_timeout,
                         on_error.clone(),
-                        move |req| {
+                        move |req, peer| {
                             let c = c.clone();
-                            async move { c.webhook(req).await }
+                            async move { c.webhook(req, peer).await }
                         },
                     ));
                 }

@@ -262,8 +262,9 @@ async fn intercept<F: Front>(
 }
 
 /// One of the proxy's side listeners (admin API and page, webhooks, metrics): HTTP/1.1, each
-/// request to `handle`, the request head within `header_timeout`, at most `max_connections`
-/// open at once (past it a connection is closed at once), accept errors waited out.
+/// request to `handle` with the client's address, the request head within `header_timeout`, at
+/// most `max_connections` open at once (past it a connection is closed at once), accept errors
+/// waited out.
 pub(crate) async fn serve_side<H, Fut>(
     listener: tokio::net::TcpListener,
     max_connections: usize,
@@ -271,12 +272,12 @@ pub(crate) async fn serve_side<H, Fut>(
     on_error: impl Fn(&'static str) + Send + Sync + 'static,
     handle: H,
 ) where
-    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let open = Arc::new(Semaphore::new(max_connections));
     loop {
-        let (s, _) = accept_loop(&listener, &on_error).await;
+        let (s, peer) = accept_loop(&listener, &on_error).await;
         let Ok(permit) = open.clone().try_acquire_owned() else {
             on_error("side_connections");
             drop(s);
@@ -286,7 +287,7 @@ pub(crate) async fn serve_side<H, Fut>(
         tokio::spawn(async move {
             let _permit = permit;
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let fut = handle(req);
+                let fut = handle(req, peer);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()

@@ -120,9 +120,13 @@ const ROUTES: &str = "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v
 
 impl ControlPlane {
     /// One request on the admin listener: the approvals page, or the API.
-    pub(crate) async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn admin(
+        &self,
+        req: Request<Incoming>,
+        peer: std::net::SocketAddr,
+    ) -> Response<Body> {
         if super::page::is_page(req.uri().path()) {
-            return self.page(req).await;
+            return self.page(req, peer).await;
         }
         self.api(req).await.unwrap_or_else(|e| e.response())
     }

@@ -31,6 +31,8 @@ pub(crate) struct ControlPlane {
     sessions: page::Sessions,
     /// Webhook deliveries this replica has acted on.
     deliveries: Mutex<HashSet<String>>,
+    /// What bounds unverified deliveries.
+    hooks: webhook::Hooks,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -48,6 +50,7 @@ impl ControlPlane {
             data,
             config_path,
             deliveries: Mutex::default(),
+            hooks: webhook::Hooks::default(),
         }
     }
 

@@ -155,7 +155,11 @@ fn fields(body: &[u8]) -> HashMap<String, String> {
 impl ControlPlane {
     /// `GET /signin`, `POST /signin`, `GET /approvals`, `POST /approvals/{id}/approve|deny`
     /// (the paths [`is_page`] names); the rest of the admin listener is the JSON API.
-    pub(crate) async fn page(&self, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn page(
+        &self,
+        req: Request<Incoming>,
+        _peer: std::net::SocketAddr,
+    ) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let session = req
             .headers()

@@ -18,6 +18,8 @@
 
 use std::io::Write;
 
+use std::net::SocketAddr;
+
 use hmac::{Hmac, Mac};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -79,9 +81,68 @@ pub(crate) fn summary(event: &str, payload: &Value) -> Value {
     })
 }
 
+/// Reads a delivery's body, each piece taken from `budget` as it arrives: at most
+/// [`BODY_LIMIT`] bytes within 10 s.
+async fn read_delivery(
+    mut body: Incoming,
+    budget: &std::sync::Arc<crate::limits::Budget>,
+) -> Result<Vec<u8>, Response<Body>> {
+    let mut held = crate::limits::Reservation::new(budget.clone());
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => {
+                let Ok(d) = f.into_data() else { continue };
+                if out.len() + d.len() > BODY_LIMIT {
+                    return Err(answer(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &json!({"message": "the delivery is over 5 MiB; the proxy acts only on small events"}),
+                    ));
+                }
+                if !held.grow(d.len()) {
+                    return Err(answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({"message": "the proxy holds too many deliveries; GitHub may redeliver"}),
+                    ));
+                }
+                out.extend_from_slice(&d);
+            }
+            Ok(None) => return Ok(out),
+            Ok(Some(Err(_))) | Err(_) => {
+                return Err(answer(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &json!({"message": "the delivery did not arrive whole within 10 s"}),
+                ));
+            }
+        }
+    }
+}
+
+/// What bounds the unverified deliveries: their own budget, a few in flight per source.
+#[derive(Debug)]
+pub(crate) struct Hooks {
+    budget: std::sync::Arc<crate::limits::Budget>,
+    sources: crate::limits::PerSource,
+}
+
+/// Bytes of deliveries held at once, in all.
+const HOOKS_BUDGET: usize = 16 << 20;
+/// Deliveries in flight from one source address.
+const HOOKS_PER_SOURCE: usize = 4;
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            budget: std::sync::Arc::new(crate::limits::Budget::new(HOOKS_BUDGET)),
+            sources: crate::limits::PerSource::new(HOOKS_PER_SOURCE),
+        }
+    }
+}
+
 impl ControlPlane {
     /// One delivery (served by `Proxy::serve_side` on `webhook_listen`).
-    pub(crate) async fn webhook(&self, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn webhook(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if req.method() != Method::POST || req.uri().path() != "/webhooks/github" {
             return answer(
                 StatusCode::NOT_FOUND,
@@ -100,39 +161,29 @@ impl ControlPlane {
             header("x-github-event"),
             header("x-github-delivery"),
         );
-        // Unverified bytes from the internet: bounded, and counted against the proxy's buffer
-        // budget with every other partial body.
+        // Unverified bytes from the internet: a few deliveries in flight per source, a budget
+        // of their own (never the sandboxes'), taken as the bytes arrive (a declared length
+        // reserves nothing), each under 5 MiB and 10 s.
+        let Some(_slot) = self.hooks.sources.take(peer.ip()) else {
+            self.data.audit.metrics.webhook("too_many_in_flight");
+            return answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"message": "too many deliveries in flight from this address"}),
+            );
+        };
         let declared = req
             .headers()
             .get(hyper::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            .unwrap_or(BODY_LIMIT);
-        if declared > BODY_LIMIT {
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|d| d > BODY_LIMIT) {
             return answer(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &json!({"message": "the delivery is over 5 MiB; the proxy acts only on small events"}),
             );
         }
-        let mut held = crate::limits::Reservation::new(self.data.gate.budget.clone());
-        if !held.grow(declared) {
-            return answer(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"message": "the proxy is busy; GitHub may redeliver"}),
-            );
-        }
-        let body = match tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            http_body_util::Limited::new(req.into_body(), declared).collect(),
-        )
-        .await
-        {
-            Ok(Ok(b)) => b.to_bytes(),
-            _ => {
-                return answer(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &json!({"message": "the delivery is over its Content-Length or 5 MiB, or did not arrive within 10 s"}),
-                );
-            }
+        let body = match read_delivery(req.into_body(), &self.hooks.budget).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let Some(secret) = self.data.cfg.webhook_secret.as_ref() else {
             return answer(
