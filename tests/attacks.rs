@@ -838,3 +838,78 @@ fn a_fan_out_of_graphql_fragments_costs_nothing() {
     let a = send(&w, &p, "GET", "/api/v3/repos/octo-org/widgets", &[], b"");
     assert_eq!(a.status, 200, "{a:#?}");
 }
+
+/// Round 2, finding 4: the side listeners (admin API, webhooks, metrics) run out of
+/// descriptors under a flood, back off instead of ending their accept loop, and serve again
+/// once descriptors are free.
+#[test]
+fn the_side_listeners_survive_running_out_of_descriptors() {
+    let w = World::new();
+    let token = w.path("admin-token");
+    std::fs::write(&token, "side-admin-token-0123456789abcdef").unwrap();
+    let hook = w.path("hook-secret");
+    std::fs::write(&hook, "side-hook-secret-0123456789").unwrap();
+    let p = w.start_proxy(
+        &sandboxes(),
+        &format!(
+            "admin_listen = \"127.0.0.1:0\"\nadmin_token = {{ file = {:?} }}\nstate = \"sqlite:{}\"\nwebhook_listen = \"127.0.0.1:0\"\nwebhook_secret = {{ file = {:?} }}\n",
+            token.display().to_string(),
+            w.path("state.db").display(),
+            hook.display().to_string()
+        ),
+    );
+    let admin = p.admin_url.clone().unwrap();
+    let hooks = p.webhook_url.clone().unwrap();
+    let addr = |url: &str| -> std::net::SocketAddr {
+        url.trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let limit = std::process::Command::new("prlimit")
+        .args(["--pid", &p.pid().to_string(), "--nofile=64:"])
+        .status();
+    assert!(limit.is_ok_and(|s| s.success()), "prlimit (util-linux)");
+    let mut flood = Vec::new();
+    for target in [addr(&admin), addr(&hooks)] {
+        flood.extend((0..120).filter_map(|_| std::net::TcpStream::connect(target).ok()));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let before = p.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = p.cpu_ticks() - before;
+    assert!(
+        ticks < 40,
+        "{ticks} ticks of CPU in 2 s while out of descriptors"
+    );
+    drop(flood);
+    let _ = std::process::Command::new("prlimit")
+        .args(["--pid", &p.pid().to_string(), "--nofile=4096:"])
+        .status();
+    std::thread::sleep(Duration::from_millis(1500));
+    let code = |url: String| -> String {
+        ghapp_e2e::curl_local([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "5",
+            &url,
+        ])
+    };
+    assert_eq!(
+        code(format!("{admin}/v1/sandboxes")),
+        "401",
+        "the admin API answers again"
+    );
+    assert_eq!(
+        code(hooks),
+        "404",
+        "the webhook listener answers again"
+    );
+    assert!(!p.metrics().is_empty(), "metrics answer again");
+}
