@@ -906,10 +906,6 @@ fn the_side_listeners_survive_running_out_of_descriptors() {
         "401",
         "the admin API answers again"
     );
-    assert_eq!(
-        code(hooks),
-        "404",
-        "the webhook listener answers again"
-    );
+    assert_eq!(code(hooks), "404", "the webhook listener answers again");
     assert!(!p.metrics().is_empty(), "metrics answer again");
 }

@@ -1947,3 +1947,58 @@ fn connect_from(from: std::net::SocketAddr, to: std::net::SocketAddr) -> std::ne
     s.set_nonblocking(false).unwrap();
     s
 }
+
+/// Round 2, finding 5: text a sandbox controls reaches the operator's terminal escaped (an
+/// escape sequence, an OSC 52 clipboard write, a screen clear, a carriage return, a fake
+/// column, a bidi override), and exact with `--json`.
+#[test]
+fn what_a_sandbox_wrote_is_shown_escaped() {
+    let w = World::new();
+    let p = proxy(
+        &w,
+        &format!("sqlite:{}", w.path("state/proxy.db").display()),
+    );
+    let added = ghapp_sandbox(
+        &w,
+        &p,
+        &[
+            "add",
+            "scribe",
+            "--repo",
+            "octo-org/widgets",
+            "--push",
+            "agent/*",
+            "--mode",
+            "learning",
+        ],
+    );
+    let env = environment(&w, "scribe", &added.ok().stdout);
+    let sb = Sb { w: &w, env };
+    sb.clone("octo-org", "widgets", "work", &[]).ok();
+    let work = w.path("work");
+    sb.push_new_branch(&work, "agent/scribe", "s.txt", b"s\n");
+    let title = "fix\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\rapproved\tby admin\u{202e}";
+    let (code, v) = sdk(
+        &w,
+        &sb.env,
+        "POST",
+        &format!("{}/repos/octo-org/widgets/pulls", w.hub.api_url()),
+        &serde_json::json!({"head": "agent/scribe", "base": "main", "title": title, "body": "line\u{1b}[31m\nnext"}),
+    );
+    assert_eq!(code, 202, "{v}");
+    let listed = ghapp_approvals(&w, &p, &["list"]).ok().clone();
+    assert!(
+        listed.stdout.contains(
+            "fix\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J\\rapproved\\tby admin\\u{202e}\tpending"
+        ),
+        "{listed:#?}"
+    );
+    assert!(!listed.stdout.contains('\u{1b}') && !listed.stdout.contains('\r'));
+    let shown = ghapp_approvals(&w, &p, &["show", "1"]).ok().clone();
+    assert!(shown.stdout.contains("line\\x1b[31m\nnext"), "{shown:#?}");
+    let json = ghapp_approvals(&w, &p, &["show", "1", "--json"])
+        .ok()
+        .clone();
+    let a: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(a["title"], title, "--json is exact");
+}

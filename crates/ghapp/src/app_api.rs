@@ -62,10 +62,11 @@ pub(crate) fn installations(app: &AppFlags, one: Option<u64>, json: bool) -> Res
             .map(|(k, v)| format!("{k}:{v}"))
             .collect();
         outln!(
-            "{}\t{account}\t{}\t{}",
+            "{}\t{}\t{}\t{}",
             i.id,
-            i.repository_selection,
-            perms.join(",")
+            crate::out::field(&account),
+            crate::out::field(&i.repository_selection),
+            crate::out::field(&perms.join(","))
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -109,9 +110,9 @@ pub(crate) fn hooks(app: &AppFlags, cmd: &HooksCommand) -> Result<ExitCode> {
     match cmd {
         HooksCommand::Config => {
             let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-            outln!("url: {}", s("url"));
-            outln!("content_type: {}", s("content_type"));
-            outln!("insecure_ssl: {}", s("insecure_ssl"));
+            outln!("url: {}", crate::out::field(&s("url")));
+            outln!("content_type: {}", crate::out::field(&s("content_type")));
+            outln!("insecure_ssl: {}", crate::out::field(&s("insecure_ssl")));
             // GitHub masks the secret; say whether one is set and never print a value.
             let secret = if v["secret"].as_str().is_some_and(|x| !x.is_empty()) {
                 "set (masked)"
@@ -127,11 +128,12 @@ pub(crate) fn hooks(app: &AppFlags, cmd: &HooksCommand) -> Result<ExitCode> {
                     None => d["event"].as_str().unwrap_or("").to_owned(),
                 };
                 outln!(
-                    "{}\t{}\t{event}\t{} {}{}",
+                    "{}\t{}\t{}\t{} {}{}",
                     d["id"],
-                    d["delivered_at"].as_str().unwrap_or(""),
+                    crate::out::field(d["delivered_at"].as_str().unwrap_or("")),
+                    crate::out::field(&event),
                     d["status_code"],
-                    d["status"].as_str().unwrap_or(""),
+                    crate::out::field(d["status"].as_str().unwrap_or("")),
                     if d["redelivery"].as_bool() == Some(true) {
                         "\tredelivery"
                     } else {

@@ -17,7 +17,7 @@ use crate::cli::{
     ApprovalsArgs, ApprovalsCommand, ProposalsArgs, ProposalsCommand, SandboxArgs, SandboxCommand,
     SandboxPolicy,
 };
-use crate::out::outln;
+use crate::out::{block, field, outln};
 
 pub(crate) fn run(args: &SandboxArgs) -> Result<ExitCode> {
     let (api, rt) = connect(args.admin.admin_url.as_deref())?;
@@ -134,22 +134,27 @@ impl Api {
         }
         for a in &list {
             let decided = match a.status.as_str() {
-                "approved" => format!("approved by {}: {}", a.decided_by, a.pr_url),
+                "approved" => format!("approved by {}: {}", field(&a.decided_by), field(&a.pr_url)),
                 "pending" => "pending".to_owned(),
-                other => format!("{other} by {}: {}", a.decided_by, a.reason),
+                other => format!(
+                    "{} by {}: {}",
+                    field(other),
+                    field(&a.decided_by),
+                    field(&a.reason)
+                ),
             };
             outln!(
                 "{}\t{}\t{}\t{} -> {}\t{}\t{}",
                 a.id,
-                a.sandbox,
-                a.repo,
-                a.head,
-                a.base,
-                a.title,
+                field(&a.sandbox),
+                field(&a.repo),
+                field(&a.head),
+                field(&a.base),
+                field(&a.title),
                 decided
             );
             if matches!(c, ApprovalsCommand::Show { .. }) {
-                outln!("{}", a.body);
+                outln!("{}", block(&a.body));
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -193,7 +198,7 @@ impl Api {
                     bytes.len()
                 );
                 for r in p.detail["refs"].as_array().into_iter().flatten() {
-                    let name = r["ref"].as_str().unwrap_or_default();
+                    let name = field(r["ref"].as_str().unwrap_or_default());
                     outln!("  git fetch {} {name}:{name}", path.display());
                 }
                 return Ok(ExitCode::SUCCESS);
@@ -394,7 +399,7 @@ mod erased {
         fn lines(&self) {
             outln!(
                 "{}: disconnected ({} token(s) revoked)",
-                self.name,
+                field(&self.name),
                 self.tokens_revoked
             );
         }
@@ -405,13 +410,13 @@ mod erased {
 fn line(v: &Sandbox) {
     outln!(
         "{}\t{}\trepos={}\tpush={}\t{}",
-        v.rules.sandbox,
+        field(&v.rules.sandbox),
         match v.source {
             ghapp_proxy::admin_api::Source::File => "file",
             ghapp_proxy::admin_api::Source::Store => "store",
         },
-        v.rules.repositories.join(","),
-        v.rules.push.refs.join(","),
+        field(&v.rules.repositories.join(",")),
+        field(&v.rules.push.refs.join(",")),
         if v.disconnected {
             "disconnected"
         } else {
@@ -435,7 +440,7 @@ fn client() -> Result<reqwest::Client> {
 
 /// One proposal in a line: id, sandbox, repository, what it would have done.
 fn proposal_line(p: &Proposal) -> String {
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let s = |v: &Value| field(v.as_str().unwrap_or_default()).into_owned();
     let d = &p.detail;
     let what = match p.kind.as_str() {
         "push" => {
@@ -468,14 +473,19 @@ fn proposal_line(p: &Proposal) -> String {
             format!("{} {}", s(&d["write"]), refs.join(" "))
         }
     };
-    format!("{}\t{}\t{}\t{what}", p.id, p.sandbox, p.repo)
+    format!(
+        "{}\t{}\t{}\t{what}",
+        p.id,
+        field(&p.sandbox),
+        field(&p.repo)
+    )
 }
 
 /// One proposal whole: its line, then a push's refs, commits, paths and diff, or a pull
 /// request's body.
 fn proposal_text(p: &Proposal) -> String {
     use std::fmt::Write;
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let s = |v: &Value| field(v.as_str().unwrap_or_default()).into_owned();
     let d = &p.detail;
     let mut out = proposal_line(p);
     out.push('\n');
@@ -490,11 +500,8 @@ fn proposal_text(p: &Proposal) -> String {
             );
         }
         for c in d["commits"].as_array().into_iter().flatten() {
-            let first = s(&c["message"])
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+            let message = c["message"].as_str().unwrap_or_default();
+            let first = field(message.lines().next().unwrap_or_default()).into_owned();
             let _ = writeln!(out, "commit {} {} {first}", s(&c["id"]), s(&c["author"]));
         }
         for f in d["paths"].as_array().into_iter().flatten() {
@@ -508,12 +515,12 @@ fn proposal_text(p: &Proposal) -> String {
             );
         }
         out.push('\n');
-        out.push_str(&p.diff);
+        out.push_str(&block(&p.diff));
         if d["diff_truncated"] == true {
             out.push_str("\n(the diff is cut here: the proxy keeps the first 256 KiB)\n");
         }
     } else if p.kind == "pull_request" {
-        out.push_str(&s(&d["body"]));
+        out.push_str(&block(d["body"].as_str().unwrap_or_default()));
     } else {
         for r in d["refs"].as_array().into_iter().flatten() {
             let _ = writeln!(
