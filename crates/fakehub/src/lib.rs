@@ -6,7 +6,7 @@
 //! | route | auth | rules |
 //! |---|---|---|
 //! | `GET /api/v3/app` | app JWT | RS256 by the app key; `iss` app id or client id; `iat` not in the future; `exp` in the future, at most 600 s ahead and 600 s after `iat`; else 401 with GitHub's message |
-//! | `GET /api/v3/app/installations[/{id}]` | app JWT | |
+//! | `GET /api/v3/app/installations[/{id}]`, `DELETE /api/v3/app/installations/{id}` | app JWT | a deleted installation answers 404 and its tokens stop working |
 //! | `POST /api/v3/app/installations/{id}/access_tokens` | app JWT | `repositories` must be reachable by the installation, `permissions` within its grant (else 422; left out or `{}`: all of the installation's); TTL from the knob (3600 s) |
 //! | `GET /api/v3/repos/{o}/{r}/installation`, `/users/{u}/installation`, `/orgs/{o}/installation` | app JWT | 404 when not installed |
 //! | `GET /api/v3/installation/repositories`, `GET /api/v3/repos/{o}/{r}` | token | 401 for expired, revoked or unknown tokens |
@@ -394,6 +394,17 @@ impl FakeHub {
     }
 
     /// The bare repository on disk.
+    /// The id of the installation (of the seeded app) on `account`, if there is one.
+    pub fn installation_for(&self, account: &str) -> Option<u64> {
+        self.hub
+            .installations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|i| i.app_id == APP_ID && i.account.eq_ignore_ascii_case(account))
+            .map(|i| i.id)
+    }
+
     pub fn repo_dir(&self, owner: &str, repo: &str) -> PathBuf {
         self.hub
             .repos_root

@@ -397,6 +397,25 @@ impl Broker {
     }
 
     async fn mint(&self, req: &TokenRequest) -> Result<CachedToken> {
+        match self.mint_once(req).await {
+            // A discovered installation GitHub no longer knows (the app was uninstalled and
+            // installed again): forget it and discover the current one, once.
+            Err(Error::Api { status: 404, .. }) if self.app.installation_id.is_none() => {
+                if let Some(owner) = req.owner.as_deref() {
+                    self.cache.forget_installation(
+                        self.app.api_url(),
+                        &self.app.ident.issuer(),
+                        owner,
+                        req.repositories.first().map(String::as_str),
+                    );
+                }
+                self.mint_once(req).await
+            }
+            done => done,
+        }
+    }
+
+    async fn mint_once(&self, req: &TokenRequest) -> Result<CachedToken> {
         let installation = self.installation_id(req).await?;
         let path = format!("/app/installations/{installation}/access_tokens");
         let mut r = self

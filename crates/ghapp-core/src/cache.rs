@@ -374,6 +374,11 @@ impl DiskCache {
         (now < c.valid_until).then_some(c)
     }
 
+    /// Forgets the discovered installation of `owner` (and `repo`): GitHub no longer knows it.
+    pub fn forget_installation(&self, api_url: &str, app: &str, owner: &str, repo: Option<&str>) {
+        let _ = std::fs::remove_file(self.installation_path(api_url, app, owner, repo));
+    }
+
     pub fn write_installation(
         &self,
         api_url: &str,

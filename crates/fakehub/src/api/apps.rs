@@ -46,6 +46,38 @@ pub(super) async fn get_installation(c: Ctx) -> Answer {
     }
 }
 
+/// `DELETE /app/installations/{id}`: the app uninstalled from the account; its tokens stop
+/// working at once (GitHub revokes them), later lookups answer 404.
+pub(super) async fn delete_installation(c: Ctx) -> Answer {
+    let app = c.jwt()?;
+    let Some(id) = c.param(0).parse::<u64>().ok() else {
+        return Ok(not_found());
+    };
+    let mut list = c
+        .hub
+        .installations
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
+    let before = list.len();
+    list.retain(|i| !(i.id == id && i.app_id == app.id));
+    if list.len() == before {
+        return Ok(not_found());
+    }
+    drop(list);
+    for t in c
+        .hub
+        .tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values_mut()
+    {
+        if t.installation_id == id {
+            t.revoked = true;
+        }
+    }
+    Ok(crate::empty(StatusCode::NO_CONTENT))
+}
+
 pub(super) async fn create_access_token(c: Ctx) -> Answer {
     let app = c.jwt()?;
     let id: u64 = c.param(0).parse().unwrap_or(0);

@@ -53,6 +53,7 @@ static ROUTES: &[Route] = routes! {
     "GET" "/app" => apps::get_app,
     "GET" "/app/installations" => apps::list_installations,
     "GET" "/app/installations/{id}" => apps::get_installation,
+    "DELETE" "/app/installations/{id}" => apps::delete_installation,
     "POST" "/app/installations/{id}/access_tokens" => apps::create_access_token,
     "GET" "/repos/{owner}/{repo}/installation" => apps::repo_installation,
     "GET" "/users/{user}/installation" => apps::owner_installation,

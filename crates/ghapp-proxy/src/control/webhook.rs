@@ -81,6 +81,13 @@ pub(crate) fn summary(event: &str, payload: &Value) -> Value {
     })
 }
 
+/// An installation as GitHub has it.
+enum Installed {
+    Active,
+    Suspended,
+    Gone,
+}
+
 /// Reads a delivery's body, each piece taken from `budget` as it arrives: at most
 /// [`BODY_LIMIT`] bytes within 10 s.
 async fn read_delivery(
@@ -275,15 +282,40 @@ impl ControlPlane {
             s["action"].as_str().unwrap_or_default(),
         ) {
             ("ping", _) => "pong".into(),
-            ("installation", "deleted" | "suspend") if !account.is_empty() => {
-                self.data.tokens.set_removed(&account, true);
-                let n = self.drop_tokens(|r| r.is_owned_by(&account)).await;
-                format!("the app was removed from {account}: {n} cached token(s) dropped")
+            // GitHub signs a delivery's body only: a captured delivery replays under a new
+            // X-GitHub-Delivery. So an installation's state is acted on only as GitHub confirms
+            // it now, asked with the app's JWT; a replay of an old event changes nothing.
+            ("installation", action @ ("deleted" | "suspend")) if !account.is_empty() => {
+                match self.installation_state(&account, &s["installation"]).await {
+                    Ok(Installed::Gone | Installed::Suspended) => {
+                        self.data.tokens.set_removed(&account, true);
+                        let n = self.drop_tokens(|r| r.is_owned_by(&account)).await;
+                        format!("the app was removed from {account}: {n} cached token(s) dropped")
+                    }
+                    Ok(Installed::Active) => {
+                        self.data.audit.metrics.webhook("not_confirmed");
+                        format!(
+                            "installation {action} for {account} not acted on: GitHub still has it active (a stale or replayed delivery)"
+                        )
+                    }
+                    Err(why) => format!("installation {action} for {account} not acted on: {why}"),
+                }
             }
-            ("installation", "created" | "unsuspend" | "new_permissions_accepted") => {
-                self.data.tokens.set_removed(&account, false);
-                let n = self.drop_tokens(|r| r.is_owned_by(&account)).await;
-                format!("the app serves {account}: {n} cached token(s) dropped")
+            ("installation", action @ ("created" | "unsuspend" | "new_permissions_accepted")) => {
+                match self.installation_state(&account, &s["installation"]).await {
+                    Ok(Installed::Active) => {
+                        self.data.tokens.set_removed(&account, false);
+                        let n = self.drop_tokens(|r| r.is_owned_by(&account)).await;
+                        format!("the app serves {account}: {n} cached token(s) dropped")
+                    }
+                    Ok(_) => {
+                        self.data.audit.metrics.webhook("not_confirmed");
+                        format!(
+                            "installation {action} for {account} not acted on: GitHub does not have it active (a stale or replayed delivery)"
+                        )
+                    }
+                    Err(why) => format!("installation {action} for {account} not acted on: {why}"),
+                }
             }
             ("installation_repositories", "removed") => {
                 let removed: Vec<ghapp_gitproto::repo::RepoName> = s["repositories_removed"]
@@ -323,6 +355,38 @@ impl ControlPlane {
                 .await
             }
             (e, a) => format!("{e} {a}: nothing to do"),
+        }
+    }
+
+    /// What GitHub says of installation `id` (of `account`) now, asked with the app's JWT.
+    async fn installation_state(&self, account: &str, id: &Value) -> Result<Installed, String> {
+        let Some(id) = id.as_u64() else {
+            return Err("the delivery names no installation".into());
+        };
+        let Some(broker) = self.data.tokens.broker_for(account) else {
+            return Err(format!("no app of this proxy serves {account}"));
+        };
+        let asked = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            broker.app_request(Method::GET, &format!("/app/installations/{id}"), None),
+        )
+        .await;
+        let r = match asked {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(format!("cannot ask GitHub to confirm it: {e}")),
+            Err(_) => return Err("GitHub did not answer within 10 s to confirm it".into()),
+        };
+        match r.status.as_u16() {
+            404 => Ok(Installed::Gone),
+            200 => {
+                let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                Ok(if v["suspended_at"].is_null() {
+                    Installed::Active
+                } else {
+                    Installed::Suspended
+                })
+            }
+            s => Err(format!("GitHub answered {s} when asked to confirm it")),
         }
     }
 
