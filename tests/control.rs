@@ -539,6 +539,17 @@ fn two_replicas_on_one_postgres_serve_the_same_sandboxes_and_approvals() {
 
 const HOOK_SECRET: &str = "webhook-secret-0123456789";
 
+/// A JWT of fakehub's app, as the app's owner would sign one.
+fn app_jwt(w: &World) -> String {
+    let ident = ghapp_core::config::AppIdent {
+        app_id: Some(w.hub.app_id()),
+        client_id: None,
+    };
+    let key = ghapp_core::secret::PrivateKeyPem::new(w.hub.private_key_pem());
+    let signer = ghapp_core::jwt::AppSigner::new(ident, &key, "fakehub").unwrap();
+    signer.sign().unwrap().expose().to_owned()
+}
+
 /// `sha256=HEX`: the HMAC-SHA256 of `body` with `secret`, as GitHub signs a delivery.
 fn signature(body: &str, secret: &str) -> String {
     use hmac::Mac;
@@ -618,7 +629,33 @@ fn webhooks_are_verified_and_act_once() {
     sb.clone("octo-org", "widgets", "still", &[]).ok();
     assert_eq!(w.hub.mint_count(), mints, "the cached token still serves");
 
-    // Signed: the installation's tokens are dropped and the owner is refused, clearly.
+    // Signed, but GitHub still has the installation (a captured delivery replayed under a new
+    // id, GitHub signs only the body): confirmed with GitHub, not acted on.
+    let (code, body) = deliver(&url, "d-replayed", "installation", deleted, HOOK_SECRET);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("not acted on: GitHub still has it active"),
+        "{body}"
+    );
+    sb.clone("octo-org", "widgets", "replayed", &[]).ok();
+
+    // Uninstalled at GitHub for real: the installation's tokens are dropped and the owner is
+    // refused, clearly.
+    let jwt = app_jwt(&w);
+    let gone = curl_local([
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        &w.hub.ca_path().display().to_string(),
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("Authorization: Bearer {jwt}"),
+        &format!("{}/app/installations/101", w.hub.api_url()),
+    ]);
+    assert_eq!(gone, "204");
     let (code, body) = deliver(&url, "d-1", "installation", deleted, HOOK_SECRET);
     assert_eq!(code, 200, "{body}");
     assert!(
@@ -646,13 +683,34 @@ fn webhooks_are_verified_and_act_once() {
     let logged = std::fs::read_to_string(&events).unwrap();
     assert_eq!(
         logged.lines().count(),
-        2,
-        "ping and one installation event: {logged}"
+        3,
+        "ping and two installation events: {logged}"
     );
     assert!(logged.contains(r#""action":"deleted""#));
-    // The app installed again: tokens are minted again.
+    // A replayed `created` for the old installation is not believed either.
     let created = deleted.replace("deleted", "created");
-    deliver(&url, "d-2", "installation", &created, HOOK_SECRET);
+    let (_, body) = deliver(&url, "d-2", "installation", &created, HOOK_SECRET);
+    assert!(body.contains("not acted on"), "{body}");
+    // The app installed again (a new installation): tokens are minted again.
+    let installed = curl_local([
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        &w.hub.ca_path().display().to_string(),
+        "--data",
+        "account=octo-org&repositories=widgets,gadgets",
+        &format!("{}/apps/ghapp-fakehub/installations/new", w.hub.url()),
+    ]);
+    assert!(
+        installed.starts_with('2') || installed.starts_with('3'),
+        "{installed}"
+    );
+    let again = w.hub.installation_for("octo-org").expect("installed again");
+    let created = created.replace("\"id\":101", &format!("\"id\":{again}"));
+    let (_, body) = deliver(&url, "d-3", "installation", &created, HOOK_SECRET);
+    assert!(body.contains("the app serves octo-org"), "{body}");
     sb.clone("octo-org", "widgets", "again", &[]).ok();
     assert_eq!(w.hub.mint_count(), mints + 1);
 
@@ -1973,6 +2031,11 @@ fn what_a_sandbox_wrote_is_shown_escaped() {
         ],
     );
     let env = environment(&w, "scribe", &added.ok().stdout);
+    // A sandbox's own name is held to one charset, through the admin API as in the file.
+    for bad in ["team/agent", "esc\u{1b}[2J", "rtl\u{202e}gnp", ".dot"] {
+        ghapp_sandbox(&w, &p, &["add", bad, "--repo", "octo-org/widgets"])
+            .one_line_error("ghapp", "1 to 64 of A-Z a-z 0-9 . _ -");
+    }
     let sb = Sb { w: &w, env };
     sb.clone("octo-org", "widgets", "work", &[]).ok();
     let work = w.path("work");
@@ -2001,4 +2064,109 @@ fn what_a_sandbox_wrote_is_shown_escaped() {
         .clone();
     let a: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(a["title"], title, "--json is exact");
+}
+
+/// Round 2, finding 6: the approvals page's sign-in is throttled per source (429 with
+/// `Retry-After`), a sign-out on one replica ends the session on every replica (the state
+/// store remembers it), and every page and API answer says `nosniff`.
+#[test]
+fn page_sign_in_is_throttled_and_sign_out_ends_the_session_everywhere() {
+    let w = World::new();
+    let state = format!("sqlite:{}", w.path("state/proxy.db").display());
+    let a = proxy(&w, &state);
+    let b = proxy(&w, &state);
+    let (page_a, page_b) = (a.admin_url.clone().unwrap(), b.admin_url.clone().unwrap());
+    let sign_in = |base: &str, token: &str| {
+        curl_local([
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--data",
+            &format!("token={token}"),
+            &format!("{base}/signin"),
+        ])
+    };
+    let cookie = |head: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+    };
+    let session = cookie(&sign_in(&page_a, ADMIN_TOKEN)).expect("signed in");
+    let get = |base: &str, path: &str| {
+        curl_local([
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            &format!("Cookie: {session}"),
+            &format!("{base}{path}"),
+        ])
+    };
+    let on_b = get(&page_b, "/approvals");
+    assert!(on_b.starts_with("HTTP/1.1 200"), "{on_b}");
+    assert!(
+        on_b.to_ascii_lowercase()
+            .contains("x-content-type-options: nosniff"),
+        "{on_b}"
+    );
+    // Sign out on A (the form carries the session's CSRF token, read from the page).
+    let page = curl_local([
+        "-H",
+        &format!("Cookie: {session}"),
+        &format!("{page_a}/approvals"),
+    ]);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF token on the page")
+        .to_owned();
+    let out = curl_local([
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        &format!("Cookie: {session}"),
+        "--data",
+        &format!("csrf={csrf}"),
+        &format!("{page_a}/signout"),
+    ]);
+    assert!(
+        out.starts_with("HTTP/1.1 303") && out.contains("location: /signin"),
+        "{out}"
+    );
+    // The same cookie is refused on B now.
+    let on_b = get(&page_b, "/approvals");
+    assert!(
+        on_b.starts_with("HTTP/1.1 303") && on_b.contains("location: /signin"),
+        "{on_b}"
+    );
+    // Wrong tokens: five are checked, then the address waits.
+    for _ in 0..5 {
+        let h = sign_in(&page_b, "not-the-admin-token");
+        assert!(h.starts_with("HTTP/1.1 401"), "{h}");
+    }
+    let h = sign_in(&page_b, ADMIN_TOKEN);
+    assert!(
+        h.starts_with("HTTP/1.1 429"),
+        "even the right token waits: {h}"
+    );
+    assert!(h.to_ascii_lowercase().contains("retry-after: "), "{h}");
+    // The JSON API says nosniff too.
+    let api = curl_local([
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("{page_a}/v1/sandboxes"),
+    ]);
+    assert!(
+        api.to_ascii_lowercase()
+            .contains("x-content-type-options: nosniff"),
+        "{api}"
+    );
 }

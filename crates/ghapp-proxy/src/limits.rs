@@ -65,7 +65,7 @@ pub(crate) struct Gate {
     unauthenticated: Arc<Semaphore>,
     per_source: Mutex<HashMap<IpAddr, usize>>,
     tunnels: Mutex<HashMap<String, Arc<Semaphore>>>,
-    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    failures: Failures,
     pub budget: Arc<Budget>,
 }
 
@@ -94,7 +94,7 @@ impl Gate {
             unauthenticated: Arc::new(Semaphore::new(limits.max_unauthenticated)),
             per_source: Mutex::new(HashMap::new()),
             tunnels: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            failures: Failures::new(limits.login_failures_per_minute),
             budget: Arc::new(Budget::new(limits.max_buffered_bytes)),
             limits,
         }
@@ -144,17 +144,48 @@ impl Gate {
         sem.try_acquire_owned().ok()
     }
 
-    /// Whether `source` has used up its wrong-credential attempts for this minute.
     pub(crate) fn login_blocked(&self, source: IpAddr) -> bool {
-        let m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&source).is_some_and(|(since, n)| {
-            since.elapsed() < Duration::from_secs(60) && *n >= self.limits.login_failures_per_minute
-        })
+        self.failures.blocked(source)
     }
 
     /// Counts a wrong-credential attempt from `source`.
     pub(crate) fn login_failed(&self, source: IpAddr) {
-        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        self.failures.failed(source);
+    }
+}
+
+/// Failed attempts per source address in the last minute: past `per_minute`, the source is
+/// refused without a check until its minute is over.
+#[derive(Debug)]
+pub(crate) struct Failures {
+    per_minute: u32,
+    map: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl Failures {
+    pub(crate) fn new(per_minute: u32) -> Failures {
+        Failures {
+            per_minute,
+            map: Mutex::default(),
+        }
+    }
+
+    /// Whether `source` is refused for now, and for how many more seconds.
+    pub(crate) fn blocked_for(&self, source: IpAddr) -> Option<u64> {
+        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&source).and_then(|(since, n)| {
+            let left = Duration::from_secs(60).checked_sub(since.elapsed())?;
+            (*n >= self.per_minute).then(|| left.as_secs().max(1))
+        })
+    }
+
+    pub(crate) fn blocked(&self, source: IpAddr) -> bool {
+        self.blocked_for(source).is_some()
+    }
+
+    /// Counts a failed attempt from `source`.
+    pub(crate) fn failed(&self, source: IpAddr) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() > 100_000 {
             m.retain(|_, (since, _)| since.elapsed() < Duration::from_secs(60));
         }

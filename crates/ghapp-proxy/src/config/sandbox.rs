@@ -10,6 +10,18 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
+/// Whether `name` may name a sandbox: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or
+/// a digit. One charset wherever a name is given (the file, the admin API): no spaces, `:`,
+/// `/`, control characters or bidi overrides reach a terminal, a log line, a URL or the
+/// `HTTPS_PROXY` user name.
+pub(crate) fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// `[defaults]`: the policy keys a fleet states once; a sandbox's own value replaces one.
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -324,9 +336,9 @@ impl FileSandbox {
         let mut s = self;
         let name = s.name.clone();
         let fail = |m: String| ConfigError(format!("proxy config {origin}: sandbox {name:?}: {m}"));
-        if name.is_empty() || name.contains([':', ' ', '\n']) {
+        if !valid_name(&name) {
             return Err(fail(
-                "the name must be non-empty, without ':' or spaces".into(),
+                "a sandbox's name is 1 to 64 of A-Z a-z 0-9 . _ - and starts with a letter or digit (it is shown in terminals, logs and URLs)".into(),
             ));
         }
         let secret = s.secret.read("secret").map_err(fail)?;
@@ -386,3 +398,30 @@ impl FileSandbox {
 }
 
 pub(super) use file_rules;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_charset_for_sandbox_names() {
+        for good in ["agent-1", "a", "team.agent_2", "A9", &"x".repeat(64)] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "agent 1",
+            "agent\t1",
+            "team/agent",
+            "a:b",
+            "esc\u{1b}[2J",
+            "evil\u{202e}gnp",
+            "-dash",
+            ".dot",
+            "naïve",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -109,6 +109,10 @@ fn answer(status: StatusCode, v: &impl Serialize) -> Response<Body> {
         hyper::header::CACHE_CONTROL,
         hyper::header::HeaderValue::from_static("no-store"),
     );
+    r.headers_mut().insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
     r
 }
 

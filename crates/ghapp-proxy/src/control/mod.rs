@@ -33,6 +33,8 @@ pub(crate) struct ControlPlane {
     deliveries: Mutex<HashSet<String>>,
     /// What bounds unverified deliveries.
     hooks: webhook::Hooks,
+    /// Wrong admin tokens on the approvals page, per source.
+    signins: crate::limits::Failures,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -51,6 +53,7 @@ impl ControlPlane {
             config_path,
             deliveries: Mutex::default(),
             hooks: webhook::Hooks::default(),
+            signins: crate::limits::Failures::new(page::SIGNIN_FAILURES_PER_MINUTE),
         }
     }
 

@@ -68,6 +68,11 @@ impl Sessions {
         Some((id, csrf))
     }
 
+    /// When session `id` expires (as it says; [`Sessions::csrf`] checks it is genuine).
+    fn expiry(id: &str) -> Option<i64> {
+        id.split('.').nth(1)?.parse().ok()
+    }
+
     /// The CSRF token of a session that is genuine and not expired at `now`.
     fn csrf(&self, id: &str, now: i64) -> Option<String> {
         let (body, mac) = id.rsplit_once('.')?;
@@ -128,6 +133,10 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
         HeaderValue::from_static("DENY"),
     );
     h.insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
         hyper::header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
@@ -144,7 +153,19 @@ fn redirect(to: &'static str) -> Response<Body> {
 
 /// Whether `path` is the approvals page's (served with its own sign-in, not the bearer token).
 pub(crate) fn is_page(path: &str) -> bool {
-    path == "/signin" || path == "/approvals" || path.starts_with("/approvals/")
+    path == "/signin"
+        || path == "/signout"
+        || path == "/approvals"
+        || path.starts_with("/approvals/")
+}
+
+/// Wrong admin tokens from one address in a minute before its sign-ins are refused unchecked.
+pub(super) const SIGNIN_FAILURES_PER_MINUTE: u32 = 5;
+
+/// The digest a session is remembered by once ended (never the session itself).
+fn session_digest(id: &str) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(id.as_bytes()))
 }
 
 /// The form fields of a urlencoded body.
@@ -158,7 +179,7 @@ impl ControlPlane {
     pub(crate) async fn page(
         &self,
         req: Request<Incoming>,
-        _peer: std::net::SocketAddr,
+        peer: std::net::SocketAddr,
     ) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let session = req
@@ -186,12 +207,36 @@ impl ControlPlane {
         };
         match (method, path.as_str()) {
             (Method::GET, "/signin") => signin_form(""),
-            (Method::POST, "/signin") => self.sign_in(form.get("token").map(String::as_str)),
+            (Method::POST, "/signin") => {
+                self.sign_in(form.get("token").map(String::as_str), peer.ip())
+            }
             (method, _) => {
                 let now = ghapp_core::jwt::unix_now();
-                let Some(csrf) = session.as_deref().and_then(|s| self.sessions.csrf(s, now)) else {
+                let Some(id) = session.as_deref() else {
                     return redirect("/signin");
                 };
+                let Some(csrf) = self.sessions.csrf(id, now) else {
+                    return redirect("/signin");
+                };
+                // Signed out (on any replica): the store remembers it until it expires.
+                let digest = session_digest(id);
+                match self.store().map(|s| s.session_ended(&digest)) {
+                    Some(ended) => match ended.await {
+                        Ok(false) => {}
+                        Ok(true) => return redirect("/signin"),
+                        Err(e) => {
+                            return html(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "Unavailable",
+                                &esc(&e.to_string()),
+                            );
+                        }
+                    },
+                    None => return html(StatusCode::SERVICE_UNAVAILABLE, "No state store", ""),
+                }
+                if method == Method::POST && path == "/signout" {
+                    return self.sign_out(id, &digest, &form, &csrf).await;
+                }
                 if method == Method::GET && path == "/approvals" {
                     self.approvals_page(&csrf).await
                 } else if method == Method::POST {
@@ -203,11 +248,27 @@ impl ControlPlane {
         }
     }
 
-    fn sign_in(&self, token: Option<&str>) -> Response<Body> {
+    fn sign_in(&self, token: Option<&str>, source: std::net::IpAddr) -> Response<Body> {
+        if let Some(wait) = self.signins.blocked_for(source) {
+            self.data
+                .audit
+                .metrics
+                .auth_failure("admin_page_rate_limited");
+            let mut r = html(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Sign in",
+                "<p id=\"error\">Too many wrong tokens from this address: wait a minute.</p>",
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+            }
+            return r;
+        }
         let ok = token
             .zip(self.data.cfg.admin_token.as_ref())
             .is_some_and(|(given, t)| t.matches(given));
         if !ok {
+            self.signins.failed(source);
             self.data.audit.metrics.auth_failure("admin_page");
             return signin_form("That is not the admin token.");
         }
@@ -238,11 +299,15 @@ impl ControlPlane {
                 );
             }
         };
+        let signout = format!(
+            "<form method=\"post\" action=\"/signout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"signout\">Sign out</button></form>",
+            esc(csrf)
+        );
         if pending.is_empty() {
             return html(
                 StatusCode::OK,
                 "Approvals",
-                "<p id=\"none\">Nothing is waiting.</p>",
+                &format!("{signout}<p id=\"none\">Nothing is waiting.</p>"),
             );
         }
         let mut rows = String::new();
@@ -264,7 +329,7 @@ impl ControlPlane {
             StatusCode::OK,
             "Approvals",
             &format!(
-                "<table><tr><th>#</th><th>sandbox</th><th>repository</th><th>head -&gt; base</th><th>title and body</th><th>change</th><th>decision</th></tr>{rows}</table>"
+                "{signout}<table><tr><th>#</th><th>sandbox</th><th>repository</th><th>head -&gt; base</th><th>title and body</th><th>change</th><th>decision</th></tr>{rows}</table>"
             ),
         )
     }
@@ -295,6 +360,45 @@ impl ControlPlane {
             }
             Err(r) => esc(&r.message),
         }
+    }
+
+    /// `POST /signout` (with the session's CSRF token): the session is ended in the store, so
+    /// no replica takes it again, and its cookie cleared.
+    async fn sign_out(
+        &self,
+        id: &str,
+        digest: &str,
+        form: &HashMap<String, String>,
+        csrf: &str,
+    ) -> Response<Body> {
+        use subtle::ConstantTimeEq;
+        let given = form.get("csrf").map(String::as_str).unwrap_or_default();
+        if given.is_empty() || !bool::from(given.as_bytes().ct_eq(csrf.as_bytes())) {
+            return html(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "<p>The form's CSRF token is missing or wrong.</p>",
+            );
+        }
+        let expires = Sessions::expiry(id)
+            .unwrap_or_else(|| ghapp_core::jwt::unix_now() + SESSION_LIFE.as_secs() as i64);
+        if let Some(store) = self.store()
+            && let Err(e) = store.end_session(digest, expires).await
+        {
+            return html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not signed out",
+                &esc(&e.to_string()),
+            );
+        }
+        let mut r = redirect("/signin");
+        r.headers_mut().insert(
+            hyper::header::SET_COOKIE,
+            HeaderValue::from_static(
+                "ghapp_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+            ),
+        );
+        r
     }
 
     async fn decide_form(

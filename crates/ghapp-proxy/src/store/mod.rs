@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/0004_approvals_pinned.sql"),
     ),
+    (5, include_str!("../../migrations/0005_ended_sessions.sql")),
 ];
 
 /// A store error, worded for the operator (the URL's password never in it).
@@ -145,6 +146,44 @@ impl Store {
                 .map_err(db)?;
         }
         tx.commit().await.map_err(db)
+    }
+}
+
+impl Store {
+    /// Ends the approvals page's session `id` (by its digest) until `expires_at`; sessions that
+    /// expired anyway are forgotten.
+    pub(crate) async fn end_session(
+        &self,
+        digest: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM ended_sessions WHERE expires_at < $1")
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO ended_sessions (session, expires_at) VALUES ($1, $2) ON CONFLICT (session) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        self.commit(tx, false).await
+    }
+
+    /// Whether the session with this digest was ended.
+    pub(crate) async fn session_ended(&self, digest: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 FROM ended_sessions WHERE session = $1")
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?
+                .is_some(),
+        )
     }
 }
 
