@@ -138,7 +138,8 @@ fn lfs_push_and_clone_on_a_host_through_the_helper() {
 }
 
 /// Sandboxes behind the proxy, with fakehub under `ghe.test` and its storage under
-/// `lfs.ghe.test` (both resolved by the proxy, so Go's clients proxy them).
+/// `lfs.ghe.test` (both resolved by the proxy, so Go's clients proxy them; the storage host
+/// one the proxy serves, as GitHub's are by default).
 fn lfs_world() -> (World, ProxyProc) {
     let w = World::with(Options {
         hostname: Some("ghe.test".into()),
@@ -156,32 +157,19 @@ push = []
     );
     let p = w.start_proxy(
         &sandboxes,
-        "egress = \"deny\"\nresolve = [\"ghe.test=127.0.0.1\", \"lfs.ghe.test=127.0.0.1\"]",
+        &format!(
+            "egress = \"deny\"\nresolve = [\"ghe.test=127.0.0.1\", \"lfs.ghe.test=127.0.0.1\"]\nlfs_storage_hosts = [\"{}\"]",
+            w.hub.lfs_host()
+        ),
     );
     (w, p)
-}
-
-/// A sandbox's environment for git-lfs: the proxy, and a CA bundle of the proxy's CA and the
-/// roots the storage host's certificate chains to (on a real sandbox: the system's roots).
-fn lfs_env(w: &World, p: &ProxyProc, name: &str, secret: &str) -> Vec<(String, String)> {
-    let bundle = w.path(&format!("ca-bundle-{name}.pem"));
-    let mut pem = std::fs::read(&p.ca_path).unwrap();
-    pem.extend(std::fs::read(w.hub.ca_path()).unwrap());
-    std::fs::write(&bundle, pem).unwrap();
-    let mut env = w.sandbox_env(p, name, secret);
-    for (k, v) in env.iter_mut() {
-        if k == "GIT_SSL_CAINFO" || k == "SSL_CERT_FILE" {
-            *v = bundle.display().to_string();
-        }
-    }
-    env
 }
 
 #[test]
 fn lfs_push_and_clone_in_a_sandbox_with_egress_denied() {
     git_lfs_installed();
     let (w, p) = lfs_world();
-    let env = lfs_env(&w, &p, "agent-a", SECRET_A);
+    let env = w.sandbox_env(&p, "agent-a", SECRET_A);
     let data = big_file();
     let url = w.hub.repo_url("octo-org", "widgets");
     let git = sandbox_git(&w, &env);
@@ -208,36 +196,9 @@ fn lfs_push_and_clone_in_a_sandbox_with_egress_denied() {
     assert!(granted >= 2, "{audit:#?}");
     // Storage URLs are signed and expire: a batch answer's URL works as given, not altered,
     // and not once expired.
-    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
-    let oid = w
-        .git(&work, &["lfs", "ls-files", "--long"])
-        .ok()
-        .stdout
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    let batch = format!(
-        r#"{{"operation":"download","transfers":["basic"],"objects":[{{"oid":"{oid}","size":{}}}]}}"#,
-        data.len()
-    );
-    let a = t
-        .request(
-            "POST",
-            "/octo-org/widgets.git/info/lfs/objects/batch",
-            &[
-                ("Content-Type", "application/vnd.git-lfs+json"),
-                ("Accept", "application/vnd.git-lfs+json"),
-            ],
-            batch.as_bytes(),
-        )
-        .unwrap();
-    assert_eq!(a.status, 200, "{a:#?}");
-    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
-    let href = v["objects"][0]["actions"]["download"]["href"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let oid = w.git(&work, &["lfs", "ls-files", "--long"]).ok().stdout[..64].to_owned();
+    let (host, target) = download_url(&p, &w, &oid, data.len());
+    let href = format!("https://{host}{target}");
     let fetch = |url: &str| {
         w.cmd("curl")
             .args(&[
@@ -283,7 +244,7 @@ fn lfs_push_and_clone_in_a_sandbox_with_egress_denied() {
 fn an_lfs_upload_from_a_read_only_sandbox_is_refused_with_the_proxys_reason() {
     git_lfs_installed();
     let (w, p) = lfs_world();
-    let env = lfs_env(&w, &p, "agent-ro", "read-only-secret-0123456789");
+    let env = w.sandbox_env(&p, "agent-ro", "read-only-secret-0123456789");
     let git = sandbox_git(&w, &env);
     let work = clone_with_an_lfs_commit(&w, &git, &big_file());
     let r = git(&work, &["push", "origin", "agent/lfs"]);
@@ -335,8 +296,9 @@ fn lfs_storage_on_githubs_own_host_passes_only_the_urls_granted() {
     assert!(
         p.audit()
             .iter()
-            .any(|e| e["reason"] == "LFS storage URL from a batch answer"
-                && e["decision"] == "allow"),
+            .any(|e| e["reason"].as_str().is_some_and(
+                |r| r.starts_with("LFS PUT of ") && r.ends_with("(a URL from a batch answer)")
+            ) && e["decision"] == "allow"),
         "{:#?}",
         p.audit()
     );
@@ -351,6 +313,181 @@ fn lfs_storage_on_githubs_own_host_passes_only_the_urls_granted() {
     assert_eq!(a.status, 403, "{a:#?}");
     let got: Vec<_> = w.hub.requests().into_iter().skip(before).collect();
     assert!(got.is_empty(), "GitHub received: {got:#?}");
+    w.capture(p.log());
+    w.assert_no_secrets();
+}
+
+/// A download URL for `oid` (stored in octo-org/widgets) that a batch answer hands `agent-a`
+/// through the proxy, as `(host:port, path?query)`.
+fn download_url(p: &ProxyProc, w: &World, oid: &str, size: usize) -> (String, String) {
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    let batch = format!(
+        r#"{{"operation":"download","transfers":["basic"],"objects":[{{"oid":"{oid}","size":{size}}}]}}"#
+    );
+    let a = t
+        .request(
+            "POST",
+            "/octo-org/widgets.git/info/lfs/objects/batch",
+            &[
+                ("Content-Type", "application/vnd.git-lfs+json"),
+                ("Accept", "application/vnd.git-lfs+json"),
+            ],
+            batch.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(a.status, 200, "{a:#?}");
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    let href = v["objects"][0]["actions"]["download"]["href"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no download for {oid}: {v}"));
+    let url = reqwest::Url::parse(href).unwrap();
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    (host, format!("{}?{}", url.path(), url.query().unwrap()))
+}
+
+#[test]
+fn an_lfs_grant_opens_its_urls_under_its_own_name_and_nothing_else() {
+    git_lfs_installed();
+    let (w, p) = lfs_world();
+    let env = w.sandbox_env(&p, "agent-a", SECRET_A);
+    let data = big_file();
+    let git = sandbox_git(&w, &env);
+    let work = clone_with_an_lfs_commit(&w, &git, &data);
+    git(&work, &["push", "--quiet", "origin", "agent/lfs"]).ok();
+    let oid = w.git(&work, &["lfs", "ls-files", "--long"]).ok().stdout[..64].to_owned();
+    let (host, target) = download_url(&p, &w, &oid, data.len());
+    assert_eq!(host, w.hub.lfs_host());
+    let seen = w.hub.requests().len();
+
+    // TLS under another name behind the granted address (here GitHub's own API, served on the
+    // same address as the storage, as a shared front end serves other customers' names): the
+    // proxy's TLS answers for the granted name only, so nothing reaches that other name.
+    let other = w.hub.git_host();
+    let other = other.split(':').next().unwrap();
+    let r = p.tunnel_as("agent-a", SECRET_A, &host, other, w.hub.ca_path());
+    assert!(r.is_err(), "TLS for {other} inside the storage grant");
+    // With the storage host's own name and the proxy's CA: the granted URL, as given...
+    let name = host.split(':').next().unwrap();
+    let mut t = p
+        .tunnel_as("agent-a", SECRET_A, &host, name, &p.ca_path)
+        .unwrap();
+    let a = t.request("GET", &target, &[], b"").unwrap();
+    assert!(
+        a.status == 200 && a.body.len() >= data.len(),
+        "{}",
+        a.status
+    );
+    // ...and nothing else: another path, the same URL for another method, a URL with a
+    // changed query.
+    for (method, path, status) in [
+        (
+            "GET",
+            format!("/objects/octo-org/widgets/{}", "a".repeat(64)),
+            403,
+        ),
+        ("GET", "/repos/octo-org/widgets".into(), 403),
+        ("PUT", target.clone(), 405),
+        ("GET", format!("{target}&x=1"), 403),
+    ] {
+        let mut t = p
+            .tunnel_as("agent-a", SECRET_A, &host, name, &p.ca_path)
+            .unwrap();
+        let a = t.request(method, &path, &[], b"").unwrap();
+        assert_eq!(a.status, status, "{method} {path}: {a:#?}");
+    }
+    let got: Vec<_> = w.hub.requests().into_iter().skip(seen).collect();
+    assert_eq!(got.len(), 1, "only the granted GET arrived: {got:#?}");
+    // Every storage request is in the audit, allowed or not.
+    let audit = p.audit();
+    let on_storage: Vec<_> = audit
+        .iter()
+        .filter(|e| e["host"].as_str() == Some(&host) && e["method"] != "CONNECT")
+        .collect();
+    assert_eq!(
+        on_storage.len(),
+        6,
+        "the push's PUT and these five: {on_storage:#?}"
+    );
+    // A sandbox holding no grant there cannot open the host at all.
+    match p.tunnel_as("agent-b", SECRET_B, &host, name, &p.ca_path) {
+        Err(e) => assert!(e.contains("status: 403"), "{e}"),
+        Ok(_) => panic!("agent-b reached {host}"),
+    }
+}
+
+#[test]
+fn an_lfs_upload_holding_a_token_is_refused_and_never_stored() {
+    git_lfs_installed();
+    let (w, p) = lfs_world();
+    let env = w.sandbox_env(&p, "agent-a", SECRET_A);
+    let git = sandbox_git(&w, &env);
+    let url = w.hub.repo_url("octo-org", "widgets");
+    git(w.root.path(), &["clone", "--quiet", &url, "widgets"]).ok();
+    let work = w.path("widgets");
+    // The token the proxy minted for that clone (GitHub's 2026 shape, ~520 characters).
+    let token = w.hub.issued_tokens().pop().unwrap();
+    assert!(token.len() > 400);
+    // A text file large enough to pass the proxy in many pieces, the token deep inside.
+    let mut data = String::new();
+    for i in 0..40_000 {
+        data.push_str(&format!("row {i}: nothing to see here\n"));
+        if i == 30_000 {
+            data.push_str(&format!("GITHUB_TOKEN={token}\n"));
+        }
+    }
+    commit_lfs_file(&|a| git(&work, a), &work, "agent/lfs", data.as_bytes());
+    let r = git(&work, &["push", "origin", "agent/lfs"]);
+    r.fails();
+    let oid = w.git(&work, &["lfs", "ls-files", "--long"]).ok().stdout[..64].to_owned();
+    assert!(!r.stderr.contains(&token) && !r.stdout.contains(&token));
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/lfs"),
+        None,
+        "the pointer was not pushed"
+    );
+    // The proxy says why, naming the object, to the sandbox and in the audit; git-lfs's
+    // retry is answered at the batch, so it gives up at once.
+    let why = format!("possible GitHub token in the LFS object {oid} (line 30002)");
+    assert!(r.stderr.contains(&why), "{r:#?}");
+    let audit = p.audit();
+    let puts = audit.iter().filter(|e| e["method"] == "PUT").count();
+    assert_eq!(
+        puts, 1,
+        "one upload, its retry refused at the batch: {audit:#?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["reason"].as_str().is_some_and(|r| r.contains(&why))),
+        "{audit:#?}"
+    );
+    // The storage never kept it: GitHub's batch API, asked directly, finds no such object.
+    let batch = format!(
+        r#"{{"operation":"download","transfers":["basic"],"objects":[{{"oid":"{oid}","size":{}}}]}}"#,
+        data.len()
+    );
+    let answer = w
+        .cmd("curl")
+        .args(&[
+            "-s",
+            "--cacert",
+            &w.hub.ca_path().display().to_string(),
+            "--resolve",
+            &format!("{}:127.0.0.1", w.hub.git_host()),
+            "-u",
+            &format!("x-access-token:{token}"),
+            "-H",
+            "Content-Type: application/vnd.git-lfs+json",
+            "-H",
+            "Accept: application/vnd.git-lfs+json",
+            "--data",
+            &batch,
+            &format!("{url}/info/lfs/objects/batch"),
+        ])
+        .carries_secrets()
+        .run();
+    let v: serde_json::Value = serde_json::from_str(&answer.ok().stdout).unwrap();
+    assert_eq!(v["objects"][0]["error"]["code"], 404, "{v}");
     w.capture(p.log());
     w.assert_no_secrets();
 }

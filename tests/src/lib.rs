@@ -913,33 +913,53 @@ impl ProxyProc {
 
     /// An open tunnel to `target` (`host:port` of the emulator) for sandbox `name`.
     pub fn tunnel(&self, name: &str, secret: &str, target: &str) -> Tunnel {
-        let (a, tcp) = self.connect(Some((name, secret)), target).expect("CONNECT");
-        assert_eq!(a.status, 200, "CONNECT {target}: {a:?}");
-        let mut roots = rustls::RootCertStore::empty();
-        let pem = std::fs::read(&self.ca_path).expect("proxy CA");
+        let host = target.rsplit_once(':').map_or(target, |x| x.0);
+        self.tunnel_as(name, secret, target, host, &self.ca_path)
+            .unwrap_or_else(|e| panic!("a tunnel to {target}: {e}"))
+    }
+
+    /// A tunnel to `target` with TLS inside it for the name `sni`, trusting the CA
+    /// certificates in `roots` (PEM): an error when the CONNECT is refused or the handshake
+    /// fails.
+    pub fn tunnel_as(
+        &self,
+        name: &str,
+        secret: &str,
+        target: &str,
+        sni: &str,
+        roots: &Path,
+    ) -> Result<Tunnel, String> {
+        let (a, mut tcp) = self
+            .connect(Some((name, secret)), target)
+            .map_err(|e| format!("CONNECT {target}: {e}"))?;
+        if a.status != 200 {
+            return Err(format!("CONNECT {target}: {a:?}"));
+        }
+        let mut store = rustls::RootCertStore::empty();
+        let pem = std::fs::read(roots).map_err(|e| format!("{}: {e}", roots.display()))?;
         use rustls::pki_types::pem::PemObject;
         for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-            roots.add(c.expect("CA PEM")).expect("CA");
+            store.add(c.expect("CA PEM")).expect("CA");
         }
         let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let cfg = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
-            .with_root_certificates(roots)
+            .with_root_certificates(store)
             .with_no_client_auth();
-        let host = target.rsplit_once(':').map_or(target, |x| x.0).to_owned();
-        let name = rustls::pki_types::ServerName::try_from(host).expect("server name");
-        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).expect("TLS");
-        let mut tcp = tcp;
+        let server = rustls::pki_types::ServerName::try_from(sni.to_owned())
+            .map_err(|e| format!("server name {sni}: {e}"))?;
+        let mut conn =
+            rustls::ClientConnection::new(std::sync::Arc::new(cfg), server).expect("TLS");
         // Finish the handshake now: a tunnel is open once TLS is up, not at the first request.
         while conn.is_handshaking() {
             conn.complete_io(&mut tcp)
-                .expect("TLS handshake with the proxy");
+                .map_err(|e| format!("TLS handshake for {sni} inside a tunnel to {target}: {e}"))?;
         }
-        Tunnel {
+        Ok(Tunnel {
             tls: rustls::StreamOwned::new(conn, tcp),
             host: target.to_owned(),
-        }
+        })
     }
 }
 

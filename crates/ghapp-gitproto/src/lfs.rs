@@ -109,9 +109,34 @@ pub fn operation(body: &[u8]) -> Result<Operation, String> {
         .map_err(|e| format!("the LFS batch request is not the JSON git-lfs sends: {e}"))
 }
 
-/// One transfer URL of a batch answer and how long it lives (seconds; `None`: not said).
+/// What a transfer URL is for, and so the one method it takes (the basic transfer adapter's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// `PUT` the object's bytes.
+    Upload,
+    /// `GET` them.
+    Download,
+    /// `POST` the object's oid and size once uploaded.
+    Verify,
+}
+
+impl ActionKind {
+    /// The method the basic transfer adapter sends to this kind of URL.
+    pub fn method(self) -> &'static str {
+        match self {
+            ActionKind::Upload => "PUT",
+            ActionKind::Download => "GET",
+            ActionKind::Verify => "POST",
+        }
+    }
+}
+
+/// One transfer URL of a batch answer: for which object, what for, and how long it lives
+/// (seconds; `None`: not said).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
+    pub oid: String,
+    pub kind: ActionKind,
     pub href: String,
     pub expires_in: Option<u64>,
 }
@@ -123,10 +148,17 @@ pub fn actions(answer: &[u8]) -> Vec<Action> {
     };
     let mut out = Vec::new();
     for o in v["objects"].as_array().into_iter().flatten() {
-        for kind in ["upload", "download", "verify"] {
-            let a = &o["actions"][kind];
+        let oid = o["oid"].as_str().unwrap_or_default();
+        for (name, kind) in [
+            ("upload", ActionKind::Upload),
+            ("download", ActionKind::Download),
+            ("verify", ActionKind::Verify),
+        ] {
+            let a = &o["actions"][name];
             if let Some(href) = a["href"].as_str() {
                 out.push(Action {
+                    oid: oid.to_owned(),
+                    kind,
                     href: href.to_owned(),
                     expires_in: a["expires_in"].as_u64(),
                 });
@@ -134,6 +166,26 @@ pub fn actions(answer: &[u8]) -> Vec<Action> {
         }
     }
     out
+}
+
+/// A batch answer with the objects `refused` names (oid -> why) turned into per-object errors
+/// (`{"oid", "size", "error": {"code": 422, "message"}}`, which git-lfs reports and does not
+/// retry): `None` when none is named, or the answer is not the batch API's JSON.
+pub fn refuse_objects(answer: &[u8], refused: impl Fn(&str) -> Option<String>) -> Option<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    let mut changed = false;
+    for o in v["objects"].as_array_mut()? {
+        let Some(why) = o["oid"].as_str().and_then(&refused) else {
+            continue;
+        };
+        *o = serde_json::json!({
+            "oid": o["oid"],
+            "size": o["size"],
+            "error": {"code": 422, "message": why},
+        });
+        changed = true;
+    }
+    changed.then(|| serde_json::to_vec(&v).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -175,17 +227,28 @@ mod tests {
         ] {
             assert!(operation(bad).is_err());
         }
-        let a = actions(
-            br#"{"objects":[{"oid":"a","actions":{"upload":{"href":"https://s/x","expires_in":60},"verify":{"href":"https://h/v"}}}]}"#,
+        let answer = br#"{"objects":[{"oid":"a","size":3,"actions":{"upload":{"href":"https://s/x","expires_in":60},"verify":{"href":"https://h/v"}}}]}"#;
+        assert_eq!(refuse_objects(answer, |_| None), None);
+        let refused = refuse_objects(answer, |oid| (oid == "a").then(|| "no".into())).unwrap();
+        assert_eq!(actions(&refused), []);
+        let v: serde_json::Value = serde_json::from_slice(&refused).unwrap();
+        assert_eq!(
+            v["objects"][0],
+            serde_json::json!({"oid": "a", "size": 3, "error": {"code": 422, "message": "no"}})
         );
+        let a = actions(answer);
         assert_eq!(
             a,
             [
                 Action {
+                    oid: "a".into(),
+                    kind: ActionKind::Upload,
                     href: "https://s/x".into(),
                     expires_in: Some(60)
                 },
                 Action {
+                    oid: "a".into(),
+                    kind: ActionKind::Verify,
                     href: "https://h/v".into(),
                     expires_in: None
                 },

@@ -80,6 +80,11 @@ impl Scanner {
         self.found.is_some() || self.binary
     }
 
+    /// The credential found so far, if any (what [`Scanner::finish`] would report first).
+    pub fn found(&self) -> Option<Finding> {
+        self.found
+    }
+
     pub fn feed(&mut self, piece: &[u8]) {
         if self.done() {
             return;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use ghapp_gitproto::receive_pack::{self, Commands};
+use ghapp_gitproto::secrets::{Finding, Scanner};
 use http_body_util::BodyExt;
 use hyper::StatusCode;
 use hyper::body::Incoming;
@@ -180,6 +181,73 @@ pub(crate) async fn read_bounded(
 /// A request body streamed on, counted.
 pub(crate) fn streamed(body: Incoming, counter: Arc<AtomicU64>) -> reqwest::Body {
     reqwest::Body::wrap_stream(coalesce(stream_incoming(body, counter)))
+}
+
+/// `body` streamed on while [`Scanner`] reads it, its last
+/// piece held back until the whole has been read: a credential found (put in `found`) ends the
+/// stream with an error before the receiver has every byte, so an upload with a declared length
+/// is never complete upstream. The rest of the sender's body is read first (and dropped, up to
+/// the drain limit), so it reads the refusal instead of a broken connection it would retry.
+pub(crate) fn scanned(
+    body: Incoming,
+    counter: Arc<AtomicU64>,
+    found: Arc<std::sync::OnceLock<Finding>>,
+) -> reqwest::Body {
+    let state = Scanned {
+        inner: Box::pin(coalesce(stream_incoming(body, counter))),
+        scanner: Some(Scanner::new()),
+        held: None,
+        found,
+    };
+    let s = futures_util::stream::unfold(Some(state), |st| async move {
+        let mut st = st?;
+        loop {
+            match st.inner.next().await {
+                Some(Ok(piece)) => {
+                    if let Some(f) = st.scanner.as_mut().and_then(|sc| {
+                        sc.feed(&piece);
+                        sc.found()
+                    }) {
+                        return Some((Err(st.refuse(f).await), None));
+                    }
+                    if let Some(out) = st.held.replace(piece) {
+                        return Some((Ok(out), Some(st)));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    if let Some(f) = st.scanner.take().and_then(Scanner::finish) {
+                        return Some((Err(st.refuse(f).await), None));
+                    }
+                    return st.held.take().map(|out| (Ok(out), None));
+                }
+            }
+        }
+    });
+    reqwest::Body::wrap_stream(s)
+}
+
+/// [`scanned`]'s state: the body, the scan, the piece held back.
+struct Scanned {
+    inner:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+    scanner: Option<Scanner>,
+    held: Option<Bytes>,
+    found: Arc<std::sync::OnceLock<Finding>>,
+}
+
+impl Scanned {
+    /// `f` found: the rest of the body read and dropped (bounded), the error that ends it.
+    async fn refuse(&mut self, f: Finding) -> std::io::Error {
+        let _ = self.found.set(f);
+        let mut drained = 0u64;
+        while drained < DRAIN_LIMIT
+            && let Ok(Some(Ok(piece))) = tokio::time::timeout(DRAIN_TIME, self.inner.next()).await
+        {
+            drained += piece.len() as u64;
+        }
+        std::io::Error::other("a credential in the upload")
+    }
 }
 
 /// `prefix` (already read, e.g. a push's command section), then the rest of `body`, streamed.

@@ -15,6 +15,8 @@ pub(crate) struct Hosts {
     pub api_prefix: String,
     /// `/graphql` on github.com, `/api/graphql` on GHES.
     pub graphql: String,
+    /// `host:port` of the LFS storage hosts (`lfs_storage_hosts`): served for granted URLs.
+    pub storage: Vec<String>,
 }
 
 impl Hosts {
@@ -24,20 +26,41 @@ impl Hosts {
             api: with_port(github.api_authority()),
             api_prefix: github.api_prefix().to_owned(),
             graphql: github.graphql_path(),
+            storage: Vec::new(),
         }
     }
 
-    /// The hosts the proxy terminates TLS for.
+    /// These hosts, and the LFS storage hosts `storage` (`HOST[:PORT]`).
+    pub(crate) fn with_storage(mut self, storage: &[String]) -> Hosts {
+        self.storage = storage.iter().map(|h| with_port(h)).collect();
+        self
+    }
+
+    /// The hosts the proxy terminates TLS for (its CA is made for these names): GitHub's, and
+    /// the LFS storage hosts.
     pub(crate) fn intercepted(&self) -> Vec<String> {
         let mut v = vec![self.git.clone()];
         if self.api != self.git {
             v.push(self.api.clone());
         }
+        v.extend(
+            self.storage
+                .iter()
+                .filter(|h| !v.contains(h))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         v
     }
 
+    /// Whether `host` is GitHub's (git or the API): requests there carry the sandbox's token.
     pub(crate) fn intercepts(&self, host: &str) -> bool {
         host == self.git || host == self.api
+    }
+
+    /// Whether `host` is an LFS storage host: only URLs a batch answer granted pass there.
+    pub(crate) fn is_storage(&self, host: &str) -> bool {
+        self.storage.iter().any(|h| h == host)
     }
 }
 

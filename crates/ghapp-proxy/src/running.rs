@@ -69,7 +69,7 @@ pub(crate) struct Prepared {
 /// upstream client, git. Synchronous: call it before any runtime exists.
 pub(crate) fn prepare(cfg: ProxyConfig) -> Result<Prepared, StartError> {
     ghapp_core::jwt::install_crypto_providers();
-    let hosts = Hosts::new(cfg.github());
+    let hosts = Hosts::new(cfg.github()).with_storage(&cfg.lfs_storage_hosts);
     let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted()).map_err(StartError::Ca)?;
     let upstream_ca = match &cfg.upstream_ca_file {
         Some(p) => Some(ghapp_core::fsutil::read_bounded(p, 4 << 20).map_err(|e| {

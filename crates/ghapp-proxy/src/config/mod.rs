@@ -10,6 +10,7 @@
 //! audit_max_bytes = 104857600     # rotate to audit.jsonl.1 past this size
 //! metrics_listen = "127.0.0.1:9090"
 //! # upstream_ca_file = "/etc/ssl/ghes-ca.pem"   # trust for a GHES with a private CA
+//! # lfs_storage_hosts = ["media.ghe.example"]     # where GitHub stores LFS objects (see below)
 //!
 //! [limits]                        # the defaults
 //! max_connections = 4096
@@ -43,6 +44,13 @@
 //! secret_scan = true                        # refuse files with tokens, private keys, AWS key ids
 //! inspect = true                            # false: decide pushes on ref names alone
 //! ```
+//!
+//! `lfs_storage_hosts` names the hosts (`HOST[:PORT]`) where GitHub's LFS batch answers send
+//! objects; the proxy's CA is made for them too, and a sandbox reaches them only for the URLs a
+//! batch answer handed it, through the proxy's TLS. The default is GitHub's own
+//! (`github-cloud.s3.amazonaws.com`, `github-cloud.githubusercontent.com`,
+//! `media.githubusercontent.com`) on github.com and `media.HOST` on a GHES (which also serves
+//! objects on its own host); a batch answer naming another host is refused and says so.
 //!
 //! `spool_dir` (default `CA_DIR/spool`) holds what push inspection writes: a pack being
 //! inspected (removed after the verdict) and a mirror of each pushed repository's commits and
@@ -93,6 +101,7 @@ struct File {
     upstream_ca_file: Option<PathBuf>,
     #[serde(default)]
     resolve: Vec<String>,
+    lfs_storage_hosts: Option<Vec<String>>,
     spool_dir: Option<PathBuf>,
     state: Option<String>,
     admin_listen: Option<String>,
@@ -208,6 +217,9 @@ pub struct ProxyConfig {
     /// Upstream host names resolved to fixed addresses (`NAME=IP`): a GHES behind split DNS,
     /// or an emulator served under a name.
     pub resolve: Vec<(String, std::net::IpAddr)>,
+    /// Where GitHub's LFS batch answers send objects (`host:port`): served through the proxy's
+    /// TLS, for the URLs granted.
+    pub lfs_storage_hosts: Vec<String>,
     /// The apps that mint for sandboxes, each for its `owners` (empty: any): `[[app]]` tables
     /// (or one `[app]`), with the `GHAPP_*` environment layered over the first as for every
     /// command. All on one GitHub.
@@ -229,6 +241,25 @@ pub struct ProxyConfig {
     pub events_log: Option<PathBuf>,
     /// `[defaults]`, for sandboxes added through the admin API.
     defaults: FileDefaults,
+}
+
+/// Where GitHub stores LFS objects when the file does not say: its object store and media
+/// hosts on github.com, `media.HOST` on a GHES.
+fn default_lfs_storage(github: &ghapp_core::config::GitHubHost) -> Vec<String> {
+    if github.git_host().eq_ignore_ascii_case("github.com") {
+        [
+            "github-cloud.s3.amazonaws.com:443",
+            "github-cloud.githubusercontent.com:443",
+            "media.githubusercontent.com:443",
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        vec![crate::router::with_port(&format!(
+            "media.{}",
+            github.git_host()
+        ))]
+    }
 }
 
 impl ProxyConfig {
@@ -427,6 +458,22 @@ impl ProxyConfig {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let lfs_storage_hosts = match f.lfs_storage_hosts {
+            Some(hosts) => hosts
+                .iter()
+                .map(|h| {
+                    crate::router::split_authority(h)
+                        .filter(|_| !h.contains(['/', '?', '#']))
+                        .map(|_| crate::router::with_port(h))
+                        .ok_or_else(|| {
+                            ConfigError(format!(
+                                "proxy config {origin}: lfs_storage_hosts entry {h:?} is not HOST[:PORT]: e.g. \"media.ghe.example\""
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => default_lfs_storage(&apps[0].github),
+        };
         if state.is_none()
             && let Some(s) = sandboxes.iter().find(|s| s.mode != Mode::Autonomous)
         {
@@ -449,6 +496,7 @@ impl ProxyConfig {
             cache_dir,
             upstream_ca_file: f.upstream_ca_file,
             resolve,
+            lfs_storage_hosts,
             apps,
             refresh_margin: ghapp_core::config::DEFAULT_REFRESH_MARGIN,
             sandboxes,

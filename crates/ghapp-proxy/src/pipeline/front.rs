@@ -1,7 +1,7 @@
 //! The data plane's side of the listener ([`crate::transport::Front`]): who a `CONNECT` is
 //! (the sandbox its proxy credentials name, rate-limited per source), where its tunnel may go
-//! (a GitHub host, intercepted; an LFS storage host a batch answer granted; egress when
-//! allowed), and the proxy's own endpoints (`GET /ca.pem`, `GET /policy`).
+//! (a GitHub host, intercepted; an LFS storage host a batch answer granted URLs on, intercepted;
+//! egress when allowed), and the proxy's own endpoints (`GET /ca.pem`, `GET /policy`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -215,14 +215,18 @@ impl DataPlane {
     }
 
     /// Whether an authenticated sandbox may open this tunnel, and how it is served: a GitHub
-    /// host (intercepted), or an allowed egress destination (its checked address), within the
-    /// sandbox's tunnel cap.
+    /// host or a granted LFS storage host (intercepted), or an allowed egress destination (its
+    /// checked address), within the sandbox's tunnel cap.
     async fn admit(
         &self,
         origin: &Origin,
     ) -> Result<(To, tokio::sync::OwnedSemaphorePermit), Refusal> {
         let host = &origin.host;
-        let to = if self.hosts.intercepts(host) {
+        // A GitHub host, or an LFS storage host a batch answer granted this sandbox URLs on:
+        // the proxy's TLS (the SNI and Host must name the host), each request decided inside.
+        let to = if self.hosts.intercepts(host)
+            || (self.hosts.is_storage(host) && self.lfs.serves(origin.sandbox.name(), host))
+        {
             let tls = self.ca.server_config(host).map_err(|why| {
                 Refusal::text(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -233,16 +237,6 @@ impl DataPlane {
                 tls,
                 host: crate::router::host_of(host),
             }
-        } else if self.lfs.allows(origin.sandbox.name(), host) {
-            // A storage host GitHub's LFS batch answer named for this sandbox, while its URLs
-            // live: a plain tunnel (no token rides in it), whatever egress says.
-            let addr = self.storage_target(host).await.map_err(|why| {
-                Refusal::text(
-                    StatusCode::FORBIDDEN,
-                    format!("the LFS storage host {host} is refused: {why}"),
-                )
-            })?;
-            To::Pass(addr)
         } else {
             if self.live.get().egress == Egress::Deny {
                 return Err(Refusal::text(
@@ -294,23 +288,5 @@ impl DataPlane {
             }
         }
         Err(why)
-    }
-
-    /// The address of an LFS storage host: the configured `resolve` entry for its name when
-    /// there is one (the operator's word), else resolved and checked as egress is.
-    async fn storage_target(&self, host: &str) -> Result<SocketAddr, String> {
-        let (name, port) = host.rsplit_once(':').unwrap_or((host, "443"));
-        let port: u16 = port
-            .parse()
-            .map_err(|_| "its port is not a number".to_string())?;
-        if let Some((_, ip)) = self
-            .cfg
-            .resolve
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            return Ok(SocketAddr::new(*ip, port));
-        }
-        self.egress_target(host).await
     }
 }

@@ -210,11 +210,26 @@ impl DataPlane {
             source: o.source,
             host: o.host.clone(),
         };
-        // An LFS object URL a batch answer handed this sandbox on a GitHub host: exactly it
-        // passes, with no token added.
+        // An LFS object URL a batch answer handed this sandbox (on a storage host, or on a
+        // GitHub host): exactly it passes, with no token added. Nothing else on a storage host.
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        if self.lfs.allows_url(o.sandbox.name(), &o.host, target) {
-            return self.granted_storage(parts, body, &o, meter).await;
+        if let Some(granted) = self.lfs.url(o.sandbox.name(), &o.host, target) {
+            return self.granted_storage(parts, body, &o, granted, meter).await;
+        }
+        if !self.hosts.intercepts(&o.host) {
+            meter.read(body::drain_refused(body).await);
+            let r = Req {
+                origin: o,
+                service: Service::Lfs,
+                repo: None,
+            };
+            return r.refuse(Refusal::lfs(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} is LFS storage: only the URLs GitHub's batch answers handed this sandbox pass, as given, while they live",
+                    r.origin.host
+                ),
+            ));
         }
         let route = crate::router::route(&self.hosts, &o.host, parts.uri.path());
         let verdict = crate::policy::decide(
@@ -329,13 +344,15 @@ impl DataPlane {
         }
     }
 
-    /// A request to an LFS storage URL a batch answer handed the sandbox on a GitHub host:
-    /// forwarded to exactly that URL, its body streamed, no token added.
+    /// A request to an LFS storage URL a batch answer handed the sandbox: the method its
+    /// action takes, forwarded to exactly that URL with no token added, its body streamed (an
+    /// upload read by the secret scan as it passes, when the sandbox's rules scan).
     async fn granted_storage(
         &self,
         parts: hyper::http::request::Parts,
         body: Incoming,
         o: &Origin,
+        granted: lfs::Granted,
         meter: &Meter,
     ) -> Answer {
         let r = Req {
@@ -343,6 +360,17 @@ impl DataPlane {
             service: Service::Lfs,
             repo: None,
         };
+        let want = granted.kind.method();
+        if parts.method.as_str() != want {
+            meter.read(body::drain_refused(body).await);
+            return r.refuse(Refusal::lfs(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "this LFS URL was handed out for {want} (object {}), not {}",
+                    granted.oid, parts.method
+                ),
+            ));
+        }
         let query = parts
             .uri
             .query()
@@ -355,13 +383,35 @@ impl DataPlane {
                 return r.refuse(Refusal::lfs(StatusCode::BAD_REQUEST, why));
             }
         };
-        let body = body::streamed(body, meter.bytes_in.clone());
+        let found = Arc::new(OnceLock::new());
+        let body = if granted.kind == ghapp_gitproto::lfs::ActionKind::Upload
+            && o.sandbox.cfg.rules.secret_scan
+        {
+            body::scanned(body, meter.bytes_in.clone(), found.clone())
+        } else {
+            body::streamed(body, meter.bytes_in.clone())
+        };
         let origin = url.origin().ascii_serialization();
-        match upstream::storage(&self.upstream, parts.method, url, &parts.headers, body).await {
+        let sent = upstream::storage(&self.upstream, parts.method, url, &parts.headers, body).await;
+        if let Some(f) = found.get() {
+            // The scan ended the upload before its last bytes: storage never had all of it.
+            // 403 (a 422 git-lfs reads as a content-type complaint, and pushes on); git-lfs
+            // asks the batch again, and is answered the same at once.
+            let why = format!(
+                "possible {} in the LFS object {} (line {}); rule secret_scan: remove it from the file, rewrite the commit, and push again",
+                f.kind, granted.oid, f.line
+            );
+            self.lfs.refuse(o.sandbox.name(), &granted.oid, &why);
+            return r.refuse(Refusal::lfs(StatusCode::FORBIDDEN, why));
+        }
+        match sent {
             Ok(resp) => {
                 let outcome = Outcome {
                     decision: Decision::Allow,
-                    reason: "LFS storage URL from a batch answer".into(),
+                    reason: format!(
+                        "LFS {} of {} (a URL from a batch answer)",
+                        want, granted.oid
+                    ),
                     status: resp.status().as_u16(),
                     upstream_status: Some(resp.status().as_u16()),
                     ..r.outcome()
@@ -392,14 +442,27 @@ impl DataPlane {
                 ));
             }
         };
-        let granted = self
-            .lfs
-            .record(r.sb().name(), &body, |h| self.hosts.intercepts(h));
-        let reason = if granted.is_empty() {
+        // Objects this sandbox's uploads were refused for: errors in the answer, not URLs.
+        let body = match self.lfs.refused_in(r.sb().name(), &body) {
+            Some(b) => b,
+            None => body,
+        };
+        let rec = self.lfs.record(r.sb().name(), &body, |h| {
+            self.hosts.intercepts(h) || self.hosts.is_storage(h)
+        });
+        let mut reason = if rec.granted.is_empty() {
             outcome.reason.clone()
         } else {
-            format!("LFS storage granted: {}", granted.join(", "))
+            format!("LFS storage granted: {}", rec.granted.join(", "))
         };
+        if !rec.refused.is_empty() {
+            let hosts = rec.refused.join(", ");
+            tracing::warn!(
+                "an LFS batch answer names storage the proxy does not serve ({hosts}): add the host to lfs_storage_hosts if it is GitHub's"
+            );
+            reason =
+                format!("{reason}; not granted (not in lfs_storage_hosts, or not https): {hosts}");
+        }
         let resp = out.body(crate::respond::full(body)).unwrap_or_else(|_| {
             crate::respond::text(
                 StatusCode::BAD_GATEWAY,
@@ -491,7 +554,7 @@ significant = {{ files = 5, lines = 100 }}
         );
         let env = std::collections::BTreeMap::<String, String>::new();
         let cfg = ProxyConfig::parse_with_env(&text, "test", &env).unwrap();
-        let hosts = Hosts::new(cfg.github());
+        let hosts = Hosts::new(cfg.github()).with_storage(&cfg.lfs_storage_hosts);
         let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted()).unwrap();
         let audit = Arc::new(Audit::open(None, None).unwrap());
         let live = Arc::new(Snapshot::new(crate::live::Live::of(&cfg)));
