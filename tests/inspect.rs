@@ -652,3 +652,146 @@ fn inspection_off_decides_on_ref_names_alone() {
     assert_eq!(hub_ref(&w, "agent/x"), Some(head(&sb, &work)));
     assert!(last_push(&p).get("push").is_none());
 }
+
+#[test]
+fn credentials_in_messages_and_names_are_refused_anywhere_in_the_history() {
+    let w = World::new();
+    let p = start(&w, "");
+    let sb = Sb::new(&w, &p, "agent-a", SECRET);
+    sb.clone("octo-org", "widgets", "work", &[]).ok();
+    let work = w.path("work");
+    // A token as GitHub mints them (~520 characters), and a classic one (short enough for a
+    // file name).
+    let token = w.hub.issued_tokens().pop().unwrap();
+    assert!(token.len() > 400);
+    let classic = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
+    let branch = |name: &str| {
+        sb.git(&work, &["switch", "--quiet", "-C", name, "origin/main"])
+            .ok();
+    };
+    // In the tip's message.
+    branch("agent/msg");
+    write(&work, "a.txt", b"a\n");
+    sb.git(&work, &["add", "-A"]).ok();
+    sb.git(
+        &work,
+        &[
+            "commit",
+            "--quiet",
+            "-m",
+            "Fix the build",
+            "-m",
+            &format!("token: {token}"),
+        ],
+    )
+    .ok();
+    let tip = head(&sb, &work);
+    let r = sb.git(&work, &["push", "origin", "agent/msg"]);
+    refused(
+        &r,
+        "agent/msg",
+        &format!(
+            "possible GitHub token in commit {} line 8; rule secret_scan)",
+            &tip[..7]
+        ),
+    );
+    // In an earlier commit's message, under a clean tip.
+    sb.git(
+        &work,
+        &[
+            "commit",
+            "--quiet",
+            "--amend",
+            "-m",
+            "Fix the build",
+            "-m",
+            &format!("token: {token}"),
+        ],
+    )
+    .ok();
+    let first = head(&sb, &work);
+    sb.commit(&work, "b.txt", b"b\n");
+    let r = sb.git(&work, &["push", "origin", "agent/msg"]);
+    refused(
+        &r,
+        "agent/msg",
+        &format!("possible GitHub token in commit {}", &first[..7]),
+    );
+    // In a file name, even one a later commit removes again.
+    branch("agent/name");
+    write(&work, &format!("creds/{classic}.txt"), b"x\n");
+    commit_all(&sb, &work, "add");
+    sb.git(&work, &["rm", "--quiet", "-r", "creds"]).ok();
+    sb.git(&work, &["commit", "--quiet", "-m", "remove"]).ok();
+    let r = sb.git(&work, &["push", "origin", "agent/name"]);
+    refused(
+        &r,
+        "agent/name",
+        "possible GitHub token in the file name \"creds/<redacted GitHub token>.txt\"",
+    );
+    // In the ref name.
+    let name = format!("agent/{classic}");
+    branch(&name);
+    sb.commit(&work, "c.txt", b"c\n");
+    let r = sb.git(&work, &["push", "origin", &name]);
+    r.fails();
+    assert!(
+        r.stderr.contains(
+            "possible GitHub token in the ref name \"refs/heads/agent/<redacted GitHub token>\""
+        ),
+        "{r:#?}"
+    );
+    for b in ["agent/msg", "agent/name", name.as_str()] {
+        assert_eq!(hub_ref(&w, b), None);
+    }
+    for secret in [token.as_str(), classic] {
+        assert!(!p.log().contains(secret));
+        assert!(
+            !std::fs::read_to_string(&p.audit_path)
+                .unwrap()
+                .contains(secret)
+        );
+    }
+    // A message and names without one pass.
+    branch("agent/clean");
+    write(&work, "docs/ghp_prefix_only.md", b"about ghp_ prefixes\n");
+    commit_all(&sb, &work, "Explain the ghp_ prefix");
+    sb.git(&work, &["push", "--quiet", "origin", "agent/clean"])
+        .ok();
+}
+
+#[test]
+fn what_a_pack_inflates_to_is_bounded_before_it_is_inflated() {
+    let w = World::new();
+    let p = w.start_proxy(
+        &format!(
+            "[[sandbox]]\nname = \"agent-a\"\nsecret = \"{SECRET}\"\nrepos = [\"octo-org/widgets\"]\npush = [\"agent/*\"]\n"
+        ),
+        "[limits]\nmax_inflated_bytes = 33554432",
+    );
+    let sb = Sb::new(&w, &p, "agent-a", SECRET);
+    sb.clone("octo-org", "widgets", "work", &[]).ok();
+    let work = w.path("work");
+    sb.git(&work, &["switch", "--quiet", "-c", "agent/zeros"])
+        .ok();
+    // 48 files of 1 MiB that compress to almost nothing: a pack of a few KiB that inflates to
+    // 48 MiB, each file far under max_file_bytes.
+    for i in 0..48 {
+        let mut data = vec![0u8; 1 << 20];
+        data[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        write(&work, &format!("zeros/{i}.bin"), &data);
+    }
+    commit_all(&sb, &work, "zeros");
+    let r = sb.git(&work, &["push", "origin", "agent/zeros"]);
+    refused(
+        &r,
+        "agent/zeros",
+        "the pack's objects inflate to over 32 MiB, more than the proxy inflates for one push (max_inflated_bytes)",
+    );
+    assert!(last_push(&p)["push"]["pack_bytes"].as_u64().unwrap() < 1 << 20);
+    assert_eq!(
+        hub_ref(&w, "agent/zeros"),
+        None,
+        "GitHub never had the whole pack"
+    );
+}

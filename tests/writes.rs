@@ -878,7 +878,7 @@ fn rest_writes_to_git_data_meet_the_same_rules() {
     let p = start(
         &w,
         "autonomous",
-        r#"rest = ["PUT /repos/{owner}/{repo}/contents/{path+}", "POST /repos/{owner}/{repo}/git/refs", "PATCH /repos/{owner}/{repo}/git/refs/{ref+}", "POST /repos/{owner}/{repo}/git/blobs", "POST /repos/{owner}/{repo}/merges"]"#,
+        r#"rest = ["PUT /repos/{owner}/{repo}/contents/{path+}", "POST /repos/{owner}/{repo}/git/refs", "PATCH /repos/{owner}/{repo}/git/refs/{ref+}", "POST /repos/{owner}/{repo}/git/blobs", "POST /repos/{owner}/{repo}/git/tags", "POST /repos/{owner}/{repo}/merges"]"#,
     );
     let sb = Sb::new(&w, &p, "agent", SECRET);
     sb.clone("octo-org", "widgets", "work", &[]).ok();
@@ -931,6 +931,25 @@ fn rest_writes_to_git_data_meet_the_same_rules() {
             format!("{api}/merges"),
             json!({"base": "main", "head": "agent/x"}),
             "refs/heads/main: pushes allowed only to refs/heads/agent/*",
+        ),
+        // Messages and names are scanned as files are.
+        (
+            "PUT",
+            format!("{api}/contents/notes.txt"),
+            json!({"message": format!("add notes\n\nwith {token}"), "content": b64("x"), "branch": "agent/x"}),
+            "possible GitHub token in the commit message line 3; rule secret_scan",
+        ),
+        (
+            "PUT",
+            format!("{api}/contents/creds/{token}.txt"),
+            json!({"message": "m", "content": b64("x"), "branch": "agent/x"}),
+            "possible GitHub token in the file name \"creds/<redacted GitHub token>.txt\"",
+        ),
+        (
+            "POST",
+            format!("{api}/git/tags"),
+            json!({"tag": "v1", "message": format!("release\n{token}\n"), "object": tip, "type": "commit"}),
+            "possible GitHub token in the message line 2; rule secret_scan",
         ),
     ];
     for (method, path, body, why) in &refused {

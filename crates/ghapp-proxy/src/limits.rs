@@ -38,6 +38,10 @@ pub struct Limits {
     /// Wrong proxy credentials from one source address in a minute before it is refused
     /// without a check for the rest of that minute.
     pub login_failures_per_minute: u32,
+    /// What one inspected push's objects may inflate to, in all (each object's size as its
+    /// header or delta declares it, counted before it is inflated): zlib lets a small pack
+    /// declare far more work than it carries.
+    pub max_inflated_bytes: u64,
 }
 
 impl Default for Limits {
@@ -53,6 +57,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(60),
             max_buffered_bytes: 64 << 20,
             login_failures_per_minute: 20,
+            max_inflated_bytes: 4 << 30,
         }
     }
 }

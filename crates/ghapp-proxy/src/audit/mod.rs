@@ -234,11 +234,14 @@ impl Audit {
     pub(crate) fn record(&self, e: &Event) {
         self.metrics.request(&e.sandbox, e.service, e.decision);
         self.metrics.bytes(&e.sandbox, e.bytes_in, e.bytes_out);
+        // A path, a ref name or a reason may quote what a sandbox sent, a credential too:
+        // whatever the scanner knows is redacted from the log and the file alike.
+        let redact = ghapp_gitproto::secrets::redact;
         macro_rules! log {
             ($level:ident) => {
                 tracing::$level!(
-                    sandbox = %e.sandbox, method = %e.method, path = %e.path,
-                    decision = e.decision.as_str(), reason = %e.reason, status = e.status,
+                    sandbox = %e.sandbox, method = %e.method, path = %redact(&e.path),
+                    decision = e.decision.as_str(), reason = %redact(&e.reason), status = e.status,
                     token = e.token.as_deref().unwrap_or("-"), "request"
                 )
             };
@@ -246,7 +249,8 @@ impl Audit {
         match &self.file {
             Some(f) => {
                 log!(debug);
-                if let Ok(mut line) = serde_json::to_vec(e) {
+                if let Ok(line) = serde_json::to_string(e) {
+                    let mut line = redact(&line).into_owned().into_bytes();
                     line.push(b'\n');
                     let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(err) = f.write(&line) {

@@ -23,6 +23,7 @@
 //! body_timeout = "60s"            # a push's command section, an inspected REST body
 //! max_buffered_bytes = 67108864   # held in partial bodies, in all
 //! login_failures_per_minute = 20  # wrong proxy credentials per source address
+//! max_inflated_bytes = 4294967296 # what one push's objects may inflate to, in all
 //!
 //! [[app]]                         # one per app (owners = [...] picks one per owner); the same keys
 //!                                 # as the host configuration's, GHAPP_* layered over the first
@@ -131,6 +132,7 @@ struct FileLimits {
     body_timeout: Option<String>,
     max_buffered_bytes: Option<usize>,
     login_failures_per_minute: Option<u32>,
+    max_inflated_bytes: Option<u64>,
 }
 
 impl FileLimits {
@@ -191,6 +193,11 @@ impl FileLimits {
             login_failures_per_minute: self
                 .login_failures_per_minute
                 .unwrap_or(d.login_failures_per_minute),
+            max_inflated_bytes: count(
+                self.max_inflated_bytes.map(|b| b as usize),
+                "max_inflated_bytes",
+                d.max_inflated_bytes as usize,
+            )? as u64,
         })
     }
 }

@@ -270,9 +270,10 @@ impl Facts<'_> {
                 crate::policy::write::mib(MAX_LANDED_BYTES)
             ));
         }
-        let name = |id: &str| {
-            path.get(id)
-                .map_or_else(|| format!("object {id}"), |p| (*p).to_owned())
+        let name = |id: &str| match path.get(id) {
+            Some(p) => (*p).to_owned(),
+            None if id.contains(' ') => id.to_owned(),
+            None => format!("object {id}"),
         };
         Ok(Content {
             oversized: found
@@ -390,15 +391,21 @@ impl Facts<'_> {
                         .await
                         .map_err(|e| e.to_string())?;
                     left -= n as u64;
-                    if scan && kind == "blob" && !s.done() {
+                    if scan && TEXTS.contains(&kind) && !s.done() {
                         let data = if left == 0 { &buf[..n - 1] } else { &buf[..n] };
                         s.feed(data);
                     }
                 }
-                if kind == "blob"
+                if TEXTS.contains(&kind)
                     && let Some(f) = s.finish()
                     && found.secrets.len() < KEPT
                 {
+                    // A blob is named by its path later; a commit or tag by itself.
+                    let id = if kind == "blob" {
+                        id
+                    } else {
+                        format!("{kind} {}", id.get(..7).unwrap_or(&id))
+                    };
                     found.secrets.push((id, f));
                 }
             }
@@ -456,6 +463,43 @@ impl Facts<'_> {
             .map_err(|_| "git rev-list --count: no count".into())
     }
 
+    /// What the history a write brings holds beyond file contents, for the secret scan: the
+    /// name of every file in its new trees (not only at the tips: a name added and removed
+    /// again is in the history all the same), and the message of each new commit and of a tag
+    /// it points a ref at. `news`: the new tips.
+    pub(crate) async fn scan_history(&self, news: &[String]) -> Result<Content, String> {
+        let mut content = Content::default();
+        let mut texts: Vec<String> = news.to_vec();
+        let mut too_many = false;
+        let mut c = self.cmd();
+        c.args(["rev-list", "--objects", "--missing=allow-promisor"])
+            .args(news)
+            .args(["--not", "--all"]);
+        git::lines(c, None, STEP, |line| {
+            match line.split_once(' ') {
+                // A commit: its id alone.
+                None if texts.len() < MAX_NEW_COMMITS => texts.push(line.to_owned()),
+                None => too_many = true,
+                Some((_, path)) => content.scan_text(
+                    || format!("the file name {}", crate::policy::write::shown(path)),
+                    path.as_bytes(),
+                ),
+            }
+            !too_many
+        })
+        .await?;
+        if too_many {
+            return Err(format!(
+                "the write brings over {MAX_NEW_COMMITS} commits, more than the proxy reads to inspect: push in parts"
+            ));
+        }
+        texts.sort_unstable();
+        texts.dedup();
+        let (found, _) = self.read_blobs(&texts, true, None).await?;
+        content.secrets.extend(found.secrets);
+        Ok(content)
+    }
+
     /// The path a pushed tree gives each of `ids`, where one does.
     pub(crate) async fn paths_of(
         &self,
@@ -481,7 +525,14 @@ impl Facts<'_> {
     }
 }
 
-/// What reading blobs found, by object id.
+/// The most new commits one write may bring for the secret scan to read their messages.
+const MAX_NEW_COMMITS: usize = 200_000;
+
+/// The kinds of object whose contents the secret scan reads: files, and commit and tag
+/// messages (with their author lines).
+const TEXTS: [&str; 3] = ["blob", "commit", "tag"];
+
+/// What reading blobs found, by object id (a commit or tag: `commit ID7`, `tag ID7`).
 #[derive(Debug, Default)]
 pub(crate) struct Found {
     pub oversized: Vec<(String, u64)>,

@@ -16,6 +16,9 @@ use ghapp_gitproto::repo::RepoName;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::process::Command;
 
+/// The longest line of git's output read (a path, an id and a path, a diff stat): longer
+/// fails the command rather than grow a buffer.
+const MAX_LINE: u64 = 64 * 1024;
 /// The longest a mirror fetch may take.
 const FETCH_TIME: Duration = Duration::from_secs(300);
 /// A mirror no push has used for this long is removed (at start, and whenever a new one is
@@ -538,8 +541,12 @@ pub(crate) async fn lines(
             let mut buf = String::new();
             loop {
                 buf.clear();
-                match r.read_line(&mut buf).await {
+                // A line is bounded before it is held (a path is git's to keep, not ours).
+                match (&mut r).take(MAX_LINE).read_line(&mut buf).await {
                     Ok(0) | Err(_) => return true,
+                    Ok(_) if !buf.ends_with('\n') && buf.len() as u64 >= MAX_LINE => {
+                        return false;
+                    }
                     Ok(_) => {
                         if !line(buf.trim_end_matches('\n')) {
                             return false;

@@ -80,6 +80,8 @@ pub(crate) struct Push {
     pub auth: Auth,
     /// The longest wait for the next piece of the pack.
     pub idle: Duration,
+    /// What the pack's objects may inflate to, in all (`[limits] max_inflated_bytes`).
+    pub max_inflated: u64,
     /// The open pull requests whose heads it moves (assisted mode).
     pub growth: Vec<Growth>,
 }
@@ -187,12 +189,15 @@ struct Observed {
     deltas: Vec<u64>,
     /// More than [`MAX_DELTAS`] deltas: the push is refused.
     too_many_deltas: bool,
+    /// What the objects seen so far declare they inflate to.
+    inflated: u64,
 }
 
 impl Observed {
     fn see(&mut self, s: Seen<'_>) {
         match s {
             Seen::Object(o) => {
+                self.inflated = self.inflated.saturating_add(o.size);
                 if o.size > self.max_file && self.oversized.len() < KEPT {
                     self.oversized.push((o.offset, o.size));
                 }
@@ -350,6 +355,17 @@ impl Pump {
                 crate::body::drain(body).await;
                 return Err(r);
             }
+            if self.seen.inflated > self.push.max_inflated {
+                let r = self.refuse(
+                    "inspection",
+                    format!(
+                        "the pack's objects inflate to over {}, more than the proxy inflates for one push (max_inflated_bytes): push in parts",
+                        write::mib(self.push.max_inflated)
+                    ),
+                );
+                crate::body::drain(body).await;
+                return Err(r);
+            }
             if self.seen.too_many_deltas {
                 let r = self.refuse(
                     "inspection",
@@ -454,9 +470,16 @@ impl Pump {
             .await
             .map_err(|e| whole("inspection", e))?;
         let news = self.push.tips();
-        let content = pushed_content(&facts, &hash, &self.seen, &self.push.sb, &news, &landed)
+        let mut content = pushed_content(&facts, &hash, &self.seen, &self.push.sb, &news, &landed)
             .await
             .map_err(|e| whole("inspection", e))?;
+        if self.push.sb.cfg.rules.secret_scan && content.secrets.is_empty() {
+            let names = facts
+                .scan_history(&news)
+                .await
+                .map_err(|e| whole("inspection", e))?;
+            content.secrets.extend(names.secrets);
+        }
         let paths: std::collections::BTreeSet<&String> = moves
             .iter()
             .flat_map(|m| m.changed.iter().map(|c| &c.1))
@@ -609,11 +632,11 @@ async fn pushed_content(
     } else {
         facts.paths_of(&names, news).await?
     };
-    let name = |id: &str| {
-        paths
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| format!("object {id}"))
+    let name = |id: &str| match paths.get(id) {
+        Some(p) => p.clone(),
+        // `commit ID7`, `tag ID7`: named already.
+        None if id.contains(' ') => id.to_owned(),
+        None => format!("object {id}"),
     };
     let mut content = Content {
         oversized: found
@@ -656,9 +679,21 @@ pub(crate) async fn ref_moves(
     };
     let landed = facts.describe(&mut moves).await?;
     let rules = &sb.cfg.rules;
-    let content = facts
+    let mut content = facts
         .scan_landed(&landed, rules.max_file_bytes, rules.secret_scan)
         .await?;
+    if rules.secret_scan && content.secrets.is_empty() {
+        let news: Vec<String> = moves
+            .iter()
+            .filter_map(|m| match &m.new {
+                write::Tip::Commit(c) | write::Tip::Merge(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        content
+            .secrets
+            .extend(facts.scan_history(&news).await?.secrets);
+    }
     Ok(write::Write {
         refs: moves,
         content,

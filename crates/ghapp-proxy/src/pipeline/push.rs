@@ -185,6 +185,7 @@ impl DataPlane {
             repo: plan.repo.clone(),
             auth: inspect::Auth::basic(token.token.expose()),
             idle: self.gate.limits.idle_timeout,
+            max_inflated: self.gate.limits.max_inflated_bytes,
             growth: Vec::new(),
         })
     }

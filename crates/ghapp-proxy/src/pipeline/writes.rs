@@ -137,12 +137,14 @@ impl DataPlane {
                 expected_head,
                 additions,
                 deletions,
+                message,
             } => Ok(Some(write::commit(
                 &sb.cfg.rules,
                 refname,
                 expected_head.as_deref(),
                 additions,
                 deletions,
+                message,
             ))),
             Planned::Blobs(files) => Ok(Some(write::objects(&sb.cfg.rules, files))),
             _ => Ok(None),
@@ -190,6 +192,7 @@ impl DataPlane {
                 expected_head,
                 additions,
                 deletions,
+                ..
             } => {
                 let m = RefMove {
                     refname: refname.clone(),
@@ -462,6 +465,7 @@ mod tests {
                         contents: text.as_bytes().to_vec(),
                     }],
                     deletions: Vec::new(),
+                    message: "Add a file".into(),
                 },
             )
         };

@@ -113,6 +113,8 @@ pub(crate) enum Check {
         expected_head: String,
         additions: Vec<FileAddition>,
         deletions: Vec<String>,
+        /// The headline and body, as the commit will hold them.
+        message: String,
     },
     CreateRef {
         repository: String,
@@ -293,7 +295,16 @@ fn commit(input: &Value) -> Result<Check, String> {
         .iter()
         .map(&mut path)
         .collect::<Result<_, String>>()?;
+    let message = &input["message"];
+    let message = match message["body"].as_str() {
+        Some(body) => format!(
+            "{}\n\n{body}",
+            message["headline"].as_str().unwrap_or_default()
+        ),
+        None => message["headline"].as_str().unwrap_or_default().to_owned(),
+    };
     Ok(Check::Commit {
+        message,
         ref_id,
         named,
         expected_head: oid(input, "expectedHeadOid", CALL)?,
@@ -336,6 +347,7 @@ pub(crate) enum Planned {
         expected_head: Option<String>,
         additions: Vec<FileAddition>,
         deletions: Vec<String>,
+        message: String,
     },
     CreatePull {
         head: String,
@@ -520,6 +532,7 @@ fn one(
             expected_head,
             additions,
             deletions,
+            message,
         } => {
             let (repo, refname) = match (ref_id, named) {
                 (Some(id), _) => {
@@ -545,6 +558,7 @@ fn one(
                 expected_head: Some(expected_head.clone()),
                 additions: additions.clone(),
                 deletions: deletions.clone(),
+                message: message.clone(),
             };
             Ok((repo, p))
         }
@@ -754,6 +768,7 @@ mod tests {
                     contents: b"hi".to_vec()
                 }],
                 deletions: vec!["c".into()],
+                message: "h".into(),
             }
         );
         for (bad, why) in [

@@ -114,6 +114,8 @@ struct WriteBody {
     head: Option<String>,
     #[serde(default)]
     tree: Option<Vec<TreeEntry>>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -184,6 +186,7 @@ pub(crate) fn git_write(w: &GitWrite, body: &[u8]) -> Result<super::mutations::P
                 expected_head: None,
                 additions,
                 deletions,
+                message: b.message.unwrap_or_default(),
             }
         }
         GitWrite::CreateRef => {
@@ -238,7 +241,12 @@ pub(crate) fn git_write(w: &GitWrite, body: &[u8]) -> Result<super::mutations::P
             }
             Planned::Blobs(files)
         }
-        GitWrite::Commits => Planned::Other,
+        // A commit or tag object: its message meets the secret scan now (its tree and parents
+        // are decided when a ref moves onto it).
+        GitWrite::Commits => Planned::Blobs(vec![FileAddition {
+            path: "the message".into(),
+            contents: b.message.unwrap_or_default().into_bytes(),
+        }]),
     })
 }
 

@@ -85,6 +85,26 @@ pub(crate) struct Content {
     pub secrets: Vec<(String, Finding)>,
 }
 
+impl Content {
+    /// The secret scan over `text`, a name or a message rather than a file (a commit or tag
+    /// message, a file or ref name); a finding is named by `what`, which must not echo it.
+    pub(crate) fn scan_text(&mut self, what: impl FnOnce() -> String, text: &[u8]) {
+        if self.secrets.len() >= 64 {
+            return;
+        }
+        let mut s = ghapp_gitproto::secrets::Scanner::new();
+        s.feed(text);
+        if let Some(f) = s.finish() {
+            self.secrets.push((what(), f));
+        }
+    }
+}
+
+/// A name as a refusal may show it: what the secret scan matches replaced.
+pub(crate) fn shown(name: &str) -> String {
+    format!("{:?}", ghapp_gitproto::secrets::redact(name))
+}
+
 /// A file a write adds or changes, with its bytes (decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileAddition {
@@ -199,8 +219,12 @@ pub(crate) fn commit(
     expected_head: Option<&str>,
     additions: &[FileAddition],
     deletions: &[String],
+    message: &str,
 ) -> Write {
     let mut content = Content::default();
+    if rules.secret_scan {
+        content.scan_text(|| "the commit message".into(), message.as_bytes());
+    }
     for FileAddition {
         path,
         contents: bytes,
@@ -238,7 +262,7 @@ pub(crate) fn commit(
 /// Objects with contents a write brings without moving a ref (REST's git blobs and trees):
 /// the content rules alone.
 pub(crate) fn objects(rules: &crate::config::PushRules, files: &[FileAddition]) -> Write {
-    let mut w = commit(rules, "", None, files, &[]);
+    let mut w = commit(rules, "", None, files, &[], "");
     w.refs.clear();
     w
 }
@@ -332,6 +356,27 @@ pub(crate) fn decide(sb: &Sandbox, w: &Write) -> Result<(), Refused> {
             format!("possible {} in {path} line {}", f.kind, f.line),
             &names,
         ));
+    }
+    if sb.cfg.rules.secret_scan {
+        // The names a write gives are as public as the files: the refs it moves, the paths it
+        // changes.
+        let mut named = Content::default();
+        for m in &w.refs {
+            named.scan_text(
+                || format!("the ref name {}", shown(&m.refname)),
+                m.refname.as_bytes(),
+            );
+            for (_, path) in &m.changed {
+                named.scan_text(|| format!("the file name {}", shown(path)), path.as_bytes());
+            }
+        }
+        if let Some((what, f)) = named.secrets.first() {
+            return Err(whole(
+                "secret_scan",
+                format!("possible {} in {what}", f.kind),
+                &names,
+            ));
+        }
     }
     Ok(())
 }
@@ -539,6 +584,7 @@ mod tests {
                 },
             ],
             &[".github/workflows/ci.yml".into()],
+            "Add the app",
         );
         assert_eq!(w.refs[0].fast_forward, Some(true));
         assert_eq!(w.content.secrets[0].0, "app.env");
@@ -555,7 +601,7 @@ mod tests {
             path: "app.env".into(),
             contents: token.into_bytes(),
         };
-        let w = commit(&sb.cfg.rules, "refs/heads/agent/x", None, &[file], &[]);
+        let w = commit(&sb.cfg.rules, "refs/heads/agent/x", None, &[file], &[], "m");
         let r = decide(&sb, &w).unwrap_err();
         assert!(
             r.why().contains("possible GitHub token in app.env line 1"),
