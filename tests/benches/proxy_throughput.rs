@@ -2,8 +2,8 @@
 //! emulator, in one run, and the proxy's peak RSS while a large push streams through.
 //!
 //! Run: `cargo bench -p ghapp-e2e --bench proxy_throughput` (builds the release binaries first).
-//! `GHAPP_BENCH_MIB` sets the push size (default 256). Goals: push throughput with inspection
-//! at least 0.8x direct, without inspection and clone at least 0.9x, proxy peak RSS flat in
+//! `GHAPP_BENCH_MIB` sets the push size (default 256). Goals: push throughput with inspection,
+//! without it, and clone at least 0.9x direct, proxy peak RSS flat in
 //! the push size, under 64 MiB (`git index-pack`, a child of the proxy's, is not counted).
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
@@ -44,6 +44,13 @@ fn main() {
     // `inspect = false`. Every file is new, so each push carries all of it.
     w.clone_repo("octo-org", "widgets", "src").ok();
     let src = w.path("src");
+    // No delta search among the big random files (git skips it past 512 MiB on its own), on
+    // either side: the paths are compared on what they carry, not on pack-objects' CPU.
+    w.git(&src, &["config", "core.bigFileThreshold", "1m"]).ok();
+    for repo in ["widgets", "gadgets"] {
+        let bare = w.hub.repo_dir("octo-org", repo);
+        w.git(&bare, &["config", "core.bigFileThreshold", "1m"]).ok();
+    }
     let gadgets = w.hub.repo_url("octo-org", "gadgets");
     w.git(&src, &["remote", "add", "gadgets", &gadgets]).ok();
     for b in ["agent/bench-d", "agent/bench-p", "agent/bench-r"] {
@@ -150,7 +157,7 @@ fn main() {
         2 * mib
     );
     println!(
-        "  push  direct {:6.2} s ({:6.1} MiB/s)   via proxy, inspected {:6.2} s ({:6.1} MiB/s)   ratio {:.2}x (goal >= 0.80)",
+        "  push  direct {:6.2} s ({:6.1} MiB/s)   via proxy, inspected {:6.2} s ({:6.1} MiB/s)   ratio {:.2}x (goal >= 0.90)",
         push_direct.as_secs_f64(),
         rate(push_direct),
         push_proxy.as_secs_f64(),
