@@ -247,15 +247,21 @@ fn demo_passes_with_no_configuration() {
     );
 }
 
-#[test]
-fn emulator_prints_what_a_user_needs_and_serves_it() {
+/// A long-running `ghapp ARGS` (the emulator, a proxy) with an empty environment but `PATH`
+/// and `env`, in `cwd`: the child and what it printed up to the line starting `until`.
+fn serve(
+    args: &[&str],
+    env: &[(&str, &str)],
+    cwd: &std::path::Path,
+    until: &str,
+) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(ghapp_e2e::bin_dir().join("ghapp"))
-        .args(["emulator", "--dir"])
-        .arg(dir.path())
+        .args(args)
+        .current_dir(cwd)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -268,13 +274,30 @@ fn emulator_prints_what_a_user_needs_and_serves_it() {
         if reader.read_line(&mut l).unwrap() == 0 {
             break;
         }
-        let done = l.starts_with("Press Ctrl-C");
+        let done = l.trim_start().starts_with(until);
         lines.push(l);
         if done {
             break;
         }
     }
-    let text = lines.concat();
+    (child, lines.concat())
+}
+
+/// The proxy configuration `ghapp emulator` printed.
+fn printed_snippet(text: &str) -> String {
+    text.lines()
+        .skip_while(|l| !l.starts_with("`ghapp proxy --config proxy.toml`"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("Press Ctrl-C"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn emulator_prints_what_a_user_needs_and_serves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let (mut child, text) = serve(&["emulator", "--dir", &d], &[], dir.path(), "Press Ctrl-C");
     let api = text
         .lines()
         .find_map(|l| l.strip_prefix("  export GHAPP_API_URL="))
@@ -314,13 +337,7 @@ fn emulator_prints_what_a_user_needs_and_serves_it() {
     });
     // The proxy snippet it prints works as printed (issue 11, trap 2), and the proxy checks at
     // start what doctor checks: a wrong CA or app id is one line naming the setting.
-    let snippet: String = text
-        .lines()
-        .skip_while(|l| !l.starts_with("`ghapp proxy --config proxy.toml`"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("Press Ctrl-C"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let snippet = printed_snippet(&text);
     assert!(snippet.contains("[[sandbox]]"), "{text}");
     let proxy = |toml: &str, extra: &[&str]| {
         let f = dir.path().join("proxy.toml");
@@ -554,4 +571,154 @@ fn the_proxy_names_its_own_settings() {
         "cannot read private key file /nonexistent/app.pem: no such file; set [app] private_key_file in the proxy config",
     );
     assert!(!r.stderr.contains("GHAPP_"), "{r:#?}");
+}
+
+#[test]
+fn the_emulators_printed_proxy_config_pushes_as_printed() {
+    // Saved as printed (a relative ca_dir and all) and started from another directory, the
+    // proxy serves a clone and an allowed push.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let (mut hub, text) = serve(&["emulator", "--dir", &d], &[], dir.path(), "Press Ctrl-C");
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::write(conf.join("proxy.toml"), printed_snippet(&text)).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let secret = "0123456789abcdef0123";
+    let (mut proxy, banner) = serve(
+        &[
+            "proxy",
+            "--config",
+            "../conf/proxy.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("AGENT1_SECRET", secret)],
+        &elsewhere,
+        "GIT_SSL_CAINFO=",
+    );
+    let addr = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("ghapp proxy listening on "))
+        .unwrap_or_else(|| panic!("{banner}"))
+        .to_owned();
+    let ca = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CA: "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap_or_else(|| panic!("{banner}"))
+        .to_owned();
+    assert!(
+        ca.starts_with('/'),
+        "the banner names the CA by its full path: {banner}"
+    );
+    assert_eq!(
+        std::path::Path::new(&ca),
+        conf.join("ghapp-proxy-ca").join("ca.pem"),
+        "relative to the file: {banner}"
+    );
+    let repo = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("clone:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let git = |args: &[&str], cwd: &std::path::Path| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HTTPS_PROXY", format!("http://agent-1:{secret}@{addr}"))
+            .env("GIT_HTTP_PROXY_AUTHMETHOD", "basic")
+            .env("GIT_SSL_CAINFO", &ca)
+            .env("GIT_AUTHOR_NAME", "a")
+            .env("GIT_AUTHOR_EMAIL", "a@example.com")
+            .env("GIT_COMMITTER_NAME", "a")
+            .env("GIT_COMMITTER_EMAIL", "a@example.com")
+            .output()
+            .unwrap()
+    };
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(git(&["clone", "--quiet", &repo, "work"], &elsewhere));
+    let work = elsewhere.join("work");
+    std::fs::write(work.join("fix.txt"), "fixed\n").unwrap();
+    ok(git(&["add", "fix.txt"], &work));
+    ok(git(&["commit", "--quiet", "-m", "Fix"], &work));
+    ok(git(
+        &["push", "--quiet", "origin", "HEAD:refs/heads/agent/fix-123"],
+        &work,
+    ));
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let _ = hub.kill();
+    let _ = hub.wait();
+}
+
+#[test]
+fn a_shared_directory_keeps_its_mode_and_holds_no_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let shared = w.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // The token cache there: the token is printed, the directory is not used nor changed.
+    let r = w
+        .cmd("ghapp")
+        .args(&["token", "--repo", "octo-org/widgets"])
+        .env(
+            &w.env()
+                .iter()
+                .filter(|(k, _)| k != "GHAPP_CACHE_DIR")
+                .cloned()
+                .chain([("GHAPP_CACHE_DIR".to_owned(), shared.display().to_string())])
+                .collect::<Vec<_>>(),
+        )
+        .carries_secrets()
+        .run();
+    r.ok();
+    assert!(
+        r.stderr
+            .contains("is not used: its mode is 1777, open to other users"),
+        "{r:#?}"
+    );
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777);
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "nothing written there"
+    );
+    // The proxy's state file beside a CA directory in it: refused at start, mode unchanged.
+    let ca = shared.join("ca");
+    let p = w.path("shared-proxy.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "listen = \"127.0.0.1:0\"\nca_dir = {:?}\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"admin-token-0123456789abcdef\"\n{}\n{}",
+            ca.display().to_string(),
+            w.app_table(""),
+            ghapp_e2e::two_sandboxes("")
+        ),
+    )
+    .unwrap();
+    let r = w
+        .cmd("ghapp")
+        .args(&[
+            "proxy",
+            "--config",
+            &p.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .run();
+    r.fails();
+    assert!(r.stderr.contains("is shared (mode 1777)"), "{r:#?}");
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777);
 }

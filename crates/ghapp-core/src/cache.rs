@@ -150,7 +150,10 @@ fn check_owner(path: &Path, meta: &std::fs::Metadata, writable_mask: u32) -> Res
     if meta.mode() & writable_mask != 0 {
         return Err(untrusted(
             path,
-            &format!("its mode is {:o}, open to other users", meta.mode() & 0o777),
+            &format!(
+                "its mode is {:o}, open to other users",
+                meta.mode() & 0o7777
+            ),
         ));
     }
     Ok(())

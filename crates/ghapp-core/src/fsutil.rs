@@ -6,15 +6,51 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Creates `dir` (and its missing parents) 0700, and tightens it when it exists wider.
+/// Creates `dir` (and its missing parents) 0700. A directory that exists is used only if it is
+/// this user's own: one that is shared (writable by others, or sticky, as `/tmp` is) or belongs
+/// to someone else is refused and left as it is; one of this user's that others may only read
+/// is tightened to 0700.
 pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let meta = std::fs::metadata(dir)?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+        }
+        Err(e) => return Err(e),
+        Ok(meta) => {
+            let refuse = |why: String| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} {why}: secrets are kept only in a directory of ghapp's own; name another (a new path is created 0700)",
+                        dir.display()
+                    ),
+                ))
+            };
+            let me = rustix::process::geteuid().as_raw();
+            if meta.file_type().is_symlink() {
+                return refuse("is a symbolic link".into());
+            }
+            if !meta.is_dir() {
+                return refuse("is not a directory".into());
+            }
+            if meta.uid() != me {
+                return refuse(format!(
+                    "belongs to uid {}, not to this user ({me})",
+                    meta.uid()
+                ));
+            }
+            let mode = meta.mode() & 0o7777;
+            if mode & 0o1000 != 0 || mode & 0o022 != 0 {
+                return refuse(format!("is shared (mode {mode:o})"));
+            }
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
     }
     Ok(())
 }
