@@ -15,8 +15,9 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
         cfg.listen = l;
     }
     if let Some(d) = &args.ca_dir {
+        let d = std::path::absolute(d).context("--ca-dir")?;
         cfg.cache_dir = d.join("tokens");
-        cfg.ca_dir = d.clone();
+        cfg.ca_dir = d;
     }
     ghapp_core::log::init("ghapp proxy");
     let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
@@ -71,11 +72,20 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A ready proxy configuration for the emulator: its CA trusted upstream, its app, one sandbox.
-fn proxy_snippet(hub: &fakehub::FakeHub) -> String {
+/// A ready proxy configuration for the emulator: its CA trusted upstream, its app, one sandbox;
+/// under a name (`--hostname`), the proxy resolves that name and its storage host itself. Paths
+/// in it are relative to the file it is saved in.
+fn proxy_snippet(hub: &fakehub::FakeHub, named: Option<&str>) -> String {
     let q = |p: &std::path::Path| format!("{:?}", p.display().to_string());
+    let resolve = match named {
+        Some(name) => format!(
+            "resolve = [\"{name}=127.0.0.1\", \"lfs.{name}=127.0.0.1\"]   # the emulator's names, for the proxy\nlfs_storage_hosts = [\"{}\"]\n",
+            hub.lfs_host()
+        ),
+        None => String::new(),
+    };
     format!(
-        "listen = \"127.0.0.1:8080\"\nca_dir = \"ghapp-proxy-ca\"\nupstream_ca_file = {}\n\n[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {}\n\n[[sandbox]]\nname = \"agent-1\"\nsecret = {{ env = \"AGENT1_SECRET\" }}   # export AGENT1_SECRET=<16 or more characters>\nrepos = [\"{}/widgets\"]\npush = [\"refs/heads/agent/*\"]",
+        "listen = \"127.0.0.1:8080\"\nca_dir = \"ghapp-proxy-ca\"\nupstream_ca_file = {}\n{resolve}\n[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {}\n\n[[sandbox]]\nname = \"agent-1\"\nsecret = {{ env = \"AGENT1_SECRET\" }}   # export AGENT1_SECRET=<16 or more characters>\nrepos = [\"{}/widgets\"]\npush = [\"refs/heads/agent/*\"]",
         q(hub.ca_path()),
         hub.api_url(),
         hub.app_id(),
@@ -119,10 +129,20 @@ pub(crate) fn emulator(args: &EmulatorArgs) -> Result<ExitCode> {
         hub.ca_path().display(),
         hub.ca_path().display()
     );
+    let named = args
+        .hostname
+        .as_deref()
+        .filter(|h| !matches!(*h, "127.0.0.1" | "localhost"));
+    if let Some(name) = named {
+        outln!(
+            "  The name {name} must reach 127.0.0.1 on this machine too: add \"127.0.0.1 {name} lfs.{name}\" to /etc/hosts"
+        );
+        outln!("  (or give curl --resolve {}:127.0.0.1)", hub.git_host());
+    }
     outln!();
     outln!("A sandbox proxy in front of it: save these lines as proxy.toml, then run");
     outln!("`ghapp proxy --config proxy.toml` (`--check` first to try the settings):");
-    outln!("{}", proxy_snippet(&hub));
+    outln!("{}", proxy_snippet(&hub, named));
     outln!("Press Ctrl-C to stop.");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -292,7 +292,20 @@ impl ProxyConfig {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError(format!("cannot read proxy config {}: {e}", path.display()))
         })?;
-        Self::parse(&text, &path.display().to_string())
+        // Relative paths in the file are relative to the file, wherever the proxy is started.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let base = std::fs::canonicalize(dir).map_err(|e| {
+            ConfigError(format!("cannot read proxy config {}: {e}", path.display()))
+        })?;
+        Self::parse_at(
+            &text,
+            &path.display().to_string(),
+            &ghapp_core::config::ProcessEnv,
+            &base,
+        )
     }
 
     /// The app that mints for `owner`: the first whose `owners` hold it (or that serves any).
@@ -315,6 +328,22 @@ impl ProxyConfig {
         origin: &str,
         env: &dyn ghapp_core::config::Env,
     ) -> Result<Self, ConfigError> {
+        let cwd = std::env::current_dir().map_err(|e| {
+            ConfigError(format!("proxy config {origin}: no working directory: {e}"))
+        })?;
+        Self::parse_at(text, origin, env, &cwd)
+    }
+
+    /// As [`ProxyConfig::parse_with_env`], relative paths taken from `base` (the file's
+    /// directory): every path the proxy keeps is absolute, so no later change of directory
+    /// (git runs in its mirrors) changes what one names.
+    fn parse_at(
+        text: &str,
+        origin: &str,
+        env: &dyn ghapp_core::config::Env,
+        base: &Path,
+    ) -> Result<Self, ConfigError> {
+        let abs = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         let f: File = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -357,7 +386,7 @@ impl ProxyConfig {
             .as_deref()
             .map(|s| addr(s, "metrics_listen"))
             .transpose()?;
-        let ca_dir = f.ca_dir.unwrap_or_else(|| PathBuf::from("ghapp-proxy-ca"));
+        let ca_dir = abs(f.ca_dir.unwrap_or_else(|| PathBuf::from("ghapp-proxy-ca")));
         let apps = ghapp_core::config::layered_apps(
             env,
             &ghapp_core::config::Overrides::default(),
@@ -391,8 +420,8 @@ impl ProxyConfig {
             }
             sandboxes.push(sb);
         }
-        let cache_dir = f.cache_dir.unwrap_or_else(|| ca_dir.join("tokens"));
-        let spool_dir = f.spool_dir.unwrap_or_else(|| ca_dir.join("spool"));
+        let cache_dir = f.cache_dir.map_or_else(|| ca_dir.join("tokens"), abs);
+        let spool_dir = f.spool_dir.map_or_else(|| ca_dir.join("spool"), abs);
         let admin_listen = f
             .admin_listen
             .as_deref()
@@ -439,6 +468,12 @@ impl ProxyConfig {
             .ok()
             .filter(|v| !v.is_empty())
             .or(f.state)
+            .map(|s| match s.strip_prefix("sqlite:") {
+                Some(file) if !file.starts_with("//") && Path::new(file).is_relative() => {
+                    format!("sqlite:{}", base.join(file).display())
+                }
+                _ => s,
+            })
             .or_else(|| {
                 admin_listen
                     .map(|_| format!("sqlite:{}", ca_dir.with_file_name("state.db").display()))
@@ -496,12 +531,12 @@ impl ProxyConfig {
             ca_dir,
             egress: f.egress,
             egress_allow,
-            audit_log: f.audit_log,
+            audit_log: f.audit_log.map(abs),
             audit_max_bytes: f.audit_max_bytes,
             limits,
             metrics_listen,
             cache_dir,
-            upstream_ca_file: f.upstream_ca_file,
+            upstream_ca_file: f.upstream_ca_file.map(abs),
             resolve,
             lfs_storage_hosts,
             apps,
@@ -513,7 +548,7 @@ impl ProxyConfig {
             admin_token,
             webhook_listen,
             webhook_secret,
-            events_log: f.events_log,
+            events_log: f.events_log.map(abs),
             defaults: kept_defaults,
         })
     }
