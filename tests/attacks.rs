@@ -909,3 +909,40 @@ fn the_side_listeners_survive_running_out_of_descriptors() {
     assert_eq!(code(hooks), "404", "the webhook listener answers again");
     assert!(!p.metrics().is_empty(), "metrics answer again");
 }
+
+#[test]
+fn a_body_over_the_limit_is_answered_and_the_client_reads_why() {
+    let w = World::new();
+    let p = w.start_proxy(&sandboxes(), "");
+    let before = w.hub.requests().len();
+    let big = vec![b'x'; 8 << 20];
+    for _ in 0..10 {
+        let a = send(
+            &w,
+            &p,
+            "POST",
+            "/api/v3/repos/octo-org/widgets/pulls",
+            &[("Content-Type", "application/json")],
+            &big,
+        );
+        assert_eq!(a.status, 413, "{a:#?}");
+        assert!(
+            a.body
+                .contains("the request body of 8388608 bytes is over the 1024 KiB the proxy reads"),
+            "{a:#?}"
+        );
+    }
+    // A client that waits for 100 Continue is answered 413 at once, never told to go on.
+    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
+    t.write(
+        format!(
+            "POST /api/v3/repos/octo-org/widgets/pulls HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 8388608\r\nExpect: 100-continue\r\n\r\n",
+            w.hub.git_host()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let a = t.answer().unwrap();
+    assert_eq!(a.status, 413, "{a:#?}");
+    assert!(received_since(&w, before).is_empty());
+}

@@ -119,31 +119,67 @@ async fn drain_within(mut body: Incoming, limit: u64, time: Duration) -> u64 {
     drained
 }
 
-/// Reads a whole REST body (at most [`REST_BODY_LIMIT`]) within the deadline.
+/// Reads a whole REST body (at most [`REST_BODY_LIMIT`]) within the deadline. A body over the
+/// limit is answered 413 without being held: one that declares it up front before anything is
+/// read (so a client waiting on `Expect: 100-continue` is never told to go on), and the rest of
+/// what the client sends is read and dropped (bounded) first, so it reads the answer instead of
+/// a closed connection.
 pub(crate) async fn whole(
     body: Incoming,
     headers: &HeaderMap,
     limits: &Limits,
     budget: &Arc<Budget>,
 ) -> Result<Bytes, Refusal> {
-    let declared = headers
+    let too_large = |n: Option<u64>| {
+        Refusal::json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body{} is over the {} KiB the proxy reads to check a request",
+                n.map(|n| format!(" of {n} bytes")).unwrap_or_default(),
+                REST_BODY_LIMIT >> 10
+            ),
+        )
+    };
+    let length = headers
         .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .unwrap_or(REST_BODY_LIMIT)
-        .min(REST_BODY_LIMIT);
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(n) = length
+        && n > REST_BODY_LIMIT as u64
+    {
+        let waits = headers
+            .get(hyper::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits {
+            drain_within(body, n.min(DRAIN_LIMIT), limits.body_timeout).await;
+        }
+        return Err(too_large(Some(n)));
+    }
+    let declared = length.map_or(REST_BODY_LIMIT, |n| n as usize);
     let mut held = Reservation::new(budget.clone());
     if !held.grow(declared) {
         let mut r = busy();
         r.form = crate::respond::Form::Json;
         return Err(r);
     }
-    let collect = http_body_util::Limited::new(body, declared).collect();
-    match tokio::time::timeout(limits.body_timeout, collect).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(_)) => Err(Refusal::json(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {declared} bytes, or broken"),
-        )),
+    let mut body = body;
+    let read = async {
+        let mut out = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map(|f| f.into_data().unwrap_or_default()) else {
+                return Err(Refusal::json(
+                    StatusCode::BAD_REQUEST,
+                    "the request body was cut off",
+                ));
+            };
+            if out.len() + data.len() > declared {
+                return Err(too_large(None));
+            }
+            out.extend_from_slice(&data);
+        }
+        Ok(out.freeze())
+    };
+    let result = match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(r) => r,
         Err(_) => Err(Refusal::json(
             StatusCode::REQUEST_TIMEOUT,
             format!(
@@ -151,7 +187,14 @@ pub(crate) async fn whole(
                 humantime::format_duration(limits.body_timeout)
             ),
         )),
+    };
+    if result
+        .as_ref()
+        .is_err_and(|r| r.status == StatusCode::PAYLOAD_TOO_LARGE)
+    {
+        drain_within(body, DRAIN_LIMIT, limits.body_timeout).await;
     }
+    result
 }
 
 /// An upstream answer's body read whole: at most `max` bytes, within `wait`.
