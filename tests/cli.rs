@@ -386,9 +386,26 @@ fn emulator_prints_what_a_user_needs_and_serves_it() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("ghapp: not starting: app: GitHub refused the app's JWT")
-            && err.contains("fix [app] app_id"),
+            && err.contains("fix app_id (app_id from ")
+            && err.contains("proxy.toml [app]) or the private key (key from "),
         "{err}"
     );
+
+    // A variable that overrides the file is named where it matters: a stale GHAPP_API_URL.
+    let f = dir.path().join("proxy.toml");
+    std::fs::write(&f, &snippet).unwrap();
+    let out = std::process::Command::new(ghapp_e2e::bin_dir().join("ghapp"))
+        .args(["proxy", "--check", "--config"])
+        .arg(&f)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AGENT1_SECRET", "0123456789abcdef0123")
+        .env("GHAPP_API_URL", api.replace("127.0.0.1", "localhost"))
+        .output()
+        .unwrap();
+    let all =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(all.contains("(api_url from GHAPP_API_URL)"), "{all}");
 
     let _ = child.kill();
     let _ = child.wait();
@@ -721,4 +738,107 @@ fn a_shared_directory_keeps_its_mode_and_holds_no_secret() {
     assert!(r.stderr.contains("is shared (mode 1777)"), "{r:#?}");
     let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o1777);
+}
+
+#[test]
+fn a_config_that_cannot_work_is_named_before_it_is_used() {
+    let w = World::new();
+    let api = w.hub.api_url();
+    let check = |app: &str, sandbox: &str| {
+        let f = w.path("check.toml");
+        std::fs::write(
+            &f,
+            format!(
+                "listen = \"127.0.0.1:0\"\n[app]\napi_url = {app:?}\napp_id = {}\nprivate_key_file = {:?}\n\n[[sandbox]]\nname = \"agent-1\"\nsecret = \"0123456789abcdef0123\"\n{sandbox}\n",
+                w.hub.app_id(),
+                w.hub.key_path().display().to_string()
+            ),
+        )
+        .unwrap();
+        let env: Vec<(String, String)> = w
+            .env()
+            .iter()
+            .filter(|(k, _)| !k.starts_with("GHAPP_"))
+            .cloned()
+            .collect();
+        w.cmd("ghapp")
+            .env(&env)
+            .args(&["proxy", "--check", "--config", &f.display().to_string()])
+            .run()
+    };
+    let good = "repos = [\"octo-org/widgets\"]\npush = [\"agent/*\"]";
+    check(&api, good).ok();
+    let root = api.trim_end_matches("/api/v3");
+    for (app, sandbox, want) in [
+        (
+            root,
+            good,
+            "answered 404 to GET /app: it is not GitHub's REST base",
+        ),
+        (
+            api.as_str(),
+            "repos = [\"octo-org/widgts\"]\npush = [\"agent/*\"]",
+            "octo-org/widgts: no such repository, or the app is not installed on it",
+        ),
+        (
+            "https://ghe.nowhere.invalid/api/v3",
+            good,
+            "the name does not resolve",
+        ),
+        (
+            api.as_str(),
+            "repos = [\"octo-org/widgets\"]\npush = [\"refs/head/agent/*\"]",
+            "push pattern \"refs/head/agent/*\" can match no branch or tag",
+        ),
+    ] {
+        let r = check(app, sandbox);
+        r.fails();
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(all.contains(want), "{want:?} in {r:#?}");
+    }
+
+    // A GHES URL without /api/v3 is named as such, not "not installed".
+    let mut env = w.env().to_vec();
+    env.retain(|(k, _)| k != "GHAPP_API_URL");
+    env.push(("GHAPP_API_URL".into(), root.to_owned()));
+    w.cmd("ghapp")
+        .env(&env)
+        .args(&["token", "--repo", "octo-org/widgets"])
+        .run()
+        .one_line_error(
+            "ghapp",
+            "it is not GitHub's REST base (on a GHES it is https://HOST/api/v3)",
+        );
+
+    // A cached token does not hide a key that can no longer mint.
+    w.cmd("ghapp")
+        .args(&["token", "--repo", "octo-org/widgets"])
+        .carries_secrets()
+        .run()
+        .ok();
+    let not_a_key = w.path("not-a-key.pem");
+    std::fs::write(&not_a_key, "hello\n").unwrap();
+    for key in [
+        w.path("missing.pem"),
+        w.root.path().to_path_buf(),
+        not_a_key,
+    ] {
+        let mut env = w.env().to_vec();
+        env.retain(|(k, _)| k != "GHAPP_PRIVATE_KEY_FILE");
+        env.push(("GHAPP_PRIVATE_KEY_FILE".into(), key.display().to_string()));
+        let r = w
+            .cmd("ghapp")
+            .env(&env)
+            .args(&["token", "--repo", "octo-org/widgets"])
+            .carries_secrets()
+            .run();
+        r.fails();
+        assert!(r.stdout.is_empty(), "{r:#?}");
+        assert!(
+            r.stderr.contains(
+                "no new one can be minted: fix the key (key from GHAPP_PRIVATE_KEY_FILE)"
+            ),
+            "{r:#?}"
+        );
+    }
 }

@@ -157,7 +157,7 @@ fn doctor_names_each_misconfiguration_and_fails() {
     r.fails();
     assert!(
         line(&r, "fail  JWT:")
-            .contains("check that app id 999 and the private key belong to the same app")
+            .contains("check that app id 999 (app_id from GHAPP_APP_ID) and the private key (key from GHAPP_PRIVATE_KEY_FILE) belong to the same app")
     );
 
     // Not installed on the repository; missing permissions.

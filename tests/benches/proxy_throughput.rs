@@ -49,7 +49,8 @@ fn main() {
     w.git(&src, &["config", "core.bigFileThreshold", "1m"]).ok();
     for repo in ["widgets", "gadgets"] {
         let bare = w.hub.repo_dir("octo-org", repo);
-        w.git(&bare, &["config", "core.bigFileThreshold", "1m"]).ok();
+        w.git(&bare, &["config", "core.bigFileThreshold", "1m"])
+            .ok();
     }
     let gadgets = w.hub.repo_url("octo-org", "gadgets");
     w.git(&src, &["remote", "add", "gadgets", &gadgets]).ok();

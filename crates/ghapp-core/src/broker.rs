@@ -360,6 +360,15 @@ impl Broker {
                 valid_until: now + INSTALLATION_TTL,
             }
         } else if r.status == StatusCode::NOT_FOUND {
+            // A REST base that is not GitHub's (a GHES URL without /api/v3) answers 404 to
+            // everything: say so rather than "not installed".
+            if let Err(Error::Api { status: 404, .. }) = self.app_info().await {
+                return Err(Error::Config(format!(
+                    "{} answered 404 to GET /app{}: it is not GitHub's REST base (on a GHES it is https://HOST/api/v3)",
+                    self.app.api_url(),
+                    self.app.sources.of("api_url")
+                )));
+            }
             CachedInstallation {
                 installation_id: None,
                 install_url: Some(self.install_url().await),

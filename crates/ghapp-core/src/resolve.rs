@@ -180,6 +180,7 @@ mod tests {
             key: KeySource::Command("true".into()),
             owners: owners.iter().map(|s| s.to_string()).collect(),
             webhook_secret: None,
+            sources: Default::default(),
         }
     }
 

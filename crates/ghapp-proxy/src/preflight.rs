@@ -66,6 +66,18 @@ fn is_trust_failure(reason: &str) -> bool {
         .any(|w| reason.contains(w))
 }
 
+/// Whether a transport failure is a name that does not resolve.
+fn is_unknown_name(reason: &str) -> bool {
+    [
+        "failed to lookup address",
+        "Name or service not known",
+        "No address associated",
+        "dns error",
+    ]
+    .iter()
+    .any(|w| reason.contains(w))
+}
+
 /// What `ghapp proxy` checks before it serves, and `ghapp proxy --check` alone: GitHub's
 /// certificate is trusted, GitHub accepts the app's JWT (`GET /app`), and the app is
 /// installed for each sandbox's repositories. A [`CheckLevel::Fail`] is a definite
@@ -102,12 +114,44 @@ async fn preflight_async(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Che
                 ));
                 continue;
             };
-            match broker.installation_id(&sb.token_request(owner)).await {
-                Ok(id) => out.push(Check::ok(
+            // Each repository: a misspelt one, or one the app is not installed on, would fail
+            // only when a sandbox first asks for it.
+            let mut req = sb.token_request(owner);
+            let repos = std::mem::take(&mut req.repositories);
+            let mut ids = Vec::new();
+            let mut failed = false;
+            for repo in &repos {
+                req.repositories = vec![repo.clone()];
+                match broker.installation_id(&req).await {
+                    Ok(id) => ids.push(id),
+                    Err(ghapp_core::Error::NotInstalled { install_url, .. }) => {
+                        failed = true;
+                        out.push(Check::fail(
+                            &what,
+                            format!(
+                                "{owner}/{repo}: no such repository, or the app is not installed on it (check the name in repos; install: {install_url})"
+                            ),
+                        ));
+                    }
+                    Err(e) => {
+                        failed = true;
+                        out.push(Check::warn(&what, format!("{owner}/{repo}: {e}")));
+                    }
+                }
+            }
+            ids.dedup();
+            if !failed && let [id] = ids.as_slice() {
+                out.push(Check::ok(
                     &what,
                     format!("installation {id} serves its {owner} repositories"),
-                )),
-                Err(e) => out.push(Check::warn(&what, e.to_string())),
+                ));
+            } else if !failed && ids.len() > 1 {
+                out.push(Check::fail(
+                    &what,
+                    format!(
+                        "its {owner} repositories are in different installations ({ids:?}): one token serves one installation"
+                    ),
+                ));
             }
         }
     }
@@ -116,12 +160,15 @@ async fn preflight_async(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Che
 
 /// GitHub trusted and the app's JWT accepted; `false` when checking further is pointless.
 async fn check_app(broker: &Broker, out: &mut Vec<Check>) -> bool {
-    let api = broker.app().api_url();
+    let app = broker.app();
+    let api = app.api_url();
+    let from = |key: &str| app.sources.of(key);
     match broker.app_info().await {
         Ok(info) => out.push(Check::ok(
             "app",
             format!(
-                "{api} accepts the JWT of app {} ({})",
+                "{api}{} accepts the JWT of app {} ({})",
+                from("api_url"),
                 info.slug.as_deref().unwrap_or("?"),
                 info.name
             ),
@@ -130,27 +177,70 @@ async fn check_app(broker: &Broker, out: &mut Vec<Check>) -> bool {
             out.push(Check::fail(
                     "upstream",
                     format!(
-                        "{url} presents a certificate this proxy does not trust ({reason}): set upstream_ca_file to the PEM of the CA that signed it"
+                        "{url}{} presents a certificate this proxy does not trust ({reason}): set upstream_ca_file to the PEM of the CA that signed it",
+                        from("api_url")
                     ),
                 ));
+            return false;
+        }
+        Err(ghapp_core::Error::Unreachable { url, reason }) if is_unknown_name(&reason) => {
+            out.push(Check::fail(
+                "upstream",
+                format!(
+                    "{url}{}: the name does not resolve ({reason}); fix the API URL, or add resolve = [\"NAME=IP\"]; the sandboxes were not checked",
+                    from("api_url")
+                ),
+            ));
             return false;
         }
         Err(e @ ghapp_core::Error::Unreachable { .. }) => {
             out.push(Check::warn(
                 "upstream",
-                format!("{e}; serving anyway, requests fail until it is reachable"),
+                format!(
+                    "{e}; serving anyway, requests fail until it is reachable (the sandboxes were not checked)"
+                ),
             ));
             return false;
         }
         Err(e @ ghapp_core::Error::JwtRejected { .. }) => {
             out.push(Check::fail(
                 "app",
-                format!("{e}: fix [app] app_id (or client_id) and private_key_file"),
+                format!(
+                    "{e}: fix app_id{} or the private key{}",
+                    from("app_id"),
+                    from("key")
+                ),
+            ));
+            return false;
+        }
+        // GitHub's REST base answers GET /app for any app: a 404 or another refusal there is
+        // the wrong URL, not a passing fault.
+        Err(ghapp_core::Error::Api { status: 404, .. }) => {
+            out.push(Check::fail(
+                "app",
+                format!(
+                    "{api}{} answered 404 to GET /app: it is not GitHub's REST base (on a GHES: https://HOST/api/v3)",
+                    from("api_url")
+                ),
+            ));
+            return false;
+        }
+        Err(
+            e @ ghapp_core::Error::Api {
+                status: 400..=499, ..
+            },
+        ) => {
+            out.push(Check::fail(
+                "app",
+                format!("{e}: check the API URL {api}{}", from("api_url")),
             ));
             return false;
         }
         Err(e) => {
-            out.push(Check::warn("app", e.to_string()));
+            out.push(Check::warn(
+                "app",
+                format!("{e} (at {api}{})", from("api_url")),
+            ));
             return false;
         }
     }

@@ -401,12 +401,21 @@ fn remote_checks(
                 r.fail(
                     "JWT",
                     format!("GitHub refused the app's JWT (401: {msg})"),
-                    format!("check that app id {} and the private key belong to the same app", app.ident.issuer()),
+                    format!(
+                        "check that app id {}{} and the private key{} belong to the same app",
+                        app.ident.issuer(),
+                        app.sources.of("app_id"),
+                        app.sources.of("key")
+                    ),
                 );
                 return AppOutcome::Other;
             }
             (s, _) => {
-                r.fail("JWT", format!("GET /app answered {s}: {msg}"), "check GHAPP_API_URL");
+                r.fail(
+                    "JWT",
+                    format!("GET /app answered {s}: {msg}"),
+                    format!("check the API URL {}{}", app.api_url(), app.sources.of("api_url")),
+                );
                 return AppOutcome::Other;
             }
         }

@@ -379,6 +379,7 @@ fn verify(outcome: &Outcome, target: &Target) -> Result<String> {
         key,
         owners: Vec::new(),
         webhook_secret: None,
+        sources: Default::default(),
     };
     let scratch = tempfile::tempdir()?;
     let broker = ghapp_core::broker::Broker::new(app, Duration::from_secs(600), scratch.path())?;

@@ -56,6 +56,18 @@ pub(crate) fn run(args: &TokenArgs) -> Result<ExitCode> {
             if minted && let Some(note) = crate::narrowed(&req, &token) {
                 eprintln!("ghapp: note: {note}");
             }
+            // A cached token must not hide a key that can no longer mint: an operator asking
+            // directly learns now, not when the cache runs out.
+            if !minted && let ghapp_core::resolve::Resolution::App { app, .. } = &resolution {
+                ghapp_core::broker::Broker::new((*app).clone(), cfg.refresh_margin, &cfg.cache_dir)
+                    .and_then(|b| b.load_key_now())
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "{e} (a cached token is still valid, but no new one can be minted: fix the key{})",
+                            app.sources.of("key")
+                        )
+                    })?;
+            }
             token
         }
         Credential::Pat {

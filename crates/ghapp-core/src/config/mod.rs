@@ -79,6 +79,31 @@ pub struct AppConfig {
     pub owners: Vec<String>,
     /// The app's webhook secret, when its credentials JSON carries one (`WebhookSecret`).
     pub webhook_secret: Option<crate::secret::WebhookSecret>,
+    /// Where each of its settings came from, for messages that name what to fix.
+    pub sources: Sources,
+}
+
+/// Where an app's settings came from: a variable (`GHAPP_API_URL`), a flag (`--app-id`), or
+/// a file's table (`/etc/ghapp/proxy.toml [app]`). `None`: the built-in default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub api_url: Option<String>,
+    pub app_id: Option<String>,
+    pub key: Option<String>,
+}
+
+impl Sources {
+    /// ` (api_url from GHAPP_API_URL)`, or nothing for a default.
+    pub fn of(&self, key: &str) -> String {
+        let from = match key {
+            "api_url" => &self.api_url,
+            "app_id" => &self.app_id,
+            _ => &self.key,
+        };
+        from.as_ref()
+            .map(|w| format!(" ({key} from {w})"))
+            .unwrap_or_default()
+    }
 }
 
 impl AppConfig {
@@ -278,6 +303,27 @@ pub fn layered_apps(
 ) -> Result<Vec<AppConfig>> {
     let mut primary = file_apps.first().cloned().unwrap_or_default();
     let mut layered = false;
+    let one = file_apps.len() == 1;
+    let table = |n: usize| {
+        let t = if one {
+            "[app]".to_owned()
+        } else {
+            format!("[[app]] #{n}")
+        };
+        match file {
+            Some(f) => format!("{} {t}", f.display()),
+            None => t,
+        }
+    };
+    let mut sources = Sources {
+        api_url: primary.api_url.as_ref().map(|_| table(1)),
+        app_id: (primary.app_id.is_some() || primary.client_id.is_some()).then(|| table(1)),
+        key: (primary.private_key_file.is_some()
+            || primary.private_key_command.is_some()
+            || primary.private_key_keyring.is_some()
+            || primary.credentials_file.is_some())
+        .then(|| table(1)),
+    };
     macro_rules! layer {
         ($field:ident, $val:expr) => {
             if let Some(v) = $val {
@@ -286,12 +332,39 @@ pub fn layered_apps(
             }
         };
     }
+    let from = |v: &Option<String>, name: &str| v.as_ref().map(|_| name.to_owned());
     // The host alone does not make an app (it may be there for a personal access token).
     if let Some(v) = env.var("GHAPP_API_URL") {
         primary.api_url = Some(v);
+        sources.api_url = Some("GHAPP_API_URL".into());
     }
     if let Some(v) = env.var("GHAPP_GIT_HOST") {
         primary.git_host = Some(v);
+    }
+    for name in ["GHAPP_APP_ID", "GHAPP_CLIENT_ID"] {
+        if let Some(w) = from(&env.var(name), name) {
+            sources.app_id = Some(w);
+        }
+    }
+    for name in [
+        "GHAPP_CREDENTIALS_FILE",
+        "GHAPP_PRIVATE_KEY_COMMAND",
+        "GHAPP_PRIVATE_KEY_KEYRING",
+        "GHAPP_PRIVATE_KEY",
+        "GHAPP_PRIVATE_KEY_FILE",
+    ] {
+        if let Some(w) = from(&env.var(name), name) {
+            sources.key = Some(w);
+        }
+    }
+    if ov.api_url.is_some() {
+        sources.api_url = Some("--api-url".into());
+    }
+    if ov.app_id.is_some() || ov.client_id.is_some() {
+        sources.app_id = Some("the command line".into());
+    }
+    if ov.private_key_file.is_some() {
+        sources.key = Some("--private-key-file".into());
     }
     layer!(app_id, parse_u64(env, "GHAPP_APP_ID")?);
     layer!(client_id, env.var("GHAPP_CLIENT_ID"));
@@ -325,15 +398,19 @@ pub fn layered_apps(
 
     let mut apps = Vec::new();
     if !file_apps.is_empty() || layered {
-        apps.push(build_app(primary, env_key_pem, "environment", file)?);
+        let mut app = build_app(primary, env_key_pem, "environment", file)?;
+        app.sources = sources;
+        apps.push(app);
     }
     for (i, a) in file_apps.iter().enumerate().skip(1) {
-        apps.push(build_app(
-            a.clone(),
-            None,
-            &format!("[[app]] #{}", i + 1),
-            file,
-        )?);
+        let t = table(i + 1);
+        let mut app = build_app(a.clone(), None, &format!("[[app]] #{}", i + 1), file)?;
+        app.sources = Sources {
+            api_url: a.api_url.as_ref().map(|_| t.clone()),
+            app_id: Some(t.clone()),
+            key: Some(t),
+        };
+        apps.push(app);
     }
     Ok(apps)
 }
@@ -467,6 +544,7 @@ fn build_app(
         key,
         owners: a.owners,
         webhook_secret,
+        sources: Sources::default(),
     })
 }
 

@@ -382,6 +382,25 @@ impl FileSandbox {
                 )));
             }
         }
+        let push = s.push.or_else(|| defaults.push.clone()).unwrap_or_default();
+        for (key, p) in push
+            .iter()
+            .map(|p| ("push", p))
+            .chain(rules.force.iter().map(|p| ("force", p)))
+        {
+            if let Some(rest) = p.strip_prefix("refs/")
+                && !rest.starts_with("heads/")
+                && !rest.starts_with("tags/")
+            {
+                let hint = rest
+                    .split_once('/')
+                    .map(|(_, tail)| format!(": did you mean \"refs/heads/{tail}\"?"))
+                    .unwrap_or_default();
+                return Err(fail(format!(
+                    "{key} pattern {p:?} can match no branch or tag (refs/heads/… or refs/tags/…; a name without refs/ is a branch){hint}"
+                )));
+            }
+        }
         Ok(SandboxConfig {
             rules,
             mode,
@@ -389,7 +408,7 @@ impl FileSandbox {
             name,
             secret,
             repos,
-            push: s.push.or_else(|| defaults.push.clone()).unwrap_or_default(),
+            push,
             allow_delete: s.allow_delete.or(defaults.allow_delete).unwrap_or(false),
             allow_merge: s.allow_merge.or(defaults.allow_merge).unwrap_or(false),
             rest,
