@@ -81,11 +81,33 @@ impl Refusal {
         let mut r = match self.form {
             Form::Text => text(self.status, &format!("{m}\n")),
             Form::Json => json_error(self.status, &m),
-            Form::Graphql => json_body(
-                self.status,
-                "application/json; charset=utf-8",
-                &serde_json::json!({"message": m, "errors": [{"message": m}]}),
-            ),
+            // GitHub answers a GraphQL request it refuses (policy, a bad document) with 200
+            // and `errors`, which gh prints as a message; anything else (a method, a limit, a
+            // retry) keeps its status, which clients act on.
+            Form::Graphql => {
+                let status = match self.status {
+                    StatusCode::FORBIDDEN
+                    | StatusCode::NOT_FOUND
+                    | StatusCode::UNPROCESSABLE_ENTITY
+                    | StatusCode::BAD_REQUEST => StatusCode::OK,
+                    s => s,
+                };
+                let kind = match self.status {
+                    StatusCode::FORBIDDEN => "FORBIDDEN",
+                    StatusCode::NOT_FOUND => "NOT_FOUND",
+                    StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+                    _ => "UNPROCESSABLE",
+                };
+                json_body(
+                    status,
+                    "application/json; charset=utf-8",
+                    &serde_json::json!({
+                        "data": null,
+                        "message": m,
+                        "errors": [{"type": kind, "message": m}],
+                    }),
+                )
+            }
             Form::Lfs => json_body(
                 self.status,
                 "application/vnd.git-lfs+json",
@@ -123,7 +145,7 @@ pub(crate) fn text(status: StatusCode, s: &str) -> Response<Body> {
 pub(crate) fn json_error(status: StatusCode, msg: &str) -> Response<Body> {
     let body = serde_json::json!({
         "message": msg,
-        "documentation_url": "https://github.com/ghapp/ghapp/blob/main/docs/guides/sandbox.md",
+        "documentation_url": concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/guides/sandbox.md"),
     });
     json_body(status, "application/json; charset=utf-8", &body)
 }
