@@ -1145,6 +1145,17 @@ fn an_observing_sandbox_s_work_is_recorded_not_done() {
         r.stderr.contains("ghapp proposals show 1"),
         "the side band says where to look: {r:#?}"
     );
+    // gh-pr open after it says what happened, not "push it first" (which an agent would
+    // follow forever), and exits 4.
+    let opened = gh_pr_open(&w, &env, &work, &["--fill"]);
+    assert_eq!(opened.code, Some(4), "{opened:#?}");
+    assert!(
+        opened
+            .stdout
+            .contains("recorded for review: sandbox watcher is in observe mode")
+            && !opened.stderr.contains("push it first"),
+        "{opened:#?}"
+    );
     assert_eq!(
         w.hub_ref("octo-org", "widgets", "refs/heads/agent/obs"),
         None

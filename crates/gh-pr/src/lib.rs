@@ -82,6 +82,22 @@ pub struct OpenArgs {
 /// ghapp proxy): not opened yet, not failed.
 pub const EXIT_HELD: u8 = 3;
 
+/// The exit status when the sandbox is in observe mode (behind ghapp proxy): its pushes and
+/// pull requests are recorded for a person to review, not made; there is nothing to push again.
+pub const EXIT_RECORDED: u8 = 4;
+
+/// Observe mode: what to print instead of "push it first".
+#[derive(Debug)]
+pub struct Recorded(pub String);
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Recorded {}
+
 /// A pull request held for approval: what to print (a line naming the approval, or JSON).
 #[derive(Debug)]
 pub struct Held(pub String);
@@ -107,6 +123,11 @@ pub fn main() -> ExitCode {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{e}");
             ExitCode::from(EXIT_HELD)
+        }
+        Err(e) if e.downcast_ref::<Recorded>().is_some() => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{e}");
+            ExitCode::from(EXIT_RECORDED)
         }
         Err(e) => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -330,7 +351,20 @@ pub fn open_with(
     cfg: &Config,
     ca_pem: Option<&str>,
 ) -> Result<String> {
-    let c = read_checkout(dir)?;
+    let c = match read_checkout(dir) {
+        Ok(c) => c,
+        // "Push it first" is wrong advice in observe mode, where a push is recorded, not made:
+        // an agent following it would push forever.
+        Err(e) => match observe_mode() {
+            Some(sandbox) => {
+                return Err(Recorded(format!(
+                    "recorded for review: sandbox {sandbox} is in observe mode, so its pushes and pull requests are recorded as proposals for a person to review, not made; the branch is not at GitHub and there is nothing to open or push again (the operator sees them with `ghapp proposals list`)"
+                ))
+                .into());
+            }
+            None => return Err(e),
+        },
+    };
     // Without --title or --fill an open pull request is still found and printed; only opening
     // one needs them.
     let text = match (&args.title, args.fill) {
@@ -354,6 +388,64 @@ pub fn open_with(
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(open_pr(&c, &client, &auth, args, text))
+}
+
+/// Behind ghapp proxy in observe mode: the sandbox's name. Asks the proxy's own `GET /policy`
+/// with the proxy credentials `HTTPS_PROXY` carries (plain HTTP to the proxy, bounded in time
+/// and size); `None` when not behind one, or it does not say so.
+fn observe_mode() -> Option<String> {
+    use std::io::{Read, Write};
+    let proxy = ["HTTPS_PROXY", "https_proxy"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|x| !x.is_empty()))?;
+    let rest = proxy.strip_prefix("http://")?;
+    let (auth, hostport) = rest.trim_end_matches('/').rsplit_once('@')?;
+    let (name, secret) = auth.split_once(':')?;
+    // Percent-decoded, as a URL's user and password are.
+    let decode = |s: &str| {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+            match (b[i], hex) {
+                (b'%', Some(v)) => {
+                    out.push(v);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).ok()
+    };
+    let (name, secret) = (decode(name)?, decode(secret)?);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .ok()?
+        .next()?;
+    let wait = std::time::Duration::from_secs(5);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, wait).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    s.set_write_timeout(Some(wait)).ok()?;
+    let basic = ghapp_gitproto::basic::encode(&name, &secret);
+    write!(
+        s,
+        "GET /policy?format=json HTTP/1.1\r\nHost: {hostport}\r\nProxy-Authorization: {basic}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = Vec::new();
+    s.take(64 * 1024).read_to_end(&mut answer).ok()?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let v: Value = serde_json::from_str(body.trim()).ok()?;
+    (v["mode"] == "observe").then(|| v["sandbox"].as_str().unwrap_or(&name).to_owned())
 }
 
 fn behind_proxy() -> bool {
