@@ -821,7 +821,21 @@ fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
         r.stderr.contains("was denied by") && r.stderr.contains("split it into two changes"),
         "{r:#?}"
     );
+    // Said as the proxy's refusal, with what to do, not a guess about permissions.
+    assert!(
+        r.stderr.contains(
+            "gh-pr: ghapp proxy refused to open a pull request in octo-org/widgets (403)"
+        ) && r
+            .stderr
+            .contains("to ask again, push new commits or change the title or body")
+            && !r.stderr.contains("lack permission"),
+        "{r:#?}"
+    );
     assert_eq!(w.hub.pulls().len(), 1);
+    // A denial is of what was shown: another title is a new request.
+    let r = open("Second, split");
+    assert_eq!(r.code, Some(3), "{r:#?}");
+    assert!(r.stdout.starts_with("held for approval 3:"), "{r:#?}");
     let shown = ghapp_approvals(&w, &p, &["show", "2"]);
     assert!(
         shown.stdout.contains("denied by") && shown.stdout.contains("Why: tests"),
@@ -834,7 +848,7 @@ fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
         &["branch", "--set-upstream-to", "origin/agent/learn3"],
     )
     .ok();
-    assert_eq!(open("Third").code, Some(3));
+    assert_eq!(open("Third").code, Some(3), "approval 4");
     let deleted = r#"{"ref":"agent/learn3","ref_type":"branch","pusher_type":"user","repository":{"full_name":"octo-org/widgets"},"installation":{"id":101}}"#;
     let (code, body) = deliver(
         &p.webhook_url.clone().unwrap(),
@@ -844,7 +858,7 @@ fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
         HOOK_SECRET,
     );
     assert_eq!(code, 200, "{body}");
-    let shown = ghapp_approvals(&w, &p, &["show", "3"]);
+    let shown = ghapp_approvals(&w, &p, &["show", "4"]);
     assert!(
         shown
             .stdout

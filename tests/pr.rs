@@ -313,7 +313,8 @@ fn through_ghapp_proxy_with_no_credentials() {
         .args(&["open", "--title", "x"])
         .dir(&work)
         .run();
-    r.fails().one_line_error("gh-pr", "GitHub refused to open a pull request in octo-org/widgets (403: ghapp proxy: pull request head \"feature\" is not allowed");
+    r.fails().one_line_error("gh-pr", "ghapp proxy refused to open a pull request in octo-org/widgets (403): pull request head \"feature\" is not allowed");
+    assert!(!r.stderr.contains("lack permission"), "{r:#?}");
     assert_eq!(w.hub.pulls().len(), 1);
     w.capture(p.log());
     w.assert_no_secrets();

@@ -601,6 +601,13 @@ fn api_failure(repo: &str, what: &str, s: StatusCode, v: &Value) -> String {
             msg = format!("{msg}: {}", details.join("; "));
         }
     }
+    // The proxy's own refusal says why and what to do: no guess about GitHub's permissions.
+    if let Some(proxy) = msg.strip_prefix("ghapp proxy: ") {
+        return format!(
+            "ghapp proxy refused to {what} in {repo} ({}): {proxy}",
+            s.as_u16()
+        );
+    }
     let hint = match s.as_u16() {
         401 => {
             ": no valid credentials (configure ghapp, a git credential helper, or run behind ghapp proxy)"

@@ -279,7 +279,7 @@ impl DataPlane {
                 _ => (
                     StatusCode::FORBIDDEN,
                     format!(
-                        "{what} was {} by {} (approval {}): {}",
+                        "{what} was {} by {} (approval {}): {}; to ask again, push new commits or change the title or body",
                         a.status, a.decided_by, a.id, a.reason
                     ),
                 ),
@@ -321,11 +321,19 @@ impl DataPlane {
         };
         let resp = match form {
             Form::Graphql => Refusal::graphql(StatusCode::OK, message).response(),
-            _ => crate::respond::json_body(
-                status,
-                "application/json",
-                &json!({ "message": message, "approval_id": a.id, "approval_url": self.approval_url(a.id), "status": a.status }),
-            ),
+            _ => {
+                // A decided request is the proxy's refusal, said as every other one is.
+                let message = if status == StatusCode::ACCEPTED {
+                    message
+                } else {
+                    format!("ghapp proxy: {message}")
+                };
+                crate::respond::json_body(
+                    status,
+                    "application/json",
+                    &json!({ "message": message, "approval_id": a.id, "approval_url": self.approval_url(a.id), "status": a.status }),
+                )
+            }
         };
         (resp, outcome)
     }

@@ -91,12 +91,15 @@ fn approval(r: &sqlx::any::AnyRow) -> Result<Approval, StoreError> {
 impl Store {
     /// Holds a pull request for approval: the latest request of this sandbox for the same
     /// repository, head and base if there is one for the same head commit (pending, or
-    /// decided: asking again gets the same answer), else a new pending one (new commits are a
-    /// new request).
+    /// decided: asking again gets the same answer), else a new pending one. New commits are a
+    /// new request, and so, after a denial, is a new title or body: a denial is of what the
+    /// person was shown.
     pub(crate) async fn hold(&self, a: &Approval) -> Result<Approval, StoreError> {
         if let Some(existing) = self.latest(&a.sandbox, &a.repo, &a.head, &a.base).await?
             && existing.status != "closed"
             && existing.head_sha == a.head_sha
+            && !(existing.status == "denied"
+                && (existing.title != a.title || existing.body != a.body))
         {
             return Ok(existing);
         }
