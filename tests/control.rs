@@ -2061,6 +2061,16 @@ fn what_a_sandbox_wrote_is_shown_escaped() {
         ghapp_sandbox(&w, &p, &["add", bad, "--repo", "octo-org/widgets"])
             .one_line_error("ghapp", "1 to 64 of A-Z a-z 0-9 . _ -");
     }
+    // A repository GitHub does not have (or the app is not installed on) is refused when the
+    // sandbox is added or changed, not at its first clone.
+    ghapp_sandbox(&w, &p, &["add", "typo3", "--repo", "octo-org/widgts"]).one_line_error(
+        "ghapp",
+        "octo-org/widgts: no such repository, or the app is not installed on it",
+    );
+    ghapp_sandbox(&w, &p, &["set", "scribe", "--repo", "octo-org/gizmos"]).one_line_error(
+        "ghapp",
+        "octo-org/gizmos: no such repository, or the app is not installed on it",
+    );
     let sb = Sb { w: &w, env };
     sb.clone("octo-org", "widgets", "work", &[]).ok();
     let work = w.path("work");

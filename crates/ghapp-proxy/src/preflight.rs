@@ -66,6 +66,19 @@ fn is_trust_failure(reason: &str) -> bool {
         .any(|w| reason.contains(w))
 }
 
+/// Why `repo` cannot be served, in the words `--check` and the admin API use.
+pub(crate) fn not_installed(
+    repo: &ghapp_gitproto::repo::RepoName,
+    e: &ghapp_core::Error,
+) -> String {
+    match e {
+        ghapp_core::Error::NotInstalled { install_url, .. } => format!(
+            "{repo}: no such repository, or the app is not installed on it (check the name in repos; install: {install_url})"
+        ),
+        e => format!("{repo}: {e}"),
+    }
+}
+
 /// Whether a transport failure is a name that does not resolve.
 fn is_unknown_name(reason: &str) -> bool {
     [
@@ -102,56 +115,40 @@ async fn preflight_async(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Che
         }
     }
     for sb in sandboxes {
-        let mut owners: Vec<&str> = sb.cfg.repos.iter().map(|r| r.owner()).collect();
-        owners.sort_by_key(|o| o.to_ascii_lowercase());
-        owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-        for owner in owners {
-            let what = format!("sandbox {}", sb.name());
-            let Some(broker) = tokens.broker_for(owner) else {
-                out.push(Check::fail(
-                    &what,
-                    format!("no [[app]] serves {owner}: add it to an app's owners"),
-                ));
-                continue;
-            };
-            // Each repository: a misspelt one, or one the app is not installed on, would fail
-            // only when a sandbox first asks for it.
-            let mut req = sb.token_request(owner);
-            let repos = std::mem::take(&mut req.repositories);
-            let mut ids = Vec::new();
-            let mut failed = false;
-            for repo in &repos {
-                req.repositories = vec![repo.clone()];
-                match broker.installation_id(&req).await {
-                    Ok(id) => ids.push(id),
-                    Err(ghapp_core::Error::NotInstalled { install_url, .. }) => {
-                        failed = true;
-                        out.push(Check::fail(
-                            &what,
-                            format!(
-                                "{owner}/{repo}: no such repository, or the app is not installed on it (check the name in repos; install: {install_url})"
-                            ),
-                        ));
-                    }
-                    Err(e) => {
-                        failed = true;
-                        out.push(Check::warn(&what, format!("{owner}/{repo}: {e}")));
+        let what = format!("sandbox {}", sb.name());
+        // Each repository: a misspelt one, or one the app is not installed on, would fail only
+        // when a sandbox first asks for it.
+        let mut by_owner: Vec<(String, Vec<u64>)> = Vec::new();
+        let mut failed = false;
+        for (repo, found) in tokens.installations(sb).await {
+            match found {
+                Ok(id) => {
+                    let owner = repo.owner().to_ascii_lowercase();
+                    match by_owner.iter_mut().find(|(o, _)| *o == owner) {
+                        Some((_, ids)) if !ids.contains(&id) => ids.push(id),
+                        Some(_) => {}
+                        None => by_owner.push((owner, vec![id])),
                     }
                 }
+                Err(e) => {
+                    failed = true;
+                    out.push(Check::fail(&what, not_installed(&repo, &e)));
+                }
             }
-            ids.dedup();
-            if !failed && let [id] = ids.as_slice() {
-                out.push(Check::ok(
+        }
+        for (owner, ids) in by_owner {
+            match ids.as_slice() {
+                [id] if !failed => out.push(Check::ok(
                     &what,
                     format!("installation {id} serves its {owner} repositories"),
-                ));
-            } else if !failed && ids.len() > 1 {
-                out.push(Check::fail(
+                )),
+                [_] => {}
+                _ => out.push(Check::fail(
                     &what,
                     format!(
                         "its {owner} repositories are in different installations ({ids:?}): one token serves one installation"
                     ),
-                ));
+                )),
             }
         }
     }

@@ -52,6 +52,33 @@ impl Tokens {
         &self.brokers
     }
 
+    /// Whether the app is installed on each of `sb`'s repositories: per repository, the
+    /// installation, or why not (a misspelt repository is not installed).
+    pub(crate) async fn installations(
+        &self,
+        sb: &Sandbox,
+    ) -> Vec<(
+        ghapp_gitproto::repo::RepoName,
+        Result<u64, ghapp_core::Error>,
+    )> {
+        let mut out = Vec::new();
+        for repo in &sb.cfg.repos {
+            let owner = repo.owner();
+            let found = match self.broker_for(owner) {
+                None => Err(ghapp_core::Error::Config(format!(
+                    "no [[app]] serves {owner}: add it to an app's owners"
+                ))),
+                Some(b) => {
+                    let mut req = sb.token_request(owner);
+                    req.repositories = vec![repo.repo().to_owned()];
+                    b.installation_id(&req).await
+                }
+            };
+            out.push((repo.clone(), found));
+        }
+        out
+    }
+
     /// Marks `owner` removed (GitHub's `installation` `deleted` or `suspend`), or served again.
     pub(crate) fn set_removed(&self, owner: &str, removed: bool) {
         let mut set = self.removed.lock().unwrap_or_else(PoisonError::into_inner);

@@ -40,6 +40,9 @@ pub(crate) enum AdminError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed, but GitHub says it cannot work (a repository the app is not installed on).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -55,6 +58,7 @@ impl AdminError {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -256,6 +260,35 @@ impl ControlPlane {
         }
     }
 
+    /// Refused unless the app is installed on every repository of `cfg` (a misspelt one would
+    /// fail only at the sandbox's first clone). A GitHub that cannot be asked is not a reason
+    /// to refuse: only what GitHub answered.
+    async fn installed(&self, cfg: crate::config::SandboxConfig) -> Result<(), AdminError> {
+        let sb = crate::sandbox::Sandbox::new(cfg);
+        let refused: Vec<String> = self
+            .data
+            .tokens
+            .installations(&sb)
+            .await
+            .iter()
+            .filter(|(_, found)| {
+                matches!(
+                    found,
+                    Err(ghapp_core::Error::NotInstalled { .. } | ghapp_core::Error::Config(_))
+                )
+            })
+            .map(|(repo, found)| match found {
+                Err(e) => crate::preflight::not_installed(repo, e),
+                Ok(_) => String::new(),
+            })
+            .collect();
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(AdminError::Unprocessable(refused.join("; ")))
+        }
+    }
+
     /// Refused for a sandbox of the proxy's file: it is changed there.
     fn file_sandbox(&self, name: &str) -> Result<(), AdminError> {
         if self.data.cfg.sandboxes.iter().any(|s| s.name == name) {
@@ -274,10 +307,12 @@ impl ControlPlane {
         self.file_sandbox(&name)?;
         let secret = new_secret();
         let spec = stored_spec(&new.policy, &secret)?;
-        self.data
+        let cfg = self
+            .data
             .cfg
             .stored_sandbox(&name, &spec)
             .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        self.installed(cfg).await?;
         store.add(&name, &spec).await?;
         self.sync_store().await;
         let at = self
@@ -327,10 +362,12 @@ impl ControlPlane {
             .map_err(|e| AdminError::Unavailable(format!("sandbox {name} as stored: {e}")))?;
         let mut spec = serde_json::to_value(policy.merged(changes)).unwrap_or_default();
         spec["secret"] = secret;
-        self.data
+        let cfg = self
+            .data
             .cfg
             .stored_sandbox(name, &spec)
             .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        self.installed(cfg).await?;
         store.set(name, &spec).await?;
         self.sync_store().await;
         self.describe_sandbox(name)
