@@ -2205,3 +2205,55 @@ fn page_sign_in_is_throttled_and_sign_out_ends_the_session_everywhere() {
         "{api}"
     );
 }
+
+#[test]
+fn admin_client_mistakes_are_named() {
+    let w = World::new();
+    let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
+    let admin = p.admin_url.clone().unwrap();
+    let hostport = admin.trim_start_matches("http://").to_owned();
+    let free = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let list = |url: &str, token: &str| {
+        let mut env = w.env().to_vec();
+        env.push(("GHAPP_ADMIN_URL".to_owned(), url.to_owned()));
+        env.push(("GHAPP_ADMIN_TOKEN".to_owned(), token.to_owned()));
+        w.cmd("ghapp")
+            .env(&env)
+            .args(&["sandbox", "list"])
+            .carries_secrets()
+            .run()
+    };
+    for (url, token, want) in [
+        (
+            format!("http://{}", p.addr),
+            ADMIN_TOKEN,
+            "is the proxy's sandbox listener (what HTTPS_PROXY names), not its admin API",
+        ),
+        (
+            hostport.clone(),
+            ADMIN_TOKEN,
+            "has no http:// scheme: use e.g. http://127.0.0.1:9091",
+        ),
+        (
+            format!("https://{hostport}"),
+            ADMIN_TOKEN,
+            "is https: the admin API speaks plain HTTP",
+        ),
+        (
+            admin.clone(),
+            "not-the-admin-token-0123",
+            "the admin token is wrong",
+        ),
+        (
+            format!("http://127.0.0.1:{free}"),
+            ADMIN_TOKEN,
+            "nothing listens there (is admin_listen set, and the proxy running?)",
+        ),
+    ] {
+        list(&url, token).one_line_error("ghapp", want);
+    }
+    list(&admin, ADMIN_TOKEN).ok();
+}

@@ -50,7 +50,7 @@ fn connect(url: Option<&str>) -> Result<(Api, tokio::runtime::Runtime)> {
             })?,
     );
     let api = Api {
-        base: url.trim_end_matches('/').to_owned(),
+        base: admin_base(url)?,
         token,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -62,6 +62,56 @@ fn connect(url: Option<&str>) -> Result<(Api, tokio::runtime::Runtime)> {
 struct Api {
     base: String,
     token: ghapp_core::secret::ProxySecret,
+}
+
+/// The admin API's base URL from `--admin-url`/`GHAPP_ADMIN_URL`, checked: plain `http://`
+/// with a host (the API speaks HTTP; TLS, where wanted, is terminated in front of it).
+fn admin_base(url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let bad =
+        |why: &str| -> anyhow::Error { Usage(format!("GHAPP_ADMIN_URL {url:?} {why}")).into() };
+    if url.starts_with("https://") {
+        return Err(bad(
+            "is https: the admin API speaks plain HTTP on admin_listen (terminate TLS in front of it, and name that): use http://HOST:PORT",
+        ));
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(bad("has no http:// scheme: use e.g. http://127.0.0.1:9091"));
+    };
+    if rest.is_empty() || reqwest::Url::parse(url).is_err() {
+        return Err(bad("is not a URL: use e.g. http://127.0.0.1:9091"));
+    }
+    Ok(url.to_owned())
+}
+
+/// What the admin API's answer `status` with `body` means, for a person: its own message, or
+/// what the address is when something else answered.
+fn admin_failure(base: &str, status: reqwest::StatusCode, body: &[u8]) -> String {
+    if let Ok(e) = serde_json::from_slice::<ErrorBody>(body) {
+        return e.message;
+    }
+    let text = String::from_utf8_lossy(body);
+    if text.contains("only CONNECT is proxied") {
+        return format!(
+            "{base} is the proxy's sandbox listener (what HTTPS_PROXY names), not its admin API: use the address of admin_listen"
+        );
+    }
+    format!(
+        "{base} answered {status} without the admin API's JSON: is it the proxy's admin_listen?"
+    )
+}
+
+/// Why the admin API at `base` could not be reached, for a person.
+fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
+    let cause = ghapp_core::client::root_cause(e);
+    let hint = if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
+        ": it answered TLS; the admin API speaks plain HTTP (http://)"
+    } else if e.is_connect() {
+        ": nothing listens there (is admin_listen set, and the proxy running?)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("cannot reach the admin API at {base} ({cause}){hint}")
 }
 
 fn policy(p: &SandboxPolicy) -> Policy {
@@ -231,13 +281,11 @@ impl Api {
             .bearer_auth(self.token.expose())
             .send()
             .await
-            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+            .map_err(|e| unreachable(&self.base, &e))?;
         let status = resp.status();
         let body = resp.bytes().await?.to_vec();
         if !status.is_success() {
-            let msg = serde_json::from_slice::<ErrorBody>(&body)
-                .map(|e| e.message)
-                .unwrap_or_else(|_| "no message".into());
+            let msg = admin_failure(&self.base, status, &body);
             bail!("the admin API answered {status} to GET {path}: {msg}");
         }
         Ok(body)
@@ -259,16 +307,11 @@ impl Api {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        let resp = rb
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let resp = rb.send().await.map_err(|e| unreachable(&self.base, &e))?;
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap_or_default();
         if !status.is_success() {
-            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|e| e.message)
-                .unwrap_or_else(|_| "no message".into());
+            let msg = admin_failure(&self.base, status, &bytes);
             bail!("the admin API answered {status} to {method} {path}: {msg}");
         }
         serde_json::from_slice(&bytes).with_context(|| {

@@ -36,6 +36,10 @@ pub(crate) enum AdminError {
         "the admin API needs Authorization: Bearer <admin_token> (GHAPP_ADMIN_TOKEN for ghapp sandbox)"
     )]
     Unauthorized,
+    #[error(
+        "the admin token is wrong: give the proxy's admin_token (GHAPP_ADMIN_TOKEN for ghapp sandbox)"
+    )]
+    WrongToken,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -55,7 +59,7 @@ impl AdminError {
     fn status(&self) -> StatusCode {
         match self {
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::Unauthorized | AdminError::WrongToken => StatusCode::UNAUTHORIZED,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -72,7 +76,7 @@ impl AdminError {
                 message: self.to_string(),
             },
         );
-        if matches!(self, AdminError::Unauthorized) {
+        if matches!(self, AdminError::Unauthorized | AdminError::WrongToken) {
             r.headers_mut().insert(
                 hyper::header::WWW_AUTHENTICATE,
                 hyper::header::HeaderValue::from_static("Bearer"),
@@ -140,15 +144,15 @@ impl ControlPlane {
     }
 
     async fn api(&self, req: Request<Incoming>) -> Result<Response<Body>, AdminError> {
-        let authorized = req
+        let given = req
             .headers()
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .zip(self.data.cfg.admin_token.as_ref())
-            .is_some_and(|(given, token)| token.matches(given.trim()));
-        if !authorized {
-            return Err(AdminError::Unauthorized);
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match (given, self.data.cfg.admin_token.as_ref()) {
+            (Some(given), Some(token)) if token.matches(given.trim()) => {}
+            (Some(_), _) => return Err(AdminError::WrongToken),
+            (None, _) => return Err(AdminError::Unauthorized),
         }
         let store = self
             .store()
