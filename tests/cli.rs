@@ -790,6 +790,11 @@ fn a_config_that_cannot_work_is_named_before_it_is_used() {
             "repos = [\"octo-org/widgets\"]\npush = [\"refs/head/agent/*\"]",
             "push pattern \"refs/head/agent/*\" can match no branch or tag",
         ),
+        (
+            api.as_str(),
+            "repos = [\"octo-org/widgets\"]\nadmin_listen = \"127.0.0.1:0\"",
+            "admin_listen is a top-level setting: move it above the first [table]",
+        ),
     ] {
         let r = check(app, sandbox);
         r.fails();

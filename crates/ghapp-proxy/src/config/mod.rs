@@ -83,6 +83,29 @@ pub enum Egress {
     Tunnel,
 }
 
+/// The keys of the file's top level (outside any table): named when one lands in a table.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "advertise",
+    "ca_dir",
+    "egress",
+    "egress_allow",
+    "audit_log",
+    "audit_max_bytes",
+    "metrics_listen",
+    "cache_dir",
+    "upstream_ca_file",
+    "resolve",
+    "lfs_storage_hosts",
+    "spool_dir",
+    "state",
+    "admin_listen",
+    "admin_token",
+    "webhook_listen",
+    "webhook_secret",
+    "events_log",
+];
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -348,7 +371,17 @@ impl ProxyConfig {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let msg = e.message().replace('\n', " ");
+            let mut msg = e.message().replace('\n', " ");
+            // A top-level key written after a table belongs to that table in TOML.
+            if let Some(key) = msg
+                .strip_prefix("unknown field `")
+                .and_then(|m| m.split('`').next())
+                .filter(|k| TOP_LEVEL_KEYS.contains(k))
+            {
+                msg = format!(
+                    "{msg}; {key} is a top-level setting: move it above the first [table] (TOML reads every key after a [table] header as that table's)"
+                );
+            }
             ConfigError(match line {
                 Some(l) => format!("proxy config {origin} line {l}: {msg}"),
                 None => format!("proxy config {origin}: {msg}"),
@@ -720,6 +753,30 @@ rest = []
         .unwrap_err()
         .to_string();
         assert!(e.contains("admin_listen needs admin_token"), "{e}");
+    }
+
+    #[test]
+    fn a_top_level_key_inside_a_table_is_named_as_such() {
+        // The list the hint uses is the file's own top level, no more, no less.
+        let e = toml::from_str::<File>("nope = 1")
+            .unwrap_err()
+            .message()
+            .to_owned();
+        let listed: Vec<&str> = e
+            .split("expected one of ")
+            .nth(1)
+            .unwrap()
+            .split(", ")
+            .map(|k| k.trim_matches('`'))
+            .filter(|k| !["limits", "app", "defaults", "sandbox"].contains(k))
+            .collect();
+        assert_eq!(listed, TOP_LEVEL_KEYS, "{e}");
+        let text = "[[sandbox]]\nname = \"a\"\nsecret = \"0123456789abcdef\"\nadmin_listen = \"127.0.0.1:9\"\n";
+        let e = ProxyConfig::parse(text, "t").unwrap_err().to_string();
+        assert!(
+            e.contains("admin_listen is a top-level setting: move it above the first [table]"),
+            "{e}"
+        );
     }
 
     #[test]
