@@ -2056,6 +2056,17 @@ fn what_a_sandbox_wrote_is_shown_escaped() {
         ],
     );
     let env = environment(&w, "scribe", &added.ok().stdout);
+    // `show` prints the sandbox's line and every rule it works under.
+    let shown = ghapp_sandbox(&w, &p, &["show", "scribe"]);
+    let listed = ghapp_sandbox(&w, &p, &["list"]);
+    assert!(
+        shown
+            .stdout
+            .starts_with(listed.stdout.lines().next().unwrap())
+            && shown.stdout.contains("  mode: learning")
+            && shown.stdout.contains("  push.refs: refs/heads/agent/*"),
+        "{shown:#?}"
+    );
     // A sandbox's own name is held to one charset, through the admin API as in the file.
     for bad in ["team/agent", "esc\u{1b}[2J", "rtl\u{202e}gnp", ".dot"] {
         ghapp_sandbox(&w, &p, &["add", bad, "--repo", "octo-org/widgets"])

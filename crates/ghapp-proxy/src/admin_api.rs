@@ -137,6 +137,13 @@ pub struct Rules {
     pub egress: String,
 }
 
+impl Rules {
+    /// One rule a line, as `GET /policy` answers in text (the operator's CLI shows the same).
+    pub fn text(&self) -> String {
+        crate::policy::describe_text(self)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushRules {
     pub refs: Vec<String>,

@@ -375,7 +375,15 @@ impl Api {
                 let one: Sandbox = self
                     .call(Method::GET, &format!("/v1/sandboxes/{name}"), None::<&()>)
                     .await?;
-                show(&one, *json)
+                if *json {
+                    return show(&one, true);
+                }
+                // The line `list` prints, then every rule the sandbox works under.
+                line(&one);
+                for rule in one.rules.text().lines() {
+                    outln!("  {}", field(rule));
+                }
+                Ok(ExitCode::SUCCESS)
             }
             SandboxCommand::Set {
                 name,
