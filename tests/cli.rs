@@ -847,3 +847,99 @@ fn a_config_that_cannot_work_is_named_before_it_is_used() {
         );
     }
 }
+
+#[test]
+fn the_proxy_says_what_it_does_in_plain_text() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let w = World::new();
+    let config = w.path("plain.toml");
+    let write_config = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\nca_dir = \"plain-ca\"\nupstream_ca_file = {:?}\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"admin-token-0123456789abcdef\"\nstate = \"sqlite:plain-state.db\"\n{}\n{}\n{extra}",
+                w.hub.ca_path().display().to_string(),
+                w.app_table(""),
+                ghapp_e2e::two_sandboxes("")
+            ),
+        )
+        .unwrap();
+    };
+    write_config("");
+    let log = w.path("plain.log");
+    let mut child = std::process::Command::new(ghapp_e2e::bin_dir().join("ghapp"))
+        .args(["proxy", "--config"])
+        .arg(&config)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    while !banner.contains("GIT_SSL_CAINFO=") {
+        if out.read_line(&mut banner).unwrap() == 0 {
+            break;
+        }
+    }
+    assert!(
+        banner.contains("  approvals page: http://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!(
+            "  state: sqlite:{}",
+            w.path("plain-state.db").display()
+        )),
+        "{banner}"
+    );
+    let addr = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("ghapp proxy listening on "))
+        .unwrap()
+        .to_owned();
+    // A wrong proxy secret is logged without an audit file, and without the secret.
+    let mut t = std::net::TcpStream::connect(&addr).unwrap();
+    let auth = ghapp_gitproto::basic::encode("agent-a", "not-the-secret-0123456789");
+    write!(
+        t,
+        "CONNECT {0} HTTP/1.1\r\nHost: {0}\r\nProxy-Authorization: {auth}\r\n\r\n",
+        w.hub.git_host()
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    t.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 407");
+    // A reload says what changed.
+    write_config(
+        "[[sandbox]]\nname = \"agent-c\"\nsecret = \"agent-c-secret-0123456789\"\nrepos = [\"octo-org/widgets\"]\n",
+    );
+    std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("reloaded") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains(
+            "SIGHUP: the configuration was reloaded: 3 sandboxes (added: agent-c; removed: none)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("wrong proxy credentials") && text.contains("agent-a"),
+        "{text}"
+    );
+    assert!(!text.contains("not-the-secret"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no colours in a file: {text:?}");
+}

@@ -36,11 +36,19 @@ where
 
 /// Installs the stderr subscriber. Call once, late: a warm helper `get` never needs it.
 pub fn init(program: &'static str) {
+    init_with_default(program, "warn");
+}
+
+/// As [`init`], with `default` as the filter when `GHAPP_LOG` is not set (a server logs more
+/// than a command). Colours only on a terminal: a redirected log is plain text.
+pub fn init_with_default(program: &'static str, default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("GHAPP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .event_format(Prefixed(program))
         .try_init();
 }

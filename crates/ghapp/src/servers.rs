@@ -19,7 +19,10 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
         cfg.cache_dir = d.join("tokens");
         cfg.ca_dir = d;
     }
-    ghapp_core::log::init("ghapp proxy");
+    // A server says what it does: its requests (when there is no audit file), reloads and
+    // refusals, at info, unless GHAPP_LOG says otherwise.
+    ghapp_core::log::init_with_default("ghapp proxy", "warn,ghapp_proxy=info");
+    let state = cfg.state.as_deref().map(without_password);
     let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
     let sandboxes: Vec<String> = cfg.sandboxes.iter().map(|s| s.name.clone()).collect();
     let proxy = ghapp_proxy::Proxy::new(cfg)?.reload_from(&args.config);
@@ -56,6 +59,10 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     }
     if let Some(a) = running.admin_addr() {
         outln!("  admin API: http://{a}/v1/sandboxes (GHAPP_ADMIN_URL=http://{a})");
+        outln!("  approvals page: http://{a}/approvals");
+    }
+    if let Some(s) = &state {
+        outln!("  state: {s}");
     }
     outln!("  sandboxes: {}", sandboxes.join(", "));
     // Every runtime's own variable for the CA (Python's requests ignores SSL_CERT_FILE, Node
@@ -70,6 +77,17 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     );
     running.wait();
     Ok(ExitCode::SUCCESS)
+}
+
+/// A store URL as it may be shown: a PostgreSQL URL's password replaced.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// A ready proxy configuration for the emulator: its CA trusted upstream, its app, one sandbox;

@@ -86,6 +86,25 @@ impl ControlPlane {
                 "SIGHUP: [[app]] and upstream_ca_file changes take effect on restart; the sandboxes and egress are reloaded"
             );
         }
+        let before: Vec<String> = self
+            .data
+            .live
+            .get()
+            .file
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let after: Vec<String> = new.sandboxes.iter().map(|s| s.name.clone()).collect();
+        let added: Vec<&str> = after
+            .iter()
+            .filter(|n| !before.contains(n))
+            .map(String::as_str)
+            .collect();
+        let removed: Vec<&str> = before
+            .iter()
+            .filter(|n| !after.contains(n))
+            .map(String::as_str)
+            .collect();
         let stored = self.data.live.get().stored.clone();
         let live = self.data.live.set(Live::with(
             Arc::new(new.sandboxes.clone()),
@@ -93,9 +112,18 @@ impl ControlPlane {
             new.egress,
             new.egress_allow,
         ));
+        let names = |v: &[&str]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
         tracing::info!(
-            "SIGHUP: the configuration was reloaded ({} sandboxes)",
-            live.sandboxes.len()
+            "SIGHUP: the configuration was reloaded: {} sandboxes (added: {}; removed: {})",
+            live.sandboxes.len(),
+            names(&added),
+            names(&removed)
         );
     }
 
