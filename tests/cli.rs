@@ -943,3 +943,37 @@ fn the_proxy_says_what_it_does_in_plain_text() {
     assert!(!text.contains("not-the-secret"), "{text}");
     assert!(!text.contains('\u{1b}'), "no colours in a file: {text:?}");
 }
+
+#[test]
+fn a_port_in_use_is_named_with_the_setting_to_change() {
+    let w = World::new();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    w.ghapp(&["emulator", "--port", &port.to_string()])
+        .fails()
+        .one_line_error(
+            "ghapp",
+            &format!("port {port} is in use: stop what holds it, or choose another with --port"),
+        );
+    let f = w.path("busy.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nca_dir = \"busy-ca\"\n{}\n{}",
+            w.app_table(""),
+            ghapp_e2e::two_sandboxes("")
+        ),
+    )
+    .unwrap();
+    w.ghapp(&["proxy", "--config", &f.display().to_string()])
+        .fails()
+        .one_line_error(
+            "ghapp",
+            &format!("cannot listen on 127.0.0.1:{port} (listen): "),
+        );
+    let r = w.ghapp(&["proxy", "--config", &f.display().to_string()]);
+    assert!(
+        r.stderr.contains("set another listen (or --listen ADDR)"),
+        "{r:#?}"
+    );
+}

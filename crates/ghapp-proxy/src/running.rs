@@ -41,10 +41,11 @@ pub enum StartError {
     Audit(std::io::Error),
     #[error("{0}")]
     Inspection(String),
-    #[error("cannot listen on {addr}{what}: {source}")]
+    #[error("cannot listen on {addr} ({key}): {source}{}", listen_hint(*key, source))]
     Listen {
         addr: SocketAddr,
-        what: &'static str,
+        /// The setting that names the address.
+        key: &'static str,
         source: std::io::Error,
     },
     #[error(transparent)]
@@ -148,37 +149,54 @@ pub(crate) fn prepare(cfg: ProxyConfig) -> Result<Prepared, StartError> {
     })
 }
 
+/// What to do when an address cannot be listened on.
+fn listen_hint(key: &str, e: &std::io::Error) -> String {
+    let flag = if key == "listen" {
+        " (or --listen ADDR)"
+    } else {
+        ""
+    };
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            ": another process holds that port: stop it, or set another {key}{flag} (port 0: any free one)"
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            format!(": a port under 1024 needs privileges: set {key}{flag} to a higher one")
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!(": no interface of this machine has that address: fix {key}{flag}")
+        }
+        _ => String::new(),
+    }
+}
+
 /// Serves on the configured addresses from a background thread with its own runtime. The
 /// state store is opened (and migrated) first, so a store that cannot be opened is an error
 /// here, not a failing request later.
 pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
-    let bind = |a: SocketAddr, what: &'static str| -> Result<std::net::TcpListener, StartError> {
-        let l = std::net::TcpListener::bind(a).map_err(|source| StartError::Listen {
+    let bind = |a: SocketAddr, key: &'static str| -> Result<std::net::TcpListener, StartError> {
+        let listen_error = |source| StartError::Listen {
             addr: a,
-            what,
+            key,
             source,
-        })?;
-        l.set_nonblocking(true)
-            .map_err(|source| StartError::Listen {
-                addr: a,
-                what,
-                source,
-            })?;
+        };
+        let l = std::net::TcpListener::bind(a).map_err(listen_error)?;
+        l.set_nonblocking(true).map_err(listen_error)?;
         Ok(l)
     };
     let mut cfg = p.cfg;
-    let listener = bind(cfg.listen, "")?;
+    let listener = bind(cfg.listen, "listen")?;
     let metrics = cfg
         .metrics_listen
-        .map(|a| bind(a, " for metrics"))
+        .map(|a| bind(a, "metrics_listen"))
         .transpose()?;
     let admin = cfg
         .admin_listen
-        .map(|a| bind(a, " for the admin API"))
+        .map(|a| bind(a, "admin_listen"))
         .transpose()?;
     let webhooks = cfg
         .webhook_listen
-        .map(|a| bind(a, " for webhooks"))
+        .map(|a| bind(a, "webhook_listen"))
         .transpose()?;
     let addr_of = |l: &std::net::TcpListener| l.local_addr().ok();
     let addr = addr_of(&listener).unwrap_or(cfg.listen);

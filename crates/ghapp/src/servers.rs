@@ -120,7 +120,13 @@ pub(crate) fn emulator(args: &EmulatorArgs) -> Result<ExitCode> {
         token_ttl: args.token_ttl,
         hostname: args.hostname.clone(),
     })
-    .context("cannot start the emulator")?;
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot start the emulator: port {} is in use: stop what holds it, or choose another with --port (0: any free one)",
+            args.port
+        ),
+        _ => anyhow::Error::new(e).context("cannot start the emulator"),
+    })?;
     outln!("fakehub listening on {}", hub.url());
     outln!("  API:          {}", hub.api_url());
     outln!("  CA:           {}", hub.ca_path().display());
