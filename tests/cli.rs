@@ -768,6 +768,8 @@ fn a_config_that_cannot_work_is_named_before_it_is_used() {
     };
     let good = "repos = [\"octo-org/widgets\"]\npush = [\"agent/*\"]";
     check(&api, good).ok();
+    // --check writes nothing: no CA, no spool, no token cache beside the file.
+    assert!(!w.path("ghapp-proxy-ca").exists());
     let root = api.trim_end_matches("/api/v3");
     for (app, sandbox, want) in [
         (

@@ -41,7 +41,10 @@ pub enum StartError {
     Audit(std::io::Error),
     #[error("{0}")]
     Inspection(String),
-    #[error("cannot listen on {addr} ({key}): {source}{}", listen_hint(key, source))]
+    #[error(
+        "cannot listen on {addr} ({key}): {source}{}",
+        listen_hint(key, source)
+    )]
     Listen {
         addr: SocketAddr,
         /// The setting that names the address.

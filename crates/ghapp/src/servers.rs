@@ -19,6 +19,17 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
         cfg.cache_dir = d.join("tokens");
         cfg.ca_dir = d;
     }
+    // --check changes nothing on disk: what the checks need to write (a CA to build with, the
+    // installation cache, push inspection's spool) goes to a directory removed at the end.
+    let scratch = if args.check {
+        let t = tempfile::tempdir().context("--check needs a temporary directory")?;
+        cfg.ca_dir = t.path().join("ca");
+        cfg.cache_dir = t.path().join("tokens");
+        cfg.spool_dir = t.path().join("spool");
+        Some(t)
+    } else {
+        None
+    };
     // A server says what it does: its requests (when there is no audit file), reloads and
     // refusals, at info, unless GHAPP_LOG says otherwise.
     ghapp_core::log::init_with_default("ghapp proxy", "warn,ghapp_proxy=info");
@@ -32,6 +43,7 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
         for c in &checks {
             outln!("{c}");
         }
+        drop(scratch);
         return Ok(if failed.is_some() {
             ExitCode::FAILURE
         } else {
