@@ -15,6 +15,12 @@ fn line<'a>(r: &'a Run, prefix: &str) -> &'a str {
 #[test]
 fn doctor_all_good_but_an_extra_permission() {
     let w = World::new();
+    // The emulator's own app is all good: nothing to warn of.
+    let r = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
+    r.ok();
+    assert!(!r.stdout.contains("warn"), "{}", r.stdout);
+    // One permission beyond what ghapp needs.
+    w.hub.grant(fakehub::ORG_INSTALLATION, "issues", "read");
     let r = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
     r.ok();
     for check in [

@@ -690,7 +690,10 @@ fn sighup_reloads_sandboxes_and_policy_and_keeps_open_tunnels() {
         .replace("name = \"agent-b\"", "name = \"agent-c\"");
     assert_ne!(before, after);
     std::fs::write(&p.config_path, &after).unwrap();
-    hup(&p, "the configuration was reloaded (2 sandboxes)");
+    hup(
+        &p,
+        "the configuration was reloaded: 2 sandboxes (added: agent-c; removed: agent-b)",
+    );
 
     // The tunnel opened before is still open and still serves.
     assert_eq!(t.get_keep_alive(refs).unwrap().status, 200);

@@ -32,7 +32,7 @@
 //!
 //! Seed: app 4242 (`client_id` `Iv1.fakehub4242`, slug `ghapp-fakehub`). Installation 101 on
 //! organization `octo-org` selects `widgets` and `gadgets` (contents write, metadata read,
-//! pull_requests write, and issues read beyond what ghapp needs); installation 102 on user `octo-user` covers all its repositories
+//! pull_requests write: what ghapp needs, no more); installation 102 on user `octo-user` covers all its repositories
 //! (`dotfiles`) with contents read and metadata read. `lonely/island` exists but has no
 //! installation.
 //!
@@ -263,12 +263,7 @@ impl FakeHub {
                     account_id: 9000,
                     account_type: "Organization",
                     repositories: Some(vec!["widgets".into(), "gadgets".into()]),
-                    // One permission beyond what ghapp needs, for doctor's warning.
-                    permissions: {
-                        let mut p = app_perms;
-                        p.insert("issues".into(), "read".into());
-                        p
-                    },
+                    permissions: app_perms,
                 },
                 hub::Installation {
                     id: USER_INSTALLATION,
@@ -595,6 +590,19 @@ impl FakeHub {
             .unwrap_or_else(|e| e.into_inner())
             .push(token.clone());
         token
+    }
+
+    /// Grants installation `id` one more permission (as an owner accepting an app's new
+    /// permissions would); tokens minted from then on may carry it.
+    pub fn grant(&self, id: u64, permission: &str, level: &str) {
+        let mut list = self
+            .hub
+            .installations
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = list.iter_mut().find(|i| i.id == id) {
+            i.permissions.insert(permission.into(), level.into());
+        }
     }
 
     /// Issue classic 40-character tokens instead of the long stateless format.
