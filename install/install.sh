@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs ghapp's binaries (ghapp, git-credential-ghapp, gh-pr) with `cargo install --locked`
 # into PREFIX/bin and routes git's credentials for the host to the helper. Idempotent: a second
-# run with the same version installed changes nothing. `--uninstall` removes what it added.
+# run with the same version installed changes nothing. `--uninstall` removes what it added:
+# the binaries, cargo's records of them, and git's routing to ghapp for every host.
 #
 #   install/install.sh [--prefix DIR] [--host HOST] [--debug] [--uninstall]
 set -euo pipefail
@@ -33,18 +34,27 @@ version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
 [ -n "$host" ] || host="github.com"
 
 if [ "$uninstall" = 1 ]; then
-  # Undo configure-git only where the entries are exactly what it writes.
-  if [ "$(git config --global --get-all "credential.https://$host.helper" 2>/dev/null | tr '\n' ',')" = ",ghapp," ]; then
-    git config --global --unset-all "credential.https://$host.helper"
-    git config --global --unset "credential.https://$host.useHttpPath" || true
-    echo "removed the git credential routing for $host"
-  fi
+  # Undo configure-git for every host it routed, where the entries are exactly what it writes.
+  git config --global --get-regexp '^credential\..*\.helper$' 2>/dev/null |
+    while read -r key value; do
+      [ "$value" = "ghapp" ] || continue
+      url="${key#credential.}"; url="${url%.helper}"
+      [ "$(git config --global --get-all "$key" | tr '\n' ',')" = ",ghapp," ] || continue
+      git config --global --unset-all "$key"
+      git config --global --unset "credential.$url.useHttpPath" || true
+      echo "removed the git credential routing for $url"
+    done
   for p in "${packages[@]}"; do
     if [ -e "$bin/$p" ]; then
       cargo uninstall --root "$prefix" "$p" >/dev/null 2>&1 || rm -f "$bin/$p"
       echo "removed $bin/$p"
     fi
   done
+  # cargo's records of what it installed under PREFIX, once they record nothing else.
+  if [ -f "$prefix/.crates2.json" ] && ! grep -q '"[^"]* [0-9][^"]* (' "$prefix/.crates2.json"; then
+    rm -f "$prefix/.crates2.json" "$prefix/.crates.toml"
+  fi
+  rmdir "$bin" 2>/dev/null || true
   exit 0
 fi
 
@@ -57,7 +67,9 @@ for p in "${packages[@]}"; do
   if [ "$(installed_version "$p" || true)" = "$version" ]; then
     echo "$p $version is already installed in $bin"
   else
-    cargo install "${cargo_flags[@]}" --quiet --root "$prefix" --path "$root/crates/$p"
+    # The first build takes a few minutes: cargo shows its progress.
+    echo "building $p $version (cargo install; the first build takes a few minutes)..."
+    cargo install "${cargo_flags[@]}" --root "$prefix" --path "$root/crates/$p"
     echo "installed $p $version into $bin"
   fi
 done

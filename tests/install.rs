@@ -55,7 +55,12 @@ fn install_clone_reinstall_and_uninstall() {
         w.cmd("bash").args(&a).run()
     };
 
-    run(&[]).ok();
+    let first = run(&[]);
+    first.ok();
+    assert!(
+        first.stdout.contains("building ghapp"),
+        "the first run says what it builds: {first:#?}"
+    );
     for b in ["ghapp", "git-credential-ghapp", "gh-pr"] {
         assert!(prefix.join("bin").join(b).is_file(), "{b} installed");
     }
@@ -94,10 +99,18 @@ fn install_clone_reinstall_and_uninstall() {
     assert_eq!(std::fs::read_to_string(&gitconfig).unwrap(), before_cfg);
     assert_eq!(mtime("ghapp"), before);
 
-    // Uninstall removes the binaries and the routing it wrote.
+    // Uninstall removes the binaries, cargo's records, the emptied bin/, and the routing it
+    // wrote for every host (here a second one set up later by hand with configure-git).
+    w.cmd(prefix.join("bin/ghapp").to_str().unwrap())
+        .args(&["configure-git", "--host", "ghe.example.com"])
+        .run()
+        .ok();
     run(&["--uninstall"]).ok();
     for b in ["ghapp", "git-credential-ghapp", "gh-pr"] {
         assert!(!prefix.join("bin").join(b).exists(), "{b} removed");
+    }
+    for left in [".crates.toml", ".crates2.json", "bin"] {
+        assert!(!prefix.join(left).exists(), "{left} left behind");
     }
     assert!(
         !std::fs::read_to_string(&gitconfig)
