@@ -778,7 +778,15 @@ fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
     assert!(w.hub.pulls().is_empty(), "nothing reached GitHub");
     let list = ghapp_approvals(&w, &p, &["list"]);
     list.ok();
-    assert_eq!(list.stdout.lines().count(), 1, "{list:#?}");
+    assert_eq!(
+        list.stdout.lines().count(),
+        2,
+        "a header and one: {list:#?}"
+    );
+    assert!(
+        list.stdout
+            .starts_with("ID\tSANDBOX\tREPOSITORY\tHEAD -> BASE\tTITLE\tSTATE\n")
+    );
     assert!(
         list.stdout
             .contains("learner\tocto-org/widgets\tagent/learn -> main\tLearned\tpending"),
@@ -1300,7 +1308,7 @@ fn an_observing_sandbox_s_work_is_recorded_not_done() {
     );
     let list = ghapp_admin(&w, &p, "proposals", &["list", "--sandbox", "watcher"]);
     list.ok();
-    let lines: Vec<&str> = list.stdout.lines().collect();
+    let lines: Vec<&str> = list.stdout.lines().skip(1).collect();
     assert_eq!(lines.len(), 3, "{list:#?}");
     assert!(
         lines[0].ends_with("pull request agent/obs -> main: From gh")
@@ -2060,9 +2068,12 @@ fn what_a_sandbox_wrote_is_shown_escaped() {
     let shown = ghapp_sandbox(&w, &p, &["show", "scribe"]);
     let listed = ghapp_sandbox(&w, &p, &["list"]);
     assert!(
-        shown
+        listed
             .stdout
-            .starts_with(listed.stdout.lines().next().unwrap())
+            .starts_with("NAME\tSOURCE\tREPOSITORIES\tPUSH\tSTATE\n")
+            && shown
+                .stdout
+                .starts_with(listed.stdout.lines().nth(1).unwrap())
             && shown.stdout.contains("  mode: learning")
             && shown.stdout.contains("  push.refs: refs/heads/agent/*"),
         "{shown:#?}"
@@ -2266,5 +2277,14 @@ fn admin_client_mistakes_are_named() {
     ] {
         list(&url, token).one_line_error("ghapp", want);
     }
-    list(&admin, ADMIN_TOKEN).ok();
+    // Empty lists say so (the lists' header rows are in the tests that fill them).
+    assert_eq!(list(&admin, ADMIN_TOKEN).ok().stdout, "no sandboxes\n");
+    assert_eq!(
+        ghapp_approvals(&w, &p, &["list"]).ok().stdout,
+        "no approvals\n"
+    );
+    assert_eq!(
+        ghapp_admin(&w, &p, "proposals", &["list"]).ok().stdout,
+        "no proposals\n"
+    );
 }

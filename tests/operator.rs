@@ -317,16 +317,22 @@ fn hooks_config_deliveries_and_redelivery() {
     assert!(c.stdout.contains("secret: set (masked)"));
     let all = w.ghapp(&["hooks", "deliveries"]);
     all.ok();
-    assert_eq!(all.stdout.lines().count(), 3, "{}", all.stdout);
+    assert_eq!(
+        all.stdout.lines().count(),
+        4,
+        "a header and three: {}",
+        all.stdout
+    );
+    assert!(all.stdout.starts_with("ID\tDELIVERED\tEVENT\tSTATUS\n"));
     assert!(
-        all.stdout.lines().next().unwrap().starts_with("3\t"),
+        all.stdout.lines().nth(1).unwrap().starts_with("3\t"),
         "newest first"
     );
     let failed = w.ghapp(&["hooks", "deliveries", "--failed"]);
     failed.ok();
     assert_eq!(
         failed.stdout.trim(),
-        "2\t2026-01-05T10:02:00Z\tpull_request.opened\t500 Internal Server Error"
+        "ID\tDELIVERED\tEVENT\tSTATUS\n2\t2026-01-05T10:02:00Z\tpull_request.opened\t500 Internal Server Error"
     );
     w.ghapp(&["hooks", "redeliver", "2"]).ok();
     assert_eq!(w.hub.deliveries().last(), Some(&(4, 200, true)));

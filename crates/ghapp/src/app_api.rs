@@ -53,7 +53,11 @@ pub(crate) fn installations(app: &AppFlags, one: Option<u64>, json: bool) -> Res
         return Ok(ExitCode::SUCCESS);
     }
     // Tab-separated under a header row; --json for scripts.
-    outln!("ID\tACCOUNT\tREPOSITORIES\tPERMISSIONS");
+    crate::out::list_head(
+        list.len(),
+        "ID\tACCOUNT\tREPOSITORIES\tPERMISSIONS",
+        "no installations",
+    );
     for i in list {
         let account = i.account.map(|a| a.login).unwrap_or_default();
         let perms: Vec<String> = i
@@ -122,7 +126,9 @@ pub(crate) fn hooks(app: &AppFlags, cmd: &HooksCommand) -> Result<ExitCode> {
             outln!("secret: {secret}");
         }
         HooksCommand::Deliveries { .. } => {
-            for d in v.as_array().into_iter().flatten() {
+            let all = v.as_array().map(Vec::as_slice).unwrap_or_default();
+            crate::out::list_head(all.len(), "ID\tDELIVERED\tEVENT\tSTATUS", "no deliveries");
+            for d in all {
                 let event = match d["action"].as_str() {
                     Some(a) => format!("{}.{a}", d["event"].as_str().unwrap_or("")),
                     None => d["event"].as_str().unwrap_or("").to_owned(),

@@ -73,6 +73,18 @@ fn shown(s: &str, lines: bool) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Starts a list the same way everywhere: its tab-separated header row, or, when it is empty,
+/// one line saying so (`no approvals`). Returns whether rows follow.
+pub(crate) fn list_head(len: usize, header: &str, none: &str) -> bool {
+    if len == 0 {
+        outln!("{none}");
+        false
+    } else {
+        outln!("{header}");
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,6 +182,13 @@ impl Api {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        if !matches!(c, ApprovalsCommand::Show { .. }) {
+            crate::out::list_head(
+                list.len(),
+                "ID\tSANDBOX\tREPOSITORY\tHEAD -> BASE\tTITLE\tSTATE",
+                "no approvals",
+            );
+        }
         for a in &list {
             let decided = match a.status.as_str() {
                 "approved" => format!("approved by {}: {}", field(&a.decided_by), field(&a.pr_url)),
@@ -262,6 +269,9 @@ impl Api {
                 outln!("{}", serde_json::to_string_pretty(&list)?);
             }
             return Ok(ExitCode::SUCCESS);
+        }
+        if !one {
+            crate::out::list_head(list.len(), "ID\tSANDBOX\tREPOSITORY\tWHAT", "no proposals");
         }
         for p in &list {
             if one {
@@ -439,6 +449,11 @@ mod erased {
             Ok(serde_json::to_string_pretty(self)?)
         }
         fn lines(&self) {
+            crate::out::list_head(
+                self.len(),
+                "NAME\tSOURCE\tREPOSITORIES\tPUSH\tSTATE",
+                "no sandboxes",
+            );
             self.iter().for_each(line);
         }
     }
