@@ -727,3 +727,20 @@ fn github_refuses_workflow_files_from_a_token_without_the_workflows_permission()
             .is_some()
     );
 }
+
+#[test]
+fn a_failure_of_the_serving_helper_ends_gits_search() {
+    // The app serves the host but is not installed on the repository: the helper says why and
+    // tells git to stop (quit=1), so git does not go on to ask for a username it cannot read.
+    let w = World::new();
+    let r = w.get("lonely/island");
+    r.fails();
+    assert_eq!(r.stdout, "quit=1\n", "{r:#?}");
+    assert!(r.stderr.contains("not installed"), "{r:#?}");
+    let clone = w.clone_repo("lonely", "island", "island");
+    clone.fails();
+    assert!(
+        clone.stderr.contains("not installed") && !clone.stderr.contains("could not read Username"),
+        "{clone:#?}"
+    );
+}

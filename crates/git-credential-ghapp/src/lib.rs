@@ -86,20 +86,30 @@ pub fn run(
             return ExitCode::from(2);
         }
     };
-    match helper(action, stdin, stdout, mint) {
+    let mut answered = false;
+    match helper(action, stdin, stdout, mint, &mut answered) {
         Ok(code) => code,
         Err(msg) => {
             let _ = writeln!(stderr, "{PROGRAM}: {}", msg.replace('\n', " "));
+            // This helper serves the host and failed: tell git to stop here, rather than go on
+            // to prompt for a username it cannot read (its `fatal: could not read Username`
+            // would be the last line the user sees, hiding ours).
+            if answered && action == "get" {
+                let _ = stdout.write_all(b"quit=1\n");
+            }
             ExitCode::FAILURE
         }
     }
 }
 
+/// `serving` is set once this helper is the one that answers for the host (an app or a token
+/// of its configuration serves it): a failure after that ends git's search.
 fn helper(
     action: &str,
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
     mint: Minter<'_>,
+    serving: &mut bool,
 ) -> Result<ExitCode, String> {
     const DONE: Result<ExitCode, String> = Ok(ExitCode::SUCCESS);
     // Bounded read: git sends a few hundred bytes; anything larger is refused, never buffered.
@@ -126,8 +136,12 @@ fn helper(
         .and_then(|(o, r)| RepoName::new(&o, &r));
     let resolution = cfg.resolve(Some(host), repo.as_ref().map(RepoName::owner));
     let app = match resolution {
-        Resolution::App { app, .. } => app,
+        Resolution::App { app, .. } => {
+            *serving = true;
+            app
+        }
         Resolution::Pat(pat) => {
+            *serving = true;
             return answer_with_pat(action, &input, &req, &cfg, pat, stdout, mint);
         }
         Resolution::Nothing
