@@ -1101,6 +1101,13 @@ fn gh_opens_lists_views_and_comments_on_pull_requests_through_the_proxy() {
     r.ok();
     assert!(r.stdout.contains("A note from the agent."), "{r:#?}");
     gh(&[&["issue", "list"][..], &repo].concat()).ok();
+    // gh pr status: its search for the viewer's pull requests (issueCount) and the branch's.
+    let r = gh(&[&["pr", "status"][..], &repo].concat());
+    r.ok();
+    assert!(
+        r.stdout.contains("Created by you") && r.stdout.contains("From the agent"),
+        "{r:#?}"
+    );
     // No CI ran on fakehub: gh says so, as it does on GitHub (and exits 1).
     let r = gh(&[&["pr", "checks", "1"][..], &repo].concat());
     assert!(

@@ -111,6 +111,7 @@ impl Cx<'_> {
                     })
                     .collect(),
             ),
+            ("Query", "search") => self.search(args),
             ("Repository", "pullRequests") => {
                 let r = self.repo_of(obj)?;
                 self.pull_requests(&r, args)
@@ -168,6 +169,91 @@ impl Cx<'_> {
             }
             _ => return Ok(None),
         }))
+    }
+
+    /// `Query.search`: GitHub's search syntax over the pull requests of the repositories the
+    /// token reaches (fakehub has no issues), for `type: ISSUE`; other types find nothing.
+    /// Qualifiers: `repo:`, `is:pr|issue|open|closed|merged|draft`, `state:`, `author:` (a
+    /// login, `app/SLUG`, `@me`), `head:`, `base:`, `review-requested:` (fakehub requests no
+    /// reviews); other words must appear in the title or body.
+    fn search(&self, args: &Map<String, Value>) -> Value {
+        let query = args
+            .get("query")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let first = args.get("first").and_then(Value::as_u64).unwrap_or(10) as usize;
+        let issues = args.get("type").and_then(Value::as_str) == Some("ISSUE");
+        let me = pulls::actor(self.hub, self.token);
+        let who = |v: &str| -> String {
+            match v {
+                "@me" => me.clone(),
+                v => match v.strip_prefix("app/") {
+                    Some(slug) => format!("{slug}[bot]"),
+                    None => v.to_owned(),
+                },
+            }
+        };
+        let all = self
+            .hub
+            .pulls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut found: Vec<(Repo, Pull)> = Vec::new();
+        'pulls: for p in all.into_iter().rev() {
+            let Some(r) = self.reach(self.hub.find_repo(&p.owner, &p.repo)) else {
+                continue;
+            };
+            for term in query.split_whitespace() {
+                let ok = match term.split_once(':') {
+                    Some(("repo", v)) => v.eq_ignore_ascii_case(&format!("{}/{}", p.owner, p.repo)),
+                    Some(("is" | "type", "pr" | "pull-request")) => true,
+                    Some(("is" | "type", "issue")) => false,
+                    Some(("is" | "state", st @ ("open" | "closed"))) => p.state == st,
+                    Some(("is", "merged")) => p.merge_commit_sha.is_some(),
+                    Some(("is", "draft")) | Some(("draft", "true")) => p.draft,
+                    Some(("author", v)) => p.author.eq_ignore_ascii_case(&who(v)),
+                    Some(("head", v)) => p.head == v,
+                    Some(("base", v)) => p.base == v,
+                    Some(("review-requested" | "reviewed-by" | "assignee" | "mentions", _)) => {
+                        false
+                    }
+                    _ => {
+                        let t = term.to_ascii_lowercase();
+                        p.title.to_ascii_lowercase().contains(&t)
+                            || p.body
+                                .as_deref()
+                                .is_some_and(|b| b.to_ascii_lowercase().contains(&t))
+                    }
+                };
+                if !ok {
+                    continue 'pulls;
+                }
+            }
+            found.push((r, p));
+        }
+        if !issues {
+            found.clear();
+        }
+        let count = found.len();
+        let nodes: Vec<Value> = found
+            .iter()
+            .take(first)
+            .map(|(r, p)| self.pull_request(p, r))
+            .collect();
+        let mut c = connection("SearchResultItemConnection", nodes);
+        for k in [
+            "issueCount",
+            "repositoryCount",
+            "userCount",
+            "wikiCount",
+            "codeCount",
+            "discussionCount",
+        ] {
+            c[k] = json!(if k == "issueCount" { count } else { 0 });
+        }
+        c["pageInfo"]["hasNextPage"] = json!(count > first);
+        c
     }
 
     /// `r`, if the token reaches it.
