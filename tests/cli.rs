@@ -538,7 +538,11 @@ fn help_says_what_each_command_and_flag_does() {
             "ghapp {sub}"
         );
         let app_flags = h.stdout.contains("--app-id") || h.stdout.contains("--private-key-file");
-        let meaningless = matches!(sub, "emulator" | "demo" | "completions" | "man" | "proxy");
+        // setup makes the app those flags would name.
+        let meaningless = matches!(
+            sub,
+            "emulator" | "demo" | "completions" | "man" | "proxy" | "setup"
+        );
         assert_eq!(app_flags, !meaningless, "ghapp {sub} --help:\n{}", h.stdout);
     }
     let proxy = w.ghapp(&["proxy", "--help"]);
@@ -825,10 +829,14 @@ fn a_config_that_cannot_work_is_named_before_it_is_used() {
         .ok();
     let not_a_key = w.path("not-a-key.pem");
     std::fs::write(&not_a_key, "hello\n").unwrap();
-    for key in [
-        w.path("missing.pem"),
-        w.root.path().to_path_buf(),
-        not_a_key,
+    for (key, why) in [
+        (w.path("missing.pem"), "no such file"),
+        (w.root.path().to_path_buf(), "Is a directory"),
+        (not_a_key, "is not PEM text"),
+        (
+            w.hub.ca_path().to_path_buf(),
+            "is a certificate, not a private key",
+        ),
     ] {
         let mut env = w.env().to_vec();
         env.retain(|(k, _)| k != "GHAPP_PRIVATE_KEY_FILE");
@@ -844,8 +852,8 @@ fn a_config_that_cannot_work_is_named_before_it_is_used() {
         assert!(
             r.stderr.contains(
                 "no new one can be minted: fix the key (key from GHAPP_PRIVATE_KEY_FILE)"
-            ),
-            "{r:#?}"
+            ) && r.stderr.contains(why),
+            "{why}: {r:#?}"
         );
     }
 }

@@ -1758,7 +1758,7 @@ fn the_approvals_page_in_a_real_browser() {
         "escaped, shown as text: {row}"
     );
     assert!(
-        row.contains("1 commits, 1 files, +1 -0") && row.contains("p.txt"),
+        row.contains("1 commit, 1 file, +1 -0") && row.contains("p.txt"),
         "{row}"
     );
     b.screenshot(None, "approvals-list.png");
@@ -1767,19 +1767,26 @@ fn the_approvals_page_in_a_real_browser() {
     // Approve: the row is gone and the pull request exists.
     b.click("#approve-1");
     let clicked = Instant::now();
-    while b
-        .try_text("body")
-        .is_none_or(|t| t.contains("agent/page -> main"))
-    {
+    while b.try_text("#decided").is_none() {
         assert!(
             clicked.elapsed() < Duration::from_secs(10),
             "the approved row stays"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    b.wait_for("/approvals");
+    b.wait_for("/approvals?decided=1");
+    assert!(
+        b.try_text("#approval-1").is_none(),
+        "the approved row is gone"
+    );
     assert_eq!(w.hub.pulls().len(), 1);
     assert_eq!(w.hub.pulls()[0].head, "agent/page");
+    // The page says what the decision came to.
+    let notice = b.text("#decided");
+    assert!(
+        notice.starts_with("Approval 1 (agent/page -> main) approved: https://"),
+        "{notice}"
+    );
 
     // A POST with the session but without the CSRF token is refused; without a session the
     // page redirects.

@@ -298,6 +298,16 @@ impl PatSource {
 
 fn check_pem_shape(pem: &PrivateKeyPem, origin: &str) -> Result<()> {
     let t = pem.expose();
+    if t.contains("-----BEGIN CERTIFICATE-----") && !t.contains("PRIVATE KEY-----") {
+        return Err(Error::Key(format!(
+            "the private key from {origin} is a certificate, not a private key: use the .pem file downloaded from the app's settings (Private keys)"
+        )));
+    }
+    if t.contains("-----BEGIN PUBLIC KEY-----") && !t.contains("PRIVATE KEY-----") {
+        return Err(Error::Key(format!(
+            "the private key from {origin} is a public key, not the private one: use the .pem file downloaded from the app's settings (Private keys)"
+        )));
+    }
     if !t.contains("-----BEGIN") || !t.contains("PRIVATE KEY-----") {
         return Err(Error::Key(format!(
             "the private key from {origin} is not PEM text (no -----BEGIN ... PRIVATE KEY----- line): use the .pem file downloaded from the app's settings"

@@ -316,8 +316,13 @@ pub enum HooksCommand {
 /// What `ghapp setup` is asked.
 #[derive(Args, Debug, Clone)]
 pub struct SetupArgs {
-    #[command(flatten)]
-    pub app: AppFlags,
+    /// Config file the new app is added to (default: $GHAPP_CONFIG, else config.toml in the
+    /// user config dir).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// REST API base of the GitHub to create it on, e.g. https://HOST/api/v3 (or --host).
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
     /// Create the app for this organization (default: your personal account).
     #[arg(long, value_name = "ORG")]
     pub org: Option<String>,

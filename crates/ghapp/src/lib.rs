@@ -116,7 +116,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Approvals(args) => sandbox::approvals(args),
         Command::Proposals(args) => sandbox::proposals(args),
-        Command::Setup(args) => setup::run(args, &args.app.overrides()),
+        // Only the file and the host mean something to setup: it makes the app the other
+        // flags would name.
+        Command::Setup(args) => setup::run(
+            args,
+            &ghapp_core::config::Overrides {
+                config_file: args.config.clone(),
+                api_url: args.api_url.clone(),
+                ..Default::default()
+            },
+        ),
         Command::Doctor(args) => {
             let repo = args.repo.as_deref().map(parse_repo).transpose()?;
             doctor::run(&args.app.overrides(), repo, args.host.clone(), args.json)

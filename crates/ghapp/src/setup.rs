@@ -118,11 +118,17 @@ fn check_no_conflict(path: &Path, git_host: &str, org: Option<&str>) -> Result<(
     Ok(())
 }
 
-/// The manifest: minimal permissions, no webhook unless asked, redirect back to us.
-fn manifest(name: &str, redirect: &str, webhook_url: Option<&str>) -> serde_json::Value {
+/// The manifest: minimal permissions, no webhook unless asked, redirect back to us. Its
+/// homepage (`url`, which GitHub requires) is the owner's own page on the host.
+fn manifest(
+    name: &str,
+    homepage: &str,
+    redirect: &str,
+    webhook_url: Option<&str>,
+) -> serde_json::Value {
     let mut m = serde_json::json!({
         "name": name,
-        "url": env!("CARGO_PKG_REPOSITORY"),
+        "url": homepage,
         "description": "Short-lived, repository-scoped tokens for git, CI and sandboxes (ghapp).",
         "redirect_url": redirect,
         "public": false,
@@ -133,7 +139,7 @@ fn manifest(name: &str, redirect: &str, webhook_url: Option<&str>) -> serde_json
         },
         "default_events": [],
         // GitHub requires a hook URL even for an inactive webhook: the homepage, never called.
-        "hook_attributes": { "url": env!("CARGO_PKG_REPOSITORY"), "active": false },
+        "hook_attributes": { "url": homepage, "active": false },
     });
     if let Some(u) = webhook_url {
         m["hook_attributes"] = serde_json::json!({ "url": u, "active": true });
@@ -478,7 +484,12 @@ fn browser_flow(
             format!("{base}-{:06x}", rand::random::<u128>() as u32 & 0xff_ffff)
         });
         let redirect = format!("http://{addr}/callback");
-        let m = manifest(&name, &redirect, args.webhook_url.as_deref());
+        let homepage = format!(
+            "https://{}/{}",
+            target.github.git_host(),
+            args.org.as_deref().unwrap_or_default()
+        );
+        let m = manifest(&name, &homepage, &redirect, args.webhook_url.as_deref());
         let action = target.new_app_url(args.org.as_deref(), &state);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let flow = Arc::new(Flow {
@@ -649,21 +660,32 @@ mod tests {
 
     #[test]
     fn manifest_is_minimal() {
-        let m = manifest("x", "http://127.0.0.1:1/callback", None);
+        let m = manifest(
+            "x",
+            "https://github.com/my-org",
+            "http://127.0.0.1:1/callback",
+            None,
+        );
+        assert_eq!(m["url"], "https://github.com/my-org");
         assert_eq!(
             m["default_permissions"],
             serde_json::json!({"contents": "write", "pull_requests": "write", "metadata": "read"})
         );
         assert_eq!(m["hook_attributes"]["active"], false);
         assert_eq!(m["public"], false);
-        let m = manifest("x", "http://h/cb", Some("https://hooks.example/gh"));
+        let m = manifest(
+            "x",
+            "https://h/",
+            "http://h/cb",
+            Some("https://hooks.example/gh"),
+        );
         assert_eq!(m["hook_attributes"]["url"], "https://hooks.example/gh");
         assert_eq!(m["hook_attributes"]["active"], true);
     }
 
     #[test]
     fn start_page_escapes_the_manifest() {
-        let m = manifest("a\"<b>", "http://h/cb", None);
+        let m = manifest("a\"<b>", "https://h/", "http://h/cb", None);
         let p = start_page("https://ghe/settings/apps/new?state=s&x=1", &m);
         assert!(!p.contains("a\"<b>"));
         assert!(p.contains("state=s&amp;x=1"));

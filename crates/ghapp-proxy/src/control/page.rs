@@ -143,11 +143,12 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
     r
 }
 
-fn redirect(to: &'static str) -> Response<Body> {
+fn redirect(to: &str) -> Response<Body> {
     let mut r = Response::new(crate::respond::full(Vec::new()));
     *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut()
-        .insert(hyper::header::LOCATION, HeaderValue::from_static(to));
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(hyper::header::LOCATION, v);
+    }
     r
 }
 
@@ -182,6 +183,12 @@ impl ControlPlane {
         peer: std::net::SocketAddr,
     ) -> Response<Body> {
         let path = req.uri().path().to_owned();
+        // After a decision: `?decided=ID` names the approval the notice is about.
+        let decided = req
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("decided="))
+            .and_then(|id| id.parse::<i64>().ok());
         let session = req
             .headers()
             .get_all(hyper::header::COOKIE)
@@ -238,7 +245,7 @@ impl ControlPlane {
                     return self.sign_out(id, &digest, &form, &csrf).await;
                 }
                 if method == Method::GET && path == "/approvals" {
-                    self.approvals_page(&csrf).await
+                    self.approvals_page(&csrf, decided).await
                 } else if method == Method::POST {
                     self.decide_form(&path, &form, &csrf).await
                 } else {
@@ -285,9 +292,27 @@ impl ControlPlane {
         r
     }
 
-    async fn approvals_page(&self, csrf: &str) -> Response<Body> {
+    async fn approvals_page(&self, csrf: &str, decided: Option<i64>) -> Response<Body> {
         let Some(store) = self.store() else {
             return html(StatusCode::SERVICE_UNAVAILABLE, "No state store", "");
+        };
+        // What the last decision came to, said at the top.
+        let notice = match decided {
+            Some(id) => match store.approval(id).await {
+                Ok(Some(a)) if a.status != "pending" => {
+                    let what = match a.status.as_str() {
+                        "approved" => format!("approved: <a href=\"{0}\">{0}</a>", esc(&a.pr_url)),
+                        other => format!("{}: {}", esc(other), esc(&a.reason)),
+                    };
+                    format!(
+                        "<p id=\"decided\">Approval {id} ({} -&gt; {}) {what}</p>",
+                        esc(&a.head),
+                        esc(&a.base)
+                    )
+                }
+                _ => String::new(),
+            },
+            None => String::new(),
         };
         let pending = match store.approvals(Some("pending")).await {
             Ok(p) => p,
@@ -300,7 +325,7 @@ impl ControlPlane {
             }
         };
         let signout = format!(
-            "<form method=\"post\" action=\"/signout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"signout\">Sign out</button></form>",
+            "<form method=\"post\" action=\"/signout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"signout\">Sign out</button></form>{notice}",
             esc(csrf)
         );
         if pending.is_empty() {
@@ -350,10 +375,12 @@ impl ControlPlane {
                     .iter()
                     .map(|p| format!("<li>{}</li>", esc(p)))
                     .collect();
+                let plural =
+                    |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
                 format!(
-                    "<span class=\"figures\">{} commits, {} files, +{} -{}</span><ul>{paths}</ul>",
-                    c.commits,
-                    c.paths.len(),
+                    "<span class=\"figures\">{}, {}, +{} -{}</span><ul>{paths}</ul>",
+                    plural(c.commits as usize, "commit"),
+                    plural(c.paths.len(), "file"),
                     c.additions,
                     c.deletions
                 )
@@ -430,7 +457,7 @@ impl ControlPlane {
             _ => return html(StatusCode::NOT_FOUND, "No such action", ""),
         };
         match outcome {
-            Ok(_) => redirect("/approvals"),
+            Ok(_) => redirect(&format!("/approvals?decided={id}")),
             Err((status, why)) => html(status, "Not done", &format!("<p>{}</p>", esc(&why))),
         }
     }
