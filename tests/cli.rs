@@ -987,3 +987,45 @@ fn a_port_in_use_is_named_with_the_setting_to_change() {
         "{r:#?}"
     );
 }
+
+#[test]
+fn the_emulator_under_a_name_prints_what_the_proxy_and_the_host_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let (mut hub, text) = serve(
+        &["emulator", "--dir", &d, "--hostname", "ghe.test"],
+        &[],
+        dir.path(),
+        "Press Ctrl-C",
+    );
+    assert!(
+        text.contains("add \"127.0.0.1 ghe.test lfs.ghe.test\" to /etc/hosts"),
+        "{text}"
+    );
+    let snippet = printed_snippet(&text);
+    assert!(
+        snippet.contains("resolve = [\"ghe.test=127.0.0.1\", \"lfs.ghe.test=127.0.0.1\"]")
+            && snippet.contains("lfs_storage_hosts = [\"lfs.ghe.test:"),
+        "{snippet}"
+    );
+    // As printed, it checks out: the proxy reaches ghe.test by the resolve line alone.
+    let f = dir.path().join("proxy.toml");
+    std::fs::write(&f, &snippet).unwrap();
+    let out = std::process::Command::new(ghapp_e2e::bin_dir().join("ghapp"))
+        .args(["proxy", "--check", "--config"])
+        .arg(&f)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AGENT1_SECRET", "0123456789abcdef0123")
+        .output()
+        .unwrap();
+    let all =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("ok    sandbox agent-1: installation 101"),
+        "{all}"
+    );
+    let _ = hub.kill();
+    let _ = hub.wait();
+}
