@@ -287,12 +287,19 @@ fn through_ghapp_proxy_with_no_credentials() {
     g(&["add", "."]).ok();
     g(&["commit", "--quiet", "-m", "From the sandbox"]).ok();
     g(&["push", "--quiet", "-u", "origin", "agent/sb"]).ok();
-    // The sandbox has gh-pr installed, and nothing of ghapp's configuration.
+    // The sandbox has gh-pr installed, and nothing of ghapp's configuration; it trusts the
+    // CA git was given (GIT_SSL_CAINFO) even where SSL_CERT_FILE names the system's roots.
     let gh_pr = ghapp_e2e::bin_dir().join("gh-pr");
     let gh_pr = gh_pr.to_str().unwrap();
+    let mut gh_pr_env = env.clone();
+    gh_pr_env.retain(|(k, _)| k != "SSL_CERT_FILE");
+    gh_pr_env.push((
+        "SSL_CERT_FILE".into(),
+        "/etc/ssl/certs/ca-certificates.crt".into(),
+    ));
     let r = w
         .cmd(gh_pr)
-        .env(&env)
+        .env(&gh_pr_env)
         .args(&["open", "--fill"])
         .dir(&work)
         .run();

@@ -340,7 +340,16 @@ fn credential_fill(c: &Checkout, dir: &Path) -> Option<String> {
 /// Runs `gh-pr open` in `dir` with the process's configuration; returns what to print.
 pub fn open(args: &OpenArgs, dir: &Path) -> Result<String> {
     let cfg = Config::load(&Overrides::default())?;
-    open_with(args, dir, &cfg, None)
+    // The CA git was told to trust (GIT_SSL_CAINFO, as behind ghapp proxy), when it was: gh-pr
+    // goes where git just pushed. Else SSL_CERT_FILE, else the system's.
+    let git_ca = std::env::var_os("GIT_SSL_CAINFO")
+        .filter(|v| !v.is_empty())
+        .map(|f| {
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read GIT_SSL_CAINFO {}", Path::new(&f).display()))
+        })
+        .transpose()?;
+    open_with(args, dir, &cfg, git_ca.as_deref())
 }
 
 /// Runs `gh-pr open` with an explicit configuration and, optionally, the only CA to trust

@@ -182,7 +182,7 @@ impl Api {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if !matches!(c, ApprovalsCommand::Show { .. }) {
+        if matches!(c, ApprovalsCommand::List { .. }) {
             crate::out::list_head(
                 list.len(),
                 "ID\tSANDBOX\tREPOSITORY\tHEAD -> BASE\tTITLE\tSTATE",
