@@ -141,7 +141,7 @@ impl DataPlane {
                 let v = serde_json::to_value(&rules).unwrap_or_default();
                 crate::respond::json_body(StatusCode::OK, "application/json; charset=utf-8", &v)
             } else {
-                text(StatusCode::OK, &crate::policy::describe_text(&rules))
+                text(StatusCode::OK, &rules.text())
             };
         }
         if req.method() == Method::GET && req.uri().path() == "/ca.pem" {

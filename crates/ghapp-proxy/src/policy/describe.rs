@@ -52,38 +52,3 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> Rules {
         },
     }
 }
-
-/// [`describe`] as text, one rule a line, for `curl`.
-pub(crate) fn describe_text(rules: &Rules) -> String {
-    let v = serde_json::to_value(rules).unwrap_or_default();
-    fn walk(prefix: &str, v: &serde_json::Value, out: &mut String) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, x) in m {
-                    let p = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&p, x, out);
-                }
-            }
-            serde_json::Value::Array(a) if a.is_empty() => {
-                out.push_str(&format!("{prefix}: (none)\n"))
-            }
-            serde_json::Value::Array(a) => {
-                for x in a {
-                    out.push_str(&format!(
-                        "{prefix}: {}\n",
-                        x.as_str().map_or_else(|| x.to_string(), str::to_owned)
-                    ));
-                }
-            }
-            serde_json::Value::String(s) => out.push_str(&format!("{prefix}: {s}\n")),
-            other => out.push_str(&format!("{prefix}: {other}\n")),
-        }
-    }
-    let mut out = String::new();
-    walk("", &v, &mut out);
-    out
-}

@@ -27,7 +27,7 @@ use crate::respond::Refusal;
 use crate::router::{Hosts, Route};
 use crate::sandbox::Sandbox;
 
-pub(crate) use describe::{describe, describe_text};
+pub(crate) use describe::describe;
 pub(crate) use git::{PushRefusal, push_refusal};
 pub(crate) use graphql::{GraphqlPlan, graphql_body};
 pub(crate) use lfs::lfs_batch;
