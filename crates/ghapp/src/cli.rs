@@ -107,12 +107,13 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Run the GitHub emulator (fakehub) in the foreground.
+    /// Run the GitHub emulator (fakehub) in the foreground (runs `ghapp-emulator`).
     Emulator(EmulatorArgs),
     /// Run the sandbox proxy: sandboxes clone, push and open pull requests through it without
     /// holding a token.
     Proxy(ProxyArgs),
-    /// Show the whole flow against the built-in emulator: clone, commit, push.
+    /// Show the whole flow against the built-in emulator: clone, commit, push (runs
+    /// `ghapp-emulator`).
     Demo,
     /// Add, change, list and disconnect the proxy's sandboxes (a client of its admin API:
     /// GHAPP_ADMIN_URL, GHAPP_ADMIN_TOKEN).
@@ -424,6 +425,10 @@ pub struct ProxyArgs {
     /// sandbox's installation), print one line per check, and exit (1 if one failed).
     #[arg(long)]
     pub check: bool,
+    /// Only ask the running proxy whether it is alive (its `/healthz` on `metrics_listen`):
+    /// exit 0 when it answers, 1 when not. For a container's HEALTHCHECK.
+    #[arg(long, conflicts_with = "check")]
+    pub health: bool,
 }
 
 /// Where `ghapp configure-git` routes.

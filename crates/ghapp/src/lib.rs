@@ -11,9 +11,9 @@ mod cli;
 mod config_edit;
 mod configure_git;
 mod context;
-mod demo;
 mod doctor;
-mod out;
+pub mod emulator;
+pub mod out;
 mod revoke;
 mod sandbox;
 mod servers;
@@ -26,8 +26,8 @@ use anyhow::Result;
 use ghapp_core::config::Config;
 use ghapp_gitproto::repo::RepoName;
 
-pub use cli::Cli;
 use cli::Command;
+pub use cli::{Cli, EmulatorArgs};
 pub use configure_git::configure_git;
 use out::outln;
 
@@ -70,17 +70,18 @@ fn narrowed(
 /// Parses the process arguments and runs; prints errors once.
 pub fn main() -> ExitCode {
     let cli = <Cli as clap::Parser>::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("ghapp: {}", chain.join(": ").replace('\n', " "));
-            if e.downcast_ref::<Usage>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+    run(cli).unwrap_or_else(report)
+}
+
+/// An error as `ghapp` reports it: one line on stderr, its causes joined; exit 2 for bad usage,
+/// else 1.
+pub fn report(e: anyhow::Error) -> ExitCode {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    eprintln!("ghapp: {}", chain.join(": ").replace('\n', " "));
+    if e.downcast_ref::<Usage>().is_some() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -110,9 +111,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Emulator(args) => servers::emulator(args),
+        Command::Emulator(args) => emulator::delegate(args.to_args()),
         Command::Proxy(args) => servers::proxy(args),
-        Command::Demo => demo::run(),
+        Command::Demo => emulator::delegate(vec!["demo".into()]),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Approvals(args) => sandbox::approvals(args),
         Command::Proposals(args) => sandbox::proposals(args),

@@ -1,6 +1,6 @@
 //! `ghapp`: the operator's CLI. A thin `main` over [`ghapp::run`]. Invoked under the name
 //! `git-credential-ghapp` it is the credential helper with in-process minting: the lean helper
-//! binary delegates its cache misses here, and `ghapp demo` links it under that name.
+//! binary delegates its cache misses here.
 
 use std::process::ExitCode;
 

@@ -16,7 +16,7 @@ macro_rules! outln {
 pub(crate) use outln;
 
 /// Writes `b` to stdout and flushes it.
-pub(crate) fn bytes(b: &[u8]) {
+pub fn bytes(b: &[u8]) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(b).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -7,7 +7,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-use crate::out::outln;
+use crate::outln;
 
 struct Session {
     env: Vec<(String, String)>,
@@ -78,7 +78,7 @@ pub(crate) fn run() -> Result<ExitCode> {
     env.extend(hub.app_env(&root.join("cache")));
     let session = Session { env };
 
-    let done = crate::configure_git(&hub.git_host(), &session.env, &Default::default())?;
+    let done = ghapp::configure_git(&hub.git_host(), &session.env, &Default::default())?;
     outln!(
         "[2/5] ghapp configure-git --host {}: {}",
         hub.git_host(),
