@@ -1,4 +1,4 @@
-//! The built binary's plumbing (tests/pr.rs covers the behaviour). Having an integration test
+//! The built binary's plumbing (tests/e2e/pr.rs covers the behaviour). Having an integration test
 //! here also makes `cargo test --workspace` build the binary for that suite.
 
 use std::process::Command;

@@ -124,7 +124,7 @@ impl Permissions {
 }
 
 /// The permissions a GitHub App can ask for and their levels, from GitHub's `app-permissions`
-/// schema (`tests/schema.rs` checks this table against it).
+/// schema (`tests/e2e/schema.rs` checks this table against it).
 pub const KNOWN: &[(&str, &[Level])] = &[
     ("actions", &[Level::Read, Level::Write]),
     ("administration", &[Level::Read, Level::Write]),

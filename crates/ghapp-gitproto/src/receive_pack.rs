@@ -293,7 +293,7 @@ pub fn reject_report(rejected: &[(String, String)], sideband: bool, message: &st
 }
 
 /// What receive-pack advertises, in the order `git-receive-pack` does: the capabilities a
-/// push through the proxy may use (design section 15).
+/// push through the proxy may use (docs/guides/fleet.md, trust modes).
 pub const RECEIVE_CAPABILITIES: &str =
     "report-status delete-refs side-band-64k quiet atomic ofs-delta push-options agent=ghapp-proxy";
 

@@ -91,7 +91,7 @@ impl Sandbox {
     }
 
     /// One token per sandbox and owner: narrowed to the sandbox's repositories of that owner;
-    /// read-only in observe mode (design section 15).
+    /// read-only in observe mode (the fleet guide's observe mode).
     pub(crate) fn token_request(&self, owner: &str) -> TokenRequest {
         TokenRequest {
             owner: Some(owner.to_owned()),

@@ -114,7 +114,7 @@ pub(crate) struct Event {
     pub proposal: Option<i64>,
 }
 
-/// What push inspection saw (design section 13).
+/// What push inspection saw.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct PushSummary {
     /// `accepted` or the rule that refused it (`force`, `protected_paths`, `max_file_bytes`,

@@ -1,5 +1,5 @@
 //! A sandbox's table (`[[sandbox]]`, `[defaults]`, or the admin API's JSON): its identity,
-//! its push rules (design section 13), its mode (section 15), checked once into a
+//! its push rules (docs/guides/sandbox.md), its trust mode (docs/guides/fleet.md), checked once into a
 //! [`SandboxConfig`].
 
 use std::path::PathBuf;
@@ -120,7 +120,8 @@ impl FileRules {
     }
 }
 
-/// What a push may do beyond its ref names, decided by inspecting it (design section 13).
+/// What a push may do beyond its ref names, decided by inspecting it (the sandbox guide's push
+/// rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRules {
     /// Ref patterns (as `push`) where a non-fast-forward update is allowed.
@@ -280,7 +281,7 @@ impl Default for Significant {
     }
 }
 
-/// How far a sandbox's agent is trusted (design section 15).
+/// How far a sandbox's agent is trusted (the fleet guide's trust modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {

@@ -9,7 +9,7 @@ pub(crate) const MAX_PROPOSALS: i64 = 200;
 /// The proposals per sandbox whose bundle is kept (older ones keep their diff).
 pub(crate) const KEPT_BUNDLES: i64 = 20;
 
-/// What a sandbox in observe mode would have done, recorded instead (design section 15).
+/// What a sandbox in observe mode would have done, recorded instead (the fleet guide's observe mode).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Proposal {
     pub id: i64,

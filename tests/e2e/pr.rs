@@ -17,7 +17,6 @@ fn pushed_branch(w: &World, dest: &str, branch: &str, message: &str) -> PathBuf 
     work
 }
 
-#[test]
 fn open_then_find_with_the_app_configured() {
     let w = World::new();
     let work = pushed_branch(&w, "w1", "agent/x", "Subject line\n\nThe body.");
@@ -58,7 +57,6 @@ fn open_then_find_with_the_app_configured() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn fill_draft_base_and_json() {
     let w = World::new();
     // A base branch other than the default.
@@ -117,7 +115,6 @@ fn fails_with(r: &Run, want: &str) {
     r.fails().one_line_error("gh-pr", want);
 }
 
-#[test]
 fn repository_states_that_cannot_open_a_pull_request() {
     let w = World::new();
     w.clone_repo("octo-org", "widgets", "w").ok();
@@ -185,7 +182,6 @@ fn repository_states_that_cannot_open_a_pull_request() {
     assert!(w.hub.pulls().is_empty());
 }
 
-#[test]
 fn github_refusals_are_one_line_naming_the_repository() {
     let w = World::new();
     let work = pushed_branch(&w, "w", "agent/e", "E");
@@ -222,7 +218,6 @@ fn github_refusals_are_one_line_naming_the_repository() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn git_credential_fill_through_git_credential_ghapp() {
     let mut w = World::new();
     let work = pushed_branch(&w, "w", "agent/c", "Via the credential helper");
@@ -265,7 +260,6 @@ fn git_credential_fill_through_git_credential_ghapp() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn through_ghapp_proxy_with_no_credentials() {
     let w = World::new();
     let secret = "pr-sandbox-secret-0123456789";
@@ -327,7 +321,6 @@ fn through_ghapp_proxy_with_no_credentials() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn insteadof_and_scp_style_remotes() {
     let w = World::new();
     let work = pushed_branch(&w, "w", "agent/i", "Via insteadOf");
@@ -350,3 +343,32 @@ fn insteadof_and_scp_style_remotes() {
     );
     assert_eq!(w.hub.pulls()[0].title, "Via insteadOf");
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "open_then_find_with_the_app_configured",
+        open_then_find_with_the_app_configured,
+    ),
+    ("fill_draft_base_and_json", fill_draft_base_and_json),
+    (
+        "repository_states_that_cannot_open_a_pull_request",
+        repository_states_that_cannot_open_a_pull_request,
+    ),
+    (
+        "github_refusals_are_one_line_naming_the_repository",
+        github_refusals_are_one_line_naming_the_repository,
+    ),
+    (
+        "git_credential_fill_through_git_credential_ghapp",
+        git_credential_fill_through_git_credential_ghapp,
+    ),
+    (
+        "through_ghapp_proxy_with_no_credentials",
+        through_ghapp_proxy_with_no_credentials,
+    ),
+    (
+        "insteadof_and_scp_style_remotes",
+        insteadof_and_scp_style_remotes,
+    ),
+];

@@ -23,7 +23,6 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-#[test]
 fn github_dropping_a_push_half_way_changes_nothing() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -63,7 +62,6 @@ fn github_dropping_a_push_half_way_changes_nothing() {
     );
 }
 
-#[test]
 fn a_proxy_killed_mid_push_changes_nothing_and_restarts_clean() {
     let mut w = World::new();
     w.limit = Duration::from_secs(60);
@@ -108,7 +106,6 @@ fn a_proxy_killed_mid_push_changes_nothing_and_restarts_clean() {
     );
 }
 
-#[test]
 fn minting_failing_for_a_while_gives_503_with_retry_after_then_recovers() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -132,3 +129,19 @@ fn minting_failing_for_a_while_gives_503_with_retry_after_then_recovers() {
     w.hub.fail_next_mints(0, 502);
     sb.clone("octo-org", "widgets", "w2", &[]).ok();
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "github_dropping_a_push_half_way_changes_nothing",
+        github_dropping_a_push_half_way_changes_nothing,
+    ),
+    (
+        "a_proxy_killed_mid_push_changes_nothing_and_restarts_clean",
+        a_proxy_killed_mid_push_changes_nothing_and_restarts_clean,
+    ),
+    (
+        "minting_failing_for_a_while_gives_503_with_retry_after_then_recovers",
+        minting_failing_for_a_while_gives_503_with_retry_after_then_recovers,
+    ),
+];

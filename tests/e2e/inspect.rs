@@ -1,4 +1,4 @@
-//! Push inspection end to end (issue 13, design section 13): real git in a sandbox, the real
+//! Push inspection end to end: real git in a sandbox, the real
 //! proxy, fakehub upstream. Every refusal is checked where it matters: git's words, the ref at
 //! "GitHub" unchanged, and what GitHub received of the pack.
 
@@ -119,7 +119,6 @@ fn last_push(p: &ProxyProc) -> serde_json::Value {
         .expect("a push in the audit")
 }
 
-#[test]
 fn force_pushes_are_decided_on_ancestry() {
     let w = World::new();
     let p = start(&w, "");
@@ -263,7 +262,6 @@ fn force_pushes_are_decided_on_ancestry() {
     assert_eq!(hub_ref(&w, "agent/g"), Some(g));
 }
 
-#[test]
 fn protected_paths_are_decided_on_the_net_change() {
     let w = World::new();
     seed_main(
@@ -385,7 +383,6 @@ fn protected_paths_are_decided_on_the_net_change() {
     );
 }
 
-#[test]
 fn large_files_and_pushes_are_refused_before_the_upload_completes() {
     let w = World::new();
     let p = start(&w, "max_push_bytes = 8388608");
@@ -438,7 +435,6 @@ fn large_files_and_pushes_are_refused_before_the_upload_completes() {
     assert!(received <= 8 << 20, "GitHub got {received} bytes");
 }
 
-#[test]
 fn credentials_are_refused_by_file_and_line_never_echoed() {
     let w = World::new();
     let p = start(&w, "");
@@ -567,7 +563,6 @@ fn credentials_are_refused_by_file_and_line_never_echoed() {
     assert_eq!(hub_ref(&w, "agent/docs"), Some(head(&sb, &work)));
 }
 
-#[test]
 fn thin_packs_with_deltas_against_what_only_github_has_are_decided() {
     let w = World::new();
     // A large text file on main, so that a change to it travels as a delta against the copy
@@ -637,7 +632,6 @@ fn thin_packs_with_deltas_against_what_only_github_has_are_decided() {
     assert_eq!(hub_ref(&w, "agent/thin"), Some(head(&sb, &work)));
 }
 
-#[test]
 fn inspection_off_decides_on_ref_names_alone() {
     let w = World::new();
     let p = start(&w, "inspect = false");
@@ -653,7 +647,6 @@ fn inspection_off_decides_on_ref_names_alone() {
     assert!(last_push(&p).get("push").is_none());
 }
 
-#[test]
 fn credentials_in_messages_and_names_are_refused_anywhere_in_the_history() {
     let w = World::new();
     let p = start(&w, "");
@@ -760,7 +753,6 @@ fn credentials_in_messages_and_names_are_refused_anywhere_in_the_history() {
         .ok();
 }
 
-#[test]
 fn what_a_pack_inflates_to_is_bounded_before_it_is_inflated() {
     let w = World::new();
     let p = w.start_proxy(
@@ -795,3 +787,39 @@ fn what_a_pack_inflates_to_is_bounded_before_it_is_inflated() {
         "GitHub never had the whole pack"
     );
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "force_pushes_are_decided_on_ancestry",
+        force_pushes_are_decided_on_ancestry,
+    ),
+    (
+        "protected_paths_are_decided_on_the_net_change",
+        protected_paths_are_decided_on_the_net_change,
+    ),
+    (
+        "large_files_and_pushes_are_refused_before_the_upload_completes",
+        large_files_and_pushes_are_refused_before_the_upload_completes,
+    ),
+    (
+        "credentials_are_refused_by_file_and_line_never_echoed",
+        credentials_are_refused_by_file_and_line_never_echoed,
+    ),
+    (
+        "thin_packs_with_deltas_against_what_only_github_has_are_decided",
+        thin_packs_with_deltas_against_what_only_github_has_are_decided,
+    ),
+    (
+        "inspection_off_decides_on_ref_names_alone",
+        inspection_off_decides_on_ref_names_alone,
+    ),
+    (
+        "credentials_in_messages_and_names_are_refused_anywhere_in_the_history",
+        credentials_in_messages_and_names_are_refused_anywhere_in_the_history,
+    ),
+    (
+        "what_a_pack_inflates_to_is_bounded_before_it_is_inflated",
+        what_a_pack_inflates_to_is_bounded_before_it_is_inflated,
+    ),
+];

@@ -12,7 +12,6 @@ fn line<'a>(r: &'a Run, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{}", r.stdout))
 }
 
-#[test]
 fn doctor_all_good_but_an_extra_permission() {
     let w = World::new();
     // The emulator's own app is all good: nothing to warn of.
@@ -58,7 +57,6 @@ fn doctor_all_good_but_an_extra_permission() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn doctor_checks_that_git_can_run_the_helper_and_the_helper_can_mint() {
     // Issue 11, trap 1: `cargo run -p ghapp` builds ghapp only; git then says "'credential-ghapp'
     // is not a git command". doctor finds the helper as git does (exec-path, then PATH).
@@ -118,7 +116,6 @@ fn doctor_checks_that_git_can_run_the_helper_and_the_helper_can_mint() {
     );
 }
 
-#[test]
 fn doctor_names_each_misconfiguration_and_fails() {
     // Missing configuration.
     let mut w = World::new();
@@ -225,7 +222,6 @@ fn doctor_names_each_misconfiguration_and_fails() {
     w.ghapp(&["doctor"]).ok();
 }
 
-#[test]
 fn installations_and_revoke() {
     let w = World::new();
     let r = w.ghapp(&["installations"]);
@@ -283,7 +279,6 @@ fn installations_and_revoke() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn completions_and_man_pages() {
     let w = World::new();
     let r = w.ghapp(&["completions", "bash"]);
@@ -305,7 +300,6 @@ fn completions_and_man_pages() {
     assert!(dir.join("ghapp.1").is_file() && dir.join("ghapp-doctor.1").is_file());
 }
 
-#[test]
 fn hooks_config_deliveries_and_redelivery() {
     let w = World::new();
     let c = w.ghapp(&["hooks", "config"]);
@@ -349,7 +343,6 @@ fn token_file(w: &World, name: &str, token: &str) -> String {
     p.display().to_string()
 }
 
-#[test]
 fn a_personal_access_token_answers_where_no_app_is_configured() {
     let mut w = World::new();
     for k in ["GHAPP_APP_ID", "GHAPP_PRIVATE_KEY_FILE"] {
@@ -459,7 +452,6 @@ fn a_personal_access_token_answers_where_no_app_is_configured() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn the_app_answers_first_and_the_token_where_it_is_not_installed() {
     let mut w = World::new();
     let pat = w.hub.add_fine_grained_pat(
@@ -521,3 +513,33 @@ fn the_app_answers_first_and_the_token_where_it_is_not_installed() {
     t.one_line_error("ghapp", "cannot be narrowed");
     w.assert_no_secrets();
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "doctor_all_good_but_an_extra_permission",
+        doctor_all_good_but_an_extra_permission,
+    ),
+    (
+        "doctor_checks_that_git_can_run_the_helper_and_the_helper_can_mint",
+        doctor_checks_that_git_can_run_the_helper_and_the_helper_can_mint,
+    ),
+    (
+        "doctor_names_each_misconfiguration_and_fails",
+        doctor_names_each_misconfiguration_and_fails,
+    ),
+    ("installations_and_revoke", installations_and_revoke),
+    ("completions_and_man_pages", completions_and_man_pages),
+    (
+        "hooks_config_deliveries_and_redelivery",
+        hooks_config_deliveries_and_redelivery,
+    ),
+    (
+        "a_personal_access_token_answers_where_no_app_is_configured",
+        a_personal_access_token_answers_where_no_app_is_configured,
+    ),
+    (
+        "the_app_answers_first_and_the_token_where_it_is_not_installed",
+        the_app_answers_first_and_the_token_where_it_is_not_installed,
+    ),
+];

@@ -12,7 +12,6 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-#[test]
 fn install_clone_reinstall_and_uninstall() {
     let mut w = World::new();
     // The first run may still build some crates (cargo install resolves features per package).
@@ -118,3 +117,9 @@ fn install_clone_reinstall_and_uninstall() {
             .contains("ghapp")
     );
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[(
+    "install_clone_reinstall_and_uninstall",
+    install_clone_reinstall_and_uninstall,
+)];

@@ -48,7 +48,6 @@ fn assert_denied_in_audit(p: &ProxyProc, path_part: &str) {
 }
 
 /// Hole 1: a free path segment cannot smuggle another route past the allow-list.
-#[test]
 fn rest_paths_are_decided_on_what_is_sent() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -231,7 +230,6 @@ fn allowed_forms_arrive_normalised(w: &World, p: &ProxyProc, before: usize) {
 
 /// Hole 2: only GET info/refs and POST upload-pack/receive-pack pass; the push check cannot
 /// be stepped around with another method.
-#[test]
 fn git_routes_take_only_git_methods() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -298,7 +296,6 @@ fn git_routes_take_only_git_methods() {
 
 /// Hole 3: connections without credentials cannot fill the proxy, and one sandbox's tunnels
 /// cannot starve another's.
-#[test]
 fn idle_connections_and_tunnel_floods_are_bounded() {
     let w = World::new();
     let p = w.start_proxy(
@@ -380,7 +377,6 @@ fn idle_connections_and_tunnel_floods_are_bounded() {
 
 /// Hole 3 (idle tunnels): an authenticated tunnel with no traffic is closed at the idle
 /// timeout and its slot given back; a busy one stays open.
-#[test]
 fn idle_tunnels_are_closed_and_busy_ones_kept() {
     let w = World::new();
     let p = w.start_proxy(
@@ -414,10 +410,10 @@ fn idle_read(t: &mut ghapp_e2e::Tunnel, b: &mut [u8]) -> std::io::Result<usize> 
 
 /// Hole 3 (accept errors): out of file descriptors, the accept loop backs off instead of
 /// spinning, and serves again once descriptors are free.
-#[test]
 fn running_out_of_descriptors_does_not_spin() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
+    ghapp_e2e::needs("prlimit");
     let limit = std::process::Command::new("prlimit")
         .args(["--pid", &p.pid().to_string(), "--nofile=48:"])
         .status();
@@ -473,7 +469,6 @@ fn commands(n: usize) -> Vec<u8> {
 }
 
 /// Hole 4: a 1 MiB command section dribbled in tiny chunks is parsed once, not once per chunk.
-#[test]
 fn a_command_section_in_tiny_chunks_costs_linear_time() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -526,7 +521,6 @@ fn a_command_section_in_tiny_chunks_costs_linear_time() {
 
 /// Hole 5: every read the proxy buffers has a deadline, and partial bodies share a bounded
 /// budget: stalled pushes cannot pile up memory.
-#[test]
 fn stalled_bodies_time_out_and_their_memory_is_bounded() {
     let w = World::new();
     let p = w.start_proxy(
@@ -596,7 +590,6 @@ fn stalled_bodies_time_out_and_their_memory_is_bounded() {
 }
 
 /// Hole 6: a token GitHub revoked is dropped, a new one minted, and the request retried.
-#[test]
 fn a_revoked_token_is_replaced_not_kept() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -656,7 +649,6 @@ fn a_revoked_token_is_replaced_not_kept() {
 }
 
 /// Hole 7: a tunnel never reaches the proxy host's own services or internal networks.
-#[test]
 fn tunnels_never_reach_internal_addresses() {
     let w = World::new();
     let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -702,7 +694,6 @@ fn tunnels_never_reach_internal_addresses() {
 
 /// Hole 9: wrong proxy credentials are audited (never the secret) and rate-limited per
 /// source; no credentials at all (how git opens a tunnel) is neither.
-#[test]
 fn wrong_proxy_credentials_are_audited_and_rate_limited() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "[limits]\nlogin_failures_per_minute = 5\n");
@@ -751,7 +742,6 @@ fn wrong_proxy_credentials_are_audited_and_rate_limited() {
 }
 
 /// Hole 9: the audit log is reopened on SIGHUP (logrotate) and each request is written once.
-#[test]
 fn the_audit_log_is_reopened_on_sighup() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -783,7 +773,6 @@ fn the_audit_log_is_reopened_on_sighup() {
 /// Round 2, finding 1: fragments that each spread the next one twice (`2^20` mutation fields
 /// from a 1 KiB request) are counted before anything is expanded: an error at once, the
 /// proxy's memory unmoved, and it serves on.
-#[test]
 fn a_fan_out_of_graphql_fragments_costs_nothing() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -842,7 +831,6 @@ fn a_fan_out_of_graphql_fragments_costs_nothing() {
 /// Round 2, finding 4: the side listeners (admin API, webhooks, metrics) run out of
 /// descriptors under a flood, back off instead of ending their accept loop, and serve again
 /// once descriptors are free.
-#[test]
 fn the_side_listeners_survive_running_out_of_descriptors() {
     let w = World::new();
     let token = w.path("admin-token");
@@ -868,6 +856,7 @@ fn the_side_listeners_survive_running_out_of_descriptors() {
             .parse()
             .unwrap()
     };
+    ghapp_e2e::needs("prlimit");
     let limit = std::process::Command::new("prlimit")
         .args(["--pid", &p.pid().to_string(), "--nofile=64:"])
         .status();
@@ -910,7 +899,6 @@ fn the_side_listeners_survive_running_out_of_descriptors() {
     assert!(!p.metrics().is_empty(), "metrics answer again");
 }
 
-#[test]
 fn a_body_over_the_limit_is_answered_and_the_client_reads_why() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -946,3 +934,63 @@ fn a_body_over_the_limit_is_answered_and_the_client_reads_why() {
     assert_eq!(a.status, 413, "{a:#?}");
     assert!(received_since(&w, before).is_empty());
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "rest_paths_are_decided_on_what_is_sent",
+        rest_paths_are_decided_on_what_is_sent,
+    ),
+    (
+        "git_routes_take_only_git_methods",
+        git_routes_take_only_git_methods,
+    ),
+    (
+        "idle_connections_and_tunnel_floods_are_bounded",
+        idle_connections_and_tunnel_floods_are_bounded,
+    ),
+    (
+        "idle_tunnels_are_closed_and_busy_ones_kept",
+        idle_tunnels_are_closed_and_busy_ones_kept,
+    ),
+    (
+        "running_out_of_descriptors_does_not_spin",
+        running_out_of_descriptors_does_not_spin,
+    ),
+    (
+        "a_command_section_in_tiny_chunks_costs_linear_time",
+        a_command_section_in_tiny_chunks_costs_linear_time,
+    ),
+    (
+        "stalled_bodies_time_out_and_their_memory_is_bounded",
+        stalled_bodies_time_out_and_their_memory_is_bounded,
+    ),
+    (
+        "a_revoked_token_is_replaced_not_kept",
+        a_revoked_token_is_replaced_not_kept,
+    ),
+    (
+        "tunnels_never_reach_internal_addresses",
+        tunnels_never_reach_internal_addresses,
+    ),
+    (
+        "wrong_proxy_credentials_are_audited_and_rate_limited",
+        wrong_proxy_credentials_are_audited_and_rate_limited,
+    ),
+    (
+        "the_audit_log_is_reopened_on_sighup",
+        the_audit_log_is_reopened_on_sighup,
+    ),
+    (
+        "a_fan_out_of_graphql_fragments_costs_nothing",
+        a_fan_out_of_graphql_fragments_costs_nothing,
+    ),
+    (
+        "the_side_listeners_survive_running_out_of_descriptors",
+        the_side_listeners_survive_running_out_of_descriptors,
+    ),
+    (
+        "a_body_over_the_limit_is_answered_and_the_client_reads_why",
+        a_body_over_the_limit_is_answered_and_the_client_reads_why,
+    ),
+];

@@ -6,13 +6,7 @@ use fakehub::Options;
 use ghapp_e2e::*;
 
 fn git_lfs_installed() {
-    assert!(
-        std::process::Command::new("git-lfs")
-            .arg("version")
-            .output()
-            .is_ok(),
-        "git-lfs is not installed: .ci/run installs Debian's git-lfs"
-    );
+    needs("git-lfs");
 }
 
 /// 3 MiB that do not compress, so the object is the file and not a few bytes.
@@ -92,7 +86,6 @@ fn commit_lfs_file(git: &dyn Fn(&[&str]) -> Run, dir: &std::path::Path, branch: 
     git(&["commit", "--quiet", "-m", "Add an LFS object"]).ok();
 }
 
-#[test]
 fn lfs_push_and_clone_on_a_host_through_the_helper() {
     git_lfs_installed();
     let w = World::new();
@@ -165,7 +158,6 @@ push = []
     (w, p)
 }
 
-#[test]
 fn lfs_push_and_clone_in_a_sandbox_with_egress_denied() {
     git_lfs_installed();
     let (w, p) = lfs_world();
@@ -240,7 +232,6 @@ fn lfs_push_and_clone_in_a_sandbox_with_egress_denied() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn an_lfs_upload_from_a_read_only_sandbox_is_refused_with_the_proxys_reason() {
     git_lfs_installed();
     let (w, p) = lfs_world();
@@ -265,7 +256,6 @@ fn an_lfs_upload_from_a_read_only_sandbox_is_refused_with_the_proxys_reason() {
     );
 }
 
-#[test]
 fn lfs_storage_on_githubs_own_host_passes_only_the_urls_granted() {
     // A GitHub that stores LFS objects on its own host (an appliance may): the proxy passes
     // exactly the URLs a batch answer handed the sandbox, with no token, and nothing else there.
@@ -345,7 +335,6 @@ fn download_url(p: &ProxyProc, w: &World, oid: &str, size: usize) -> (String, St
     (host, format!("{}?{}", url.path(), url.query().unwrap()))
 }
 
-#[test]
 fn an_lfs_grant_opens_its_urls_under_its_own_name_and_nothing_else() {
     git_lfs_installed();
     let (w, p) = lfs_world();
@@ -415,7 +404,6 @@ fn an_lfs_grant_opens_its_urls_under_its_own_name_and_nothing_else() {
     }
 }
 
-#[test]
 fn an_lfs_upload_holding_a_token_is_refused_and_never_stored() {
     git_lfs_installed();
     let (w, p) = lfs_world();
@@ -491,3 +479,31 @@ fn an_lfs_upload_holding_a_token_is_refused_and_never_stored() {
     w.capture(p.log());
     w.assert_no_secrets();
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "lfs_push_and_clone_on_a_host_through_the_helper",
+        lfs_push_and_clone_on_a_host_through_the_helper,
+    ),
+    (
+        "lfs_push_and_clone_in_a_sandbox_with_egress_denied",
+        lfs_push_and_clone_in_a_sandbox_with_egress_denied,
+    ),
+    (
+        "an_lfs_upload_from_a_read_only_sandbox_is_refused_with_the_proxys_reason",
+        an_lfs_upload_from_a_read_only_sandbox_is_refused_with_the_proxys_reason,
+    ),
+    (
+        "lfs_storage_on_githubs_own_host_passes_only_the_urls_granted",
+        lfs_storage_on_githubs_own_host_passes_only_the_urls_granted,
+    ),
+    (
+        "an_lfs_grant_opens_its_urls_under_its_own_name_and_nothing_else",
+        an_lfs_grant_opens_its_urls_under_its_own_name_and_nothing_else,
+    ),
+    (
+        "an_lfs_upload_holding_a_token_is_refused_and_never_stored",
+        an_lfs_upload_holding_a_token_is_refused_and_never_stored,
+    ),
+];

@@ -258,7 +258,6 @@ type Change = (
     Option<&'static str>,
 );
 
-#[test]
 fn every_channel_decides_a_change_the_same_way() {
     let w = World::new();
     let p = start(&w, "autonomous", "");
@@ -454,7 +453,6 @@ fn every_channel_decides_a_change_the_same_way() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn history_github_has_cannot_launder_a_protected_path() {
     let w = World::new();
     // `deploy/**` is protected here (fakehub, as GitHub, refuses workflow files to this app's
@@ -560,7 +558,6 @@ fn raw_push(
     a.body
 }
 
-#[test]
 fn a_delete_and_a_create_of_one_ref_is_a_rewrite() {
     let w = World::new();
     let p = start(&w, "autonomous", "allow_delete = true");
@@ -629,7 +626,6 @@ fn commit_files(sb: &Sb<'_>, work: &Path, list: &[(String, Vec<u8>)], msg: &str)
     sb.git(work, &["commit", "--quiet", "-m", msg]).ok();
 }
 
-#[test]
 fn assisted_mode_weighs_every_pull_request_and_whatever_grows_one() {
     let w = World::new();
     let p = start(&w, "assisted", "");
@@ -774,7 +770,6 @@ fn assisted_mode_weighs_every_pull_request_and_whatever_grows_one() {
     );
 }
 
-#[test]
 fn an_approval_opens_exactly_what_was_reviewed() {
     let w = World::new();
     let p = start(&w, "learning", "");
@@ -797,7 +792,7 @@ fn an_approval_opens_exactly_what_was_reviewed() {
             .contains("the head branch agent/nowhere does not exist"),
         "{v}"
     );
-    assert!(approvals(&w, &p, &["list"]).stdout.trim().is_empty());
+    assert_eq!(approvals(&w, &p, &["list"]).stdout.trim(), "no approvals");
 
     sb.push_new_branch(&work, "agent/rev", "rev.txt", b"reviewed\n");
     let reviewed = hub_ref(&w, "refs/heads/agent/rev").unwrap();
@@ -872,7 +867,6 @@ fn an_approval_opens_exactly_what_was_reviewed() {
     assert_eq!(hub_ref(&w, "refs/heads/agent/rev"), Some(reviewed));
 }
 
-#[test]
 fn rest_writes_to_git_data_meet_the_same_rules() {
     let w = World::new();
     let p = start(
@@ -994,3 +988,31 @@ fn rest_writes_to_git_data_meet_the_same_rules() {
             .collect::<Vec<_>>()
     );
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "every_channel_decides_a_change_the_same_way",
+        every_channel_decides_a_change_the_same_way,
+    ),
+    (
+        "history_github_has_cannot_launder_a_protected_path",
+        history_github_has_cannot_launder_a_protected_path,
+    ),
+    (
+        "a_delete_and_a_create_of_one_ref_is_a_rewrite",
+        a_delete_and_a_create_of_one_ref_is_a_rewrite,
+    ),
+    (
+        "assisted_mode_weighs_every_pull_request_and_whatever_grows_one",
+        assisted_mode_weighs_every_pull_request_and_whatever_grows_one,
+    ),
+    (
+        "an_approval_opens_exactly_what_was_reviewed",
+        an_approval_opens_exactly_what_was_reviewed,
+    ),
+    (
+        "rest_writes_to_git_data_meet_the_same_rules",
+        rest_writes_to_git_data_meet_the_same_rules,
+    ),
+];

@@ -211,7 +211,6 @@ fn line<'a>(r: &'a Run, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {prefix:?} line in {r:#?}"))
 }
 
-#[test]
 fn manifest_flow_ends_with_a_working_token() {
     let (w, cfg) = setup_world();
     let host = w.hub.git_host();
@@ -364,7 +363,6 @@ fn manifest_flow_ends_with_a_working_token() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn expired_codes_and_bad_manifests_are_refused_clearly() {
     let (w, _cfg) = setup_world();
     let host = w.hub.git_host();
@@ -505,3 +503,15 @@ fn expired_codes_and_bad_manifests_are_refused_clearly() {
     assert!(hooks.stdout.contains("secret: set (masked)"), "{hooks:#?}");
     w.assert_no_secrets();
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "manifest_flow_ends_with_a_working_token",
+        manifest_flow_ends_with_a_working_token,
+    ),
+    (
+        "expired_codes_and_bad_manifests_are_refused_clearly",
+        expired_codes_and_bad_manifests_are_refused_clearly,
+    ),
+];

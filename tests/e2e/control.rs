@@ -254,7 +254,6 @@ fn lifecycle(w: &World, state: &str) {
     w.assert_no_secrets();
 }
 
-#[test]
 fn sandboxes_come_and_go_on_sqlite() {
     let w = World::new();
     let state = format!("sqlite:{}", w.path("state/proxy.db").display());
@@ -269,11 +268,9 @@ struct Postgres {
 
 impl Postgres {
     fn start(root: &Path) -> Option<Postgres> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .find(|b| b.join("initdb").exists())?;
+        ghapp_e2e::needs("postgresql");
+        let initdb = ghapp_e2e::Tool::named("postgresql")?.find("initdb")?;
+        let bin = initdb.parent()?.to_path_buf();
         let dir = root.join("pg");
         std::fs::create_dir_all(&dir).unwrap();
         let root_user = rustix_is_root();
@@ -364,7 +361,6 @@ fn rustix_is_root() -> bool {
         .unwrap_or(false)
 }
 
-#[test]
 fn sandboxes_come_and_go_on_postgres() {
     let w = World::new();
     let Some(pg) = Postgres::start(w.root.path()) else {
@@ -373,7 +369,6 @@ fn sandboxes_come_and_go_on_postgres() {
     lifecycle(&w, &pg.url());
 }
 
-#[test]
 fn two_replicas_on_one_postgres_serve_the_same_sandboxes_and_approvals() {
     let w = World::new();
     let Some(pg) = Postgres::start(w.root.path()) else {
@@ -588,7 +583,6 @@ fn deliver(url: &str, id: &str, event: &str, body: &str, secret: &str) -> (u16, 
     (code.parse().unwrap(), body.to_owned())
 }
 
-#[test]
 fn webhooks_are_verified_and_act_once() {
     let w = World::new();
     let secret = w.path("hook-secret");
@@ -744,7 +738,6 @@ fn webhooks_are_verified_and_act_once() {
         .one_line_error("ghapp", "the signature does not match");
 }
 
-#[test]
 fn a_learning_sandbox_s_pull_requests_wait_for_a_human() {
     let w = World::new();
     let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
@@ -963,7 +956,6 @@ fn sdk(
     )
 }
 
-#[test]
 fn an_autonomous_sandbox_manages_its_pull_requests_and_merges_only_when_allowed() {
     let w = World::new();
     let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
@@ -1084,7 +1076,6 @@ fn an_autonomous_sandbox_manages_its_pull_requests_and_merges_only_when_allowed(
     );
 }
 
-#[test]
 fn a_proxy_behind_a_service_hands_out_its_advertised_address() {
     let w = World::new();
     let p = proxy_with(
@@ -1109,7 +1100,6 @@ fn a_proxy_behind_a_service_hands_out_its_advertised_address() {
     .ok();
 }
 
-#[test]
 fn an_observing_sandbox_s_work_is_recorded_not_done() {
     let w = World::with(fakehub::Options {
         hostname: Some("ghe.test".into()),
@@ -1351,7 +1341,6 @@ fn an_observing_sandbox_s_work_is_recorded_not_done() {
     );
 }
 
-#[test]
 fn gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart() {
     let w = World::with(fakehub::Options {
         hostname: Some("ghe.test".into()),
@@ -1420,7 +1409,6 @@ fn gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart() {
     assert_eq!((pulls.len(), pulls[0].title.as_str()), (1, "From gh"));
 }
 
-#[test]
 fn an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait() {
     let w = World::new();
     let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
@@ -1506,12 +1494,13 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        ghapp_e2e::needs("chromium");
         let driver = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("chromedriver (apt-get install chromium chromium-driver; .ci/run does)");
+            .expect("chromedriver runs");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1707,7 +1696,6 @@ impl Drop for Browser {
     }
 }
 
-#[test]
 fn the_approvals_page_in_a_real_browser() {
     let w = World::new();
     let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
@@ -1843,7 +1831,6 @@ fn admin_json(
 
 /// Every route of the admin API, driven for real: each answer is what
 /// `docs/reference/admin-api.yaml` says, and reads as the type `ghapp` reads it into.
-#[test]
 fn the_admin_api_answers_as_documented_and_as_its_types_read() {
     use ghapp_proxy::admin_api::{Approval, Created, Disconnected, ErrorBody, Proposal, Sandbox};
     fn typed<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> T {
@@ -1964,7 +1951,6 @@ fn the_admin_api_answers_as_documented_and_as_its_types_read() {
 /// nothing from the sandboxes' body budget (deliveries have their own, taken as bytes
 /// arrive) and at most a few places per source: meanwhile a sandbox opens a pull request and
 /// a genuine delivery, from another address, is acted on.
-#[test]
 fn a_flood_of_unsigned_deliveries_starves_nothing() {
     use std::io::Write;
     let w = World::new();
@@ -2049,7 +2035,6 @@ fn connect_from(from: std::net::SocketAddr, to: std::net::SocketAddr) -> std::ne
 /// Round 2, finding 5: text a sandbox controls reaches the operator's terminal escaped (an
 /// escape sequence, an OSC 52 clipboard write, a screen clear, a carriage return, a fake
 /// column, a bidi override), and exact with `--json`.
-#[test]
 fn what_a_sandbox_wrote_is_shown_escaped() {
     let w = World::new();
     let p = proxy(
@@ -2133,7 +2118,6 @@ fn what_a_sandbox_wrote_is_shown_escaped() {
 /// Round 2, finding 6: the approvals page's sign-in is throttled per source (429 with
 /// `Retry-After`), a sign-out on one replica ends the session on every replica (the state
 /// store remembers it), and every page and API answer says `nosniff`.
-#[test]
 fn page_sign_in_is_throttled_and_sign_out_ends_the_session_everywhere() {
     let w = World::new();
     let state = format!("sqlite:{}", w.path("state/proxy.db").display());
@@ -2235,7 +2219,6 @@ fn page_sign_in_is_throttled_and_sign_out_ends_the_session_everywhere() {
     );
 }
 
-#[test]
 fn admin_client_mistakes_are_named() {
     let w = World::new();
     let p = proxy(&w, &format!("sqlite:{}", w.path("state.db").display()));
@@ -2295,3 +2278,71 @@ fn admin_client_mistakes_are_named() {
         "no proposals\n"
     );
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "sandboxes_come_and_go_on_sqlite",
+        sandboxes_come_and_go_on_sqlite,
+    ),
+    (
+        "sandboxes_come_and_go_on_postgres",
+        sandboxes_come_and_go_on_postgres,
+    ),
+    (
+        "two_replicas_on_one_postgres_serve_the_same_sandboxes_and_approvals",
+        two_replicas_on_one_postgres_serve_the_same_sandboxes_and_approvals,
+    ),
+    (
+        "webhooks_are_verified_and_act_once",
+        webhooks_are_verified_and_act_once,
+    ),
+    (
+        "a_learning_sandbox_s_pull_requests_wait_for_a_human",
+        a_learning_sandbox_s_pull_requests_wait_for_a_human,
+    ),
+    (
+        "an_autonomous_sandbox_manages_its_pull_requests_and_merges_only_when_allowed",
+        an_autonomous_sandbox_manages_its_pull_requests_and_merges_only_when_allowed,
+    ),
+    (
+        "a_proxy_behind_a_service_hands_out_its_advertised_address",
+        a_proxy_behind_a_service_hands_out_its_advertised_address,
+    ),
+    (
+        "an_observing_sandbox_s_work_is_recorded_not_done",
+        an_observing_sandbox_s_work_is_recorded_not_done,
+    ),
+    (
+        "gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart",
+        gh_pr_create_in_a_learning_sandbox_is_held_and_survives_a_restart,
+    ),
+    (
+        "an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait",
+        an_assisted_sandbox_s_small_changes_go_through_and_significant_ones_wait,
+    ),
+    (
+        "the_approvals_page_in_a_real_browser",
+        the_approvals_page_in_a_real_browser,
+    ),
+    (
+        "the_admin_api_answers_as_documented_and_as_its_types_read",
+        the_admin_api_answers_as_documented_and_as_its_types_read,
+    ),
+    (
+        "a_flood_of_unsigned_deliveries_starves_nothing",
+        a_flood_of_unsigned_deliveries_starves_nothing,
+    ),
+    (
+        "what_a_sandbox_wrote_is_shown_escaped",
+        what_a_sandbox_wrote_is_shown_escaped,
+    ),
+    (
+        "page_sign_in_is_throttled_and_sign_out_ends_the_session_everywhere",
+        page_sign_in_is_throttled_and_sign_out_ends_the_session_everywhere,
+    ),
+    (
+        "admin_client_mistakes_are_named",
+        admin_client_mistakes_are_named,
+    ),
+];

@@ -24,7 +24,6 @@ fn assert_clean(w: &World, p: &ProxyProc) {
     w.assert_no_secrets();
 }
 
-#[test]
 fn a_sandbox_clones_fetches_and_pushes_its_branch_with_no_credentials() {
     let w = World::new();
     let (p, sb) = setup(&w);
@@ -69,7 +68,6 @@ fn a_sandbox_clones_fetches_and_pushes_its_branch_with_no_credentials() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn pushes_outside_the_policy_are_refused_the_git_way() {
     let w = World::new();
     let (p, sb) = setup(&w);
@@ -147,7 +145,6 @@ fn pushes_outside_the_policy_are_refused_the_git_way() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn large_and_shallow_pushes_pass() {
     let w = World::new();
     let (p, sb) = setup(&w);
@@ -167,7 +164,6 @@ fn large_and_shallow_pushes_pass() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn sandboxes_reach_only_their_repositories_and_need_their_secret() {
     let w = World::new();
     let (p, a) = setup(&w);
@@ -248,7 +244,6 @@ fn raw_connect(proxy: &str, target: &str, auth: Option<(&str, &str)>) -> (u16, S
     (status, text)
 }
 
-#[test]
 fn other_hosts_are_refused_or_tunnelled_untouched() {
     let w = World::new();
     // A plain TCP echo server stands for "some other host".
@@ -310,7 +305,6 @@ fn other_hosts_are_refused_or_tunnelled_untouched() {
     assert_eq!(&back[..], &payload[..]);
 }
 
-#[test]
 fn the_ca_is_served_and_metrics_are_exposed() {
     let w = World::new();
     let (p, sb) = setup(&w);
@@ -404,7 +398,6 @@ fn curl(
     (status, body)
 }
 
-#[test]
 fn rest_calls_pass_the_allow_list_only() {
     let w = World::new();
     let (p, sb) = setup(&w);
@@ -500,7 +493,6 @@ fn rest_calls_pass_the_allow_list_only() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn upstream_faults_are_named_and_one_sandbox_cannot_stall_another() {
     let mut w = World::new();
     let (p, a) = setup(&w);
@@ -571,7 +563,6 @@ fn upstream_faults_are_named_and_one_sandbox_cannot_stall_another() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn a_hundred_concurrent_clones_mint_once_per_sandbox_scope() {
     let w = World::new();
     let (p, a) = setup(&w);
@@ -601,7 +592,6 @@ fn a_hundred_concurrent_clones_mint_once_per_sandbox_scope() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn one_proxy_serves_several_apps_each_for_its_owners() {
     // Issue 11, trap 3: [[app]] tables in the proxy, each for its owners (here the same app
     // with a fixed installation per owner, as two organisations' apps would be).
@@ -627,7 +617,6 @@ fn one_proxy_serves_several_apps_each_for_its_owners() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn git_told_to_use_basic_opens_tunnels_with_its_credentials() {
     // The sandbox environment the proxy prints says GIT_HTTP_PROXY_AUTHMETHOD=basic: git then
     // authenticates its first CONNECT, and the metric of missing credentials stays at 0; without
@@ -652,7 +641,6 @@ fn git_told_to_use_basic_opens_tunnels_with_its_credentials() {
     assert!(!wrong.contains("kind=\"wrong\"} 1"), "{wrong}");
 }
 
-#[test]
 fn sighup_reloads_sandboxes_and_policy_and_keeps_open_tunnels() {
     // Issue 11, conventions: policies, sandboxes and egress reload on SIGHUP; open tunnels stay
     // (their next request is decided on the new policy); a file that does not load keeps the
@@ -725,7 +713,6 @@ fn sighup_reloads_sandboxes_and_policy_and_keeps_open_tunnels() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
     // Issue 12: POST /api/graphql (GHES's path; /graphql on github.com) is read with a real
     // parser. A query goes to GitHub with the sandbox's token; a mutation off the allow-list, one
@@ -846,7 +833,6 @@ fn graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn a_partial_clone_fetches_lazily_through_the_proxy() {
     // Issue 12: `--filter=blob:none` is served as GitHub serves it, so the clone leaves the
     // blobs behind and fetches them when a checkout needs them, through the proxy.
@@ -894,7 +880,6 @@ fn a_partial_clone_fetches_lazily_through_the_proxy() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn an_upstream_served_under_a_name_is_reached_through_resolve() {
     // Issue 12 groundwork: Go clients (gh, git-lfs) never send loopback addresses to a proxy,
     // so their tests need the emulator under a name. The sandbox asks for ghe.test; the proxy
@@ -922,18 +907,11 @@ fn gh_env(w: &World, p: &ProxyProc) -> Vec<(String, String)> {
     w.gh_env(p, w.sandbox_env(p, "agent-a", SECRET_A))
 }
 
-#[test]
 fn gh_rest_and_graphql_through_the_proxy() {
     // Issue 12 (started): the real gh in a sandbox. REST passes the allow-list; a refused REST
     // call and a GraphQL mutation print the proxy's reason through gh; GitHub never sees them
     // nor the placeholder token.
-    assert!(
-        std::process::Command::new("gh")
-            .arg("--version")
-            .output()
-            .is_ok(),
-        "gh is not installed: .ci/run installs Debian's gh"
-    );
+    ghapp_e2e::needs("gh");
     let w = World::with(fakehub::Options {
         hostname: Some("ghe.test".into()),
         ..Default::default()
@@ -1035,7 +1013,6 @@ fn gh_mutation(field: &str, input: &serde_json::Value) -> GhCall {
     )
 }
 
-#[test]
 fn gh_opens_lists_views_and_comments_on_pull_requests_through_the_proxy() {
     // Issue 12: gh's own pull-request commands in a sandbox (GraphQL underneath), and the
     // mutations the policy refuses, each printed by gh with the proxy's reason and none of
@@ -1262,19 +1239,14 @@ for what, call in [("merge", lambda: pr.merge()), ("delete", lambda: repo.delete
         print(what, "refused", e.status, e.data["message"])
 "#;
 
-#[test]
 fn pygithub_works_through_the_proxy_and_prints_its_refusals() {
     // Issue 12: an SDK in a sandbox, with a placeholder token: reads, a pull request, a comment;
     // a merge and a delete refused with the proxy's message, which PyGithub hands the caller.
-    let python = "/usr/bin/python3";
-    let have = std::process::Command::new(python)
-        .args(["-c", "import github"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        have,
-        "PyGithub is not installed: .ci/run installs Debian's python3-github"
-    );
+    ghapp_e2e::needs("pygithub");
+    let python = ghapp_e2e::Tool::named("pygithub")
+        .and_then(|t| t.find("python3"))
+        .unwrap();
+    let python = python.to_str().unwrap();
     let w = World::new();
     let (p, sb) = setup(&w);
     sb.clone("octo-org", "widgets", "widgets", &[]).ok();
@@ -1336,7 +1308,6 @@ fn pygithub_works_through_the_proxy_and_prints_its_refusals() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn the_proxy_s_own_calls_replace_a_revoked_token_too() {
     // The proxy reads GitHub itself before it forwards some requests: a pull request's head
     // (is it the sandbox's own?), the nodes a GraphQL mutation names. A token revoked meanwhile
@@ -1397,7 +1368,6 @@ fn the_proxy_s_own_calls_replace_a_revoked_token_too() {
     assert_clean(&w, &p);
 }
 
-#[test]
 fn a_sandbox_reads_its_own_policy_from_the_proxy() {
     // Issue 13 (started): GET /policy on the proxy's address, with the sandbox's credentials,
     // answers its rules (text for curl, JSON when asked), so an agent learns them before it
@@ -1480,7 +1450,6 @@ push = []
     assert_clean(&w, &p);
 }
 
-#[test]
 fn a_sandbox_changes_only_its_own_pull_requests() {
     // Issue 15 (autonomous): the agent updates and closes pull requests whose head is a
     // branch it may push; one a person opened from another branch is not its to change.
@@ -1552,3 +1521,91 @@ fn a_sandbox_changes_only_its_own_pull_requests() {
         ("Renamed", "open")
     );
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "a_sandbox_clones_fetches_and_pushes_its_branch_with_no_credentials",
+        a_sandbox_clones_fetches_and_pushes_its_branch_with_no_credentials,
+    ),
+    (
+        "pushes_outside_the_policy_are_refused_the_git_way",
+        pushes_outside_the_policy_are_refused_the_git_way,
+    ),
+    (
+        "large_and_shallow_pushes_pass",
+        large_and_shallow_pushes_pass,
+    ),
+    (
+        "sandboxes_reach_only_their_repositories_and_need_their_secret",
+        sandboxes_reach_only_their_repositories_and_need_their_secret,
+    ),
+    (
+        "other_hosts_are_refused_or_tunnelled_untouched",
+        other_hosts_are_refused_or_tunnelled_untouched,
+    ),
+    (
+        "the_ca_is_served_and_metrics_are_exposed",
+        the_ca_is_served_and_metrics_are_exposed,
+    ),
+    (
+        "rest_calls_pass_the_allow_list_only",
+        rest_calls_pass_the_allow_list_only,
+    ),
+    (
+        "upstream_faults_are_named_and_one_sandbox_cannot_stall_another",
+        upstream_faults_are_named_and_one_sandbox_cannot_stall_another,
+    ),
+    (
+        "a_hundred_concurrent_clones_mint_once_per_sandbox_scope",
+        a_hundred_concurrent_clones_mint_once_per_sandbox_scope,
+    ),
+    (
+        "one_proxy_serves_several_apps_each_for_its_owners",
+        one_proxy_serves_several_apps_each_for_its_owners,
+    ),
+    (
+        "git_told_to_use_basic_opens_tunnels_with_its_credentials",
+        git_told_to_use_basic_opens_tunnels_with_its_credentials,
+    ),
+    (
+        "sighup_reloads_sandboxes_and_policy_and_keeps_open_tunnels",
+        sighup_reloads_sandboxes_and_policy_and_keeps_open_tunnels,
+    ),
+    (
+        "graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape",
+        graphql_queries_pass_and_everything_else_is_refused_in_graphqls_shape,
+    ),
+    (
+        "a_partial_clone_fetches_lazily_through_the_proxy",
+        a_partial_clone_fetches_lazily_through_the_proxy,
+    ),
+    (
+        "an_upstream_served_under_a_name_is_reached_through_resolve",
+        an_upstream_served_under_a_name_is_reached_through_resolve,
+    ),
+    (
+        "gh_rest_and_graphql_through_the_proxy",
+        gh_rest_and_graphql_through_the_proxy,
+    ),
+    (
+        "gh_opens_lists_views_and_comments_on_pull_requests_through_the_proxy",
+        gh_opens_lists_views_and_comments_on_pull_requests_through_the_proxy,
+    ),
+    (
+        "pygithub_works_through_the_proxy_and_prints_its_refusals",
+        pygithub_works_through_the_proxy_and_prints_its_refusals,
+    ),
+    (
+        "the_proxy_s_own_calls_replace_a_revoked_token_too",
+        the_proxy_s_own_calls_replace_a_revoked_token_too,
+    ),
+    (
+        "a_sandbox_reads_its_own_policy_from_the_proxy",
+        a_sandbox_reads_its_own_policy_from_the_proxy,
+    ),
+    (
+        "a_sandbox_changes_only_its_own_pull_requests",
+        a_sandbox_changes_only_its_own_pull_requests,
+    ),
+];

@@ -43,7 +43,6 @@ fn ports(text: &str, key: &str) -> BTreeSet<u16> {
         .collect()
 }
 
-#[test]
 fn the_recipe_and_manifests_use_only_what_the_binary_has() {
     let docker = read("deploy/Dockerfile");
     let yaml = read("deploy/kubernetes/proxy.yaml");
@@ -145,3 +144,93 @@ fn the_recipe_and_manifests_use_only_what_the_binary_has() {
         assert_eq!(code, "200", "{path}");
     }
 }
+
+/// The image's HEALTHCHECK, run as the image runs it (its binary and config path swapped for
+/// this world's): it passes while the proxy serves and fails, saying so, once it is gone.
+/// (It must ask the proxy: a check that cannot fail while the container runs tells nothing.)
+fn the_images_healthcheck_asks_the_proxy_and_fails_when_it_is_down() {
+    let docker = read("deploy/Dockerfile");
+    let line = docker
+        .lines()
+        .find_map(|l| l.strip_prefix("HEALTHCHECK "))
+        .expect("a HEALTHCHECK");
+    let argv: Vec<String> = line[line.find('[').expect("exec form")..]
+        .trim_matches(['[', ']'])
+        .split(',')
+        .map(|a| a.trim().trim_matches('"').to_owned())
+        .collect();
+    assert_eq!(argv[0], "/usr/local/bin/ghapp", "{line}");
+    let entry_config = "/etc/ghapp-proxy/proxy.toml";
+    assert!(argv.iter().any(|a| a == entry_config), "{line}");
+
+    let w = World::new();
+    let p = w.start_proxy(&ghapp_e2e::two_sandboxes(""), "");
+    // The proxy's own config with the metrics port it was given (it asked for any free one),
+    // as a deployment's config names its fixed port.
+    let config = w.path("health.toml");
+    let text = std::fs::read_to_string(&p.config_path).unwrap().replace(
+        "metrics_listen = \"127.0.0.1:0\"",
+        &format!("metrics_listen = {:?}", p.metrics_addr.clone().unwrap()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let args: Vec<String> = argv[1..]
+        .iter()
+        .map(|a| {
+            if a == entry_config {
+                config.display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let up = w.ghapp(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    up.ok();
+    assert!(
+        up.stdout
+            .contains("ok: the proxy answers at http://127.0.0.1:"),
+        "{up:#?}"
+    );
+
+    drop(p);
+    let down = w.ghapp(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    down.fails()
+        .one_line_error("ghapp", "the proxy does not answer at http://127.0.0.1:");
+    assert!(down.stderr.contains("nothing listens there"), "{down:#?}");
+}
+
+/// What is deployed (the image's `ghapp`, install.sh's three binaries) links no emulator:
+/// fakehub's sources, named in a build's panic locations, appear only in `ghapp-emulator`.
+fn the_deployed_binaries_carry_no_emulator() {
+    let dir = ghapp_e2e::bin_dir();
+    let has_fakehub = |bin: &str| {
+        let bytes = std::fs::read(dir.join(bin)).unwrap_or_else(|e| panic!("{bin}: {e}"));
+        memchr::memmem::find(&bytes, b"crates/fakehub/").is_some()
+    };
+    for bin in ["ghapp", "git-credential-ghapp", "gh-pr"] {
+        assert!(!has_fakehub(bin), "{bin} links fakehub");
+    }
+    assert!(
+        has_fakehub("ghapp-emulator"),
+        "the check finds fakehub where it is"
+    );
+    // The image builds exactly `ghapp`.
+    assert!(
+        read("deploy/Dockerfile").contains("cargo build --release --locked -p ghapp --bin ghapp\n")
+    );
+}
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "the_recipe_and_manifests_use_only_what_the_binary_has",
+        the_recipe_and_manifests_use_only_what_the_binary_has,
+    ),
+    (
+        "the_images_healthcheck_asks_the_proxy_and_fails_when_it_is_down",
+        the_images_healthcheck_asks_the_proxy_and_fails_when_it_is_down,
+    ),
+    (
+        "the_deployed_binaries_carry_no_emulator",
+        the_deployed_binaries_carry_no_emulator,
+    ),
+];

@@ -2,7 +2,6 @@
 
 use ghapp_e2e::World;
 
-#[test]
 fn token_prints_a_narrowed_token_and_json() {
     let w = World::new();
     let r = w.ghapp(&["token", "--repo", "octo-org/widgets"]);
@@ -98,7 +97,6 @@ fn token_prints_a_narrowed_token_and_json() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn configure_git_is_idempotent_and_routes_git_to_the_helper() {
     let mut w = World::new();
     // Start from an empty global config with another helper configured first.
@@ -193,7 +191,6 @@ fn configure_git_is_idempotent_and_routes_git_to_the_helper() {
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), after);
 }
 
-#[test]
 fn demo_passes_with_no_configuration() {
     let home = tempfile::tempdir().unwrap();
     let bin = ghapp_e2e::bin_dir().join("ghapp");
@@ -293,7 +290,6 @@ fn printed_snippet(text: &str) -> String {
         .collect()
 }
 
-#[test]
 fn emulator_prints_what_a_user_needs_and_serves_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
@@ -415,7 +411,6 @@ fn emulator_prints_what_a_user_needs_and_serves_it() {
 /// The helper's leanness is structural: its own dependency graph holds no async runtime, HTTP
 /// client, TLS, keyring or JWT code (ghapp-core without its `mint` feature), so a warm `get`
 /// cannot pay for them, whatever the linker keeps.
-#[test]
 fn the_helper_links_no_async_runtime_http_or_tls() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -460,7 +455,6 @@ fn the_helper_links_no_async_runtime_http_or_tls() {
     }
 }
 
-#[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     // `ghapp installations | head -0` (issue 11, trap 7): the reader is gone before ghapp
     // writes (it asks GitHub first), so the write fails with EPIPE: no panic, no message,
@@ -507,7 +501,6 @@ fn undescribed_flags(help: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
 fn help_says_what_each_command_and_flag_does() {
     // Issue 11, trap 8: no flag without a description; no app flags where they mean nothing;
     // the proxy's --config described as the proxy's own, required file.
@@ -563,7 +556,6 @@ fn help_says_what_each_command_and_flag_does() {
     );
 }
 
-#[test]
 fn the_proxy_names_its_own_settings() {
     // Issue 11, trap 6: the proxy's missing key names `[app] private_key_file` of its file,
     // not the environment variable the host configuration uses.
@@ -594,7 +586,6 @@ fn the_proxy_names_its_own_settings() {
     assert!(!r.stderr.contains("GHAPP_"), "{r:#?}");
 }
 
-#[test]
 fn the_emulators_printed_proxy_config_pushes_as_printed() {
     // Saved as printed (a relative ca_dir and all) and started from another directory, the
     // proxy serves a clone and an allowed push.
@@ -681,7 +672,6 @@ fn the_emulators_printed_proxy_config_pushes_as_printed() {
     let _ = hub.wait();
 }
 
-#[test]
 fn a_shared_directory_keeps_its_mode_and_holds_no_secret() {
     use std::os::unix::fs::PermissionsExt;
     let w = World::new();
@@ -744,7 +734,6 @@ fn a_shared_directory_keeps_its_mode_and_holds_no_secret() {
     assert_eq!(mode, 0o1777);
 }
 
-#[test]
 fn a_config_that_cannot_work_is_named_before_it_is_used() {
     let w = World::new();
     let api = w.hub.api_url();
@@ -858,7 +847,6 @@ fn a_config_that_cannot_work_is_named_before_it_is_used() {
     }
 }
 
-#[test]
 fn the_proxy_says_what_it_does_in_plain_text() {
     use std::io::{BufRead, BufReader, Read, Write};
     let w = World::new();
@@ -954,7 +942,6 @@ fn the_proxy_says_what_it_does_in_plain_text() {
     assert!(!text.contains('\u{1b}'), "no colours in a file: {text:?}");
 }
 
-#[test]
 fn a_port_in_use_is_named_with_the_setting_to_change() {
     let w = World::new();
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -988,7 +975,6 @@ fn a_port_in_use_is_named_with_the_setting_to_change() {
     );
 }
 
-#[test]
 fn the_emulator_under_a_name_prints_what_the_proxy_and_the_host_need() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
@@ -1029,3 +1015,63 @@ fn the_emulator_under_a_name_prints_what_the_proxy_and_the_host_need() {
     let _ = hub.kill();
     let _ = hub.wait();
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "token_prints_a_narrowed_token_and_json",
+        token_prints_a_narrowed_token_and_json,
+    ),
+    (
+        "configure_git_is_idempotent_and_routes_git_to_the_helper",
+        configure_git_is_idempotent_and_routes_git_to_the_helper,
+    ),
+    (
+        "demo_passes_with_no_configuration",
+        demo_passes_with_no_configuration,
+    ),
+    (
+        "emulator_prints_what_a_user_needs_and_serves_it",
+        emulator_prints_what_a_user_needs_and_serves_it,
+    ),
+    (
+        "the_helper_links_no_async_runtime_http_or_tls",
+        the_helper_links_no_async_runtime_http_or_tls,
+    ),
+    (
+        "output_into_a_closed_pipe_ends_quietly",
+        output_into_a_closed_pipe_ends_quietly,
+    ),
+    (
+        "help_says_what_each_command_and_flag_does",
+        help_says_what_each_command_and_flag_does,
+    ),
+    (
+        "the_proxy_names_its_own_settings",
+        the_proxy_names_its_own_settings,
+    ),
+    (
+        "the_emulators_printed_proxy_config_pushes_as_printed",
+        the_emulators_printed_proxy_config_pushes_as_printed,
+    ),
+    (
+        "a_shared_directory_keeps_its_mode_and_holds_no_secret",
+        a_shared_directory_keeps_its_mode_and_holds_no_secret,
+    ),
+    (
+        "a_config_that_cannot_work_is_named_before_it_is_used",
+        a_config_that_cannot_work_is_named_before_it_is_used,
+    ),
+    (
+        "the_proxy_says_what_it_does_in_plain_text",
+        the_proxy_says_what_it_does_in_plain_text,
+    ),
+    (
+        "a_port_in_use_is_named_with_the_setting_to_change",
+        a_port_in_use_is_named_with_the_setting_to_change,
+    ),
+    (
+        "the_emulator_under_a_name_prints_what_the_proxy_and_the_host_need",
+        the_emulator_under_a_name_prints_what_the_proxy_and_the_host_need,
+    ),
+];

@@ -31,7 +31,6 @@ async fn call(
     client.request(m, path, auth, body.as_ref()).await.unwrap()
 }
 
-#[test]
 fn fakehub_answers_match_githubs_schemas() {
     let w = World::new();
     let spec = Spec::load();
@@ -122,7 +121,6 @@ fn fakehub_answers_match_githubs_schemas() {
     });
 }
 
-#[test]
 fn the_helpers_mint_requests_match_githubs_schema() {
     let w = World::new();
     w.get("octo-org/widgets").ok();
@@ -152,7 +150,6 @@ fn the_helpers_mint_requests_match_githubs_schema() {
     );
 }
 
-#[test]
 fn the_schema_checker_catches_what_it_should() {
     let spec = Spec::load();
     let schema = spec.response_schema(
@@ -181,7 +178,56 @@ fn the_schema_checker_catches_what_it_should() {
     assert!(!spec.check(inst, &json!({"id": 1})).is_empty());
 }
 
-#[test]
+/// One client, the description and a token: each request's answer checked for its status and,
+/// when the operation is named, its body (and the request's) against GitHub's schema.
+struct Api<'a> {
+    client: &'a GitHubClient,
+    spec: &'a Spec,
+    token: &'a InstallationToken,
+}
+
+impl Api<'_> {
+    /// `method path` with `body`: asserts `status`; with `op` (the description's path), the
+    /// request body and the answer are checked against its schemas. The answer's JSON.
+    async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+        op: Option<&str>,
+    ) -> Value {
+        let m = method.as_str().to_ascii_lowercase();
+        if let (Some(op), Some(b)) = (op, &body) {
+            let errs = self.spec.check(self.spec.request_schema(op, &m), b);
+            assert!(errs.is_empty(), "{method} {path} request: {errs:?}");
+        }
+        let r = call(
+            self.client,
+            method.clone(),
+            path,
+            Auth::Token(self.token),
+            body,
+        )
+        .await;
+        assert_eq!(
+            r.status.as_u16(),
+            status,
+            "{method} {path}: {}",
+            r.message()
+        );
+        if let Some(op) = op {
+            assert_valid(
+                self.spec,
+                self.spec.response_schema(op, &m, status),
+                &r.body,
+                &format!("{method} {path}"),
+            );
+        }
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+    }
+}
+
 fn pull_request_answers_match_githubs_schemas() {
     let w = World::new();
     // A branch to open a pull request from.
@@ -200,270 +246,175 @@ fn pull_request_answers_match_githubs_schemas() {
     rt.block_on(async {
         let ca = std::fs::read_to_string(w.hub.ca_path()).unwrap();
         let client = GitHubClient::with_ca(&w.hub.api_url(), &ca).unwrap();
-        let op = "/repos/{owner}/{repo}/pulls";
-        let body =
+        let api = Api {
+            client: &client,
+            spec: &spec,
+            token: &token,
+        };
+        let repo = "/repos/octo-org/widgets";
+        let pulls = Some("/repos/{owner}/{repo}/pulls");
+        let pull = Some("/repos/{owner}/{repo}/pulls/{pull_number}");
+        let comments = Some("/repos/{owner}/{repo}/issues/{issue_number}/comments");
+        let branch = Some("/repos/{owner}/{repo}/branches/{branch}");
+        let merge = Some("/repos/{owner}/{repo}/pulls/{pull_number}/merge");
+        let (get, post, patch, put) = (Method::GET, Method::POST, Method::PATCH, Method::PUT);
+        let pr =
             json!({"title": "T", "head": "agent/pr", "base": "main", "body": "B", "draft": true});
-        assert!(
-            spec.check(spec.request_schema(op, "post"), &body)
-                .is_empty()
-        );
-        let r = call(
-            &client,
-            Method::POST,
-            "/repos/octo-org/widgets/pulls",
-            Auth::Token(&token),
-            Some(body.clone()),
+
+        api.expect(
+            post.clone(),
+            &format!("{repo}/pulls"),
+            Some(pr.clone()),
+            201,
+            pulls,
         )
         .await;
-        assert_eq!(r.status.as_u16(), 201, "{}", r.message());
-        assert_valid(
-            &spec,
-            spec.response_schema(op, "post", 201),
-            &r.body,
-            "POST pulls",
-        );
-        let again = call(
-            &client,
-            Method::POST,
-            "/repos/octo-org/widgets/pulls",
-            Auth::Token(&token),
-            Some(body),
-        )
-        .await;
-        assert_eq!(again.status.as_u16(), 422);
-        assert_valid(
-            &spec,
-            spec.response_schema(op, "post", 422),
-            &again.body,
-            "POST pulls 422",
-        );
+        let again = api
+            .expect(post.clone(), &format!("{repo}/pulls"), Some(pr), 422, pulls)
+            .await;
         assert!(
-            String::from_utf8_lossy(&again.body)
+            again
+                .to_string()
                 .contains("A pull request already exists for octo-org:agent/pr.")
         );
-        let missing = call(
-            &client,
-            Method::POST,
-            "/repos/octo-org/widgets/pulls",
-            Auth::Token(&token),
-            Some(json!({"title": "x", "head": "nope", "base": "main"})),
-        )
-        .await;
-        assert_eq!(missing.status.as_u16(), 422);
-        let r = call(
-            &client,
-            Method::GET,
-            "/repos/octo-org/widgets/pulls?head=octo-org%3Aagent%2Fpr&state=open",
-            Auth::Token(&token),
+        let unknown = json!({"title": "x", "head": "nope", "base": "main"});
+        api.expect(
+            post.clone(),
+            &format!("{repo}/pulls"),
+            Some(unknown),
+            422,
             None,
         )
         .await;
-        assert_eq!(r.status.as_u16(), 200);
-        assert_valid(
-            &spec,
-            spec.response_schema(op, "get", 200),
-            &r.body,
-            "GET pulls",
+        let list = api
+            .expect(
+                get.clone(),
+                &format!("{repo}/pulls?head=octo-org%3Aagent%2Fpr&state=open"),
+                None,
+                200,
+                pulls,
+            )
+            .await;
+        assert_eq!(
+            (list.as_array().unwrap().len(), &list[0]["draft"]),
+            (1, &json!(true))
         );
-        let list: Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(list.as_array().unwrap().len(), 1);
-        assert_eq!(list[0]["draft"], true);
-        let one = "/repos/{owner}/{repo}/pulls/{pull_number}";
-        let r = call(
-            &client,
-            Method::GET,
-            "/repos/octo-org/widgets/pulls/1",
-            Auth::Token(&token),
-            None,
-        )
-        .await;
-        assert_valid(
-            &spec,
-            spec.response_schema(one, "get", 200),
-            &r.body,
-            "GET pull",
-        );
-        let r = call(
-            &client,
-            Method::PATCH,
-            "/repos/octo-org/widgets/pulls/1",
-            Auth::Token(&token),
+        api.expect(get.clone(), &format!("{repo}/pulls/1"), None, 200, pull)
+            .await;
+        api.expect(
+            patch,
+            &format!("{repo}/pulls/1"),
             Some(json!({"title": "T2"})),
+            200,
+            pull,
         )
         .await;
-        assert_eq!(r.status.as_u16(), 200);
-        assert_valid(
-            &spec,
-            spec.response_schema(one, "patch", 200),
-            &r.body,
-            "PATCH pull",
-        );
+
         // Comments: created and listed as GitHub's full issue-comment document.
-        let comments = "/repos/{owner}/{repo}/issues/{issue_number}/comments";
-        let body = json!({"body": "A note."});
-        assert!(
-            spec.check(spec.request_schema(comments, "post"), &body)
-                .is_empty()
-        );
-        let r = call(
-            &client,
-            Method::POST,
-            "/repos/octo-org/widgets/issues/1/comments",
-            Auth::Token(&token),
-            Some(body),
+        let note = json!({"body": "A note."});
+        api.expect(
+            post,
+            &format!("{repo}/issues/1/comments"),
+            Some(note),
+            201,
+            comments,
         )
         .await;
-        assert_eq!(r.status.as_u16(), 201, "{}", r.message());
-        assert_valid(
-            &spec,
-            spec.response_schema(comments, "post", 201),
-            &r.body,
-            "POST comment",
-        );
-        let r = call(
-            &client,
-            Method::GET,
-            "/repos/octo-org/widgets/issues/1/comments",
-            Auth::Token(&token),
-            None,
-        )
-        .await;
-        assert_eq!(r.status.as_u16(), 200);
-        assert_valid(
-            &spec,
-            spec.response_schema(comments, "get", 200),
-            &r.body,
-            "GET comments",
-        );
-        let list: Value = serde_json::from_slice(&r.body).unwrap();
+        let list = api
+            .expect(
+                get.clone(),
+                &format!("{repo}/issues/1/comments"),
+                None,
+                200,
+                comments,
+            )
+            .await;
         assert_eq!(list[0]["body"], "A note.");
         assert_eq!(list[0]["performed_via_github_app"]["slug"], "ghapp-fakehub");
-        let r = call(
-            &client,
-            Method::GET,
-            "/repos/octo-org/widgets/pulls/1/comments",
-            Auth::Token(&token),
-            None,
-        )
-        .await;
-        assert_eq!((r.status.as_u16(), r.body.as_slice()), (200, &b"[]"[..]));
+        let review = api
+            .expect(
+                get.clone(),
+                &format!("{repo}/pulls/1/comments"),
+                None,
+                200,
+                None,
+            )
+            .await;
+        assert_eq!(review, json!([]));
+
         // A branch whose name holds a slash, spelled either way.
-        let branch = "/repos/{owner}/{repo}/branches/{branch}";
-        for path in [
-            "/repos/octo-org/widgets/branches/agent/pr",
-            "/repos/octo-org/widgets/branches/agent%2Fpr",
-        ] {
-            let r = call(&client, Method::GET, path, Auth::Token(&token), None).await;
-            assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.message());
-            assert_valid(
-                &spec,
-                spec.response_schema(branch, "get", 200),
-                &r.body,
-                path,
-            );
-            let b: Value = serde_json::from_slice(&r.body).unwrap();
-            assert_eq!(b["name"], "agent/pr");
-            assert_eq!(b["commit"]["commit"]["message"], "Add pr.txt");
+        for b in ["agent/pr", "agent%2Fpr"] {
+            let v = api
+                .expect(
+                    get.clone(),
+                    &format!("{repo}/branches/{b}"),
+                    None,
+                    200,
+                    branch,
+                )
+                .await;
+            assert_eq!(v["name"], "agent/pr");
+            assert_eq!(v["commit"]["commit"]["message"], "Add pr.txt");
         }
-        let r = call(
-            &client,
-            Method::GET,
-            "/repos/octo-org/widgets/branches/agent/nope",
-            Auth::Token(&token),
+        api.expect(
+            get.clone(),
+            &format!("{repo}/branches/agent/nope"),
+            None,
+            404,
             None,
         )
         .await;
-        assert_eq!(r.status.as_u16(), 404);
+
         // The comparison the proxy reads in assisted mode.
-        let compare = "/repos/{owner}/{repo}/compare/{basehead}";
-        let r = call(
-            &client,
-            Method::GET,
-            "/repos/octo-org/widgets/compare/main...agent/pr",
-            Auth::Token(&token),
-            None,
-        )
-        .await;
-        assert_eq!(r.status.as_u16(), 200, "{}", r.message());
-        assert_valid(
-            &spec,
-            spec.response_schema(compare, "get", 200),
-            &r.body,
-            "GET compare",
-        );
-        let c: Value = serde_json::from_slice(&r.body).unwrap();
+        let c = api
+            .expect(
+                get.clone(),
+                &format!("{repo}/compare/main...agent/pr"),
+                None,
+                200,
+                Some("/repos/{owner}/{repo}/compare/{basehead}"),
+            )
+            .await;
         assert_eq!(
             (c["status"].as_str(), c["ahead_by"].as_u64()),
             (Some("ahead"), Some(1))
         );
-        assert_eq!(c["files"][0]["filename"], "pr.txt");
-        assert_eq!(c["files"][0]["additions"], 1);
-        // Merging (what an autonomous sandbox with allow_merge may do): an unknown method is
-        // refused; a squash moves main and answers GitHub's merge result; a second merge is
-        // refused as GitHub refuses it.
-        let merge = "/repos/{owner}/{repo}/pulls/{pull_number}/merge";
-        let r = call(
-            &client,
-            Method::PUT,
-            "/repos/octo-org/widgets/pulls/1/merge",
-            Auth::Token(&token),
-            Some(json!({"merge_method": "octopus"})),
-        )
-        .await;
-        assert_eq!(r.status.as_u16(), 422, "{}", r.message());
-        let before = w.hub_ref("octo-org", "widgets", "refs/heads/main").unwrap();
-        let r = call(
-            &client,
-            Method::PUT,
-            "/repos/octo-org/widgets/pulls/1/merge",
-            Auth::Token(&token),
-            Some(json!({"merge_method": "squash", "sha": "0".repeat(40)})),
-        )
-        .await;
-        assert_eq!(r.status.as_u16(), 409, "a stale sha: {}", r.message());
-        let r = call(
-            &client,
-            Method::PUT,
-            "/repos/octo-org/widgets/pulls/1/merge",
-            Auth::Token(&token),
-            Some(json!({"merge_method": "squash"})),
-        )
-        .await;
-        assert_eq!(r.status.as_u16(), 200, "{}", r.message());
-        assert_valid(
-            &spec,
-            spec.response_schema(merge, "put", 200),
-            &r.body,
-            "PUT merge",
+        assert_eq!(
+            (&c["files"][0]["filename"], &c["files"][0]["additions"]),
+            (&json!("pr.txt"), &json!(1))
         );
-        let m: Value = serde_json::from_slice(&r.body).unwrap();
+
+        // Merging (what an autonomous sandbox with allow_merge may do): an unknown method is
+        // refused; a stale sha is refused; a squash moves main and answers GitHub's merge
+        // result; a second merge is refused as GitHub refuses it.
+        let to = format!("{repo}/pulls/1/merge");
+        api.expect(
+            put.clone(),
+            &to,
+            Some(json!({"merge_method": "octopus"})),
+            422,
+            None,
+        )
+        .await;
+        let before = w.hub_ref("octo-org", "widgets", "refs/heads/main").unwrap();
+        let stale = json!({"merge_method": "squash", "sha": "0".repeat(40)});
+        api.expect(put.clone(), &to, Some(stale), 409, None).await;
+        let m = api
+            .expect(
+                put.clone(),
+                &to,
+                Some(json!({"merge_method": "squash"})),
+                200,
+                merge,
+            )
+            .await;
         let after = w.hub_ref("octo-org", "widgets", "refs/heads/main").unwrap();
         assert_eq!(m["sha"].as_str(), Some(after.as_str()));
         assert_ne!(after, before);
-        let r = call(
-            &client,
-            Method::PUT,
-            "/repos/octo-org/widgets/pulls/1/merge",
-            Auth::Token(&token),
-            None,
-        )
-        .await;
-        assert_eq!(r.status.as_u16(), 405, "merged once: {}", r.message());
-        assert_valid(
-            &spec,
-            spec.response_schema(merge, "put", 405),
-            &r.body,
-            "PUT merge 405",
-        );
-        let r = call(
-            &client,
-            Method::GET,
-            "/repos/octo-org/widgets/pulls/1",
-            Auth::Token(&token),
-            None,
-        )
-        .await;
-        let pr: Value = serde_json::from_slice(&r.body).unwrap();
+        api.expect(put, &to, None, 405, merge).await;
+        let pr = api
+            .expect(get, &format!("{repo}/pulls/1"), None, 200, None)
+            .await;
         assert_eq!(
             (pr["merged"].as_bool(), pr["state"].as_str()),
             (Some(true), Some("closed"))
@@ -473,7 +424,6 @@ fn pull_request_answers_match_githubs_schemas() {
     assert_eq!(w.hub.pulls()[0].title, "T2");
 }
 
-#[test]
 fn the_known_permissions_are_githubs() {
     // `ghapp token --permission` checks names and levels locally against this table: it must
     // be GitHub's `app-permissions` schema, no more and no less.
@@ -509,3 +459,27 @@ fn the_known_permissions_are_githubs() {
     };
     assert_eq!(sorted(ours), sorted(from_schema));
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "fakehub_answers_match_githubs_schemas",
+        fakehub_answers_match_githubs_schemas,
+    ),
+    (
+        "the_helpers_mint_requests_match_githubs_schema",
+        the_helpers_mint_requests_match_githubs_schema,
+    ),
+    (
+        "the_schema_checker_catches_what_it_should",
+        the_schema_checker_catches_what_it_should,
+    ),
+    (
+        "pull_request_answers_match_githubs_schemas",
+        pull_request_answers_match_githubs_schemas,
+    ),
+    (
+        "the_known_permissions_are_githubs",
+        the_known_permissions_are_githubs,
+    ),
+];

@@ -7,7 +7,6 @@ use ghapp_e2e::{Options, World, basic_auth};
 
 const HELPER: &str = "git-credential-ghapp";
 
-#[test]
 fn clone_commit_push_with_a_token_narrowed_to_the_repository() {
     let w = World::new();
     w.clone_repo("octo-org", "widgets", "widgets").ok();
@@ -58,7 +57,6 @@ fn clone_commit_push_with_a_token_narrowed_to_the_repository() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn a_read_only_installation_clones_and_its_push_is_refused_by_github() {
     let w = World::new();
     // octo-user's installation grants contents: read only; the default request (contents:
@@ -91,7 +89,6 @@ fn a_read_only_installation_clones_and_its_push_is_refused_by_github() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn the_same_repository_name_under_two_owners_gets_two_tokens() {
     let w = World::new();
     // One app, two installations, no configured installation id: the owner is part of what a
@@ -117,7 +114,6 @@ fn the_same_repository_name_under_two_owners_gets_two_tokens() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn a_host_named_without_an_app_says_why_nothing_was_answered() {
     // GHAPP_API_URL names the emulator, but no app is configured (issue 11, trap 4): one line
     // on stderr says why, instead of git's "could not read Username" alone.
@@ -141,7 +137,6 @@ fn a_host_named_without_an_app_says_why_nothing_was_answered() {
     );
 }
 
-#[test]
 fn other_hosts_store_and_erase() {
     let w = World::new();
     // Another host: nothing on stdout, exit 0, so the next helper runs.
@@ -208,7 +203,6 @@ fn other_hosts_store_and_erase() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn warm_get_mints_nothing_and_twenty_cold_gets_mint_once() {
     let w = World::new();
     // Twenty concurrent cold processes for one repository.
@@ -248,7 +242,6 @@ fn warm_get_mints_nothing_and_twenty_cold_gets_mint_once() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn short_ttl_mints_every_time_and_no_expired_token_reaches_github() {
     let w = World::with(Options {
         token_ttl: 3,
@@ -273,7 +266,6 @@ fn short_ttl_mints_every_time_and_no_expired_token_reaches_github() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn refresh_margin_from_the_environment() {
     let mut w = World::with(Options {
         token_ttl: 120,
@@ -290,7 +282,6 @@ fn refresh_margin_from_the_environment() {
     assert_eq!(w.hub.mint_count(), 2);
 }
 
-#[test]
 fn server_errors_and_rate_limits_are_retried() {
     let w = World::new();
     w.hub.fail_next_mints(2, 502);
@@ -330,7 +321,6 @@ fn server_errors_and_rate_limits_are_retried() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn clock_skew_is_recovered_from_the_date_header() {
     for skew in [-300i64, 900] {
         let w = World::new();
@@ -345,7 +335,6 @@ fn clock_skew_is_recovered_from_the_date_header() {
     }
 }
 
-#[test]
 fn bad_inputs_get_one_clear_line() {
     let mut w = World::new();
     let dir = w.path("keys");
@@ -473,7 +462,6 @@ fn bad_inputs_get_one_clear_line() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn answer_carries_expiry_and_authtype() {
     let w = World::new();
     let now = ghapp_core::jwt::unix_now();
@@ -503,7 +491,6 @@ fn answer_carries_expiry_and_authtype() {
     assert_eq!(w.hub.mint_count(), 1);
 }
 
-#[test]
 fn cache_files_are_private() {
     let w = World::new();
     w.get("octo-org/widgets").ok();
@@ -519,7 +506,6 @@ fn cache_files_are_private() {
     assert!(files >= 2, "token, installation and lock files expected");
 }
 
-#[test]
 fn logs_and_debug_output_never_hold_a_secret() {
     let mut w = World::new();
     w.set_env("GHAPP_LOG", Some("trace"));
@@ -559,7 +545,6 @@ fn logs_and_debug_output_never_hold_a_secret() {
 }
 
 /// Hole 8: a planted or loosened cache file is not believed. The helper warns once and mints.
-#[test]
 fn untrusted_cache_files_are_not_believed() {
     let w = World::new();
     w.get("octo-org/widgets").ok();
@@ -597,7 +582,6 @@ fn untrusted_cache_files_are_not_believed() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn a_relative_cache_directory_is_refused() {
     let mut w = World::new();
     w.set_env("GHAPP_CACHE_DIR", Some("cache"));
@@ -638,19 +622,12 @@ impl Drop for Mount {
 
 /// Faults: the cache disk full, then read-only. The helper still answers, by minting, with
 /// one warning each time.
-#[test]
-#[expect(
-    clippy::print_stderr,
-    reason = "says why the test did nothing where mount is not allowed"
-)]
 fn a_full_or_read_only_cache_disk_costs_a_warning_not_the_token() {
+    // mount(8) needs root (CI runs as root, where a missing mount is a failure).
+    ghapp_e2e::needs("root");
     let mut w = World::new();
     let disk = w.path("disk");
-    let Some(mount) = Mount::tmpfs(&disk, "64k") else {
-        // mount(8) needs root (CI runs as root; .ci/run checks this test ran).
-        eprintln!("SKIPPED: cannot mount a tmpfs here");
-        return;
-    };
+    let mount = Mount::tmpfs(&disk, "64k").expect("mount a tmpfs as root");
     let cache = disk.join("ghapp");
     std::fs::create_dir(&cache).unwrap();
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -677,7 +654,6 @@ fn a_full_or_read_only_cache_disk_costs_a_warning_not_the_token() {
     w.assert_no_secrets();
 }
 
-#[test]
 fn github_refuses_workflow_files_from_a_token_without_the_workflows_permission() {
     // fakehub enforces GitHub's rule (issue 13): a token without `workflows: write` cannot
     // create, change or delete `.github/workflows/*`, with GitHub's message; one with it can.
@@ -728,7 +704,6 @@ fn github_refuses_workflow_files_from_a_token_without_the_workflows_permission()
     );
 }
 
-#[test]
 fn a_failure_of_the_serving_helper_ends_gits_search() {
     // The app serves the host but is not installed on the repository: the helper says why and
     // tells git to stop (quit=1), so git does not go on to ask for a username it cannot read.
@@ -744,3 +719,77 @@ fn a_failure_of_the_serving_helper_ends_gits_search() {
         "{clone:#?}"
     );
 }
+
+/// This module's tests, for the runner (`main.rs`).
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "clone_commit_push_with_a_token_narrowed_to_the_repository",
+        clone_commit_push_with_a_token_narrowed_to_the_repository,
+    ),
+    (
+        "a_read_only_installation_clones_and_its_push_is_refused_by_github",
+        a_read_only_installation_clones_and_its_push_is_refused_by_github,
+    ),
+    (
+        "the_same_repository_name_under_two_owners_gets_two_tokens",
+        the_same_repository_name_under_two_owners_gets_two_tokens,
+    ),
+    (
+        "a_host_named_without_an_app_says_why_nothing_was_answered",
+        a_host_named_without_an_app_says_why_nothing_was_answered,
+    ),
+    ("other_hosts_store_and_erase", other_hosts_store_and_erase),
+    (
+        "warm_get_mints_nothing_and_twenty_cold_gets_mint_once",
+        warm_get_mints_nothing_and_twenty_cold_gets_mint_once,
+    ),
+    (
+        "short_ttl_mints_every_time_and_no_expired_token_reaches_github",
+        short_ttl_mints_every_time_and_no_expired_token_reaches_github,
+    ),
+    (
+        "refresh_margin_from_the_environment",
+        refresh_margin_from_the_environment,
+    ),
+    (
+        "server_errors_and_rate_limits_are_retried",
+        server_errors_and_rate_limits_are_retried,
+    ),
+    (
+        "clock_skew_is_recovered_from_the_date_header",
+        clock_skew_is_recovered_from_the_date_header,
+    ),
+    (
+        "bad_inputs_get_one_clear_line",
+        bad_inputs_get_one_clear_line,
+    ),
+    (
+        "answer_carries_expiry_and_authtype",
+        answer_carries_expiry_and_authtype,
+    ),
+    ("cache_files_are_private", cache_files_are_private),
+    (
+        "logs_and_debug_output_never_hold_a_secret",
+        logs_and_debug_output_never_hold_a_secret,
+    ),
+    (
+        "untrusted_cache_files_are_not_believed",
+        untrusted_cache_files_are_not_believed,
+    ),
+    (
+        "a_relative_cache_directory_is_refused",
+        a_relative_cache_directory_is_refused,
+    ),
+    (
+        "a_full_or_read_only_cache_disk_costs_a_warning_not_the_token",
+        a_full_or_read_only_cache_disk_costs_a_warning_not_the_token,
+    ),
+    (
+        "github_refuses_workflow_files_from_a_token_without_the_workflows_permission",
+        github_refuses_workflow_files_from_a_token_without_the_workflows_permission,
+    ),
+    (
+        "a_failure_of_the_serving_helper_ends_gits_search",
+        a_failure_of_the_serving_helper_ends_gits_search,
+    ),
+];
