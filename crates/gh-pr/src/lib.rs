@@ -1,8 +1,9 @@
 //! `gh-pr open`: after `git push`, open (or find) the pull request for the current branch.
 //!
-//! The repository is read with gix: the current branch, its upstream remote and URL (https,
-//! `git@HOST:owner/repo.git`, `ssh://`, with `url.<base>.insteadOf` applied), HEAD's message for
-//! `--fill`, and whether the remote-tracking ref equals HEAD. Then
+//! The repository is read with four `git` commands (the same git that just pushed, so its
+//! configuration is read exactly as the push read it): the current branch, its push remote and
+//! URL (https, `git@HOST:owner/repo.git`, `ssh://`, with `url.<base>.insteadOf` applied), HEAD's
+//! message for `--fill`, and whether the push-tracking ref equals HEAD. Then
 //! `GET /repos/{o}/{r}/pulls?head=OWNER:BRANCH&state=open` finds an open pull request (printed, so
 //! the command is idempotent), else `POST /repos/{o}/{r}/pulls` opens one. Behind ghapp proxy a
 //! learning sandbox's request is held for a human: gh-pr prints `held for approval N: …` and
@@ -137,7 +138,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// What gix told us about the checkout.
+/// What git told us about the checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkout {
     pub branch: String,
@@ -150,56 +151,76 @@ pub struct Checkout {
     pub body: String,
 }
 
-/// Reads the repository at `dir`.
+/// `git ARGS` in `dir`: its stdout when it succeeded, else its exit code and first stderr line.
+fn git(dir: &Path, args: &[&str]) -> std::result::Result<String, (Option<i32>, String)> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| (None, format!("cannot run git: {e}")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().next().unwrap_or_default().trim();
+        Err((
+            out.status.code(),
+            line.strip_prefix("fatal: ").unwrap_or(line).to_owned(),
+        ))
+    }
+}
+
+/// Reads the repository at `dir` with four git commands: the branch, then in one `for-each-ref`
+/// its tip, push remote, push-tracking ref and message, then that ref's commit and the remote's
+/// push URL (`url.<base>.insteadOf` applied, as `git push` does).
 pub fn read_checkout(dir: &Path) -> Result<Checkout> {
-    let repo = gix::discover(dir).map_err(|e| anyhow!("not in a git repository ({e})"))?;
-    let head_name = repo
-        .head_name()
-        .map_err(|e| anyhow!("cannot read HEAD: {e}"))?
-        .ok_or_else(|| {
-            anyhow!("HEAD is detached: switch to a branch (git switch -c NAME) and push it first")
-        })?;
-    let branch = head_name.shorten().to_string();
-    let head = repo
-        .head_id()
-        .map_err(|e| anyhow!("branch {branch} has no commit yet: commit and push first ({e})"))?
-        .to_string();
-    let commit = repo
-        .head_commit()
-        .map_err(|e| anyhow!("cannot read HEAD's commit: {e}"))?;
-    let msg = commit
-        .message()
-        .map_err(|e| anyhow!("cannot read HEAD's message: {e}"))?;
-    let subject = msg.summary().to_string();
-    let body = msg
-        .body()
-        .map(|b| b.without_trailer().to_string())
-        .unwrap_or_default();
-    let remote_name = repo
-        .branch_remote_name(head_name.shorten(), gix::remote::Direction::Push)
-        .map(|n| n.as_bstr().to_string())
-        .ok_or_else(|| {
-            anyhow!("branch {branch} has no upstream remote: push it first with `git push -u origin {branch}`")
-        })?;
-    let remote = repo
-        .find_remote(remote_name.as_str())
-        .map_err(|e| anyhow!("remote {remote_name} of branch {branch}: {e}"))?;
-    let url = remote
-        .url(gix::remote::Direction::Push)
-        .ok_or_else(|| anyhow!("remote {remote_name} has no URL"))?;
-    let (host, owner, repo_name) = parse_remote_url(url)?;
-    // The remote-tracking ref must equal HEAD: the branch is pushed and nothing is left to push.
-    let tracking = repo
-        .branch_remote_tracking_ref_name(head_name.as_ref(), gix::remote::Direction::Push)
-        .and_then(|r| r.ok());
-    let pushed = match tracking {
-        Some(name) => repo
-            .try_find_reference(name.as_ref())
-            .ok()
-            .flatten()
-            .and_then(|mut r| r.peel_to_id().ok().map(|id| id.to_string())),
-        None => None,
+    let full = match git(dir, &["symbolic-ref", "--quiet", "HEAD"]) {
+        Ok(r) => r.trim().to_owned(),
+        Err((Some(1), _)) => {
+            bail!("HEAD is detached: switch to a branch (git switch -c NAME) and push it first")
+        }
+        Err((_, e)) => bail!("not in a git repository ({e})"),
     };
+    let branch = full
+        .strip_prefix("refs/heads/")
+        .ok_or_else(|| anyhow!("HEAD is {full}, not a branch: switch to a branch and push it"))?
+        .to_owned();
+    let line = git(
+        dir,
+        &[
+            "for-each-ref",
+            "--format=%(objectname)%00%(push:remotename)%00%(push)%00%(contents:subject)%00%(contents:body)",
+            &full,
+        ],
+    )
+    .map_err(|(_, e)| anyhow!("cannot read branch {branch}: {e}"))?;
+    let mut f = line.splitn(5, '\0');
+    let mut next = || f.next().unwrap_or_default();
+    let (head, remote_name, tracking, subject, body) = (
+        next().to_owned(),
+        next().to_owned(),
+        next().to_owned(),
+        next().to_owned(),
+        without_trailers(next()),
+    );
+    if head.is_empty() {
+        bail!("branch {branch} has no commit yet: commit and push first");
+    }
+    if remote_name.is_empty() {
+        bail!(
+            "branch {branch} has no upstream remote: push it first with `git push -u origin {branch}`"
+        );
+    }
+    let url = git(dir, &["remote", "get-url", "--push", &remote_name])
+        .map_err(|(_, e)| anyhow!("remote {remote_name} of branch {branch}: {e}"))?;
+    let (host, owner, repo_name) = parse_remote_url(url.trim())?;
+    // The push-tracking ref must equal HEAD: the branch is pushed and nothing is left to push.
+    let pushed = (!tracking.is_empty())
+        .then(|| git(dir, &["rev-parse", "--verify", "--quiet", &tracking]).ok())
+        .flatten()
+        .map(|id| id.trim().to_owned());
     match pushed {
         None => {
             bail!("branch {branch} is not pushed: run `git push -u {remote_name} {branch}` first")
@@ -223,28 +244,79 @@ pub fn read_checkout(dir: &Path) -> Result<Checkout> {
     })
 }
 
-/// `(host[:port], owner, repo)` from a remote URL: https, `git@HOST:o/r.git`, `ssh://`.
-fn parse_remote_url(url: &gix::Url) -> Result<(String, String, String)> {
-    use gix::url::Scheme;
-    let shown = url.to_bstring().to_string();
-    let host = url
-        .host()
-        .ok_or_else(|| anyhow!("remote URL {shown} has no host"))?
-        .to_ascii_lowercase();
-    let host = match (&url.scheme, url.port) {
-        (Scheme::Https, Some(p)) if p != 443 => format!("{host}:{p}"),
+/// A commit body without its trailer block (`Signed-off-by: …`, `Co-authored-by: …`): the last
+/// paragraph when every line of it is `Token: value`.
+fn without_trailers(body: &str) -> String {
+    let body = body.trim_end();
+    let (rest, last) = match body.rfind("\n\n") {
+        Some(i) => (&body[..i], &body[i + 2..]),
+        None => ("", body),
+    };
+    let is_trailer = |l: &str| {
+        l.split_once(": ").is_some_and(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+    };
+    if !last.is_empty() && last.lines().all(is_trailer) {
+        rest.to_owned()
+    } else {
+        body.to_owned()
+    }
+}
+
+/// `(host[:port], owner, repo)` from a remote URL: `https://`, `ssh://`, or scp-like
+/// `[user@]HOST:owner/repo.git`. An https port other than 443 stays in the host.
+fn parse_remote_url(url: &str) -> Result<(String, String, String)> {
+    let not_github = || anyhow!("remote URL {url} is not a GitHub https or ssh URL");
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        // scp-like: a colon before any slash (a local path has none).
+        None => match url.find(':') {
+            Some(i) if !url[..i].contains('/') && i > 0 => ("ssh".to_owned(), url),
+            _ => return Err(not_github()),
+        },
+    };
+    if !matches!(scheme.as_str(), "https" | "http" | "ssh" | "git+ssh") {
+        return Err(not_github());
+    }
+    let scp = !url.contains("://");
+    let (authority, path) = if scp {
+        rest.split_once(':').ok_or_else(not_github)?
+    } else {
+        rest.split_once('/').unwrap_or((rest, ""))
+    };
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']').ok_or_else(not_github)?;
+            (format!("[{h}]"), after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) if !scp => (h.to_owned(), Some(p)),
+            _ => (hostport.to_owned(), None),
+        },
+    };
+    if host.is_empty() {
+        bail!("remote URL {url} has no host");
+    }
+    let host = host.to_ascii_lowercase();
+    let port: Option<u16> = port
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse()
+                .map_err(|_| anyhow!("remote URL {url} has a bad port"))
+        })
+        .transpose()?;
+    let host = match (scheme.as_str(), port) {
+        ("https", Some(p)) if p != 443 => format!("{host}:{p}"),
         _ => host,
     };
-    if !matches!(url.scheme, Scheme::Https | Scheme::Ssh | Scheme::Http) {
-        bail!("remote URL {shown} is not a GitHub https or ssh URL");
-    }
-    let path = url.path.to_string();
     let path = path.trim_start_matches('/').trim_end_matches('/');
     let path = path.strip_suffix(".git").unwrap_or(path);
     let (owner, repo) = path
         .split_once('/')
         .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
-        .ok_or_else(|| anyhow!("remote URL {shown} does not name OWNER/REPO"))?;
+        .ok_or_else(|| anyhow!("remote URL {url} does not name OWNER/REPO"))?;
     Ok((host, owner.to_owned(), repo.to_owned()))
 }
 
@@ -663,18 +735,51 @@ mod tests {
                 "https://127.0.0.1:8443/octo/widgets.git",
                 ("127.0.0.1:8443", "octo", "widgets"),
             ),
+            (
+                "ssh://git@ghe.corp:2222/octo/widgets.git",
+                ("ghe.corp", "octo", "widgets"),
+            ),
+            (
+                "https://x-access-token:secret@GitHub.com:443/octo/widgets/",
+                ("github.com", "octo", "widgets"),
+            ),
+            ("https://[::1]:8443/o/r.git", ("[::1]:8443", "o", "r")),
         ];
         for (u, (h, o, r)) in cases {
-            let url = gix::url::parse(gix::bstr::BStr::new(u)).unwrap();
             assert_eq!(
-                parse_remote_url(&url).unwrap(),
+                parse_remote_url(u).unwrap(),
                 (h.into(), o.into(), r.into()),
                 "{u}"
             );
         }
-        for bad in ["https://github.com/octo", "file:///tmp/x.git"] {
-            let url = gix::url::parse(gix::bstr::BStr::new(bad)).unwrap();
-            assert!(parse_remote_url(&url).is_err(), "{bad}");
+        for bad in [
+            "https://github.com/octo",
+            "file:///tmp/x.git",
+            "/tmp/x.git",
+            "../x.git",
+            "https://github.com:notaport/o/r",
+        ] {
+            assert!(parse_remote_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bodies_lose_their_trailers_only() {
+        let cases = [
+            (
+                "Why.\n\nSigned-off-by: A <a@x>\nCo-authored-by: B <b@x>\n",
+                "Why.",
+            ),
+            (
+                "Why.\n\nMore: not a trailer line\nbecause this one is prose\n",
+                "Why.\n\nMore: not a trailer line\nbecause this one is prose",
+            ),
+            ("Only: a trailer\n", ""),
+            ("", ""),
+            ("Just a body.\n", "Just a body."),
+        ];
+        for (body, want) in cases {
+            assert_eq!(without_trailers(body), want, "{body:?}");
         }
     }
 
