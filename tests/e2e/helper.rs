@@ -721,6 +721,90 @@ fn a_failure_of_the_serving_helper_ends_gits_search() {
 }
 
 /// This module's tests, for the runner (`main.rs`).
+/// The app's key never in ghapp's hands: a signer command (here openssl behind a script that
+/// alone knows where the key is) signs the JWT. The helper clones and pushes with a token GitHub
+/// minted for that JWT; a signer that fails or hangs is named in one line, within its deadline;
+/// nothing ghapp printed holds the key.
+fn a_signer_command_mints_with_no_key_in_the_process() {
+    ghapp_e2e::needs("openssl");
+    let mut w = World::new();
+    // The key moves where only the signer looks; ghapp is told nothing of it.
+    let vault = w.path("vault");
+    std::fs::create_dir_all(&vault).unwrap();
+    let key = vault.join("app.pem");
+    std::fs::copy(w.hub.key_path(), &key).unwrap();
+    let script = w.path("kms-sign");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec openssl dgst -sha256 -sign {}\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", None);
+    w.set_env("GHAPP_SIGNER_COMMAND", Some(&script.display().to_string()));
+    let hub_key = w.hub.key_path().display().to_string();
+    assert!(
+        !w.env()
+            .iter()
+            .any(|(_, v)| v.contains(&hub_key) || v.contains("app.pem")),
+        "ghapp's environment names no key: {:?}",
+        w.env()
+    );
+
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    let work = w.path("widgets");
+    w.git(&work, &["switch", "--quiet", "-c", "agent/signed"])
+        .ok();
+    w.commit_file(&work, "signed.txt", "signed elsewhere\n");
+    w.git(&work, &["push", "--quiet", "origin", "agent/signed"])
+        .ok();
+    let c = w.hub.counters();
+    assert_eq!(c.mints.len(), 1, "{c:?}");
+    assert_eq!(c.mints[0].repositories, Some(vec!["widgets".to_string()]));
+    assert!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/signed")
+            .is_some()
+    );
+
+    let doctor = w.ghapp(&["doctor", "--repo", "octo-org/widgets"]);
+    assert!(
+        doctor.stdout.contains("signer command `kms-sign` signs"),
+        "{doctor:#?}"
+    );
+
+    // A signer that fails: its exit and its first stderr line, nothing minted.
+    let mut bad = World::new();
+    bad.set_env("GHAPP_PRIVATE_KEY_FILE", None);
+    bad.set_env(
+        "GHAPP_SIGNER_COMMAND",
+        Some("echo 'kms: access denied for role ci' >&2; exit 3"),
+    );
+    bad.ghapp(&["token", "--repo", "octo-org/widgets"])
+        .fails()
+        .one_line_error(
+            "ghapp",
+            "signer command `echo` failed (exit status: 3): kms: access denied for role ci",
+        );
+    // One that hangs: cut at its deadline.
+    bad.set_env("GHAPP_SIGNER_COMMAND", Some("sleep 60"));
+    let started = Instant::now();
+    bad.ghapp(&["token", "--repo", "octo-org/widgets"])
+        .fails()
+        .one_line_error("ghapp", "signer command `sleep` did not finish within 10 s");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // One that prints something else than a signature.
+    bad.set_env("GHAPP_SIGNER_COMMAND", Some("echo hello"));
+    bad.ghapp(&["token", "--repo", "octo-org/widgets"])
+        .fails()
+        .one_line_error("ghapp", "signer command `echo` printed");
+    assert_eq!(bad.hub.mint_count(), 0);
+    w.assert_no_secrets();
+    bad.assert_no_secrets();
+}
+
 pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "clone_commit_push_with_a_token_narrowed_to_the_repository",
@@ -791,5 +875,9 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "a_failure_of_the_serving_helper_ends_gits_search",
         a_failure_of_the_serving_helper_ends_gits_search,
+    ),
+    (
+        "a_signer_command_mints_with_no_key_in_the_process",
+        a_signer_command_mints_with_no_key_in_the_process,
     ),
 ];

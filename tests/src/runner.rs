@@ -141,7 +141,11 @@ pub fn run(tests: Vec<Test>) -> ExitCode {
     }));
 
     let start = Instant::now();
-    println!("\nrunning {} tests", chosen.len());
+    println!(
+        "\nrunning {} test{}",
+        chosen.len(),
+        if chosen.len() == 1 { "" } else { "s" }
+    );
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(String, Outcome)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {

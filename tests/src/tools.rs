@@ -59,6 +59,11 @@ pub(crate) const TOOLS: &[Tool] = &[
         programs: &["prlimit"],
     },
     Tool {
+        name: "openssl",
+        package: "openssl",
+        programs: &["openssl"],
+    },
+    Tool {
         name: "root",
         package: "(run as root: mount needs it)",
         programs: &[],

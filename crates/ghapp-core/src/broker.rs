@@ -124,6 +124,14 @@ impl Broker {
         self.signer
             .get_or_try_init(|| async {
                 let source = self.app.key.clone();
+                let ident = self.app.ident.clone();
+                if let crate::keys::KeySource::Signer(argv) = source {
+                    return tokio::task::spawn_blocking(move || {
+                        AppSigner::with_command(ident, argv)
+                    })
+                    .await
+                    .map_err(|e| Error::Key(format!("the signer stopped: {e}")))?;
+                }
                 let loaded = tokio::task::spawn_blocking(move || source.load())
                     .await
                     .map_err(|e| Error::Key(format!("key loading stopped: {e}")))??;
@@ -148,7 +156,12 @@ impl Broker {
     /// Loads the key now, synchronously (call before a runtime starts, so a bad key fails at
     /// start-up and the keyring never runs on a runtime thread).
     pub fn load_key_now(&self) -> Result<()> {
-        let signer = self.signer_from(self.app.key.load()?)?;
+        let signer = match &self.app.key {
+            crate::keys::KeySource::Signer(argv) => {
+                AppSigner::with_command(self.app.ident.clone(), argv.clone())?
+            }
+            key => self.signer_from(key.load()?)?,
+        };
         let _ = self.signer.set(signer);
         Ok(())
     }

@@ -23,10 +23,17 @@ struct Claims<'a> {
     iss: &'a str,
 }
 
-/// Signs app JWTs. Holds the parsed key; its `Debug` shows only the issuer.
+/// What signs: the parsed key in memory, or a command that holds it elsewhere.
+enum SignWith {
+    Key(EncodingKey),
+    Command(Vec<String>),
+}
+
+/// Signs app JWTs. Holds the parsed key or the signer command; its `Debug` shows only the
+/// issuer.
 pub struct AppSigner {
     ident: AppIdent,
-    key: EncodingKey,
+    with: SignWith,
     /// Seconds to add to the local clock (server minus local), learnt from a `Date` header.
     offset: AtomicI64,
 }
@@ -58,10 +65,22 @@ impl AppSigner {
         })?;
         let signer = Self {
             ident,
-            key,
+            with: SignWith::Key(key),
             offset: AtomicI64::new(0),
         };
         // Sign once now so a key that parses but cannot sign fails here, named, not later.
+        signer.sign()?;
+        Ok(signer)
+    }
+
+    /// Signs with a command instead of a key ([`crate::signer`]): nothing secret is held here.
+    /// It signs once now, so a signer that fails or hangs is named at start, not at first use.
+    pub fn with_command(ident: AppIdent, argv: Vec<String>) -> Result<Self> {
+        let signer = Self {
+            ident,
+            with: SignWith::Command(argv),
+            offset: AtomicI64::new(0),
+        };
         signer.sign()?;
         Ok(signer)
     }
@@ -86,14 +105,29 @@ impl AppSigner {
             exp: now + EXP_AHEAD,
             iss: &iss,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
-            .map(AppJwt::new)
-            .map_err(|e| {
-                Error::Key(format!(
-                    "cannot sign the app JWT with the private key ({}): download a new key from the app's settings",
-                    describe_jwt_error(&e)
-                ))
-            })
+        let header = Header::new(Algorithm::RS256);
+        match &self.with {
+            SignWith::Key(key) => jsonwebtoken::encode(&header, &claims, key)
+                .map(AppJwt::new)
+                .map_err(|e| {
+                    Error::Key(format!(
+                        "cannot sign the app JWT with the private key ({}): download a new key from the app's settings",
+                        describe_jwt_error(&e)
+                    ))
+                }),
+            SignWith::Command(argv) => {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                // Both always serialise: plain structs of strings and numbers.
+                let input = format!(
+                    "{}.{}",
+                    b64.encode(serde_json::to_vec(&header).unwrap_or_default()),
+                    b64.encode(serde_json::to_vec(&claims).unwrap_or_default())
+                );
+                let sig = crate::signer::sign(argv, input.as_bytes())?;
+                Ok(AppJwt::new(format!("{input}.{}", b64.encode(sig))))
+            }
+        }
     }
 }
 

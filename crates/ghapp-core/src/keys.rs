@@ -22,6 +22,9 @@ pub enum KeySource {
     Inline(PrivateKeyPem),
     /// A shell command whose stdout is the PEM or the credentials JSON.
     Command(String),
+    /// No key here at all: a command that signs the app's JWT (`signer = { command = [...] }`,
+    /// `GHAPP_SIGNER_COMMAND`), so the key stays in its KMS or HSM. See [`crate::signer`].
+    Signer(Vec<String>),
     /// An OS keyring entry holding the PEM.
     Keyring {
         service: String,
@@ -47,6 +50,7 @@ impl KeySource {
             KeySource::Env(_) => "GHAPP_PRIVATE_KEY".into(),
             KeySource::Inline(_) => "the credentials JSON".into(),
             KeySource::Command(c) => format!("command `{}`", first_word(c)),
+            KeySource::Signer(argv) => signer_name(argv),
             KeySource::Keyring { service, user } => format!("keyring entry {service}/{user}"),
         }
     }
@@ -67,6 +71,12 @@ impl KeySource {
                 (PrivateKeyPem::new(text), None)
             }
             KeySource::Env(p) | KeySource::Inline(p) => (p.clone(), None),
+            KeySource::Signer(_) => {
+                return Err(Error::Key(format!(
+                    "{} holds no key to load: it signs the app's JWT itself",
+                    self.describe()
+                )));
+            }
             KeySource::Command(cmd) => {
                 let out = run_command(cmd)?;
                 if out.trim_start().starts_with('{') {
@@ -321,23 +331,47 @@ const COMMAND_OUTPUT_LIMIT: u64 = 1 << 20;
 
 fn run_command(cmd: &str) -> Result<String> {
     let what = format!("private key command `{}`", first_word(cmd));
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(Stdio::null())
+    let argv = ["sh".to_owned(), "-c".to_owned(), cmd.to_owned()];
+    let out = run_bounded(&what, &argv, None, COMMAND_TIMEOUT)?;
+    String::from_utf8(out)
+        .map_err(|_| Error::Key(format!("{what} printed something that is not UTF-8 text")))
+}
+
+/// Runs `argv` with `input` on its stdin (else none), reading at most [`COMMAND_OUTPUT_LIMIT`]
+/// of its stdout (a key, a credentials JSON or a signature is a few KiB; more is cut off, not
+/// held) and killing it after `deadline`. Its stderr's first line, redacted, names a failure.
+pub(crate) fn run_bounded(
+    what: &str,
+    argv: &[String],
+    input: Option<Vec<u8>>,
+    deadline: Duration,
+) -> Result<Vec<u8>> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::Key(format!("{what} is empty: name a program to run")))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Key(format!("cannot start {what}: {e}")))?;
+    if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+        // Its own thread: a command that does not read its input must not block us.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&data);
+        });
+    }
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
-    // Bounded reads: a key or a credentials JSON is a few KiB; a command that prints more is
-    // cut off rather than held in memory.
     let out_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let r = (&mut stdout)
-            .take(COMMAND_OUTPUT_LIMIT)
-            .read_to_string(&mut s);
+        let mut s = Vec::new();
+        let r = (&mut stdout).take(COMMAND_OUTPUT_LIMIT).read_to_end(&mut s);
         // Keep the pipe drained so the command is not blocked on a full pipe.
         let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         r.map(|_| s)
@@ -349,22 +383,23 @@ fn run_command(cmd: &str) -> Result<String> {
         s
     });
     use wait_timeout::ChildExt;
-    let status = match child.wait_timeout(COMMAND_TIMEOUT) {
+    let status = match child.wait_timeout(deadline) {
         Ok(Some(s)) => s,
         Ok(None) => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::Key(format!(
                 "{what} did not finish within {} s: check that it does not wait for input",
-                COMMAND_TIMEOUT.as_secs()
+                deadline.as_secs()
             )));
         }
         Err(e) => return Err(Error::Key(format!("{what}: {e}"))),
     };
-    let out =
-        out_thread.join().ok().and_then(|r| r.ok()).ok_or_else(|| {
-            Error::Key(format!("{what} printed something that is not UTF-8 text"))
-        })?;
+    let out = out_thread
+        .join()
+        .ok()
+        .and_then(|r| r.ok())
+        .ok_or_else(|| Error::Key(format!("cannot read what {what} printed")))?;
     let err = err_thread.join().unwrap_or_default();
     if !status.success() {
         return Err(Error::Key(format!(
@@ -387,6 +422,18 @@ fn redact_stderr(s: &str) -> String {
         line = "(no message)".into();
     }
     line
+}
+
+/// A signer command as errors name it: `signer command `PROGRAM``, its arguments left out (they
+/// may name a key).
+pub fn signer_name(argv: &[String]) -> String {
+    // GHAPP_SIGNER_COMMAND is a shell command line: name its program, not the shell.
+    let program = match argv {
+        [sh, c, line] if sh == "sh" && c == "-c" => first_word(line),
+        _ => argv.first().map_or("", String::as_str),
+    };
+    let program = program.rsplit('/').next().unwrap_or(program);
+    format!("signer command `{program}`")
 }
 
 fn first_line(s: &str) -> String {

@@ -50,6 +50,8 @@ pub mod permissions;
 pub mod request;
 pub mod resolve;
 pub mod secret;
+#[cfg(feature = "mint")]
+pub mod signer;
 pub mod time;
 
 pub use error::{Error, Result};

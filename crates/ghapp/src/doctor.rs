@@ -307,6 +307,24 @@ fn parse_token_expiry(v: &str) -> Option<std::time::SystemTime> {
 
 /// The key: readable, private, an RSA key that signs. Returns whether remote checks can run.
 fn key_checks(r: &mut Report, app: &AppConfig) -> bool {
+    if let ghapp_core::keys::KeySource::Signer(argv) = &app.key {
+        return match AppSigner::with_command(app.ident.clone(), argv.clone()) {
+            Ok(_) => {
+                r.ok(
+                    "private key",
+                    format!(
+                        "none here: {} signs (GitHub checks the signature next)",
+                        app.key.describe()
+                    ),
+                );
+                true
+            }
+            Err(e) => {
+                r.fail_said("private key", e.to_string());
+                false
+            }
+        };
+    }
     let loaded = match app.key.load() {
         Ok(l) => l,
         Err(e) => {

@@ -78,8 +78,18 @@ pub struct FileApp {
     pub(crate) private_key_command: Option<String>,
     pub(crate) private_key_keyring: Option<String>,
     pub(crate) credentials_file: Option<PathBuf>,
+    /// The app's JWT signed by a command instead of a key held here.
+    pub(crate) signer: Option<FileSigner>,
     #[serde(default)]
     pub(crate) owners: Vec<String>,
+}
+
+/// `signer = { command = ["PROGRAM", "ARG", ...] }`: the JWT's signing input on its stdin, the
+/// RS256 signature (raw or base64) on its stdout. Run directly, not through a shell.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileSigner {
+    pub(crate) command: Vec<String>,
 }
 
 /// The default config file: `config.toml` in the user config dir.

@@ -37,7 +37,7 @@ mod host;
 pub use env::{ENV_VARS, Env, ProcessEnv};
 use env::{parse_u64, unescape_newlines};
 pub use file::{FileApp, app_tables, check_text, default_config_path};
-use file::{FileConfig, FilePat, read_file};
+use file::{FileConfig, FilePat, FileSigner, read_file};
 pub use host::{GitHubHost, default_cache_dir};
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -320,6 +320,7 @@ pub fn layered_apps(
         app_id: (primary.app_id.is_some() || primary.client_id.is_some()).then(|| table(1)),
         key: (primary.private_key_file.is_some()
             || primary.private_key_command.is_some()
+            || primary.signer.is_some()
             || primary.private_key_keyring.is_some()
             || primary.credentials_file.is_some())
         .then(|| table(1)),
@@ -352,6 +353,7 @@ pub fn layered_apps(
         "GHAPP_PRIVATE_KEY_KEYRING",
         "GHAPP_PRIVATE_KEY",
         "GHAPP_PRIVATE_KEY_FILE",
+        "GHAPP_SIGNER_COMMAND",
     ] {
         if let Some(w) = from(&env.var(name), name) {
             sources.key = Some(w);
@@ -394,6 +396,19 @@ pub fn layered_apps(
         }
         primary.private_key_command = None;
         primary.private_key_keyring = None;
+        primary.signer = None;
+    }
+    // A signer named in the environment replaces every key source of the file (a shell command
+    // line, as GHAPP_PRIVATE_KEY_COMMAND is).
+    if let Some(cmd) = env.var("GHAPP_SIGNER_COMMAND") {
+        primary.signer = Some(FileSigner {
+            command: vec!["sh".into(), "-c".into(), cmd],
+        });
+        primary.private_key_file = None;
+        primary.private_key_command = None;
+        primary.private_key_keyring = None;
+        primary.credentials_file = None;
+        layered = true;
     }
 
     let mut apps = Vec::new();
@@ -521,6 +536,13 @@ fn build_app(
         installation_id = installation_id.or(creds.installation_id);
         webhook_secret = creds.webhook_secret;
         KeySource::Inline(creds.private_key)
+    } else if let Some(signer) = a.signer {
+        if signer.command.first().is_none_or(|p| p.is_empty()) {
+            return Err(Error::Config(format!(
+                "signer.command is empty ({origin}): name the program that signs, e.g. signer = {{ command = [\"/usr/local/bin/kms-sign\"] }}"
+            )));
+        }
+        KeySource::Signer(signer.command)
     } else {
         let what = if ident.app_id.is_some() || ident.client_id.is_some() {
             format!("app {ident} has no private key")
@@ -630,6 +652,44 @@ mod tests {
         assert!(c.app_for("ghe.corp", Some("corp")).is_some());
         assert!(c.app_for("ghe.corp", Some("other")).is_none());
         assert_eq!(c.app_for("github.com", None).unwrap().ident.app_id, Some(2));
+    }
+
+    #[test]
+    fn a_signer_is_a_key_source_and_the_more_specific_layer_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[[app]]\napp_id = 1\nsigner = { command = [\"/usr/local/bin/kms-sign\", \"--key\", \"alias/ghapp\"] }\n",
+        )
+        .unwrap();
+        let load = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("GHAPP_CONFIG", f.to_str().unwrap())];
+            all.extend_from_slice(pairs);
+            Config::load_from(&env(&all), &Overrides::default())
+        };
+        let c = load(&[]).unwrap();
+        match &c.apps[0].key {
+            KeySource::Signer(argv) => assert_eq!(argv[2], "alias/ghapp"),
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(c.apps[0].key.describe(), "signer command `kms-sign`");
+        // A key file in the environment replaces the file's signer, and the reverse.
+        let c = load(&[("GHAPP_PRIVATE_KEY_FILE", "/k.pem")]).unwrap();
+        assert!(matches!(c.apps[0].key, KeySource::File(_)));
+        let c = load(&[("GHAPP_SIGNER_COMMAND", "/opt/sign --fast")]).unwrap();
+        assert_eq!(c.apps[0].key.describe(), "signer command `sign`");
+        assert_eq!(
+            c.apps[0].sources.key.as_deref(),
+            Some("GHAPP_SIGNER_COMMAND")
+        );
+        // An empty command, or an unknown key in the table, is named.
+        std::fs::write(&f, "[[app]]\napp_id = 1\nsigner = { command = [] }\n").unwrap();
+        let e = load(&[]).unwrap_err().to_string();
+        assert!(e.contains("signer.command is empty"), "{e}");
+        std::fs::write(&f, "[[app]]\napp_id = 1\nsigner = { cmd = [\"x\"] }\n").unwrap();
+        let e = load(&[]).unwrap_err().to_string();
+        assert!(e.contains("cmd"), "{e}");
     }
 
     #[test]
