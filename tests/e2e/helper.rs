@@ -1,6 +1,7 @@
 //! git-credential-ghapp end to end: the real git binary, the built helper, fakehub over HTTPS.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ghapp_e2e::{Options, World, basic_auth};
@@ -495,7 +496,7 @@ fn cache_files_are_private() {
     let w = World::new();
     w.get("octo-org/widgets").ok();
     let dir = w.cache_dir();
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     let mut files = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -595,7 +596,7 @@ fn a_relative_cache_directory_is_refused() {
 struct Mount(std::path::PathBuf);
 
 impl Mount {
-    fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Mount> {
+    fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
         std::fs::create_dir_all(dir).unwrap();
         let ok = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -805,6 +806,106 @@ fn a_signer_command_mints_with_no_key_in_the_process() {
     bad.assert_no_secrets();
 }
 
+/// The key in an HSM (SoftHSM2, through PKCS#11): imported into the token, every PEM copy
+/// deleted, and `pkcs11-tool` as the signer. Tokens are minted and git clones with them.
+fn a_key_in_an_hsm_signs_through_pkcs11() {
+    ghapp_e2e::needs("softhsm2");
+    ghapp_e2e::needs("openssl");
+    let mut w = World::new();
+    let hsm = w.path("hsm");
+    std::fs::create_dir_all(hsm.join("tokens")).unwrap();
+    let conf = hsm.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\n", hsm.join("tokens").display()),
+    )
+    .unwrap();
+    let module = [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .find(|m| Path::new(m).is_file())
+    .expect("softhsm2's PKCS#11 module");
+    let run = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        "softhsm2-util",
+        &[
+            "--init-token",
+            "--free",
+            "--label",
+            "ghapp",
+            "--pin",
+            "4321",
+            "--so-pin",
+            "8765",
+        ],
+    );
+    let pk8 = hsm.join("app.pk8");
+    let key = w.hub.key_path().display().to_string();
+    run(
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            &key,
+            "-out",
+            pk8.to_str().unwrap(),
+        ],
+    );
+    run(
+        "softhsm2-util",
+        &[
+            "--import",
+            pk8.to_str().unwrap(),
+            "--token",
+            "ghapp",
+            "--label",
+            "app",
+            "--id",
+            "01",
+            "--pin",
+            "4321",
+        ],
+    );
+    std::fs::remove_file(&pk8).unwrap();
+    let pin = hsm.join("pin");
+    std::fs::write(&pin, "4321").unwrap();
+    let script = w.path("hsm-sign");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexport SOFTHSM2_CONF={}\nexec pkcs11-tool --module {module} --token-label ghapp --login --pin \"$(cat {})\" --sign --mechanism SHA256-RSA-PKCS --label app --input-file /dev/stdin --output-file /dev/stdout\n",
+            conf.display(),
+            pin.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.set_env("GHAPP_PRIVATE_KEY_FILE", None);
+    w.set_env("GHAPP_SIGNER_COMMAND", Some(&script.display().to_string()));
+
+    let t = w.ghapp(&["token", "--repo", "octo-org/widgets"]);
+    t.ok();
+    w.clone_repo("octo-org", "widgets", "widgets").ok();
+    assert!(w.path("widgets").join("README.md").is_file());
+    assert!(w.hub.mint_count() >= 1);
+    w.assert_no_secrets();
+}
+
 pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "clone_commit_push_with_a_token_narrowed_to_the_repository",
@@ -879,5 +980,9 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "a_signer_command_mints_with_no_key_in_the_process",
         a_signer_command_mints_with_no_key_in_the_process,
+    ),
+    (
+        "a_key_in_an_hsm_signs_through_pkcs11",
+        a_key_in_an_hsm_signs_through_pkcs11,
     ),
 ];

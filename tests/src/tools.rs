@@ -64,6 +64,11 @@ pub(crate) const TOOLS: &[Tool] = &[
         programs: &["openssl"],
     },
     Tool {
+        name: "softhsm2",
+        package: "softhsm2 opensc",
+        programs: &["softhsm2-util", "pkcs11-tool"],
+    },
+    Tool {
         name: "root",
         package: "(run as root: mount needs it)",
         programs: &[],
