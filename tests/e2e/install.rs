@@ -35,7 +35,11 @@ fn install_clone_reinstall_and_uninstall() {
     w.set_env("CARGO_HOME", Some(&cargo_home));
     w.set_env("RUSTUP_HOME", Some(&rustup_home));
     w.set_env("CARGO_NET_OFFLINE", Some("true"));
-    let target = repo_root().join("target");
+    // The suite's own target dir (CARGO_TARGET_DIR may have moved it out of the clone).
+    let target = ghapp_e2e::bin_dir()
+        .parent()
+        .expect("target/debug has a parent")
+        .to_path_buf();
     w.set_env("CARGO_TARGET_DIR", Some(target.to_str().unwrap()));
     let script = repo_root().join("install/install.sh");
     let script = script.to_str().unwrap();
