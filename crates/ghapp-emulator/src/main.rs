@@ -42,20 +42,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args();
-    let argv0 = args.next().unwrap_or_default();
-    if std::path::Path::new(&argv0)
-        .file_name()
-        .is_some_and(|n| n == git_credential_ghapp::PROGRAM)
-    {
-        let rest: Vec<String> = args.collect();
-        return git_credential_ghapp::run(
-            &rest,
-            &mut std::io::stdin().lock(),
-            &mut std::io::stdout().lock(),
-            &mut std::io::stderr().lock(),
-            &mut ghapp::mint_in_process,
-        );
+    if let Some(code) = ghapp::helper_if_so_named() {
+        return code;
     }
     let cli = Cli::parse();
     let done = match &cli.command {

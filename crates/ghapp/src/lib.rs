@@ -31,6 +31,27 @@ pub use cli::{Cli, EmulatorArgs};
 pub use configure_git::configure_git;
 use out::outln;
 
+/// Runs the credential helper, minting in process, when this binary was invoked under the
+/// helper's name (a link named `git-credential-ghapp`); `None` otherwise. `ghapp` and
+/// `ghapp-emulator` both answer so.
+pub fn helper_if_so_named() -> Option<ExitCode> {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    let named = std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == git_credential_ghapp::PROGRAM);
+    named.then(|| {
+        let rest: Vec<String> = args.collect();
+        git_credential_ghapp::run(
+            &rest,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+            &mut mint_in_process,
+        )
+    })
+}
+
 /// The helper's cache miss, minted here: logging and ghapp-core's one credential resolution.
 pub fn mint_in_process(
     miss: &git_credential_ghapp::Miss<'_>,
