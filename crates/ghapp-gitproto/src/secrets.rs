@@ -75,14 +75,16 @@ impl Scanner {
         Scanner::default()
     }
 
-    /// Whether scanning can stop (a credential found, or the file is binary).
+    /// Whether scanning can stop: the file is binary, or a credential was found and the file
+    /// can no longer turn out binary (a NUL later in the first 8000 bytes still clears it, so
+    /// the answer does not depend on how the file was cut).
     pub fn done(&self) -> bool {
-        self.found.is_some() || self.binary
+        self.binary || (self.found.is_some() && self.seen >= BINARY_PROBE as u64)
     }
 
-    /// The credential found so far, if any (what [`Scanner::finish`] would report first).
+    /// The credential found, once it is certain ([`Scanner::done`]).
     pub fn found(&self) -> Option<Finding> {
-        self.found
+        if self.done() { self.found } else { None }
     }
 
     pub fn feed(&mut self, piece: &[u8]) {
@@ -93,11 +95,16 @@ impl Scanner {
             let probe = (BINARY_PROBE as u64 - self.seen) as usize;
             if memchr::memchr(0, &piece[..probe.min(piece.len())]).is_some() {
                 self.binary = true;
+                self.found = None;
                 self.carry = Vec::new();
                 return;
             }
         }
         self.seen += piece.len() as u64;
+        if self.found.is_some() {
+            // Found early: only the binary probe is left to finish.
+            return;
+        }
         if self.carry.is_empty() {
             let kept = self.scan(piece, false);
             self.carry.extend_from_slice(&piece[kept..]);
@@ -112,7 +119,7 @@ impl Scanner {
 
     /// The first credential in the file, once all of it has been fed.
     pub fn finish(mut self) -> Option<Finding> {
-        if !self.done() {
+        if !self.binary && self.found.is_none() {
             let buf = std::mem::take(&mut self.carry);
             self.scan(&buf, true);
         }
@@ -341,7 +348,7 @@ mod tests {
 
     #[test]
     fn credentials_are_found_with_their_line() {
-        let cases: [(String, Option<(&str, u64)>); 12] = [
+        let cases: [(String, Option<(&str, u64)>); 13] = [
             (format!("a\nb\nTOKEN={TOKEN}\n"), Some(("GitHub token", 3))),
             (TOKEN.to_string(), Some(("GitHub token", 1))),
             (format!("x\n{}", pem()), Some(("private key", 2))),
@@ -363,6 +370,7 @@ mod tests {
             ),
             (format!("{}\nsee the docs\n", armour("BEGIN", "RSA ")), None),
             (format!("\0binary {TOKEN}"), None),
+            (format!("TOKEN={TOKEN}\n...\0"), None),
         ];
         for (text, want) in cases {
             for piece in [1, 3, 64, 100_000] {
