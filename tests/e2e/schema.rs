@@ -114,6 +114,15 @@ fn fakehub_answers_match_githubs_schemas() {
         let r = call(&client, Method::GET, "/repos/octo-org/gadgets", Auth::Token(&token), None).await;
         assert_eq!(r.status.as_u16(), 404, "a token narrowed to widgets does not see gadgets");
 
+        // A file's contents (the trust policies of the token exchange are read so).
+        let op = "/repos/{owner}/{repo}/contents/{path}";
+        let r = call(&client, Method::GET, "/repos/octo-org/widgets/contents/README.md", Auth::Token(&token), None).await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.message());
+        assert_valid(&spec, spec.response_schema(op, "get", 200), &r.body, "GET contents");
+        let r = call(&client, Method::GET, "/repos/octo-org/widgets/contents/nope.txt", Auth::Token(&token), None).await;
+        assert_eq!(r.status.as_u16(), 404);
+        assert_valid(&spec, spec.response_schema(op, "get", 404), &r.body, "GET contents 404");
+
         let r = call(&client, Method::DELETE, "/installation/token", Auth::Token(&token), None).await;
         assert_eq!(r.status.as_u16(), 204);
         let r = call(&client, Method::GET, "/installation/repositories", Auth::Token(&token), None).await;

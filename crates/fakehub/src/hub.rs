@@ -173,6 +173,8 @@ pub(crate) struct Hub {
     pub lfs_locks: Mutex<Vec<crate::lfs::Lock>>,
     /// Every request received, in order (bounded: the oldest are dropped past 100,000).
     pub received: Mutex<std::collections::VecDeque<Received>>,
+    /// The OIDC issuer (GitHub Actions' shape) under `/_oidc`.
+    pub oidc: Mutex<crate::oidc::Issuer>,
 }
 
 pub(crate) enum TokenCheck {

@@ -27,6 +27,8 @@
 //! | `POST /api/v3/app-manifests/{code}/conversions` | none | 201 with `pem`, `client_secret`, `webhook_secret`; a code converts once, within an hour of fakehub's clock; else 404 |
 //! | `GET`, `POST /apps/{slug}/installations/new` (form `account`, `repositories`) | none | installs the app on an account with the app's permissions |
 //! | `GET /api/v3/user` | fine-grained personal access token | the token's user; `github-authentication-token-expiration` when it expires |
+//! | `GET /api/v3/repos/{o}/{r}/contents/{path}[?ref=]` | token (`contents` read) | a file's content-file document (base64 in lines of 60, its blob `sha`); a directory, a missing path or ref: 404 |
+//! | `GET /_oidc/.well-known/openid-configuration`, `GET /_oidc/.well-known/jwks`, `GET /_oidc/idtoken?api-version=2.0[&audience=]` | none; a job's request token (Bearer) for `idtoken` | an OIDC issuer shaped as GitHub Actions' (see `oidc`): jobs made by [`FakeHub::oidc_job`], keys rotated by [`FakeHub::oidc_rotate`] (RS256 or ES256) |
 //!
 //! Every app-JWT route answers for the app the JWT's `iss` names, verified with that app's key.
 //!
@@ -60,6 +62,7 @@ mod json;
 mod keys;
 mod lfs;
 mod manifest;
+mod oidc;
 mod pulls;
 mod server;
 mod tls;
@@ -76,6 +79,7 @@ use jsonwebtoken::DecodingKey;
 pub use hub::{Counters, Mint, Received};
 pub use keys::generate_rsa_key_pem;
 use keys::{pkcs1_pem, write_private};
+pub use oidc::Signing;
 pub(crate) use server::{empty, full, json_response, text};
 
 /// A pull request as the emulator holds it.
@@ -146,6 +150,8 @@ pub struct FakeHub {
     key_path: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The CA that signed fakehub's certificate, for leaves a test serves elsewhere.
+    ca: tls::Ca,
 }
 
 impl std::fmt::Debug for FakeHub {
@@ -301,6 +307,7 @@ impl FakeHub {
             },
             lfs_secret: rand::random(),
             lfs_locks: Mutex::new(Vec::new()),
+            oidc: Mutex::new(oidc::Issuer::new().map_err(io_err)?),
         });
         hub.knobs.token_ttl.store(opts.token_ttl, Ordering::Relaxed);
         hub.knobs.fail_status.store(502, Ordering::Relaxed);
@@ -336,12 +343,89 @@ impl FakeHub {
             key_path,
             shutdown: Some(tx),
             thread: Some(thread),
+            ca: tls.ca,
         })
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.hub.base_url.clone()
+    }
+
+    /// A certificate from fakehub's CA for another test server (names: hosts or IPs): the
+    /// certificate chain and the key, PEM.
+    pub fn issue_leaf(&self, names: &[&str]) -> std::io::Result<(String, String)> {
+        self.ca.leaf(names).map_err(io_err)
+    }
+
+    /// The OIDC issuer's URL (`https://HOST:PORT/_oidc`), as a token's `iss`.
+    pub fn oidc_issuer(&self) -> String {
+        oidc::issuer_url(&self.hub.base_url)
+    }
+
+    /// A GitHub Actions job of `repository` (`owner/name`) running for `git_ref`, with
+    /// `extra` claims over the ones Actions sets: the job's `ACTIONS_ID_TOKEN_REQUEST_URL` (with
+    /// `?api-version=2.0`, as the runner sets it) and `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+    pub fn oidc_job(
+        &self,
+        repository: &str,
+        git_ref: &str,
+        extra: serde_json::Value,
+    ) -> (String, String) {
+        let (owner, name) = repository.split_once('/').unwrap_or((repository, ""));
+        let mut claims =
+            oidc::actions_claims(repository, git_ref, self.repo_id(owner, name).unwrap_or(0));
+        if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        let token = self.oidc().add_job(claims);
+        (
+            format!("{}/idtoken?api-version=2.0", self.oidc_issuer()),
+            token,
+        )
+    }
+
+    /// `claims` signed as the issuer would (or, for tests of a verifier, as it would not).
+    pub fn oidc_sign(&self, claims: &serde_json::Value, how: Signing) -> String {
+        self.oidc().sign(claims, how).unwrap_or_default()
+    }
+
+    /// Actions' claims for `repository` at `git_ref` with the issuer, `aud` and the times
+    /// set (`exp` `ttl` seconds from now, negative: already expired): for [`FakeHub::oidc_sign`].
+    pub fn oidc_claims(
+        &self,
+        repository: &str,
+        git_ref: &str,
+        aud: &str,
+        ttl: i64,
+    ) -> serde_json::Value {
+        let (owner, name) = repository.split_once('/').unwrap_or((repository, ""));
+        let mut c =
+            oidc::actions_claims(repository, git_ref, self.repo_id(owner, name).unwrap_or(0));
+        let now = self.hub.now();
+        if let Some(m) = c.as_object_mut() {
+            m.insert("iss".into(), self.oidc_issuer().into());
+            m.insert("aud".into(), aud.into());
+            m.insert("iat".into(), (now.min(now + ttl)).into());
+            m.insert("nbf".into(), (now.min(now + ttl)).into());
+            m.insert("exp".into(), (now + ttl).into());
+        }
+        c
+    }
+
+    /// A new signing key for the issuer (`es256`: P-256, else RSA), published at once;
+    /// `retire`: the old keys leave the JWKS. Returns its `kid`.
+    pub fn oidc_rotate(&self, es256: bool, retire: bool) -> String {
+        let alg = if es256 {
+            jsonwebtoken::Algorithm::ES256
+        } else {
+            jsonwebtoken::Algorithm::RS256
+        };
+        self.oidc().rotate(alg, retire).unwrap_or_default()
+    }
+
+    fn oidc(&self) -> std::sync::MutexGuard<'_, oidc::Issuer> {
+        self.hub.oidc.lock().unwrap_or_else(|e| e.into_inner())
     }
     /// `https://HOST:PORT/api/v3`.
     pub fn api_url(&self) -> String {

@@ -131,6 +131,8 @@ async fn route(
         api::handle(hub.clone(), req, rest).await
     } else if path == "/api/graphql" && req.method() == hyper::Method::POST {
         graphql::handle(hub.clone(), req).await
+    } else if let Some(rest) = path.strip_prefix(crate::oidc::PREFIX) {
+        crate::oidc::handle(&hub, req, rest).await
     } else if path.starts_with("/_fakehub/") {
         control(&hub, req, &path).await
     } else if let Some(r) = web(&path) {

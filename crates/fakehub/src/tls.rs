@@ -12,6 +12,27 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 pub(crate) struct Tls {
     pub ca_pem: String,
     pub server: Arc<rustls::ServerConfig>,
+    pub ca: Ca,
+}
+
+/// The throwaway CA, kept to sign leaves for other test servers.
+pub(crate) struct Ca(Issuer<'static, KeyPair>);
+
+impl Ca {
+    /// A server certificate for `names` (host names or IP addresses) and its key, both PEM
+    /// (the certificate followed by the CA's, the key PKCS#8).
+    pub(crate) fn leaf(&self, names: &[&str]) -> Result<(String, String), String> {
+        let err = |e: rcgen::Error| format!("certificate generation failed: {e}");
+        let key = KeyPair::generate().map_err(err)?;
+        let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .map_err(err)?;
+        p.distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = p.signed_by(&key, &self.0).map_err(err)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
 }
 
 pub(crate) fn make(hostnames: &[&str]) -> Result<Tls, String> {
@@ -55,5 +76,6 @@ pub(crate) fn make(hostnames: &[&str]) -> Result<Tls, String> {
     Ok(Tls {
         ca_pem: ca_cert.pem(),
         server: Arc::new(server),
+        ca: Ca(issuer),
     })
 }

@@ -77,6 +77,7 @@ static ROUTES: &[Route] = routes! {
     "GET" "/repos/{owner}/{repo}/branches/{branch+}" => repos::branch,
     "GET" "/repos/{owner}/{repo}/compare/{basehead+}" => repos::compare,
     "GET" "/repos/{owner}/{repo}/pulls/{number}/comments" => pulls::review_comments,
+    "GET" "/repos/{owner}/{repo}/contents/{path+}" => repos::contents,
 };
 
 /// The template's parameters when `segs` fits it. A last `{name+}` takes the rest of the path,

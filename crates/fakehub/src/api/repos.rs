@@ -297,3 +297,97 @@ pub(super) async fn compare(c: Ctx) -> Answer {
     .map_err(|_| err(StatusCode::NOT_FOUND, "Not Found"))?;
     Ok(json_response(StatusCode::OK, &doc))
 }
+
+/// `GET /repos/{owner}/{repo}/contents/{path}[?ref=]` for a file (`contents` read): GitHub's
+/// content-file document, the content base64 in lines of 60 as GitHub sends it. A directory, a
+/// missing path or ref: 404. Files over 1 MB are not inlined by GitHub's JSON form; fakehub
+/// refuses them with 403 `too_large`, as GitHub does for over 100 MB.
+pub(super) async fn contents(c: Ctx) -> Answer {
+    let t = c.token()?;
+    let r = c
+        .hub
+        .find_repo(c.param(0), c.param(1))
+        .filter(|r| c.hub.token_covers(&t, &r.owner, &r.name))
+        .ok_or_else(not_found)?;
+    let granted = t.permissions.get("contents").map(String::as_str);
+    if !level_covers(granted.unwrap_or(""), "read") {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        ));
+    }
+    let path = c.param(2).to_owned();
+    let rev = c
+        .query()
+        .get("ref")
+        .cloned()
+        .unwrap_or_else(|| r.default_branch.clone());
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+        || rev.starts_with('-')
+    {
+        return Err(not_found());
+    }
+    let dir = c.hub.repo_dir(&r);
+    let home = c.hub.home.clone();
+    let spec = format!("{rev}:{path}");
+    let found = tokio::task::spawn_blocking(move || -> Option<(String, Vec<u8>)> {
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .env("GIT_DIR", &dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("HOME", &home)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| o.stdout)
+        };
+        let kind = git(&["cat-file", "-t", &spec])?;
+        if kind.trim_ascii() != b"blob" {
+            return None;
+        }
+        let sha = String::from_utf8(git(&["rev-parse", &spec])?).ok()?;
+        Some((sha.trim().to_owned(), git(&["cat-file", "blob", &spec])?))
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(not_found)?;
+    let (sha, bytes) = found;
+    if bytes.len() > 1_000_000 {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "This API returns blobs up to 1 MB in size. The requested blob is too large to fetch via the API, but you can use the Git Data API to request blobs up to 100 MB in size.",
+        ));
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let content: String = b64
+        .as_bytes()
+        .chunks(60)
+        .map(|l| format!("{}\n", String::from_utf8_lossy(l)))
+        .collect();
+    let base = &c.hub.base_url;
+    let api = format!("{base}/api/v3/repos/{}/{}", r.owner, r.name);
+    let html = format!("{base}/{}/{}/blob/{rev}/{path}", r.owner, r.name);
+    let git_url = format!("{api}/git/blobs/{sha}");
+    let url = format!("{api}/contents/{path}?ref={rev}");
+    let doc = json!({
+        "type": "file",
+        "encoding": "base64",
+        "size": bytes.len(),
+        "name": path.rsplit('/').next().unwrap_or(&path),
+        "path": path,
+        "content": content,
+        "sha": sha,
+        "url": url,
+        "git_url": git_url,
+        "html_url": html,
+        "download_url": format!("{base}/{}/{}/raw/{rev}/{path}", r.owner, r.name),
+        "_links": {"self": url, "git": git_url, "html": html},
+    });
+    Ok(json_response(StatusCode::OK, &doc))
+}
