@@ -418,6 +418,12 @@ impl Broker {
         }
     }
 
+    /// A new token for `req`, never cached nor shared: for a caller that owns it (and may
+    /// revoke it), as a token exchange's.
+    pub async fn mint_uncached(&self, req: &TokenRequest) -> Result<CachedToken> {
+        self.mint(req).await
+    }
+
     async fn mint(&self, req: &TokenRequest) -> Result<CachedToken> {
         match self.mint_once(req).await {
             // A discovered installation GitHub no longer knows (the app was uninstalled and

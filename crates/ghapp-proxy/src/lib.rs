@@ -48,6 +48,7 @@ mod router;
 mod running;
 mod sandbox;
 mod store;
+mod sts;
 mod tokens;
 mod transport;
 mod upstream;

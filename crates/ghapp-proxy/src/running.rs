@@ -19,6 +19,7 @@ use crate::live::{Live, Snapshot};
 use crate::pipeline::DataPlane;
 use crate::router::Hosts;
 use crate::store::{Store, StoreError};
+use crate::sts::Sts;
 use crate::tokens::Tokens;
 use crate::{inspect, transport};
 
@@ -53,6 +54,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the token exchange service ([sts]): {0}")]
+    Sts(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -67,6 +70,8 @@ pub(crate) struct Prepared {
     pub upstream: reqwest::Client,
     pub git: Arc<inspect::Git>,
     pub config_path: Option<PathBuf>,
+    /// The token exchange service and its TLS, when `[sts]` is set.
+    pub sts: Option<(Sts, Option<tokio_rustls::TlsAcceptor>)>,
 }
 
 /// Prepares everything that can fail before serving: the key, the CA, the audit log, the
@@ -140,8 +145,16 @@ pub(crate) fn prepare(cfg: ProxyConfig) -> Result<Prepared, StartError> {
     if cfg.sandboxes.iter().any(|s| s.rules.inspect) {
         git.prepare().map_err(StartError::Inspection)?;
     }
+    let tokens = Arc::new(Tokens::new(brokers, audit.clone()));
+    let sts = match &cfg.sts {
+        Some(s) => {
+            Some(crate::sts::prepare(s, tokens.clone(), audit.clone()).map_err(StartError::Sts)?)
+        }
+        None => None,
+    };
     Ok(Prepared {
-        tokens: Arc::new(Tokens::new(brokers, audit.clone())),
+        sts,
+        tokens,
         hosts,
         ca,
         audit,
@@ -201,6 +214,11 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
         .webhook_listen
         .map(|a| bind(a, "webhook_listen"))
         .transpose()?;
+    let sts_listener = cfg
+        .sts
+        .as_ref()
+        .map(|s| bind(s.listen, "[sts] listen"))
+        .transpose()?;
     let addr_of = |l: &std::net::TcpListener| l.local_addr().ok();
     let addr = addr_of(&listener).unwrap_or(cfg.listen);
     // The proxy's own listeners, as bound, are never a tunnel's destination.
@@ -208,6 +226,9 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
     cfg.metrics_listen = metrics.as_ref().and_then(addr_of);
     cfg.admin_listen = admin.as_ref().and_then(addr_of);
     cfg.webhook_listen = webhooks.as_ref().and_then(addr_of);
+    if let (Some(s), Some(a)) = (cfg.sts.as_mut(), sts_listener.as_ref().and_then(addr_of)) {
+        s.listen = a;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -217,6 +238,7 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
         None => None,
     };
     let cfg = Arc::new(cfg);
+    let sts = p.sts.map(|(s, tls)| (Arc::new(s), tls));
     let live = Arc::new(Snapshot::new(Live::of(&cfg)));
     let github = Arc::new(Api::new(
         p.upstream.clone(),
@@ -245,6 +267,7 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
         metrics_addr: cfg.metrics_listen,
         admin_addr: cfg.admin_listen,
         webhook_addr: cfg.webhook_listen,
+        sts_addr: cfg.sts.as_ref().map(|s| s.listen),
         shutdown: None,
         thread: None,
     };
@@ -271,6 +294,7 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                     let c = control.clone();
                     tokio::spawn(transport::serve_side(
                         l,
+                        None,
                         limits.max_side_connections,
                         limits.header_timeout,
                         on_error.clone(),
@@ -284,6 +308,7 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                     let c = control.clone();
                     tokio::spawn(transport::serve_side(
                         l,
+                        None,
                         limits.max_side_connections,
                         limits.header_timeout,
                         on_error.clone(),
@@ -297,12 +322,26 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                     let c = control.clone();
                     tokio::spawn(transport::serve_side(
                         l,
+                        None,
                         limits.max_side_connections,
                         limits.header_timeout,
                         on_error.clone(),
                         move |req, peer| {
                             let c = c.clone();
                             async move { c.webhook(req, peer).await }
+                        },
+                    ));
+                }
+                if let (Some(l), Some((sts, tls))) = (side(sts_listener), sts) {
+                    tokio::spawn(transport::serve_side(
+                        l,
+                        tls,
+                        limits.max_side_connections,
+                        limits.header_timeout,
+                        on_error.clone(),
+                        move |req, peer| {
+                            let sts = sts.clone();
+                            async move { sts.handle(req, peer).await }
                         },
                     ));
                 }
@@ -329,6 +368,7 @@ pub struct Running {
     metrics_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     webhook_addr: Option<SocketAddr>,
+    sts_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -345,6 +385,10 @@ impl Running {
     }
     pub fn webhook_addr(&self) -> Option<SocketAddr> {
         self.webhook_addr
+    }
+    /// The token exchange service's address, with whether it serves TLS itself.
+    pub fn sts_addr(&self) -> Option<SocketAddr> {
+        self.sts_addr
     }
     /// Blocks until the proxy stops (for `ghapp proxy`).
     pub fn wait(mut self) {

@@ -261,12 +261,14 @@ async fn intercept<F: Front>(
         .await;
 }
 
-/// One of the proxy's side listeners (admin API and page, webhooks, metrics): HTTP/1.1, each
-/// request to `handle` with the client's address, the request head within `header_timeout`, at
-/// most `max_connections` open at once (past it a connection is closed at once), accept errors
+/// One of the proxy's side listeners (admin API and page, webhooks, metrics, the token
+/// exchange): HTTP/1.1 (over TLS with `tls`), each request to `handle` with the client's
+/// address, the TLS handshake and request head each within `header_timeout`, at most
+/// `max_connections` open at once (past it a connection is closed at once), accept errors
 /// waited out.
 pub(crate) async fn serve_side<H, Fut>(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     max_connections: usize,
     header_timeout: Duration,
     on_error: impl Fn(&'static str) + Send + Sync + 'static,
@@ -284,17 +286,28 @@ pub(crate) async fn serve_side<H, Fut>(
             continue;
         };
         let handle = handle.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let fut = handle(req, peer);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(s), svc)
-                .await;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(s), svc).await;
+                }
+                Some(acceptor) => {
+                    if let Ok(Ok(t)) =
+                        tokio::time::timeout(header_timeout, acceptor.accept(s)).await
+                    {
+                        let _ = http.serve_connection(TokioIo::new(t), svc).await;
+                    }
+                }
+            }
         });
     }
 }

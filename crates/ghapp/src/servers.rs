@@ -39,6 +39,12 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     let state = cfg.state.as_deref().map(without_password);
     let ca = ghapp_proxy::ca::Ca::cert_path(&cfg.ca_dir);
     let sandboxes: Vec<String> = cfg.sandboxes.iter().map(|s| s.name.clone()).collect();
+    let sts = cfg.sts.as_ref().map(|s| {
+        (
+            if s.tls.is_some() { "https" } else { "http" },
+            s.domain.clone(),
+        )
+    });
     let proxy = ghapp_proxy::Proxy::new(cfg)?.reload_from(&args.config);
     let checks = proxy.preflight();
     let failed = checks.iter().find(|c| c.level == CheckLevel::Fail);
@@ -75,6 +81,9 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
     if let Some(a) = running.admin_addr() {
         outln!("  admin API: http://{a}/v1/sandboxes (GHAPP_ADMIN_URL=http://{a})");
         outln!("  approvals page: http://{a}/approvals");
+    }
+    if let (Some(a), Some((scheme, domain))) = (running.sts_addr(), &sts) {
+        outln!("  token exchange: {scheme}://{a}/sts/exchange (audience {domain})");
     }
     if let Some(s) = &state {
         outln!("  state: {s}");

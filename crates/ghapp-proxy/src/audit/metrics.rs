@@ -77,6 +77,7 @@ pub(crate) struct Metrics {
     pub upstream_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
     pub auth_failures: Family<KindLabels, Counter>,
     pub webhooks: Family<KindLabels, Counter>,
+    pub exchanges: Family<KindLabels, Counter>,
     pub approvals: Family<KindLabels, Counter>,
     pub proposals: Family<KindLabels, Counter>,
     pub connections_refused: Family<LimitLabels, Counter>,
@@ -102,6 +103,7 @@ impl Default for Metrics {
             upstream_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             auth_failures: Family::default(),
             webhooks: Family::default(),
+            exchanges: Family::default(),
             approvals: Family::default(),
             proposals: Family::default(),
             connections_refused: Family::default(),
@@ -146,6 +148,11 @@ impl Default for Metrics {
             "ghapp_proxy_webhooks",
             "GitHub webhook deliveries: accepted, redelivery (acted on before), bad_signature",
             m.webhooks.clone(),
+        );
+        registry.register(
+            "ghapp_proxy_sts_exchanges",
+            "Token exchanges: issued, or the check that refused them (token, algorithm, signature, expired, key, issuer, policy, subject, audience, claim, scope, permissions, request, github, rate_limited)",
+            m.exchanges.clone(),
         );
         registry.register(
             "ghapp_proxy_connections_refused",
@@ -225,6 +232,11 @@ impl Metrics {
     /// A webhook delivery: `accepted`, `redelivery` or `bad_signature`.
     pub(crate) fn webhook(&self, kind: &'static str) {
         self.webhooks.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// A token exchange: `issued`, or the check that refused it.
+    pub(crate) fn exchange(&self, kind: &'static str) {
+        self.exchanges.get_or_create(&KindLabels { kind }).inc();
     }
 
     pub(crate) fn auth_failure(&self, kind: &'static str) {

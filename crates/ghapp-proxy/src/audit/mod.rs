@@ -29,6 +29,8 @@ pub(crate) enum Service {
     Graphql,
     Lfs,
     Connect,
+    /// The token exchange service (`[sts]`).
+    Exchange,
     #[default]
     Other,
 }
@@ -43,6 +45,7 @@ impl Service {
             Service::Graphql => "graphql",
             Service::Lfs => "lfs",
             Service::Connect => "connect",
+            Service::Exchange => "exchange",
             Service::Other => "other",
         }
     }
@@ -112,6 +115,26 @@ pub(crate) struct Event {
     /// The proposal an observe-mode push or pull request was recorded as.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proposal: Option<i64>,
+    /// A token exchange: who asked, under which policy, for what.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Exchange>,
+}
+
+/// What a token exchange was: the OIDC token's issuer and subject (once verified), the policy
+/// read (`OWNER/REPO/PATH@BLOB`), the scope and the permissions minted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Exchange {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub issuer: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    pub identity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub policy: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub permissions: String,
 }
 
 /// What push inspection saw.
@@ -206,6 +229,7 @@ impl Event {
             token: None,
             push: None,
             proposal: None,
+            exchange: None,
         }
     }
 }

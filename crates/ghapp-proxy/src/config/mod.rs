@@ -66,10 +66,12 @@ use serde::Deserialize;
 use crate::egress::Allow;
 
 mod sandbox;
+mod sts;
 use crate::limits::Limits;
 use ghapp_core::secret::ProxySecret;
 pub use sandbox::{Credential, Mode, PushRules, SandboxConfig, Significant};
 use sandbox::{FileDefaults, FileRules, FileSandbox, SecretSource, file_rules};
+pub use sts::{StsConfig, issuer_shape};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -138,6 +140,8 @@ struct File {
     /// What every `[[sandbox]]` inherits unless it says otherwise.
     #[serde(default)]
     defaults: FileDefaults,
+    /// The token exchange service.
+    sts: Option<sts::FileSts>,
     #[serde(default)]
     sandbox: Vec<FileSandbox>,
 }
@@ -269,6 +273,8 @@ pub struct ProxyConfig {
     pub webhook_listen: Option<SocketAddr>,
     pub webhook_secret: Option<ProxySecret>,
     pub events_log: Option<PathBuf>,
+    /// `[sts]`: the token exchange service, on its own listener.
+    pub sts: Option<StsConfig>,
     /// `[defaults]`, for sandboxes added through the admin API.
     defaults: FileDefaults,
 }
@@ -519,6 +525,7 @@ impl ProxyConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let limits = f.limits.build(origin)?;
+        let sts = f.sts.map(|s| s.build(origin, abs)).transpose()?;
         let resolve = f
             .resolve
             .iter()
@@ -582,6 +589,7 @@ impl ProxyConfig {
             webhook_listen,
             webhook_secret,
             events_log: f.events_log.map(abs),
+            sts,
             defaults: kept_defaults,
         })
     }
@@ -768,7 +776,7 @@ rest = []
             .unwrap()
             .split(", ")
             .map(|k| k.trim_matches('`'))
-            .filter(|k| !["limits", "app", "defaults", "sandbox"].contains(k))
+            .filter(|k| !["limits", "app", "defaults", "sts", "sandbox"].contains(k))
             .collect();
         assert_eq!(listed, TOP_LEVEL_KEYS, "{e}");
         let text = "[[sandbox]]\nname = \"a\"\nsecret = \"0123456789abcdef\"\nadmin_listen = \"127.0.0.1:9\"\n";
