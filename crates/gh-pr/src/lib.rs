@@ -364,6 +364,7 @@ fn authenticate(
             Credential::Installation { token: t, .. } => {
                 let api = match resolution {
                     Resolution::App { app, .. } => app.api_url().to_owned(),
+                    Resolution::Exchange(ex) => ex.github.api_url().to_owned(),
                     _ => GitHubHost::from_git_host(&c.host).api_url().to_owned(),
                 };
                 (api, Cred::Token(t.token))

@@ -40,6 +40,8 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;
+#[cfg(feature = "mint")]
+pub mod exchange;
 pub mod fsutil;
 #[cfg(feature = "mint")]
 pub mod jwt;

@@ -4,7 +4,7 @@
 use ghapp_gitproto::repo::RepoName;
 
 use crate::cache::TokenKey;
-use crate::config::AppConfig;
+use crate::config::{AppConfig, ExchangeConfig};
 use crate::permissions::Permissions;
 
 /// What a caller wants a token for.
@@ -97,5 +97,19 @@ pub fn token_key(app: &AppConfig, req: &TokenRequest) -> TokenKey {
         repositories: TokenKey::canonical_repos(&req.repositories),
         permissions: req.permissions.clone(),
         fit: req.fit,
+    }
+}
+
+/// The cache key of a request to a token exchange: the service and policy stand for the app;
+/// the policy, not the request, decides the permissions.
+pub fn exchange_key(ex: &ExchangeConfig, req: &TokenRequest) -> TokenKey {
+    TokenKey {
+        api_url: ex.github.api_url().trim_end_matches('/').to_owned(),
+        app: ex.issuer(),
+        installation: None,
+        owner: req.owner.as_deref().map(str::to_ascii_lowercase),
+        repositories: TokenKey::canonical_repos(&req.repositories),
+        permissions: Permissions::default(),
+        fit: false,
     }
 }

@@ -6,7 +6,9 @@
 //! [`Config::resolve`] is pure and cheap (the helper's warm path uses it); [`obtain_blocking`]
 //! mints and needs the `mint` feature.
 
-use crate::config::{AppConfig, Config, PatConfig};
+use crate::cache::TokenKey;
+use crate::config::{AppConfig, Config, ExchangeConfig, PatConfig};
+use crate::request::TokenRequest;
 
 /// Who answers for a host and owner.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +18,8 @@ pub enum Resolution<'a> {
         app: &'a AppConfig,
         fallback: Option<&'a PatConfig>,
     },
+    /// No app serves; a token exchange service does (no key here: an OIDC token is exchanged).
+    Exchange(&'a ExchangeConfig),
     /// No app serves; the personal access token does.
     Pat(&'a PatConfig),
     /// Nothing is configured for it.
@@ -36,12 +40,31 @@ impl Config {
                 fallback: self.pats.iter().find(|p| p.serves(app.git_host(), owner)),
             },
             None => {
+                if let Some(ex) = self
+                    .exchange
+                    .as_ref()
+                    .filter(|e| host.is_none_or(|h| e.serves(h)))
+                {
+                    return Resolution::Exchange(ex);
+                }
                 let pat = match host {
                     Some(h) => self.pats.iter().find(|p| p.serves(h, owner)),
                     None => self.pats.iter().find(|p| p.serves_owner(owner)),
                 };
                 pat.map_or(Resolution::Nothing, Resolution::Pat)
             }
+        }
+    }
+}
+
+impl Resolution<'_> {
+    /// The cache key of `req` for whoever answers with installation tokens (an app, an
+    /// exchange), or `None` (a personal access token is never cached).
+    pub fn token_key(&self, req: &TokenRequest) -> Option<TokenKey> {
+        match self {
+            Resolution::App { app, .. } => Some(crate::request::token_key(app, req)),
+            Resolution::Exchange(ex) => Some(crate::request::exchange_key(ex, req)),
+            Resolution::Pat(_) | Resolution::Nothing => None,
         }
     }
 }
@@ -112,6 +135,14 @@ mod obtain {
     ) -> Result<Credential<'a>> {
         let (app, fallback) = match *resolution {
             Resolution::App { app, fallback } => (app, fallback),
+            Resolution::Exchange(ex) => {
+                let key = crate::request::exchange_key(ex, req);
+                let token = crate::exchange::obtain_blocking(ex, &key, req, cfg, how.ca_pem)?;
+                return Ok(Credential::Installation {
+                    token: token.0,
+                    minted: token.1,
+                });
+            }
             Resolution::Pat(pat) => return pat_credential(pat, req, FallbackReason::NoApp),
             Resolution::Nothing => return Err(Error::Config(not_configured(cfg.file.as_deref()))),
         };
@@ -200,6 +231,7 @@ mod tests {
             cache_dir: "/tmp".into(),
             file: None,
             env_github: None,
+            exchange: None,
         }
     }
 
@@ -212,6 +244,7 @@ mod tests {
                 if fallback.is_some() { "+pat" } else { "" }
             ),
             Resolution::Pat(p) => format!("pat:{}", p.github.git_host()),
+            Resolution::Exchange(e) => format!("exchange:{}", e.github.git_host()),
             Resolution::Nothing => "nothing".into(),
         }
     }

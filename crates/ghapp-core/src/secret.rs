@@ -43,6 +43,10 @@ secret_type!(
     AppJwt
 );
 secret_type!(
+    /// A workload's OIDC ID token (a JWT): proves who the workload is for a few minutes.
+    OidcToken
+);
+secret_type!(
     /// A webhook secret from the credentials JSON.
     WebhookSecret
 );

@@ -112,6 +112,11 @@ fn check(r: &mut Report, ov: &Overrides, repo: Option<RepoName>, host: Option<St
     let owner = repo.as_ref().map(RepoName::owner);
     let (app, pat) = match cfg.resolve(host.as_deref(), owner) {
         Resolution::App { app, fallback } => (Some(app.clone()), fallback.cloned()),
+        Resolution::Exchange(ex) => {
+            exchange_checks(r, ex, repo.as_ref());
+            git_checks(r, ex.github.git_host());
+            return;
+        }
         Resolution::Pat(p) => (None, Some(p.clone())),
         Resolution::Nothing => (None, None),
     };
@@ -170,6 +175,67 @@ fn check(r: &mut Report, ov: &Overrides, repo: Option<RepoName>, host: Option<St
         }
     }
     git_checks(r, app.git_host());
+}
+
+/// A token exchange instead of a key: where the OIDC token comes from, and (with a
+/// repository) one exchange for it.
+fn exchange_checks(
+    r: &mut Report,
+    ex: &ghapp_core::config::ExchangeConfig,
+    repo: Option<&RepoName>,
+) {
+    r.ok(
+        "configuration",
+        format!(
+            "no key: tokens from the exchange at {} under policy {:?} (audience {}) for {}",
+            ex.url,
+            ex.identity,
+            ex.audience,
+            ex.github.git_host()
+        ),
+    );
+    let source = match &ex.token_file {
+        Some(f) if f.is_file() => Ok(format!("the file {}", f.display())),
+        Some(f) => Err(format!("GHAPP_OIDC_TOKEN_FILE {} is not a file", f.display())),
+        None if std::env::var_os("ACTIONS_ID_TOKEN_REQUEST_URL").is_some()
+            && std::env::var_os("ACTIONS_ID_TOKEN_REQUEST_TOKEN").is_some() =>
+        {
+            Ok("GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL)".into())
+        }
+        None => Err("neither GHAPP_OIDC_TOKEN_FILE nor GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN is set".into()),
+    };
+    match source {
+        Ok(s) => r.ok("OIDC token", format!("from {s}")),
+        Err(e) => {
+            r.fail(
+                "OIDC token",
+                e,
+                "in GitHub Actions give the job `permissions: id-token: write`; in Kubernetes mount a projected service-account token and set GHAPP_OIDC_TOKEN_FILE",
+            );
+            return;
+        }
+    }
+    let Some(repo) = repo else { return };
+    let req = TokenRequest::for_repo(repo);
+    let done = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(ghapp_core::exchange::exchange(ex, &req, None))
+                .map_err(|e| e.to_string())
+        });
+    match done {
+        Ok(t) => r.ok(
+            "exchange",
+            format!("a token for {repo} ({}), valid until {}", t.token.fingerprint(), t.expires_at),
+        ),
+        Err(e) => r.fail(
+            "exchange",
+            e,
+            "the message names the check that failed: fix the trust policy in the repository, or the job's identity",
+        ),
+    }
 }
 
 /// How the app's remote checks ended.

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use ghapp_core::cache::{CachedToken, DiskCache};
 use ghapp_core::config::{Config, Overrides, PatConfig};
-use ghapp_core::request::{TokenRequest, token_key};
+use ghapp_core::request::TokenRequest;
 use ghapp_core::resolve::Resolution;
 use ghapp_core::secret::PersonalAccessToken;
 use ghapp_gitproto::credential::{Answer, MAX_INPUT, Request, repo_from_path};
@@ -135,10 +135,16 @@ fn helper(
         .and_then(repo_from_path)
         .and_then(|(o, r)| RepoName::new(&o, &r));
     let resolution = cfg.resolve(Some(host), repo.as_ref().map(RepoName::owner));
-    let app = match resolution {
+    // Who answers with installation tokens (an app, an exchange) and whether a request without
+    // a repository can be answered (an app with a configured installation).
+    let whole = match resolution {
         Resolution::App { app, .. } => {
             *serving = true;
-            app
+            app.installation_id.is_some()
+        }
+        Resolution::Exchange(_) => {
+            *serving = true;
+            false
         }
         Resolution::Pat(pat) => {
             *serving = true;
@@ -162,14 +168,16 @@ fn helper(
                 p.chars().take(100).collect::<String>()
             ));
         }
-        (None, None) if app.installation_id.is_some() => TokenRequest::whole_installation(),
+        (None, None) if whole => TokenRequest::whole_installation(),
         (None, None) => {
             return Err(format!(
                 "git did not say which repository on {host}: run `ghapp configure-git` or `git config --global credential.https://{host}.useHttpPath true`"
             ));
         }
     };
-    let key = token_key(app, &request);
+    let Some(key) = resolution.token_key(&request) else {
+        return DONE;
+    };
     let cache = DiskCache::new(&cfg.cache_dir);
     let now = ghapp_core::time::unix_now() as u64;
 

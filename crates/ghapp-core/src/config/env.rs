@@ -24,6 +24,10 @@ pub const ENV_VARS: &[&str] = &[
     "GHAPP_CACHE_DIR",
     "GHAPP_REFRESH_MARGIN",
     "GHAPP_LOG",
+    "GHAPP_EXCHANGE_URL",
+    "GHAPP_EXCHANGE_IDENTITY",
+    "GHAPP_EXCHANGE_AUDIENCE",
+    "GHAPP_OIDC_TOKEN_FILE",
 ];
 
 /// Reads variables: the real environment, or a map in tests.

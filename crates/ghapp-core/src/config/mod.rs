@@ -31,11 +31,13 @@ use crate::error::{Error, Result};
 use crate::keys::{Credentials, KeySource, PatSource};
 
 mod env;
+mod exchange;
 mod file;
 mod host;
 
 pub use env::{ENV_VARS, Env, ProcessEnv};
 use env::{parse_u64, unescape_newlines};
+pub use exchange::ExchangeConfig;
 pub use file::{FileApp, app_tables, check_text, default_config_path};
 use file::{FileConfig, FilePat, FileSigner, read_file};
 pub use host::{GitHubHost, default_cache_dir};
@@ -169,6 +171,8 @@ pub struct Config {
     /// The GitHub that `GHAPP_API_URL` (and `GHAPP_GIT_HOST`) name, app or not: the helper
     /// says why it answers nothing for that host when no app is configured.
     pub env_github: Option<GitHubHost>,
+    /// A token exchange service that answers where no app does (`GHAPP_EXCHANGE_URL`).
+    pub exchange: Option<ExchangeConfig>,
 }
 
 impl Config {
@@ -234,6 +238,7 @@ impl Config {
             )?),
             None => None,
         };
+        let exchange = ExchangeConfig::from_env(env, env_github.as_ref())?;
         Ok(Config {
             apps,
             pats,
@@ -241,6 +246,7 @@ impl Config {
             cache_dir,
             file,
             env_github,
+            exchange,
         })
     }
 }
