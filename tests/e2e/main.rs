@@ -10,6 +10,7 @@ mod cli;
 mod control;
 mod deploy;
 mod docs;
+mod exchange;
 mod faults;
 mod helper;
 mod inspect;
@@ -24,12 +25,13 @@ mod tiers;
 mod writes;
 
 fn main() -> std::process::ExitCode {
-    let areas: [(&str, ghapp_e2e::runner::Area); 17] = [
+    let areas: [(&str, ghapp_e2e::runner::Area); 18] = [
         ("attacks", attacks::TESTS),
         ("cli", cli::TESTS),
         ("control", control::TESTS),
         ("deploy", deploy::TESTS),
         ("docs", docs::TESTS),
+        ("exchange", exchange::TESTS),
         ("faults", faults::TESTS),
         ("helper", helper::TESTS),
         ("inspect", inspect::TESTS),

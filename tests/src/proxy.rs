@@ -18,6 +18,8 @@ pub struct ProxyProc {
     pub admin_url: Option<String>,
     /// The webhook receiver's URL, when `webhook_listen` is set.
     pub webhook_url: Option<String>,
+    /// The token exchange's `SCHEME://ADDR`, when `[sts]` is set.
+    pub sts_url: Option<String>,
     pub ca_path: PathBuf,
     pub audit_path: PathBuf,
     /// The proxy's TOML, which SIGHUP reloads.
@@ -201,7 +203,7 @@ impl World {
             }
         });
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut addr, mut metrics, mut admin, mut hooks) = (None, None, None, None);
+        let (mut addr, mut metrics, mut admin, mut hooks, mut sts) = (None, None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let mut l = String::new();
@@ -216,6 +218,9 @@ impl World {
             }
             if let Some(a) = l.trim().strip_prefix("webhooks: ") {
                 hooks = Some(a.to_owned());
+            }
+            if let Some(a) = l.trim().strip_prefix("token exchange: ") {
+                sts = a.split("/sts/").next().map(str::to_owned);
             }
             if let Some(a) = l.trim().strip_prefix("admin API: ") {
                 admin = a.split("/v1/").next().map(str::to_owned);
@@ -241,6 +246,7 @@ impl World {
             metrics_addr: metrics,
             admin_url: admin,
             webhook_url: hooks,
+            sts_url: sts,
             ca_path: dir.join("ca").join("ca.pem"),
             audit_path: audit,
             config_path: config,

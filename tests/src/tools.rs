@@ -69,6 +69,11 @@ pub(crate) const TOOLS: &[Tool] = &[
         programs: &["softhsm2-util", "pkcs11-tool"],
     },
     Tool {
+        name: "node",
+        package: "nodejs",
+        programs: &["node"],
+    },
+    Tool {
         name: "root",
         package: "(run as root: mount needs it)",
         programs: &[],
