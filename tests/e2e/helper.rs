@@ -903,6 +903,50 @@ fn a_key_in_an_hsm_signs_through_pkcs11() {
     w.clone_repo("octo-org", "widgets", "widgets").ok();
     assert!(w.path("widgets").join("README.md").is_file());
     assert!(w.hub.mint_count() >= 1);
+
+    // The same key through the module itself: `signer = { pkcs11 = ... }`, the PIN from a
+    // variable, no program in between.
+    let cfg = w.path("pkcs11.toml");
+    let (app_id, api_url) = (w.hub.app_id(), w.hub.api_url());
+    let write_cfg = |label: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[app]]\napp_id = {app_id}\napi_url = {api_url:?}\nsigner = {{ pkcs11 = {{ module = {module:?}, token = \"ghapp\", key_label = {label:?}, pin = {{ env = \"HSM_PIN\" }} }} }}\n",
+            ),
+        )
+        .unwrap()
+    };
+    write_cfg("app");
+    w.set_env("GHAPP_SIGNER_COMMAND", None);
+    w.set_env("GHAPP_CONFIG", Some(&cfg.display().to_string()));
+    w.set_env("SOFTHSM2_CONF", Some(&conf.display().to_string()));
+    w.set_env("HSM_PIN", Some("4321"));
+    let _ = std::fs::remove_dir_all(w.cache_dir());
+    let before = w.hub.mint_count();
+    w.ghapp(&["token", "--repo", "octo-org/gadgets"]).ok();
+    assert_eq!(
+        w.hub.mint_count(),
+        before + 1,
+        "minted with the HSM's signature"
+    );
+    // A wrong PIN, a wrong label: one line each, naming what to fix.
+    let _ = std::fs::remove_dir_all(w.cache_dir());
+    w.set_env("HSM_PIN", Some("9999"));
+    let r = w.ghapp(&["token", "--repo", "octo-org/gadgets"]);
+    r.fails();
+    assert!(r.stderr.contains("the PIN is not accepted"), "{}", r.stderr);
+    assert!(!r.stderr.contains("9999"), "{}", r.stderr);
+    w.set_env("HSM_PIN", Some("4321"));
+    write_cfg("nope");
+    let r = w.ghapp(&["token", "--repo", "octo-org/gadgets"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("no private key with that label"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     w.assert_no_secrets();
 }
 

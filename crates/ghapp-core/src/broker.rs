@@ -125,9 +125,9 @@ impl Broker {
             .get_or_try_init(|| async {
                 let source = self.app.key.clone();
                 let ident = self.app.ident.clone();
-                if let crate::keys::KeySource::Signer(argv) = source {
+                if let crate::keys::KeySource::Signer(spec) = source {
                     return tokio::task::spawn_blocking(move || {
-                        AppSigner::with_command(ident, argv)
+                        AppSigner::with_signer(ident, spec)
                     })
                     .await
                     .map_err(|e| Error::Key(format!("the signer stopped: {e}")))?;
@@ -157,8 +157,8 @@ impl Broker {
     /// start-up and the keyring never runs on a runtime thread).
     pub fn load_key_now(&self) -> Result<()> {
         let signer = match &self.app.key {
-            crate::keys::KeySource::Signer(argv) => {
-                AppSigner::with_command(self.app.ident.clone(), argv.clone())?
+            crate::keys::KeySource::Signer(spec) => {
+                AppSigner::with_signer(self.app.ident.clone(), spec.clone())?
             }
             key => self.signer_from(key.load()?)?,
         };

@@ -23,10 +23,10 @@ struct Claims<'a> {
     iss: &'a str,
 }
 
-/// What signs: the parsed key in memory, or a command that holds it elsewhere.
+/// What signs: the parsed key in memory, or a signer that holds it elsewhere.
 enum SignWith {
     Key(EncodingKey),
-    Command(Vec<String>),
+    Signer(crate::keys::SignerSpec),
 }
 
 /// Signs app JWTs. Holds the parsed key or the signer command; its `Debug` shows only the
@@ -73,12 +73,12 @@ impl AppSigner {
         Ok(signer)
     }
 
-    /// Signs with a command instead of a key ([`crate::signer`]): nothing secret is held here.
+    /// Signs with a signer instead of a key ([`crate::signer`]): nothing secret is held here.
     /// It signs once now, so a signer that fails or hangs is named at start, not at first use.
-    pub fn with_command(ident: AppIdent, argv: Vec<String>) -> Result<Self> {
+    pub fn with_signer(ident: AppIdent, spec: crate::keys::SignerSpec) -> Result<Self> {
         let signer = Self {
             ident,
-            with: SignWith::Command(argv),
+            with: SignWith::Signer(spec),
             offset: AtomicI64::new(0),
         };
         signer.sign()?;
@@ -115,7 +115,7 @@ impl AppSigner {
                         describe_jwt_error(&e)
                     ))
                 }),
-            SignWith::Command(argv) => {
+            SignWith::Signer(spec) => {
                 use base64::Engine;
                 let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
                 // Both always serialise: plain structs of strings and numbers.
@@ -124,7 +124,7 @@ impl AppSigner {
                     b64.encode(serde_json::to_vec(&header).unwrap_or_default()),
                     b64.encode(serde_json::to_vec(&claims).unwrap_or_default())
                 );
-                let sig = crate::signer::sign(argv, input.as_bytes())?;
+                let sig = crate::signer::sign(spec, input.as_bytes())?;
                 Ok(AppJwt::new(format!("{input}.{}", b64.encode(sig))))
             }
         }

@@ -22,14 +22,58 @@ pub enum KeySource {
     Inline(PrivateKeyPem),
     /// A shell command whose stdout is the PEM or the credentials JSON.
     Command(String),
-    /// No key here at all: a command that signs the app's JWT (`signer = { command = [...] }`,
-    /// `GHAPP_SIGNER_COMMAND`), so the key stays in its KMS or HSM. See [`crate::signer`].
-    Signer(Vec<String>),
+    /// No key here at all: a command (`signer = { command = [...] }`, `GHAPP_SIGNER_COMMAND`)
+    /// or an HSM's PKCS#11 module (`signer = { pkcs11 = {...} }`) signs the app's JWT, so the
+    /// key stays in its KMS or HSM. See `signer`.
+    Signer(SignerSpec),
     /// An OS keyring entry holding the PEM.
     Keyring {
         service: String,
         user: String,
     },
+}
+
+/// Who signs the app's JWT when no key is held here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerSpec {
+    /// A program: the signing input on stdin, the signature on stdout.
+    Command(Vec<String>),
+    /// A key inside an HSM (or any PKCS#11 token), used through its module.
+    Pkcs11(Pkcs11Spec),
+}
+
+/// `signer = { pkcs11 = { module, token, key_label, pin = { env | file } } }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11Spec {
+    /// The vendor's PKCS#11 library (`/usr/lib/softhsm/libsofthsm2.so`, a cloud HSM's client).
+    pub module: PathBuf,
+    /// The token's label.
+    pub token: String,
+    /// The private key's label (`CKA_LABEL`).
+    pub key_label: String,
+    /// Where the user PIN is read, at each signature (never held).
+    pub pin: PinSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SignerSpec {
+    /// How errors name it (no argument, no PIN).
+    pub fn describe(&self) -> String {
+        match self {
+            SignerSpec::Command(argv) => signer_name(argv),
+            SignerSpec::Pkcs11(p) => format!(
+                "PKCS#11 key {:?} in token {:?} ({})",
+                p.key_label,
+                p.token,
+                p.module.display()
+            ),
+        }
+    }
 }
 
 /// What a key source gave.
@@ -50,7 +94,7 @@ impl KeySource {
             KeySource::Env(_) => "GHAPP_PRIVATE_KEY".into(),
             KeySource::Inline(_) => "the credentials JSON".into(),
             KeySource::Command(c) => format!("command `{}`", first_word(c)),
-            KeySource::Signer(argv) => signer_name(argv),
+            KeySource::Signer(spec) => spec.describe(),
             KeySource::Keyring { service, user } => format!("keyring entry {service}/{user}"),
         }
     }

@@ -373,8 +373,8 @@ fn parse_token_expiry(v: &str) -> Option<std::time::SystemTime> {
 
 /// The key: readable, private, an RSA key that signs. Returns whether remote checks can run.
 fn key_checks(r: &mut Report, app: &AppConfig) -> bool {
-    if let ghapp_core::keys::KeySource::Signer(argv) = &app.key {
-        return match AppSigner::with_command(app.ident.clone(), argv.clone()) {
+    if let ghapp_core::keys::KeySource::Signer(spec) = &app.key {
+        return match AppSigner::with_signer(app.ident.clone(), spec.clone()) {
             Ok(_) => {
                 r.ok(
                     "private key",

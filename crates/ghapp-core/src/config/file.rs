@@ -85,11 +85,30 @@ pub struct FileApp {
 }
 
 /// `signer = { command = ["PROGRAM", "ARG", ...] }`: the JWT's signing input on its stdin, the
-/// RS256 signature (raw or base64) on its stdout. Run directly, not through a shell.
+/// RS256 signature (raw or base64) on its stdout; run directly, not through a shell. Or
+/// `signer = { pkcs11 = { module, token, key_label, pin = { env = "VAR" } | { file = "PATH" } } }`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileSigner {
-    pub(crate) command: Vec<String>,
+    pub(crate) command: Option<Vec<String>>,
+    pub(crate) pkcs11: Option<FilePkcs11>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FilePkcs11 {
+    pub(crate) module: PathBuf,
+    pub(crate) token: String,
+    pub(crate) key_label: String,
+    pub(crate) pin: FilePin,
+}
+
+/// Where a PIN is read: `{ env = "VAR" }` or `{ file = "PATH" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FilePin {
+    pub(crate) env: Option<String>,
+    pub(crate) file: Option<PathBuf>,
 }
 
 /// The default config file: `config.toml` in the user config dir.

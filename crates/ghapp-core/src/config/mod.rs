@@ -408,7 +408,8 @@ pub fn layered_apps(
     // line, as GHAPP_PRIVATE_KEY_COMMAND is).
     if let Some(cmd) = env.var("GHAPP_SIGNER_COMMAND") {
         primary.signer = Some(FileSigner {
-            command: vec!["sh".into(), "-c".into(), cmd],
+            command: Some(vec!["sh".into(), "-c".into(), cmd]),
+            pkcs11: None,
         });
         primary.private_key_file = None;
         primary.private_key_command = None;
@@ -543,12 +544,7 @@ fn build_app(
         webhook_secret = creds.webhook_secret;
         KeySource::Inline(creds.private_key)
     } else if let Some(signer) = a.signer {
-        if signer.command.first().is_none_or(|p| p.is_empty()) {
-            return Err(Error::Config(format!(
-                "signer.command is empty ({origin}): name the program that signs, e.g. signer = {{ command = [\"/usr/local/bin/kms-sign\"] }}"
-            )));
-        }
-        KeySource::Signer(signer.command)
+        KeySource::Signer(signer_spec(signer, origin)?)
     } else {
         let what = if ident.app_id.is_some() || ident.client_id.is_some() {
             format!("app {ident} has no private key")
@@ -583,6 +579,46 @@ fn expand_tilde(p: &Path) -> PathBuf {
             None => p.to_path_buf(),
         },
         Err(_) => p.to_path_buf(),
+    }
+}
+
+/// A `signer` table as what signs: a command or a PKCS#11 key, exactly one.
+fn signer_spec(signer: FileSigner, origin: &str) -> Result<crate::keys::SignerSpec> {
+    use crate::keys::{PinSource, Pkcs11Spec, SignerSpec};
+    match (signer.command, signer.pkcs11) {
+        (Some(command), None) => {
+            if command.first().is_none_or(|p| p.is_empty()) {
+                return Err(Error::Config(format!(
+                    "signer.command is empty ({origin}): name the program that signs, e.g. signer = {{ command = [\"/usr/local/bin/kms-sign\"] }}"
+                )));
+            }
+            Ok(SignerSpec::Command(command))
+        }
+        (None, Some(p)) => {
+            let pin = match (p.pin.env, p.pin.file) {
+                (Some(v), None) if !v.is_empty() => PinSource::Env(v),
+                (None, Some(f)) => PinSource::File(expand_tilde(&f)),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "signer.pkcs11.pin ({origin}): give exactly one of {{ env = \"VAR\" }} or {{ file = \"PATH\" }}"
+                    )));
+                }
+            };
+            if p.token.is_empty() || p.key_label.is_empty() {
+                return Err(Error::Config(format!(
+                    "signer.pkcs11 ({origin}): token and key_label name the token and the key in it (their labels)"
+                )));
+            }
+            Ok(SignerSpec::Pkcs11(Pkcs11Spec {
+                module: expand_tilde(&p.module),
+                token: p.token,
+                key_label: p.key_label,
+                pin,
+            }))
+        }
+        _ => Err(Error::Config(format!(
+            "signer ({origin}): give exactly one of command = [...] or pkcs11 = {{ module, token, key_label, pin }}"
+        ))),
     }
 }
 
@@ -676,7 +712,9 @@ mod tests {
         };
         let c = load(&[]).unwrap();
         match &c.apps[0].key {
-            KeySource::Signer(argv) => assert_eq!(argv[2], "alias/ghapp"),
+            KeySource::Signer(crate::keys::SignerSpec::Command(argv)) => {
+                assert_eq!(argv[2], "alias/ghapp")
+            }
             k => panic!("{k:?}"),
         }
         assert_eq!(c.apps[0].key.describe(), "signer command `kms-sign`");
@@ -696,6 +734,37 @@ mod tests {
         std::fs::write(&f, "[[app]]\napp_id = 1\nsigner = { cmd = [\"x\"] }\n").unwrap();
         let e = load(&[]).unwrap_err().to_string();
         assert!(e.contains("cmd"), "{e}");
+        // A PKCS#11 key: its PIN from one place, never both signers at once.
+        let p11 = "pkcs11 = { module = \"/m.so\", token = \"t\", key_label = \"k\", pin = PIN }";
+        std::fs::write(
+            &f,
+            format!(
+                "[[app]]\napp_id = 1\nsigner = {{ {} }}\n",
+                p11.replace("PIN", "{ file = \"/p\" }")
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            load(&[]).unwrap().apps[0].key.describe(),
+            "PKCS#11 key \"k\" in token \"t\" (/m.so)"
+        );
+        for (pin, extra, says) in [
+            ("{ env = \"A\", file = \"/p\" }", "", "exactly one of { env"),
+            ("{}", "", "exactly one of { env"),
+            (
+                "{ env = \"A\" }",
+                ", command = [\"x\"]",
+                "exactly one of command",
+            ),
+        ] {
+            let text = format!(
+                "[[app]]\napp_id = 1\nsigner = {{ {}{extra} }}\n",
+                p11.replace("PIN", pin)
+            );
+            std::fs::write(&f, text).unwrap();
+            let e = load(&[]).unwrap_err().to_string();
+            assert!(e.contains(says), "{pin}{extra}: {e}");
+        }
     }
 
     #[test]
