@@ -47,13 +47,17 @@ fn policy(name: &str, text: String) -> (String, String) {
 
 /// A proxy serving only the exchange, over TLS from fakehub's CA; issuers trusted through it.
 fn start_sts(w: &World) -> (ProxyProc, String) {
+    start_sts_with(w, 1000)
+}
+
+fn start_sts_with(w: &World, failures_per_minute: u32) -> (ProxyProc, String) {
     let (cert, key) = w.hub.issue_leaf(&["127.0.0.1", "localhost"]).unwrap();
     let dir = w.path("sts");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("sts.crt"), cert).unwrap();
     std::fs::write(dir.join("sts.key"), key).unwrap();
     let sts = format!(
-        "[sts]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\ntls_cert_file = {:?}\ntls_key_file = {:?}\noidc_ca_file = {:?}\nfailures_per_minute = 1000\n",
+        "[sts]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\ntls_cert_file = {:?}\ntls_key_file = {:?}\noidc_ca_file = {:?}\nfailures_per_minute = {failures_per_minute}\n",
         dir.join("sts.crt").display().to_string(),
         dir.join("sts.key").display().to_string(),
         w.hub.ca_path().display().to_string(),
@@ -635,7 +639,38 @@ fn a_kubernetes_job_exchanges_its_projected_token_file() {
     w.assert_no_secrets();
 }
 
+fn a_source_that_keeps_failing_is_told_to_wait() {
+    let w = World::new();
+    commit_to(&w, "octo-org", "widgets", &[ci_policy(&w)]);
+    let (p, url) = start_sts_with(&w, 3);
+    let q = "scope=octo-org/widgets&identity=ci";
+    for _ in 0..3 {
+        assert_eq!(exchange(&w, &url, q, Some("not.a.jwt")).0, 401);
+    }
+    // Past the limit even a good token waits: nothing is checked, nothing reaches GitHub.
+    let good = job_token(
+        &w,
+        &w.hub
+            .oidc_job("octo-org/widgets", "refs/heads/main", json!({})),
+        DOMAIN,
+    );
+    let seen = w.hub.requests().len();
+    let (s, v) = exchange(&w, &url, q, Some(&good));
+    assert_eq!(s, 429, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("retry in"), "{v}");
+    assert_eq!(w.hub.requests().len(), seen);
+    assert!(
+        p.metrics().contains("kind=\"rate_limited\"} 1"),
+        "{}",
+        p.metrics()
+    );
+}
+
 pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "a_source_that_keeps_failing_is_told_to_wait",
+        a_source_that_keeps_failing_is_told_to_wait,
+    ),
     (
         "a_ci_job_without_a_key_clones_pushes_and_opens_a_pull_request",
         a_ci_job_without_a_key_clones_pushes_and_opens_a_pull_request,
