@@ -102,7 +102,14 @@ pub struct Counters {
     pub mint_bodies: Vec<serde_json::Value>,
     /// Every GraphQL operation received: `query NAME` or `mutation FIELD,FIELD`.
     pub graphql: Vec<String>,
+    /// REST requests refused for an installation's exhausted hourly limit (primary).
+    pub primary_limited: u64,
+    /// REST writes refused past the content-creation limit per minute (secondary).
+    pub secondary_limited: u64,
 }
+
+/// GitHub's limits as counted: (installation, hour) -> requests; minute -> writes.
+pub(crate) type Used = (HashMap<(u64, i64), u64>, HashMap<i64, u64>);
 
 /// Fault knobs. Set through [`crate::FakeHub`] or `POST /_fakehub/knobs`.
 #[derive(Debug, Default)]
@@ -130,6 +137,12 @@ pub(crate) struct Knobs {
     pub drop_push_after: AtomicU64,
     /// Bytes of push bodies received, in all (what reached "GitHub" of each pack).
     pub push_bytes: std::sync::Arc<AtomicU64>,
+    /// An installation's REST requests per hour (GitHub: 5,000 at least).
+    pub primary_limit: AtomicU64,
+    /// Content-creating REST requests (POST, PATCH, PUT, DELETE) per minute, for the whole app
+    /// (GitHub: about 80).
+    pub secondary_per_minute: AtomicU64,
+    pub used: Mutex<Used>,
 }
 
 /// One request as fakehub received it, before any routing: what "GitHub" saw.

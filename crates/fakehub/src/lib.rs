@@ -38,6 +38,12 @@
 //! (`dotfiles`) with contents read and metadata read. `lonely/island` exists but has no
 //! installation.
 //!
+//! GitHub's limits, counted and enforced: an installation's REST requests per hour (5,000;
+//! every answer to an installation token carries `x-ratelimit-limit`, `-remaining`, `-used`,
+//! `-reset` and `-resource: core`; past it 403 "API rate limit exceeded") and the app's
+//! content-creating REST requests per minute (80; past it 403 "secondary rate limit" with
+//! `retry-after: 60`), both settable.
+//!
 //! Fault knobs: fail the next N mints with a status; answer the next N API requests with a rate
 //! limit (403 or 429 with `Retry-After`); clock skew; token TTL; a delay before API answers;
 //! classic or stateless token format (stateless by default: `ghs_APPID_JWT`, about 520 characters, as GitHub mints since 2026; `X-GitHub-Stateless-S2S-Token: enabled|disabled` on a mint forces one); a stall before git answers for one repository; a push cut
@@ -313,6 +319,8 @@ impl FakeHub {
         hub.knobs.fail_status.store(502, Ordering::Relaxed);
         hub.knobs.rate_limit_status.store(429, Ordering::Relaxed);
         hub.knobs.retry_after.store(1, Ordering::Relaxed);
+        hub.knobs.primary_limit.store(5000, Ordering::Relaxed);
+        hub.knobs.secondary_per_minute.store(80, Ordering::Relaxed);
 
         let ca_path = dir.join("ca.pem");
         std::fs::write(&ca_path, &tls.ca_pem)?;
@@ -422,6 +430,23 @@ impl FakeHub {
             jsonwebtoken::Algorithm::RS256
         };
         self.oidc().rotate(alg, retire).unwrap_or_default()
+    }
+
+    /// GitHub's primary limit: an installation's REST requests per hour (5,000 by default).
+    pub fn set_primary_limit(&self, per_hour: u64) {
+        self.hub
+            .knobs
+            .primary_limit
+            .store(per_hour, Ordering::SeqCst);
+    }
+
+    /// GitHub's secondary limit on content creation: REST writes per minute for the app (80
+    /// by default).
+    pub fn set_secondary_per_minute(&self, n: u64) {
+        self.hub
+            .knobs
+            .secondary_per_minute
+            .store(n, Ordering::SeqCst);
     }
 
     fn oidc(&self) -> std::sync::MutexGuard<'_, oidc::Issuer> {

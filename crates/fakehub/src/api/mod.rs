@@ -198,6 +198,78 @@ pub(crate) async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) ->
         return r;
     }
 
+    // GitHub's limits, for an installation token: the hour's requests, the minute's writes.
+    let mut rate = None;
+    if let Auth::Token(t) = auth_of(&req)
+        && let TokenCheck::Valid(it) = hub.check_token(&t)
+        && it.installation_id != 0
+    {
+        let now = hub.now();
+        let limit = hub.knobs.primary_limit.load(Ordering::Relaxed);
+        let hour = now / 3600;
+        let reset = (hour + 1) * 3600;
+        let write = !matches!(method.as_str(), "GET" | "HEAD");
+        let per_minute = hub.knobs.secondary_per_minute.load(Ordering::Relaxed);
+        let (used, writes) = {
+            let mut u = hub.knobs.used.lock().unwrap_or_else(|e| e.into_inner());
+            u.0.retain(|(_, h), _| *h >= hour - 1);
+            u.1.retain(|m, _| *m >= now / 60 - 2);
+            let used = u.0.entry((it.installation_id, hour)).or_default();
+            *used += 1;
+            let used = *used;
+            let w = u.1.entry(now / 60).or_default();
+            if write {
+                *w += 1;
+            }
+            (used, *w)
+        };
+        let headers = [
+            ("x-ratelimit-limit", limit.to_string()),
+            (
+                "x-ratelimit-remaining",
+                limit.saturating_sub(used).to_string(),
+            ),
+            ("x-ratelimit-used", used.min(limit).to_string()),
+            ("x-ratelimit-reset", reset.to_string()),
+            ("x-ratelimit-resource", "core".to_string()),
+        ];
+        let with = |mut r: Response<Body>| {
+            for (k, v) in &headers {
+                if let Ok(v) = v.parse() {
+                    r.headers_mut().insert(*k, v);
+                }
+            }
+            r
+        };
+        if used > limit {
+            hub.counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .primary_limited += 1;
+            return with(err(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "API rate limit exceeded for installation ID {}.",
+                    it.installation_id
+                ),
+            ));
+        }
+        if write && writes > per_minute {
+            hub.counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .secondary_limited += 1;
+            let mut r = with(err(
+                StatusCode::FORBIDDEN,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            ));
+            r.headers_mut()
+                .insert("retry-after", "60".parse().expect("digits"));
+            return r;
+        }
+        rate = Some(headers);
+    }
+
     let found = ROUTES.iter().find_map(|r| {
         (r.method == method)
             .then(|| fit(r.template, &segs))
@@ -214,7 +286,13 @@ pub(crate) async fn handle(hub: Arc<Hub>, req: Request<Incoming>, path: &str) ->
         auth,
         params,
     };
-    handler(ctx).await.unwrap_or_else(|r| r)
+    let mut r = handler(ctx).await.unwrap_or_else(|r| r);
+    for (k, v) in rate.iter().flatten() {
+        if let Ok(v) = v.parse() {
+            r.headers_mut().insert(*k, v);
+        }
+    }
+    r
 }
 
 enum Auth {
