@@ -261,13 +261,13 @@ fn sandboxes_come_and_go_on_sqlite() {
 }
 
 /// A throwaway PostgreSQL cluster (Debian's `postgresql`), on a Unix socket in a temp dir.
-struct Postgres {
+pub(crate) struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
 }
 
 impl Postgres {
-    fn start(root: &Path) -> Option<Postgres> {
+    pub(crate) fn start(root: &Path) -> Option<Postgres> {
         ghapp_e2e::needs("postgresql");
         let initdb = ghapp_e2e::Tool::named("postgresql")?.find("initdb")?;
         let bin = initdb.parent()?.to_path_buf();
@@ -327,7 +327,7 @@ impl Postgres {
         Some(Postgres { dir, bin })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!(
             "postgres://postgres@localhost/postgres?host={}",
             self.dir.display()

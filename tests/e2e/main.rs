@@ -6,6 +6,7 @@
 //! (one area), `-- --exact cli::demo_passes_with_no_configuration` (one test).
 
 mod attacks;
+mod budget;
 mod cli;
 mod control;
 mod deploy;
@@ -25,8 +26,9 @@ mod tiers;
 mod writes;
 
 fn main() -> std::process::ExitCode {
-    let areas: [(&str, ghapp_e2e::runner::Area); 18] = [
+    let areas: [(&str, ghapp_e2e::runner::Area); 19] = [
         ("attacks", attacks::TESTS),
+        ("budget", budget::TESTS),
         ("cli", cli::TESTS),
         ("control", control::TESTS),
         ("deploy", deploy::TESTS),

@@ -36,6 +36,8 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_merge: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rest: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force: Option<Vec<String>>,
@@ -63,6 +65,7 @@ impl Policy {
             push: changes.push.or(self.push),
             allow_delete: changes.allow_delete.or(self.allow_delete),
             allow_merge: changes.allow_merge.or(self.allow_merge),
+            weight: changes.weight.or(self.weight),
             rest: changes.rest.or(self.rest),
             force: changes.force.or(self.force),
             protected_paths: changes.protected_paths.or(self.protected_paths),

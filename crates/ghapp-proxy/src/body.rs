@@ -38,7 +38,7 @@ fn busy() -> Refusal {
         StatusCode::SERVICE_UNAVAILABLE,
         "the proxy holds too many partial request bodies (max_buffered_bytes); try again",
     )
-    .retry_after("5")
+    .retry_after(5)
 }
 
 /// Reads the command section at the front of a push body.

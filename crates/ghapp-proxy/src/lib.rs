@@ -31,6 +31,7 @@
 pub mod admin_api;
 mod audit;
 mod body;
+mod budget;
 pub mod ca;
 pub mod config;
 mod control;

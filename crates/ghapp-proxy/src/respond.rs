@@ -32,7 +32,7 @@ pub(crate) struct Refusal {
     pub message: String,
     pub form: Form,
     /// Seconds the client may retry after (a refusal that is not the client's fault).
-    pub retry_after: Option<&'static str>,
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -66,7 +66,7 @@ impl Refusal {
         }
     }
 
-    pub(crate) fn retry_after(mut self, secs: &'static str) -> Refusal {
+    pub(crate) fn retry_after(mut self, secs: u64) -> Refusal {
         self.retry_after = Some(secs);
         self
     }
@@ -116,7 +116,7 @@ impl Refusal {
         };
         if let Some(s) = self.retry_after {
             r.headers_mut()
-                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static(s));
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from(s));
         }
         // A 407 names the scheme the client should answer with (RFC 9110, 15.5.8).
         if self.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {

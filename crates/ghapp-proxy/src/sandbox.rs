@@ -175,6 +175,7 @@ pub(crate) mod tests {
             push: vec!["agent/*".into()],
             allow_delete: false,
             allow_merge: false,
+            weight: 1,
             rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
             rules: crate::config::PushRules::default(),
             mode: crate::config::Mode::Autonomous,

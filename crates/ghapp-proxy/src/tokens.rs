@@ -14,7 +14,7 @@ use crate::respond::Refusal;
 use crate::sandbox::Sandbox;
 
 /// Seconds a sandbox is told to wait when no token can be minted.
-const MINT_RETRY_AFTER: &str = "10";
+const MINT_RETRY_AFTER: u64 = 10;
 
 pub(crate) struct Tokens {
     /// In the config's order.

@@ -142,8 +142,43 @@ struct File {
     defaults: FileDefaults,
     /// The token exchange service.
     sts: Option<sts::FileSts>,
+    /// Budgets below GitHub's limits.
+    #[serde(default)]
+    budget: FileBudget,
     #[serde(default)]
     sandbox: Vec<FileSandbox>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileBudget {
+    content_per_minute: Option<u32>,
+    content_per_hour: Option<u32>,
+    reserve_percent: Option<u32>,
+}
+
+/// `[budget]`: what the whole proxy (every replica, through the state store) lets sandboxes
+/// spend of GitHub's limits, each sandbox held to its weighted share when they contend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetConfig {
+    /// Content-creating requests (pushes, REST writes, GraphQL mutations) per minute: 60, below
+    /// GitHub's secondary limit of about 80.
+    pub content_per_minute: u32,
+    /// Per hour: 400, below GitHub's 500.
+    pub content_per_hour: u32,
+    /// The part of an installation's hourly requests kept back (10 %): past it, sandboxes wait
+    /// for GitHub's reset; the proxy's own calls and people go on.
+    pub reserve_percent: u32,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            content_per_minute: 60,
+            content_per_hour: 400,
+            reserve_percent: 10,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -275,6 +310,7 @@ pub struct ProxyConfig {
     pub events_log: Option<PathBuf>,
     /// `[sts]`: the token exchange service, on its own listener.
     pub sts: Option<StsConfig>,
+    pub budget: BudgetConfig,
     /// `[defaults]`, for sandboxes added through the admin API.
     defaults: FileDefaults,
 }
@@ -526,6 +562,20 @@ impl ProxyConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let limits = f.limits.build(origin)?;
         let sts = f.sts.map(|s| s.build(origin, abs)).transpose()?;
+        let d = BudgetConfig::default();
+        let budget = BudgetConfig {
+            content_per_minute: f.budget.content_per_minute.unwrap_or(d.content_per_minute),
+            content_per_hour: f.budget.content_per_hour.unwrap_or(d.content_per_hour),
+            reserve_percent: f.budget.reserve_percent.unwrap_or(d.reserve_percent),
+        };
+        if budget.content_per_minute == 0
+            || budget.content_per_hour == 0
+            || budget.reserve_percent > 90
+        {
+            return Err(ConfigError(format!(
+                "proxy config {origin}: [budget] content_per_minute and content_per_hour must be at least 1, reserve_percent at most 90"
+            )));
+        }
         let resolve = f
             .resolve
             .iter()
@@ -590,6 +640,7 @@ impl ProxyConfig {
             webhook_secret,
             events_log: f.events_log.map(abs),
             sts,
+            budget,
             defaults: kept_defaults,
         })
     }
@@ -776,7 +827,7 @@ rest = []
             .unwrap()
             .split(", ")
             .map(|k| k.trim_matches('`'))
-            .filter(|k| !["limits", "app", "defaults", "sts", "sandbox"].contains(k))
+            .filter(|k| !["limits", "app", "defaults", "sts", "budget", "sandbox"].contains(k))
             .collect();
         assert_eq!(listed, TOP_LEVEL_KEYS, "{e}");
         let text = "[[sandbox]]\nname = \"a\"\nsecret = \"0123456789abcdef\"\nadmin_listen = \"127.0.0.1:9\"\n";

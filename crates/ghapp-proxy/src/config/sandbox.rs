@@ -29,6 +29,7 @@ pub(super) struct FileDefaults {
     pub(super) push: Option<Vec<String>>,
     pub(super) allow_delete: Option<bool>,
     pub(super) allow_merge: Option<bool>,
+    pub(super) weight: Option<u32>,
     pub(super) rest: Option<Vec<String>>,
     pub(super) mode: Option<Mode>,
     pub(super) significant: Option<FileSignificant>,
@@ -159,6 +160,7 @@ pub(super) struct FileSandbox {
     push: Option<Vec<String>>,
     allow_delete: Option<bool>,
     allow_merge: Option<bool>,
+    weight: Option<u32>,
     rest: Option<Vec<String>>,
     mode: Option<Mode>,
     significant: Option<FileSignificant>,
@@ -318,6 +320,8 @@ pub struct SandboxConfig {
     pub allow_delete: bool,
     /// May merge its own pull requests (autonomous mode only).
     pub allow_merge: bool,
+    /// Its weight in the budgets' fair share (1: an equal share).
+    pub weight: u32,
     /// Extra REST routes: `(METHOD, path pattern)`.
     pub rest: Vec<(String, String)>,
     pub rules: PushRules,
@@ -402,7 +406,16 @@ impl FileSandbox {
                 )));
             }
         }
+        let weight = match s.weight.or(defaults.weight).unwrap_or(1) {
+            0 => {
+                return Err(fail(
+                    "weight must be at least 1 (its share of the budgets)".into(),
+                ));
+            }
+            w => w.min(1000),
+        };
         Ok(SandboxConfig {
+            weight,
             rules,
             mode,
             significant,

@@ -54,6 +54,7 @@ impl DataPlane {
             body: bytes,
             repo: None,
             reason: String::new(),
+            mutation: false,
         };
         let planned = match &plan.body {
             BodyPlan::Graphql => return self.graphql(r, bytes).await,

@@ -174,7 +174,7 @@ impl DataPlane {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many wrong proxy credentials from this address; wait a minute",
             )
-            .retry_after("60"));
+            .retry_after(60));
         }
         let live = self.live.get();
         let kind = match login(&live.sandboxes, header) {

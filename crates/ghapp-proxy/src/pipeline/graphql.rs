@@ -23,6 +23,7 @@ impl DataPlane {
                     body: Bytes::from(body),
                     repo: None,
                     reason: String::new(),
+                    mutation: false,
                 });
             }
             Ok(GraphqlPlan::Mutation { checks, body }) => (checks, body),
@@ -68,6 +69,7 @@ impl DataPlane {
             body: Bytes::from(body),
             repo: Some(repo),
             reason: format!("mutation {}", names.join(",")),
+            mutation: true,
         })
     }
 }

@@ -66,6 +66,8 @@ pub(crate) struct DataPlane {
     pub lfs: lfs::Grants,
     /// The state store (held and proposed writes), once the proxy has started.
     pub store: OnceLock<Store>,
+    /// What sandboxes may spend of GitHub's limits.
+    pub budgets: crate::budget::Budgets,
     /// Per sandbox, the signal that closes its tunnels when it is cut off.
     cuts: Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
 }
@@ -113,6 +115,54 @@ pub(crate) struct Checked {
     pub body: Bytes,
     pub repo: Option<ghapp_gitproto::repo::RepoName>,
     pub reason: String,
+    /// A GraphQL mutation: content creation, for the budgets.
+    pub mutation: bool,
+}
+
+impl DataPlane {
+    /// The budgets for a request about to be sent ([`crate::budget`]): an API request waits
+    /// while its installation is at the reserve; a content-creating one (a push, a REST write,
+    /// a GraphQL mutation) spends its sandbox's share, slowed past half of it.
+    async fn spend(
+        &self,
+        r: &Req,
+        method: &hyper::Method,
+        mutation: bool,
+        owner: &str,
+    ) -> Result<(), Refusal> {
+        use crate::respond::Form;
+        let form = match r.service {
+            Service::Rest => Form::Json,
+            Service::Graphql => Form::Graphql,
+            Service::Lfs => Form::Lfs,
+            _ => Form::Text,
+        };
+        match r.service {
+            Service::Rest => self.budgets.primary(owner, "core", form)?,
+            Service::Graphql => self.budgets.primary(owner, "graphql", form)?,
+            _ => {}
+        }
+        let creates = match r.service {
+            Service::GitReceivePack => *method == hyper::Method::POST,
+            Service::Rest => !matches!(*method, hyper::Method::GET | hyper::Method::HEAD),
+            Service::Graphql => mutation,
+            _ => false,
+        };
+        if !creates {
+            return Ok(());
+        }
+        let sb = r.sb();
+        let live = self.live.get();
+        let weight_of = move |name: &str| live.sandbox(name).map_or(1, |s| s.cfg.weight);
+        let delay = self
+            .budgets
+            .content(self.store.get(), sb.name(), sb.cfg.weight, &weight_of, form)
+            .await?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
 }
 
 impl DataPlane {
@@ -131,6 +181,7 @@ impl DataPlane {
         upstream: reqwest::Client,
         git: Arc<inspect::Git>,
     ) -> DataPlane {
+        let budget = cfg.budget;
         DataPlane {
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             cfg,
@@ -144,6 +195,7 @@ impl DataPlane {
             git,
             lfs: lfs::Grants::default(),
             store: OnceLock::new(),
+            budgets: crate::budget::Budgets::new(budget),
             cuts: Mutex::default(),
         }
     }
@@ -254,6 +306,7 @@ impl DataPlane {
         };
         let mut outcome = r.outcome();
         let mut verdict = None;
+        let mut mutation = false;
         let body = match &plan.body {
             BodyPlan::None => None,
             BodyPlan::Stream => Some(body::streamed(body, meter.bytes_in.clone())),
@@ -279,6 +332,7 @@ impl DataPlane {
                             plan.repo = repo;
                         }
                         outcome.reason = c.reason;
+                        mutation = c.mutation;
                         Some(reqwest::Body::from(c.body))
                     }
                     Err(answer) => return answer,
@@ -286,6 +340,12 @@ impl DataPlane {
             }
         };
         let sb = r.sb();
+        if let Err(refusal) = self
+            .spend(&r, &parts.method, mutation, plan.repo.owner())
+            .await
+        {
+            return r.refuse(refusal);
+        }
         let token = match self.tokens.token(sb, plan.repo.owner()).await {
             Ok(t) => t,
             Err(refusal) => {
@@ -314,6 +374,7 @@ impl DataPlane {
             .upstream_latency(r.service, sent_at.elapsed().as_secs_f64());
         match sent {
             Sent::Answered { resp, token, push } => {
+                self.budgets.observe(plan.repo.owner(), resp.headers());
                 outcome.decision = Decision::Allow;
                 outcome.token = Some(token);
                 outcome.push = push;

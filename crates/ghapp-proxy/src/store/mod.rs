@@ -8,6 +8,7 @@
 //! its sandboxes when it moves, so a change made through one replica is seen by all.
 
 mod approvals;
+mod budget;
 mod proposals;
 mod sandboxes;
 
@@ -30,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0004_approvals_pinned.sql"),
     ),
     (5, include_str!("../../migrations/0005_ended_sessions.sql")),
+    (6, include_str!("../../migrations/0006_budget.sql")),
 ];
 
 /// A store error, worded for the operator (the URL's password never in it).

@@ -1,0 +1,202 @@
+//! Budgets below GitHub's limits: fakehub counts and enforces GitHub's primary and secondary
+//! limits; two proxy replicas on one state store keep a looping sandbox below them while
+//! another goes on.
+
+use std::time::{Duration, Instant};
+
+use ghapp_e2e::{ProxyProc, SECRET_A, SECRET_B, World, two_sandboxes};
+
+/// A pull request on `owner/repo` opened straight at the emulator (not through a proxy): its
+/// number.
+fn open_pull(w: &World, owner: &str, repo: &str) -> u64 {
+    let dest = format!("direct-{repo}");
+    w.clone_repo(owner, repo, &dest).ok();
+    let work = w.path(&dest);
+    w.git(&work, &["switch", "--quiet", "-c", "feature"]).ok();
+    w.commit_file(&work, "f.txt", "f\n");
+    w.git(&work, &["push", "--quiet", "origin", "feature"]).ok();
+    let token = w.token_for(&format!("{owner}/{repo}"));
+    let ca = std::fs::read_to_string(w.hub.ca_path()).unwrap();
+    let client = ghapp_core::client::GitHubClient::with_ca(&w.hub.api_url(), &ca).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt
+        .block_on(client.request(
+            reqwest::Method::POST,
+            &format!("/repos/{owner}/{repo}/pulls"),
+            ghapp_core::client::Auth::Token(&ghapp_core::secret::InstallationToken::new(token)),
+            Some(&serde_json::json!({"title": "T", "head": "feature", "base": "main"})),
+        ))
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 201, "{}", r.message());
+    serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["number"]
+        .as_u64()
+        .unwrap()
+}
+
+/// One REST request of a sandbox through a replica: status, Retry-After, and how long it took.
+fn rest(
+    w: &World,
+    p: &ProxyProc,
+    who: (&str, &str),
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Option<String>, Duration) {
+    let started = Instant::now();
+    let mut t = p.tunnel(who.0, who.1, &w.hub.git_host());
+    let a = t
+        .request(
+            method,
+            &format!("/api/v3{path}"),
+            &[
+                ("Authorization", "Bearer placeholder"),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap();
+    (a.status, a.header("retry-after"), started.elapsed())
+}
+
+/// Two replicas of one fleet on one store (SQLite unless `state` says).
+fn replicas(w: &World, state: Option<&str>, budget: &str) -> (ProxyProc, ProxyProc) {
+    let state = state.map_or_else(
+        || format!("sqlite:{}", w.path("state.db").display()),
+        str::to_owned,
+    );
+    let extra = format!("state = {state:?}\n[budget]\n{budget}\n");
+    let a = w.start_proxy(&two_sandboxes(""), &extra);
+    let b = w.start_proxy(&two_sandboxes(""), &extra);
+    (a, b)
+}
+
+fn a_looping_sandbox_is_slowed_then_refused_across_replicas_and_another_goes_on() {
+    looping(&World::new(), None);
+}
+
+fn the_budget_holds_across_replicas_on_postgres() {
+    let w = World::new();
+    let Some(pg) = crate::control::Postgres::start(w.root.path()) else {
+        panic!("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)");
+    };
+    looping(&w, Some(&pg.url()));
+}
+
+fn looping(w: &World, state: Option<&str>) {
+    w.hub.set_secondary_per_minute(12);
+    let pa = open_pull(w, "octo-org", "widgets");
+    let pb = open_pull(w, "octo-org", "gadgets");
+    let (r1, r2) = replicas(w, state, "content_per_minute = 8");
+    // A minute's window must not end mid-test (the counts start again with the next).
+    let into = ghapp_core::jwt::unix_now() % 60;
+    if into > 48 {
+        std::thread::sleep(Duration::from_secs((61 - into) as u64));
+    }
+    let comment = |p: &ProxyProc, who, repo: &str, n: u64| {
+        rest(
+            w,
+            p,
+            who,
+            "POST",
+            &format!("/repos/octo-org/{repo}/issues/{n}/comments"),
+            r#"{"body":"again"}"#,
+        )
+    };
+    let before = w.hub.pulls().iter().map(|p| p.comments).sum::<u64>();
+    let mut admitted = Vec::new();
+    let mut refused = None;
+    for i in 0..12 {
+        // The loop alternates replicas: the share is the fleet's, not one replica's.
+        let p = if i % 2 == 0 { &r1 } else { &r2 };
+        let (status, retry, took) = comment(p, ("agent-a", SECRET_A), "widgets", pa);
+        match status {
+            201 => admitted.push(took),
+            429 => {
+                refused = Some(retry);
+                break;
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    // Alone, a sandbox takes half the fleet's 8 (a share is kept for the others): 4, the last
+    // ones slowed, then 429 with Retry-After within the minute.
+    assert_eq!(admitted.len(), 4, "{admitted:?}");
+    assert!(
+        admitted.iter().any(|d| *d >= Duration::from_secs(1)),
+        "slowed: {admitted:?}"
+    );
+    let retry: u64 = refused
+        .expect("refused")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // The other sandbox, on the other replica, goes on.
+    let (status, _, _) = comment(&r2, ("agent-b", SECRET_B), "gadgets", pb);
+    assert_eq!(status, 201);
+    // GitHub's limit never tripped, and the refused comment never arrived.
+    let c = w.hub.counters();
+    assert_eq!(c.secondary_limited, 0, "{c:?}");
+    let after = w.hub.pulls().iter().map(|p| p.comments).sum::<u64>();
+    assert_eq!(after - before, 5);
+    let audit = r1
+        .audit()
+        .into_iter()
+        .chain(r2.audit())
+        .filter(|e| e["status"] == 429)
+        .count();
+    assert_eq!(audit, 1);
+}
+
+fn an_installation_at_its_reserve_makes_sandboxes_wait_for_the_reset() {
+    let w = World::new();
+    // 40 requests an hour; the reserve (10 %) is 4.
+    w.hub.set_primary_limit(40);
+    let (r1, _r2) = replicas(&w, None, "reserve_percent = 10");
+    let read = || {
+        rest(
+            &w,
+            &r1,
+            ("agent-b", SECRET_B),
+            "GET",
+            "/repos/octo-org/gadgets",
+            "",
+        )
+    };
+    let mut ok = 0;
+    let retry = loop {
+        let (status, retry, _) = read();
+        match status {
+            200 => ok += 1,
+            429 => break retry,
+            s => panic!("unexpected {s} after {ok}"),
+        }
+        assert!(ok < 40, "never held back");
+    };
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    // Held back while 4 remain: GitHub never refused, and nothing more reaches it.
+    let seen = w.hub.requests().len();
+    assert_eq!(read().0, 429);
+    assert_eq!(w.hub.requests().len(), seen);
+    assert_eq!(w.hub.counters().primary_limited, 0);
+    assert!(ok >= 30, "{ok}");
+}
+
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "a_looping_sandbox_is_slowed_then_refused_across_replicas_and_another_goes_on",
+        a_looping_sandbox_is_slowed_then_refused_across_replicas_and_another_goes_on,
+    ),
+    (
+        "the_budget_holds_across_replicas_on_postgres",
+        the_budget_holds_across_replicas_on_postgres,
+    ),
+    (
+        "an_installation_at_its_reserve_makes_sandboxes_wait_for_the_reset",
+        an_installation_at_its_reserve_makes_sandboxes_wait_for_the_reset,
+    ),
+];
