@@ -184,6 +184,19 @@ fn an_installation_at_its_reserve_makes_sandboxes_wait_for_the_reset() {
     assert_eq!(w.hub.requests().len(), seen);
     assert_eq!(w.hub.counters().primary_limited, 0);
     assert!(ok >= 30, "{ok}");
+    // The sandbox reads its budget from the proxy, as its other rules.
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(&r1.addr).unwrap();
+    let auth = ghapp_gitproto::basic::encode("agent-b", SECRET_B);
+    write!(c, "GET /policy?format=json HTTP/1.1\r\nHost: x\r\nProxy-Authorization: {auth}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap();
+    let rules: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        rules["budget"],
+        serde_json::json!({"weight": 1, "content_per_minute": 60, "content_per_hour": 400, "share_per_minute_alone": 30})
+    );
 }
 
 pub(crate) const TESTS: &[(&str, fn())] = &[

@@ -138,6 +138,7 @@ pub struct Rules {
     pub graphql: GraphqlRules,
     pub lfs: LfsRules,
     pub egress: String,
+    pub budget: BudgetRules,
 }
 
 impl Rules {
@@ -206,6 +207,17 @@ pub struct LfsRules {
     pub download: bool,
     pub upload: bool,
     pub locks: bool,
+}
+
+/// What the sandbox may spend of GitHub's limits: the fleet's content-creation budget, its
+/// weight, and its share per minute when it is the only one spending (half: one share is kept
+/// for a newcomer; less as others spend).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetRules {
+    pub weight: u32,
+    pub content_per_minute: u32,
+    pub content_per_hour: u32,
+    pub share_per_minute_alone: i64,
 }
 
 /// Where a sandbox is configured.
@@ -332,6 +344,12 @@ mod tests {
                         locks: false,
                     },
                     egress: "deny".into(),
+                    budget: BudgetRules {
+                        weight: 1,
+                        content_per_minute: 60,
+                        content_per_hour: 400,
+                        share_per_minute_alone: 30,
+                    },
                 },
                 source: Source::Store,
                 disconnected: false,

@@ -387,7 +387,7 @@ impl ControlPlane {
         let egress_denied = self.data.live.get().egress == crate::config::Egress::Deny;
         if let Some(sb) = self.data.live.get().sandbox(name) {
             return Some(Sandbox {
-                rules: crate::policy::describe(sb, egress_denied),
+                rules: crate::policy::describe(sb, egress_denied, &self.data.cfg.budget),
                 source,
                 disconnected: false,
             });
@@ -395,7 +395,11 @@ impl ControlPlane {
         let stored = self.store()?.get(name).await.ok()??;
         let cfg = self.data.cfg.stored_sandbox(name, &stored.spec).ok()?;
         Some(Sandbox {
-            rules: crate::policy::describe(&crate::sandbox::Sandbox::new(cfg), egress_denied),
+            rules: crate::policy::describe(
+                &crate::sandbox::Sandbox::new(cfg),
+                egress_denied,
+                &self.data.cfg.budget,
+            ),
             source,
             disconnected: stored.disconnected_at.is_some(),
         })

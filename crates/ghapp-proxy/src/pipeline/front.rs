@@ -130,7 +130,11 @@ impl DataPlane {
                 Ok(sb) => sb,
                 Err(r) => return r.response(),
             };
-            let rules = crate::policy::describe(&sb, self.live.get().egress == Egress::Deny);
+            let rules = crate::policy::describe(
+                &sb,
+                self.live.get().egress == Egress::Deny,
+                &self.cfg.budget,
+            );
             let json = req
                 .headers()
                 .get(hyper::header::ACCEPT)

@@ -1,11 +1,12 @@
 //! What `GET /policy` answers: a sandbox's rules, as JSON and as text.
 
-use crate::admin_api::{GraphqlRules, LfsRules, PushRules, RestRules, Rules};
+use crate::admin_api::{BudgetRules, GraphqlRules, LfsRules, PushRules, RestRules, Rules};
+use crate::config::BudgetConfig;
 use crate::sandbox::Sandbox;
 
 /// What a sandbox may do, as `GET /policy` on the proxy's address answers it (JSON), so an
 /// agent can learn the rules before it tries; the admin API shows the same.
-pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> Rules {
+pub(crate) fn describe(sb: &Sandbox, egress_denied: bool, budget: &BudgetConfig) -> Rules {
     let mut writes = vec![
         "POST /repos/{owner}/{repo}/pulls (head: a branch the sandbox may push)".to_owned(),
         "PATCH /repos/{owner}/{repo}/pulls/{number}".to_owned(),
@@ -49,6 +50,16 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool) -> Rules {
             "deny".into()
         } else {
             "tunnel (to allowed, non-internal addresses)".into()
+        },
+        budget: BudgetRules {
+            weight: sb.cfg.weight,
+            content_per_minute: budget.content_per_minute,
+            content_per_hour: budget.content_per_hour,
+            share_per_minute_alone: crate::budget::share(
+                budget.content_per_minute,
+                sb.cfg.weight,
+                sb.cfg.weight,
+            ),
         },
     }
 }
