@@ -71,8 +71,8 @@ fn start_sts_with(w: &World, failures_per_minute: u32) -> (ProxyProc, String) {
     (p, url)
 }
 
-/// GETs the exchange as a client would: its status and JSON answer.
-fn exchange(w: &World, url: &str, query: &str, bearer: Option<&str>) -> (u16, Value) {
+/// A GET trusting fakehub's CA (as every server here is certified): status and JSON body.
+fn get(w: &World, url: &str, bearer: Option<&str>) -> (u16, Value) {
     let ca = std::fs::read_to_string(w.hub.ca_path()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,7 +85,7 @@ fn exchange(w: &World, url: &str, query: &str, bearer: Option<&str>) -> (u16, Va
             .no_proxy()
             .build()
             .unwrap();
-        let mut r = c.get(format!("{url}/sts/exchange?{query}"));
+        let mut r = c.get(url);
         if let Some(b) = bearer {
             r = r.bearer_auth(b);
         }
@@ -99,31 +99,16 @@ fn exchange(w: &World, url: &str, query: &str, bearer: Option<&str>) -> (u16, Va
     })
 }
 
+/// GETs the exchange as a client would: its status and JSON answer.
+fn exchange(w: &World, url: &str, query: &str, bearer: Option<&str>) -> (u16, Value) {
+    get(w, &format!("{url}/sts/exchange?{query}"), bearer)
+}
+
 /// The ID token the issuer gives `job` for `audience`, as a runner asks for it.
 fn job_token(w: &World, job: &(String, String), audience: &str) -> String {
-    let ca = std::fs::read_to_string(w.hub.ca_path()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let tls = ghapp_core::client::tls_config_with(Some(&ca)).unwrap();
-        let c = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .no_proxy()
-            .build()
-            .unwrap();
-        let v: Value = c
-            .get(format!("{}&audience={audience}", job.0))
-            .bearer_auth(&job.1)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["value"].as_str().unwrap().to_owned()
-    })
+    let (status, v) = get(w, &format!("{}&audience={audience}", job.0), Some(&job.1));
+    assert_eq!(status, 200, "{v}");
+    v["value"].as_str().unwrap().to_owned()
 }
 
 /// A mint fakehub made: (repositories, permissions).
