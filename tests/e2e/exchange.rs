@@ -11,33 +11,13 @@ use serde_json::{Value, json};
 
 const DOMAIN: &str = "sts.test";
 
-/// Commits `files` to `owner/repo`'s `main` straight into fakehub's repository, as the
-/// repository's people would.
+/// Commits `files` (path, text) to `owner/repo`'s `main` as its people would.
 fn commit_to(w: &World, owner: &str, repo: &str, files: &[(String, String)]) {
-    let dir = w.path(&format!("seed-{owner}-{repo}"));
-    if !dir.exists() {
-        let bare = w.hub.repo_dir(owner, repo);
-        w.git(
-            w.root.path(),
-            &[
-                "clone",
-                "--quiet",
-                &bare.display().to_string(),
-                &dir.display().to_string(),
-            ],
-        )
-        .ok();
-    }
-    w.git(&dir, &["pull", "--quiet", "origin", "main"]).ok();
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        w.git(&dir, &["add", name]).ok();
-    }
-    w.git(&dir, &["commit", "--quiet", "-m", "trust policies"])
-        .ok();
-    w.git(&dir, &["push", "--quiet", "origin", "main"]).ok();
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+        .collect();
+    w.commit_on_main(owner, repo, &files);
 }
 
 /// `(path, text)` of the trust policy `name`.

@@ -37,24 +37,7 @@ force = ["agent/f/*"]
 /// Commits to `main` straight into fakehub's repository, as the repository's people would
 /// (no proxy, no hook).
 fn seed_main(w: &World, files: &[(&str, &[u8])]) {
-    let seed = w.path("seed");
-    if !seed.exists() {
-        let bare = w.hub.repo_dir("octo-org", "widgets");
-        w.git(
-            w.root.path(),
-            &["clone", "--quiet", &bare.display().to_string(), "seed"],
-        )
-        .ok();
-    }
-    w.git(&seed, &["pull", "--quiet", "origin", "main"]).ok();
-    for (name, text) in files {
-        let path = seed.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        w.git(&seed, &["add", name]).ok();
-    }
-    w.git(&seed, &["commit", "--quiet", "-m", "seed"]).ok();
-    w.git(&seed, &["push", "--quiet", "origin", "main"]).ok();
+    w.commit_on_main("octo-org", "widgets", files);
 }
 
 fn head(sb: &Sb<'_>, dir: &Path) -> String {

@@ -190,6 +190,34 @@ impl World {
             .to_owned()
     }
 
+    /// Commits `files` (path, contents) to `owner/repo`'s `main` straight into fakehub's
+    /// repository, as the repository's people would (no proxy, no helper, no hook).
+    pub fn commit_on_main(&self, owner: &str, repo: &str, files: &[(&str, &[u8])]) {
+        let dir = self.path(&format!("seed-{owner}-{repo}"));
+        if !dir.exists() {
+            let bare = self.hub.repo_dir(owner, repo);
+            self.git(
+                self.root.path(),
+                &[
+                    "clone",
+                    "--quiet",
+                    &bare.display().to_string(),
+                    &dir.display().to_string(),
+                ],
+            )
+            .ok();
+        }
+        self.git(&dir, &["pull", "--quiet", "origin", "main"]).ok();
+        for (name, bytes) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            self.git(&dir, &["add", name]).ok();
+        }
+        self.git(&dir, &["commit", "--quiet", "-m", "seed"]).ok();
+        self.git(&dir, &["push", "--quiet", "origin", "main"]).ok();
+    }
+
     /// Clones `owner/repo` into `dest` (relative to the world root).
     pub fn clone_repo(&self, owner: &str, repo: &str, dest: &str) -> Run {
         let url = self.hub.repo_url(owner, repo);
