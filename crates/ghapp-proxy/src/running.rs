@@ -287,63 +287,38 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                         }
                     }
                 };
-                let side = |l: Option<std::net::TcpListener>| {
-                    l.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
-                };
-                if let Some(l) = side(metrics) {
-                    let c = control.clone();
-                    tokio::spawn(transport::serve_side(
-                        l,
-                        None,
-                        limits.max_side_connections,
-                        limits.header_timeout,
-                        on_error.clone(),
-                        move |req, _| {
-                            let c = c.clone();
-                            async move { c.health(req).await }
-                        },
-                    ));
-                }
-                if let Some(l) = side(admin) {
-                    let c = control.clone();
-                    tokio::spawn(transport::serve_side(
-                        l,
-                        None,
-                        limits.max_side_connections,
-                        limits.header_timeout,
-                        on_error.clone(),
-                        move |req, peer| {
-                            let c = c.clone();
-                            async move { c.admin(req, peer).await }
-                        },
-                    ));
-                }
-                if let Some(l) = side(webhooks) {
-                    let c = control.clone();
-                    tokio::spawn(transport::serve_side(
-                        l,
-                        None,
-                        limits.max_side_connections,
-                        limits.header_timeout,
-                        on_error.clone(),
-                        move |req, peer| {
-                            let c = c.clone();
-                            async move { c.webhook(req, peer).await }
-                        },
-                    ));
-                }
-                if let (Some(l), Some((sts, tls))) = (side(sts_listener), sts) {
-                    tokio::spawn(transport::serve_side(
-                        l,
+                let c = control.clone();
+                spawn_side(metrics, None, limits, on_error.clone(), move |req, _| {
+                    let c = c.clone();
+                    async move { c.health(req).await }
+                });
+                let c = control.clone();
+                spawn_side(admin, None, limits, on_error.clone(), move |req, peer| {
+                    let c = c.clone();
+                    async move { c.admin(req, peer).await }
+                });
+                let c = control.clone();
+                spawn_side(
+                    webhooks,
+                    None,
+                    limits,
+                    on_error.clone(),
+                    move |req, peer| {
+                        let c = c.clone();
+                        async move { c.webhook(req, peer).await }
+                    },
+                );
+                if let Some((sts, tls)) = sts {
+                    spawn_side(
+                        sts_listener,
                         tls,
-                        limits.max_side_connections,
-                        limits.header_timeout,
+                        limits,
                         on_error.clone(),
                         move |req, peer| {
                             let sts = sts.clone();
                             async move { sts.handle(req, peer).await }
                         },
-                    ));
+                    );
                 }
                 control.spawn_loops();
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -360,6 +335,30 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
         thread: Some(thread),
         ..running
     })
+}
+
+/// Serves a side listener (when configured) on the running runtime, with the side limits.
+fn spawn_side<H, Fut>(
+    listener: Option<std::net::TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: &crate::limits::Limits,
+    on_error: impl Fn(&'static str) + Send + Sync + 'static,
+    handle: H,
+) where
+    H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = hyper::Response<crate::respond::Body>> + Send + 'static,
+{
+    let Some(l) = listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok()) else {
+        return;
+    };
+    tokio::spawn(transport::serve_side(
+        l,
+        tls,
+        limits.max_side_connections,
+        limits.header_timeout,
+        on_error,
+        handle,
+    ));
 }
 
 /// A running proxy; dropping it stops it.
