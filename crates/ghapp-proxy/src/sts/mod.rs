@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 use crate::audit::{Audit, Decision, Event, Exchange, Service};
 use crate::config::StsConfig;
 use crate::limits::Failures;
-use crate::respond::{Body, full};
+use crate::respond::Body;
 use crate::tokens::Tokens;
 use trust::{Refused, TrustPolicy};
 
@@ -449,13 +449,9 @@ fn status_of(check: &str) -> StatusCode {
     }
 }
 
+/// A JSON answer no cache keeps (it may hold a token).
 fn answer(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut r = Response::new(full(format!("{body}\n").into_bytes()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    let mut r = crate::respond::json_body(status, "application/json", body);
     r.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
         hyper::header::HeaderValue::from_static("no-store"),
