@@ -8,7 +8,7 @@ use ghapp_e2e::{ProxyProc, SECRET_A, SECRET_B, World, two_sandboxes};
 
 /// A pull request on `owner/repo` opened straight at the emulator (not through a proxy): its
 /// number.
-fn open_pull(w: &World, owner: &str, repo: &str) -> u64 {
+pub(crate) fn open_pull(w: &World, owner: &str, repo: &str) -> u64 {
     let dest = format!("direct-{repo}");
     w.clone_repo(owner, repo, &dest).ok();
     let work = w.path(&dest);

@@ -17,6 +17,7 @@ mod helper;
 mod inspect;
 mod install;
 mod lfs;
+mod notify;
 mod operator;
 mod pr;
 mod proxy;
@@ -26,7 +27,7 @@ mod tiers;
 mod writes;
 
 fn main() -> std::process::ExitCode {
-    let areas: [(&str, ghapp_e2e::runner::Area); 19] = [
+    let areas: [(&str, ghapp_e2e::runner::Area); 20] = [
         ("attacks", attacks::TESTS),
         ("budget", budget::TESTS),
         ("cli", cli::TESTS),
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         ("inspect", inspect::TESTS),
         ("install", install::TESTS),
         ("lfs", lfs::TESTS),
+        ("notify", notify::TESTS),
         ("operator", operator::TESTS),
         ("pr", pr::TESTS),
         ("proxy", proxy::TESTS),

@@ -41,6 +41,7 @@ mod inspect;
 mod lfs;
 mod limits;
 mod live;
+mod notify;
 mod pipeline;
 mod policy;
 mod preflight;
@@ -58,7 +59,7 @@ pub use body::COMMAND_SECTION_LIMIT;
 pub use control::webhook::verify as verify_webhook;
 pub use ghapp_core::secret::ProxySecret;
 pub use preflight::{Check, CheckLevel};
-pub use running::{Running, StartError};
+pub use running::{Reached, Running, StartError, notify_test};
 
 /// The proxy, prepared: everything that can fail before serving has been done.
 pub struct Proxy {

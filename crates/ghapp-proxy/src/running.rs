@@ -80,15 +80,7 @@ pub(crate) fn prepare(cfg: ProxyConfig) -> Result<Prepared, StartError> {
     ghapp_core::jwt::install_crypto_providers();
     let hosts = Hosts::new(cfg.github()).with_storage(&cfg.lfs_storage_hosts);
     let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted()).map_err(StartError::Ca)?;
-    let upstream_ca = match &cfg.upstream_ca_file {
-        Some(p) => Some(ghapp_core::fsutil::read_bounded(p, 4 << 20).map_err(|e| {
-            StartError::UpstreamCa {
-                path: p.clone(),
-                reason: e.to_string(),
-            }
-        })?),
-        None => None,
-    };
+    let upstream_ca = upstream_ca(&cfg)?;
     let audit = Arc::new(
         Audit::open(cfg.audit_log.as_deref(), cfg.audit_max_bytes).map_err(StartError::Audit)?,
     );
@@ -116,20 +108,7 @@ pub(crate) fn prepare(cfg: ProxyConfig) -> Result<Prepared, StartError> {
         })?;
         brokers.push(broker);
     }
-    let tls = ghapp_core::client::tls_config_with(upstream_ca.as_deref())
-        .map_err(|e| StartError::Client(e.to_string()))?;
-    let mut upstream = reqwest::Client::builder();
-    for (name, ip) in &cfg.resolve {
-        upstream = upstream.resolve(name, SocketAddr::new(*ip, 0));
-    }
-    let upstream = upstream
-        .use_preconfigured_tls(tls)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .http1_only()
-        .build()
-        .map_err(|e| StartError::Client(e.to_string()))?;
+    let upstream = upstream_client(&cfg, upstream_ca.as_deref())?;
     let git_origin = reqwest::Url::parse(&format!("https://{}/", hosts.git))
         .map_err(|e| StartError::Client(format!("the git host {}: {e}", hosts.git)))?;
     let ca_for_git = cfg
@@ -163,6 +142,59 @@ pub(crate) fn prepare(cfg: ProxyConfig) -> Result<Prepared, StartError> {
         config_path: None,
         cfg,
     })
+}
+
+/// The `upstream_ca_file`'s certificates (PEM), when one is set.
+fn upstream_ca(cfg: &ProxyConfig) -> Result<Option<String>, StartError> {
+    cfg.upstream_ca_file
+        .as_ref()
+        .map(|p| {
+            ghapp_core::fsutil::read_bounded(p, 4 << 20).map_err(|e| StartError::UpstreamCa {
+                path: p.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// The client for GitHub (and the proxy's other outbound calls: notifications): the
+/// configured trust and `resolve` overrides, no proxy, no redirects, HTTP/1.
+fn upstream_client(
+    cfg: &ProxyConfig,
+    upstream_ca: Option<&str>,
+) -> Result<reqwest::Client, StartError> {
+    let tls = ghapp_core::client::tls_config_with(upstream_ca)
+        .map_err(|e| StartError::Client(e.to_string()))?;
+    let mut upstream = reqwest::Client::builder();
+    for (name, ip) in &cfg.resolve {
+        upstream = upstream.resolve(name, SocketAddr::new(*ip, 0));
+    }
+    upstream
+        .use_preconfigured_tls(tls)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .http1_only()
+        .build()
+        .map_err(|e| StartError::Client(e.to_string()))
+}
+
+/// A notification receiver (its host) and the status it answered, or why none.
+pub type Reached = (String, Result<u16, String>);
+
+/// `ghapp notify test`: a test notification to each `[notify]` receiver, one attempt each;
+/// per receiver (its host), the status it answered or why none. `None` without `[notify]`.
+pub fn notify_test(cfg: &ProxyConfig) -> Result<Option<Vec<Reached>>, StartError> {
+    let Some(n) = &cfg.notify else {
+        return Ok(None);
+    };
+    ghapp_core::jwt::install_crypto_providers();
+    let client = upstream_client(cfg, upstream_ca(cfg)?.as_deref())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    Ok(Some(rt.block_on(crate::notify::test(n, &client))))
 }
 
 /// What to do when an address cannot be listened on.
@@ -321,6 +353,7 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                     );
                 }
                 control.spawn_loops();
+                data.notify.start();
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };

@@ -124,6 +124,26 @@ pub enum Command {
     /// What observe-mode sandboxes would have done (pushes with their diffs, pull requests),
     /// recorded instead: list, show, bundle. A client of the proxy's admin API.
     Proposals(ProposalsArgs),
+    /// The proxy's notifications (`[notify]` in its config).
+    Notify(NotifyArgs),
+}
+
+/// `ghapp notify`.
+#[derive(Args, Debug, Clone)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub command: NotifyCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum NotifyCommand {
+    /// Send one signed test notification to each `[notify]` receiver of the proxy config and
+    /// say what each answered (exit 1 if one was not reached).
+    Test {
+        /// The proxy's TOML.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// Where the proxy's admin API is: `ghapp sandbox`, `approvals` and `proposals` are its

@@ -138,6 +138,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Approvals(args) => sandbox::approvals(args),
         Command::Proposals(args) => sandbox::proposals(args),
+        Command::Notify(args) => servers::notify(args),
         // Only the file and the host mean something to setup: it makes the app the other
         // flags would name.
         Command::Setup(args) => setup::run(

@@ -105,6 +105,33 @@ pub(crate) fn proxy(args: &ProxyArgs) -> Result<ExitCode> {
 
 /// `--health`: the running proxy's `/healthz`, on the metrics listener (its loopback address
 /// when it listens on every interface), answered within 5 s.
+/// `ghapp notify test`: one line per receiver, exit 1 if one was not reached.
+pub(crate) fn notify(args: &crate::cli::NotifyArgs) -> Result<ExitCode> {
+    let crate::cli::NotifyCommand::Test { config } = &args.command;
+    let cfg = ghapp_proxy::config::ProxyConfig::load(config)?;
+    let Some(results) = ghapp_proxy::notify_test(&cfg)? else {
+        bail!(
+            "{}: no [notify] table: add one with urls = [...] (see docs/reference/configuration.md)",
+            config.display()
+        );
+    };
+    let mut ok = true;
+    for (host, r) in results {
+        match r {
+            Ok(status) => crate::out::outln!("ok    {host}: answered {status}"),
+            Err(why) => {
+                ok = false;
+                crate::out::outln!("FAIL  {host}: {why}");
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn health(config: &std::path::Path, metrics: Option<std::net::SocketAddr>) -> Result<ExitCode> {
     let Some(mut addr) = metrics else {
         bail!(

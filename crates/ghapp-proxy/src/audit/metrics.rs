@@ -78,6 +78,7 @@ pub(crate) struct Metrics {
     pub auth_failures: Family<KindLabels, Counter>,
     pub webhooks: Family<KindLabels, Counter>,
     pub exchanges: Family<KindLabels, Counter>,
+    pub notifications: Family<KindLabels, Counter>,
     pub approvals: Family<KindLabels, Counter>,
     pub proposals: Family<KindLabels, Counter>,
     pub connections_refused: Family<LimitLabels, Counter>,
@@ -104,6 +105,7 @@ impl Default for Metrics {
             auth_failures: Family::default(),
             webhooks: Family::default(),
             exchanges: Family::default(),
+            notifications: Family::default(),
             approvals: Family::default(),
             proposals: Family::default(),
             connections_refused: Family::default(),
@@ -153,6 +155,11 @@ impl Default for Metrics {
             "ghapp_proxy_sts_exchanges",
             "Token exchanges: issued, or the check that refused them (token, algorithm, signature, expired, key, issuer, policy, subject, audience, claim, scope, permissions, request, github, rate_limited)",
             m.exchanges.clone(),
+        );
+        registry.register(
+            "ghapp_proxy_notifications",
+            "Notification deliveries: delivered, retried (an attempt failed, another follows), failed (no attempt left), dropped (the queue was full)",
+            m.notifications.clone(),
         );
         registry.register(
             "ghapp_proxy_connections_refused",
@@ -237,6 +244,11 @@ impl Metrics {
     /// A token exchange: `issued`, or the check that refused it.
     pub(crate) fn exchange(&self, kind: &'static str) {
         self.exchanges.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// A notification delivery: `delivered`, `retried`, `failed` or `dropped`.
+    pub(crate) fn notification(&self, kind: &'static str) {
+        self.notifications.get_or_create(&KindLabels { kind }).inc();
     }
 
     pub(crate) fn auth_failure(&self, kind: &'static str) {

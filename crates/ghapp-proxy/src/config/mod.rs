@@ -65,10 +65,12 @@ use serde::Deserialize;
 
 use crate::egress::Allow;
 
+mod notify;
 mod sandbox;
 mod sts;
 use crate::limits::Limits;
 use ghapp_core::secret::ProxySecret;
+pub use notify::{NotifyConfig, url_shape};
 pub use sandbox::{Credential, Mode, PushRules, SandboxConfig, Significant};
 use sandbox::{FileDefaults, FileRules, FileSandbox, SecretSource, file_rules};
 pub use sts::{StsConfig, issuer_shape};
@@ -142,6 +144,8 @@ struct File {
     defaults: FileDefaults,
     /// The token exchange service.
     sts: Option<sts::FileSts>,
+    /// Where the proxy says that something waits for a person.
+    notify: Option<notify::FileNotify>,
     /// Budgets below GitHub's limits.
     #[serde(default)]
     budget: FileBudget,
@@ -310,6 +314,9 @@ pub struct ProxyConfig {
     pub events_log: Option<PathBuf>,
     /// `[sts]`: the token exchange service, on its own listener.
     pub sts: Option<StsConfig>,
+    /// `[notify]`: receivers told when a request is held, a proposal recorded or a budget
+    /// spent.
+    pub notify: Option<NotifyConfig>,
     pub budget: BudgetConfig,
     /// `[defaults]`, for sandboxes added through the admin API.
     defaults: FileDefaults,
@@ -562,6 +569,7 @@ impl ProxyConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let limits = f.limits.build(origin)?;
         let sts = f.sts.map(|s| s.build(origin, abs)).transpose()?;
+        let notify = f.notify.map(|n| n.build(origin)).transpose()?;
         let d = BudgetConfig::default();
         let budget = BudgetConfig {
             content_per_minute: f.budget.content_per_minute.unwrap_or(d.content_per_minute),
@@ -640,6 +648,7 @@ impl ProxyConfig {
             webhook_secret,
             events_log: f.events_log.map(abs),
             sts,
+            notify,
             budget,
             defaults: kept_defaults,
         })
@@ -827,7 +836,12 @@ rest = []
             .unwrap()
             .split(", ")
             .map(|k| k.trim_matches('`'))
-            .filter(|k| !["limits", "app", "defaults", "sts", "budget", "sandbox"].contains(k))
+            .filter(|k| {
+                ![
+                    "limits", "app", "defaults", "sts", "notify", "budget", "sandbox",
+                ]
+                .contains(k)
+            })
             .collect();
         assert_eq!(listed, TOP_LEVEL_KEYS, "{e}");
         let text = "[[sandbox]]\nname = \"a\"\nsecret = \"0123456789abcdef\"\nadmin_listen = \"127.0.0.1:9\"\n";

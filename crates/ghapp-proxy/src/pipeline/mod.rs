@@ -68,6 +68,8 @@ pub(crate) struct DataPlane {
     pub store: OnceLock<Store>,
     /// What sandboxes may spend of GitHub's limits.
     pub budgets: crate::budget::Budgets,
+    /// Where the proxy says that something waits for a person.
+    pub notify: crate::notify::Notifier,
     /// Per sandbox, the signal that closes its tunnels when it is cut off.
     cuts: Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
 }
@@ -182,7 +184,10 @@ impl DataPlane {
         git: Arc<inspect::Git>,
     ) -> DataPlane {
         let budget = cfg.budget;
+        let notify =
+            crate::notify::Notifier::new(cfg.notify.clone(), upstream.clone(), audit.clone());
         DataPlane {
+            notify,
             gate: Arc::new(Gate::new(cfg.limits.clone())),
             cfg,
             live,
@@ -344,6 +349,20 @@ impl DataPlane {
             .spend(&r, &parts.method, mutation, plan.repo.owner())
             .await
         {
+            if refusal.status == StatusCode::TOO_MANY_REQUESTS {
+                self.notify.send(crate::notify::Note {
+                    event: "budget",
+                    sandbox: sb.name().to_owned(),
+                    repo: Some(plan.repo.to_string()),
+                    id: None,
+                    text: format!(
+                        "ghapp: sandbox {} is refused for now: {}",
+                        crate::notify::safe(sb.name(), 64),
+                        crate::notify::safe(&refusal.message, 300)
+                    ),
+                    link: None,
+                });
+            }
             return r.refuse(refusal);
         }
         let token = match self.tokens.token(sb, plan.repo.owner()).await {

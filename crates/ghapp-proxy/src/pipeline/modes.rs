@@ -12,6 +12,7 @@ use crate::audit::{Decision, Outcome};
 use crate::config::Mode;
 use crate::inspect::Growth;
 use crate::inspect::observe::Described;
+use crate::notify::{Note, safe};
 use crate::policy::mode::{self, Kind, Measure, PullHead, Verdict};
 use crate::respond::{Form, Refusal};
 use crate::sandbox::Sandbox;
@@ -249,7 +250,12 @@ impl DataPlane {
                 (&head_sha, &base_sha),
             );
             let a = match store.hold(&asked).await {
-                Ok(a) => a,
+                Ok((a, new)) => {
+                    if new {
+                        self.notify_held(&a);
+                    }
+                    a
+                }
                 Err(crate::store::StoreError::Full(n)) => {
                     return refuse(
                         StatusCode::TOO_MANY_REQUESTS,
@@ -422,7 +428,44 @@ impl DataPlane {
             .await
             .map_err(|e| e.to_string())?;
         self.audit.metrics.proposal(kind);
+        self.notify.send(Note {
+            event: "proposed",
+            sandbox: sb.name().to_owned(),
+            repo: Some(repo.to_string()),
+            id: Some(p.id),
+            text: format!(
+                "ghapp: sandbox {} in observe mode proposed a {} in {repo}: see it with `ghapp proposals show {}`",
+                safe(sb.name(), 64),
+                kind.replace('_', " "),
+                p.id
+            ),
+            link: None,
+        });
         Ok(p.id)
+    }
+
+    /// Tells `[notify]`'s receivers that approval `a` waits for a person.
+    fn notify_held(&self, a: &Approval) {
+        let link = self
+            .notify
+            .page(self.cfg.admin_listen)
+            .map(|p| format!("{p}/approvals#approval-{}", a.id));
+        self.notify.send(Note {
+            event: "held",
+            sandbox: a.sandbox.clone(),
+            repo: Some(a.repo.clone()),
+            id: Some(a.id),
+            text: format!(
+                "ghapp: sandbox {} asks to open a pull request in {} ({} -> {}): \"{}\". Approval {} waits for a person.",
+                safe(&a.sandbox, 64),
+                a.repo,
+                safe(&a.head, 100),
+                safe(&a.base, 100),
+                safe(&a.title, 120),
+                a.id
+            ),
+            link,
+        });
     }
 }
 

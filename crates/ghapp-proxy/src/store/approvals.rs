@@ -93,15 +93,15 @@ impl Store {
     /// repository, head and base if there is one for the same head commit (pending, or
     /// decided: asking again gets the same answer), else a new pending one. New commits are a
     /// new request, and so, after a denial, is a new title or body: a denial is of what the
-    /// person was shown.
-    pub(crate) async fn hold(&self, a: &Approval) -> Result<Approval, StoreError> {
+    /// person was shown. With it, whether it is new.
+    pub(crate) async fn hold(&self, a: &Approval) -> Result<(Approval, bool), StoreError> {
         if let Some(existing) = self.latest(&a.sandbox, &a.repo, &a.head, &a.base).await?
             && existing.status != "closed"
             && existing.head_sha == a.head_sha
             && !(existing.status == "denied"
                 && (existing.title != a.title || existing.body != a.body))
         {
-            return Ok(existing);
+            return Ok((existing, false));
         }
         let pending: i64 =
             sqlx::query("SELECT COUNT(*) FROM approvals WHERE sandbox = $1 AND status = 'pending'")
@@ -141,6 +141,7 @@ impl Store {
             return self
                 .approval(id)
                 .await?
+                .map(|a| (a, true))
                 .ok_or_else(|| StoreError::Missing(format!("approval {id}")));
         }
         Err(StoreError::Db("cannot record the approval".into()))
@@ -273,10 +274,11 @@ mod tests {
             .await
             .unwrap();
         let ask = Approval::asked("a", "o/r", "agent/x", "main", "T", "B", false, ("c1", "b1"));
-        let first = s.hold(&ask).await.unwrap();
-        assert_eq!((first.id, first.status.as_str()), (1, "pending"));
-        assert_eq!(s.hold(&ask).await.unwrap().id, 1, "asking again: the same");
-        let other = s
+        let (first, new) = s.hold(&ask).await.unwrap();
+        assert_eq!((first.id, first.status.as_str(), new), (1, "pending", true));
+        let (again, new) = s.hold(&ask).await.unwrap();
+        assert_eq!((again.id, new), (1, false), "asking again: the same");
+        let (other, _) = s
             .hold(&Approval {
                 head: "agent/y".into(),
                 ..ask.clone()
@@ -289,14 +291,14 @@ mod tests {
             !s.decide(1, "approved", "admin", "", "u").await.unwrap(),
             "decided once"
         );
-        let again = s.hold(&ask).await.unwrap();
+        let (again, _) = s.hold(&ask).await.unwrap();
         assert_eq!(
             (again.id, again.status.as_str(), again.reason.as_str()),
             (1, "denied", "too big")
         );
         assert_eq!(s.approvals(Some("pending")).await.unwrap().len(), 1);
         // New commits on the head are a new request; the pending one is found by its head.
-        let newer = s
+        let (newer, _) = s
             .hold(&Approval {
                 head_sha: "c2".into(),
                 ..ask.clone()
