@@ -23,11 +23,12 @@ mod pr;
 mod proxy;
 mod schema;
 mod setup;
+mod telemetry;
 mod tiers;
 mod writes;
 
 fn main() -> std::process::ExitCode {
-    let areas: [(&str, ghapp_e2e::runner::Area); 20] = [
+    let areas: [(&str, ghapp_e2e::runner::Area); 21] = [
         ("attacks", attacks::TESTS),
         ("budget", budget::TESTS),
         ("cli", cli::TESTS),
@@ -46,6 +47,7 @@ fn main() -> std::process::ExitCode {
         ("proxy", proxy::TESTS),
         ("schema", schema::TESTS),
         ("setup", setup::TESTS),
+        ("telemetry", telemetry::TESTS),
         ("tiers", tiers::TESTS),
         ("writes", writes::TESTS),
     ];

@@ -137,13 +137,23 @@ impl World {
     /// Starts `ghapp proxy` in front of this world's emulator. `sandboxes` are `[[sandbox]]`
     /// tables; `extra` top-level keys (e.g. `egress = "tunnel"`).
     pub fn start_proxy(&self, sandboxes: &str, extra: &str) -> ProxyProc {
+        self.start_proxy_with_env(sandboxes, extra, &[])
+    }
+
+    /// [`World::start_proxy`] with these variables in the proxy's environment as well.
+    pub fn start_proxy_with_env(
+        &self,
+        sandboxes: &str,
+        extra: &str,
+        env: &[(&str, String)],
+    ) -> ProxyProc {
         let app = format!(
             "[app]\napi_url = {:?}\napp_id = {}\nprivate_key_file = {:?}\n",
             self.hub.api_url(),
             self.hub.app_id(),
             self.hub.key_path().display().to_string(),
         );
-        self.start_proxy_with_apps(sandboxes, extra, &app)
+        self.spawn_proxy(sandboxes, extra, &app, env)
     }
 
     /// The emulator's app as an `[[app]]` table with more keys (`owners`, `installation_id`).
@@ -158,6 +168,16 @@ impl World {
 
     /// [`World::start_proxy`] with these app tables instead of the emulator's one `[app]`.
     pub fn start_proxy_with_apps(&self, sandboxes: &str, extra: &str, apps: &str) -> ProxyProc {
+        self.spawn_proxy(sandboxes, extra, apps, &[])
+    }
+
+    fn spawn_proxy(
+        &self,
+        sandboxes: &str,
+        extra: &str,
+        apps: &str,
+        env: &[(&str, String)],
+    ) -> ProxyProc {
         use std::io::{BufRead, BufReader, Read};
         let dir = tempfile::Builder::new()
             .prefix("proxy-")
@@ -184,6 +204,7 @@ impl World {
             .env("GHAPP_CONFIG", "")
             .env("GHAPP_LOG", "info")
             .env("SSL_CERT_FILE", self.hub.ca_path())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

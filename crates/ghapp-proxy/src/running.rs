@@ -56,6 +56,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("the token exchange service ([sts]): {0}")]
     Sts(String),
+    #[error("OpenTelemetry (the OTEL_* variables): {0}")]
+    Telemetry(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -81,8 +83,12 @@ pub(crate) fn prepare(cfg: ProxyConfig) -> Result<Prepared, StartError> {
     let hosts = Hosts::new(cfg.github()).with_storage(&cfg.lfs_storage_hosts);
     let ca = Ca::load_or_create(&cfg.ca_dir, &hosts.intercepted()).map_err(StartError::Ca)?;
     let upstream_ca = upstream_ca(&cfg)?;
+    let telemetry =
+        crate::audit::telemetry::Telemetry::from_env().map_err(StartError::Telemetry)?;
     let audit = Arc::new(
-        Audit::open(cfg.audit_log.as_deref(), cfg.audit_max_bytes).map_err(StartError::Audit)?,
+        Audit::open(cfg.audit_log.as_deref(), cfg.audit_max_bytes)
+            .map_err(StartError::Audit)?
+            .with_telemetry(telemetry),
     );
     let mut brokers = Vec::new();
     for app in &cfg.apps {
@@ -304,6 +310,7 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
         thread: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let audit = data.audit.clone();
     let thread = std::thread::Builder::new()
         .name("ghapp-proxy".into())
         .spawn(move || {
@@ -361,6 +368,8 @@ pub(crate) fn start(p: Prepared) -> Result<Running, StartError> {
                 transport::serve(data, gate, listener, rx).await;
             });
             rt.shutdown_timeout(Duration::from_millis(200));
+            // What the exporters hold is sent before the proxy is gone.
+            audit.telemetry.shutdown();
         })
         .map_err(StartError::Runtime)?;
     Ok(Running {

@@ -118,6 +118,13 @@ impl Tokens {
                     TokenSource::Cache => self.audit.metrics.cache_hits.inc(),
                     TokenSource::Minted => self.audit.metrics.mints.inc(),
                 };
+                crate::audit::telemetry::note(
+                    "ghapp.token.source",
+                    match source {
+                        TokenSource::Cache => "cache",
+                        TokenSource::Minted => "minted",
+                    },
+                );
                 t
             })
             .map_err(|e| {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::respond::{Body, Refusal};
 
 pub(crate) mod metrics;
+pub(crate) mod telemetry;
 
 /// What a request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
@@ -156,6 +157,8 @@ pub(crate) struct PushSummary {
 pub(crate) struct Audit {
     file: Option<Mutex<AuditFile>>,
     pub metrics: metrics::Metrics,
+    /// OpenTelemetry's exporters (off unless configured).
+    pub telemetry: telemetry::Telemetry,
 }
 
 struct AuditFile {
@@ -243,7 +246,13 @@ impl Audit {
         Ok(Audit {
             file,
             metrics: metrics::Metrics::default(),
+            telemetry: telemetry::Telemetry::off(),
         })
+    }
+
+    /// With OpenTelemetry's exporters: each recorded event ends its request's span.
+    pub(crate) fn with_telemetry(self, telemetry: telemetry::Telemetry) -> Audit {
+        Audit { telemetry, ..self }
     }
 
     /// Reopens the audit file at its path (after logrotate moved it away).
@@ -256,6 +265,12 @@ impl Audit {
     }
 
     pub(crate) fn record(&self, e: &Event) {
+        self.record_in(e, None);
+    }
+
+    /// Records `e`, ending the request's span `cx` (OpenTelemetry) with it.
+    pub(crate) fn record_in(&self, e: &Event, cx: Option<&opentelemetry::Context>) {
+        self.telemetry.finish(cx, e);
         self.metrics.request(&e.sandbox, e.service, e.decision);
         self.metrics.bytes(&e.sandbox, e.bytes_in, e.bytes_out);
         // A path, a ref name or a reason may quote what a sandbox sent, a credential too:
@@ -387,6 +402,8 @@ pub(crate) struct Pending {
     event: Event,
     meter: Meter,
     audit: Arc<Audit>,
+    /// The request's span (OpenTelemetry), ended with the event.
+    cx: Option<opentelemetry::Context>,
 }
 
 impl Pending {
@@ -395,7 +412,14 @@ impl Pending {
             event,
             meter,
             audit,
+            cx: None,
         }
+    }
+
+    /// Ends the request's span `cx` when the event is recorded.
+    pub(crate) fn traced(mut self, cx: Option<opentelemetry::Context>) -> Pending {
+        self.cx = cx;
+        self
     }
 
     /// `resp` with its body counted and this event recorded when the body has been sent.
@@ -428,7 +452,7 @@ impl Drop for Pending {
         self.event.bytes_in = self.meter.bytes_in.load(Ordering::Relaxed);
         self.event.bytes_out = self.meter.bytes_out.load(Ordering::Relaxed);
         self.event.latency_ms = self.meter.start.elapsed().as_millis() as u64;
-        self.audit.record(&self.event);
+        self.audit.record_in(&self.event, self.cx.as_ref());
     }
 }
 

@@ -31,6 +31,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
+use crate::audit::telemetry;
 use crate::audit::{Audit, Decision, Event, Meter, Outcome, Pending, Service};
 use crate::ca::Ca;
 use crate::config::ProxyConfig;
@@ -214,8 +215,14 @@ impl DataPlane {
     ) -> Response<Body> {
         let head = o.head(req.method().as_str(), req.uri().path());
         let meter = Meter::new();
-        let (resp, outcome) = self.run(req, o, &meter).await;
-        Pending::new(Event::of(&head, outcome), meter, self.audit.clone()).attach(resp)
+        let cx = self
+            .audit
+            .telemetry
+            .request(req.method().as_str(), req.headers());
+        let (resp, outcome) = telemetry::within(cx.clone(), self.run(req, o, &meter)).await;
+        Pending::new(Event::of(&head, outcome), meter, self.audit.clone())
+            .traced(cx)
+            .attach(resp)
     }
 
     async fn run(&self, req: Request<Incoming>, o: &Origin, meter: &Meter) -> Answer {
@@ -315,7 +322,13 @@ impl DataPlane {
         let body = match &plan.body {
             BodyPlan::None => None,
             BodyPlan::Stream => Some(body::streamed(body, meter.bytes_in.clone())),
-            BodyPlan::Push => match self.push(body, &r, &plan, meter).await {
+            BodyPlan::Push => match telemetry::child(
+                &self.audit.telemetry,
+                "ghapp.inspect",
+                self.push(body, &r, &plan, meter),
+            )
+            .await
+            {
                 Ok(pushed) => {
                     outcome.ref_updates = pushed.ref_updates;
                     verdict = pushed.verdict;
@@ -365,7 +378,13 @@ impl DataPlane {
             }
             return r.refuse(refusal);
         }
-        let token = match self.tokens.token(sb, plan.repo.owner()).await {
+        let token = match telemetry::child(
+            &self.audit.telemetry,
+            "ghapp.token",
+            self.tokens.token(sb, plan.repo.owner()),
+        )
+        .await
+        {
             Ok(t) => t,
             Err(refusal) => {
                 return (
@@ -387,7 +406,17 @@ impl DataPlane {
             owner: plan.repo.owner().to_owned(),
         };
         let sent_at = std::time::Instant::now();
-        let sent = upstream::send(&self.upstream, &self.tokens, sb, up, token).await;
+        let sent = telemetry::child(&self.audit.telemetry, "ghapp.upstream", async {
+            let sent = upstream::send(&self.upstream, &self.tokens, sb, up, token).await;
+            if let Sent::Answered { resp, .. } = &sent {
+                telemetry::note(
+                    "http.response.status_code",
+                    i64::from(resp.status().as_u16()),
+                );
+            }
+            sent
+        })
+        .await;
         self.audit
             .metrics
             .upstream_latency(r.service, sent_at.elapsed().as_secs_f64());

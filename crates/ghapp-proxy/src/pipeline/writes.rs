@@ -280,7 +280,12 @@ impl DataPlane {
                 o.repo = Some(repo.to_string());
                 Err((resp, o))
             }
-            Decided::Held(asks) => Err(self.hold(r, repo, asks, form).await),
+            Decided::Held(asks) => Err(crate::audit::telemetry::child(
+                &self.audit.telemetry,
+                "ghapp.approval",
+                self.hold(r, repo, asks, form),
+            )
+            .await),
             Decided::Proposed(what) => Err(self.propose(r, repo, what, form).await),
         }
     }
