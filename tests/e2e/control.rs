@@ -897,7 +897,7 @@ fn add_sandbox(w: &World, p: &ProxyProc, name: &str, mode: &str) -> Vec<(String,
 }
 
 /// `gh-pr open ARGS` in a sandbox's checkout, with only the sandbox's environment.
-fn gh_pr_open(w: &World, env: &[(String, String)], dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn gh_pr_open(w: &World, env: &[(String, String)], dir: &Path, args: &[&str]) -> Run {
     let gh_pr = ghapp_e2e::bin_dir().join("gh-pr").display().to_string();
     let mut all = vec!["open"];
     all.extend_from_slice(args);

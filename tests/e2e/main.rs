@@ -21,6 +21,7 @@ mod notify;
 mod operator;
 mod pr;
 mod proxy;
+mod review;
 mod schema;
 mod setup;
 mod telemetry;
@@ -28,7 +29,7 @@ mod tiers;
 mod writes;
 
 fn main() -> std::process::ExitCode {
-    let areas: [(&str, ghapp_e2e::runner::Area); 21] = [
+    let areas: [(&str, ghapp_e2e::runner::Area); 22] = [
         ("attacks", attacks::TESTS),
         ("budget", budget::TESTS),
         ("cli", cli::TESTS),
@@ -45,6 +46,7 @@ fn main() -> std::process::ExitCode {
         ("operator", operator::TESTS),
         ("pr", pr::TESTS),
         ("proxy", proxy::TESTS),
+        ("review", review::TESTS),
         ("schema", schema::TESTS),
         ("setup", setup::TESTS),
         ("telemetry", telemetry::TESTS),

@@ -322,7 +322,7 @@ fn pull_request_answers_match_githubs_schemas() {
         // Comments: created and listed as GitHub's full issue-comment document.
         let note = json!({"body": "A note."});
         api.expect(
-            post,
+            post.clone(),
             &format!("{repo}/issues/1/comments"),
             Some(note),
             201,
@@ -392,6 +392,37 @@ fn pull_request_answers_match_githubs_schemas() {
             (&c["files"][0]["filename"], &c["files"][0]["additions"]),
             (&json!("pr.txt"), &json!(1))
         );
+
+        // Reviewers (what the review flavour asks for a draft): users and teams, answered
+        // with the pull request; nobody at all, or a name no login can be, is GitHub's 422.
+        let reviewers = Some("/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers");
+        let to = format!("{repo}/pulls/1/requested_reviewers");
+        let asked = api
+            .expect(
+                post.clone(),
+                &to,
+                Some(json!({"reviewers": ["octocat"], "team_reviewers": ["maintainers"]})),
+                201,
+                reviewers,
+            )
+            .await;
+        assert_eq!(
+            (
+                &asked["requested_reviewers"][0]["login"],
+                &asked["requested_teams"][0]["slug"]
+            ),
+            (&json!("octocat"), &json!("maintainers"))
+        );
+        api.expect(post.clone(), &to, Some(json!({})), 422, None)
+            .await;
+        api.expect(
+            post.clone(),
+            &to,
+            Some(json!({"reviewers": ["not a login"]})),
+            422,
+            None,
+        )
+        .await;
 
         // Merging (what an autonomous sandbox with allow_merge may do): an unknown method is
         // refused; a stale sha is refused; a squash moves main and answers GitHub's merge

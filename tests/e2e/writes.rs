@@ -10,13 +10,13 @@ use base64::Engine;
 use ghapp_e2e::{ProxyProc, Run, Sandbox as Sb, World};
 use serde_json::{Value, json};
 
-const SECRET: &str = "writes-sandbox-secret-0123456789";
+pub(crate) const SECRET: &str = "writes-sandbox-secret-0123456789";
 const ADMIN: &str = "writes-admin-token-0123456789abc";
 
 /// A proxy with one sandbox `agent` on octo-org/widgets (pushing `agent/*` unless `extra`
 /// says otherwise, files up to 64 KiB) in `mode`, with `extra` keys in its table, a state
 /// store and an admin API.
-fn start(w: &World, mode: &str, extra: &str) -> ProxyProc {
+pub(crate) fn start(w: &World, mode: &str, extra: &str) -> ProxyProc {
     let push = if extra.contains("push =") {
         ""
     } else {
@@ -47,7 +47,7 @@ significant = {{ files = 5, lines = 100 }}
 }
 
 /// A GraphQL request as an SDK in the sandbox sends it: the status and the answer.
-fn gql(w: &World, sb: &Sb<'_>, query: &str, variables: Value) -> (u16, Value) {
+pub(crate) fn gql(w: &World, sb: &Sb<'_>, query: &str, variables: Value) -> (u16, Value) {
     rest(
         w,
         sb,
@@ -58,7 +58,7 @@ fn gql(w: &World, sb: &Sb<'_>, query: &str, variables: Value) -> (u16, Value) {
 }
 
 /// A REST call (`path` on fakehub's host) as an SDK in the sandbox makes it.
-fn rest(w: &World, sb: &Sb<'_>, method: &str, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) fn rest(w: &World, sb: &Sb<'_>, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let ca = sb
         .env
         .iter()
@@ -150,7 +150,7 @@ fn seed(w: &World, name: &str, files: &[(&str, Vec<u8>)]) -> String {
 
 /// The repository's node id and, for each of `refs`, the ref's node id (as an agent reads
 /// them, through the proxy).
-fn ids(w: &World, sb: &Sb<'_>, refs: &[&str]) -> (String, Vec<String>) {
+pub(crate) fn ids(w: &World, sb: &Sb<'_>, refs: &[&str]) -> (String, Vec<String>) {
     let (_, v) = gql(
         w,
         sb,
@@ -181,7 +181,7 @@ fn main_sha(w: &World) -> String {
 }
 
 /// What the GraphQL mutations fakehub received name.
-fn mutations_received(w: &World) -> Vec<String> {
+pub(crate) fn mutations_received(w: &World) -> Vec<String> {
     w.hub
         .counters()
         .graphql
@@ -595,7 +595,7 @@ fn a_delete_and_a_create_of_one_ref_is_a_rewrite() {
 }
 
 /// `ghapp approvals ARGS` against the proxy's admin API.
-fn approvals(w: &World, p: &ProxyProc, args: &[&str]) -> Run {
+pub(crate) fn approvals(w: &World, p: &ProxyProc, args: &[&str]) -> Run {
     let mut env = w.env().to_vec();
     env.push(("GHAPP_ADMIN_URL".to_owned(), p.admin_url.clone().unwrap()));
     env.push(("GHAPP_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()));

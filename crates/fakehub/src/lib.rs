@@ -102,6 +102,9 @@ pub struct PullSummary {
     pub comments: u64,
     /// The head commit when it was opened.
     pub head_sha: String,
+    /// Reviews requested: user logins, team slugs.
+    pub reviewers: Vec<String>,
+    pub teams: Vec<String>,
 }
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -541,6 +544,8 @@ impl FakeHub {
                 state: p.state.clone(),
                 comments: p.comments.len() as u64,
                 head_sha: p.head_sha.clone(),
+                reviewers: p.reviewers.clone(),
+                teams: p.teams.clone(),
             })
             .collect()
     }

@@ -25,6 +25,9 @@ pub(crate) struct Pull {
     pub merge_commit_sha: Option<String>,
     /// Who opened it: `SLUG[bot]` for an app token, the user for a personal access token.
     pub author: String,
+    /// Reviews requested: user logins and team slugs.
+    pub reviewers: Vec<String>,
+    pub teams: Vec<String>,
 }
 
 /// A comment on a pull request (an issue comment, as GitHub stores it).
@@ -296,6 +299,8 @@ pub(crate) fn open(hub: &Hub, t: &IssuedToken, r: &Repo, o: &Open<'_>) -> Result
         comments: Vec::new(),
         merge_commit_sha: None,
         author: actor(hub, t),
+        reviewers: Vec::new(),
+        teams: Vec::new(),
     };
     pulls.push(p.clone());
     Ok(p)
@@ -345,8 +350,8 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
         "merge_commit_sha": p.merge_commit_sha,
         "assignee": null,
         "assignees": [],
-        "requested_reviewers": [],
-        "requested_teams": [],
+        "requested_reviewers": p.reviewers.iter().enumerate().map(|(i, l)| docs::simple_user(base, l, 7000 + i as u64, "User")).collect::<Vec<_>>(),
+        "requested_teams": p.teams.iter().enumerate().map(|(i, s)| team_doc(base, &repo.owner, s, 600 + i as u64)).collect::<Vec<_>>(),
         "head": {
             "label": format!("{}:{}", repo.owner, p.head),
             "ref": p.head,
@@ -394,6 +399,27 @@ pub(crate) fn doc(hub: &Arc<Hub>, p: &Pull, repo: &Repo, full: bool) -> Value {
         }
     }
     v
+}
+
+/// A team of `org` as GitHub describes one (`team`: every required field).
+fn team_doc(base: &str, org: &str, slug: &str, id: u64) -> Value {
+    let api = format!("{base}/api/v3/orgs/{org}/teams/{slug}");
+    json!({
+        "id": id,
+        "node_id": format!("T_kwDO{id}"),
+        "url": api,
+        "html_url": format!("{base}/orgs/{org}/teams/{slug}"),
+        "name": slug,
+        "slug": slug,
+        "description": null,
+        "privacy": "closed",
+        "notification_setting": "notifications_enabled",
+        "permission": "pull",
+        "members_url": format!("{api}/members{{/member}}"),
+        "repositories_url": format!("{api}/repos"),
+        "type": "organization",
+        "parent": null,
+    })
 }
 
 /// Why a merge did not happen, in GitHub's words and status.

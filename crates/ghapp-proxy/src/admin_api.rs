@@ -38,6 +38,8 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rest: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force: Option<Vec<String>>,
@@ -66,6 +68,7 @@ impl Policy {
             allow_delete: changes.allow_delete.or(self.allow_delete),
             allow_merge: changes.allow_merge.or(self.allow_merge),
             weight: changes.weight.or(self.weight),
+            reviewers: changes.reviewers.or(self.reviewers),
             rest: changes.rest.or(self.rest),
             force: changes.force.or(self.force),
             protected_paths: changes.protected_paths.or(self.protected_paths),
@@ -130,6 +133,9 @@ impl<'de> Deserialize<'de> for NewSandbox {
 pub struct Rules {
     pub sandbox: String,
     pub mode: String,
+    /// Learning and assisted: who reviews its drafts at GitHub (none: held on the page).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewers: Vec<String>,
     /// Whether it may merge its own pull requests.
     pub merge: bool,
     pub repositories: Vec<String>,
@@ -318,6 +324,7 @@ mod tests {
                 rules: Rules {
                     sandbox: "a".into(),
                     mode: "autonomous".into(),
+                    reviewers: vec![],
                     merge: false,
                     repositories: vec![],
                     push: PushRules {

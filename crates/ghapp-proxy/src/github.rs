@@ -90,6 +90,16 @@ pub(crate) trait GitHub: Send + Sync {
         repo: &'a RepoName,
         ask: &'a Value,
     ) -> Fut<'a, Result<(StatusCode, Value), Refusal>>;
+
+    /// Requests reviews of pull request `n` of `repo` (`POST …/requested_reviewers` with
+    /// `ask`: `reviewers` and `team_reviewers`): GitHub's status and answer.
+    fn request_reviewers<'a>(
+        &'a self,
+        sb: &'a Sandbox,
+        repo: &'a RepoName,
+        n: u64,
+        ask: &'a Value,
+    ) -> Fut<'a, Result<(StatusCode, Value), Refusal>>;
 }
 
 /// How long a resolved node id is kept (what an id names, and its repository, do not change).
@@ -491,6 +501,23 @@ impl GitHub for Api {
             self.rest(sb, repo, Method::POST, &path, Some(ask)).await
         })
     }
+
+    fn request_reviewers<'a>(
+        &'a self,
+        sb: &'a Sandbox,
+        repo: &'a RepoName,
+        n: u64,
+        ask: &'a Value,
+    ) -> Fut<'a, Result<(StatusCode, Value), Refusal>> {
+        Box::pin(async move {
+            let path = format!(
+                "/repos/{}/{}/pulls/{n}/requested_reviewers",
+                repo.owner(),
+                repo.repo()
+            );
+            self.rest(sb, repo, Method::POST, &path, Some(ask)).await
+        })
+    }
 }
 
 #[cfg(test)]
@@ -592,6 +619,17 @@ pub(crate) mod fake {
             Box::pin(
                 async move { Ok((StatusCode::CREATED, json!({"html_url": "https://x/pull/1"}))) },
             )
+        }
+
+        fn request_reviewers<'a>(
+            &'a self,
+            _: &'a Sandbox,
+            _: &'a RepoName,
+            n: u64,
+            ask: &'a Value,
+        ) -> Fut<'a, Result<(StatusCode, Value), Refusal>> {
+            self.ask(format!("request reviewers {n} {ask}"));
+            Box::pin(async move { Ok((StatusCode::CREATED, json!({}))) })
         }
     }
 }

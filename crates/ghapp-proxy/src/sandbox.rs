@@ -176,6 +176,7 @@ pub(crate) mod tests {
             allow_delete: false,
             allow_merge: false,
             weight: 1,
+            reviewers: Vec::new(),
             rest: vec![("POST".into(), "/repos/{owner}/{repo}/statuses/{sha}".into())],
             rules: crate::config::PushRules::default(),
             mode: crate::config::Mode::Autonomous,

@@ -72,6 +72,7 @@ static ROUTES: &[Route] = routes! {
     "GET" "/repos/{owner}/{repo}/pulls/{number}" => pulls::get,
     "PATCH" "/repos/{owner}/{repo}/pulls/{number}" => pulls::update,
     "PUT" "/repos/{owner}/{repo}/pulls/{number}/merge" => pulls::merge,
+    "POST" "/repos/{owner}/{repo}/pulls/{number}/requested_reviewers" => pulls::request_reviewers,
     "POST" "/repos/{owner}/{repo}/issues/{number}/comments" => pulls::comment,
     "GET" "/repos/{owner}/{repo}/issues/{number}/comments" => pulls::comments,
     "GET" "/repos/{owner}/{repo}/branches/{branch+}" => repos::branch,

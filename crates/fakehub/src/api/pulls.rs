@@ -192,6 +192,73 @@ fn numbered<'a>(
         .ok_or_else(not_found)
 }
 
+/// `POST /repos/{owner}/{repo}/pulls/{number}/requested_reviewers`: `reviewers` (logins) and
+/// `team_reviewers` (slugs of the repository's organization), at least one; not the pull
+/// request's author; 201 with the pull request.
+pub(super) async fn request_reviewers(c: Ctx) -> Answer {
+    let t = c.token()?;
+    let r = repo_for_token(&c.hub, &t, c.param(0), c.param(1), "write")?;
+    let n: u64 = c.param(2).parse().map_err(|_| not_found())?;
+    let hub = c.hub.clone();
+    let v = read_json(c.req).await?;
+    let invalid = |m: &str| {
+        json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"message": m, "documentation_url": "https://docs.github.com/rest/pulls/review-requests#request-reviewers-for-a-pull-request", "status": "422"}),
+        )
+    };
+    let list = |key: &str| -> Result<Vec<String>, Response<Body>> {
+        match &v[key] {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid("Invalid request.")),
+            _ => Err(invalid("Invalid request.")),
+        }
+    };
+    let (users, teams) = (list("reviewers")?, list("team_reviewers")?);
+    if users.is_empty() && teams.is_empty() {
+        return Err(invalid(
+            "Invalid request.\n\nNo subschema in \"anyOf\" matched.",
+        ));
+    }
+    let login = |s: &String| {
+        (1..=39).contains(&s.len())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !s.starts_with('-')
+    };
+    if !users.iter().chain(&teams).all(login) {
+        return Err(invalid(
+            "Reviews may only be requested from collaborators. One or more of the users or teams you specified is not a collaborator of the repository.",
+        ));
+    }
+    let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
+    let p = numbered(&mut pulls, &r, n)?;
+    if users.iter().any(|u| u.eq_ignore_ascii_case(&p.author)) {
+        return Err(invalid(
+            "Review cannot be requested from pull request author.",
+        ));
+    }
+    for u in users {
+        if !p.reviewers.contains(&u) {
+            p.reviewers.push(u);
+        }
+    }
+    for s in teams {
+        if !p.teams.contains(&s) {
+            p.teams.push(s);
+        }
+    }
+    let p = p.clone();
+    drop(pulls);
+    Ok(json_response(
+        StatusCode::CREATED,
+        &crate::pulls::doc(&hub, &p, &r, false),
+    ))
+}
+
 /// `POST /repos/{owner}/{repo}/issues/{number}/comments` on a pull request.
 pub(super) async fn comment(c: Ctx) -> Answer {
     let t = c.token()?;

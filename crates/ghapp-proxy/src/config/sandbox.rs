@@ -22,6 +22,28 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// Whether `r` is a GitHub login (`octocat`) or a team (`octo-org/reviewers`): 1 to 39
+/// letters, digits and single hyphens, not at either end; a team's slug after one `/`.
+fn reviewer_shape(r: &str) -> bool {
+    let login = |s: &str| {
+        (1..=39).contains(&s.len())
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+            && !s.contains("--")
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    match r.split_once('/') {
+        Some((org, team)) => {
+            login(org)
+                && (1..=100).contains(&team.len())
+                && team
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        }
+        None => login(r),
+    }
+}
+
 /// `[defaults]`: the policy keys a fleet states once; a sandbox's own value replaces one.
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +52,7 @@ pub(super) struct FileDefaults {
     pub(super) allow_delete: Option<bool>,
     pub(super) allow_merge: Option<bool>,
     pub(super) weight: Option<u32>,
+    pub(super) reviewers: Option<Vec<String>>,
     pub(super) rest: Option<Vec<String>>,
     pub(super) mode: Option<Mode>,
     pub(super) significant: Option<FileSignificant>,
@@ -161,6 +184,7 @@ pub(super) struct FileSandbox {
     allow_delete: Option<bool>,
     allow_merge: Option<bool>,
     weight: Option<u32>,
+    reviewers: Option<Vec<String>>,
     rest: Option<Vec<String>>,
     mode: Option<Mode>,
     significant: Option<FileSignificant>,
@@ -322,6 +346,9 @@ pub struct SandboxConfig {
     pub allow_merge: bool,
     /// Its weight in the budgets' fair share (1: an equal share).
     pub weight: u32,
+    /// Learning and assisted: who reviews at GitHub (logins, and `org/team` slugs). Set, a
+    /// pull request that would be held is opened as a draft with them requested instead.
+    pub reviewers: Vec<String>,
     /// Extra REST routes: `(METHOD, path pattern)`.
     pub rest: Vec<(String, String)>,
     pub rules: PushRules,
@@ -414,8 +441,23 @@ impl FileSandbox {
             }
             w => w.min(1000),
         };
+        let reviewers = s
+            .reviewers
+            .or_else(|| defaults.reviewers.clone())
+            .unwrap_or_default();
+        if let Some(bad) = reviewers.iter().find(|r| !reviewer_shape(r)) {
+            return Err(fail(format!(
+                "reviewers entry {bad:?} is neither a GitHub login nor ORG/TEAM-SLUG"
+            )));
+        }
+        if reviewers.len() > 15 {
+            return Err(fail(
+                "reviewers: at most 15 (GitHub requests at most 15 reviewers at once)".into(),
+            ));
+        }
         Ok(SandboxConfig {
             weight,
+            reviewers,
             rules,
             mode,
             significant,

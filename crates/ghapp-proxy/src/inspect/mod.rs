@@ -530,9 +530,7 @@ impl Pump {
                     grown,
                 }),
             };
-            let verdict = mode::verdict(sb.cfg.mode, sb.may_merge(), &kind, &|m| {
-                mode::significant(&sb.cfg.significant, &sb.significant, m)
-            });
+            let verdict = mode::of_sandbox(sb, &kind);
             if let mode::Verdict::Refuse(why) = verdict {
                 let mut r = write::whole("mode", why, &self.names());
                 r.refs.retain(|(name, _)| *name == g.refname);

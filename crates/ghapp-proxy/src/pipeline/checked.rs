@@ -55,6 +55,7 @@ impl DataPlane {
             repo: None,
             reason: String::new(),
             mutation: false,
+            review: Vec::new(),
         };
         let planned = match &plan.body {
             BodyPlan::Graphql => return self.graphql(r, bytes).await,
@@ -143,8 +144,17 @@ impl DataPlane {
             Form::Json
         };
         let decided = self.decide_writes(sb, repo, &[planned], form).await;
-        self.answer_writes(r, repo, decided, form).await?;
-        Ok(plain(bytes))
+        let review = self.answer_writes(r, repo, decided, form).await?;
+        if review.is_empty() {
+            return Ok(plain(bytes));
+        }
+        // The review flavour: the pull request is opened as a draft, whatever it asked.
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        v["draft"] = serde_json::Value::Bool(true);
+        Ok(Checked {
+            review,
+            ..plain(Bytes::from(v.to_string()))
+        })
     }
 }
 

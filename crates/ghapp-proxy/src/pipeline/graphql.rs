@@ -24,6 +24,7 @@ impl DataPlane {
                     repo: None,
                     reason: String::new(),
                     mutation: false,
+                    review: Vec::new(),
                 });
             }
             Ok(GraphqlPlan::Mutation { checks, body }) => (checks, body),
@@ -63,13 +64,14 @@ impl DataPlane {
             }
         };
         let decided = self.decide_writes(sb, &repo, &planned, Form::Graphql).await;
-        self.answer_writes(r, &repo, decided, Form::Graphql).await?;
+        let review = self.answer_writes(r, &repo, decided, Form::Graphql).await?;
         let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
         Ok(Checked {
             body: Bytes::from(body),
             repo: Some(repo),
             reason: format!("mutation {}", names.join(",")),
             mutation: true,
+            review,
         })
     }
 }

@@ -120,6 +120,8 @@ pub(crate) struct Checked {
     pub reason: String,
     /// A GraphQL mutation: content creation, for the budgets.
     pub mutation: bool,
+    /// Heads of pull requests it opens as drafts whose reviewers are then requested.
+    pub review: Vec<String>,
 }
 
 impl DataPlane {
@@ -319,6 +321,7 @@ impl DataPlane {
         let mut outcome = r.outcome();
         let mut verdict = None;
         let mut mutation = false;
+        let mut review = Vec::new();
         let body = match &plan.body {
             BodyPlan::None => None,
             BodyPlan::Stream => Some(body::streamed(body, meter.bytes_in.clone())),
@@ -351,6 +354,7 @@ impl DataPlane {
                         }
                         outcome.reason = c.reason;
                         mutation = c.mutation;
+                        review = c.review;
                         Some(reqwest::Body::from(c.body))
                     }
                     Err(answer) => return answer,
@@ -428,6 +432,14 @@ impl DataPlane {
                 outcome.push = push;
                 outcome.upstream_status = Some(resp.status().as_u16());
                 outcome.status = resp.status().as_u16();
+                if !review.is_empty() && resp.status().is_success() {
+                    let said = self.request_reviews(sb, &plan.repo, &review).await;
+                    outcome.reason = [outcome.reason, said]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                }
                 if plan.body == BodyPlan::LfsBatch && resp.status() == StatusCode::OK {
                     return self.lfs_answer(resp, &r, outcome).await;
                 }

@@ -77,9 +77,7 @@ impl Ask {
 impl DataPlane {
     /// The mode's verdict on `kind` for `sb`.
     pub(super) fn verdict(&self, sb: &Sandbox, kind: &Kind) -> Verdict {
-        mode::verdict(sb.cfg.mode, sb.may_merge(), kind, &|m: &Measure| {
-            mode::significant(&sb.cfg.significant, &sb.significant, m)
-        })
+        mode::of_sandbox(sb, kind)
     }
 
     /// What the mode needs to know of a pull request `head -> base` being created: its size
@@ -442,6 +440,76 @@ impl DataPlane {
             link: None,
         });
         Ok(p.id)
+    }
+
+    /// The review flavour: the drafts GitHub just opened for `heads` get the sandbox's
+    /// reviewers requested. What was done, for the audit's reason; a failure is said there
+    /// and logged (the draft stays a draft: nothing merges without a person).
+    pub(super) async fn request_reviews(
+        &self,
+        sb: &Sandbox,
+        repo: &RepoName,
+        heads: &[String],
+    ) -> String {
+        let (teams, users): (Vec<&String>, Vec<&String>) =
+            sb.cfg.reviewers.iter().partition(|r| r.contains('/'));
+        // A team is requested by its slug, in the repository's own organization only.
+        let (ours, others): (Vec<&String>, Vec<&String>) = teams.into_iter().partition(|t| {
+            t.split_once('/')
+                .is_some_and(|(org, _)| org.eq_ignore_ascii_case(repo.owner()))
+        });
+        let slugs: Vec<&str> = ours
+            .iter()
+            .filter_map(|t| t.split_once('/').map(|(_, s)| s))
+            .collect();
+        let ask = json!({ "reviewers": users, "team_reviewers": slugs });
+        let mut said = Vec::new();
+        if !others.is_empty() {
+            said.push(format!(
+                "teams of another organization not requested: {}",
+                others
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for head in heads {
+            let pulls = match self.github.open_pulls(sb, repo, head).await {
+                Ok(p) => p,
+                Err(e) => {
+                    said.push(format!("cannot find the draft of {head}: {}", e.message));
+                    continue;
+                }
+            };
+            for p in pulls {
+                match self
+                    .github
+                    .request_reviewers(sb, repo, p.number, &ask)
+                    .await
+                {
+                    Ok((s, _)) if s.is_success() => said.push(format!(
+                        "draft #{} opened for review by {}",
+                        p.number,
+                        sb.cfg.reviewers.join(", ")
+                    )),
+                    Ok((s, v)) => said.push(format!(
+                        "requesting reviewers of #{} failed: GitHub answered {s}: {}",
+                        p.number,
+                        v["message"].as_str().unwrap_or("")
+                    )),
+                    Err(e) => said.push(format!(
+                        "requesting reviewers of #{} failed: {}",
+                        p.number, e.message
+                    )),
+                }
+            }
+        }
+        let said = said.join("; ");
+        if said.contains("failed") || said.contains("cannot") {
+            tracing::warn!(sandbox = %sb.name(), repo = %repo, "{said}");
+        }
+        said
     }
 
     /// Tells `[notify]`'s receivers that approval `a` waits for a person.

@@ -26,6 +26,9 @@ pub(super) enum Decided {
     Held(Vec<(Ask, String)>),
     /// What to record as proposals (observe mode): kind, description, how to name it.
     Proposed(Vec<(&'static str, Described, String)>),
+    /// Sent, as drafts: the heads of the pull requests whose reviewers are requested once
+    /// GitHub has opened them (the review flavour).
+    Review(Vec<String>),
 }
 
 impl DataPlane {
@@ -45,6 +48,7 @@ impl DataPlane {
         };
         let mut held = Vec::new();
         let mut proposed = Vec::new();
+        let mut review = Vec::new();
         for (name, p) in writes {
             // The rules, on what the write lands.
             let described = match self.describe(sb, repo, p).await {
@@ -98,6 +102,19 @@ impl DataPlane {
                     }
                     _ => return refuse(StatusCode::FORBIDDEN, format!("{name}: {why}")),
                 },
+                Verdict::Review(why) => match p {
+                    // GraphQL's input is sent as it was read: a draft must be asked for.
+                    Planned::CreatePull { draft: false, .. } if form == Form::Graphql => {
+                        return refuse(
+                            StatusCode::FORBIDDEN,
+                            format!(
+                                "{name}: pull requests of this sandbox open as drafts for its reviewers ({why}): ask for a draft (input.draft: true; gh pr create --draft)"
+                            ),
+                        );
+                    }
+                    Planned::CreatePull { head, .. } => review.push(head.clone()),
+                    _ => return refuse(StatusCode::FORBIDDEN, format!("{name}: {why}")),
+                },
                 Verdict::Propose => proposed.push(proposal(name, repo, p, described.as_ref())),
             }
         }
@@ -105,6 +122,8 @@ impl DataPlane {
             Decided::Proposed(proposed)
         } else if !held.is_empty() {
             Decided::Held(held)
+        } else if !review.is_empty() {
+            Decided::Review(review)
         } else {
             Decided::Forward
         }
@@ -227,6 +246,7 @@ impl DataPlane {
                 self.rebase_kind(sb, repo, *number, head, base).await
             }
             Planned::Merge => Ok(Kind::Merge),
+            Planned::Ready { number } => Ok(Kind::Ready { number: *number }),
             Planned::Blobs(_) | Planned::Other => Ok(Kind::Other),
         }
     }
@@ -265,16 +285,18 @@ impl DataPlane {
         Ok(Kind::Refs { pull: Some(head) })
     }
 
-    /// The answer to one request's decided writes, or `Ok` to send it.
+    /// The answer to one request's decided writes, or `Ok` to send it (with the heads of the
+    /// pull requests it opens as drafts for review).
     pub(super) async fn answer_writes(
         &self,
         r: &Req,
         repo: &RepoName,
         decided: Decided,
         form: Form,
-    ) -> Result<(), Answer> {
+    ) -> Result<Vec<String>, Answer> {
         match decided {
-            Decided::Forward => Ok(()),
+            Decided::Forward => Ok(Vec::new()),
+            Decided::Review(heads) => Ok(heads),
             Decided::Refused(refusal) => {
                 let (resp, mut o) = r.refuse(refusal);
                 o.repo = Some(repo.to_string());

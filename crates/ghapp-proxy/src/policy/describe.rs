@@ -17,6 +17,7 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool, budget: &BudgetConfig)
     Rules {
         sandbox: sb.name().to_owned(),
         mode: sb.cfg.mode.as_str().to_owned(),
+        reviewers: sb.cfg.reviewers.clone(),
         merge: sb.may_merge(),
         repositories: sb.cfg.repos.iter().map(ToString::to_string).collect(),
         push: PushRules {

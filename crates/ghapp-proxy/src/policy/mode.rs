@@ -12,6 +12,12 @@
 //! | change a pull request's base | refused | refused | refused if significant | forward |
 //! | merge a pull request | refused | refused | refused | forward with `allow_merge` |
 //! | anything else (comments, titles, LFS) | refused | forward | forward | forward |
+//!
+//! With `reviewers` (the GitHub review flavour of learning and assisted), a person reviews at
+//! GitHub instead: a pull request that would be held is opened as a draft with the reviewers
+//! requested ([`Verdict::Review`]); marking it ready for review is refused (the person does
+//! that), as merging is; pushes to its head and changes of its base are forwarded (the person
+//! sees them at GitHub before approving).
 
 use crate::config::{Mode, Significant};
 
@@ -32,6 +38,10 @@ pub(crate) enum Kind {
         measured: Measure,
     },
     Merge,
+    /// Pull request `number` marked ready for review.
+    Ready {
+        number: u64,
+    },
     /// A write that moves no ref and opens nothing (a comment, a title, an LFS upload).
     Other,
 }
@@ -88,6 +98,8 @@ pub(crate) enum Verdict {
     Forward,
     Refuse(String),
     Hold(String),
+    /// Open it as a draft with the sandbox's reviewers requested (the review flavour).
+    Review(String),
     Propose,
 }
 
@@ -111,14 +123,40 @@ pub(crate) fn significant(
 }
 
 /// The mode's verdict on `kind`, for a sandbox in `mode` (`may_merge`: `allow_merge`;
-/// `significance` words why a measured change is significant, if it is).
+/// `review`: it has reviewers, the GitHub review flavour; `significance` words why a measured
+/// change is significant, if it is).
 pub(crate) fn verdict(
     mode: Mode,
     may_merge: bool,
+    review: bool,
     kind: &Kind,
     significance: &dyn Fn(&Measure) -> Option<String>,
 ) -> Verdict {
-    use Verdict::{Forward, Hold, Propose, Refuse};
+    use Verdict::{Forward, Hold, Propose, Refuse, Review};
+    let reviewed = review && matches!(mode, Mode::Learning | Mode::Assisted);
+    if reviewed {
+        match kind {
+            Kind::Ready { number } => {
+                return Refuse(format!(
+                    "pull request #{number} waits for its reviewers: a person marks it ready for review at GitHub"
+                ));
+            }
+            Kind::CreatePull { measured } => {
+                return match (mode, significance(measured)) {
+                    (Mode::Learning, _) => Review("is in learning mode".into()),
+                    (_, Some(why)) => Review(format!(
+                        "is in assisted mode and the change is significant ({why})"
+                    )),
+                    (_, None) => Forward,
+                };
+            }
+            Kind::Refs {
+                pull: Some(PullHead::Open { .. }),
+            }
+            | Kind::Rebase { .. } => return Forward,
+            _ => {}
+        }
+    }
     match (mode, kind) {
         (Mode::Autonomous, Kind::Merge) if !may_merge => Refuse(
             "merging is for autonomous sandboxes with allow_merge = true".into(),
@@ -133,7 +171,7 @@ pub(crate) fn verdict(
             "merging is for autonomous sandboxes with allow_merge = true; in this mode a person merges"
                 .into(),
         ),
-        (_, Kind::Refs { pull: None } | Kind::Other) => Forward,
+        (_, Kind::Refs { pull: None } | Kind::Other | Kind::Ready { .. }) => Forward,
         (_, Kind::Refs { pull: Some(PullHead::Held { id, reviewed }) }) => Refuse(format!(
             "its pull request is held for approval {id} as reviewed at {}: push nothing more to it until it is decided, or push to a new branch",
             short(reviewed)
@@ -168,6 +206,17 @@ pub(crate) fn verdict(
             None => Forward,
         },
     }
+}
+
+/// [`verdict`] for sandbox `sb`, as its configuration says.
+pub(crate) fn of_sandbox(sb: &crate::sandbox::Sandbox, kind: &Kind) -> Verdict {
+    verdict(
+        sb.cfg.mode,
+        sb.may_merge(),
+        !sb.cfg.reviewers.is_empty(),
+        kind,
+        &|m: &Measure| significant(&sb.cfg.significant, &sb.significant, m),
+    )
 }
 
 fn short(oid: &str) -> &str {
@@ -212,18 +261,66 @@ mod tests {
             measured: measure(files),
         };
         let refs = Kind::Refs { pull: None };
-        // (kind, observe, learning, assisted, autonomous); F forward, R refuse, H hold, P propose.
-        let rows: Vec<(&str, Kind, [char; 4])> = vec![
-            ("a ref", refs, ['P', 'F', 'F', 'F']),
-            ("a held head", held, ['P', 'R', 'R', 'F']),
-            ("an open head, small", open(1), ['P', 'R', 'F', 'F']),
-            ("an open head, grown", open(9), ['P', 'R', 'R', 'F']),
-            ("create, small", create(1), ['P', 'H', 'F', 'F']),
-            ("create, big", create(9), ['P', 'H', 'H', 'F']),
-            ("rebase, small", rebase(1), ['R', 'R', 'F', 'F']),
-            ("rebase, big", rebase(9), ['R', 'R', 'R', 'F']),
-            ("merge", Kind::Merge, ['R', 'R', 'R', 'R']),
-            ("other", Kind::Other, ['R', 'F', 'F', 'F']),
+        let ready = Kind::Ready { number: 7 };
+        // (kind, then observe, learning, assisted, autonomous: as held, and with reviewers);
+        // F forward, R refuse, H hold, V review (a draft, reviewers requested), P propose.
+        let rows: Vec<(&str, Kind, [char; 4], [char; 4])> = vec![
+            ("a ref", refs, ['P', 'F', 'F', 'F'], ['P', 'F', 'F', 'F']),
+            (
+                "a held head",
+                held,
+                ['P', 'R', 'R', 'F'],
+                ['P', 'R', 'R', 'F'],
+            ),
+            (
+                "an open head, small",
+                open(1),
+                ['P', 'R', 'F', 'F'],
+                ['P', 'F', 'F', 'F'],
+            ),
+            (
+                "an open head, grown",
+                open(9),
+                ['P', 'R', 'R', 'F'],
+                ['P', 'F', 'F', 'F'],
+            ),
+            (
+                "create, small",
+                create(1),
+                ['P', 'H', 'F', 'F'],
+                ['P', 'V', 'F', 'F'],
+            ),
+            (
+                "create, big",
+                create(9),
+                ['P', 'H', 'H', 'F'],
+                ['P', 'V', 'V', 'F'],
+            ),
+            (
+                "rebase, small",
+                rebase(1),
+                ['R', 'R', 'F', 'F'],
+                ['R', 'F', 'F', 'F'],
+            ),
+            (
+                "rebase, big",
+                rebase(9),
+                ['R', 'R', 'R', 'F'],
+                ['R', 'F', 'F', 'F'],
+            ),
+            (
+                "merge",
+                Kind::Merge,
+                ['R', 'R', 'R', 'R'],
+                ['R', 'R', 'R', 'R'],
+            ),
+            ("ready", ready, ['R', 'F', 'F', 'F'], ['R', 'R', 'R', 'F']),
+            (
+                "other",
+                Kind::Other,
+                ['R', 'F', 'F', 'F'],
+                ['R', 'F', 'F', 'F'],
+            ),
         ];
         let modes = [
             Mode::Observe,
@@ -231,23 +328,26 @@ mod tests {
             Mode::Assisted,
             Mode::Autonomous,
         ];
-        for (what, kind, want) in rows {
-            for (mode, w) in modes.iter().zip(want) {
-                let got = match verdict(*mode, false, &kind, &big) {
-                    Verdict::Forward => 'F',
-                    Verdict::Refuse(_) => 'R',
-                    Verdict::Hold(_) => 'H',
-                    Verdict::Propose => 'P',
-                };
-                assert_eq!(got, w, "{what} in {mode:?}");
+        for (what, kind, held, reviewed) in rows {
+            for (review, want) in [(false, held), (true, reviewed)] {
+                for (mode, w) in modes.iter().zip(want) {
+                    let got = match verdict(*mode, false, review, &kind, &big) {
+                        Verdict::Forward => 'F',
+                        Verdict::Refuse(_) => 'R',
+                        Verdict::Hold(_) => 'H',
+                        Verdict::Review(_) => 'V',
+                        Verdict::Propose => 'P',
+                    };
+                    assert_eq!(got, w, "{what} in {mode:?}, reviewers: {review}");
+                }
             }
         }
         assert_eq!(
-            verdict(Mode::Autonomous, true, &Kind::Merge, &big),
+            verdict(Mode::Autonomous, true, false, &Kind::Merge, &big),
             Verdict::Forward
         );
         assert_eq!(
-            verdict(Mode::Assisted, true, &Kind::Merge, &big),
+            verdict(Mode::Assisted, true, false, &Kind::Merge, &big),
             Verdict::Refuse(
                 "merging is for autonomous sandboxes with allow_merge = true; in this mode a person merges".into()
             ),

@@ -101,6 +101,8 @@ pub(crate) enum Check {
         pull: String,
         base: Option<String>,
         merge: bool,
+        /// `markPullRequestReadyForReview`.
+        ready: bool,
     },
     Comment {
         subject: String,
@@ -241,6 +243,7 @@ pub(crate) fn check(call: &Call) -> Result<Check, String> {
                 .then(|| input["baseRefName"].as_str().map(str::to_owned))
                 .flatten(),
             merge: name == MERGE,
+            ready: name == "markPullRequestReadyForReview",
         },
     })
 }
@@ -363,6 +366,10 @@ pub(crate) enum Planned {
         base: String,
     },
     Merge,
+    /// Pull request `number` marked ready for review.
+    Ready {
+        number: u64,
+    },
     /// Objects with contents and no ref (REST's git blobs and trees): their contents meet the
     /// content rules.
     Blobs(Vec<FileAddition>),
@@ -505,7 +512,12 @@ fn one(
         }
         // Only pull requests from the sandbox's own branches (a head it may push, in the same
         // repository) are its to change, close, reopen or merge.
-        Check::OnPull { pull, base, merge } => {
+        Check::OnPull {
+            pull,
+            base,
+            merge,
+            ready,
+        } => {
             let (n, repo) = node(sb, nodes, pull, &["a pull request"])?;
             let Kind::PullRequest(p) = &n.kind else {
                 unreachable!("node() checked the kind")
@@ -513,6 +525,7 @@ fn one(
             pull_is_own(sb, &repo, &p.head, p.head_repo.as_ref())?;
             let planned = match (merge, base) {
                 (true, _) => Planned::Merge,
+                _ if *ready => Planned::Ready { number: p.number },
                 (false, Some(b)) if *b != p.base => Planned::Rebase {
                     number: p.number,
                     head: p.head.clone(),

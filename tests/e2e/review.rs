@@ -1,0 +1,181 @@
+//! The GitHub review flavour of learning and assisted (`reviewers`): a pull request that would
+//! be held is opened at GitHub as a draft with the reviewers requested, and the person's steps
+//! (marking it ready, merging, dismissing a review) are refused to the sandbox, on every
+//! channel, before GitHub sees them.
+
+use ghapp_e2e::{Sandbox as Sb, World};
+use serde_json::{Value, json};
+
+use crate::control::gh_pr_open;
+use crate::writes::{SECRET, gql, mutations_received, rest, start};
+
+const REVIEWERS: &str = "reviewers = [\"octocat\", \"octo-org/maintainers\", \"other-org/team\"]";
+
+/// What fakehub received since `before`, but reads.
+fn writes_since(w: &World, before: usize) -> Vec<String> {
+    w.hub.requests()[before..]
+        .iter()
+        .filter(|r| {
+            r.method != "GET" && !r.target.contains("graphql") && !r.target.contains("git-")
+        })
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect()
+}
+
+fn a_learning_sandbox_with_reviewers_opens_drafts_and_leaves_the_person_s_steps() {
+    ghapp_e2e::needs("curl");
+    let w = World::new();
+    let p = start(&w, "learning", REVIEWERS);
+    let sb = Sb::new(&w, &p, "agent", SECRET);
+    sb.clone("octo-org", "widgets", "rev", &[]).ok();
+    let work = w.path("rev");
+    sb.push_new_branch(&work, "agent/rev", "r.txt", b"review me\n");
+    sb.git(
+        &work,
+        &["branch", "--quiet", "--set-upstream-to=origin/agent/rev"],
+    )
+    .ok();
+
+    // gh-pr (REST), not asking for a draft: GitHub opens a draft, the reviewers requested.
+    let r = gh_pr_open(&w, &sb.env, &work, &["--title", "Review me"]);
+    r.ok();
+    let pulls = w.hub.pulls();
+    let pr = pulls
+        .iter()
+        .find(|p| p.head == "agent/rev")
+        .expect("opened");
+    assert!(pr.draft, "a draft: {pr:?}");
+    assert_eq!(pr.reviewers, ["octocat"]);
+    assert_eq!(
+        pr.teams,
+        ["maintainers"],
+        "a team of the repository's organization only"
+    );
+    assert!(r.stdout.contains(&format!("/pull/{}", pr.number)), "{r:?}");
+    let n = pr.number;
+    let audit = p.audit();
+    let created = audit
+        .iter()
+        .find(|e| e["method"] == "POST" && e["path"] == "/api/v3/repos/octo-org/widgets/pulls")
+        .expect("audited");
+    let reason = created["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!(
+            "draft #{n} opened for review by octocat, octo-org/maintainers"
+        )) && reason.contains("teams of another organization not requested: other-org/team"),
+        "{created}"
+    );
+    // Nothing waits on the proxy's approvals page: the person reviews at GitHub.
+    let list = crate::writes::approvals(&w, &p, &["list", "--all", "--json"]);
+    let list: Value = serde_json::from_str(&list.ok().stdout).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+
+    // GraphQL's createPullRequest must ask for a draft (its input is sent as it was read).
+    sb.push_new_branch(&work, "agent/rev2", "r2.txt", b"more\n");
+    let (repo, _) = crate::writes::ids(&w, &sb, &[]);
+    let create = "mutation($r: ID!, $d: Boolean) { createPullRequest(input: {repositoryId: $r, headRefName: \"agent/rev2\", baseRefName: \"main\", title: \"two\", draft: $d}) { pullRequest { number isDraft } } }";
+    let (status, v) = gql(&w, &sb, create, json!({"r": repo, "d": false}));
+    assert_eq!(status, 200);
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("open as drafts for its reviewers (is in learning mode): ask for a draft"),
+        "{v}"
+    );
+    assert!(!w.hub.pulls().iter().any(|p| p.head == "agent/rev2"));
+    let (_, v) = gql(&w, &sb, create, json!({"r": repo, "d": true}));
+    assert_eq!(
+        v["data"]["createPullRequest"]["pullRequest"]["isDraft"], true,
+        "{v}"
+    );
+    let two = w
+        .hub
+        .pulls()
+        .into_iter()
+        .find(|p| p.head == "agent/rev2")
+        .unwrap();
+    assert_eq!(
+        (two.draft, two.reviewers.as_slice()),
+        (true, ["octocat".to_owned()].as_slice())
+    );
+
+    // The person's steps, refused on every channel, nothing reaching GitHub.
+    let (_, v) = gql(
+        &w,
+        &sb,
+        "query($n: Int!) { repository(owner: \"octo-org\", name: \"widgets\") { pullRequest(number: $n) { id } } }",
+        json!({"n": n}),
+    );
+    let id = v["data"]["repository"]["pullRequest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mutations_before = mutations_received(&w).len();
+    let before = w.hub.requests().len();
+    let refused: [(&str, Value, &str); 3] = [
+        (
+            "mutation($p: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $p}) { pullRequest { isDraft } } }",
+            json!({"p": id}),
+            "waits for its reviewers: a person marks it ready for review at GitHub",
+        ),
+        (
+            "mutation($p: ID!) { mergePullRequest(input: {pullRequestId: $p}) { pullRequest { merged } } }",
+            json!({"p": id}),
+            "in this mode a person merges",
+        ),
+        (
+            "mutation($r: ID!) { dismissPullRequestReview(input: {pullRequestReviewId: $r, message: \"x\"}) { pullRequestReview { state } } }",
+            json!({"r": "PRR_kwDOAAABc84AAAAB"}),
+            "mutation dismissPullRequestReview is not allowed",
+        ),
+    ];
+    for (q, vars, why) in &refused {
+        let (_, v) = gql(&w, &sb, q, vars.clone());
+        assert!(
+            v["errors"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(why),
+            "{q}: {v}"
+        );
+    }
+    for (method, path, body) in [
+        (
+            "PUT",
+            format!("/api/v3/repos/octo-org/widgets/pulls/{n}/merge"),
+            json!({}),
+        ),
+        (
+            "PUT",
+            format!("/api/v3/repos/octo-org/widgets/pulls/{n}/reviews/1/dismissals"),
+            json!({"message": "x"}),
+        ),
+        (
+            "DELETE",
+            format!("/api/v3/repos/octo-org/widgets/pulls/{n}/requested_reviewers"),
+            json!({"reviewers": ["octocat"]}),
+        ),
+    ] {
+        let (status, v) = rest(&w, &sb, method, &path, &body);
+        assert_eq!(status, 403, "{method} {path}: {v}");
+    }
+    assert_eq!(
+        mutations_received(&w).len(),
+        mutations_before,
+        "no mutation reached GitHub"
+    );
+    assert_eq!(writes_since(&w, before), Vec::<String>::new());
+    let pr = w.hub.pulls().into_iter().find(|p| p.number == n).unwrap();
+    assert!(pr.draft && pr.state == "open");
+
+    // Work goes on at GitHub: the reviewers' comments answered by a push to the draft.
+    sb.commit(&work, "r3.txt", b"as asked\n");
+    sb.git(&work, &["push", "--quiet", "origin", "agent/rev2"])
+        .ok();
+}
+
+pub(crate) const TESTS: &[(&str, fn())] = &[(
+    "a_learning_sandbox_with_reviewers_opens_drafts_and_leaves_the_person_s_steps",
+    a_learning_sandbox_with_reviewers_opens_drafts_and_leaves_the_person_s_steps,
+)];
