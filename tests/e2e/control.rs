@@ -1746,7 +1746,19 @@ fn the_approvals_page_in_a_real_browser() {
         "escaped, shown as text: {row}"
     );
     assert!(
-        row.contains("1 commit, 1 file, +1 -0") && row.contains("p.txt"),
+        row.contains("1 commit, 1 file, +1 -0") && row.contains("added p.txt +1 -0"),
+        "{row}"
+    );
+    // What a person needs to decide: the commits, and each file's diff (folded: opened).
+    assert!(
+        row.contains("Add p.txt (Sandbox Agent)"),
+        "the commits: {row}"
+    );
+    assert!(!row.contains("+for the page"), "folded: {row}");
+    b.click("#approval-1 summary");
+    let row = b.text("#approval-1");
+    assert!(
+        row.contains("@@ -0,0 +1 @@") && row.contains("+for the page"),
         "{row}"
     );
     b.screenshot(None, "approvals-list.png");
@@ -1774,6 +1786,14 @@ fn the_approvals_page_in_a_real_browser() {
     assert!(
         notice.starts_with("Approval 1 (agent/page -> main) approved: https://"),
         "{notice}"
+    );
+    // And the decisions so far, under the pending ones.
+    let decided = b.text("#decided-1");
+    assert!(
+        decided.contains("agent/page -> main")
+            && decided.contains("approved")
+            && decided.contains("/pull/1"),
+        "{decided}"
     );
 
     // A POST with the session but without the CSRF token is refused; without a session the

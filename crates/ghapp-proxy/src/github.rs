@@ -198,7 +198,34 @@ pub(crate) struct Compare {
     pub deletions: u64,
     /// The files changed (GitHub lists at most 300: that many means at least that many).
     pub paths: Vec<String>,
+    /// The commits (GitHub lists at most 250), oldest first, for a person to read.
+    pub log: Vec<CommitLine>,
+    /// Each file's change, for a person to read.
+    pub files: Vec<FileChange>,
 }
+
+/// A commit as the approvals page shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CommitLine {
+    pub sha: String,
+    pub author: String,
+    /// The message's first line.
+    pub subject: String,
+}
+
+/// One file of a compare.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FileChange {
+    pub path: String,
+    pub status: String,
+    pub additions: u64,
+    pub deletions: u64,
+    /// GitHub's hunks (absent for a binary or very large file), cut at [`MAX_PATCH`].
+    pub patch: Option<String>,
+}
+
+/// The most of one file's patch kept (a person reads the rest at GitHub or in git).
+pub(crate) const MAX_PATCH: usize = 16 * 1024;
 
 impl Compare {
     /// GitHub's compare answer, read.
@@ -210,6 +237,7 @@ impl Compare {
                 .map(|f| f[k].as_u64().unwrap_or(0))
                 .sum::<u64>()
         };
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         Compare {
             commits: v["total_commits"].as_u64().unwrap_or(0),
             additions: sum("additions"),
@@ -217,6 +245,40 @@ impl Compare {
             paths: files
                 .iter()
                 .filter_map(|f| f["filename"].as_str().map(str::to_owned))
+                .collect(),
+            log: v["commits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| CommitLine {
+                    sha: text(&c["sha"]),
+                    author: text(&c["commit"]["author"]["name"]),
+                    subject: c["commit"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect(),
+                })
+                .collect(),
+            files: files
+                .iter()
+                .map(|f| FileChange {
+                    path: text(&f["filename"]),
+                    status: text(&f["status"]),
+                    additions: f["additions"].as_u64().unwrap_or(0),
+                    deletions: f["deletions"].as_u64().unwrap_or(0),
+                    patch: f["patch"].as_str().map(|p| {
+                        let mut cut = p.len().min(MAX_PATCH);
+                        while !p.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        p[..cut].to_owned()
+                    }),
+                })
                 .collect(),
         }
     }

@@ -263,7 +263,13 @@ pub(super) async fn compare(c: Ctx) -> Answer {
                     _ => "modified",
                 };
                 let blob = git(&["rev-parse", &format!("{h}:{name}")]).unwrap_or_default();
-                json!({
+                // GitHub's `patch`: the file's hunks, without the diff's header lines; left
+                // out for a binary file or one too large to show.
+                let patch = git(&["diff", "--no-color", "--no-renames", &mb, &h, "--", name])
+                    .ok()
+                    .filter(|d| d.len() <= 1 << 20 && !d.contains("\nBinary files "))
+                    .and_then(|d| d.find("\n@@").map(|i| d[i + 1..].trim_end().to_owned()));
+                let mut doc = json!({
                     "sha": blob,
                     "filename": name,
                     "status": status,
@@ -273,7 +279,11 @@ pub(super) async fn compare(c: Ctx) -> Answer {
                     "blob_url": format!("{html}/blob/{h}/{name}"),
                     "raw_url": format!("{html}/raw/{h}/{name}"),
                     "contents_url": format!("{api}/contents/{name}?ref={h}"),
-                })
+                });
+                if let Some(p) = patch {
+                    doc["patch"] = Value::String(p);
+                }
+                doc
             })
             .collect();
         Ok(json!({

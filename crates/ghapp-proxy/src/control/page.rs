@@ -2,8 +2,9 @@
 //! JavaScript. Sign in with the admin token (`POST /signin`), then an HttpOnly, SameSite=Strict
 //! session cookie; every form carries the session's CSRF token; a Content-Security-Policy
 //! allows no script at all. `GET /approvals` lists the pending pull requests with sandbox,
-//! repository, head -> base, title, body and GitHub's compare figures, each with Approve and
-//! Deny.
+//! repository, head -> base, title, body and what a person needs to decide from GitHub's
+//! compare (figures, the commits, each file's diff folded, bounded), each with Approve and
+//! Deny; under them, the latest decisions.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,6 +22,12 @@ use crate::respond::Body;
 const COOKIE: &str = "ghapp_session";
 const SESSION_LIFE: Duration = Duration::from_secs(8 * 3600);
 const FORM_LIMIT: usize = 16 * 1024;
+/// The most commits listed per held request.
+const COMMITS: usize = 50;
+/// The most diff text shown per held request (each file's cut at `github::MAX_PATCH`).
+const DIFF: usize = 256 * 1024;
+/// The decisions listed under the pending requests.
+const HISTORY: usize = 20;
 
 /// Signed-in sessions, kept by nobody: a session is `NONCE.EXPIRY.MAC`, its MAC (and its
 /// CSRF token) an HMAC-SHA256 under a key derived from the admin token. Every replica with the
@@ -328,11 +335,12 @@ impl ControlPlane {
             "<form method=\"post\" action=\"/signout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"signout\">Sign out</button></form>{notice}",
             esc(csrf)
         );
+        let history = self.history().await;
         if pending.is_empty() {
             return html(
                 StatusCode::OK,
                 "Approvals",
-                &format!("{signout}<p id=\"none\">Nothing is waiting.</p>"),
+                &format!("{signout}<p id=\"none\">Nothing is waiting.</p>{history}"),
             );
         }
         let mut rows = String::new();
@@ -354,8 +362,59 @@ impl ControlPlane {
             StatusCode::OK,
             "Approvals",
             &format!(
-                "{signout}<table><tr><th>#</th><th>sandbox</th><th>repository</th><th>head -&gt; base</th><th>title and body</th><th>change</th><th>decision</th></tr>{rows}</table>"
+                "{signout}<table><tr><th>#</th><th>sandbox</th><th>repository</th><th>head -&gt; base</th><th>title and body</th><th>change</th><th>decision</th></tr>{rows}</table>{history}"
             ),
+        )
+    }
+
+    /// The latest decisions (the newest [`HISTORY`]), as HTML: what was decided, by whom,
+    /// why, and the pull request an approval opened.
+    async fn history(&self) -> String {
+        let Some(store) = self.store() else {
+            return String::new();
+        };
+        let mut decided: Vec<_> = match store.approvals(None).await {
+            Ok(all) => all.into_iter().filter(|a| a.status != "pending").collect(),
+            Err(e) => return format!("<p>{}</p>", esc(&e.to_string())),
+        };
+        decided.sort_by_key(|a| std::cmp::Reverse(a.decided_at.unwrap_or(a.created_at)));
+        if decided.is_empty() {
+            return String::new();
+        }
+        let rows: String = decided
+            .iter()
+            .take(HISTORY)
+            .map(|a| {
+                let when = a
+                    .decided_at
+                    .and_then(|t| u64::try_from(t).ok())
+                    .map(|t| {
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + Duration::from_secs(t),
+                        )
+                        .to_string()
+                    })
+                    .unwrap_or_default();
+                let outcome = if a.status == "approved" && !a.pr_url.is_empty() {
+                    format!("<a href=\"{0}\">{0}</a>", esc(&a.pr_url))
+                } else {
+                    esc(&a.reason)
+                };
+                format!(
+                    "<tr id=\"decided-{id}\"><td>{id}</td><td>{when}</td><td>{sb}</td><td>{repo}</td><td>{head} -&gt; {base}</td><td>{title}</td><td>{status}</td><td>{by}</td><td>{outcome}</td></tr>",
+                    id = a.id,
+                    sb = esc(&a.sandbox),
+                    repo = esc(&a.repo),
+                    head = esc(&a.head),
+                    base = esc(&a.base),
+                    title = esc(&a.title),
+                    status = esc(&a.status),
+                    by = esc(&a.decided_by),
+                )
+            })
+            .collect();
+        format!(
+            "<h2>Decided</h2><table id=\"history\"><tr><th>#</th><th>when</th><th>sandbox</th><th>repository</th><th>head -&gt; base</th><th>title</th><th>decision</th><th>by</th><th>pull request or reason</th></tr>{rows}</table>"
         )
     }
 
@@ -370,15 +429,60 @@ impl ControlPlane {
         };
         match self.data.github.compare(sb, &r, base, head).await {
             Ok(c) => {
-                let paths: String = c
-                    .paths
-                    .iter()
-                    .map(|p| format!("<li>{}</li>", esc(p)))
-                    .collect();
                 let plural =
                     |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+                let commits: String = c
+                    .log
+                    .iter()
+                    .take(COMMITS)
+                    .map(|l| {
+                        format!(
+                            "<li><code>{}</code> {} <em>({})</em></li>",
+                            esc(l.sha.get(..7).unwrap_or(&l.sha)),
+                            esc(&l.subject),
+                            esc(&l.author)
+                        )
+                    })
+                    .collect();
+                let more = c.log.len().saturating_sub(COMMITS);
+                let more = if more > 0 {
+                    format!("<li>and {more} more</li>")
+                } else {
+                    String::new()
+                };
+                // Each file's diff, folded; the page shows at most DIFF bytes of them.
+                let mut shown = 0;
+                let files: String = c
+                    .files
+                    .iter()
+                    .map(|f| {
+                        let diff = match &f.patch {
+                            Some(p) if shown + p.len() <= DIFF => {
+                                shown += p.len();
+                                let cut = if p.len() >= crate::github::MAX_PATCH {
+                                    "\n(cut: the rest in git or at GitHub)"
+                                } else {
+                                    ""
+                                };
+                                format!("<pre class=\"diff\">{}{cut}</pre>", esc(p))
+                            }
+                            Some(_) => {
+                                "<p>(not shown: the page shows the first 256 KiB of diffs)</p>"
+                                    .into()
+                            }
+                            None => "<p>(no text diff: a binary or very large file)</p>".into(),
+                        };
+                        format!(
+                            "<details><summary>{} {} +{} -{}</summary>{diff}</details>",
+                            esc(&f.status),
+                            esc(&f.path),
+                            f.additions,
+                            f.deletions
+                        )
+                    })
+                    .collect();
                 format!(
-                    "<span class=\"figures\">{}, {}, +{} -{}</span><ul>{paths}</ul>",
+                    "<span class=\"figures\">{}, {}, +{} -{}</span><ol class=\"commits\">{commits}{more}</ol><div class=\"files\">{files}</div>",
                     plural(c.commits as usize, "commit"),
                     plural(c.paths.len(), "file"),
                     c.additions,

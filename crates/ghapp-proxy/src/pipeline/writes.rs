@@ -387,6 +387,7 @@ mod tests {
             additions: lines,
             deletions: 0,
             paths: (0..files).map(|i| format!("f{i}.rs")).collect(),
+            ..Compare::default()
         }
     }
 
