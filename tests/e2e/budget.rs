@@ -79,7 +79,7 @@ fn a_looping_sandbox_is_slowed_then_refused_across_replicas_and_another_goes_on(
 
 fn the_budget_holds_across_replicas_on_postgres() {
     let w = World::new();
-    let Some(pg) = crate::control::Postgres::start(w.root.path()) else {
+    let Some(pg) = ghapp_e2e::Postgres::start(w.root.path()) else {
         panic!("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)");
     };
     looping(&w, Some(&pg.url()));

@@ -9,6 +9,7 @@
 pub mod openapi;
 
 mod http;
+mod postgres;
 mod process;
 mod proxy;
 mod receiver;
@@ -19,6 +20,7 @@ mod world;
 pub mod runner;
 
 pub use http::{HttpAnswer, Tunnel, read_answer, read_head};
+pub use postgres::Postgres;
 pub use process::{Cmd, Run, basic_auth, bin_dir, build_release_bins, curl_local, wait_bounded};
 pub use proxy::{GH_PLACEHOLDER, ProxyProc, SECRET_A, SECRET_B, two_sandboxes};
 pub use receiver::{Received, Receiver, Rule};
