@@ -149,6 +149,11 @@ fn looping(w: &World, state: Option<&str>) {
         .filter(|e| e["status"] == 429)
         .count();
     assert_eq!(audit, 1);
+    // Each replica shows the fleet's use: 4 admitted through both (the refused one given back).
+    for r in [&r1, &r2] {
+        let b = budget_of(r, ("agent-a", SECRET_A));
+        assert_eq!(b["used_this_hour"], 4, "{b}");
+    }
 }
 
 fn an_installation_at_its_reserve_makes_sandboxes_wait_for_the_reset() {
@@ -184,19 +189,24 @@ fn an_installation_at_its_reserve_makes_sandboxes_wait_for_the_reset() {
     assert_eq!(w.hub.requests().len(), seen);
     assert_eq!(w.hub.counters().primary_limited, 0);
     assert!(ok >= 30, "{ok}");
-    // The sandbox reads its budget from the proxy, as its other rules.
+    // The sandbox reads its budget from the proxy, as its other rules: reads spend none.
+    assert_eq!(
+        budget_of(&r1, ("agent-b", SECRET_B)),
+        serde_json::json!({"weight": 1, "content_per_minute": 60, "content_per_hour": 400, "share_per_minute_alone": 30, "used_this_minute": 0, "used_this_hour": 0})
+    );
+}
+
+/// A sandbox's budget as `GET /policy` on replica `p` answers it.
+fn budget_of(p: &ProxyProc, who: (&str, &str)) -> serde_json::Value {
     use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(&r1.addr).unwrap();
-    let auth = ghapp_gitproto::basic::encode("agent-b", SECRET_B);
+    let mut c = std::net::TcpStream::connect(&p.addr).unwrap();
+    let auth = ghapp_gitproto::basic::encode(who.0, who.1);
     write!(c, "GET /policy?format=json HTTP/1.1\r\nHost: x\r\nProxy-Authorization: {auth}\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     c.read_to_string(&mut out).unwrap();
     let body = out.split("\r\n\r\n").nth(1).unwrap();
     let rules: serde_json::Value = serde_json::from_str(body).unwrap();
-    assert_eq!(
-        rules["budget"],
-        serde_json::json!({"weight": 1, "content_per_minute": 60, "content_per_hour": 400, "share_per_minute_alone": 30})
-    );
+    rules["budget"].clone()
 }
 
 pub(crate) const TESTS: &[(&str, fn())] = &[

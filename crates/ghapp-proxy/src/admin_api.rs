@@ -224,6 +224,12 @@ pub struct BudgetRules {
     pub content_per_minute: u32,
     pub content_per_hour: u32,
     pub share_per_minute_alone: i64,
+    /// Its content creation so far in this minute and this hour (every replica's, through the
+    /// state store).
+    #[serde(default)]
+    pub used_this_minute: i64,
+    #[serde(default)]
+    pub used_this_hour: i64,
 }
 
 /// Where a sandbox is configured.
@@ -356,6 +362,8 @@ mod tests {
                         content_per_minute: 60,
                         content_per_hour: 400,
                         share_per_minute_alone: 30,
+                        used_this_minute: 0,
+                        used_this_hour: 0,
                     },
                 },
                 source: Source::Store,

@@ -161,6 +161,27 @@ impl Budgets {
             .collect())
     }
 
+    /// `sandbox`'s content creation in this minute and this hour (every replica's with a
+    /// store; 0 where it cannot be read).
+    pub(crate) async fn used(&self, store: Option<&Store>, sandbox: &str) -> (i64, i64) {
+        let now = ghapp_core::jwt::unix_now();
+        let mut out = [0i64; 2];
+        for (i, span) in [60i64, 3600].into_iter().enumerate() {
+            let win = now / span;
+            out[i] = match store {
+                Some(s) => s.budget_used(sandbox, span, win).await.unwrap_or(0),
+                None => self
+                    .local
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&(sandbox.to_owned(), span, win))
+                    .copied()
+                    .unwrap_or(0),
+            };
+        }
+        (out[0], out[1])
+    }
+
     /// Remembers what an answer from GitHub says of `owner`'s installation's requests.
     pub(crate) fn observe(&self, owner: &str, headers: &hyper::HeaderMap) {
         let num = |k: &str| {

@@ -62,7 +62,11 @@ pub(crate) trait Front: Send + Sync + 'static {
     type Tunnel: Send + Sync + 'static;
 
     /// A request on the listener that is not `CONNECT` (the proxy's own endpoints).
-    fn own(&self, req: &Request<Incoming>, conn: &Conn) -> Response<Body>;
+    fn own(
+        &self,
+        req: &Request<Incoming>,
+        conn: &Conn,
+    ) -> impl Future<Output = Response<Body>> + Send;
 
     /// A `CONNECT`: the tunnel to open, or the answer refusing it.
     fn connect(
@@ -161,7 +165,7 @@ async fn answer<F: Front>(
     handshake: Duration,
 ) -> Response<Body> {
     if req.method() != Method::CONNECT {
-        return front.own(&req, &conn);
+        return front.own(&req, &conn).await;
     }
     let admitted = match front.clone().connect(&req, &conn).await {
         Ok(a) => a,

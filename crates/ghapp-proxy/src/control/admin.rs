@@ -385,9 +385,10 @@ impl ControlPlane {
         let file = self.data.cfg.sandboxes.iter().any(|s| s.name == name);
         let source = if file { Source::File } else { Source::Store };
         let egress_denied = self.data.live.get().egress == crate::config::Egress::Deny;
+        let used = self.data.budgets.used(self.store(), name).await;
         if let Some(sb) = self.data.live.get().sandbox(name) {
             return Some(Sandbox {
-                rules: crate::policy::describe(sb, egress_denied, &self.data.cfg.budget),
+                rules: crate::policy::describe(sb, egress_denied, &self.data.cfg.budget, used),
                 source,
                 disconnected: false,
             });
@@ -399,6 +400,7 @@ impl ControlPlane {
                 &crate::sandbox::Sandbox::new(cfg),
                 egress_denied,
                 &self.data.cfg.budget,
+                used,
             ),
             source,
             disconnected: stored.disconnected_at.is_some(),

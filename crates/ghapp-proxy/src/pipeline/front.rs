@@ -23,8 +23,8 @@ use crate::transport::{Admitted, Front, Passed, To};
 impl Front for DataPlane {
     type Tunnel = Origin;
 
-    fn own(&self, req: &Request<Incoming>, conn: &Conn) -> Response<Body> {
-        self.own_endpoint(req, conn)
+    async fn own(&self, req: &Request<Incoming>, conn: &Conn) -> Response<Body> {
+        self.own_endpoint(req, conn).await
     }
 
     async fn connect(
@@ -119,7 +119,7 @@ impl DataPlane {
     /// What the proxy answers itself, outside a tunnel: its CA at `/ca.pem`, a sandbox's own
     /// policy at `/policy` (with its credentials, as `Proxy-Authorization` or `Authorization`;
     /// JSON when asked for, else text), else 405.
-    fn own_endpoint(&self, req: &Request<Incoming>, conn: &Conn) -> Response<Body> {
+    async fn own_endpoint(&self, req: &Request<Incoming>, conn: &Conn) -> Response<Body> {
         if req.method() == Method::GET && req.uri().path() == "/policy" {
             let header = req
                 .headers()
@@ -130,10 +130,12 @@ impl DataPlane {
                 Ok(sb) => sb,
                 Err(r) => return r.response(),
             };
+            let used = self.budgets.used(self.store.get(), sb.name()).await;
             let rules = crate::policy::describe(
                 &sb,
                 self.live.get().egress == Egress::Deny,
                 &self.cfg.budget,
+                used,
             );
             let json = req
                 .headers()

@@ -5,8 +5,14 @@ use crate::config::BudgetConfig;
 use crate::sandbox::Sandbox;
 
 /// What a sandbox may do, as `GET /policy` on the proxy's address answers it (JSON), so an
-/// agent can learn the rules before it tries; the admin API shows the same.
-pub(crate) fn describe(sb: &Sandbox, egress_denied: bool, budget: &BudgetConfig) -> Rules {
+/// agent can learn the rules before it tries; the admin API shows the same. `used`: its
+/// content creation in this minute and this hour.
+pub(crate) fn describe(
+    sb: &Sandbox,
+    egress_denied: bool,
+    budget: &BudgetConfig,
+    used: (i64, i64),
+) -> Rules {
     let mut writes = vec![
         "POST /repos/{owner}/{repo}/pulls (head: a branch the sandbox may push)".to_owned(),
         "PATCH /repos/{owner}/{repo}/pulls/{number}".to_owned(),
@@ -61,6 +67,8 @@ pub(crate) fn describe(sb: &Sandbox, egress_denied: bool, budget: &BudgetConfig)
                 sb.cfg.weight,
                 sb.cfg.weight,
             ),
+            used_this_minute: used.0,
+            used_this_hour: used.1,
         },
     }
 }

@@ -46,4 +46,25 @@ impl Store {
             .map(|r| Ok((r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?)))
             .collect()
     }
+
+    /// `sandbox`'s use in the window `win` of `span` seconds (read only).
+    pub(crate) async fn budget_used(
+        &self,
+        sandbox: &str,
+        span: i64,
+        win: i64,
+    ) -> Result<i64, StoreError> {
+        let n: Option<i64> =
+            sqlx::query("SELECT n FROM budget_use WHERE sandbox = $1 AND span = $2 AND win = $3")
+                .bind(sandbox)
+                .bind(span)
+                .bind(win)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?
+                .map(|r| r.try_get(0))
+                .transpose()
+                .map_err(db)?;
+        Ok(n.unwrap_or(0).max(0))
+    }
 }
