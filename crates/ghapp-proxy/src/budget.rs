@@ -17,10 +17,17 @@
 //!   when what remains falls to `reserve_percent` of the limit, sandboxes' API requests to that
 //!   owner wait (429, `Retry-After` until GitHub's reset), keeping the rest for the proxy's own
 //!   calls and for people.
+//! - **Requests at once** ([`Budgets::slots`]): per replica, at most
+//!   `concurrent_per_installation` requests to one owner and `concurrent_per_sandbox` of one
+//!   sandbox are under way (sent and their answers streamed); one more waits up to
+//!   [`SLOT_WAIT`] for a slot, then is answered 429. GitHub allows 100 at once for the app:
+//!   the default 30 keeps three replicas below it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use hyper::StatusCode;
 
@@ -32,6 +39,8 @@ use crate::store::Store;
 pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3);
 /// Owners and resources remembered.
 const MAX_OWNERS: usize = 10_000;
+/// The longest a request waits for a slot.
+pub(crate) const SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// What GitHub last said of an installation's requests: (remaining, limit, reset).
 type Primary = (u64, u64, i64);
@@ -42,6 +51,9 @@ pub(crate) struct Budgets {
     local: Mutex<HashMap<(String, i64, i64), i64>>,
     /// (owner lowercased, resource) -> what GitHub said last.
     primary: Mutex<HashMap<(String, String), Primary>>,
+    /// Requests under way: per owner (lowercased), per sandbox.
+    owners: Mutex<HashMap<String, Arc<Semaphore>>>,
+    sandboxes: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -66,7 +78,63 @@ impl Budgets {
             cfg,
             local: Mutex::default(),
             primary: Mutex::default(),
+            owners: Mutex::default(),
+            sandboxes: Mutex::default(),
         }
+    }
+
+    /// Slots for one request of `sandbox` to `owner` (held until its answer is streamed), or
+    /// the refusal once none came free within [`SLOT_WAIT`].
+    pub(crate) async fn slots(
+        &self,
+        owner: &str,
+        sandbox: &str,
+        form: Form,
+    ) -> Result<[OwnedSemaphorePermit; 2], Refusal> {
+        let of = |map: &Mutex<HashMap<String, Arc<Semaphore>>>, key: String, n: u32| {
+            let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() > MAX_OWNERS {
+                // Only idle ones go: a semaphore with a permit out stays.
+                m.retain(|_, s| s.available_permits() < n as usize);
+            }
+            m.entry(key)
+                .or_insert_with(|| Arc::new(Semaphore::new(n as usize)))
+                .clone()
+        };
+        let mine = of(
+            &self.sandboxes,
+            sandbox.to_owned(),
+            self.cfg.concurrent_per_sandbox,
+        );
+        let theirs = of(
+            &self.owners,
+            owner.to_ascii_lowercase(),
+            self.cfg.concurrent_per_installation,
+        );
+        let wait = |s: Arc<Semaphore>, what: String| async move {
+            match tokio::time::timeout(SLOT_WAIT, s.acquire_owned()).await {
+                Ok(Ok(p)) => Ok(p),
+                _ => Err(refusal(form, what, 1)),
+            }
+        };
+        // The sandbox's own slot first: a sandbox at its cap does not hold one of the owner's.
+        let a = wait(
+            mine,
+            format!(
+                "sandbox {sandbox} has {} requests under way (concurrent_per_sandbox): retry in 1s",
+                self.cfg.concurrent_per_sandbox
+            ),
+        )
+        .await?;
+        let b = wait(
+            theirs,
+            format!(
+                "{} requests to {owner} are under way (concurrent_per_installation), below GitHub's limit of 100 at once: retry in 1s",
+                self.cfg.concurrent_per_installation
+            ),
+        )
+        .await?;
+        Ok([a, b])
     }
 
     /// One content-creating request of `sandbox` (of `weight`; `weight_of` the others'): how
@@ -267,7 +335,7 @@ mod tests {
         let b = Budgets::new(BudgetConfig {
             content_per_minute: 20,
             content_per_hour: 400,
-            reserve_percent: 10,
+            ..BudgetConfig::default()
         });
         let one = |_: &str| 1;
         let mut slowed = 0;
@@ -310,5 +378,38 @@ mod tests {
         let r = b.primary("octo-org", "core", Form::Json).unwrap_err();
         assert!(r.retry_after.is_some_and(|s| (100..=120).contains(&s)));
         assert!(b.primary("octo-org", "graphql", Form::Json).is_ok());
+    }
+
+    #[tokio::test]
+    async fn requests_at_once_wait_for_a_slot_then_are_refused() {
+        let b = Arc::new(Budgets::new(BudgetConfig {
+            concurrent_per_sandbox: 1,
+            concurrent_per_installation: 2,
+            ..BudgetConfig::default()
+        }));
+        let first = b.slots("Octo-Org", "a", Form::Json).await.unwrap();
+        // The sandbox's second waits for its first to finish.
+        let waiting = tokio::spawn({
+            let b = b.clone();
+            async move { b.slots("octo-org", "a", Form::Json).await.is_ok() }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        assert!(waiting.await.unwrap());
+        // The owner's two slots taken (any case of its name): a third sandbox waits, then 429.
+        let _x = b.slots("octo-org", "x", Form::Json).await.unwrap();
+        let _y = b.slots("OCTO-ORG", "y", Form::Json).await.unwrap();
+        let started = std::time::Instant::now();
+        let r = b.slots("octo-org", "z", Form::Json).await.unwrap_err();
+        assert!(started.elapsed() >= SLOT_WAIT);
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            r.message.contains("concurrent_per_installation"),
+            "{}",
+            r.message
+        );
+        // Another owner is not held up.
+        assert!(b.slots("other", "z", Form::Json).await.is_ok());
     }
 }

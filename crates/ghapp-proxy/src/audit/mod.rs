@@ -380,6 +380,8 @@ pub(crate) struct Meter {
     pub start: Instant,
     pub bytes_in: Arc<AtomicU64>,
     pub bytes_out: Arc<AtomicU64>,
+    /// The budgets' slots the request holds, given back when its answer has been streamed.
+    pub slots: Arc<Mutex<Vec<tokio::sync::OwnedSemaphorePermit>>>,
 }
 
 impl Meter {
@@ -388,6 +390,7 @@ impl Meter {
             start: Instant::now(),
             bytes_in: Arc::new(AtomicU64::new(0)),
             bytes_out: Arc::new(AtomicU64::new(0)),
+            slots: Arc::default(),
         }
     }
 
@@ -452,6 +455,11 @@ impl Drop for Pending {
         self.event.bytes_in = self.meter.bytes_in.load(Ordering::Relaxed);
         self.event.bytes_out = self.meter.bytes_out.load(Ordering::Relaxed);
         self.event.latency_ms = self.meter.start.elapsed().as_millis() as u64;
+        self.meter
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.audit.record_in(&self.event, self.cx.as_ref());
     }
 }

@@ -159,6 +159,8 @@ struct FileBudget {
     content_per_minute: Option<u32>,
     content_per_hour: Option<u32>,
     reserve_percent: Option<u32>,
+    concurrent_per_installation: Option<u32>,
+    concurrent_per_sandbox: Option<u32>,
 }
 
 /// `[budget]`: what the whole proxy (every replica, through the state store) lets sandboxes
@@ -173,6 +175,11 @@ pub struct BudgetConfig {
     /// The part of an installation's hourly requests kept back (10 %): past it, sandboxes wait
     /// for GitHub's reset; the proxy's own calls and people go on.
     pub reserve_percent: u32,
+    /// Requests to one installation's owner under way at once, on this replica: 30 (GitHub
+    /// allows 100 at once for the app; three replicas stay below).
+    pub concurrent_per_installation: u32,
+    /// A sandbox's requests under way at once, on this replica: 8.
+    pub concurrent_per_sandbox: u32,
 }
 
 impl Default for BudgetConfig {
@@ -181,6 +188,8 @@ impl Default for BudgetConfig {
             content_per_minute: 60,
             content_per_hour: 400,
             reserve_percent: 10,
+            concurrent_per_installation: 30,
+            concurrent_per_sandbox: 8,
         }
     }
 }
@@ -575,13 +584,23 @@ impl ProxyConfig {
             content_per_minute: f.budget.content_per_minute.unwrap_or(d.content_per_minute),
             content_per_hour: f.budget.content_per_hour.unwrap_or(d.content_per_hour),
             reserve_percent: f.budget.reserve_percent.unwrap_or(d.reserve_percent),
+            concurrent_per_installation: f
+                .budget
+                .concurrent_per_installation
+                .unwrap_or(d.concurrent_per_installation),
+            concurrent_per_sandbox: f
+                .budget
+                .concurrent_per_sandbox
+                .unwrap_or(d.concurrent_per_sandbox),
         };
         if budget.content_per_minute == 0
             || budget.content_per_hour == 0
             || budget.reserve_percent > 90
+            || budget.concurrent_per_installation == 0
+            || budget.concurrent_per_sandbox == 0
         {
             return Err(ConfigError(format!(
-                "proxy config {origin}: [budget] content_per_minute and content_per_hour must be at least 1, reserve_percent at most 90"
+                "proxy config {origin}: [budget] content_per_minute, content_per_hour, concurrent_per_installation and concurrent_per_sandbox must be at least 1, reserve_percent at most 90"
             )));
         }
         let resolve = f

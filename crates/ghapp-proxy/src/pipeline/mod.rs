@@ -124,6 +124,17 @@ pub(crate) struct Checked {
     pub review: Vec<String>,
 }
 
+/// The shape of a refusal that clients of `service` read.
+fn form_of(service: Service) -> crate::respond::Form {
+    use crate::respond::Form;
+    match service {
+        Service::Rest => Form::Json,
+        Service::Graphql => Form::Graphql,
+        Service::Lfs => Form::Lfs,
+        _ => Form::Text,
+    }
+}
+
 impl DataPlane {
     /// The budgets for a request about to be sent ([`crate::budget`]): an API request waits
     /// while its installation is at the reserve; a content-creating one (a push, a REST write,
@@ -135,13 +146,7 @@ impl DataPlane {
         mutation: bool,
         owner: &str,
     ) -> Result<(), Refusal> {
-        use crate::respond::Form;
-        let form = match r.service {
-            Service::Rest => Form::Json,
-            Service::Graphql => Form::Graphql,
-            Service::Lfs => Form::Lfs,
-            _ => Form::Text,
-        };
+        let form = form_of(r.service);
         match r.service {
             Service::Rest => self.budgets.primary(owner, "core", form)?,
             Service::Graphql => self.budgets.primary(owner, "graphql", form)?,
@@ -362,6 +367,18 @@ impl DataPlane {
             }
         };
         let sb = r.sb();
+        match self
+            .budgets
+            .slots(plan.repo.owner(), sb.name(), form_of(r.service))
+            .await
+        {
+            Ok(slots) => meter
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(slots),
+            Err(refusal) => return r.refuse(refusal),
+        }
         if let Err(refusal) = self
             .spend(&r, &parts.method, mutation, plan.repo.owner())
             .await
