@@ -192,7 +192,7 @@ fn an_installation_at_its_reserve_makes_sandboxes_wait_for_the_reset() {
     // The sandbox reads its budget from the proxy, as its other rules: reads spend none.
     assert_eq!(
         budget_of(&r1, ("agent-b", SECRET_B)),
-        serde_json::json!({"weight": 1, "content_per_minute": 60, "content_per_hour": 400, "share_per_minute_alone": 30, "used_this_minute": 0, "used_this_hour": 0})
+        serde_json::json!({"weight": 1, "content_per_minute": 60, "content_per_hour": 400, "share_per_minute_alone": 30, "used_this_minute": 0, "used_this_hour": 0, "graphql_points_per_minute": 1000, "graphql_points_this_minute": 0})
     );
 }
 
@@ -209,7 +209,101 @@ fn budget_of(p: &ProxyProc, who: (&str, &str)) -> serde_json::Value {
     rules["budget"].clone()
 }
 
+fn graphql_points_are_budgeted_below_github_s_and_a_query_still_passes() {
+    let w = World::new();
+    // GitHub's GraphQL limit lowered to 30 points a minute (a mutation costs 5); the fleet's
+    // budget 20: a sandbox alone takes half, 10 points, two mutations.
+    w.hub.set_graphql_points_per_minute(30);
+    let pr = open_pull(&w, "octo-org", "widgets");
+    let (r1, r2) = replicas(&w, None, "graphql_points_per_minute = 20");
+    let into = ghapp_core::jwt::unix_now() % 60;
+    if into > 45 {
+        std::thread::sleep(Duration::from_secs((61 - into) as u64));
+    }
+    let gql = |p: &ProxyProc, who: (&str, &str), query: &str, vars: serde_json::Value| {
+        let body = serde_json::json!({"query": query, "variables": vars}).to_string();
+        let mut t = p.tunnel(who.0, who.1, &w.hub.git_host());
+        let a = t
+            .request(
+                "POST",
+                "/api/graphql",
+                &[
+                    ("Authorization", "Bearer placeholder"),
+                    ("Content-Type", "application/json"),
+                ],
+                body.as_bytes(),
+            )
+            .unwrap();
+        (a.status, a.header("retry-after"), a.body)
+    };
+    let (_, _, body) = gql(
+        &r1,
+        ("agent-a", SECRET_A),
+        "query($n: Int!) { repository(owner: \"octo-org\", name: \"widgets\") { pullRequest(number: $n) { id } } }",
+        serde_json::json!({"n": pr}),
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = v["data"]["repository"]["pullRequest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let comment = "mutation($s: ID!) { addComment(input: {subjectId: $s, body: \"again\"}) { clientMutationId } }";
+    let mut done = 0;
+    let refused = loop {
+        // Alternating replicas: the points are the fleet's.
+        let p = if done % 2 == 0 { &r1 } else { &r2 };
+        let (status, retry, body) = gql(
+            p,
+            ("agent-a", SECRET_A),
+            comment,
+            serde_json::json!({"s": id}),
+        );
+        if status == 429 {
+            break (retry, body);
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.contains("\"errors\""), "{body}");
+        done += 1;
+        assert!(done < 10, "never refused");
+    };
+    // 1 point for the query, 5 for each mutation: the second mutation reaches 11 > 10.
+    assert_eq!(done, 1, "{refused:?}");
+    let (retry, body) = refused;
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert!(
+        body.contains("its share of this minute's GraphQL points (10 of 20) is spent"),
+        "{body}"
+    );
+    // GitHub never refused, and saw one mutation.
+    let c = w.hub.counters();
+    assert_eq!(c.graphql_limited, 0, "{c:?}");
+    assert_eq!(
+        c.graphql
+            .iter()
+            .filter(|g| g.starts_with("mutation"))
+            .count(),
+        1
+    );
+    // The other sandbox still reads, and its share is its own.
+    let (status, _, body) = gql(
+        &r2,
+        ("agent-b", SECRET_B),
+        "query { repository(owner: \"octo-org\", name: \"gadgets\") { name } }",
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        budget_of(&r2, ("agent-a", SECRET_A))["graphql_points_this_minute"],
+        6
+    );
+}
+
 pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "graphql_points_are_budgeted_below_github_s_and_a_query_still_passes",
+        graphql_points_are_budgeted_below_github_s_and_a_query_still_passes,
+    ),
     (
         "a_looping_sandbox_is_slowed_then_refused_across_replicas_and_another_goes_on",
         a_looping_sandbox_is_slowed_then_refused_across_replicas_and_another_goes_on,

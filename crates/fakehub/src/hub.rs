@@ -106,6 +106,9 @@ pub struct Counters {
     pub primary_limited: u64,
     /// REST writes refused past the content-creation limit per minute (secondary).
     pub secondary_limited: u64,
+    /// GraphQL requests refused: past the points per minute (secondary) or an installation's
+    /// points per hour (primary).
+    pub graphql_limited: u64,
 }
 
 /// GitHub's limits as counted: (installation, hour) -> requests; minute -> writes.
@@ -143,6 +146,10 @@ pub(crate) struct Knobs {
     /// (GitHub: about 80).
     pub secondary_per_minute: AtomicU64,
     pub used: Mutex<Used>,
+    /// GraphQL points per minute for the app (GitHub: 2,000; a query costs 1, a mutation 5).
+    pub graphql_points_per_minute: AtomicU64,
+    /// GraphQL: (installation, hour) -> points; minute -> points.
+    pub graphql_used: Mutex<Used>,
 }
 
 /// One request as fakehub received it, before any routing: what "GitHub" saw.

@@ -42,7 +42,9 @@
 //! every answer to an installation token carries `x-ratelimit-limit`, `-remaining`, `-used`,
 //! `-reset` and `-resource: core`; past it 403 "API rate limit exceeded") and the app's
 //! content-creating REST requests per minute (80; past it 403 "secondary rate limit" with
-//! `retry-after: 60`), both settable.
+//! `retry-after: 60`), and GraphQL's points (an installation's 5,000 an hour, `-resource:
+//! graphql`, past it 200 with a `RATE_LIMITED` error; the app's 2,000 a minute, a query 1 and a
+//! mutation 5, past it 403 "secondary rate limit"), all settable.
 //!
 //! Fault knobs: fail the next N mints with a status; answer the next N API requests with a rate
 //! limit (403 or 429 with `Retry-After`); clock skew; token TTL; a delay before API answers;
@@ -324,6 +326,9 @@ impl FakeHub {
         hub.knobs.retry_after.store(1, Ordering::Relaxed);
         hub.knobs.primary_limit.store(5000, Ordering::Relaxed);
         hub.knobs.secondary_per_minute.store(80, Ordering::Relaxed);
+        hub.knobs
+            .graphql_points_per_minute
+            .store(2000, Ordering::Relaxed);
 
         let ca_path = dir.join("ca.pem");
         std::fs::write(&ca_path, &tls.ca_pem)?;
@@ -435,7 +440,8 @@ impl FakeHub {
         self.oidc().rotate(alg, retire).unwrap_or_default()
     }
 
-    /// GitHub's primary limit: an installation's REST requests per hour (5,000 by default).
+    /// GitHub's primary limits: an installation's REST requests per hour, and its GraphQL
+    /// points per hour (5,000 each by default).
     pub fn set_primary_limit(&self, per_hour: u64) {
         self.hub
             .knobs
@@ -449,6 +455,15 @@ impl FakeHub {
         self.hub
             .knobs
             .secondary_per_minute
+            .store(n, Ordering::SeqCst);
+    }
+
+    /// GitHub's secondary limit on GraphQL: points per minute for the app (2,000 by default; a
+    /// query costs 1, a mutation 5).
+    pub fn set_graphql_points_per_minute(&self, n: u64) {
+        self.hub
+            .knobs
+            .graphql_points_per_minute
             .store(n, Ordering::SeqCst);
     }
 

@@ -230,6 +230,12 @@ pub struct BudgetRules {
     pub used_this_minute: i64,
     #[serde(default)]
     pub used_this_hour: i64,
+    /// The fleet's GraphQL points per minute (a query 1, a mutation 5), and the sandbox's so
+    /// far in this minute.
+    #[serde(default)]
+    pub graphql_points_per_minute: u32,
+    #[serde(default)]
+    pub graphql_points_this_minute: i64,
 }
 
 /// Where a sandbox is configured.
@@ -364,6 +370,8 @@ mod tests {
                         share_per_minute_alone: 30,
                         used_this_minute: 0,
                         used_this_hour: 0,
+                        graphql_points_per_minute: 1000,
+                        graphql_points_this_minute: 0,
                     },
                 },
                 source: Source::Store,

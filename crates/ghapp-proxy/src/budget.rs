@@ -12,6 +12,9 @@
 //!   A request is counted before it is checked (one atomic increment per window), so replicas
 //!   racing for the last unit may both be refused, never both let through; a refused one gives
 //!   its unit back.
+//! - **GraphQL points** (a query 1, a mutation 5, as GitHub counts them for its secondary
+//!   limit of 2,000 a minute): at most `graphql_points_per_minute` for the whole proxy, each
+//!   sandbox held to its share as above.
 //! - **An installation's hourly requests**: every answer's `x-ratelimit-remaining`, `-limit`,
 //!   `-reset` and `-resource` are remembered per owner and resource (this replica's view);
 //!   when what remains falls to `reserve_percent` of the limit, sandboxes' API requests to that
@@ -33,7 +36,22 @@ use hyper::StatusCode;
 
 use crate::config::BudgetConfig;
 use crate::respond::{Form, Refusal};
-use crate::store::Store;
+use crate::store::{Store, Table};
+
+/// What one charge is: the budget's table, its name in refusals, its cost.
+struct Spent {
+    table: Table,
+    what: &'static str,
+    cost: i64,
+}
+
+/// A sandbox's use now: content creation in this minute and hour, GraphQL points this minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Used {
+    pub content_minute: i64,
+    pub content_hour: i64,
+    pub points_minute: i64,
+}
 
 /// The longest a request is slowed.
 pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3);
@@ -47,8 +65,8 @@ type Primary = (u64, u64, i64);
 
 pub(crate) struct Budgets {
     cfg: BudgetConfig,
-    /// Without a store: (sandbox, span, window) -> requests.
-    local: Mutex<HashMap<(String, i64, i64), i64>>,
+    /// Without a store: (table, sandbox, span, window) -> use.
+    local: Mutex<HashMap<(Table, String, i64, i64), i64>>,
     /// (owner lowercased, resource) -> what GitHub said last.
     primary: Mutex<HashMap<(String, String), Primary>>,
     /// Requests under way: per owner (lowercased), per sandbox.
@@ -147,20 +165,68 @@ impl Budgets {
         weight_of: &(dyn Fn(&str) -> u32 + Sync),
         form: Form,
     ) -> Result<Duration, Refusal> {
+        let windows = [
+            (60, self.cfg.content_per_minute, "minute"),
+            (3600, self.cfg.content_per_hour, "hour"),
+        ];
+        let spent = Spent {
+            table: Table::Content,
+            what: "content creation",
+            cost: 1,
+        };
+        self.charge(store, sandbox, weight, weight_of, form, spent, &windows)
+            .await
+    }
+
+    /// One GraphQL request of `sandbox` costing `cost` points: as [`Budgets::content`].
+    pub(crate) async fn points(
+        &self,
+        store: Option<&Store>,
+        sandbox: &str,
+        weight: u32,
+        weight_of: &(dyn Fn(&str) -> u32 + Sync),
+        cost: i64,
+        form: Form,
+    ) -> Result<Duration, Refusal> {
+        let windows = [(60, self.cfg.graphql_points_per_minute, "minute")];
+        let spent = Spent {
+            table: Table::Points,
+            what: "GraphQL points",
+            cost,
+        };
+        self.charge(store, sandbox, weight, weight_of, form, spent, &windows)
+            .await
+    }
+
+    /// Charges `spent.cost` to `sandbox` in each window (`(span, limit, name)`): how long to
+    /// slow it, or the refusal (every window's charge given back).
+    #[expect(clippy::too_many_arguments, reason = "one charge's facts, once")]
+    async fn charge(
+        &self,
+        store: Option<&Store>,
+        sandbox: &str,
+        weight: u32,
+        weight_of: &(dyn Fn(&str) -> u32 + Sync),
+        form: Form,
+        spent: Spent,
+        windows: &[(i64, u32, &str)],
+    ) -> Result<Duration, Refusal> {
+        let Spent {
+            table,
+            what: kind,
+            cost,
+        } = spent;
         let now = ghapp_core::jwt::unix_now();
         let mut delay = Duration::ZERO;
         let mut taken: Vec<(i64, i64)> = Vec::new();
-        for (span, limit, what) in [
-            (60, self.cfg.content_per_minute, "minute"),
-            (3600, self.cfg.content_per_hour, "hour"),
-        ] {
+        for &(span, limit, what) in windows {
             let win = now / span;
-            let rows = match self.add(store, sandbox, span, win, 1).await {
+            let rows = match self.add(store, table, sandbox, span, win, cost).await {
                 Ok(r) => r,
                 // The store failing must not stop every write: this replica's counts stand in.
                 Err(e) => {
                     tracing::warn!("budget: {e}; counting on this replica only");
-                    self.add(None, sandbox, span, win, 1)
+                    self.add(None, table, sandbox, span, win, cost)
                         .await
                         .unwrap_or_default()
                 }
@@ -180,14 +246,12 @@ impl Budgets {
             let left = span - now % span;
             if total > i64::from(limit) || mine > share {
                 for (span, win) in taken {
-                    let _ = self.add(store, sandbox, span, win, -1).await;
+                    let _ = self.add(store, table, sandbox, span, win, -cost).await;
                 }
                 let why = if mine > share {
-                    format!(
-                        "its share of this {what}'s content creation ({share} of {limit}) is spent"
-                    )
+                    format!("its share of this {what}'s {kind} ({share} of {limit}) is spent")
                 } else {
-                    format!("the proxy's content creation for this {what} ({limit}) is spent")
+                    format!("the proxy's {kind} for this {what} ({limit}) is spent")
                 };
                 return Err(refusal(
                     form,
@@ -199,7 +263,7 @@ impl Budgets {
             }
             if span == 60 && mine * 2 > share {
                 // Past half its share: the rest spread over what is left of the minute.
-                let remaining = (share - mine + 1).max(1);
+                let remaining = ((share - mine) / cost.max(1) + 1).max(1);
                 delay = Duration::from_secs(left as u64)
                     .checked_div(remaining as u32)
                     .unwrap_or_default()
@@ -212,42 +276,53 @@ impl Budgets {
     async fn add(
         &self,
         store: Option<&Store>,
+        table: Table,
         sandbox: &str,
         span: i64,
         win: i64,
         delta: i64,
     ) -> Result<Vec<(String, i64)>, crate::store::StoreError> {
         if let Some(s) = store {
-            return s.budget_add(sandbox, span, win, delta).await;
+            return s.budget_add(table, sandbox, span, win, delta).await;
         }
         let mut m = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|(_, sp, w), _| *sp != span || *w >= win - 1);
-        *m.entry((sandbox.to_owned(), span, win)).or_default() += delta;
+        m.retain(|(t, _, sp, w), _| *t != table || *sp != span || *w >= win - 1);
+        *m.entry((table, sandbox.to_owned(), span, win)).or_default() += delta;
         Ok(m.iter()
-            .filter(|((_, sp, w), _)| *sp == span && *w == win)
-            .map(|((s, _, _), n)| (s.clone(), *n))
+            .filter(|((t, _, sp, w), _)| *t == table && *sp == span && *w == win)
+            .map(|((_, s, _, _), n)| (s.clone(), *n))
             .collect())
     }
 
-    /// `sandbox`'s content creation in this minute and this hour (every replica's with a
-    /// store; 0 where it cannot be read).
-    pub(crate) async fn used(&self, store: Option<&Store>, sandbox: &str) -> (i64, i64) {
+    /// `sandbox`'s use now (every replica's with a store; 0 where it cannot be read).
+    pub(crate) async fn used(&self, store: Option<&Store>, sandbox: &str) -> Used {
         let now = ghapp_core::jwt::unix_now();
-        let mut out = [0i64; 2];
-        for (i, span) in [60i64, 3600].into_iter().enumerate() {
+        let mut out = [0i64; 3];
+        for (i, (table, span)) in [
+            (Table::Content, 60i64),
+            (Table::Content, 3600),
+            (Table::Points, 60),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let win = now / span;
             out[i] = match store {
-                Some(s) => s.budget_used(sandbox, span, win).await.unwrap_or(0),
+                Some(s) => s.budget_used(table, sandbox, span, win).await.unwrap_or(0),
                 None => self
                     .local
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get(&(sandbox.to_owned(), span, win))
+                    .get(&(table, sandbox.to_owned(), span, win))
                     .copied()
                     .unwrap_or(0),
             };
         }
-        (out[0], out[1])
+        Used {
+            content_minute: out[0],
+            content_hour: out[1],
+            points_minute: out[2],
+        }
     }
 
     /// Remembers what an answer from GitHub says of `owner`'s installation's requests.

@@ -69,11 +69,100 @@ pub(crate) async fn handle(hub: Arc<Hub>, req: Request<Incoming>) -> Response<Bo
         );
     };
     let body = body.to_bytes();
+    let mut headers = Vec::new();
+    if token.installation_id != 0 {
+        match points(&hub, &token, &body) {
+            Ok(h) => headers = h,
+            Err(r) => return *r,
+        }
+    }
     // Mutations run git; the whole request runs off the async workers.
     let answer = tokio::task::spawn_blocking(move || execute(&hub, &token, &body))
         .await
         .unwrap_or_else(|_| json!({"errors": [message("fakehub failed on this request")]}));
-    json_response(StatusCode::OK, &answer)
+    let mut r = json_response(StatusCode::OK, &answer);
+    for (k, v) in headers {
+        if let Ok(v) = v.parse() {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+/// GitHub's GraphQL limits, counted for a request of an installation token: its points (a
+/// query 1, a mutation 5) against the installation's hour (primary: `primary_limit`, as REST's
+/// requests) and the app's
+/// minute (secondary). The rate-limit headers of the answer, or the refusal.
+fn points(
+    hub: &Hub,
+    token: &IssuedToken,
+    body: &[u8],
+) -> Result<Vec<(&'static str, String)>, Box<Response<Body>>> {
+    use std::sync::atomic::Ordering;
+    let mutation = matches!(
+        ghapp_gitproto::graphql::classify(body),
+        Ok(ghapp_gitproto::graphql::Operation::Mutation(_))
+    );
+    let cost = if mutation { 5 } else { 1 };
+    let now = hub.now();
+    let hour = now / 3600;
+    // The same knob as REST's hourly requests: GitHub gives each 5,000 an hour.
+    let limit = hub.knobs.primary_limit.load(Ordering::Relaxed);
+    let per_minute = hub.knobs.graphql_points_per_minute.load(Ordering::Relaxed);
+    let (used, minute) = {
+        let mut u = hub
+            .knobs
+            .graphql_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        u.0.retain(|(_, h), _| *h >= hour - 1);
+        u.1.retain(|m, _| *m >= now / 60 - 2);
+        let used = u.0.entry((token.installation_id, hour)).or_default();
+        *used += cost;
+        let used = *used;
+        let m = u.1.entry(now / 60).or_default();
+        *m += cost;
+        (used, *m)
+    };
+    let headers = vec![
+        ("x-ratelimit-limit", limit.to_string()),
+        (
+            "x-ratelimit-remaining",
+            limit.saturating_sub(used).to_string(),
+        ),
+        ("x-ratelimit-used", used.min(limit).to_string()),
+        ("x-ratelimit-reset", ((hour + 1) * 3600).to_string()),
+        ("x-ratelimit-resource", "graphql".to_string()),
+    ];
+    let refused = |r: Response<Body>| {
+        hub.counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .graphql_limited += 1;
+        let mut r = r;
+        for (k, v) in &headers {
+            if let Ok(v) = v.parse() {
+                r.headers_mut().insert(*k, v);
+            }
+        }
+        r
+    };
+    if minute > per_minute {
+        let mut r = json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/graphql/overview/rate-limits-and-node-limits-for-the-graphql-api#secondary-rate-limits"}),
+        );
+        r.headers_mut()
+            .insert("retry-after", "60".parse().expect("digits"));
+        return Err(Box::new(refused(r)));
+    }
+    if used > limit {
+        return Err(Box::new(refused(json_response(
+            StatusCode::OK,
+            &json!({"errors": [{"type": "RATE_LIMITED", "message": format!("API rate limit exceeded for installation ID {}.", token.installation_id)}]}),
+        ))));
+    }
+    Ok(headers)
 }
 
 /// The answer to one request body.

@@ -161,6 +161,7 @@ struct FileBudget {
     reserve_percent: Option<u32>,
     concurrent_per_installation: Option<u32>,
     concurrent_per_sandbox: Option<u32>,
+    graphql_points_per_minute: Option<u32>,
 }
 
 /// `[budget]`: what the whole proxy (every replica, through the state store) lets sandboxes
@@ -180,6 +181,8 @@ pub struct BudgetConfig {
     pub concurrent_per_installation: u32,
     /// A sandbox's requests under way at once, on this replica: 8.
     pub concurrent_per_sandbox: u32,
+    /// GraphQL points per minute (a query 1, a mutation 5): 1,000, below GitHub's 2,000.
+    pub graphql_points_per_minute: u32,
 }
 
 impl Default for BudgetConfig {
@@ -190,6 +193,7 @@ impl Default for BudgetConfig {
             reserve_percent: 10,
             concurrent_per_installation: 30,
             concurrent_per_sandbox: 8,
+            graphql_points_per_minute: 1000,
         }
     }
 }
@@ -592,15 +596,20 @@ impl ProxyConfig {
                 .budget
                 .concurrent_per_sandbox
                 .unwrap_or(d.concurrent_per_sandbox),
+            graphql_points_per_minute: f
+                .budget
+                .graphql_points_per_minute
+                .unwrap_or(d.graphql_points_per_minute),
         };
         if budget.content_per_minute == 0
             || budget.content_per_hour == 0
             || budget.reserve_percent > 90
             || budget.concurrent_per_installation == 0
             || budget.concurrent_per_sandbox == 0
+            || budget.graphql_points_per_minute < 5
         {
             return Err(ConfigError(format!(
-                "proxy config {origin}: [budget] content_per_minute, content_per_hour, concurrent_per_installation and concurrent_per_sandbox must be at least 1, reserve_percent at most 90"
+                "proxy config {origin}: [budget] content_per_minute, content_per_hour, concurrent_per_installation and concurrent_per_sandbox must be at least 1, graphql_points_per_minute at least 5 (a mutation's cost), reserve_percent at most 90"
             )));
         }
         let resolve = f

@@ -152,6 +152,27 @@ impl DataPlane {
             Service::Graphql => self.budgets.primary(owner, "graphql", form)?,
             _ => {}
         }
+        let sb = r.sb();
+        let live = self.live.get();
+        let weight_of = move |name: &str| live.sandbox(name).map_or(1, |s| s.cfg.weight);
+        if r.service == Service::Graphql {
+            // GitHub's secondary limit counts a query 1 point, a mutation 5.
+            let cost = if mutation { 5 } else { 1 };
+            let delay = self
+                .budgets
+                .points(
+                    self.store.get(),
+                    sb.name(),
+                    sb.cfg.weight,
+                    &weight_of,
+                    cost,
+                    form,
+                )
+                .await?;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
         let creates = match r.service {
             Service::GitReceivePack => *method == hyper::Method::POST,
             Service::Rest => !matches!(*method, hyper::Method::GET | hyper::Method::HEAD),
@@ -161,9 +182,6 @@ impl DataPlane {
         if !creates {
             return Ok(());
         }
-        let sb = r.sb();
-        let live = self.live.get();
-        let weight_of = move |name: &str| live.sandbox(name).map_or(1, |s| s.cfg.weight);
         let delay = self
             .budgets
             .content(self.store.get(), sb.name(), sb.cfg.weight, &weight_of, form)

@@ -5,13 +5,13 @@ use crate::config::BudgetConfig;
 use crate::sandbox::Sandbox;
 
 /// What a sandbox may do, as `GET /policy` on the proxy's address answers it (JSON), so an
-/// agent can learn the rules before it tries; the admin API shows the same. `used`: its
-/// content creation in this minute and this hour.
+/// agent can learn the rules before it tries; the admin API shows the same. `used`: what it
+/// has spent now.
 pub(crate) fn describe(
     sb: &Sandbox,
     egress_denied: bool,
     budget: &BudgetConfig,
-    used: (i64, i64),
+    used: crate::budget::Used,
 ) -> Rules {
     let mut writes = vec![
         "POST /repos/{owner}/{repo}/pulls (head: a branch the sandbox may push)".to_owned(),
@@ -67,8 +67,10 @@ pub(crate) fn describe(
                 sb.cfg.weight,
                 sb.cfg.weight,
             ),
-            used_this_minute: used.0,
-            used_this_hour: used.1,
+            used_this_minute: used.content_minute,
+            used_this_hour: used.content_hour,
+            graphql_points_per_minute: budget.graphql_points_per_minute,
+            graphql_points_this_minute: used.points_minute,
         },
     }
 }

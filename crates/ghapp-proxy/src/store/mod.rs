@@ -19,6 +19,7 @@ use sqlx::Row;
 use sqlx::any::AnyPoolOptions;
 
 pub use approvals::Approval;
+pub(crate) use budget::Table;
 pub use proposals::Proposal;
 
 /// The migrations, in order: `(version, SQL)`. Applied once each, in a transaction.
@@ -32,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (5, include_str!("../../migrations/0005_ended_sessions.sql")),
     (6, include_str!("../../migrations/0006_budget.sql")),
+    (7, include_str!("../../migrations/0007_budget_points.sql")),
 ];
 
 /// A store error, worded for the operator (the URL's password never in it).
