@@ -175,7 +175,64 @@ fn a_learning_sandbox_with_reviewers_opens_drafts_and_leaves_the_person_s_steps(
         .ok();
 }
 
-pub(crate) const TESTS: &[(&str, fn())] = &[(
-    "a_learning_sandbox_with_reviewers_opens_drafts_and_leaves_the_person_s_steps",
-    a_learning_sandbox_with_reviewers_opens_drafts_and_leaves_the_person_s_steps,
-)];
+fn with_codeowners_the_owners_of_the_changed_paths_are_requested() {
+    let w = World::new();
+    w.commit_on_main(
+        "octo-org",
+        "widgets",
+        &[(
+            ".github/CODEOWNERS",
+            b"# who reviews what\n*        @octocat\n/docs/   @octo-org/writers @editor\n*.lock   @other-org/robots\n",
+        )],
+    );
+    let p = start(&w, "learning", "reviewers = [\"@codeowners\", \"lead\"]");
+    let sb = Sb::new(&w, &p, "agent", SECRET);
+    sb.clone("octo-org", "widgets", "own", &[]).ok();
+    let work = w.path("own");
+    std::fs::create_dir_all(work.join("docs")).unwrap();
+    sb.git(&work, &["switch", "--quiet", "-c", "agent/docs"])
+        .ok();
+    sb.commit(&work, "docs/guide.md", b"a guide\n");
+    sb.commit(&work, "Cargo.lock", b"locked\n");
+    sb.git(&work, &["push", "--quiet", "-u", "origin", "agent/docs"])
+        .ok();
+    // Learning, with reviewers: opened as a draft for them.
+    gh_pr_open(&w, &sb.env, &work, &["--title", "Docs"]).ok();
+    let pr = w
+        .hub
+        .pulls()
+        .into_iter()
+        .find(|p| p.head == "agent/docs")
+        .expect("opened");
+    assert!(pr.draft);
+    // The configured login, then the owners of docs/guide.md (the /docs/ line, the last that
+    // matches); the team of another organization is left out and said.
+    assert_eq!(pr.reviewers, ["lead", "editor"]);
+    assert_eq!(pr.teams, ["writers"]);
+    let audit = p.audit();
+    let reason = audit
+        .iter()
+        .find(|e| e["method"] == "POST" && e["path"] == "/api/v3/repos/octo-org/widgets/pulls")
+        .and_then(|e| e["reason"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("teams of another organization not requested: other-org/robots")
+            && reason.contains(&format!(
+                "draft #{} opened for review by lead, editor, octo-org/writers",
+                pr.number
+            )),
+        "{reason}"
+    );
+}
+
+pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "with_codeowners_the_owners_of_the_changed_paths_are_requested",
+        with_codeowners_the_owners_of_the_changed_paths_are_requested,
+    ),
+    (
+        "a_learning_sandbox_with_reviewers_opens_drafts_and_leaves_the_person_s_steps",
+        a_learning_sandbox_with_reviewers_opens_drafts_and_leaves_the_person_s_steps,
+    ),
+];

@@ -91,6 +91,17 @@ pub(crate) trait GitHub: Send + Sync {
         ask: &'a Value,
     ) -> Fut<'a, Result<(StatusCode, Value), Refusal>>;
 
+    /// The text of file `path` of `repo` at `git_ref` (the contents API), if it exists and is
+    /// text of at most `max` bytes.
+    fn file<'a>(
+        &'a self,
+        sb: &'a Sandbox,
+        repo: &'a RepoName,
+        path: &'a str,
+        git_ref: &'a str,
+        max: usize,
+    ) -> Fut<'a, Result<Option<String>, Refusal>>;
+
     /// Requests reviews of pull request `n` of `repo` (`POST …/requested_reviewers` with
     /// `ask`: `reviewers` and `team_reviewers`): GitHub's status and answer.
     fn request_reviewers<'a>(
@@ -188,6 +199,23 @@ fn pull_of(v: &Value) -> Pull {
         state: text(&v["state"]),
         url: text(&v["html_url"]),
     }
+}
+
+/// A file's text from the contents API's answer (`content`, base64 in lines), if it is text.
+pub(crate) fn content_text(doc: &Value) -> Option<String> {
+    use base64::Engine;
+    if doc["encoding"] != "base64" {
+        return None;
+    }
+    let clean: String = doc["content"]
+        .as_str()?
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// What GitHub's compare of `base...head` shows.
@@ -564,6 +592,34 @@ impl GitHub for Api {
         })
     }
 
+    fn file<'a>(
+        &'a self,
+        sb: &'a Sandbox,
+        repo: &'a RepoName,
+        path: &'a str,
+        git_ref: &'a str,
+        max: usize,
+    ) -> Fut<'a, Result<Option<String>, Refusal>> {
+        Box::pin(async move {
+            let path = format!(
+                "/repos/{}/{}/contents/{}?ref={}",
+                repo.owner(),
+                repo.repo(),
+                path.split('/').map(enc).collect::<Vec<_>>().join("/"),
+                enc(git_ref)
+            );
+            let (status, v) = self.rest(sb, repo, Method::GET, &path, None).await?;
+            match status {
+                StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => Ok(content_text(&v).filter(|t| t.len() <= max)),
+                s => Err(Refusal::json(
+                    StatusCode::BAD_GATEWAY,
+                    format!("cannot read {path} of {repo}: GitHub answered {s}"),
+                )),
+            }
+        })
+    }
+
     fn request_reviewers<'a>(
         &'a self,
         sb: &'a Sandbox,
@@ -681,6 +737,18 @@ pub(crate) mod fake {
             Box::pin(
                 async move { Ok((StatusCode::CREATED, json!({"html_url": "https://x/pull/1"}))) },
             )
+        }
+
+        fn file<'a>(
+            &'a self,
+            _: &'a Sandbox,
+            _: &'a RepoName,
+            path: &'a str,
+            _: &'a str,
+            _: usize,
+        ) -> Fut<'a, Result<Option<String>, Refusal>> {
+            self.ask(format!("file {path}"));
+            Box::pin(async move { Ok(None) })
         }
 
         fn request_reviewers<'a>(

@@ -71,7 +71,7 @@ mod sts;
 use crate::limits::Limits;
 use ghapp_core::secret::ProxySecret;
 pub use notify::{NotifyConfig, url_shape};
-pub use sandbox::{Credential, Mode, PushRules, SandboxConfig, Significant};
+pub use sandbox::{CODEOWNERS, Credential, Mode, PushRules, SandboxConfig, Significant};
 use sandbox::{FileDefaults, FileRules, FileSandbox, SecretSource, file_rules};
 pub use sts::{StsConfig, issuer_shape};
 

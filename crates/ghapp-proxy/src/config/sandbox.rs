@@ -22,9 +22,16 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// Whether `r` is a GitHub login (`octocat`) or a team (`octo-org/reviewers`): 1 to 39
-/// letters, digits and single hyphens, not at either end; a team's slug after one `/`.
+/// The `reviewers` entry that stands for the code owners of the changed paths.
+pub const CODEOWNERS: &str = "@codeowners";
+
+/// Whether `r` is a GitHub login (`octocat`), a team (`octo-org/reviewers`), or
+/// [`CODEOWNERS`]: a login is 1 to 39 letters, digits and single hyphens, not at either end;
+/// a team's slug comes after one `/`.
 fn reviewer_shape(r: &str) -> bool {
+    if r == CODEOWNERS {
+        return true;
+    }
     let login = |s: &str| {
         (1..=39).contains(&s.len())
             && !s.starts_with('-')
@@ -447,7 +454,7 @@ impl FileSandbox {
             .unwrap_or_default();
         if let Some(bad) = reviewers.iter().find(|r| !reviewer_shape(r)) {
             return Err(fail(format!(
-                "reviewers entry {bad:?} is neither a GitHub login nor ORG/TEAM-SLUG"
+                "reviewers entry {bad:?} is neither a GitHub login, ORG/TEAM-SLUG nor \"@codeowners\""
             )));
         }
         if reviewers.len() > 15 {

@@ -9,6 +9,7 @@
 //! - [`mode`]: the trust mode's verdict on an allowed write (forward, refuse, hold, propose).
 //! - `describe`: what `GET /policy` answers.
 
+pub(crate) mod codeowners;
 mod describe;
 mod git;
 mod graphql;

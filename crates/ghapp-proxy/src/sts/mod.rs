@@ -406,21 +406,12 @@ impl Sts {
         let doc: Value = serde_json::from_slice(&r.body).map_err(|_| {
             Refused::new("github", "GitHub's answer for the trust policy is not JSON")
         })?;
-        let text = (doc["encoding"] == "base64")
-            .then(|| doc["content"].as_str())
-            .flatten()
-            .and_then(|c| {
-                use base64::Engine;
-                let clean: String = c.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                base64::engine::general_purpose::STANDARD.decode(clean).ok()
-            })
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                Refused::new(
-                    "policy",
-                    format!("{file} in {owner}/{repo} is not a text file"),
-                )
-            })?;
+        let text = crate::github::content_text(&doc).ok_or_else(|| {
+            Refused::new(
+                "policy",
+                format!("{file} in {owner}/{repo} is not a text file"),
+            )
+        })?;
         let org = ask_is_org(repo, &self.cfg.org_policy_repo);
         let policy = TrustPolicy::parse(&text, org)
             .map_err(|m| Refused::new("policy", format!("{file} in {owner}/{repo}: {m}")))?;
