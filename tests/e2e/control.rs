@@ -445,7 +445,7 @@ fn app_jwt(w: &World) -> String {
 }
 
 /// `sha256=HEX`: the HMAC-SHA256 of `body` with `secret`, as GitHub signs a delivery.
-fn signature(body: &str, secret: &str) -> String {
+pub(crate) fn signature(body: &str, secret: &str) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body.as_bytes());

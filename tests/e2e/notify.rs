@@ -5,8 +5,6 @@
 use std::time::Duration;
 
 use ghapp_e2e::{Received, Receiver, SECRET_A, World, two_sandboxes};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 const NOTIFY_SECRET: &str = "notify-secret-0123456789";
 
@@ -16,17 +14,10 @@ fn receiver(w: &World, rule: impl Fn(usize, &Received) -> u16 + Send + Sync + 's
     Receiver::start(&cert, &key, Box::new(rule))
 }
 
-/// Whether `r`'s signature is HMAC-SHA256 of its body with the secret.
+/// Whether `r`'s signature is HMAC-SHA256 of its body with the secret, as GitHub signs.
 fn signed(r: &Received) -> bool {
-    let mut mac = Hmac::<Sha256>::new_from_slice(NOTIFY_SECRET.as_bytes()).unwrap();
-    mac.update(&r.body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    r.header("x-ghapp-signature-256") == Some(&format!("sha256={hex}"))
+    let body = String::from_utf8_lossy(&r.body);
+    r.header("x-ghapp-signature-256") == Some(&crate::control::signature(&body, NOTIFY_SECRET))
 }
 
 /// A branch `name` with one commit on `octo-org/widgets`, pushed straight to the emulator.
@@ -56,18 +47,21 @@ fn a_held_pull_request_is_told_signed_and_retried_until_taken() {
         notify_table(&r, "")
     );
     let p = w.start_proxy(&two_sandboxes("mode = \"learning\""), &extra);
-    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
-    let a = t
-        .request(
-            "POST",
-            "/api/v3/repos/octo-org/widgets/pulls",
-            &[
-                ("Authorization", "Bearer placeholder"),
-                ("Content-Type", "application/json"),
-            ],
-            br#"{"head":"agent/n1","base":"main","title":"Fix <!channel> & <https://evil.example|click>"}"#,
-        )
-        .unwrap();
+    // The pull request a sandbox asks for (on a tunnel of its own: a held answer closes it).
+    let ask = || {
+        p.tunnel("agent-a", SECRET_A, &w.hub.git_host())
+            .request(
+                "POST",
+                "/api/v3/repos/octo-org/widgets/pulls",
+                &[
+                    ("Authorization", "Bearer placeholder"),
+                    ("Content-Type", "application/json"),
+                ],
+                br#"{"head":"agent/n1","base":"main","title":"Fix <!channel> & <https://evil.example|click>"}"#,
+            )
+            .unwrap()
+    };
+    let a = ask();
     assert_eq!(a.status, 202, "held: {a:?}");
     let got = r.wait_until(Duration::from_secs(20), "three attempts", |g| g.len() >= 3);
     assert_eq!(
@@ -107,18 +101,7 @@ fn a_held_pull_request_is_told_signed_and_retried_until_taken() {
         "{text}"
     );
     // Asking again for the same pull request is the same approval: no second notification.
-    let mut t = p.tunnel("agent-a", SECRET_A, &w.hub.git_host());
-    let again = t
-        .request(
-            "POST",
-            "/api/v3/repos/octo-org/widgets/pulls",
-            &[
-                ("Authorization", "Bearer placeholder"),
-                ("Content-Type", "application/json"),
-            ],
-            br#"{"head":"agent/n1","base":"main","title":"Fix <!channel> & <https://evil.example|click>"}"#,
-        )
-        .unwrap();
+    let again = ask();
     assert_eq!(again.status, 202);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(r.received().len(), 3);
