@@ -140,11 +140,7 @@ struct Replica {
 }
 
 fn main() {
-    ghapp_e2e::build_release_bins(&[
-        ("ghapp", "ghapp"),
-        ("git-credential-ghapp", "git-credential-ghapp"),
-        ("gh-pr", "gh-pr"),
-    ]);
+    ghapp_e2e::build_release_bins(&[]);
     let sandboxes = env_or("GHAPP_SCALE_SANDBOXES", 2000) as usize;
     let agents = (env_or("GHAPP_SCALE_AGENTS", 300) as usize).min(sandboxes);
     let seconds = env_or("GHAPP_SCALE_SECONDS", 120);

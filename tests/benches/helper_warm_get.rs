@@ -66,11 +66,7 @@ fn measure_interleaved(cmds: &mut [&mut dyn FnMut() -> Command], input: &[u8]) -
 }
 
 fn main() {
-    ghapp_e2e::build_release_bins(&[
-        ("git-credential-ghapp", "git-credential-ghapp"),
-        ("ghapp", "ghapp"),
-        ("ghapp-e2e", "print-two-lines"),
-    ]);
+    ghapp_e2e::build_release_bins(&[("ghapp-e2e", "print-two-lines")]);
     let dir = target_release();
     let helper = dir.join("git-credential-ghapp");
     let trivial = dir.join("print-two-lines");

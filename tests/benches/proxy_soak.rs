@@ -22,11 +22,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    ghapp_e2e::build_release_bins(&[
-        ("ghapp", "ghapp"),
-        ("git-credential-ghapp", "git-credential-ghapp"),
-        ("gh-pr", "gh-pr"),
-    ]);
+    ghapp_e2e::build_release_bins(&[]);
     let tunnels: usize = std::env::var("GHAPP_SOAK_TUNNELS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -14,11 +14,7 @@ use std::time::{Duration, Instant};
 use ghapp_e2e::World;
 
 fn main() {
-    ghapp_e2e::build_release_bins(&[
-        ("ghapp", "ghapp"),
-        ("git-credential-ghapp", "git-credential-ghapp"),
-        ("gh-pr", "gh-pr"),
-    ]);
+    ghapp_e2e::build_release_bins(&[]);
     let mib: usize = std::env::var("GHAPP_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -28,7 +28,7 @@ pub fn bin_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("target dir")
         .to_path_buf();
-    for b in ["git-credential-ghapp", "ghapp", "gh-pr", "ghapp-emulator"] {
+    for b in WORLD_BINS {
         assert!(
             dir.join(b).is_file(),
             "{b} is not built in {}: run the suite with `cargo test --workspace`",
@@ -38,13 +38,18 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
-/// Builds the release binaries a benchmark measures, `(package, binary)` pairs (a no-op when
-/// they are up to date). Benchmarks call it first: `cargo bench` builds only this package.
-pub fn build_release_bins(bins: &[(&str, &str)]) {
+/// The binaries a [`crate::World`] runs (each its package's name).
+const WORLD_BINS: [&str; 4] = ["git-credential-ghapp", "ghapp", "gh-pr", "ghapp-emulator"];
+
+/// Builds the release binaries a benchmark's [`crate::World`] runs, then `more`
+/// (`(package, binary)` pairs); a no-op when they are up to date. Benchmarks call it first:
+/// `cargo bench` builds only this package.
+pub fn build_release_bins(more: &[(&str, &str)]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // One build per package, as `cargo install` would: built together, features unify and the
     // lean helper would be linked against ghapp-core with its `mint` feature.
-    for (package, bin) in bins {
+    let world = WORLD_BINS.iter().map(|b| (*b, *b));
+    for (package, bin) in world.chain(more.iter().copied()) {
         let st = Command::new(&cargo)
             .args(["build", "--release", "-p", package, "--bin", bin])
             .status()
