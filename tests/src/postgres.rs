@@ -106,7 +106,14 @@ fn rustix_is_root() -> bool {
 impl Postgres {
     /// `sql` run by psql against the cluster: its unaligned, tuples-only output.
     pub fn psql(&self, sql: &str) -> String {
-        let out = std::process::Command::new(self.bin.join("psql"))
+        // Beside initdb (Debian's layout), else on PATH.
+        let beside = self.bin.join("psql");
+        let exe = if beside.is_file() {
+            beside
+        } else {
+            PathBuf::from("psql")
+        };
+        let out = std::process::Command::new(exe)
             .args(["-At", "-c", sql, &self.url()])
             .output()
             .expect("psql runs");
