@@ -249,6 +249,43 @@ fn lifecycle(w: &World, state: &str) {
         a.status, 407,
         "still disconnected after the restart: {a:#?}"
     );
+
+    // Sandboxes of one scope share its token: disconnecting one leaves it to the other (no
+    // revocation, no new mint, the other's next fetch works).
+    let add = ghapp_sandbox(
+        w,
+        &p,
+        &[
+            "add",
+            "agent-z",
+            "--repo",
+            "octo-org/widgets",
+            "--ca-file",
+            &w.path("agent-z-ca.pem").display().to_string(),
+        ],
+    );
+    add.ok();
+    let z = Sb {
+        w,
+        env: environment(w, "agent-z", &add.stdout),
+    };
+    z.clone("octo-org", "widgets", "z-widgets", &[]).ok();
+    let (minted, requests) = (w.hub.issued_tokens().len(), w.hub.requests().len());
+    let d = ghapp_sandbox(w, &p, &["disconnect", "agent-y"]);
+    assert!(
+        d.stdout
+            .contains("agent-y: disconnected (0 token(s) revoked)"),
+        "{d:#?}"
+    );
+    z.git(&w.path("z-widgets"), &["fetch", "--quiet", "origin"])
+        .ok();
+    assert_eq!(w.hub.issued_tokens().len(), minted, "nothing minted");
+    assert!(
+        !w.hub.requests()[requests..]
+            .iter()
+            .any(|r| r.method == "DELETE" && r.target.ends_with("/installation/token")),
+        "the shared token was not revoked"
+    );
     w.capture(p.log());
     w.capture(std::fs::read_to_string(&p.audit_path).unwrap_or_default());
     w.assert_no_secrets();

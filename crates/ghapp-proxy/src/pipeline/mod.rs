@@ -654,7 +654,18 @@ impl DataPlane {
         owners.sort_unstable_by_key(|o| o.to_ascii_lowercase());
         owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
         let mut revoked = 0;
+        let live = self.live.get();
         for owner in owners {
+            // Sandboxes of one scope share its token (the proxy injects it; none holds it):
+            // while another live sandbox has this scope, its token stays for it.
+            let scope = sb.token_request(owner);
+            if live
+                .sandboxes
+                .iter()
+                .any(|o| o.name() != sb.name() && o.token_request(owner) == scope)
+            {
+                continue;
+            }
             if self.tokens.discard(sb, owner, true).await {
                 revoked += 1;
             }
