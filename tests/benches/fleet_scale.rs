@@ -211,6 +211,7 @@ fn main() {
         .build()
         .unwrap();
     let api = w.hub.api_url();
+    let base = w.hub.url();
     let mut direct_auth = BTreeMap::new();
     for repo in ["octo-org/widgets", "octo-org/gadgets"] {
         let (owner, name) = repo.split_once('/').unwrap();
@@ -276,8 +277,13 @@ fn main() {
                 .build()
                 .unwrap();
             let env = w.sandbox_env(&r.p, &format!("agent-{i}"), &secrets[i]);
-            let (stats, w, git_slots, api) =
-                (stats.clone(), w.clone(), git_slots.clone(), api.clone());
+            let (stats, w, git_slots, api, base) = (
+                stats.clone(),
+                w.clone(),
+                git_slots.clone(),
+                api.clone(),
+                base.clone(),
+            );
             let repo = repos_of(i)[0];
             tasks.push(tokio::spawn(async move {
                 let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((i as u64 + 1) * 0x1000_0001));
@@ -290,7 +296,7 @@ fn main() {
                         0..40 => ("rest read", call(&client, reqwest::Method::GET, &format!("{api}/repos/{repo}"), auth, None).await),
                         40..65 => (
                             "graphql query",
-                            call(&client, reqwest::Method::POST, &format!("{api}/graphql"), auth, Some(&json!({"query": "query($o: String!, $n: String!) { repository(owner: $o, name: $n) { name defaultBranchRef { name } } }", "variables": {"o": "octo-org", "n": repo.split('/').nth(1).unwrap()}}))).await,
+                            call(&client, reqwest::Method::POST, &format!("{base}/api/graphql"), auth, Some(&json!({"query": "query($o: String!, $n: String!) { repository(owner: $o, name: $n) { name defaultBranchRef { name } } }", "variables": {"o": "octo-org", "n": repo.split('/').nth(1).unwrap()}}))).await,
                         ),
                         65..75 => ("pr view", call(&client, reqwest::Method::GET, &format!("{api}/repos/{repo}/pulls/{}", if repo.ends_with("widgets") { 1 } else { 2 }), auth, None).await),
                         75..80 => ("comment", call(&client, reqwest::Method::POST, &format!("{api}/repos/{repo}/issues/{}/comments", if repo.ends_with("widgets") { 1 } else { 2 }), auth, Some(&json!({"body": "bench"}))).await),
@@ -333,14 +339,19 @@ fn main() {
         }
         // The same operations straight to fakehub, a few a second, for the baseline.
         let base = {
-            let (stats, direct_client, api, direct_auth) =
-                (stats.clone(), direct_client.clone(), api.clone(), direct_auth.clone());
+            let (stats, direct_client, api, base, direct_auth) = (
+                stats.clone(),
+                direct_client.clone(),
+                api.clone(),
+                base.clone(),
+                direct_auth.clone(),
+            );
             tokio::spawn(async move {
                 let auth = &direct_auth["octo-org/widgets"];
                 while Instant::now() < until {
                     for (op, method, url, body) in [
                         ("rest read", reqwest::Method::GET, format!("{api}/repos/octo-org/widgets"), None),
-                        ("graphql query", reqwest::Method::POST, format!("{api}/graphql"), Some(json!({"query": "query($o: String!, $n: String!) { repository(owner: $o, name: $n) { name defaultBranchRef { name } } }", "variables": {"o": "octo-org", "n": "widgets"}}))),
+                        ("graphql query", reqwest::Method::POST, format!("{base}/api/graphql"), Some(json!({"query": "query($o: String!, $n: String!) { repository(owner: $o, name: $n) { name defaultBranchRef { name } } }", "variables": {"o": "octo-org", "n": "widgets"}}))),
                         ("pr view", reqwest::Method::GET, format!("{api}/repos/octo-org/widgets/pulls/1"), None),
                     ] {
                         if let Ok(d) = call(&direct_client, method, &url, auth, body.as_ref()).await {
@@ -474,9 +485,15 @@ fn main() {
         "  installation tokens minted during the load: {mints}, for 3 token scopes on 3 replicas (goal: at most 9)"
     );
     for (i, r) in replicas.iter().enumerate() {
+        let log = r.p.log();
+        let warnings = log.lines().filter(|l| l.contains("WARN")).count();
         println!(
-            "  replica {i}: peak RSS {:.1} MiB (goal < 256 MiB)",
-            r.p.peak_rss_kib() as f64 / 1024.0
+            "  replica {i}: peak RSS {:.1} MiB (goal < 256 MiB); {warnings} warnings logged{}",
+            r.p.peak_rss_kib() as f64 / 1024.0,
+            log.lines()
+                .find(|l| l.contains("WARN"))
+                .map(|l| format!(", the first: {}", l.chars().take(300).collect::<String>()))
+                .unwrap_or_default()
         );
     }
     let requests = requests_after.saturating_sub(requests_before).max(1);
@@ -494,7 +511,14 @@ fn main() {
         ms(percentile(&lat, 0.99))
     );
     println!(
-        "  fakehub received {hub_requests} requests; its primary limit refused {}, its secondary limits {} (goal 0)",
-        counters.primary_limited, counters.secondary_limited
+        "  fakehub received {hub_requests} requests; its primary limits refused {}, its secondary limits {} (REST) and {} (GraphQL) (goal 0)",
+        counters.primary_limited, counters.secondary_limited, counters.graphql_limited
     );
+    let writes: Vec<String> = counters
+        .requests
+        .iter()
+        .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/_"))
+        .map(|(route, n)| format!("{route}: {n}"))
+        .collect();
+    println!("  writes fakehub counted, by route: {}", writes.join("; "));
 }
