@@ -2,17 +2,20 @@
 //! whole by the control plane (SIGHUP, the state store). Each request in an open tunnel reads
 //! its sandbox from the current value.
 
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::config::{self, ProxyConfig, SandboxConfig};
 use crate::egress;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Login, Sandbox};
 
 /// What a reload replaces: the sandboxes (identity and policy) and where tunnels may go.
 #[derive(Debug)]
 pub(crate) struct Live {
     /// The file's sandboxes, then the store's active ones.
     pub sandboxes: Vec<Arc<Sandbox>>,
+    /// Where each name is in `sandboxes`.
+    index: HashMap<String, usize>,
     pub egress: config::Egress,
     pub egress_allow: Vec<egress::Allow>,
     /// The file's sandboxes (kept to rebuild when the store changes).
@@ -27,6 +30,26 @@ pub(crate) struct Stored {
     pub active: Vec<SandboxConfig>,
     /// Disconnected: a new tunnel with their credentials is told so.
     pub disconnected: Vec<SandboxConfig>,
+    /// Each one's stored keys as read (JSON text) and whether it was active: an unchanged row
+    /// is not read again ([`Stored::unchanged`]).
+    pub specs: HashMap<String, (String, bool)>,
+}
+
+impl Stored {
+    /// The configuration of `name` as read last time, when its stored keys (`spec`) and state
+    /// are the same now.
+    pub(crate) fn unchanged(&self, name: &str, spec: &str, active: bool) -> Option<&SandboxConfig> {
+        let (was, was_active) = self.specs.get(name)?;
+        if was != spec || *was_active != active {
+            return None;
+        }
+        let list = if active {
+            &self.active
+        } else {
+            &self.disconnected
+        };
+        list.iter().find(|c| c.name == name)
+    }
 }
 
 impl Live {
@@ -36,27 +59,44 @@ impl Live {
             Arc::default(),
             cfg.egress,
             cfg.egress_allow.clone(),
+            None,
         )
     }
 
     /// The file's sandboxes and the store's active ones (a stored one never shadows the file's).
+    /// A stored sandbox whose keys did not change since `before` keeps its compiled value (a
+    /// fleet of thousands is not compiled again for each one added).
     pub(crate) fn with(
         file: Arc<Vec<SandboxConfig>>,
         stored: Arc<Stored>,
         egress: config::Egress,
         egress_allow: Vec<egress::Allow>,
+        before: Option<(&Live, &std::collections::HashSet<String>)>,
     ) -> Live {
         let mut sandboxes: Vec<Arc<Sandbox>> = file
             .iter()
             .map(|s| Arc::new(Sandbox::new(s.clone())))
             .collect();
+        let mut index: HashMap<String, usize> = sandboxes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name().to_owned(), i))
+            .collect();
         for s in &stored.active {
-            if !file.iter().any(|f| f.name == s.name) {
-                sandboxes.push(Arc::new(Sandbox::new(s.clone())));
+            if index.contains_key(&s.name) {
+                continue;
             }
+            let kept = before
+                .filter(|(_, unchanged)| unchanged.contains(&s.name))
+                .and_then(|(live, _)| live.sandbox(&s.name))
+                .filter(|sb| !live_is_file(&file, sb.name()))
+                .cloned();
+            index.insert(s.name.clone(), sandboxes.len());
+            sandboxes.push(kept.unwrap_or_else(|| Arc::new(Sandbox::new(s.clone()))));
         }
         Live {
             sandboxes,
+            index,
             egress,
             egress_allow,
             file,
@@ -73,8 +113,31 @@ impl Live {
     }
 
     pub(crate) fn sandbox(&self, name: &str) -> Option<&Arc<Sandbox>> {
-        self.sandboxes.iter().find(|s| s.name() == name)
+        self.index.get(name).and_then(|i| self.sandboxes.get(*i))
     }
+
+    /// Checks a `Proxy-Authorization` value: the sandbox its name names (the name is what the
+    /// client sent, not a secret), its secret compared in constant time.
+    pub(crate) fn login(&self, header: Option<&str>) -> Login {
+        let Some(v) = header else {
+            return Login::Missing;
+        };
+        let Some((name, secret)) = ghapp_gitproto::basic::parse(v) else {
+            return Login::Wrong(String::new());
+        };
+        match self
+            .sandbox(&name)
+            .filter(|sb| sb.cfg.secret.matches(&secret))
+        {
+            Some(sb) => Login::Ok(sb.clone()),
+            None => Login::Wrong(name.chars().filter(|c| !c.is_control()).take(64).collect()),
+        }
+    }
+}
+
+/// Whether the file names a sandbox `name` (the file's are always compiled afresh).
+fn live_is_file(file: &[SandboxConfig], name: &str) -> bool {
+    file.iter().any(|f| f.name == name)
 }
 
 /// The sandbox table as it is now: read by every request, swapped whole by the control plane

@@ -138,27 +138,6 @@ pub(crate) enum Login {
     Ok(Arc<Sandbox>),
 }
 
-/// Checks a `Proxy-Authorization` value against every sandbox. Every secret is compared (in
-/// constant time), so the time taken does not tell which names exist.
-pub(crate) fn login(sandboxes: &[Arc<Sandbox>], header: Option<&str>) -> Login {
-    let Some(v) = header else {
-        return Login::Missing;
-    };
-    let Some((name, secret)) = ghapp_gitproto::basic::parse(v) else {
-        return Login::Wrong(String::new());
-    };
-    let mut found = None;
-    for sb in sandboxes {
-        if sb.cfg.secret.matches(&secret) & (sb.cfg.name == name) {
-            found = Some(sb.clone());
-        }
-    }
-    match found {
-        Some(sb) => Login::Ok(sb),
-        None => Login::Wrong(name.chars().filter(|c| !c.is_control()).take(64).collect()),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -111,6 +111,7 @@ impl ControlPlane {
             stored,
             new.egress,
             new.egress_allow,
+            None,
         ));
         let names = |v: &[&str]| {
             if v.is_empty() {
@@ -141,20 +142,38 @@ impl ControlPlane {
                 return 0;
             }
         };
+        let before = self.data.live.get();
         let mut stored = Stored::default();
+        // What did not change since the last read is kept as it was compiled.
+        let mut unchanged = std::collections::HashSet::new();
         for s in all {
-            match self.data.cfg.stored_sandbox(&s.name, &s.spec) {
-                Ok(c) if s.disconnected_at.is_none() => stored.active.push(c),
-                Ok(c) => stored.disconnected.push(c),
+            let active = s.disconnected_at.is_none();
+            let text = s.spec.to_string();
+            let cfg = match before.stored.unchanged(&s.name, &text, active) {
+                Some(c) => {
+                    unchanged.insert(s.name.clone());
+                    Ok(c.clone())
+                }
+                None => self.data.cfg.stored_sandbox(&s.name, &s.spec),
+            };
+            match cfg {
+                Ok(c) => {
+                    stored.specs.insert(s.name.clone(), (text, active));
+                    if active {
+                        stored.active.push(c);
+                    } else {
+                        stored.disconnected.push(c);
+                    }
+                }
                 Err(e) => tracing::warn!("a stored sandbox is not loaded: {e}"),
             }
         }
-        let before = self.data.live.get();
         let live = self.data.live.set(Live::with(
             before.file.clone(),
             Arc::new(stored),
             before.egress,
             before.egress_allow.clone(),
+            Some((&before, &unchanged)),
         ));
         let mut revoked = 0;
         for old in &before.sandboxes {

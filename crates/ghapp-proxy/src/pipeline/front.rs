@@ -17,7 +17,7 @@ use crate::egress;
 use crate::limits::Conn;
 use crate::respond::{Body, Refusal, text};
 use crate::router::with_port;
-use crate::sandbox::{Login, Origin, Sandbox, login};
+use crate::sandbox::{Login, Origin, Sandbox};
 use crate::transport::{Admitted, Front, Passed, To};
 
 impl Front for DataPlane {
@@ -183,7 +183,7 @@ impl DataPlane {
             .retry_after(60));
         }
         let live = self.live.get();
-        let kind = match login(&live.sandboxes, header) {
+        let kind = match live.login(header) {
             Login::Ok(sb) => return Ok(sb),
             Login::Wrong(tried)
                 if header
