@@ -30,15 +30,20 @@ pub(crate) struct Stored {
     pub active: Vec<SandboxConfig>,
     /// Disconnected: a new tunnel with their credentials is told so.
     pub disconnected: Vec<SandboxConfig>,
-    /// Each one's stored keys as read (JSON text) and whether it was active: an unchanged row
-    /// is not read again ([`Stored::unchanged`]).
-    pub specs: HashMap<String, (String, bool)>,
+    /// Each one's stored keys as read and whether it was active: an unchanged row is not read
+    /// again ([`Stored::unchanged`]).
+    pub specs: HashMap<String, (serde_json::Value, bool)>,
 }
 
 impl Stored {
     /// The configuration of `name` as read last time, when its stored keys (`spec`) and state
     /// are the same now.
-    pub(crate) fn unchanged(&self, name: &str, spec: &str, active: bool) -> Option<&SandboxConfig> {
+    pub(crate) fn unchanged(
+        &self,
+        name: &str,
+        spec: &serde_json::Value,
+        active: bool,
+    ) -> Option<&SandboxConfig> {
         let (was, was_active) = self.specs.get(name)?;
         if was != spec || *was_active != active {
             return None;

@@ -148,8 +148,7 @@ impl ControlPlane {
         let mut unchanged = std::collections::HashSet::new();
         for s in all {
             let active = s.disconnected_at.is_none();
-            let text = s.spec.to_string();
-            let cfg = match before.stored.unchanged(&s.name, &text, active) {
+            let cfg = match before.stored.unchanged(&s.name, &s.spec, active) {
                 Some(c) => {
                     unchanged.insert(s.name.clone());
                     Ok(c.clone())
@@ -158,7 +157,7 @@ impl ControlPlane {
             };
             match cfg {
                 Ok(c) => {
-                    stored.specs.insert(s.name.clone(), (text, active));
+                    stored.specs.insert(s.name.clone(), (s.spec, active));
                     if active {
                         stored.active.push(c);
                     } else {
