@@ -44,6 +44,9 @@ struct RestAsk {
     draft: Option<bool>,
 }
 
+/// The most reviewers requested of one pull request (GitHub's limit for one request).
+const MAX_REVIEWERS: usize = 15;
+
 /// GitHub's limits on what a held request may carry (title and body characters).
 const MAX_TITLE: usize = 256;
 const MAX_BODY: usize = 65_536;
@@ -483,6 +486,8 @@ impl DataPlane {
                         Err(why) => said.push(why),
                     }
                 }
+                // GitHub takes at most 15 at once: the configured ones first, then code owners.
+                names.truncate(MAX_REVIEWERS);
                 let (teams, users): (Vec<&String>, Vec<&String>) =
                     names.iter().partition(|r| r.contains('/'));
                 // A team is requested by its slug, in the repository's own organization only.
