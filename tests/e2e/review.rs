@@ -226,7 +226,81 @@ fn with_codeowners_the_owners_of_the_changed_paths_are_requested() {
     );
 }
 
+fn gh_opens_a_draft_for_the_reviewers_and_may_not_mark_it_ready() {
+    ghapp_e2e::needs("gh");
+    let w = World::with(fakehub::Options {
+        hostname: Some("ghe.test".into()),
+        ..Default::default()
+    });
+    let extra = format!(
+        "resolve = [\"ghe.test=127.0.0.1\"]\nstate = {:?}\n",
+        format!("sqlite:{}", w.path("state.db").display())
+    );
+    let p = w.start_proxy(
+        &ghapp_e2e::two_sandboxes("mode = \"learning\"\nreviewers = [\"octocat\"]"),
+        &extra,
+    );
+    let sb = Sb::new(&w, &p, "agent-a", ghapp_e2e::SECRET_A);
+    sb.clone("octo-org", "widgets", "gh-widgets", &[]).ok();
+    let work = w.path("gh-widgets");
+    sb.push_new_branch(&work, "agent/gh", "g.txt", b"from gh\n");
+    let env = w.gh_env(&p, sb.env);
+    let gh = |args: &[&str]| w.cmd("gh").env(&env).dir(&work).args(args).run();
+    let create = [
+        "pr",
+        "create",
+        "-R",
+        "octo-org/widgets",
+        "--head",
+        "agent/gh",
+        "--base",
+        "main",
+        "--title",
+        "From gh",
+        "--body",
+        "Please review.",
+    ];
+    // gh sends GraphQL's createPullRequest as the agent typed it: without --draft it is
+    // refused, and gh prints why.
+    let r = gh(&create);
+    r.fails();
+    assert!(
+        r.stderr.contains("open as drafts for its reviewers")
+            && r.stderr.contains("gh pr create --draft"),
+        "{r:#?}"
+    );
+    assert!(w.hub.pulls().is_empty());
+    let mut drafted = create.to_vec();
+    drafted.push("--draft");
+    let r = gh(&drafted);
+    r.ok();
+    let pr = w.hub.pulls().into_iter().next().expect("opened");
+    assert!(pr.draft && pr.reviewers == ["octocat"], "{pr:?}");
+    assert!(r.stdout.contains(&format!("/pull/{}", pr.number)), "{r:#?}");
+    // Marking it ready is the person's: gh pr ready is refused, the pull request stays a draft.
+    let r = gh(&[
+        "pr",
+        "ready",
+        &pr.number.to_string(),
+        "-R",
+        "octo-org/widgets",
+    ]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("a person marks it ready for review at GitHub"),
+        "{r:#?}"
+    );
+    assert!(w.hub.pulls()[0].draft);
+    w.capture(p.log());
+    w.assert_no_secrets();
+}
+
 pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "gh_opens_a_draft_for_the_reviewers_and_may_not_mark_it_ready",
+        gh_opens_a_draft_for_the_reviewers_and_may_not_mark_it_ready,
+    ),
     (
         "with_codeowners_the_owners_of_the_changed_paths_are_requested",
         with_codeowners_the_owners_of_the_changed_paths_are_requested,
