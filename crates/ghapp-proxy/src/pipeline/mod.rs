@@ -385,6 +385,16 @@ impl DataPlane {
             }
         };
         let sb = r.sb();
+        // The budgets first (a slowed request waits holding no slot), then a slot at once.
+        if let Err(refusal) = self
+            .spend(&r, &parts.method, mutation, plan.repo.owner())
+            .await
+        {
+            if refusal.status == StatusCode::TOO_MANY_REQUESTS {
+                self.notify_budget(sb, &plan.repo, &refusal);
+            }
+            return r.refuse(refusal);
+        }
         match self
             .budgets
             .slots(plan.repo.owner(), sb.name(), form_of(r.service))
@@ -396,26 +406,6 @@ impl DataPlane {
                 .unwrap_or_else(PoisonError::into_inner)
                 .extend(slots),
             Err(refusal) => return r.refuse(refusal),
-        }
-        if let Err(refusal) = self
-            .spend(&r, &parts.method, mutation, plan.repo.owner())
-            .await
-        {
-            if refusal.status == StatusCode::TOO_MANY_REQUESTS {
-                self.notify.send(crate::notify::Note {
-                    event: "budget",
-                    sandbox: sb.name().to_owned(),
-                    repo: Some(plan.repo.to_string()),
-                    id: None,
-                    text: format!(
-                        "ghapp: sandbox {} is refused for now: {}",
-                        crate::notify::safe(sb.name(), 64),
-                        crate::notify::safe(&refusal.message, 300)
-                    ),
-                    link: None,
-                });
-            }
-            return r.refuse(refusal);
         }
         let token = match telemetry::child(
             &self.audit.telemetry,

@@ -585,6 +585,22 @@ impl DataPlane {
         Ok(users.into_iter().chain(teams).collect())
     }
 
+    /// Tells `[notify]`'s receivers that `sb` is refused for its budget (`refusal`).
+    pub(super) fn notify_budget(&self, sb: &Sandbox, repo: &RepoName, refusal: &Refusal) {
+        self.notify.send(Note {
+            event: "budget",
+            sandbox: sb.name().to_owned(),
+            repo: Some(repo.to_string()),
+            id: None,
+            text: format!(
+                "ghapp: sandbox {} is refused for now: {}",
+                safe(sb.name(), 64),
+                safe(&refusal.message, 300)
+            ),
+            link: None,
+        });
+    }
+
     /// Tells `[notify]`'s receivers that approval `a` waits for a person.
     fn notify_held(&self, a: &Approval) {
         let link = self
