@@ -244,7 +244,10 @@ impl DataPlane {
             .audit
             .telemetry
             .request(req.method().as_str(), req.headers());
-        let (resp, outcome) = telemetry::within(cx.clone(), self.run(req, o, &meter)).await;
+        // Boxed: hyper keeps room for a request's future in every connection, idle or not, so
+        // the pipeline's (large) state must not be inline in it.
+        let run = Box::pin(self.run(req, o, &meter));
+        let (resp, outcome) = telemetry::within(cx.clone(), run).await;
         Pending::new(Event::of(&head, outcome), meter, self.audit.clone())
             .traced(cx)
             .attach(resp)
