@@ -49,6 +49,7 @@ mod respond;
 mod router;
 mod running;
 mod sandbox;
+mod signature;
 mod store;
 mod sts;
 mod tokens;
@@ -56,10 +57,10 @@ mod transport;
 mod upstream;
 
 pub use body::COMMAND_SECTION_LIMIT;
-pub use control::webhook::verify as verify_webhook;
 pub use ghapp_core::secret::ProxySecret;
 pub use preflight::{Check, CheckLevel};
 pub use running::{Reached, Running, StartError, notify_test};
+pub use signature::verify as verify_webhook;
 
 /// The proxy, prepared: everything that can fail before serving has been done.
 pub struct Proxy {

@@ -16,8 +16,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use crate::audit::Audit;
@@ -202,18 +200,10 @@ pub(crate) async fn deliver(
 ) -> Result<u16, String> {
     let delivery = format!("{:032x}", rand::random::<u128>());
     let body = note.body(&delivery).to_string();
-    let signature = cfg.secret.as_ref().map(|s| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(s.expose().as_bytes())
-            .expect("HMAC takes any key length");
-        mac.update(body.as_bytes());
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256={hex}")
-    });
+    let signature = cfg
+        .secret
+        .as_ref()
+        .map(|s| crate::signature::sign(s.expose().as_bytes(), body.as_bytes()));
     let host = host_of(url);
     let mut wait = Duration::from_secs(1);
     let mut last = String::new();

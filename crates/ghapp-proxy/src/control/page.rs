@@ -18,6 +18,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::ControlPlane;
 use crate::respond::Body;
+use crate::signature::hex;
 
 const COOKIE: &str = "ghapp_session";
 const SESSION_LIFE: Duration = Duration::from_secs(8 * 3600);
@@ -42,10 +43,6 @@ impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Sessions(****)")
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Sessions {
