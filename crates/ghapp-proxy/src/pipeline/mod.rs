@@ -23,6 +23,7 @@ mod graphql;
 mod modes;
 mod observe;
 mod push;
+mod review;
 mod writes;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
