@@ -158,6 +158,11 @@ impl Git {
 
     /// `git` in `git_dir` with a clean environment, the base settings and `auth`.
     pub(crate) fn command(&self, git_dir: &Path, auth: Option<&Auth>) -> Command {
+        self.command_with(git_dir, auth, &[])
+    }
+
+    /// [`Git::command`] with `extra` settings after the base ones.
+    fn command_with(&self, git_dir: &Path, auth: Option<&Auth>, extra: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new("git");
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -181,6 +186,7 @@ impl Git {
         if let Some(a) = auth {
             config.push(("http.extraHeader", a.0.as_str()));
         }
+        config.extend_from_slice(extra);
         cmd.env("GIT_CONFIG_COUNT", config.len().to_string());
         for (i, (k, v)) in config.iter().enumerate() {
             cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
@@ -338,9 +344,11 @@ pub(crate) struct Quarantine {
 }
 
 impl Quarantine {
-    /// git reading the pushed objects and the mirror's, writing only here.
+    /// git reading the pushed objects and the mirror's, writing only here. Nothing written
+    /// here outlives the push, so nothing is flushed to disk (`core.fsync=none`): a 256 MiB
+    /// pack's flush would wait before the verdict.
     pub(crate) fn command(&self, git: &Git, auth: Option<&Auth>) -> Command {
-        let mut cmd = git.command(&self.mirror, auth);
+        let mut cmd = git.command_with(&self.mirror, auth, &[("core.fsync", "none")]);
         cmd.env("GIT_OBJECT_DIRECTORY", self.dir.path().join("objects"))
             .env(
                 "GIT_ALTERNATE_OBJECT_DIRECTORIES",

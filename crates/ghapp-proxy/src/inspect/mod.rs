@@ -311,7 +311,7 @@ impl Pump {
         self.seen.max_file = rules.max_file_bytes;
         self.seen.scan = rules.secret_scan;
         let max_push = rules.max_push_bytes;
-        let mut stdin = index.stdin.take();
+        let mut feed = feed_index(&mut index);
         let mut next = Some(Bytes::from(pack_start));
         loop {
             let chunk = match next.take() {
@@ -383,10 +383,10 @@ impl Pump {
             // Everything but the last 20 bytes goes on, to index-pack and to GitHub.
             let (pass, keep) = hold_back(&mut self.held, chunk);
             for b in pass {
-                if let Some(w) = stdin.as_mut()
-                    && w.write_all(&b).await.is_err()
+                if let Some(f) = &feed
+                    && f.send(b.clone()).await.is_err()
                 {
-                    stdin = None;
+                    feed = None;
                 }
                 self.send_up(b).await;
             }
@@ -407,8 +407,8 @@ impl Pump {
                 format!("cannot inspect the push: fetching the repository failed: {e}"),
             ));
         }
-        if let Some(mut w) = stdin.take() {
-            let _ = w.write_all(&self.held).await;
+        if let Some(f) = feed.take() {
+            let _ = f.send(Bytes::copy_from_slice(&self.held)).await;
         }
         let decided = tokio::time::timeout(DECIDE_TIME, self.decide(index)).await;
         match decided {
@@ -539,6 +539,23 @@ impl Pump {
         }
         Ok(())
     }
+}
+
+/// `git index-pack`'s stdin fed by its own task, so that GitHub's stream and index-pack each
+/// go at their own pace (up to [`IN_FLIGHT`] chunks apart) instead of waiting on each other's
+/// pipe. Dropping the sender closes stdin once what was sent is written; a write that fails
+/// (index-pack ended) ends the task and the next send.
+fn feed_index(index: &mut tokio::process::Child) -> Option<mpsc::Sender<Bytes>> {
+    let mut stdin = index.stdin.take()?;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(IN_FLIGHT);
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if stdin.write_all(&b).await.is_err() {
+                return;
+            }
+        }
+    });
+    Some(tx)
 }
 
 /// Splits `chunk` into what passes now and the last [`TRAILER`] bytes received (kept).
