@@ -159,7 +159,7 @@ fn lifecycle(w: &World, state: &str) {
     list.ok();
     assert!(
         list.stdout
-            .contains("agent-x\tstore\trepos=octo-org/widgets\tpush=refs/heads/agent/*\tactive"),
+            .contains("agent-x\tstore\tautonomous\trepos=octo-org/widgets\tpush=refs/heads/agent/*\tactive"),
         "{list:#?}"
     );
 
@@ -1131,7 +1131,7 @@ fn an_observing_sandbox_s_work_is_recorded_not_done() {
     shown.ok();
     let out = &shown.stdout;
     for want in [
-        "1\twatcher\tocto-org/widgets\tpush refs/heads/agent/obs: 1 commits, 2 paths",
+        "1\twatcher\tocto-org/widgets\tpush refs/heads/agent/obs: 1 commit, 2 paths",
         &format!("commit {head} Sandbox Agent"),
         "Describe the widgets",
         "M\tREADME.md",
@@ -2018,7 +2018,7 @@ fn what_a_sandbox_wrote_is_shown_escaped() {
     assert!(
         listed
             .stdout
-            .starts_with("NAME\tSOURCE\tREPOSITORIES\tPUSH\tSTATE\n")
+            .starts_with("NAME\tSOURCE\tMODE\tREPOSITORIES\tPUSH\tSTATE\n")
             && shown
                 .stdout
                 .starts_with(listed.stdout.lines().nth(1).unwrap())

@@ -451,7 +451,7 @@ mod erased {
         fn lines(&self) {
             crate::out::list_head(
                 self.len(),
-                "NAME\tSOURCE\tREPOSITORIES\tPUSH\tSTATE",
+                "NAME\tSOURCE\tMODE\tREPOSITORIES\tPUSH\tSTATE",
                 "no sandboxes",
             );
             self.iter().for_each(line);
@@ -472,15 +472,16 @@ mod erased {
     }
 }
 
-/// One sandbox in a line: name, where it comes from, repositories, pushes, state.
+/// One sandbox in a line: name, where it comes from, trust mode, repositories, pushes, state.
 fn line(v: &Sandbox) {
     outln!(
-        "{}\t{}\trepos={}\tpush={}\t{}",
+        "{}\t{}\t{}\trepos={}\tpush={}\t{}",
         field(&v.rules.sandbox),
         match v.source {
             ghapp_proxy::admin_api::Source::File => "file",
             ghapp_proxy::admin_api::Source::Store => "store",
         },
+        field(&v.rules.mode),
         field(&v.rules.repositories.join(",")),
         field(&v.rules.push.refs.join(",")),
         if v.disconnected {
@@ -516,11 +517,15 @@ fn proposal_line(p: &Proposal) -> String {
                 .flatten()
                 .map(|r| s(&r["ref"]))
                 .collect();
+            let n = |v: &Value, one: &str| {
+                let n = v.as_u64().unwrap_or_default();
+                format!("{n} {one}{}", if n == 1 { "" } else { "s" })
+            };
             format!(
-                "push {}: {} commits, {} paths",
+                "push {}: {}, {}",
                 refs.join(" "),
-                d["commits_total"],
-                d["paths_total"]
+                n(&d["commits_total"], "commit"),
+                n(&d["paths_total"], "path")
             )
         }
         "pull_request" => format!(
