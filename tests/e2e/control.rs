@@ -158,8 +158,9 @@ fn lifecycle(w: &World, state: &str) {
     let list = ghapp_sandbox(w, &p, &["list"]);
     list.ok();
     assert!(
-        list.stdout
-            .contains("agent-x\tstore\tautonomous\trepos=octo-org/widgets\tpush=refs/heads/agent/*\tactive"),
+        list.stdout.contains(
+            "agent-x\tstore\tautonomous\trepos=octo-org/widgets\tpush=refs/heads/agent/*\tactive"
+        ),
         "{list:#?}"
     );
 
