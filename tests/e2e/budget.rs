@@ -299,7 +299,97 @@ fn graphql_points_are_budgeted_below_github_s_and_a_query_still_passes() {
     );
 }
 
+/// Requests at once: a sandbox past `concurrent_per_sandbox`, and an owner past
+/// `concurrent_per_installation`, wait for a slot, then are told 429 with why; what waited in
+/// vain never reaches GitHub. (fakehub answers slowly here, so the slots stay taken.)
+fn requests_at_once_wait_for_a_slot_then_are_refused_before_github() {
+    let w = World::new();
+    let p = w.start_proxy(
+        &two_sandboxes(""),
+        "[budget]\nconcurrent_per_sandbox = 2\nconcurrent_per_installation = 3\n",
+    );
+    let a = ("agent-a", SECRET_A);
+    let b = ("agent-b", SECRET_B);
+    // Tokens first, so that the slow answers below are the requests' own.
+    for (who, repo) in [(a, "widgets"), (b, "gadgets")] {
+        let (status, _, _) = rest(&w, &p, who, "GET", &format!("/repos/octo-org/{repo}"), "");
+        assert_eq!(status, 200);
+    }
+    let slow = |path: &str| {
+        w.hub
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.target == format!("/api/v3{path}"))
+            .count()
+    };
+    let (widgets, gadgets) = (
+        "/repos/octo-org/widgets/pulls",
+        "/repos/octo-org/gadgets/pulls",
+    );
+    w.hub.set_api_delay_ms(7_000);
+    let answers: Vec<(&str, ghapp_e2e::HttpAnswer)> = std::thread::scope(|s| {
+        let one = |who: (&'static str, &'static str), path: &'static str| {
+            let (w, p) = (&w, &p);
+            s.spawn(move || {
+                let mut t = p.tunnel(who.0, who.1, &w.hub.git_host());
+                let answer = t
+                    .request(
+                        "GET",
+                        &format!("/api/v3{path}"),
+                        &[("Authorization", "Bearer placeholder")],
+                        b"",
+                    )
+                    .unwrap();
+                (who.0, answer)
+            })
+        };
+        // agent-a: three at once, two slots. Then agent-b: two, with one of the owner's three
+        // slots left.
+        let mut all: Vec<_> = (0..3).map(|_| one(a, widgets)).collect();
+        std::thread::sleep(Duration::from_secs(1));
+        all.extend((0..2).map(|_| one(b, gadgets)));
+        all.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    w.hub.set_api_delay_ms(0);
+    let refused = |who: &str, why: &str| {
+        answers
+            .iter()
+            .filter(|(n, a)| *n == who && a.status == 429 && a.body.contains(why))
+            .count()
+    };
+    let passed = |who: &str| {
+        answers
+            .iter()
+            .filter(|(n, a)| *n == who && a.status == 200)
+            .count()
+    };
+    assert_eq!(passed("agent-a"), 2, "{answers:#?}");
+    assert_eq!(
+        refused(
+            "agent-a",
+            "sandbox agent-a has 2 requests under way (concurrent_per_sandbox): retry in 1s"
+        ),
+        1,
+        "{answers:#?}"
+    );
+    assert_eq!(passed("agent-b"), 1, "{answers:#?}");
+    assert_eq!(
+        refused(
+            "agent-b",
+            "3 requests to octo-org are under way (concurrent_per_installation)"
+        ),
+        1,
+        "{answers:#?}"
+    );
+    // GitHub saw only what had a slot.
+    assert_eq!((slow(widgets), slow(gadgets)), (2, 1));
+}
+
 pub(crate) const TESTS: &[(&str, fn())] = &[
+    (
+        "requests_at_once_wait_for_a_slot_then_are_refused_before_github",
+        requests_at_once_wait_for_a_slot_then_are_refused_before_github,
+    ),
     (
         "graphql_points_are_budgeted_below_github_s_and_a_query_still_passes",
         graphql_points_are_budgeted_below_github_s_and_a_query_still_passes,
