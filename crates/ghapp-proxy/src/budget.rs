@@ -59,6 +59,9 @@ pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3);
 const MAX_OWNERS: usize = 10_000;
 /// The longest a request waits for a slot.
 pub(crate) const SLOT_WAIT: Duration = Duration::from_secs(5);
+/// How long [`Budgets::used`] answers a sandbox from what the store said last: `GET /policy`
+/// asks on every call, and a sandbox may call it in a loop (three store queries each).
+const USED_FRESH: Duration = Duration::from_secs(1);
 
 /// What GitHub last said of an installation's requests: (remaining, limit, reset).
 type Primary = (u64, u64, i64);
@@ -72,6 +75,8 @@ pub(crate) struct Budgets {
     /// Requests under way: per owner (lowercased), per sandbox.
     owners: Mutex<HashMap<String, Arc<Semaphore>>>,
     sandboxes: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// With a store: a sandbox's use as last read, and when.
+    used: Mutex<HashMap<String, (std::time::Instant, Used)>>,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -98,6 +103,7 @@ impl Budgets {
             primary: Mutex::default(),
             owners: Mutex::default(),
             sandboxes: Mutex::default(),
+            used: Mutex::default(),
         }
     }
 
@@ -296,6 +302,16 @@ impl Budgets {
 
     /// `sandbox`'s use now (every replica's with a store; 0 where it cannot be read).
     pub(crate) async fn used(&self, store: Option<&Store>, sandbox: &str) -> Used {
+        if store.is_some()
+            && let Some((at, used)) = self
+                .used
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(sandbox)
+            && at.elapsed() < USED_FRESH
+        {
+            return *used;
+        }
         let now = ghapp_core::jwt::unix_now();
         let mut out = [0i64; 3];
         for (i, (table, span)) in [
@@ -318,11 +334,19 @@ impl Budgets {
                     .unwrap_or(0),
             };
         }
-        Used {
+        let used = Used {
             content_minute: out[0],
             content_hour: out[1],
             points_minute: out[2],
+        };
+        if store.is_some() {
+            let mut m = self.used.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() >= MAX_OWNERS {
+                m.retain(|_, (at, _)| at.elapsed() < USED_FRESH);
+            }
+            m.insert(sandbox.to_owned(), (std::time::Instant::now(), used));
         }
+        used
     }
 
     /// Remembers what an answer from GitHub says of `owner`'s installation's requests.
