@@ -53,8 +53,24 @@ pub(crate) fn delegate(args: Vec<OsString>) -> Result<ExitCode> {
             "{PROGRAM} is not installed: it runs `ghapp emulator` and `ghapp demo` and is left out of deployed builds; from a source checkout run `cargo run -p ghapp -- demo`, or install it with `cargo install --locked --path crates/{PROGRAM}`"
         )
     })?;
-    let status = Command::new(&program)
-        .args(args)
+    let mut cmd = Command::new(&program);
+    cmd.args(args);
+    run_in_place(cmd, &program)
+}
+
+/// Replaces this process with `cmd`: a signal meant for `ghapp emulator` (a supervisor's
+/// SIGTERM, SIGKILL) then reaches the emulator, which a child would outlive.
+#[cfg(unix)]
+fn run_in_place(mut cmd: Command, program: &Path) -> Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let e = cmd.exec();
+    bail!("cannot run {}: {e}", program.display())
+}
+
+/// Elsewhere: as a child, answering with its exit status.
+#[cfg(not(unix))]
+fn run_in_place(mut cmd: Command, program: &Path) -> Result<ExitCode> {
+    let status = cmd
         .status()
         .with_context(|| format!("cannot run {}", program.display()))?;
     Ok(match status.code() {
