@@ -300,7 +300,8 @@ impl Budgets {
             .collect())
     }
 
-    /// `sandbox`'s use now (every replica's with a store; 0 where it cannot be read).
+    /// `sandbox`'s use now (every replica's with a store, as read at most [`USED_FRESH`] ago;
+    /// 0 where it cannot be read).
     pub(crate) async fn used(&self, store: Option<&Store>, sandbox: &str) -> Used {
         if store.is_some()
             && let Some((at, used)) = self
