@@ -14,53 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The configured limits (`[limits]` in the proxy's file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Open connections in all.
-    pub max_connections: usize,
-    /// Open connections from one source address.
-    pub max_connections_per_source: usize,
-    /// Connections that have not yet opened a tunnel with valid credentials.
-    pub max_unauthenticated: usize,
-    /// Open tunnels of one sandbox.
-    pub max_tunnels_per_sandbox: usize,
-    /// Open connections on each side listener (admin API and page, webhooks, metrics).
-    pub max_side_connections: usize,
-    /// For a request head, a TLS handshake, and a connection to authenticate.
-    pub header_timeout: Duration,
-    /// A connection (or tunnel) with no byte in either direction is closed after this.
-    pub idle_timeout: Duration,
-    /// Reading a body the proxy buffers (a push's command section, an inspected REST body).
-    pub body_timeout: Duration,
-    /// Bytes held in partial command sections and REST bodies, in all.
-    pub max_buffered_bytes: usize,
-    /// Wrong proxy credentials from one source address in a minute before it is refused
-    /// without a check for the rest of that minute.
-    pub login_failures_per_minute: u32,
-    /// What one inspected push's objects may inflate to, in all (each object's size as its
-    /// header or delta declares it, counted before it is inflated): zlib lets a small pack
-    /// declare far more work than it carries.
-    pub max_inflated_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_connections: 4096,
-            max_connections_per_source: 1024,
-            max_unauthenticated: 256,
-            max_tunnels_per_sandbox: 256,
-            max_side_connections: 256,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(300),
-            body_timeout: Duration::from_secs(60),
-            max_buffered_bytes: 64 << 20,
-            login_failures_per_minute: 20,
-            max_inflated_bytes: 4 << 30,
-        }
-    }
-}
+pub(crate) use crate::config::Limits;
 
 /// Shared counters behind [`Limits`].
 #[derive(Debug)]

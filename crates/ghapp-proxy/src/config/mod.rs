@@ -66,12 +66,14 @@ use serde::Deserialize;
 use crate::egress::Allow;
 
 mod budget;
+mod limits;
 mod notify;
 mod sandbox;
 mod sts;
-use crate::limits::Limits;
 pub use budget::BudgetConfig;
 use ghapp_core::secret::ProxySecret;
+use limits::FileLimits;
+pub use limits::Limits;
 pub use notify::{NotifyConfig, url_shape};
 pub use sandbox::{CODEOWNERS, Credential, Mode, PushRules, SandboxConfig, Significant};
 use sandbox::{FileDefaults, FileRules, FileSandbox, SecretSource, file_rules};
@@ -153,89 +155,6 @@ struct File {
     budget: budget::FileBudget,
     #[serde(default)]
     sandbox: Vec<FileSandbox>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileLimits {
-    max_connections: Option<usize>,
-    max_connections_per_source: Option<usize>,
-    max_unauthenticated: Option<usize>,
-    max_tunnels_per_sandbox: Option<usize>,
-    max_side_connections: Option<usize>,
-    header_timeout: Option<String>,
-    idle_timeout: Option<String>,
-    body_timeout: Option<String>,
-    max_buffered_bytes: Option<usize>,
-    login_failures_per_minute: Option<u32>,
-    max_inflated_bytes: Option<u64>,
-}
-
-impl FileLimits {
-    fn build(self, origin: &str) -> Result<Limits, ConfigError> {
-        let d = Limits::default();
-        let dur = |v: Option<String>, key: &str, def| -> Result<std::time::Duration, ConfigError> {
-            match v {
-                None => Ok(def),
-                Some(s) => humantime::parse_duration(&s)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        ConfigError(format!(
-                            "proxy config {origin}: [limits] {key} = {s:?} is not a duration: use e.g. \"30s\" or \"5m\""
-                        ))
-                    }),
-            }
-        };
-        let count = |v: Option<usize>, key: &str, def: usize| -> Result<usize, ConfigError> {
-            match v {
-                Some(0) => Err(ConfigError(format!(
-                    "proxy config {origin}: [limits] {key} must be at least 1"
-                ))),
-                Some(n) => Ok(n),
-                None => Ok(def),
-            }
-        };
-        Ok(Limits {
-            max_connections: count(self.max_connections, "max_connections", d.max_connections)?,
-            max_connections_per_source: count(
-                self.max_connections_per_source,
-                "max_connections_per_source",
-                d.max_connections_per_source,
-            )?,
-            max_unauthenticated: count(
-                self.max_unauthenticated,
-                "max_unauthenticated",
-                d.max_unauthenticated,
-            )?,
-            max_tunnels_per_sandbox: count(
-                self.max_tunnels_per_sandbox,
-                "max_tunnels_per_sandbox",
-                d.max_tunnels_per_sandbox,
-            )?,
-            max_side_connections: count(
-                self.max_side_connections,
-                "max_side_connections",
-                d.max_side_connections,
-            )?,
-            header_timeout: dur(self.header_timeout, "header_timeout", d.header_timeout)?,
-            idle_timeout: dur(self.idle_timeout, "idle_timeout", d.idle_timeout)?,
-            body_timeout: dur(self.body_timeout, "body_timeout", d.body_timeout)?,
-            max_buffered_bytes: count(
-                self.max_buffered_bytes,
-                "max_buffered_bytes",
-                d.max_buffered_bytes,
-            )?,
-            login_failures_per_minute: self
-                .login_failures_per_minute
-                .unwrap_or(d.login_failures_per_minute),
-            max_inflated_bytes: count(
-                self.max_inflated_bytes.map(|b| b as usize),
-                "max_inflated_bytes",
-                d.max_inflated_bytes as usize,
-            )? as u64,
-        })
-    }
 }
 
 #[derive(Debug, Clone)]
