@@ -12,7 +12,12 @@
 //! table; the control plane ([`control`]) changes it (SIGHUP, the state store, the admin API,
 //! GitHub's webhooks). `ARCHITECTURE.md` at the repository's root draws the pipeline.
 //!
+//! The `server` feature (on by default) is the proxy itself. Without it only [`config`]
+//! builds: reading and checking `proxy.toml`, with no runtime, TLS, HTTP client or state store
+//! (what the fuzz targets link).
+//!
 //! ```no_run
+//! # #[cfg(feature = "server")]
 //! # fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! let cfg = ghapp_proxy::config::ProxyConfig::load(std::path::Path::new("proxy.toml"))?;
 //! let proxy = ghapp_proxy::Proxy::new(cfg)?;
@@ -28,45 +33,80 @@
 //! the pack reaches GitHub, and GitHub never has a whole pack before the verdict. Redirects
 //! are never followed.
 
+#[cfg(feature = "server")]
 pub mod admin_api;
+#[cfg(feature = "server")]
 mod audit;
+#[cfg(feature = "server")]
 mod body;
+#[cfg(feature = "server")]
 mod budget;
+#[cfg(feature = "server")]
 pub mod ca;
 pub mod config;
+#[cfg(feature = "server")]
 mod control;
+// Without `server`, only what `config` reads of it is used.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod egress;
+#[cfg(feature = "server")]
 mod github;
+#[cfg(feature = "server")]
 mod inspect;
+#[cfg(feature = "server")]
 mod lfs;
+#[cfg(feature = "server")]
 mod limits;
+#[cfg(feature = "server")]
 mod live;
+#[cfg(feature = "server")]
 mod notify;
+#[cfg(feature = "server")]
 mod pipeline;
+#[cfg(feature = "server")]
 mod policy;
+#[cfg(feature = "server")]
 mod preflight;
+#[cfg(feature = "server")]
 mod respond;
+// Without `server`, only what `config` reads of it is used.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod router;
+#[cfg(feature = "server")]
 mod running;
+#[cfg(feature = "server")]
 mod sandbox;
+#[cfg(feature = "server")]
 mod signature;
+#[cfg(feature = "server")]
 mod store;
+#[cfg(feature = "server")]
 mod sts;
+#[cfg(feature = "server")]
 mod tokens;
+#[cfg(feature = "server")]
 mod transport;
+#[cfg(feature = "server")]
 mod upstream;
 
+#[cfg(feature = "server")]
 pub use body::COMMAND_SECTION_LIMIT;
+#[cfg(feature = "server")]
 pub use ghapp_core::secret::ProxySecret;
+#[cfg(feature = "server")]
 pub use preflight::{Check, CheckLevel};
+#[cfg(feature = "server")]
 pub use running::{Reached, Running, StartError, notify_test};
+#[cfg(feature = "server")]
 pub use signature::verify as verify_webhook;
 
+#[cfg(feature = "server")]
 /// The proxy, prepared: everything that can fail before serving has been done.
 pub struct Proxy {
     prepared: running::Prepared,
 }
 
+#[cfg(feature = "server")]
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
@@ -76,6 +116,7 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
+#[cfg(feature = "server")]
 impl Proxy {
     /// Prepares everything that can fail before serving: the key, the CA, the audit log, the
     /// upstream client. Synchronous: call it before any runtime exists.

@@ -68,7 +68,7 @@ impl Hosts {
 /// lower-cased, without brackets, and the port (443 when absent). `None`: not an authority
 /// (credentials in it, a bad port, nothing at all).
 pub(crate) fn split_authority(s: &str) -> Option<(String, u16)> {
-    let a: hyper::http::uri::Authority = s.parse().ok()?;
+    let a: http::uri::Authority = s.parse().ok()?;
     if a.as_str().contains('@') || a.host().is_empty() {
         return None;
     }

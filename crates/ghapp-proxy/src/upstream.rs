@@ -196,7 +196,7 @@ pub(crate) async fn storage(
 
 /// The answer's head as the sandbox gets it: its status, and its headers less the hop-by-hop
 /// ones and cookies.
-pub(crate) fn head_of(resp: &reqwest::Response) -> hyper::http::response::Builder {
+pub(crate) fn head_of(resp: &reqwest::Response) -> http::response::Builder {
     let mut out = Response::builder().status(resp.status());
     for (k, v) in resp.headers() {
         if !is_hop_by_hop(k) && k != hyper::header::SET_COOKIE {

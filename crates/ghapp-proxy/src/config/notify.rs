@@ -50,7 +50,7 @@ impl NotifyConfig {
 /// Whether `url` is one the proxy may post to: `https://`, or `http://` to a loopback
 /// address (a relay beside the proxy); no user part.
 pub fn url_shape(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL ({e})"))?;
+    let parsed = url::Url::parse(url).map_err(|e| format!("is not a URL ({e})"))?;
     let host = parsed.host_str().unwrap_or("").trim_matches(['[', ']']);
     let loopback = host == "localhost"
         || host
@@ -96,7 +96,7 @@ impl FileNotify {
             Some(Err(e)) => return Err(err(e)),
         };
         if let Some(p) = &self.page_url {
-            reqwest::Url::parse(p)
+            url::Url::parse(p)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| {

@@ -499,7 +499,7 @@ impl DataPlane {
     /// upload read by the secret scan as it passes, when the sandbox's rules scan).
     async fn granted_storage(
         &self,
-        parts: hyper::http::request::Parts,
+        parts: http::request::Parts,
         body: Incoming,
         o: &Origin,
         granted: lfs::Granted,
