@@ -61,5 +61,16 @@ fn main() -> std::process::ExitCode {
                 .map(move |(name, f)| (format!("{area}::{name}"), *f))
         })
         .collect();
-    ghapp_e2e::runner::run(tests)
+    ghapp_e2e::runner::run(tests, START_FIRST)
 }
+
+/// Started before the others, longest first: a long test that starts late keeps the whole run
+/// waiting for it. On 2 cores: install builds the three binaries (~90 s), minting_failing waits
+/// out GitHub's outage and the backoff (~35 s), upstream_faults its stalls (~30 s).
+const START_FIRST: &[&str] = &[
+    "install::install_clone_reinstall_and_uninstall",
+    "faults::minting_failing_for_a_while_gives_503_with_retry_after_then_recovers",
+    "proxy::upstream_faults_are_named_and_one_sandbox_cannot_stall_another",
+    "inspect::large_files_and_pushes_are_refused_before_the_upload_completes",
+    "writes::every_channel_decides_a_change_the_same_way",
+];
