@@ -7,7 +7,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use rand::Rng;
+use rand::RngExt;
 use serde::Serialize;
 
 /// The emulated app.

@@ -688,7 +688,7 @@ impl FakeHub {
         permissions: &[(&str, &str)],
         ttl_secs: Option<u64>,
     ) -> String {
-        use rand::Rng;
+        use rand::RngExt;
         let mut rng = rand::rng();
         const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let mut pick = |n: usize| -> String {

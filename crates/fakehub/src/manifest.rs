@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use jsonwebtoken::DecodingKey;
-use rand::Rng;
+use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::hub::{App, AppEntry, Hub, Installation, MANIFEST_CODE_TTL, PendingConversion};

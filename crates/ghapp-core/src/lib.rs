@@ -12,9 +12,10 @@
 //! - [`permissions`]: permission names and their ordered levels.
 //! - [`fsutil`]: 0600 files in 0700 directories, written atomically.
 //!
-//! The `mint` feature (on by default) brings the broker, the GitHub client, JWT signing, the
-//! OS keyring and the log subscriber, and with them tokio, reqwest and rustls. Without it
-//! (the credential helper) this crate reads configuration and the token cache only.
+//! The `mint` feature (off by default; every member that mints turns it on) brings the broker,
+//! the GitHub client, JWT signing, the OS keyring and the log subscriber, and with them tokio,
+//! reqwest and rustls. Without it (the credential helper) this crate reads configuration and
+//! the token cache only.
 //!
 //! ```no_run
 //! # #[cfg(feature = "mint")]
