@@ -31,6 +31,14 @@ fn start_sts(w: &World) -> (ProxyProc, String) {
 }
 
 fn start_sts_with(w: &World, failures_per_minute: u32) -> (ProxyProc, String) {
+    start_sts_with_env(w, failures_per_minute, &[])
+}
+
+fn start_sts_with_env(
+    w: &World,
+    failures_per_minute: u32,
+    env: &[(&str, String)],
+) -> (ProxyProc, String) {
     let (cert, key) = w.hub.issue_leaf(&["127.0.0.1", "localhost"]).unwrap();
     let dir = w.path("sts");
     std::fs::create_dir_all(&dir).unwrap();
@@ -42,7 +50,7 @@ fn start_sts_with(w: &World, failures_per_minute: u32) -> (ProxyProc, String) {
         dir.join("sts.key").display().to_string(),
         w.hub.ca_path().display().to_string(),
     );
-    let p = w.start_proxy("", &sts);
+    let p = w.start_proxy_with_env("", &sts, env);
     let url = p
         .sts_url
         .clone()
@@ -224,6 +232,87 @@ fn a_ci_job_without_a_key_clones_pushes_and_opens_a_pull_request() {
         p.metrics()
     );
     w.assert_no_secrets();
+}
+
+/// Each exchange is a server span, with children for the policy's read, the OIDC token's
+/// check and the mint; a refusal's span names its check; no export holds a token.
+fn an_exchange_is_traced_without_its_tokens() {
+    let w = World::new();
+    commit_to(&w, "octo-org", "widgets", &[ci_policy(&w)]);
+    let (cert, key) = w.hub.issue_leaf(&["127.0.0.1"]).unwrap();
+    let r = ghapp_e2e::Receiver::start(&cert, &key, Box::new(|_, _| 200));
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", r.url("")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            w.hub.ca_path().display().to_string(),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ];
+    let (_p, url) = start_sts_with_env(&w, 1000, &env);
+    let jwt = job_token(
+        &w,
+        &w.hub
+            .oidc_job("octo-org/widgets", "refs/heads/main", json!({})),
+        DOMAIN,
+    );
+    let (status, v) = exchange(&w, &url, "scope=octo-org/widgets&identity=ci", Some(&jwt));
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let (status, _) = exchange(
+        &w,
+        &url,
+        "scope=octo-org/widgets&identity=nosuch",
+        Some(&jwt),
+    );
+    assert_eq!(status, 404);
+
+    let got = r.wait_until(
+        std::time::Duration::from_secs(20),
+        "the spans of both exchanges",
+        |g| {
+            crate::telemetry::spans(g)
+                .iter()
+                .filter(|s| {
+                    crate::telemetry::attr(s, "ghapp.service").as_deref() == Some("exchange")
+                })
+                .count()
+                >= 2
+        },
+    );
+    let all = crate::telemetry::spans(&got);
+    let of = |decision: &str| {
+        all.iter()
+            .find(|s| {
+                crate::telemetry::attr(s, "ghapp.service").as_deref() == Some("exchange")
+                    && crate::telemetry::attr(s, "ghapp.decision").as_deref() == Some(decision)
+            })
+            .unwrap_or_else(|| panic!("a {decision} exchange's span in {all:#?}"))
+    };
+    let issued = of("allow");
+    assert_eq!(issued["kind"], 2, "a server span");
+    assert_eq!(
+        crate::telemetry::attr(issued, "ghapp.repo").as_deref(),
+        Some("octo-org/widgets")
+    );
+    assert_eq!(
+        crate::telemetry::names(&crate::telemetry::children(&all, issued)),
+        ["ghapp.oidc", "ghapp.policy", "ghapp.token"]
+    );
+    let refused = of("deny");
+    let reason = crate::telemetry::attr(refused, "ghapp.reason").unwrap_or_default();
+    assert!(reason.starts_with("policy:"), "{reason}");
+    assert_eq!(
+        crate::telemetry::names(&crate::telemetry::children(&all, refused)),
+        ["ghapp.policy"],
+        "refused once the policy was not found: no check, no mint"
+    );
+    for e in &got {
+        let body = String::from_utf8_lossy(&e.body);
+        assert!(!body.contains(&token), "an export holds the issued token");
+        assert!(!body.contains(&jwt), "an export holds the OIDC token");
+    }
 }
 
 fn every_refusal_names_its_check_and_mints_nothing() {
@@ -643,6 +732,10 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "every_refusal_names_its_check_and_mints_nothing",
         every_refusal_names_its_check_and_mints_nothing,
+    ),
+    (
+        "an_exchange_is_traced_without_its_tokens",
+        an_exchange_is_traced_without_its_tokens,
     ),
     (
         "octo_sts_action_unmodified_gets_a_working_token",

@@ -13,7 +13,7 @@ const PARENT: &str = "00f067aa0ba902b7";
 const OTLP_KEY: &str = "otlp-api-key-5f2c9a1b7e";
 
 /// Every span in the OTLP/JSON trace exports received.
-fn spans(got: &[Received]) -> Vec<Value> {
+pub(crate) fn spans(got: &[Received]) -> Vec<Value> {
     got.iter()
         .filter(|r| r.path == "/v1/traces")
         .flat_map(|r| {
@@ -30,7 +30,7 @@ fn spans(got: &[Received]) -> Vec<Value> {
 }
 
 /// A span's attribute as a string (OTLP/JSON: `{"key", "value": {"stringValue" | "intValue"}}`).
-fn attr(span: &Value, key: &str) -> Option<String> {
+pub(crate) fn attr(span: &Value, key: &str) -> Option<String> {
     span["attributes"]
         .as_array()?
         .iter()
@@ -45,13 +45,13 @@ fn attr(span: &Value, key: &str) -> Option<String> {
         })
 }
 
-fn children<'a>(all: &'a [Value], parent: &Value) -> Vec<&'a Value> {
+pub(crate) fn children<'a>(all: &'a [Value], parent: &Value) -> Vec<&'a Value> {
     all.iter()
         .filter(|s| s["parentSpanId"] == parent["spanId"] && s["traceId"] == parent["traceId"])
         .collect()
 }
 
-fn names(spans: &[&Value]) -> Vec<String> {
+pub(crate) fn names(spans: &[&Value]) -> Vec<String> {
     let mut n: Vec<String> = spans
         .iter()
         .map(|s| s["name"].as_str().unwrap_or("").to_owned())

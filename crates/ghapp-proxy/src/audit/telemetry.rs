@@ -5,9 +5,10 @@
 //!   `traceparent` when it sent one, with what the audit event says: sandbox, repository,
 //!   route, decision, reason, statuses. Child spans: `ghapp.token` (cache or mint),
 //!   `ghapp.inspect` (a push read before GitHub sees it), `ghapp.upstream` (GitHub's answer),
-//!   `ghapp.approval` (a pull request held). No token, secret or body is an attribute: the
-//!   token's fingerprint is not either, and a path or reason passes the secret scanner's
-//!   redaction first, as in the audit file.
+//!   `ghapp.approval` (a pull request held). The token exchange's requests too (service
+//!   `exchange`; children `ghapp.policy`, `ghapp.oidc`, `ghapp.token`). No token, secret or
+//!   body is an attribute: the token's fingerprint is not either, and a path or reason passes
+//!   the secret scanner's redaction first, as in the audit file.
 //! - Metrics: `ghapp.proxy.requests` (sandbox, service, decision) and
 //!   `ghapp.proxy.request.duration` (seconds, by service).
 //!

@@ -36,7 +36,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::audit::{Audit, Decision, Event, Exchange, Service};
+use crate::audit::{Audit, Decision, Event, Exchange, Service, telemetry};
 use crate::config::StsConfig;
 use crate::limits::Failures;
 use crate::respond::Body;
@@ -181,6 +181,12 @@ impl Sts {
             &path,
         );
         event.service = Service::Exchange;
+        // A server span per exchange (child of the client's `traceparent`, if it sent one),
+        // with children for the trust policy's read, the OIDC token's check and the mint.
+        let cx = self
+            .audit
+            .telemetry
+            .request(req.method().as_str(), req.headers());
         let mut x = Exchange::default();
         if let Some(left) = self.failures.blocked_for(peer.ip()) {
             self.audit.metrics.exchange("rate_limited");
@@ -193,10 +199,10 @@ impl Sts {
             }
             event.reason = "rate_limited".into();
             event.status = 429;
-            self.audit.record(&event);
+            self.audit.record_in(&event, cx.as_ref());
             return r;
         }
-        let result = self.exchange(&req, &mut x).await;
+        let result = telemetry::within(cx.clone(), self.exchange(&req, &mut x)).await;
         event.latency_ms = started.elapsed().as_millis() as u64;
         let (status, body) = match result {
             Ok((token, expires_at)) => {
@@ -219,7 +225,7 @@ impl Sts {
         event.status = status.as_u16();
         event.repo = x.scope.clone();
         event.exchange = Some(x);
-        self.audit.record(&event);
+        self.audit.record_in(&event, cx.as_ref());
         answer(status, &body)
     }
 
@@ -243,10 +249,11 @@ impl Sts {
                 format!("issuer {:?} is not one this service trusts", u.iss),
             ));
         }
-        let loaded = self.policy(&ask).await?;
+        let tel = &self.audit.telemetry;
+        let loaded = telemetry::child(tel, "ghapp.policy", self.policy(&ask)).await?;
         x.policy = loaded.source.clone();
         loaded.policy.check_issuer(&u.iss)?;
-        let claims = self.verifier.verify(jwt, &u).await?;
+        let claims = telemetry::child(tel, "ghapp.oidc", self.verifier.verify(jwt, &u)).await?;
         x.subject = claims["sub"]
             .as_str()
             .unwrap_or("")
@@ -271,7 +278,11 @@ impl Sts {
             fit: false,
         };
         x.permissions = want.permissions.to_string();
-        let t = broker.mint_uncached(&want).await.map_err(|e| match e {
+        let minted = telemetry::child(tel, "ghapp.token", async {
+            telemetry::note("ghapp.token.source", "minted");
+            broker.mint_uncached(&want).await
+        });
+        let t = minted.await.map_err(|e| match e {
             ghapp_core::Error::NotInstalled { .. } => Refused::new(
                 "scope",
                 format!("the app is not installed on {}", want.describe()),
