@@ -106,6 +106,65 @@ fn a_proxy_killed_mid_push_changes_nothing_and_restarts_clean() {
     );
 }
 
+/// A `git index-pack` that stops reading its stdin (the proxy's `git` here: a wrapper that
+/// sleeps in its place) refuses the push within the idle time instead of holding it open.
+fn an_index_pack_that_stops_reading_refuses_the_push() {
+    let mut w = World::new();
+    w.limit = Duration::from_secs(60);
+    let real = w.cmd("sh").args(&["-c", "command -v git"]).run();
+    let bin = w.path("stalling-git");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = bin.join("git");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = index-pack ] && exec sleep 300; done\nexec {} \"$@\"\n",
+            real.stdout.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let p = w.start_proxy_with_env(
+        &sandboxes(),
+        "[limits]\nidle_timeout = \"3s\"\n",
+        &[("PATH", path)],
+    );
+    let sb = Sandbox::new(&w, &p, "agent-a", SECRET_A);
+    sb.clone("octo-org", "widgets", "w", &[]).ok();
+    let work = w.path("w");
+    sb.git(&work, &["switch", "--quiet", "-c", "agent/stalled"])
+        .ok();
+    sb.commit(&work, "big.bin", &noise(4 << 20, 3));
+    let r = sb.git(&work, &["push", "origin", "agent/stalled"]);
+    r.fails();
+    assert!(!r.stderr.contains("panicked"), "{r:#?}");
+    assert_eq!(
+        w.hub_ref("octo-org", "widgets", "refs/heads/agent/stalled"),
+        None,
+        "GitHub never has the push"
+    );
+    let push = p
+        .audit()
+        .into_iter()
+        .rfind(|e| e["service"] == "git-receive-pack" && e["method"] == "POST")
+        .expect("the push's audit event");
+    assert!(
+        push["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("git index-pack stopped reading the pack")),
+        "{push}\n{r:#?}"
+    );
+}
+
 fn minting_failing_for_a_while_gives_503_with_retry_after_then_recovers() {
     let w = World::new();
     let p = w.start_proxy(&sandboxes(), "");
@@ -139,6 +198,10 @@ pub(crate) const TESTS: &[(&str, fn())] = &[
     (
         "a_proxy_killed_mid_push_changes_nothing_and_restarts_clean",
         a_proxy_killed_mid_push_changes_nothing_and_restarts_clean,
+    ),
+    (
+        "an_index_pack_that_stops_reading_refuses_the_push",
+        an_index_pack_that_stops_reading_refuses_the_push,
     ),
     (
         "minting_failing_for_a_while_gives_503_with_retry_after_then_recovers",

@@ -383,10 +383,23 @@ impl Pump {
             // Everything but the last 20 bytes goes on, to index-pack and to GitHub.
             let (pass, keep) = hold_back(&mut self.held, chunk);
             for b in pass {
-                if let Some(f) = &feed
-                    && f.send(b.clone()).await.is_err()
-                {
-                    feed = None;
+                if let Some(f) = &feed {
+                    match tokio::time::timeout(self.push.idle, f.send(b.clone())).await {
+                        Ok(Ok(())) => {}
+                        // index-pack ended: its exit status decides.
+                        Ok(Err(_)) => feed = None,
+                        Err(_) => {
+                            let r = self.refuse(
+                                "inspection",
+                                format!(
+                                    "git index-pack stopped reading the pack for {} (idle_timeout): the proxy cannot inspect the push",
+                                    humantime::format_duration(self.push.idle)
+                                ),
+                            );
+                            crate::body::drain(body).await;
+                            return Err(r);
+                        }
+                    }
                 }
                 self.send_up(b).await;
             }
@@ -544,7 +557,8 @@ impl Pump {
 /// `git index-pack`'s stdin fed by its own task, so that GitHub's stream and index-pack each
 /// go at their own pace (up to [`IN_FLIGHT`] chunks apart) instead of waiting on each other's
 /// pipe. Dropping the sender closes stdin once what was sent is written; a write that fails
-/// (index-pack ended) ends the task and the next send.
+/// (index-pack ended) ends the task and the next send. A send waits at most the push's idle
+/// time: an index-pack that stops reading refuses the push (and is killed with it).
 fn feed_index(index: &mut tokio::process::Child) -> Option<mpsc::Sender<Bytes>> {
     let mut stdin = index.stdin.take()?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(IN_FLIGHT);
