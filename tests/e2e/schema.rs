@@ -123,6 +123,43 @@ fn fakehub_answers_match_githubs_schemas() {
         assert_eq!(r.status.as_u16(), 404);
         assert_valid(&spec, spec.response_schema(op, "get", 404), &r.body, "GET contents 404");
 
+        // Check runs: a CI app reports one (checks: write), a reviewer lists them (read).
+        w.hub.grant(101, "checks", "write");
+        let body = json!({"repositories": ["widgets"], "permissions": {"checks": "write"}});
+        let r = call(&client, Method::POST, "/app/installations/101/access_tokens", Auth::Jwt(&jwt), Some(body)).await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.message());
+        let minted: Value = serde_json::from_slice(&r.body).unwrap();
+        let ci = InstallationToken::new(minted["token"].as_str().unwrap());
+        let main = w.hub_ref("octo-org", "widgets", "refs/heads/main").unwrap();
+        let create = "/repos/{owner}/{repo}/check-runs";
+        let run = json!({"name": "build", "head_sha": main, "status": "completed", "conclusion": "failure",
+            "details_url": "https://ci.example/runs/1", "output": {"title": "2 tests failed", "summary": "see the log"}});
+        assert!(spec.check(spec.request_schema(create, "post"), &run).is_empty());
+        let r = call(&client, Method::POST, "/repos/octo-org/widgets/check-runs", Auth::Token(&ci), Some(run)).await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.message());
+        assert_valid(&spec, spec.response_schema(create, "post", 201), &r.body, "POST check-runs");
+        let list = "/repos/{owner}/{repo}/commits/{ref}/check-runs";
+        for rev in ["main", main.as_str()] {
+            let r = call(&client, Method::GET, &format!("/repos/octo-org/widgets/commits/{rev}/check-runs"), Auth::Token(&ci), None).await;
+            assert_eq!(r.status.as_u16(), 200, "{}", r.message());
+            assert_valid(&spec, spec.response_schema(list, "get", 200), &r.body, "GET check-runs");
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["total_count"], 1);
+            assert_eq!(v["check_runs"][0]["conclusion"], "failure");
+        }
+        for (path, body, status) in [
+            ("/repos/octo-org/widgets/check-runs", Some(json!({"name": "build", "head_sha": "0".repeat(40)})), 422),
+            ("/repos/octo-org/widgets/check-runs", Some(json!({"head_sha": main})), 422),
+            ("/repos/octo-org/widgets/check-runs", Some(json!({"name": "b", "head_sha": main, "status": "completed"})), 422),
+        ] {
+            let r = call(&client, Method::POST, path, Auth::Token(&ci), body).await;
+            assert_eq!(r.status.as_u16(), status, "{}", r.message());
+        }
+        let r = call(&client, Method::GET, "/repos/octo-org/widgets/commits/no-such-branch/check-runs", Auth::Token(&ci), None).await;
+        assert_eq!(r.status.as_u16(), 422, "{}", r.message());
+        let r = call(&client, Method::GET, "/repos/octo-org/widgets/commits/main/check-runs", Auth::Token(&token), None).await;
+        assert_eq!(r.status.as_u16(), 403, "a token without checks: read");
+
         let r = call(&client, Method::DELETE, "/installation/token", Auth::Token(&token), None).await;
         assert_eq!(r.status.as_u16(), 204);
         let r = call(&client, Method::GET, "/installation/repositories", Auth::Token(&token), None).await;

@@ -181,6 +181,8 @@ pub(crate) struct Hub {
     /// Every token ever issued, for leak scans.
     pub issued: Mutex<Vec<String>>,
     pub pulls: Mutex<Vec<crate::pulls::Pull>>,
+    /// Check runs, oldest first.
+    pub check_runs: Mutex<Vec<crate::api::checks::CheckRun>>,
     /// Webhook deliveries, newest last.
     pub deliveries: Mutex<Vec<Delivery>>,
     pub knobs: Knobs,

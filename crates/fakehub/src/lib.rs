@@ -27,6 +27,7 @@
 //! | `POST /api/v3/app-manifests/{code}/conversions` | none | 201 with `pem`, `client_secret`, `webhook_secret`; a code converts once, within an hour of fakehub's clock; else 404 |
 //! | `GET`, `POST /apps/{slug}/installations/new` (form `account`, `repositories`) | none | installs the app on an account with the app's permissions |
 //! | `GET /api/v3/user` | fine-grained personal access token | the token's user; `github-authentication-token-expiration` when it expires |
+//! | `POST /api/v3/repos/{o}/{r}/check-runs`, `GET …/commits/{ref}/check-runs[?check_name=&status=]` | installation token (`checks` write, read) | `name` and `head_sha` (a commit of the repository) required, a `conclusion` completes the run, `completed` without one 422; an unknown ref 422; runs newest first, each with the open pull requests of its commit |
 //! | `GET /api/v3/repos/{o}/{r}/contents/{path}[?ref=]` | token (`contents` read) | a file's content-file document (base64 in lines of 60, its blob `sha`); a directory, a missing path or ref: 404 |
 //! | `GET /_oidc/.well-known/openid-configuration`, `GET /_oidc/.well-known/jwks`, `GET /_oidc/idtoken?api-version=2.0[&audience=]` | none; a job's request token (Bearer) for `idtoken` | an OIDC issuer shaped as GitHub Actions' (see `oidc`): jobs made by [`FakeHub::oidc_job`], keys rotated by [`FakeHub::oidc_rotate`] (RS256 or ES256) |
 //!
@@ -307,6 +308,7 @@ impl FakeHub {
             counters: Mutex::new(Default::default()),
             issued: Mutex::new(Vec::new()),
             pulls: Mutex::new(Vec::new()),
+            check_runs: Mutex::new(Vec::new()),
             deliveries: Mutex::new(hub::seed_deliveries()),
             knobs: Default::default(),
             received: Mutex::new(Default::default()),

@@ -10,6 +10,7 @@
 )]
 
 mod apps;
+pub(crate) mod checks;
 mod pulls;
 mod repos;
 
@@ -79,6 +80,8 @@ static ROUTES: &[Route] = routes! {
     "GET" "/repos/{owner}/{repo}/compare/{basehead+}" => repos::compare,
     "GET" "/repos/{owner}/{repo}/pulls/{number}/comments" => pulls::review_comments,
     "GET" "/repos/{owner}/{repo}/contents/{path+}" => repos::contents,
+    "POST" "/repos/{owner}/{repo}/check-runs" => checks::create,
+    "GET" "/repos/{owner}/{repo}/commits/{ref}/check-runs" => checks::list_for_ref,
 };
 
 /// The template's parameters when `segs` fits it. A last `{name+}` takes the rest of the path,
