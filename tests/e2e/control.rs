@@ -1692,6 +1692,69 @@ fn the_approvals_page_in_a_real_browser() {
         "the commits: {row}"
     );
     assert!(!row.contains("+for the page"), "folded: {row}");
+    // The checks GitHub has on the head: none readable until the app may read them.
+    assert!(
+        row.contains("Checks not shown: the app may not read checks on octo-org"),
+        "{row}"
+    );
+    // A CI app reports on agent/page (checks granted; its own token, as CI has one), then the
+    // page shows each run with its conclusion or status, linking only http(s) details.
+    w.hub.grant(101, "checks", "write");
+    let ci = w
+        .ghapp(&[
+            "token",
+            "--repo",
+            "octo-org/widgets",
+            "--permission",
+            "checks=write",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let head = w
+        .hub_ref("octo-org", "widgets", "refs/heads/agent/page")
+        .unwrap();
+    for run in [
+        serde_json::json!({"name": "build", "head_sha": head, "conclusion": "failure", "details_url": "https://ci.example/build/1"}),
+        serde_json::json!({"name": "lint", "head_sha": head, "status": "in_progress", "details_url": "javascript:alert(1)"}),
+    ] {
+        let created = curl_local([
+            "--cacert",
+            &w.hub.ca_path().display().to_string(),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {ci}"),
+            "--data",
+            &run.to_string(),
+            &format!("{}/repos/octo-org/widgets/check-runs", w.hub.api_url()),
+        ]);
+        assert_eq!(created, "201", "{run}");
+    }
+    b.go(&format!("{admin}/approvals"));
+    let row = b.text("#approval-1");
+    assert!(
+        row.contains("build: failure") && row.contains("lint: in_progress"),
+        "{row}"
+    );
+    assert!(
+        b.text("#approval-2").contains("No checks on agent/page2."),
+        "{}",
+        b.text("#approval-2")
+    );
+    let html = curl_local([
+        "-H",
+        &format!("Cookie: ghapp_session={}", b.cookie("ghapp_session")),
+        &format!("{admin}/approvals"),
+    ]);
+    assert!(
+        html.contains("<a href=\"https://ci.example/build/1\">build</a>")
+            && !html.contains("javascript:"),
+        "{html}"
+    );
     b.click("#approval-1 summary");
     let row = b.text("#approval-1");
     assert!(

@@ -39,6 +39,21 @@ pub(crate) struct Pull {
     pub url: String,
 }
 
+/// A check run as the approvals page shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Check {
+    pub name: String,
+    /// `queued`, `in_progress`, `completed`, ...
+    pub status: String,
+    /// Once completed: `success`, `failure`, ...
+    pub conclusion: Option<String>,
+    /// Where the CI shows it (`details_url`, else GitHub's page).
+    pub url: Option<String>,
+}
+
+/// The most check runs read for one ref.
+pub(crate) const MAX_CHECKS: usize = 50;
+
 /// What the proxy asks GitHub.
 pub(crate) trait GitHub: Send + Sync {
     /// What each of `ids` names, as far as the sandbox's tokens reach (ids left out did not
@@ -101,6 +116,15 @@ pub(crate) trait GitHub: Send + Sync {
         git_ref: &'a str,
         max: usize,
     ) -> Fut<'a, Result<Option<String>, Refusal>>;
+
+    /// The check runs on `git_ref` of `repo` (the newest [`MAX_CHECKS`]), read with a token
+    /// of their own narrowed to `repo` and `checks: read` (no sandbox's token carries it);
+    /// `Err` says, for a person, why they cannot be shown.
+    fn checks<'a>(
+        &'a self,
+        repo: &'a RepoName,
+        git_ref: &'a str,
+    ) -> Fut<'a, Result<Vec<Check>, String>>;
 
     /// Requests reviews of pull request `n` of `repo` (`POST …/requested_reviewers` with
     /// `ask`: `reviewers` and `team_reviewers`): GitHub's status and answer.
@@ -407,6 +431,82 @@ impl Api {
         .await
     }
 
+    /// [`GitHub::checks`]: a token for `repo` with `checks: read` alone (cached as any), then
+    /// `GET …/commits/{ref}/check-runs`, bounded as every call here.
+    async fn read_checks(&self, repo: &RepoName, git_ref: &str) -> Result<Vec<Check>, String> {
+        let broker = self
+            .tokens
+            .broker_for(repo.owner())
+            .ok_or_else(|| format!("no app of this proxy serves {}", repo.owner()))?;
+        let want = ghapp_core::broker::TokenRequest {
+            owner: Some(repo.owner().to_owned()),
+            repositories: vec![repo.repo().to_owned()],
+            permissions: [("checks", ghapp_core::permissions::Level::Read)]
+                .into_iter()
+                .collect(),
+            fit: false,
+        };
+        let token = broker.token(&want).await.map_err(|e| match e {
+            ghapp_core::Error::OutsideGrant { .. } => format!(
+                "the app may not read checks on {}: grant it Checks (read) to see CI here",
+                repo.owner()
+            ),
+            e => format!("cannot mint a token to read checks: {e}"),
+        })?;
+        let segment: String =
+            percent_encoding::utf8_percent_encode(git_ref, percent_encoding::NON_ALPHANUMERIC)
+                .collect();
+        let url = format!(
+            "{}/repos/{}/{}/commits/{segment}/check-runs?per_page={MAX_CHECKS}",
+            self.api_url,
+            repo.owner(),
+            repo.repo()
+        );
+        let send = self
+            .client
+            .get(&url)
+            .bearer_auth(token.token.expose())
+            .header(hyper::header::ACCEPT, "application/vnd.github+json")
+            .header(hyper::header::USER_AGENT, "ghapp-proxy")
+            .send();
+        let resp = match tokio::time::timeout(ANSWER_WAIT, send).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "GitHub is unreachable: {}",
+                    ghapp_core::client::root_cause(&e)
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "GitHub did not answer within {} s",
+                    ANSWER_WAIT.as_secs()
+                ));
+            }
+        };
+        let status = resp.status();
+        let bytes = read_bounded(resp, MAX_ANSWER, ANSWER_WAIT).await?;
+        if !status.is_success() {
+            return Err(format!("GitHub answered {status}"));
+        }
+        let v: Value = serde_json::from_slice(&bytes).map_err(|_| "GitHub's answer is not JSON")?;
+        Ok(v["check_runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(MAX_CHECKS)
+            .map(|c| {
+                let text = |k: &str| c[k].as_str().map(str::to_owned);
+                Check {
+                    name: text("name").unwrap_or_default(),
+                    status: text("status").unwrap_or_default(),
+                    conclusion: text("conclusion"),
+                    url: text("details_url").or_else(|| text("html_url")),
+                }
+            })
+            .collect())
+    }
+
     /// GitHub's answer to [`NODES_QUERY`] for `ids` (`Null` unless it answered 200).
     async fn ask_nodes(&self, token: &str, ids: &[String]) -> Result<(StatusCode, Value), Refusal> {
         let what = "node ids";
@@ -508,6 +608,14 @@ impl GitHub for Api {
             }
             Ok(Compare::of(&v))
         })
+    }
+
+    fn checks<'a>(
+        &'a self,
+        repo: &'a RepoName,
+        git_ref: &'a str,
+    ) -> Fut<'a, Result<Vec<Check>, String>> {
+        Box::pin(self.read_checks(repo, git_ref))
     }
 
     fn pull<'a>(
@@ -684,6 +792,15 @@ pub(crate) mod fake {
             self.ask(format!("compare {key}"));
             let m = self.compares.get(&key).cloned().unwrap_or_default();
             Box::pin(async move { Ok(m) })
+        }
+
+        fn checks<'a>(
+            &'a self,
+            _: &'a RepoName,
+            git_ref: &'a str,
+        ) -> Fut<'a, Result<Vec<Check>, String>> {
+            self.ask(format!("checks {git_ref}"));
+            Box::pin(async move { Ok(Vec::new()) })
         }
 
         fn pull<'a>(

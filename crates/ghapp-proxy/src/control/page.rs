@@ -3,8 +3,8 @@
 //! session cookie; every form carries the session's CSRF token; a Content-Security-Policy
 //! allows no script at all. `GET /approvals` lists the pending pull requests with sandbox,
 //! repository, head -> base, title, body and what a person needs to decide from GitHub's
-//! compare (figures, the commits, each file's diff folded, bounded), each with Approve and
-//! Deny; under them, the latest decisions.
+//! compare (figures, the commits, each file's diff folded, bounded) and the checks GitHub has on
+//! its head (CI's check runs), each with Approve and Deny; under them, the latest decisions.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -343,6 +343,7 @@ impl ControlPlane {
         let mut rows = String::new();
         for a in &pending {
             let figures = self.figures(&a.sandbox, &a.repo, &a.base, &a.head).await;
+            let figures = format!("{figures}{}", self.checks(&a.repo, &a.head).await);
             rows.push_str(&format!(
                 "<tr id=\"approval-{id}\"><td>{id}</td><td>{sb}</td><td>{repo}</td><td>{head} -&gt; {base}</td><td><strong>{title}</strong><pre>{body}</pre></td><td>{figures}</td><td><form method=\"post\" action=\"/approvals/{id}/approve\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\" id=\"approve-{id}\">Approve</button></form><form method=\"post\" action=\"/approvals/{id}/deny\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"reason\" placeholder=\"reason\" required><button type=\"submit\" id=\"deny-{id}\">Deny</button></form></td></tr>",
                 id = a.id,
@@ -488,6 +489,35 @@ impl ControlPlane {
             }
             Err(r) => esc(&r.message),
         }
+    }
+
+    /// What the checks GitHub has on `head` (a CI's check runs) say, as HTML: each run's name
+    /// (a link to its CI, when that is an http(s) address) and its conclusion or status.
+    async fn checks(&self, repo: &str, head: &str) -> String {
+        let Some(r) = ghapp_gitproto::repo::RepoName::parse(repo) else {
+            return String::new();
+        };
+        let runs = match self.data.github.checks(&r, head).await {
+            Ok(runs) => runs,
+            Err(why) => return format!("<p class=\"checks\">Checks not shown: {}</p>", esc(&why)),
+        };
+        if runs.is_empty() {
+            return format!("<p class=\"checks\">No checks on {}.</p>", esc(head));
+        }
+        let items: String = runs
+            .iter()
+            .map(|c| {
+                let name = match &c.url {
+                    Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                        format!("<a href=\"{}\">{}</a>", esc(u), esc(&c.name))
+                    }
+                    _ => esc(&c.name),
+                };
+                let state = c.conclusion.as_deref().unwrap_or(&c.status);
+                format!("<li class=\"check {0}\">{name}: {0}</li>", esc(state))
+            })
+            .collect();
+        format!("<ul class=\"checks\">{items}</ul>")
     }
 
     /// `POST /signout` (with the session's CSRF token): the session is ended in the store, so
