@@ -33,72 +33,47 @@
 //! the pack reaches GitHub, and GitHub never has a whole pack before the verdict. Redirects
 //! are never followed.
 
-#[cfg(feature = "server")]
-pub mod admin_api;
-#[cfg(feature = "server")]
-mod audit;
-#[cfg(feature = "server")]
-mod body;
-#[cfg(feature = "server")]
-mod budget;
-#[cfg(feature = "server")]
-pub mod ca;
+// `config` and what it reads of `egress` and `router` build without `server` too.
 pub mod config;
-#[cfg(feature = "server")]
-mod control;
-// Without `server`, only what `config` reads of it is used.
 #[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod egress;
-#[cfg(feature = "server")]
-mod github;
-#[cfg(feature = "server")]
-mod inspect;
-#[cfg(feature = "server")]
-mod lfs;
-#[cfg(feature = "server")]
-mod limits;
-#[cfg(feature = "server")]
-mod live;
-#[cfg(feature = "server")]
-mod notify;
-#[cfg(feature = "server")]
-mod pipeline;
-#[cfg(feature = "server")]
-mod policy;
-#[cfg(feature = "server")]
-mod preflight;
-#[cfg(feature = "server")]
-mod respond;
-// Without `server`, only what `config` reads of it is used.
 #[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod router;
-#[cfg(feature = "server")]
-mod running;
-#[cfg(feature = "server")]
-mod sandbox;
-#[cfg(feature = "server")]
-mod signature;
-#[cfg(feature = "server")]
-mod store;
-#[cfg(feature = "server")]
-mod sts;
-#[cfg(feature = "server")]
-mod tokens;
-#[cfg(feature = "server")]
-mod transport;
-#[cfg(feature = "server")]
-mod upstream;
 
-#[cfg(feature = "server")]
-pub use body::COMMAND_SECTION_LIMIT;
-#[cfg(feature = "server")]
-pub use ghapp_core::secret::ProxySecret;
-#[cfg(feature = "server")]
-pub use preflight::{Check, CheckLevel};
-#[cfg(feature = "server")]
-pub use running::{Reached, Running, StartError, notify_test};
-#[cfg(feature = "server")]
-pub use signature::verify as verify_webhook;
+cfg_if::cfg_if! {
+    if #[cfg(feature = "server")] {
+        pub mod admin_api;
+        mod audit;
+        mod body;
+        mod budget;
+        pub mod ca;
+        mod control;
+        mod github;
+        mod inspect;
+        mod lfs;
+        mod limits;
+        mod live;
+        mod notify;
+        mod pipeline;
+        mod policy;
+        mod preflight;
+        mod respond;
+        mod running;
+        mod sandbox;
+        mod signature;
+        mod store;
+        mod sts;
+        mod tokens;
+        mod transport;
+        mod upstream;
+
+        pub use body::COMMAND_SECTION_LIMIT;
+        pub use ghapp_core::secret::ProxySecret;
+        pub use preflight::{Check, CheckLevel};
+        pub use running::{Reached, Running, StartError, notify_test};
+        pub use signature::verify as verify_webhook;
+    }
+}
 
 #[cfg(feature = "server")]
 /// The proxy, prepared: everything that can fail before serving has been done.
