@@ -398,37 +398,50 @@ impl Api {
         let what = format!("{method} {path}");
         let (url, what, method) = (&url, &what, &method);
         self.with_token(sb, repo.owner(), |token: String| async move {
-            let mut rb = self
-                .client
-                .request(method.clone(), url)
-                .bearer_auth(token)
-                .header(hyper::header::ACCEPT, "application/vnd.github+json")
-                .header(hyper::header::USER_AGENT, "ghapp-proxy");
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
-            let resp = match tokio::time::timeout(ANSWER_WAIT, rb.send()).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    return Err(unavailable(what, ghapp_core::client::root_cause(&e)));
-                }
-                Err(_) => {
-                    return Err(unavailable(
-                        what,
-                        format!("no answer within {} s", ANSWER_WAIT.as_secs()),
-                    ));
-                }
-            };
-            let status = resp.status();
-            let bytes = read_bounded(resp, MAX_ANSWER, ANSWER_WAIT)
-                .await
-                .map_err(|why| unavailable(what, why))?;
-            Ok((
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            ))
+            self.send(&token, method, url, what, body).await
         })
         .await
+    }
+
+    /// One call to GitHub with `token`: its status and JSON answer (`Null` when not JSON),
+    /// within [`ANSWER_WAIT`] and [`MAX_ANSWER`].
+    async fn send(
+        &self,
+        token: &str,
+        method: &Method,
+        url: &str,
+        what: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), Refusal> {
+        let mut rb = self
+            .client
+            .request(method.clone(), url)
+            .bearer_auth(token)
+            .header(hyper::header::ACCEPT, "application/vnd.github+json")
+            .header(hyper::header::USER_AGENT, "ghapp-proxy");
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = match tokio::time::timeout(ANSWER_WAIT, rb.send()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return Err(unavailable(what, ghapp_core::client::root_cause(&e)));
+            }
+            Err(_) => {
+                return Err(unavailable(
+                    what,
+                    format!("no answer within {} s", ANSWER_WAIT.as_secs()),
+                ));
+            }
+        };
+        let status = resp.status();
+        let bytes = read_bounded(resp, MAX_ANSWER, ANSWER_WAIT)
+            .await
+            .map_err(|why| unavailable(what, why))?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     /// [`GitHub::checks`]: a token for `repo` with `checks: read` alone (cached as any), then
@@ -462,34 +475,13 @@ impl Api {
             repo.owner(),
             repo.repo()
         );
-        let send = self
-            .client
-            .get(&url)
-            .bearer_auth(token.token.expose())
-            .header(hyper::header::ACCEPT, "application/vnd.github+json")
-            .header(hyper::header::USER_AGENT, "ghapp-proxy")
-            .send();
-        let resp = match tokio::time::timeout(ANSWER_WAIT, send).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                return Err(format!(
-                    "GitHub is unreachable: {}",
-                    ghapp_core::client::root_cause(&e)
-                ));
-            }
-            Err(_) => {
-                return Err(format!(
-                    "GitHub did not answer within {} s",
-                    ANSWER_WAIT.as_secs()
-                ));
-            }
-        };
-        let status = resp.status();
-        let bytes = read_bounded(resp, MAX_ANSWER, ANSWER_WAIT).await?;
+        let (status, v) = self
+            .send(token.token.expose(), &Method::GET, &url, "check runs", None)
+            .await
+            .map_err(|r| r.message)?;
         if !status.is_success() {
             return Err(format!("GitHub answered {status}"));
         }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|_| "GitHub's answer is not JSON")?;
         Ok(v["check_runs"]
             .as_array()
             .into_iter()
