@@ -9,7 +9,7 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Answer, Ctx, err, not_found, read_json};
-use crate::hub::{Hub, IssuedToken, Repo, level_covers};
+use crate::hub::{Hub, IssuedToken, Repo};
 use crate::json_response;
 
 /// A check run as fakehub keeps it.
@@ -44,26 +44,13 @@ const CONCLUSIONS: &[&str] = &[
     "timed_out",
 ];
 
-/// The repository `t` reaches with `checks` at `level`: 404 outside it, 403 without the
-/// permission.
+/// The repository `t` reaches with `checks` at `level`.
 fn checks_repo(
     c: &Ctx,
     t: &IssuedToken,
     level: &str,
 ) -> Result<Repo, hyper::Response<crate::Body>> {
-    let r = c
-        .hub
-        .find_repo(c.param(0), c.param(1))
-        .filter(|r| c.hub.token_covers(t, &r.owner, &r.name))
-        .ok_or_else(not_found)?;
-    let granted = t.permissions.get("checks").map(String::as_str);
-    if !level_covers(granted.unwrap_or(""), level) {
-        return Err(err(
-            StatusCode::FORBIDDEN,
-            "Resource not accessible by integration",
-        ));
-    }
-    Ok(r)
+    super::repo_with(&c.hub, t, c.param(0), c.param(1), "checks", level)
 }
 
 /// The commit `rev` names in `r`, if any.

@@ -328,6 +328,30 @@ fn auth_of(req: &Request<Incoming>) -> Auth {
     }
 }
 
+/// The repository `owner/repo` if `t` reaches it (else 404, as GitHub hides what a token cannot
+/// see) with `permission` at `level` (else 403).
+fn repo_with(
+    hub: &Hub,
+    t: &IssuedToken,
+    owner: &str,
+    repo: &str,
+    permission: &str,
+    level: &str,
+) -> Result<crate::hub::Repo, Response<Body>> {
+    let r = hub
+        .find_repo(owner, repo)
+        .filter(|r| hub.token_covers(t, &r.owner, &r.name))
+        .ok_or_else(not_found)?;
+    let granted = t.permissions.get(permission).map_or("", String::as_str);
+    if !crate::hub::level_covers(granted, level) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        ));
+    }
+    Ok(r)
+}
+
 fn err(status: StatusCode, msg: &str) -> Response<Body> {
     json_response(status, &docs::error(msg))
 }

@@ -319,22 +319,7 @@ fn repo_for_token(
     repo: &str,
     level: &str,
 ) -> Result<Repo, Response<Body>> {
-    let r = hub
-        .find_repo(owner, repo)
-        .filter(|r| hub.token_covers(t, &r.owner, &r.name))
-        .ok_or_else(not_found)?;
-    let granted = t
-        .permissions
-        .get("pull_requests")
-        .map(String::as_str)
-        .unwrap_or("");
-    if !level_covers(granted, level) {
-        return Err(err(
-            StatusCode::FORBIDDEN,
-            "Resource not accessible by integration",
-        ));
-    }
-    Ok(r)
+    super::repo_with(hub, t, owner, repo, "pull_requests", level)
 }
 
 /// `POST /repos/{o}/{r}/pulls` with GitHub's validation.

@@ -314,18 +314,7 @@ pub(super) async fn compare(c: Ctx) -> Answer {
 /// refuses them with 403 `too_large`, as GitHub does for over 100 MB.
 pub(super) async fn contents(c: Ctx) -> Answer {
     let t = c.token()?;
-    let r = c
-        .hub
-        .find_repo(c.param(0), c.param(1))
-        .filter(|r| c.hub.token_covers(&t, &r.owner, &r.name))
-        .ok_or_else(not_found)?;
-    let granted = t.permissions.get("contents").map(String::as_str);
-    if !level_covers(granted.unwrap_or(""), "read") {
-        return Err(err(
-            StatusCode::FORBIDDEN,
-            "Resource not accessible by integration",
-        ));
-    }
+    let r = super::repo_with(&c.hub, &t, c.param(0), c.param(1), "contents", "read")?;
     let path = c.param(2).to_owned();
     let rev = c
         .query()
