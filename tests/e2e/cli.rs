@@ -737,12 +737,13 @@ fn a_shared_directory_keeps_its_mode_and_holds_no_secret() {
 fn a_config_that_cannot_work_is_named_before_it_is_used() {
     let w = World::new();
     let api = w.hub.api_url();
-    let check = |app: &str, sandbox: &str| {
+    // `top`: settings above the first table.
+    let check_with = |top: &str, app: &str, sandbox: &str| {
         let f = w.path("check.toml");
         std::fs::write(
             &f,
             format!(
-                "listen = \"127.0.0.1:0\"\n[app]\napi_url = {app:?}\napp_id = {}\nprivate_key_file = {:?}\n\n[[sandbox]]\nname = \"agent-1\"\nsecret = \"0123456789abcdef0123\"\n{sandbox}\n",
+                "listen = \"127.0.0.1:0\"\n{top}[app]\napi_url = {app:?}\napp_id = {}\nprivate_key_file = {:?}\n\n[[sandbox]]\nname = \"agent-1\"\nsecret = \"0123456789abcdef0123\"\n{sandbox}\n",
                 w.hub.app_id(),
                 w.hub.key_path().display().to_string()
             ),
@@ -759,6 +760,7 @@ fn a_config_that_cannot_work_is_named_before_it_is_used() {
             .args(&["proxy", "--check", "--config", &f.display().to_string()])
             .run()
     };
+    let check = |app: &str, sandbox: &str| check_with("", app, sandbox);
     let good = "repos = [\"octo-org/widgets\"]\npush = [\"agent/*\"]";
     check(&api, good).ok();
     // --check writes nothing: no CA, no spool, no token cache beside the file.
@@ -796,6 +798,25 @@ fn a_config_that_cannot_work_is_named_before_it_is_used() {
         let all = format!("{}{}", r.stdout, r.stderr);
         assert!(all.contains(want), "{want:?} in {r:#?}");
     }
+
+    // With the approvals page, an installation that does not grant Checks is named (a warning:
+    // the page shows the rest without them); once granted, nothing is said.
+    let token = w.path("admin-token");
+    std::fs::write(&token, "an-admin-token-0123456789abcdef").unwrap();
+    let page = format!(
+        "admin_listen = \"127.0.0.1:0\"\nadmin_token = {{ file = {:?} }}\n",
+        token.display().to_string()
+    );
+    let r = check_with(&page, &api, good);
+    assert!(
+        r.ok().stdout.contains(
+            "warn  approvals page: installation 101 (octo-org) does not grant Checks (read)"
+        ),
+        "{r:#?}"
+    );
+    w.hub.grant(101, "checks", "read");
+    let r = check_with(&page, &api, good);
+    assert!(!r.ok().stdout.contains("approvals page"), "{r:#?}");
 
     // A GHES URL without /api/v3 is named as such, not "not installed".
     let mut env = w.env().to_vec();

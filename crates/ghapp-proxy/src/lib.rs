@@ -113,10 +113,13 @@ impl Proxy {
     }
 
     /// What `ghapp proxy` checks before it serves (`--check` alone): GitHub trusted, the
-    /// app's JWT accepted, an installation for each sandbox's repositories.
+    /// app's JWT accepted, an installation for each sandbox's repositories (and, with the
+    /// approvals page, that it lets the page read checks).
     pub fn preflight(&self) -> Vec<Check> {
-        let sandboxes = live::Live::of(&self.prepared.cfg).sandboxes;
-        preflight::preflight(&self.prepared.tokens, &sandboxes)
+        let cfg = &self.prepared.cfg;
+        let sandboxes = live::Live::of(cfg).sandboxes;
+        let page = cfg.admin_listen.is_some() && cfg.admin_token.is_some();
+        preflight::preflight(&self.prepared.tokens, &sandboxes, page)
     }
 
     /// Serves on the configured addresses from a background thread with its own runtime.

@@ -96,7 +96,7 @@ fn is_unknown_name(reason: &str) -> bool {
 /// installed for each sandbox's repositories. A [`CheckLevel::Fail`] is a definite
 /// misconfiguration and names the setting to fix; an unreachable GitHub is only a warning (it
 /// may be down, and the proxy retries).
-pub(crate) fn preflight(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Check> {
+pub(crate) fn preflight(tokens: &Tokens, sandboxes: &[Arc<Sandbox>], page: bool) -> Vec<Check> {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -104,11 +104,13 @@ pub(crate) fn preflight(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Chec
         Ok(rt) => rt,
         Err(e) => return vec![Check::fail("runtime", format!("cannot start: {e}"))],
     };
-    rt.block_on(preflight_async(tokens, sandboxes))
+    rt.block_on(preflight_async(tokens, sandboxes, page))
 }
 
-async fn preflight_async(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Check> {
+async fn preflight_async(tokens: &Tokens, sandboxes: &[Arc<Sandbox>], page: bool) -> Vec<Check> {
     let mut out = Vec::new();
+    // The installations found, with their owner: the page's checks are read from each.
+    let mut seen: Vec<(String, u64)> = Vec::new();
     for broker in tokens.brokers() {
         if !check_app(broker, &mut out).await {
             return out;
@@ -137,6 +139,11 @@ async fn preflight_async(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Che
             }
         }
         for (owner, ids) in by_owner {
+            for id in &ids {
+                if !seen.iter().any(|(_, s)| s == id) {
+                    seen.push((owner.clone(), *id));
+                }
+            }
             match ids.as_slice() {
                 [id] if !failed => out.push(Check::ok(
                     &what,
@@ -152,7 +159,38 @@ async fn preflight_async(tokens: &Tokens, sandboxes: &[Arc<Sandbox>]) -> Vec<Che
             }
         }
     }
+    if page {
+        for (owner, id) in seen {
+            if let Some(broker) = tokens.broker_for(&owner) {
+                check_reads_checks(broker, &owner, id, &mut out).await;
+            }
+        }
+    }
     out
+}
+
+/// The approvals page shows a held pull request's checks with a `checks: read` token: a
+/// warning when installation `id` does not grant it (the page then says so, and shows the
+/// rest). Nothing when it does, or when GitHub cannot say.
+async fn check_reads_checks(broker: &Broker, owner: &str, id: u64, out: &mut Vec<Check>) {
+    let path = format!("/app/installations/{id}");
+    let Ok(r) = broker.app_request(reqwest::Method::GET, &path, None).await else {
+        return;
+    };
+    if !r.status.is_success() {
+        return;
+    }
+    let Ok(v) = r.json::<serde_json::Value>("the installation") else {
+        return;
+    };
+    if v["permissions"]["checks"].is_null() {
+        out.push(Check::warn(
+            "approvals page",
+            format!(
+                "installation {id} ({owner}) does not grant Checks (read): the page cannot show a held pull request's CI; add it to the app's permissions"
+            ),
+        ));
+    }
 }
 
 /// GitHub trusted and the app's JWT accepted; `false` when checking further is pointless.
