@@ -1700,18 +1700,6 @@ fn the_approvals_page_in_a_real_browser() {
     // A CI app reports on agent/page (checks granted; its own token, as CI has one), then the
     // page shows each run with its conclusion or status, linking only http(s) details.
     w.hub.grant(101, "checks", "write");
-    let ci = w
-        .ghapp(&[
-            "token",
-            "--repo",
-            "octo-org/widgets",
-            "--permission",
-            "checks=write",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
     let head = w
         .hub_ref("octo-org", "widgets", "refs/heads/agent/page")
         .unwrap();
@@ -1719,20 +1707,7 @@ fn the_approvals_page_in_a_real_browser() {
         serde_json::json!({"name": "build", "head_sha": head, "conclusion": "failure", "details_url": "https://ci.example/build/1"}),
         serde_json::json!({"name": "lint", "head_sha": head, "status": "in_progress", "details_url": "javascript:alert(1)"}),
     ] {
-        let created = curl_local([
-            "--cacert",
-            &w.hub.ca_path().display().to_string(),
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("Authorization: Bearer {ci}"),
-            "--data",
-            &run.to_string(),
-            &format!("{}/repos/octo-org/widgets/check-runs", w.hub.api_url()),
-        ]);
-        assert_eq!(created, "201", "{run}");
+        report_check(&w, &run);
     }
     b.go(&format!("{admin}/approvals"));
     let row = b.text("#approval-1");
@@ -1824,6 +1799,37 @@ fn the_approvals_page_in_a_real_browser() {
     );
     let still = ghapp_approvals(&w, &p, &["show", "2"]);
     assert!(still.stdout.contains("pending"), "{still:#?}");
+}
+
+/// A CI app reports `run` on octo-org/widgets (`POST …/check-runs` with its own token; the
+/// installation must grant `checks: write`).
+fn report_check(w: &World, run: &serde_json::Value) {
+    let ci = w
+        .ghapp(&[
+            "token",
+            "--repo",
+            "octo-org/widgets",
+            "--permission",
+            "checks=write",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let created = curl_local([
+        "--cacert",
+        &w.hub.ca_path().display().to_string(),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("Authorization: Bearer {ci}"),
+        "--data",
+        &run.to_string(),
+        &format!("{}/repos/octo-org/widgets/check-runs", w.hub.api_url()),
+    ]);
+    assert_eq!(created, "201", "{run}");
 }
 
 /// `method path` on the admin API with `body`: the status and the JSON answer.
@@ -1921,6 +1927,45 @@ fn the_admin_api_answers_as_documented_and_as_its_types_read() {
     let (code, v) = admin_json(&p, "GET", &format!("/v1/approvals/{id}"), None);
     assert_eq!(code, 200);
     spec.assert_answer("/v1/approvals/{id}", "get", 200, &v);
+    // Its checks: unreadable until the app may read them, then each run.
+    let (code, v) = admin_json(&p, "GET", &format!("/v1/approvals/{id}/checks"), None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/approvals/{id}/checks", "get", 200, &v);
+    let c: ghapp_proxy::admin_api::Checks = typed(&v);
+    assert!(
+        c.checks.is_empty()
+            && c.unavailable
+                .as_deref()
+                .is_some_and(|u| u.contains("grant it Checks (read)")),
+        "{v}"
+    );
+    w.hub.grant(101, "checks", "write");
+    let head = list[0].head_sha.clone();
+    report_check(
+        &w,
+        &serde_json::json!({"name": "build", "head_sha": head, "status": "queued"}),
+    );
+    let (code, v) = admin_json(&p, "GET", &format!("/v1/approvals/{id}/checks"), None);
+    assert_eq!(code, 200);
+    spec.assert_answer("/v1/approvals/{id}/checks", "get", 200, &v);
+    let c: ghapp_proxy::admin_api::Checks = typed(&v);
+    assert_eq!(c.unavailable, None, "{v}");
+    assert_eq!(
+        (
+            c.checks.len(),
+            c.checks[0].name.as_str(),
+            c.checks[0].status.as_str()
+        ),
+        (1, "build", "queued")
+    );
+    let shown = ghapp_approvals(&w, &p, &["show", &id.to_string()]);
+    assert!(
+        shown.ok().stdout.contains("checks: build queued"),
+        "{shown:#?}"
+    );
+    let (code, v) = admin_json(&p, "GET", "/v1/approvals/999/checks", None);
+    assert_eq!(code, 404);
+    spec.assert_answer("/v1/approvals/{id}/checks", "get", 404, &v);
     let (code, v) = admin_json(
         &p,
         "POST",

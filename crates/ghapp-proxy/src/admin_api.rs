@@ -10,6 +10,7 @@
 //! | `PATCH /v1/sandboxes/{name}` | [`Policy`] | [`Sandbox`] |
 //! | `DELETE /v1/sandboxes/{name}` | | [`Disconnected`] |
 //! | `GET /v1/approvals[?status=S]`, `GET /v1/approvals/{id}` | | [`Approval`] (a list, or one) |
+//! | `GET /v1/approvals/{id}/checks` | | [`Checks`] |
 //! | `POST /v1/approvals/{id}/approve`, `…/deny` | [`Decision`] | [`Approval`] |
 //! | `GET /v1/proposals[?sandbox=NAME]`, `GET /v1/proposals/{id}` | | [`Proposal`] (a list, or one) |
 //! | `GET /v1/proposals/{id}/bundle` | | a git bundle |
@@ -21,6 +22,29 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::store::{Approval, Proposal};
 use ghapp_core::secret::ProxySecret;
+
+/// The checks GitHub has on a held pull request's head commit (`GET
+/// /v1/approvals/{id}/checks`), read with a token narrowed to `checks: read`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checks {
+    /// The check runs, newest first (at most 50).
+    pub checks: Vec<CheckRun>,
+    /// Why they could not be read (the app lacks Checks, GitHub did not answer, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+/// One check run, as a person reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRun {
+    pub name: String,
+    /// `queued`, `in_progress`, `completed`, ...
+    pub status: String,
+    /// Once completed: `success`, `failure`, ...
+    pub conclusion: Option<String>,
+    /// Where the CI shows it (its `details_url`, else GitHub's page).
+    pub url: Option<String>,
+}
 
 /// A sandbox's policy keys: every key of a `[[sandbox]]` table but `name` and `secret`; a key
 /// left out takes `[defaults]`' value (when adding) or stays as it is (when changing).

@@ -39,17 +39,8 @@ pub(crate) struct Pull {
     pub url: String,
 }
 
-/// A check run as the approvals page shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Check {
-    pub name: String,
-    /// `queued`, `in_progress`, `completed`, ...
-    pub status: String,
-    /// Once completed: `success`, `failure`, ...
-    pub conclusion: Option<String>,
-    /// Where the CI shows it (`details_url`, else GitHub's page).
-    pub url: Option<String>,
-}
+/// A check run, as the approvals page and the admin API show it.
+pub(crate) use crate::admin_api::CheckRun as Check;
 
 /// The most check runs read for one ref.
 pub(crate) const MAX_CHECKS: usize = 50;

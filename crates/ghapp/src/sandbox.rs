@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use ghapp_proxy::admin_api::{
-    Approval, Created, Decision, Disconnected, ErrorBody, NewSandbox, Policy, Proposal, Sandbox,
+    Approval, Checks, Created, Decision, Disconnected, ErrorBody, NewSandbox, Policy, Proposal,
+    Sandbox,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -212,6 +213,14 @@ impl Api {
             );
             if matches!(c, ApprovalsCommand::Show { .. }) {
                 outln!("{}", block(&a.body));
+                let read: Checks = self
+                    .call(
+                        Method::GET,
+                        &format!("/v1/approvals/{}/checks", a.id),
+                        None::<&()>,
+                    )
+                    .await?;
+                outln!("{}", checks_line(&read));
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -607,6 +616,28 @@ fn proposal_text(p: &Proposal) -> String {
         }
     }
     out
+}
+
+/// `checks: NAME STATE (URL), ...` (the conclusion, else the status), or why there are none.
+fn checks_line(read: &Checks) -> String {
+    if let Some(why) = &read.unavailable {
+        return format!("checks: not shown: {}", field(why));
+    }
+    if read.checks.is_empty() {
+        return "checks: none".into();
+    }
+    let runs: Vec<String> = read
+        .checks
+        .iter()
+        .map(|c| {
+            let state = c.conclusion.as_deref().unwrap_or(&c.status);
+            match &c.url {
+                Some(u) => format!("{} {} ({})", field(&c.name), field(state), field(u)),
+                None => format!("{} {}", field(&c.name), field(state)),
+            }
+        })
+        .collect();
+    format!("checks: {}", runs.join(", "))
 }
 
 /// Who decides, for the record: `$USER`, else "ghapp approvals".

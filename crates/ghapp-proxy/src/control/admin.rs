@@ -128,7 +128,7 @@ fn ok(v: &impl Serialize) -> Result<Response<Body>, AdminError> {
     Ok(answer(StatusCode::OK, v))
 }
 
-const ROUTES: &str = "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}, GET /v1/approvals[/{id}], POST /v1/approvals/{id}/approve|deny, GET /v1/proposals[/{id}[/bundle]]";
+const ROUTES: &str = "the admin API: GET|POST /v1/sandboxes, GET|PATCH|DELETE /v1/sandboxes/{name}, GET /v1/approvals[/{id}[/checks]], POST /v1/approvals/{id}/approve|deny, GET /v1/proposals[/{id}[/bundle]]";
 
 impl ControlPlane {
     /// One request on the admin listener: the approvals page, or the API.
@@ -214,6 +214,13 @@ impl ControlPlane {
                     Some(a) => ok(&a),
                     None => Err(AdminError::NotFound(format!("no approval {id}"))),
                 }
+            }
+            (&Method::GET, ["v1", "approvals", id, "checks"]) => {
+                let id = number(id, "approval")?;
+                let Some(a) = store.approval(id).await? else {
+                    return Err(AdminError::NotFound(format!("no approval {id}")));
+                };
+                ok(&self.checks(&a).await)
             }
             (&Method::POST, ["v1", "approvals", id, action @ ("approve" | "deny")]) => {
                 let id = number(id, "approval")?;

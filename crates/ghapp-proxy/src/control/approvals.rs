@@ -12,6 +12,29 @@ use crate::audit::{Decision, Event, Head, Outcome, Service};
 use crate::store::{Approval, Store, StoreError};
 
 impl ControlPlane {
+    /// The checks GitHub has on `a`'s head commit (the one the person is shown), or why they
+    /// cannot be read.
+    pub(crate) async fn checks(&self, a: &Approval) -> crate::admin_api::Checks {
+        let Some(repo) = ghapp_gitproto::repo::RepoName::parse(&a.repo) else {
+            return crate::admin_api::Checks::default();
+        };
+        let head = if a.head_sha.is_empty() {
+            &a.head
+        } else {
+            &a.head_sha
+        };
+        match self.data.github.checks(&repo, head).await {
+            Ok(checks) => crate::admin_api::Checks {
+                checks,
+                unavailable: None,
+            },
+            Err(why) => crate::admin_api::Checks {
+                checks: Vec::new(),
+                unavailable: Some(why),
+            },
+        }
+    }
+
     /// Approves approval `id` on behalf of `by`: the pull request is created at GitHub with the
     /// sandbox's token, from the head the person was shown. A head that moved since, or that
     /// GitHub no longer has, or a pull request someone else opened meanwhile, closes the

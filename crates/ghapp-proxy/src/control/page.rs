@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::ControlPlane;
 use crate::respond::Body;
 use crate::signature::hex;
+use crate::store::Approval;
 
 const COOKIE: &str = "ghapp_session";
 const SESSION_LIFE: Duration = Duration::from_secs(8 * 3600);
@@ -343,7 +344,7 @@ impl ControlPlane {
         let mut rows = String::new();
         for a in &pending {
             let figures = self.figures(&a.sandbox, &a.repo, &a.base, &a.head).await;
-            let figures = format!("{figures}{}", self.checks(&a.repo, &a.head).await);
+            let figures = format!("{figures}{}", self.checks_html(a).await);
             rows.push_str(&format!(
                 "<tr id=\"approval-{id}\"><td>{id}</td><td>{sb}</td><td>{repo}</td><td>{head} -&gt; {base}</td><td><strong>{title}</strong><pre>{body}</pre></td><td>{figures}</td><td><form method=\"post\" action=\"/approvals/{id}/approve\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\" id=\"approve-{id}\">Approve</button></form><form method=\"post\" action=\"/approvals/{id}/deny\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"reason\" placeholder=\"reason\" required><button type=\"submit\" id=\"deny-{id}\">Deny</button></form></td></tr>",
                 id = a.id,
@@ -491,20 +492,18 @@ impl ControlPlane {
         }
     }
 
-    /// What the checks GitHub has on `head` (a CI's check runs) say, as HTML: each run's name
-    /// (a link to its CI, when that is an http(s) address) and its conclusion or status.
-    async fn checks(&self, repo: &str, head: &str) -> String {
-        let Some(r) = ghapp_gitproto::repo::RepoName::parse(repo) else {
-            return String::new();
-        };
-        let runs = match self.data.github.checks(&r, head).await {
-            Ok(runs) => runs,
-            Err(why) => return format!("<p class=\"checks\">Checks not shown: {}</p>", esc(&why)),
-        };
-        if runs.is_empty() {
-            return format!("<p class=\"checks\">No checks on {}.</p>", esc(head));
+    /// What the checks GitHub has on `a`'s head say, as HTML: each run's name (a link to its
+    /// CI, when that is an http(s) address) and its conclusion or status.
+    async fn checks_html(&self, a: &Approval) -> String {
+        let read = self.checks(a).await;
+        if let Some(why) = read.unavailable {
+            return format!("<p class=\"checks\">Checks not shown: {}</p>", esc(&why));
         }
-        let items: String = runs
+        if read.checks.is_empty() {
+            return format!("<p class=\"checks\">No checks on {}.</p>", esc(&a.head));
+        }
+        let items: String = read
+            .checks
             .iter()
             .map(|c| {
                 let name = match &c.url {
