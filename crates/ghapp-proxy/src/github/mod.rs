@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::body::read_bounded;
 use crate::policy::mode::Measure;
-use crate::policy::mutations::{NODES_QUERY, Node, read_nodes};
+use crate::policy::nodes::{NODES_QUERY, Node, read_nodes};
 use crate::policy::upstream_url;
 use crate::respond::Refusal;
 use crate::router::Hosts;
@@ -148,8 +148,7 @@ impl NodeCache {
         map.get(id)
             // A ref's target moves: a ref is always asked again.
             .filter(|(n, at)| {
-                at.elapsed() < NODE_TTL
-                    && !matches!(n.kind, crate::policy::mutations::Kind::Ref { .. })
+                at.elapsed() < NODE_TTL && !matches!(n.kind, crate::policy::nodes::Kind::Ref { .. })
             })
             .map(|(n, _)| n.clone())
     }

@@ -16,6 +16,7 @@ mod graphql;
 mod lfs;
 pub(crate) mod mode;
 pub(crate) mod mutations;
+pub(crate) mod nodes;
 mod rest;
 pub(crate) mod write;
 
